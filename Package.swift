@@ -1,0 +1,57 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Release builds must target AVX2+FMA: SwiftPM's default x86-64 baseline turns every fused
+// multiply-add into a libm call and keeps the elementwise kernels scalar (see docs/ARCHITECTURE.md).
+let optimized: [SwiftSetting] = [
+    .unsafeFlags(["-Xcc", "-march=x86-64-v3", "-Xcc", "-fno-math-errno"], .when(configuration: .release))
+]
+let optimizedC: [CSetting] = [
+    .unsafeFlags(["-march=x86-64-v3", "-O2"], .when(configuration: .release))
+]
+
+let package = Package(
+    name: "bootmae-swift",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "bootmae-train", targets: ["bootmae-train"]),
+        .executable(name: "bootmae-serve", targets: ["bootmae-serve"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // System C libraries.
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CLibPNG", pkgConfig: "libpng16", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CLibJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg62-turbo-dev"])]),
+        // setjmp-safe wrappers around libpng / libjpeg: errors come back as codes, never abort().
+        .target(name: "CImageCodecs", dependencies: ["CLibPNG", "CLibJPEG"], cSettings: optimizedC),
+
+        // Numerics: tensors, BLAS, kernels with forward and backward.
+        .target(name: "Tensor", dependencies: ["CBLAS"], swiftSettings: optimized),
+        // Vision transformer layers, encoder and (pretraining) decoders.
+        .target(name: "ViT", dependencies: ["Tensor"], swiftSettings: optimized),
+        // safetensors files, config.json, model directories, official key names.
+        .target(name: "Checkpoint", dependencies: ["Tensor", "ViT"], swiftSettings: optimized),
+        // Decode / encode / resize / normalize images.
+        .target(name: "ImageKit", dependencies: ["CImageCodecs"], swiftSettings: optimized),
+
+        .executableTarget(
+            name: "bootmae-train",
+            dependencies: ["Tensor", "ViT", "Checkpoint", "ImageKit",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: optimized),
+        .executableTarget(
+            name: "bootmae-serve",
+            dependencies: ["Tensor", "ViT", "Checkpoint", "ImageKit",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: optimized),
+
+        .target(name: "TestSupport", dependencies: ["Tensor", "Checkpoint"], path: "Tests/TestSupport"),
+        .testTarget(name: "TensorTests", dependencies: ["Tensor", "TestSupport"]),
+        .testTarget(name: "ViTTests", dependencies: ["ViT", "Checkpoint", "TestSupport"]),
+        .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "TestSupport"]),
+        .testTarget(name: "ImageKitTests", dependencies: ["ImageKit", "TestSupport"]),
+    ]
+)

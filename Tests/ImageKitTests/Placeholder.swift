@@ -1,0 +1,2 @@
+import XCTest
+final class PlaceholderImageKitTests: XCTestCase { func testNothing() {} }

@@ -1,0 +1,2 @@
+import XCTest
+final class PlaceholderViTTests: XCTestCase { func testNothing() {} }
