@@ -16,6 +16,7 @@ let package = Package(
     products: [
         .executable(name: "bootmae-train", targets: ["bootmae-train"]),
         .executable(name: "bootmae-serve", targets: ["bootmae-serve"]),
+        .executable(name: "bootmae-bench", targets: ["bootmae-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -47,6 +48,10 @@ let package = Package(
             dependencies: ["Tensor", "ViT", "Checkpoint", "ImageKit",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: optimized),
+
+        // Benchmarks (bench/): throughput of our code, run in release builds only.
+        .executableTarget(name: "bootmae-bench", dependencies: ["Tensor", "ViT"], path: "bench/BootMAEBench",
+                          swiftSettings: optimized),
 
         .target(name: "TestSupport", dependencies: ["Tensor", "Checkpoint"], path: "Tests/TestSupport"),
         .testTarget(name: "TensorTests", dependencies: ["Tensor", "TestSupport"]),

@@ -1,1 +1,65 @@
-// Tensor module.
+import Foundation
+
+/// A dense float32 tensor: a shape and its elements in contiguous row-major order.
+///
+/// Storage is a Swift array, so copies are copy-on-write and a `Tensor` can be passed around
+/// like any value. Kernels reach the elements through unsafe buffer pointers (see `Kernels/`).
+public struct Tensor: Sendable, Equatable {
+    public var shape: [Int]
+    public var data: [Float]
+
+    public init(shape: [Int], data: [Float]) {
+        precondition(shape.reduce(1, *) == data.count,
+                     "Tensor: shape \(shape) needs \(shape.reduce(1, *)) elements, got \(data.count)")
+        self.shape = shape
+        self.data = data
+    }
+
+    public init(zeros shape: [Int]) {
+        self.init(shape: shape, data: [Float](repeating: 0, count: shape.reduce(1, *)))
+    }
+
+    public init(repeating value: Float, shape: [Int]) {
+        self.init(shape: shape, data: [Float](repeating: value, count: shape.reduce(1, *)))
+    }
+
+    /// A tensor whose storage is filled by `body` (no zero-initialisation pass).
+    public init(shape: [Int], unsafeUninitialized body: (UnsafeMutablePointer<Float>) -> Void) {
+        let n = shape.reduce(1, *)
+        self.shape = shape
+        self.data = [Float](unsafeUninitializedCapacity: n) { buffer, count in
+            if n > 0 { body(buffer.baseAddress!) }
+            count = n
+        }
+    }
+
+    public var count: Int { data.count }
+    public var rank: Int { shape.count }
+
+    /// Size of the last axis (the feature axis for token tensors).
+    public var lastDim: Int { shape.last ?? 1 }
+    /// Number of rows when the tensor is seen as a matrix (all leading axes, last axis).
+    public var rows: Int { lastDim == 0 ? 0 : count / lastDim }
+
+    /// The same elements under a new shape.
+    public func reshaped(_ newShape: [Int]) -> Tensor {
+        Tensor(shape: newShape, data: data)
+    }
+
+    @inlinable
+    public func withPointer<R>(_ body: (UnsafePointer<Float>) throws -> R) rethrows -> R {
+        try data.withUnsafeBufferPointer { try body($0.baseAddress!) }
+    }
+
+    @inlinable
+    public mutating func withMutablePointer<R>(_ body: (UnsafeMutablePointer<Float>) throws -> R) rethrows -> R {
+        try data.withUnsafeMutableBufferPointer { try body($0.baseAddress!) }
+    }
+}
+
+extension Tensor: CustomStringConvertible {
+    public var description: String {
+        let head = data.prefix(6).map { String(format: "%.4g", $0) }.joined(separator: ", ")
+        return "Tensor(\(shape), [\(head)\(count > 6 ? ", …" : "")])"
+    }
+}

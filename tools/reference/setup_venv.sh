@@ -8,6 +8,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
 fi
 "$VENV/bin/pip" install -q --upgrade pip
-# The +cpu build avoids ~3 GB of CUDA wheels this CPU-only machine never uses.
-"$VENV/bin/pip" install -q "torch==2.13.0+cpu" "timm==1.0.31" "safetensors" "numpy" "pillow" "scikit-image"
+# timm needs torchvision, and PyPI carries torchvision only as the CUDA build, so the matching CUDA
+# torch is installed too (~3 GB, used on CPU). Pinned so fixtures regenerate identically.
+"$VENV/bin/pip" install -q "torch==2.13.0" "torchvision==0.28.0" "timm==1.0.31" "safetensors" "numpy" "pillow" "scikit-image"
 echo "$VENV"

@@ -1,0 +1,27 @@
+import CBLAS
+
+/// Thin, typed wrappers over the OpenBLAS calls the project uses. Row-major everywhere.
+public enum BLAS {
+    /// Threads OpenBLAS may use for one call. Set once at start-up (servers, trainers, benchmarks).
+    public static var threads: Int {
+        get { Int(openblas_get_num_threads()) }
+        set { openblas_set_num_threads(Int32(max(1, newValue))) }
+    }
+
+    /// C = alpha · op(A) · op(B) + beta · C, with op(X) = X or Xᵀ; all matrices row-major.
+    /// `m×k` is the shape of op(A), `k×n` of op(B), `m×n` of C; `lda`/`ldb`/`ldc` are row strides.
+    @inlinable
+    public static func gemm(transA: Bool = false, transB: Bool = false,
+                            m: Int, n: Int, k: Int, alpha: Float = 1,
+                            a: UnsafePointer<Float>, lda: Int,
+                            b: UnsafePointer<Float>, ldb: Int,
+                            beta: Float = 0,
+                            c: UnsafeMutablePointer<Float>, ldc: Int) {
+        if m == 0 || n == 0 { return }
+        cblas_sgemm(CblasRowMajor,
+                    transA ? CblasTrans : CblasNoTrans,
+                    transB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), alpha,
+                    a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+}

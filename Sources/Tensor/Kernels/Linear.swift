@@ -1,0 +1,56 @@
+/// y = x·Wᵀ + b over the last axis: x (…, in), W (out, in), b (out) → y (…, out).
+/// PyTorch's `nn.Linear` layout, so checkpoint weights are used as stored.
+public enum LinearOp {
+    public static func forward(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
+        let (rows, inDim, outDim) = (x.rows, x.lastDim, weight.shape[0])
+        precondition(weight.shape == [outDim, inDim], "linear: input width \(inDim) vs weight \(weight.shape)")
+        var outShape = x.shape
+        outShape[outShape.count - 1] = outDim
+        return Tensor(shape: outShape) { y in
+            x.withPointer { xp in weight.withPointer { wp in
+                if let bias {
+                    precondition(bias.count == outDim, "linear: bias \(bias.shape) vs out \(outDim)")
+                    bias.withPointer { bp in
+                        for r in 0..<rows { (y + r * outDim).update(from: bp, count: outDim) }
+                    }
+                }
+                BLAS.gemm(transB: true, m: rows, n: outDim, k: inDim,
+                          a: xp, lda: inDim, b: wp, ldb: inDim,
+                          beta: bias == nil ? 0 : 1, c: y, ldc: outDim)
+            } }
+        }
+    }
+
+    /// Returns dx; accumulates dW += dyᵀ·x and db += Σ_rows dy.
+    public static func backward(_ dy: Tensor, input x: Tensor, weight: Tensor,
+                                weightGrad: inout Tensor, biasGrad: UnsafeMutablePointer<Float>?) -> Tensor {
+        let (rows, inDim, outDim) = (x.rows, x.lastDim, weight.shape[0])
+        precondition(dy.rows == rows && dy.lastDim == outDim, "linear backward: dy \(dy.shape) vs x \(x.shape)")
+        dy.withPointer { dyp in
+            x.withPointer { xp in
+                weightGrad.withMutablePointer { gw in
+                    BLAS.gemm(transA: true, m: outDim, n: inDim, k: rows,
+                              a: dyp, lda: outDim, b: xp, ldb: inDim, beta: 1, c: gw, ldc: inDim)
+                }
+            }
+            if let biasGrad { sumRows(dyp, rows: rows, cols: outDim, into: biasGrad) }
+        }
+        return inputGradient(dy, weight: weight, inputShape: x.shape)
+    }
+
+    /// dx = dy·W alone (for layers whose weights are frozen).
+    public static func inputGradient(_ dy: Tensor, weight: Tensor, inputShape: [Int]) -> Tensor {
+        let (outDim, inDim) = (weight.shape[0], weight.shape[1])
+        let rows = dy.rows
+        return Tensor(shape: inputShape) { dx in
+            dy.withPointer { dyp in weight.withPointer { wp in
+                BLAS.gemm(m: rows, n: inDim, k: outDim, a: dyp, lda: outDim, b: wp, ldb: inDim, c: dx, ldc: inDim)
+            } }
+        }
+    }
+
+    /// out[c] += Σ_r m[r, c]
+    public static func sumRows(_ m: UnsafePointer<Float>, rows: Int, cols: Int, into out: UnsafeMutablePointer<Float>) {
+        for r in 0..<rows { Vector.add(m + r * cols, into: out, cols) }
+    }
+}

@@ -1,0 +1,112 @@
+/// Small vector primitives over raw pointers, written so release builds vectorize them:
+/// plain indexed loops for elementwise work, several SIMD16 accumulators for reductions
+/// (float reductions never auto-vectorize because reassociation changes the result).
+public enum Vector {
+    @inline(__always) @usableFromInline
+    static func load16(_ p: UnsafePointer<Float>) -> SIMD16<Float> {
+        UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self)
+    }
+
+    /// Σ x[i]
+    @inlinable
+    public static func sum(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
+        var a0 = SIMD16<Float>(), a1 = SIMD16<Float>()
+        var i = 0
+        while i + 32 <= n {
+            a0 += load16(x + i); a1 += load16(x + i + 16); i += 32
+        }
+        if i + 16 <= n { a0 += load16(x + i); i += 16 }
+        var s = (a0 + a1).sum()
+        while i < n { s += x[i]; i += 1 }
+        return s
+    }
+
+    /// Σ x[i]·y[i]
+    @inlinable
+    public static func dot(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ n: Int) -> Float {
+        var a0 = SIMD16<Float>(), a1 = SIMD16<Float>()
+        var i = 0
+        while i + 32 <= n {
+            a0.addProduct(load16(x + i), load16(y + i))
+            a1.addProduct(load16(x + i + 16), load16(y + i + 16))
+            i += 32
+        }
+        if i + 16 <= n { a0.addProduct(load16(x + i), load16(y + i)); i += 16 }
+        var s = (a0 + a1).sum()
+        while i < n { s += x[i] * y[i]; i += 1 }
+        return s
+    }
+
+    /// Σ (x[i] − c)²
+    @inlinable
+    public static func sumSquaredDeviation(_ x: UnsafePointer<Float>, _ n: Int, from c: Float) -> Float {
+        var a0 = SIMD16<Float>(), a1 = SIMD16<Float>()
+        let cv = SIMD16<Float>(repeating: c)
+        var i = 0
+        while i + 32 <= n {
+            let d0 = load16(x + i) - cv, d1 = load16(x + i + 16) - cv
+            a0.addProduct(d0, d0); a1.addProduct(d1, d1)
+            i += 32
+        }
+        if i + 16 <= n { let d = load16(x + i) - cv; a0.addProduct(d, d); i += 16 }
+        var s = (a0 + a1).sum()
+        while i < n { let d = x[i] - c; s += d * d; i += 1 }
+        return s
+    }
+
+    /// max x[i]
+    @inlinable
+    public static func max(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
+        var m = -Float.infinity
+        var i = 0
+        if n >= 16 {
+            var mv = load16(x)
+            i = 16
+            while i + 16 <= n { mv = pointwiseMax(mv, load16(x + i)); i += 16 }
+            m = mv.max()
+        }
+        while i < n { m = Swift.max(m, x[i]); i += 1 }
+        return m
+    }
+
+    /// y[i] += x[i]
+    @inlinable
+    public static func add(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, _ n: Int) {
+        for i in 0..<n { y[i] += x[i] }
+    }
+
+    /// y[i] += a·x[i]
+    @inlinable
+    public static func axpy(_ a: Float, _ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, _ n: Int) {
+        for i in 0..<n { y[i] += a * x[i] }
+    }
+
+    /// x[i] *= a
+    @inlinable
+    public static func scale(_ x: UnsafeMutablePointer<Float>, by a: Float, _ n: Int) {
+        for i in 0..<n { x[i] *= a }
+    }
+}
+
+extension Tensor {
+    /// Elementwise a + b (same shapes): the residual connection.
+    public static func + (a: Tensor, b: Tensor) -> Tensor {
+        precondition(a.shape == b.shape, "add: shapes \(a.shape) and \(b.shape) differ")
+        var out = a
+        out.add(b)
+        return out
+    }
+
+    /// self += other, elementwise.
+    public mutating func add(_ other: Tensor) {
+        precondition(count == other.count, "add: \(shape) vs \(other.shape)")
+        let n = count
+        other.withPointer { src in withMutablePointer { dst in Vector.add(src, into: dst, n) } }
+    }
+
+    /// self *= a, elementwise.
+    public mutating func scale(by a: Float) {
+        let n = count
+        withMutablePointer { Vector.scale($0, by: a, n) }
+    }
+}

@@ -1,0 +1,101 @@
+import Tensor
+
+/// How the q, k, v projection is biased: timm/MAE learn one bias for all three (`qkv.bias`);
+/// BootMAE/BEiT learn q and v biases only (`q_bias`, `v_bias`) and fix the k bias at zero.
+public enum QKVBias: String, Codable, Sendable {
+    case qkv, qv, none
+}
+
+/// The fused q/k/v projection x → [q | k | v], each `width` wide.
+public struct QKVProjection: Sendable {
+    public let weight: Parameter
+    public let mode: QKVBias
+    /// qkv mode: one (3A) bias. qv mode: q_bias and v_bias (A each).
+    public let bias: Parameter?
+    public let qBias: Parameter?
+    public let vBias: Parameter?
+
+    /// `name` is the attention module ("blocks.0.attn"); the weight is "<name>.qkv.weight".
+    public init(dim: Int, width: Int, mode: QKVBias, name: String, into params: inout ParameterList) {
+        self.mode = mode
+        weight = Parameter(Tensor(zeros: [3 * width, dim]))
+        params.add("\(name).qkv.weight", weight)
+        switch mode {
+        case .qkv:
+            bias = Parameter(Tensor(zeros: [3 * width])); qBias = nil; vBias = nil
+            params.add("\(name).qkv.bias", bias!)
+        case .qv:
+            bias = nil; qBias = Parameter(Tensor(zeros: [width])); vBias = Parameter(Tensor(zeros: [width]))
+            params.add("\(name).q_bias", qBias!)
+            params.add("\(name).v_bias", vBias!)
+        case .none:
+            bias = nil; qBias = nil; vBias = nil
+        }
+    }
+
+    var width: Int { weight.shape[0] / 3 }
+
+    /// The bias actually added: [q_bias | 0 | v_bias] in qv mode.
+    var effectiveBias: Tensor? {
+        switch mode {
+        case .qkv: return bias!.value
+        case .qv: return Tensor(shape: [3 * width], data: qBias!.value.data + [Float](repeating: 0, count: width) + vBias!.value.data)
+        case .none: return nil
+        }
+    }
+
+    public func forward(_ x: Tensor) -> Tensor {
+        LinearOp.forward(x, weight: weight.value, bias: effectiveBias)
+    }
+
+    public func backward(_ dy: Tensor, input x: Tensor) -> Tensor {
+        let a = width
+        switch mode {
+        case .qkv:
+            return bias!.withGradPointer { LinearOp.backward(dy, input: x, weight: weight.value, weightGrad: &weight.grad, biasGrad: $0) }
+        case .none:
+            return LinearOp.backward(dy, input: x, weight: weight.value, weightGrad: &weight.grad, biasGrad: nil)
+        case .qv:
+            // The k bias is a constant: only the q and v thirds of Σ dy reach a parameter.
+            var full = [Float](repeating: 0, count: 3 * a)
+            let dx = full.withUnsafeMutableBufferPointer {
+                LinearOp.backward(dy, input: x, weight: weight.value, weightGrad: &weight.grad, biasGrad: $0.baseAddress!)
+            }
+            qBias!.withGradPointer { g in for i in 0..<a { g[i] += full[i] } }
+            vBias!.withGradPointer { g in for i in 0..<a { g[i] += full[2 * a + i] } }
+            return dx
+        }
+    }
+}
+
+/// Multi-head self-attention (timm `Attention` / BootMAE `Attention`): qkv → SDPA → proj.
+/// The attention width A = heads · (dim / heads) may be less than dim (BootMAE's 504-wide decoder).
+public struct SelfAttention: Sendable {
+    public let qkv: QKVProjection
+    public let proj: Linear
+    public let heads: Int
+
+    public struct Cache: Sendable {
+        let input: Tensor, qkv: Tensor, attention: AttentionOp.Saved, context: Tensor
+    }
+
+    public init(dim: Int, heads: Int, bias: QKVBias, name: String, into params: inout ParameterList) {
+        let width = heads * (dim / heads)
+        self.heads = heads
+        qkv = QKVProjection(dim: dim, width: width, mode: bias, name: name, into: &params)
+        proj = Linear(width, dim, name: "\(name).proj", into: &params)
+    }
+
+    /// x: (B, N, dim).
+    public func forward(_ x: Tensor) -> (Tensor, Cache) {
+        let q = qkv.forward(x)
+        let (context, saved) = AttentionOp.selfForward(qkv: q, heads: heads)
+        return (proj.forward(context), Cache(input: x, qkv: q, attention: saved, context: context))
+    }
+
+    public func backward(_ dy: Tensor, cache: Cache) -> Tensor {
+        let dContext = proj.backward(dy, input: cache.context)
+        let dqkv = AttentionOp.selfBackward(dContext, qkv: cache.qkv, saved: cache.attention, heads: heads)
+        return qkv.backward(dqkv, input: cache.input)
+    }
+}

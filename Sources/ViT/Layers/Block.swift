@@ -1,0 +1,40 @@
+import Tensor
+
+/// The pre-norm transformer block of ViT (timm `Block`, BootMAE `Block`), no layer scale:
+///   x = x + Attn(LN1(x));  x = x + MLP(LN2(x))
+public struct Block: Sendable {
+    public let norm1: LayerNorm
+    public let attn: SelfAttention
+    public let norm2: LayerNorm
+    public let mlp: MLP
+
+    public struct Cache: Sendable {
+        let norm1: LayerNorm.Cache, attn: SelfAttention.Cache
+        let norm2: LayerNorm.Cache, mlp: MLP.Cache
+    }
+
+    public init(dim: Int, heads: Int, mlpHidden: Int, bias: QKVBias, eps: Float, name: String,
+                into params: inout ParameterList) {
+        norm1 = LayerNorm(dim, eps: eps, name: "\(name).norm1", into: &params)
+        attn = SelfAttention(dim: dim, heads: heads, bias: bias, name: "\(name).attn", into: &params)
+        norm2 = LayerNorm(dim, eps: eps, name: "\(name).norm2", into: &params)
+        mlp = MLP(dim: dim, hidden: mlpHidden, name: "\(name).mlp", into: &params)
+    }
+
+    public func forward(_ x: Tensor) -> (Tensor, Cache) {
+        let (n1, c1) = norm1.forward(x)
+        let (a, ca) = attn.forward(n1)
+        let x1 = x + a
+        let (n2, c2) = norm2.forward(x1)
+        let (m, cm) = mlp.forward(n2)
+        return (x1 + m, Cache(norm1: c1, attn: ca, norm2: c2, mlp: cm))
+    }
+
+    public func backward(_ dy: Tensor, cache: Cache) -> Tensor {
+        var dx1 = dy
+        dx1.add(norm2.backward(mlp.backward(dy, cache: cache.mlp), cache: cache.norm2))
+        var dx = dx1
+        dx.add(norm1.backward(attn.backward(dx1, cache: cache.attn), cache: cache.norm1))
+        return dx
+    }
+}

@@ -1,0 +1,36 @@
+import Tensor
+
+/// A fully connected layer, `nn.Linear` layout: weight (out, in), optional bias (out).
+public struct Linear: Sendable {
+    public let weight: Parameter
+    public let bias: Parameter?
+
+    public init(_ inFeatures: Int, _ outFeatures: Int, bias: Bool = true, name: String, into params: inout ParameterList) {
+        weight = Parameter(Tensor(zeros: [outFeatures, inFeatures]))
+        params.add("\(name).weight", weight)
+        if bias {
+            let b = Parameter(Tensor(zeros: [outFeatures]))
+            params.add("\(name).bias", b)
+            self.bias = b
+        } else {
+            self.bias = nil
+        }
+    }
+
+    public var inFeatures: Int { weight.shape[1] }
+    public var outFeatures: Int { weight.shape[0] }
+
+    public func forward(_ x: Tensor) -> Tensor {
+        LinearOp.forward(x, weight: weight.value, bias: bias?.value)
+    }
+
+    /// Accumulates weight and bias gradients; returns dx.
+    public func backward(_ dy: Tensor, input x: Tensor) -> Tensor {
+        if let bias {
+            return bias.withGradPointer { gb in
+                LinearOp.backward(dy, input: x, weight: weight.value, weightGrad: &weight.grad, biasGrad: gb)
+            }
+        }
+        return LinearOp.backward(dy, input: x, weight: weight.value, weightGrad: &weight.grad, biasGrad: nil)
+    }
+}

@@ -1,0 +1,146 @@
+import Tensor
+
+/// The ViT encoder of timm / MAE / BootMAE:
+///   patch_embed → prepend cls_token → + pos_embed → blocks → norm
+/// plus the optional classification pieces of a fine-tuned model (fc_norm, head).
+/// Parameter names are the official checkpoint keys, so weights load by name.
+public struct VisionTransformer: Sendable {
+    /// Which optional modules exist; decided by the checkpoint (a pretrained encoder has `norm`,
+    /// a timm avg-pool or BootMAE fine-tuned one has `fc_norm` + `head` and no `norm`).
+    public struct Parts: Sendable, Equatable {
+        public var norm: Bool
+        public var fcNorm: Bool
+        public var headClasses: Int?
+        public init(norm: Bool = true, fcNorm: Bool = false, headClasses: Int? = nil) {
+            self.norm = norm; self.fcNorm = fcNorm; self.headClasses = headClasses
+        }
+    }
+
+    public let config: ViTConfig
+    public let parts: Parts
+    public private(set) var parameters = ParameterList()
+
+    public let patchEmbed: PatchEmbed
+    public let clsToken: Parameter
+    public let posEmbed: Parameter
+    public let blocks: [Block]
+    public let norm: LayerNorm?
+    public let fcNorm: LayerNorm?
+    public let head: Linear?
+
+    public struct Cache: Sendable {
+        let patchEmbed: PatchEmbed.Cache
+        let blocks: [Block.Cache]
+        let norm: LayerNorm.Cache?
+        let batch: Int
+    }
+
+    public init(config c: ViTConfig, parts: Parts = Parts()) {
+        self.config = c
+        self.parts = parts
+        let eps = Float(c.layerNormEps)
+        var p = ParameterList()
+        clsToken = Parameter(Tensor(zeros: [1, 1, c.embedDim]))
+        p.add("cls_token", clsToken)
+        // A generated sin-cos table is fixed; a checkpoint's table is learnable (timm semantics).
+        let fixedTable: Tensor? = switch c.posEmbed ?? .checkpoint {
+        case .checkpoint: nil
+        case .sincosBootMAE: SinCosPositionalEmbedding.table(grid: c.gridSize, dim: c.embedDim, order: .rowFirst)
+        case .sincosMAE: SinCosPositionalEmbedding.table(grid: c.gridSize, dim: c.embedDim, order: .columnFirst)
+        }
+        posEmbed = Parameter(fixedTable ?? Tensor(zeros: [1, c.numTokens, c.embedDim]), trainable: fixedTable == nil)
+        if fixedTable == nil { p.add("pos_embed", posEmbed) }
+        patchEmbed = PatchEmbed(channels: c.inChans, patch: c.patchSize, dim: c.embedDim, name: "patch_embed.proj", into: &p)
+        blocks = (0..<c.depth).map { i in
+            Block(dim: c.embedDim, heads: c.numHeads, mlpHidden: c.mlpHidden, bias: c.qkvBias, eps: eps,
+                  name: "blocks.\(i)", into: &p)
+        }
+        norm = parts.norm ? LayerNorm(c.embedDim, eps: eps, name: "norm", into: &p) : nil
+        fcNorm = parts.fcNorm ? LayerNorm(c.embedDim, eps: eps, name: "fc_norm", into: &p) : nil
+        head = parts.headClasses.map { Linear(c.embedDim, $0, name: "head", into: &p) }
+        parameters = p
+    }
+
+    // MARK: Encoder
+
+    /// images (B, C, H, W), normalized → all tokens (B, 1 + N, D) after the final norm
+    /// (raw block output when the model has no `norm`).
+    public func forward(_ images: Tensor) -> (Tensor, Cache) {
+        let (patches, pc) = patchEmbed.forward(images)
+        var x = addClassAndPosition(patches)
+        var caches: [Block.Cache] = []
+        caches.reserveCapacity(blocks.count)
+        for block in blocks {
+            let (y, cache) = block.forward(x)
+            x = y
+            caches.append(cache)
+        }
+        var normCache: LayerNorm.Cache?
+        if let norm { (x, normCache) = norm.forward(x) }
+        return (x, Cache(patchEmbed: pc, blocks: caches, norm: normCache, batch: images.shape[0]))
+    }
+
+    /// Backward from d tokens: accumulates every parameter gradient and returns d images.
+    public func backward(_ dTokens: Tensor, cache: Cache) -> Tensor {
+        var dx = dTokens
+        if let norm, let nc = cache.norm { dx = norm.backward(dx, cache: nc) }
+        for (block, bc) in zip(blocks, cache.blocks).reversed() { dx = block.backward(dx, cache: bc) }
+        return patchEmbed.backward(classAndPositionBackward(dx), cache: cache.patchEmbed)
+    }
+
+    /// [cls; patch tokens] + pos_embed: (B, N, D) → (B, 1 + N, D).
+    func addClassAndPosition(_ patches: Tensor) -> Tensor {
+        let (b, n, d) = (patches.shape[0], patches.shape[1], patches.shape[2])
+        let t = n + 1
+        precondition(posEmbed.value.count == t * d, "pos_embed \(posEmbed.shape) does not fit \(n) patches of width \(d)")
+        return Tensor(shape: [b, t, d]) { out in
+            patches.withPointer { pp in posEmbed.value.withPointer { pos in clsToken.value.withPointer { cls in
+                for bi in 0..<b {
+                    let dst = out + bi * t * d
+                    for k in 0..<d { dst[k] = cls[k] + pos[k] }
+                    let src = pp + bi * n * d
+                    for k in 0..<(n * d) { dst[d + k] = src[k] + pos[d + k] }
+                }
+            } } }
+        }
+    }
+
+    /// Gradient of `addClassAndPosition`: sums into cls_token / pos_embed, returns d patches.
+    func classAndPositionBackward(_ dx: Tensor) -> Tensor {
+        let (b, t, d) = (dx.shape[0], dx.shape[1], dx.shape[2])
+        dx.withPointer { g in
+            clsToken.withGradPointer { gc in for bi in 0..<b { Vector.add(g + bi * t * d, into: gc, d) } }
+            if posEmbed.trainable {
+                posEmbed.withGradPointer { gp in for bi in 0..<b { Vector.add(g + bi * t * d, into: gp, t * d) } }
+            }
+        }
+        return Tensor(shape: [b, t - 1, d]) { out in
+            dx.withPointer { g in for bi in 0..<b { (out + bi * (t - 1) * d).update(from: g + (bi * t + 1) * d, count: (t - 1) * d) } }
+        }
+    }
+
+    // MARK: Pooling and head
+
+    /// One embedding per image from the encoder's tokens:
+    ///   cls  → tokens[:, 0]                 (tokens are already normed)
+    ///   mean → fc_norm(mean(tokens[:, 1:])) when the model has fc_norm, else mean(tokens[:, 1:]).
+    public func pool(_ tokens: Tensor, _ pooling: ViTConfig.Pooling? = nil) -> Tensor {
+        switch pooling ?? config.globalPool {
+        case .cls:
+            return TokenOps.select(tokens, token: 0)
+        case .mean:
+            let m = TokenOps.mean(tokens, from: 1)
+            return fcNorm.map { $0.forward(m).0 } ?? m
+        }
+    }
+
+    /// Logits (B, classes) from pooled features; nil when the model has no head.
+    public func classify(_ pooled: Tensor) -> Tensor? {
+        head?.forward(pooled)
+    }
+
+    /// Convenience: images → embeddings, no caches kept beyond each block.
+    public func embed(_ images: Tensor, pooling: ViTConfig.Pooling? = nil) -> Tensor {
+        pool(forward(images).0, pooling)
+    }
+}

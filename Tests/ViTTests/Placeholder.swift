@@ -1,2 +1,0 @@
-import XCTest
-final class PlaceholderViTTests: XCTestCase { func testNothing() {} }

@@ -1,0 +1,58 @@
+import Foundation
+import Tensor
+import ViT
+
+// Encoder forward throughput on random weights: img/s and achieved GFLOP/s per model and batch.
+// Run through bench/encoder (release build with the project's flags). Not a test: numbers vary
+// 15–40% run to run on shared machines; compare within one run.
+
+struct Case {
+    let name: String
+    let config: ViTConfig
+}
+
+/// Multiply-adds ×2 of one image's forward pass (linear layers and attention matmuls).
+func flopsPerImage(_ c: ViTConfig) -> Double {
+    let (t, d, h) = (Double(c.numTokens), Double(c.embedDim), Double(c.mlpHidden))
+    let patch = 2 * Double(c.numPatches) * Double(c.patchDim) * d
+    let block = 2 * t * d * 3 * d + 2 * 2 * t * t * d + 2 * t * d * d + 2 * 2 * t * d * h
+    return patch + Double(c.depth) * block
+}
+
+func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s[s.count / 2] }
+
+let arguments = CommandLine.arguments
+let threads = arguments.firstIndex(of: "--threads").map { Int(arguments[$0 + 1])! } ?? 2
+let seconds = arguments.firstIndex(of: "--seconds").map { Double(arguments[$0 + 1])! } ?? 3
+BLAS.threads = threads
+
+let cases = [
+    Case(name: "vit_b16_224", config: ViTConfig(imgSize: 224, patchSize: 16, embedDim: 768, depth: 12, numHeads: 12,
+                                                posEmbed: .sincosMAE)),
+    Case(name: "vit_tiny_32_p4", config: ViTConfig(imgSize: 32, patchSize: 4, embedDim: 192, depth: 12, numHeads: 3,
+                                                   posEmbed: .sincosMAE)),
+]
+
+print("threads=\(threads)  (median of timed runs after one warm-up, ~\(seconds)s per case)")
+print("case                 batch    img/s   GFLOP/s   ms/batch")
+for c in cases {
+    var rng = SeededRandom(seed: 0)
+    let model = VisionTransformer(config: c.config)
+    WeightInit.initialize(model, style: .mae, rng: &rng)
+    for batch in [1, 8] {
+        let shape = [batch, c.config.inChans, c.config.imgSize, c.config.imgSize]
+        let images = Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in rng.normal() })
+        _ = model.embed(images)
+        var times: [Double] = []
+        let start = Date()
+        while Date().timeIntervalSince(start) < seconds || times.count < 3 {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            _ = model.embed(images)
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+        }
+        let t = median(times)
+        let ips = Double(batch) / t
+        let gflops = flopsPerImage(c.config) * ips / 1e9
+        print(String(format: "%-20@ %5d %8.1f %9.1f %10.2f", c.name as NSString, batch, ips, gflops, t * 1000))
+    }
+}
