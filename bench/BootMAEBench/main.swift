@@ -24,7 +24,7 @@ func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s[s.count / 
 let arguments = CommandLine.arguments
 let threads = arguments.firstIndex(of: "--threads").map { Int(arguments[$0 + 1])! } ?? 2
 let seconds = arguments.firstIndex(of: "--seconds").map { Double(arguments[$0 + 1])! } ?? 3
-BLAS.threads = threads
+TensorRuntime.configure(threads: threads)
 
 let cases = [
     Case(name: "vit_b16_224", config: ViTConfig(imgSize: 224, patchSize: 16, embedDim: 768, depth: 12, numHeads: 12,
@@ -32,6 +32,29 @@ let cases = [
     Case(name: "vit_tiny_32_p4", config: ViTConfig(imgSize: 32, patchSize: 4, embedDim: 192, depth: 12, numHeads: 3,
                                                    posEmbed: .sincosMAE)),
 ]
+
+/// Elementwise kernels alone, in Gelem/s (checks that release builds vectorize them).
+func kernelRates() {
+    var rng = SeededRandom(seed: 1)
+    let x = Tensor(shape: [512, 768], data: (0..<(512 * 768)).map { _ in rng.normal() * 3 })
+    func rate(_ name: String, _ body: () -> Void) {
+        body()
+        var times: [Double] = []
+        for _ in 0..<(arguments.contains("--only") ? 200 : 20) {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            body()
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+        }
+        print(String(format: "kernel %-24@ %6.2f Gelem/s", name as NSString, Double(x.count) / median(times) / 1e9))
+    }
+    rate("gelu forward") { _ = GELUOp.forward(x) }
+    rate("gelu backward") { _ = GELUOp.backward(x, input: x) }
+    rate("layernorm forward") { _ = LayerNormOp.forward(x, weight: nil, bias: nil, eps: 1e-6) }
+    rate("row max") { x.withPointer { p in for r in 0..<512 { _ = Vector.max(p + r * 768, 768) } } }
+    rate("row sum") { x.withPointer { p in for r in 0..<512 { _ = Vector.sum(p + r * 768, 768) } } }
+    rate("softmax forward (rows 768)") { _ = SoftmaxOp.forward(x) }
+}
+if arguments.contains("--kernels") { kernelRates(); if arguments.contains("--only") { exit(0) } }
 
 print("threads=\(threads)  (median of timed runs after one warm-up, ~\(seconds)s per case)")
 print("case                 batch    img/s   GFLOP/s   ms/batch")
@@ -53,6 +76,7 @@ for c in cases {
         let t = median(times)
         let ips = Double(batch) / t
         let gflops = flopsPerImage(c.config) * ips / 1e9
-        print(String(format: "%-20@ %5d %8.1f %9.1f %10.2f", c.name as NSString, batch, ips, gflops, t * 1000))
+        print(c.name.padding(toLength: 20, withPad: " ", startingAt: 0)
+              + String(format: " %5d %8.1f %9.1f %10.2f", batch, ips, gflops, t * 1000))
     }
 }

@@ -60,12 +60,17 @@ public enum Vector {
         var m = -Float.infinity
         var i = 0
         if n >= 16 {
+            // `pointwiseMax` and `.max()` lower to scalar code; a compare-and-select does not.
             var mv = load16(x)
             i = 16
-            while i + 16 <= n { mv = pointwiseMax(mv, load16(x + i)); i += 16 }
-            m = mv.max()
+            while i + 16 <= n {
+                let v = load16(x + i)
+                mv.replace(with: v, where: v .> mv)
+                i += 16
+            }
+            for k in 0..<16 where mv[k] > m { m = mv[k] }
         }
-        while i < n { m = Swift.max(m, x[i]); i += 1 }
+        while i < n { if x[i] > m { m = x[i] }; i += 1 }
         return m
     }
 
