@@ -1,0 +1,111 @@
+import Tensor
+
+/// BootMAE's cross-attention (`Cross_Attention`): queries from the decoder tokens, keys and values
+/// from a context sequence (encoder features of the visible tokens).
+///   q = x·Wqᵀ + q_bias;  [k | v] = c·Wkvᵀ + [0 | v_bias];  out = proj(softmax(q kᵀ/√hd) v)
+public struct CrossAttention: Sendable {
+    public let q: Linear
+    public let kv: Linear
+    public let qBias: Parameter
+    public let vBias: Parameter
+    public let proj: Linear
+    public let heads: Int
+
+    public struct Cache: Sendable {
+        let input: Tensor, context: Tensor, q: Tensor, kv: Tensor, attention: AttentionOp.Saved, out: Tensor
+    }
+
+    public init(dim: Int, contextDim: Int, heads: Int, name: String, into params: inout ParameterList) {
+        let width = heads * (dim / heads)
+        self.heads = heads
+        q = Linear(dim, width, bias: false, name: "\(name).q", into: &params)
+        kv = Linear(contextDim, 2 * width, bias: false, name: "\(name).kv", into: &params)
+        qBias = Parameter(Tensor(zeros: [width]))
+        vBias = Parameter(Tensor(zeros: [width]))
+        params.add("\(name).q_bias", qBias)
+        params.add("\(name).v_bias", vBias)
+        proj = Linear(width, dim, name: "\(name).proj", into: &params)
+    }
+
+    var width: Int { qBias.shape[0] }
+
+    /// x (B, Nq, dim), context (B, Nc, contextDim) → (B, Nq, dim).
+    public func forward(_ x: Tensor, context c: Tensor) -> (Tensor, Cache) {
+        let a = width
+        let qt = LinearOp.forward(x, weight: q.weight.value, bias: qBias.value)
+        let kvBias = Tensor(shape: [2 * a], data: [Float](repeating: 0, count: a) + vBias.value.data)
+        let kvt = LinearOp.forward(c, weight: kv.weight.value, bias: kvBias)
+        let (out, saved) = AttentionOp.crossForward(q: qt, kv: kvt, heads: heads)
+        return (proj.forward(out), Cache(input: x, context: c, q: qt, kv: kvt, attention: saved, out: out))
+    }
+
+    /// Returns (dx, d context).
+    public func backward(_ dy: Tensor, cache: Cache) -> (Tensor, Tensor) {
+        let a = width
+        let dOut = proj.backward(dy, input: cache.out)
+        let (dq, dkv) = AttentionOp.crossBackward(dOut, q: cache.q, kv: cache.kv, saved: cache.attention, heads: heads)
+        let dx = qBias.withGradPointer { LinearOp.backward(dq, input: cache.input, weight: q.weight.value, weightGrad: &q.weight.grad, biasGrad: $0) }
+        var kvBiasGrad = [Float](repeating: 0, count: 2 * a)
+        let dc = kvBiasGrad.withUnsafeMutableBufferPointer {
+            LinearOp.backward(dkv, input: cache.context, weight: kv.weight.value, weightGrad: &kv.weight.grad, biasGrad: $0.baseAddress!)
+        }
+        // Only the v half of the kv bias is a parameter (k's bias is fixed at zero).
+        vBias.withGradPointer { g in for i in 0..<a { g[i] += kvBiasGrad[a + i] } }
+        return (dx, dc)
+    }
+}
+
+/// BootMAE's target-aware decoder block (`Decode_Block`), pre-norm, in this order:
+///   x = x + SelfAttn(norm1(x));  x = x + CrossAttn(norm3(x), norm4(c));  x = x + MLP(norm2(x))
+public struct DecoderBlock: Sendable {
+    public let norm1: LayerNorm
+    public let attn: SelfAttention
+    public let norm3: LayerNorm
+    public let norm4: LayerNorm
+    public let crossAttn: CrossAttention
+    public let norm2: LayerNorm
+    public let mlp: MLP
+
+    public struct Cache: Sendable {
+        let norm1: LayerNorm.Cache, attn: SelfAttention.Cache
+        let norm3: LayerNorm.Cache, norm4: LayerNorm.Cache, cross: CrossAttention.Cache
+        let norm2: LayerNorm.Cache, mlp: MLP.Cache
+    }
+
+    public init(dim: Int, contextDim: Int, heads: Int, mlpHidden: Int, eps: Float, name: String,
+                into params: inout ParameterList) {
+        norm1 = LayerNorm(dim, eps: eps, name: "\(name).norm1", into: &params)
+        attn = SelfAttention(dim: dim, heads: heads, bias: .qv, name: "\(name).attn", into: &params)
+        norm2 = LayerNorm(dim, eps: eps, name: "\(name).norm2", into: &params)
+        mlp = MLP(dim: dim, hidden: mlpHidden, name: "\(name).mlp", into: &params)
+        norm3 = LayerNorm(dim, eps: eps, name: "\(name).norm3", into: &params)
+        norm4 = LayerNorm(contextDim, eps: eps, name: "\(name).norm4", into: &params)
+        crossAttn = CrossAttention(dim: dim, contextDim: contextDim, heads: heads, name: "\(name).c_attn", into: &params)
+    }
+
+    public func forward(_ x: Tensor, context: Tensor) -> (Tensor, Cache) {
+        let (n1, c1) = norm1.forward(x)
+        let (a, ca) = attn.forward(n1)
+        let x1 = x + a
+        let (n3, c3) = norm3.forward(x1)
+        let (n4, c4) = norm4.forward(context)
+        let (ct, cc) = crossAttn.forward(n3, context: n4)
+        let x2 = x1 + ct
+        let (n2, c2) = norm2.forward(x2)
+        let (m, cm) = mlp.forward(n2)
+        return (x2 + m, Cache(norm1: c1, attn: ca, norm3: c3, norm4: c4, cross: cc, norm2: c2, mlp: cm))
+    }
+
+    /// Returns (dx, d context).
+    public func backward(_ dy: Tensor, cache: Cache) -> (Tensor, Tensor) {
+        var dx2 = dy
+        dx2.add(norm2.backward(mlp.backward(dy, cache: cache.mlp), cache: cache.norm2))
+        let (dn3, dn4) = crossAttn.backward(dx2, cache: cache.cross)
+        var dx1 = dx2
+        dx1.add(norm3.backward(dn3, cache: cache.norm3))
+        let dContext = norm4.backward(dn4, cache: cache.norm4)
+        var dx = dx1
+        dx.add(norm1.backward(attn.backward(dx1, cache: cache.attn), cache: cache.norm1))
+        return (dx, dContext)
+    }
+}

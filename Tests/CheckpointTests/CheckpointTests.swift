@@ -1,0 +1,159 @@
+import XCTest
+import Foundation
+import Tensor
+import ViT
+import Checkpoint
+import TestSupport
+
+final class SafeTensorsTests: XCTestCase {
+    func testRoundTripF32AndF16() throws {
+        let a = Tensor(shape: [2, 3], data: [1, -2, 3.5, 0, 1e-3, 65504])
+        let b = Tensor(shape: [4], data: [0.1, 0.2, 0.3, 0.4])
+        let f32 = try SafeTensorsFile(data: SafeTensorsWriter.encode([("a", a), ("b", b)], metadata: ["k": "v"]))
+        XCTAssertEqual(try f32.tensor("a"), a)
+        XCTAssertEqual(try f32.tensor("b"), b)
+        XCTAssertEqual(f32.metadata["k"], "v")
+        let f16 = try SafeTensorsFile(data: SafeTensorsWriter.encode([("a", a)], dtype: .f16))
+        XCTAssertEqual(f16.entries["a"]?.dtype, .f16)
+        // Half precision keeps 11 significant bits.
+        XCTAssertLessThan(relativeError(try f16.tensor("a"), a), 1e-3)
+    }
+
+    func testReadsTheReferenceWritersOutput() throws {
+        // Written by the Python safetensors package: same bytes our reader must accept.
+        let f = try Fixtures.file("ops/gather_tokens.safetensors")
+        XCTAssertEqual(f.entries["x"]?.shape, [2, 10, 6])
+        XCTAssertEqual(try f.integers("index").values.count, 8)
+    }
+
+    func testMalformedFilesAreErrorsNotCrashes() {
+        let cases: [(String, Data)] = [
+            ("empty", Data()),
+            ("short", Data([1, 2, 3])),
+            ("header too long", Data([255, 255, 0, 0, 0, 0, 0, 0]) + Data("{}".utf8)),
+            ("not json", Data([4, 0, 0, 0, 0, 0, 0, 0]) + Data("abcd".utf8)),
+            ("offsets out of range", { () -> Data in
+                let header = #"{"x":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#
+                return Data([UInt8(header.utf8.count), 0, 0, 0, 0, 0, 0, 0]) + Data(header.utf8) + Data(count: 8)
+            }()),
+            ("unknown dtype", { () -> Data in
+                let header = #"{"x":{"dtype":"C64","shape":[1],"data_offsets":[0,8]}}"#
+                return Data([UInt8(header.utf8.count), 0, 0, 0, 0, 0, 0, 0]) + Data(header.utf8) + Data(count: 8)
+            }()),
+        ]
+        for (name, data) in cases {
+            XCTAssertThrowsError(try SafeTensorsFile(data: data), name) { error in
+                XCTAssertTrue(error is CheckpointError, "\(name): \(error)")
+            }
+        }
+    }
+
+    func testAtomicWriteLeavesNoTemporaryFiles() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("st-\(UUID())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("w.safetensors")
+        try SafeTensorsWriter.write([("x", Tensor(zeros: [3]))], to: url)
+        try SafeTensorsWriter.write([("x", Tensor(repeating: 1, shape: [3]))], to: url)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path), ["w.safetensors"])
+        XCTAssertEqual(try SafeTensorsFile(contentsOf: url).tensor("x").data, [1, 1, 1])
+    }
+}
+
+/// Loading model directories by name: the errors a user sees for wrong checkpoints.
+final class ModelDirectoryTests: XCTestCase {
+    var scratch: URL!
+
+    override func setUpWithError() throws {
+        scratch = FileManager.default.temporaryDirectory.appendingPathComponent("md-\(UUID())")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: scratch) }
+
+    /// A copy of a fixture model directory with its weights and config edited.
+    func variant(of name: String, edit: (inout [(String, Tensor)]) -> Void = { _ in },
+                 config editConfig: (inout [String: Any]) -> Void = { _ in }) throws -> URL {
+        let src = Fixtures.url("encoders/\(name)")
+        let file = try SafeTensorsFile(contentsOf: src.appendingPathComponent("model.safetensors"))
+        var tensors = try file.names.map { ($0, try file.tensor($0)) }
+        edit(&tensors)
+        var config = try JSONSerialization.jsonObject(with: Data(contentsOf: src.appendingPathComponent("config.json"))) as! [String: Any]
+        editConfig(&config)
+        let dir = scratch.appendingPathComponent(UUID().uuidString)
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        try SafeTensorsWriter.write(tensors, to: dir.appendingPathComponent("model.safetensors"))
+        try JSONSerialization.data(withJSONObject: config).write(to: dir.appendingPathComponent("config.json"))
+        return dir
+    }
+
+    func assertLoadError(_ dir: URL, _ expected: CheckpointError, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertThrowsError(try ModelDirectory.loadEncoder(dir), file: file, line: line) { error in
+            XCTAssertEqual(error as? CheckpointError, expected, file: file, line: line)
+        }
+    }
+
+    func testMissingTensorIsNamedWithItsShape() throws {
+        let dir = try variant(of: "timm_qkv_cls") { $0.removeAll { $0.0 == "blocks.1.norm2.bias" } }
+        assertLoadError(dir, .missingTensor("blocks.1.norm2.bias", expected: [48]))
+    }
+
+    func testMisShapedTensorNamesBothShapes() throws {
+        let dir = try variant(of: "timm_qkv_cls") { t in
+            let i = t.firstIndex { $0.0 == "blocks.0.mlp.fc1.weight" }!
+            t[i].1 = Tensor(zeros: [100, 48])
+        }
+        assertLoadError(dir, .shapeMismatch("blocks.0.mlp.fc1.weight", expected: [192, 48], found: [100, 48]))
+    }
+
+    func testUnexpectedTensorIsAnError() throws {
+        let dir = try variant(of: "timm_qkv_cls") { $0.append(("blocks.7.attn.qkv.weight", Tensor(zeros: [3]))) }
+        assertLoadError(dir, .unexpectedTensor("blocks.7.attn.qkv.weight", shape: [3]))
+    }
+
+    func testDecoderKeysOfPretrainingCheckpointsAreIgnored() throws {
+        let dir = try variant(of: "timm_qkv_cls") {
+            $0 += [("mask_token", Tensor(zeros: [1, 1, 8])), ("decode_blocks.0.norm1.weight", Tensor(zeros: [8])),
+                   ("decoder_pred.weight", Tensor(zeros: [4, 8])), ("lm_head.proj.bias", Tensor(zeros: [3]))]
+        }
+        XCTAssertNoThrow(try ModelDirectory.loadEncoder(dir))
+    }
+
+    func testMissingConfigFieldIsNamed() throws {
+        let dir = try variant(of: "timm_qkv_cls", config: { $0.removeValue(forKey: "img_size") })
+        XCTAssertThrowsError(try ModelDirectory.loadEncoder(dir)) { error in
+            XCTAssertTrue("\(error)".contains("'img_size' is missing"), "\(error)")
+        }
+    }
+
+    func testInconsistentConfigIsRejected() throws {
+        let dir = try variant(of: "timm_qkv_cls", config: { $0["patch_size"] = 7 })
+        XCTAssertThrowsError(try ModelDirectory.loadEncoder(dir)) { error in
+            XCTAssertTrue("\(error)".contains("multiple of patch_size"), "\(error)")
+        }
+    }
+
+    func testMissingPositionalTableNeedsASinCosConfig() throws {
+        let dir = try variant(of: "timm_qkv_cls") { $0.removeAll { $0.0 == "pos_embed" } }
+        assertLoadError(dir, .missingTensor("pos_embed", expected: [1, 17, 48]))
+    }
+
+    /// BootMAE's q_bias/v_bias load into a timm-style fused qkv bias as [q | 0 | v] (spec §8.3).
+    func testBootMAEBiasesLoadIntoFusedQKVBias() throws {
+        let original = try ModelDirectory.loadEncoder(Fixtures.url("encoders/bootmae_qv"))
+        let fused = try ModelDirectory.loadEncoder(try variant(of: "bootmae_qv", config: { $0["qkv_bias"] = "qkv" }))
+        let io = try Fixtures.file("encoders/bootmae_qv/io.safetensors")
+        let images = try io.tensor("images")
+        XCTAssertLessThan(relativeError(fused.forward(images).0, original.forward(images).0), 1e-6)
+    }
+
+    func testSaveThenLoadGivesTheSameModel() throws {
+        let model = try ModelDirectory.loadEncoder(Fixtures.url("encoders/timm_qkv_avg_head"))
+        let dir = scratch.appendingPathComponent("saved")
+        try ModelDirectory.save(config: model.config, parameters: model.parameters, to: dir)
+        let again = try ModelDirectory.loadEncoder(dir)
+        XCTAssertEqual(again.config, model.config)
+        let images = try Fixtures.file("encoders/timm_qkv_avg_head/io.safetensors").tensor("images")
+        XCTAssertEqual(again.forward(images).0, model.forward(images).0)
+    }
+}

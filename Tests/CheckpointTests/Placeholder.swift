@@ -1,2 +1,0 @@
-import XCTest
-final class PlaceholderCheckpointTests: XCTestCase { func testNothing() {} }
