@@ -1,1 +1,0 @@
-// ImageKit module.

@@ -1,2 +1,0 @@
-import XCTest
-final class PlaceholderImageKitTests: XCTestCase { func testNothing() {} }
