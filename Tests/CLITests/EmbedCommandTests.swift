@@ -1,0 +1,94 @@
+import XCTest
+import Foundation
+import Tensor
+import Checkpoint
+import ImageKit
+import ViT
+import TestSupport
+
+/// `bootmae-train embed` run as a user would: the built executable, real photos, real files.
+final class EmbedCommandTests: XCTestCase {
+    /// The executable sits beside the test bundle in the build folder.
+    var executable: URL {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("bootmae-train")
+    }
+
+    /// `swift build --build-tests` builds the executables too; a missing one is a failure, not a skip.
+    func requireExecutable() throws {
+        struct MissingExecutable: Error, CustomStringConvertible { let description: String }
+        guard FileManager.default.isExecutableFile(atPath: executable.path) else {
+            throw MissingExecutable(description: "\(executable.path) is not built; run `swift build --build-tests`")
+        }
+    }
+
+    func run(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    }
+
+    let model = Fixtures.url("encoders/timm_qkv_cls").path
+    let photo = Fixtures.url("images/photo_512x384.jpg").path
+    let png = Fixtures.url("images/rgb.png").path
+
+    func testJSONLinesMatchTheInProcessEncoder() throws {
+        try requireExecutable()
+        let result = try run(["embed", "--model", model, photo, png, "--pooling", "mean"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let lines = result.stdout.split(separator: "\n")
+        XCTAssertEqual(lines.count, 2)
+        let first = try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as! [String: Any]
+        XCTAssertEqual(first["image"] as? String, photo)
+        let embedding = (first["embedding"] as! [NSNumber]).map(\.floatValue)
+
+        // The same image through the library.
+        let encoder = try ModelDirectory.loadEncoder(URL(fileURLWithPath: model))
+        let c = encoder.config
+        let prep = ImagePreprocessor(imageSize: c.imgSize, channels: c.inChans, mean: c.mean, std: c.std)
+        let image = try ImageDecoder.decode(try Data(contentsOf: URL(fileURLWithPath: photo)))
+        let input = Tensor(shape: [1, c.inChans, c.imgSize, c.imgSize], data: prep.tensorCHW(image))
+        let expected = encoder.embed(input, pooling: .mean)
+        XCTAssertLessThanOrEqual(relativeError(Tensor(shape: [1, embedding.count], data: embedding), expected), 1e-6)
+    }
+
+    func testNPYOutputIsWrittenAtomically() throws {
+        try requireExecutable()
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("emb-\(UUID()).npy")
+        defer { try? FileManager.default.removeItem(at: out) }
+        let result = try run(["embed", "--model", model, "--format", "npy", "--output", out.path, photo, png])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let data = try Data(contentsOf: out)
+        XCTAssertEqual(Array(data.prefix(6)), [0x93] + Array("NUMPY".utf8))
+        let headerLength = Int(data[8]) | Int(data[9]) << 8
+        let header = String(decoding: data[10..<(10 + headerLength)], as: UTF8.self)
+        XCTAssertTrue(header.contains("'shape': (2, 48)"), header)
+        XCTAssertEqual((10 + headerLength) % 64, 0)
+        XCTAssertEqual(data.count, 10 + headerLength + 2 * 48 * 4)
+    }
+
+    func testBadImagesFailWithAMessageAndNoOutput() throws {
+        try requireExecutable()
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("emb-\(UUID()).jsonl")
+        for (file, phrase) in [("truncated.jpg", "truncated"), ("text.txt", "Accepted formats: PNG, JPEG"),
+                               ("missing.png", "no such file")] {
+            let result = try run(["embed", "--model", model, "--output", out.path, png, Fixtures.url("images/\(file)").path])
+            XCTAssertEqual(result.status, 1, file)
+            XCTAssertTrue(result.stderr.contains(phrase), "\(file): \(result.stderr)")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: out.path), "no partial output for \(file)")
+        }
+    }
+
+    func testUnloadableModelExitsWithStatus2() throws {
+        try requireExecutable()
+        let result = try run(["embed", "--model", FileManager.default.temporaryDirectory.path, png])
+        XCTAssertEqual(result.status, 2)
+        XCTAssertTrue(result.stderr.contains("config.json"), result.stderr)
+    }
+}
