@@ -50,7 +50,7 @@ let package = Package(
             swiftSettings: optimized),
 
         // Benchmarks (bench/): throughput of our code, run in release builds only.
-        .executableTarget(name: "bootmae-bench", dependencies: ["Tensor", "ViT"], path: "bench/BootMAEBench",
+        .executableTarget(name: "bootmae-bench", dependencies: ["Tensor", "ViT", "ImageKit"], path: "bench/BootMAEBench",
                           swiftSettings: optimized),
 
         .target(name: "TestSupport", dependencies: ["Tensor", "Checkpoint"], path: "Tests/TestSupport"),

@@ -47,21 +47,14 @@ public enum ModelDirectory {
             fcNorm: keys.contains("fc_norm.weight"),
             headClasses: weights.entries["head.weight"]?.shape.first)
         let model = VisionTransformer(config: config, parts: parts)
-        try load(model.parameters, from: weights, ignoring: decoderPrefixes + (generatedTable ? ["pos_embed"] : []))
-        // A fixed sin-cos table saved with the weights (as BootMAE and MAE do) is used as saved,
-        // and stays frozen.
-        if generatedTable && tableInCheckpoint {
-            let table = try weights.tensor("pos_embed")
-            guard table.count == model.posEmbed.value.count else {
-                throw CheckpointError.shapeMismatch("pos_embed", expected: model.posEmbed.shape, found: table.shape)
-            }
-            model.posEmbed.value = table.reshaped(model.posEmbed.shape)
-        }
+        try load(model.parameters, from: weights, ignoring: decoderPrefixes)
         return model
     }
 
     /// Copies tensors into parameters by name. BootMAE's `q_bias`/`v_bias` fill a fused
     /// `qkv.bias` as [q | 0 | v] when the model has one (the timm mapping of spec §8.3).
+    /// A frozen parameter (a generated sin-cos table) keeps its value when the file lacks it;
+    /// a saved table is used as saved.
     public static func load(_ params: ParameterList, from weights: SafeTensorsFile, prefix: String = "",
                             ignoring ignoredPrefixes: [String] = []) throws {
         var used = Set<String>()
@@ -74,6 +67,8 @@ public enum ModelDirectory {
             } else if key.hasSuffix("attn.qkv.bias"), let fused = try fusedQKVBias(key, weights, width: parameter.shape[0] / 3) {
                 value = fused.tensor
                 used.formUnion(fused.keys)
+            } else if !parameter.trainable {
+                continue
             } else {
                 throw CheckpointError.missingTensor(key, expected: parameter.shape)
             }

@@ -48,8 +48,9 @@ public struct VisionTransformer: Sendable {
         case .sincosBootMAE: SinCosPositionalEmbedding.table(grid: c.gridSize, dim: c.embedDim, order: .rowFirst)
         case .sincosMAE: SinCosPositionalEmbedding.table(grid: c.gridSize, dim: c.embedDim, order: .columnFirst)
         }
+        // Registered either way, so full checkpoints carry the table; a frozen one gets no gradient.
         posEmbed = Parameter(fixedTable ?? Tensor(zeros: [1, c.numTokens, c.embedDim]), trainable: fixedTable == nil)
-        if fixedTable == nil { p.add("pos_embed", posEmbed) }
+        p.add("pos_embed", posEmbed)
         patchEmbed = PatchEmbed(channels: c.inChans, patch: c.patchSize, dim: c.embedDim, name: "patch_embed.proj", into: &p)
         blocks = (0..<c.depth).map { i in
             Block(dim: c.embedDim, heads: c.numHeads, mlpHidden: c.mlpHidden, bias: c.qkvBias, eps: eps,

@@ -54,6 +54,12 @@ func kernelRates() {
     rate("row sum") { x.withPointer { p in for r in 0..<512 { _ = Vector.sum(p + r * 768, 768) } } }
     rate("softmax forward (rows 768)") { _ = SoftmaxOp.forward(x) }
 }
+if arguments.contains("--images") {
+    let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("../../Tests/Fixtures/images").standardized
+    try imageTimings(fixtures: fixtures)
+    exit(0)
+}
 if arguments.contains("--kernels") { kernelRates(); if arguments.contains("--only") { exit(0) } }
 
 print("threads=\(threads)  (median of timed runs after one warm-up, ~\(seconds)s per case)")
