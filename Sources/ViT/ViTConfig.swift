@@ -61,6 +61,9 @@ public struct ViTConfig: Codable, Sendable, Equatable {
         if embedDim <= 0 || numHeads <= 0 || embedDim % numHeads != 0 {
             errors.append("embed_dim \(embedDim) must be a positive multiple of num_heads \(numHeads)")
         }
+        if (posEmbed == .sincosMAE || posEmbed == .sincosBootMAE) && embedDim % 4 != 0 {
+            errors.append("embed_dim \(embedDim) must be divisible by 4 for a sin-cos positional table")
+        }
         if depth <= 0 { errors.append("depth must be positive, got \(depth)") }
         if mlpRatio <= 0 { errors.append("mlp_ratio must be positive") }
         if mean.count != inChans || std.count != inChans {

@@ -78,6 +78,7 @@ public struct PretrainingConfig: Codable, Sendable, Equatable {
         if decoderEmbedDim <= 0 || decoderDepth <= 0 { errors.append("decoder_embed_dim and decoder_depth must be positive") }
         let heads = decoderNumHeads ?? encoder.numHeads
         if decoderEmbedDim / heads == 0 { errors.append("decoder_embed_dim \(decoderEmbedDim) is smaller than its \(heads) heads") }
+        if decoderEmbedDim % 4 != 0 { errors.append("decoder_embed_dim \(decoderEmbedDim) must be divisible by 4 (2-D sin-cos positions)") }
         if maskedCount <= 0 || maskedCount >= encoder.numPatches {
             errors.append("the mask must hide between 1 and \(encoder.numPatches - 1) patches, got \(maskedCount)")
         }
