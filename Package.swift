@@ -25,6 +25,7 @@ let package = Package(
         // System C libraries.
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CLibPNG", pkgConfig: "libpng16", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CLibJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg62-turbo-dev"])]),
         // setjmp-safe wrappers around libpng / libjpeg: errors come back as codes, never abort().
         .target(name: "CImageCodecs", dependencies: ["CLibPNG", "CLibJPEG"], cSettings: optimizedC),
@@ -38,9 +39,12 @@ let package = Package(
         // Decode / encode / resize / normalize images.
         .target(name: "ImageKit", dependencies: ["CImageCodecs"], swiftSettings: optimized),
 
+        // Datasets, augmentation, optimizers, schedules, training loops, evaluation.
+        .target(name: "Training", dependencies: ["Tensor", "ViT", "Checkpoint", "ImageKit", "CZlib"], swiftSettings: optimized),
+
         .executableTarget(
             name: "bootmae-train",
-            dependencies: ["Tensor", "ViT", "Checkpoint", "ImageKit",
+            dependencies: ["Tensor", "ViT", "Checkpoint", "ImageKit", "Training",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: optimized),
         .executableTarget(
@@ -58,6 +62,7 @@ let package = Package(
         .testTarget(name: "ViTTests", dependencies: ["ViT", "Checkpoint", "TestSupport"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "TestSupport"]),
         .testTarget(name: "ImageKitTests", dependencies: ["ImageKit", "TestSupport"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "TestSupport"]),
         .testTarget(name: "PretrainingTests", dependencies: ["ViT", "Checkpoint", "TestSupport"]),
         // Runs the built executables end to end (they are built by `swift build --build-tests`).
         .testTarget(name: "CLITests", dependencies: ["Tensor", "ViT", "Checkpoint", "ImageKit", "TestSupport"]),

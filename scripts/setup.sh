@@ -8,6 +8,7 @@ PACKAGES=(
   libopenblas-dev       # cblas_sgemm
   libpng-dev            # PNG decode/encode
   libjpeg62-turbo-dev   # JPEG decode
+  zlib1g-dev            # gunzip for the IDX dataset files
   dataset-fashion-mnist # training/eval data (IDX files under /usr/share/datasets/fashion-mnist)
 )
 

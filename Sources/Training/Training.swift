@@ -1,0 +1,1 @@
+// Training module: datasets, augmentation, optimizers, schedules, loops.
