@@ -17,6 +17,12 @@ public struct SeededRandom: RandomNumberGenerator, Sendable, Codable, Equatable 
         state = [splitMix(), splitMix(), splitMix(), splitMix()]
     }
 
+    /// An independent stream for (seed, stream): e.g. the masks of training step `stream`, so a
+    /// resumed run draws exactly what an uninterrupted one would without saving generator state.
+    public init(seed: UInt64, stream: UInt64) {
+        self.init(seed: seed ^ (stream &* 0x9E37_79B9_7F4A_7C15 &+ 0x2545_F491_4F6C_DD1D))
+    }
+
     public mutating func next() -> UInt64 {
         @inline(__always) func rotl(_ x: UInt64, _ k: UInt64) -> UInt64 { (x << k) | (x >> (64 - k)) }
         let result = rotl(state[1] &* 5, 7) &* 9

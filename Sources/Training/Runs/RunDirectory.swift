@@ -1,0 +1,73 @@
+import Foundation
+import Checkpoint
+
+/// A training run's folder: config and recipe as JSON, the rolling checkpoint, metrics as JSON lines,
+/// plots and results. Every file but the metrics log is written atomically.
+public struct RunDirectory: Sendable {
+    public let url: URL
+
+    public enum Mode: Sendable { case fresh, resume, overwrite }
+
+    public struct RunError: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    public static let checkpointName = "checkpoint.safetensors"
+
+    /// Opens (resume) or creates (fresh/overwrite) the folder. A fresh run refuses a folder that
+    /// already holds a run, so nothing is ever overwritten by accident.
+    public init(_ path: String, mode: Mode) throws {
+        url = URL(fileURLWithPath: path)
+        let fm = FileManager.default
+        let hasRun = fm.fileExists(atPath: url.appendingPathComponent(Self.checkpointName).path)
+            || fm.fileExists(atPath: url.appendingPathComponent("recipe.json").path)
+        switch mode {
+        case .resume:
+            guard fm.fileExists(atPath: url.appendingPathComponent(Self.checkpointName).path) else {
+                throw RunError(description: "\(path) has no checkpoint to resume from (expected \(Self.checkpointName)); start a new run without --resume")
+            }
+        case .fresh:
+            if hasRun {
+                throw RunError(description: "\(path) already holds a run; pass --resume to continue it or --overwrite to start over")
+            }
+        case .overwrite:
+            for name in [Self.checkpointName, "metrics.jsonl", "recipe.json", "config.json", "result.json"] {
+                try? fm.removeItem(at: url.appendingPathComponent(name))
+            }
+        }
+        do { try fm.createDirectory(at: url, withIntermediateDirectories: true) } catch {
+            throw RunError(description: "cannot create run folder \(path): \(error.localizedDescription)")
+        }
+    }
+
+    public func file(_ name: String) -> URL { url.appendingPathComponent(name) }
+
+    public func writeJSON<T: Encodable>(_ value: T, to name: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try AtomicFile.write(try encoder.encode(value), to: file(name))
+    }
+
+    public func readJSON<T: Decodable>(_ type: T.Type, from name: String) throws -> T {
+        do { return try JSONDecoder().decode(type, from: Data(contentsOf: file(name))) } catch {
+            throw RunError(description: "cannot read \(file(name).path): \(error)")
+        }
+    }
+
+    /// Appends one JSON object as a line to metrics.jsonl.
+    public func appendMetrics(_ fields: [String: Any]) {
+        guard let data = try? JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys]) else { return }
+        let url = file("metrics.jsonl")
+        if !FileManager.default.fileExists(atPath: url.path) { FileManager.default.createFile(atPath: url.path, contents: nil) }
+        guard let handle = try? FileHandle(forWritingTo: url) else { return }
+        defer { try? handle.close() }
+        _ = try? handle.seekToEnd()
+        try? handle.write(contentsOf: data + Data("\n".utf8))
+    }
+
+    /// Every line of metrics.jsonl as a dictionary.
+    public func readMetrics() -> [[String: Any]] {
+        guard let text = try? String(contentsOf: file("metrics.jsonl"), encoding: .utf8) else { return [] }
+        return text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+    }
+}

@@ -1,0 +1,66 @@
+import XCTest
+import Foundation
+import Tensor
+import Training
+import TestSupport
+
+final class OptimizerTests: XCTestCase {
+    /// Three AdamW steps (varying lr, one decayed and one undecayed tensor) against torch.optim.AdamW.
+    func testAdamWMatchesPyTorch() throws {
+        let f = try Fixtures.file("optim/adamw.safetensors")
+        var params = ParameterList()
+        let w = Parameter(try f.tensor("w0")), b = Parameter(try f.tensor("b0"))
+        params.add("w", w)
+        params.add("bias", b)
+        var adam = AdamW(parameters: params, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.05) { name, p in
+            .init(decay: AdamW.officialDecay(name, p, exempt: []))
+        }
+        for (k, lr) in try f.tensor("lrs").data.enumerated() {
+            w.grad = try f.tensor("gw\(k)")
+            b.grad = try f.tensor("gb\(k)")
+            adam.step(params, lr: lr)
+            XCTAssertLessThanOrEqual(relativeError(w.value, try f.tensor("w\(k + 1)")), 1e-6, "w after step \(k + 1)")
+            XCTAssertLessThanOrEqual(relativeError(b.value, try f.tensor("b\(k + 1)")), 1e-6, "b after step \(k + 1)")
+        }
+    }
+
+    func testOfficialNoDecayRules() {
+        let matrix = Parameter(Tensor(zeros: [2, 2])), vector = Parameter(Tensor(zeros: [2])), token = Parameter(Tensor(zeros: [1, 1, 2]))
+        XCTAssertTrue(AdamW.officialDecay("blocks.0.mlp.fc1.weight", matrix, exempt: []))
+        XCTAssertFalse(AdamW.officialDecay("blocks.0.norm1.weight", vector, exempt: []))
+        XCTAssertFalse(AdamW.officialDecay("head.bias", vector, exempt: []))
+        // BootMAE exempts cls_token but decays its mask tokens; MAE decays both.
+        XCTAssertFalse(AdamW.officialDecay("cls_token", token, exempt: ["cls_token", "pos_embed"]))
+        XCTAssertTrue(AdamW.officialDecay("mask_token_1", token, exempt: ["cls_token", "pos_embed"]))
+        XCTAssertTrue(AdamW.officialDecay("cls_token", token, exempt: []))
+    }
+}
+
+/// Schedules against their closed forms (bootmae-spec §3, §5.1, §6.1).
+final class ScheduleTests: XCTestCase {
+    func testCosineScheduleWarmupAndEnds() {
+        let s = CosineSchedule(base: 1e-3, final: 1e-5, totalSteps: 1000, warmupSteps: 101)
+        XCTAssertEqual(s.value(at: 0), 0)
+        XCTAssertEqual(s.value(at: 50), 1e-3 * 50 / 100, accuracy: 1e-12)   // np.linspace(0, base, W)
+        XCTAssertEqual(s.value(at: 100), 1e-3 * 100 / 100, accuracy: 1e-12)
+        XCTAssertEqual(s.value(at: 101), 1e-3, accuracy: 1e-12)
+        let mid = 101 + (1000 - 101) / 2
+        XCTAssertEqual(s.value(at: mid), 1e-5 + 0.5 * (1e-3 - 1e-5) * (1 + cos(Double.pi * Double(mid - 101) / 899)), accuracy: 1e-12)
+        XCTAssertEqual(s.value(at: 1000), 1e-5, accuracy: 1e-12)
+    }
+
+    func testEMAScheduleOfficialShape() {
+        let e = EMASchedule(start: 0.999, end: 0.9999, rampEpochs: 100)
+        XCTAssertEqual(e.decay(epoch: 0), 0.999)
+        XCTAssertEqual(e.decay(epoch: 50), 0.999 + 0.5 * 0.0009, accuracy: 1e-12)
+        XCTAssertEqual(e.decay(epoch: 100), 0.9999, accuracy: 1e-12)
+        XCTAssertEqual(e.decay(epoch: 400), 0.9999, accuracy: 1e-12)
+    }
+
+    func testFeatureWeightRampsOverTheFirstQuarter() {
+        XCTAssertEqual(featureLossWeight(epoch: 0, epochs: 801, weight: 1), 4.0 / 801, accuracy: 1e-12)
+        XCTAssertEqual(featureLossWeight(epoch: 99, epochs: 801, weight: 1), 400.0 / 801, accuracy: 1e-12)
+        XCTAssertEqual(featureLossWeight(epoch: 200, epochs: 801, weight: 1), 1)
+        XCTAssertEqual(featureLossWeight(epoch: 700, epochs: 801, weight: 1), 1)
+    }
+}
