@@ -33,6 +33,7 @@ public enum TensorRuntime {
     /// in again (measured at ~11% of an encoder forward).
     public static func configure(threads: Int) {
         BLAS.threads = threads
+        Parallel.workers = max(1, threads)
         #if os(Linux)
         _ = mallopt(M_MMAP_THRESHOLD, 32 << 20)
         _ = mallopt(M_TRIM_THRESHOLD, 1 << 30)

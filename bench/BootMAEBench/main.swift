@@ -60,6 +60,10 @@ if arguments.contains("--images") {
     try imageTimings(fixtures: fixtures)
     exit(0)
 }
+if arguments.contains("--train") {
+    trainStepRates(seconds: seconds)
+    exit(0)
+}
 if arguments.contains("--kernels") { kernelRates(); if arguments.contains("--only") { exit(0) } }
 
 print("threads=\(threads)  (median of timed runs after one warm-up, ~\(seconds)s per case)")

@@ -77,7 +77,8 @@ public enum AttentionOp {
         var probs = Tensor(zeros: [o.batch, o.heads, nq, nk])
         let out = Tensor(shape: [o.batch, nq, a]) { outp in
             probs.withMutablePointer { pp in
-                for b in 0..<o.batch {
+                // Per-(batch, head) GEMMs are too small for BLAS threads: split the batch instead.
+                Parallel.forEachChunk(o.batch) { batches in for b in batches {
                     for h in 0..<o.heads {
                         let qb = o.q + b * nq * o.qRow + h * hd
                         let kb = o.k + b * nk * o.kRow + h * hd
@@ -90,7 +91,7 @@ public enum AttentionOp {
                         BLAS.gemm(m: nq, n: hd, k: nk, a: pb, lda: nk, b: vb, ldb: o.vRow,
                                   c: outp + b * nq * a + h * hd, ldc: a)
                     }
-                }
+                } }
             }
         }
         return (out, Saved(probs: probs))
@@ -101,10 +102,11 @@ public enum AttentionOp {
     static func backward(_ dout: Tensor, saved: Saved, _ o: Operands,
                          dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>) {
         let (hd, a, nq, nk) = (o.headDim, o.width, o.queries, o.keys)
-        var dp = [Float](repeating: 0, count: nq * nk)
-        dout.withPointer { gop in saved.probs.withPointer { pp in dp.withUnsafeMutableBufferPointer { dpb in
-            let dpp = dpb.baseAddress!
-            for b in 0..<o.batch {
+        dout.withPointer { gop in saved.probs.withPointer { pp in
+          Parallel.forEachChunk(o.batch) { batches in
+            let dpp = UnsafeMutablePointer<Float>.allocate(capacity: nq * nk)
+            defer { dpp.deallocate() }
+            for b in batches {
                 for h in 0..<o.heads {
                     let qb = o.q + b * nq * o.qRow + h * hd
                     let kb = o.k + b * nk * o.kRow + h * hd
@@ -123,6 +125,7 @@ public enum AttentionOp {
                               c: dk + b * nk * o.kRow + h * hd, ldc: o.kRow)
                 }
             }
-        } } }
+          }
+        } }
     }
 }

@@ -10,7 +10,9 @@ public enum GELUOp {
     public static func forward(_ x: Tensor) -> Tensor {
         let n = x.count
         return Tensor(shape: x.shape) { y in
-            x.withPointer { xp in for i in 0..<n { y[i] = xp[i] * cdf(xp[i]) } }
+            x.withPointer { xp in
+                Parallel.forEachChunk(n, grain: 1 << 15) { r in for i in r { y[i] = xp[i] * cdf(xp[i]) } }
+            }
         }
     }
 
@@ -19,10 +21,12 @@ public enum GELUOp {
         let n = x.count
         return Tensor(shape: x.shape) { dx in
             x.withPointer { xp in dy.withPointer { dyp in
-                for i in 0..<n {
-                    let v = xp[i]
-                    let pdf = 0.398_942_28 * FastMath.exp(-0.5 * v * v)
-                    dx[i] = dyp[i] * (cdf(v) + v * pdf)
+                Parallel.forEachChunk(n, grain: 1 << 15) { r in
+                    for i in r {
+                        let v = xp[i]
+                        let pdf = 0.398_942_28 * FastMath.exp(-0.5 * v * v)
+                        dx[i] = dyp[i] * (cdf(v) + v * pdf)
+                    }
                 }
             } }
         }

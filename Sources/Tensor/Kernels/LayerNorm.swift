@@ -14,21 +14,21 @@ public enum LayerNormOp {
         var mean = [Float](repeating: 0, count: rows)
         var rstd = [Float](repeating: 0, count: rows)
         let y = Tensor(shape: x.shape) { yp in
-            x.withPointer { xp in
+            x.withPointer { xp in mean.withUnsafeMutableBufferPointer { meanb in rstd.withUnsafeMutableBufferPointer { rstdb in
                 let w = weight?.data, b = bias?.data
-                for r in 0..<rows {
+                Parallel.forEachChunk(rows, grain: 64) { chunk in for r in chunk {
                     let row = xp + r * d, out = yp + r * d
                     // Two passes (mean, then squared deviations) keep the variance accurate.
                     let mu = Vector.sum(row, d) / Float(d)
                     let variance = Vector.sumSquaredDeviation(row, d, from: mu) / Float(d)
                     let rs = 1 / (variance + eps).squareRoot()
-                    mean[r] = mu
-                    rstd[r] = rs
+                    meanb[r] = mu
+                    rstdb[r] = rs
                     for i in 0..<d { out[i] = (row[i] - mu) * rs }
                     if let w { w.withUnsafeBufferPointer { wp in for i in 0..<d { out[i] *= wp[i] } } }
                     if let b { b.withUnsafeBufferPointer { bp in for i in 0..<d { out[i] += bp[i] } } }
-                }
-            }
+                } }
+            } } }
         }
         return (y, Saved(mean: mean, rstd: rstd))
     }
@@ -39,29 +39,44 @@ public enum LayerNormOp {
                                 weightGrad: UnsafeMutablePointer<Float>?,
                                 biasGrad: UnsafeMutablePointer<Float>?) -> Tensor {
         let (rows, d) = (x.rows, x.lastDim)
-        var xhat = [Float](repeating: 0, count: d)
-        var g = [Float](repeating: 0, count: d)
-        return Tensor(shape: x.shape) { dxp in
+        let chunks = min(Parallel.workers, max(1, rows / 64))
+        // Each chunk sums its own γ/β gradients; the partial sums are added in chunk order so the
+        // result does not depend on thread timing.
+        var partialW = [Float](repeating: 0, count: weightGrad == nil ? 0 : chunks * d)
+        var partialB = [Float](repeating: 0, count: biasGrad == nil ? 0 : chunks * d)
+        let dx = Tensor(shape: x.shape) { dxp in
             x.withPointer { xp in dy.withPointer { dyp in
-                xhat.withUnsafeMutableBufferPointer { xh in g.withUnsafeMutableBufferPointer { gb in
-                    let xh = xh.baseAddress!, gp = gb.baseAddress!
-                    for r in 0..<rows {
-                        let row = xp + r * d, dyr = dyp + r * d, dxr = dxp + r * d
-                        let mu = saved.mean[r], rs = saved.rstd[r]
-                        for i in 0..<d { xh[i] = (row[i] - mu) * rs }
-                        if let weight {
-                            weight.withPointer { wp in for i in 0..<d { gp[i] = dyr[i] * wp[i] } }
-                        } else {
-                            gp.update(from: dyr, count: d)
+                partialW.withUnsafeMutableBufferPointer { pw in partialB.withUnsafeMutableBufferPointer { pb in
+                    // (An empty array's buffer may still have a base address: test the request instead.)
+                    let pw = weightGrad == nil ? nil : pw.baseAddress, pb = biasGrad == nil ? nil : pb.baseAddress
+                    Parallel.forEachChunk(chunks) { chunkIndices in for chunk in chunkIndices {
+                        let xh = UnsafeMutablePointer<Float>.allocate(capacity: d)
+                        let gp = UnsafeMutablePointer<Float>.allocate(capacity: d)
+                        defer { xh.deallocate(); gp.deallocate() }
+                        let gw = pw.map { $0 + chunk * d }, gb = pb.map { $0 + chunk * d }
+                        for r in (chunk * rows / chunks)..<((chunk + 1) * rows / chunks) {
+                            let row = xp + r * d, dyr = dyp + r * d, dxr = dxp + r * d
+                            let mu = saved.mean[r], rs = saved.rstd[r]
+                            for i in 0..<d { xh[i] = (row[i] - mu) * rs }
+                            if let weight {
+                                weight.withPointer { wp in for i in 0..<d { gp[i] = dyr[i] * wp[i] } }
+                            } else {
+                                gp.update(from: dyr, count: d)
+                            }
+                            if let gw { for i in 0..<d { gw[i] += dyr[i] * xh[i] } }
+                            if let gb { Vector.add(dyr, into: gb, d) }
+                            let meanG = Vector.sum(gp, d) / Float(d)
+                            let meanGX = Vector.dot(gp, xh, d) / Float(d)
+                            for i in 0..<d { dxr[i] = (gp[i] - meanG - xh[i] * meanGX) * rs }
                         }
-                        if let weightGrad { for i in 0..<d { weightGrad[i] += dyr[i] * xh[i] } }
-                        if let biasGrad { Vector.add(dyr, into: biasGrad, d) }
-                        let meanG = Vector.sum(gp, d) / Float(d)
-                        let meanGX = Vector.dot(gp, xh, d) / Float(d)
-                        for i in 0..<d { dxr[i] = (gp[i] - meanG - xh[i] * meanGX) * rs }
-                    }
+                    } }
                 } }
             } }
         }
+        for chunk in 0..<chunks {
+            if let weightGrad { partialW.withUnsafeBufferPointer { Vector.add($0.baseAddress! + chunk * d, into: weightGrad, d) } }
+            if let biasGrad { partialB.withUnsafeBufferPointer { Vector.add($0.baseAddress! + chunk * d, into: biasGrad, d) } }
+        }
+        return dx
     }
 }
