@@ -373,20 +373,33 @@ def ema_tensors(ema, sd):
 # writing
 # --------------------------------------------------------------------------------------------------
 def write_safetensors(path, tensors, metadata):
-    """Deterministic float32 safetensors: tensors sorted by name, metadata keys sorted, atomic."""
-    header, blobs, offset = {}, [], 0
-    for name in sorted(tensors):
-        t = tensors[name].detach().to(device="cpu", dtype=torch.float32).contiguous()
-        if not torch.isfinite(t).all():
-            fail(f"tensor '{name}' has non-finite values")
-        data = t.numpy().astype("<f4", copy=False).tobytes()
-        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
+    """Deterministic float32 safetensors: tensors sorted by name, metadata keys sorted, atomic.
+
+    The data is streamed tensor by tensor, so a large checkpoint is not held twice in memory.
+    """
+    names = sorted(tensors)
+    header, offset = {}, 0
+    for name in names:
+        t = tensors[name]
+        if not t.is_floating_point():
+            fail(f"tensor '{name}' has dtype {t.dtype}; only floating-point weights are expected")
+        size = t.numel() * 4
+        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [offset, offset + size]}
+        offset += size
     header["__metadata__"] = {k: str(metadata[k]) for k in sorted(metadata)}
     text = json.dumps(header, separators=(",", ":")).encode("utf-8")
     text += b" " * (-len(text) % 8)
-    atomic_write(path, [struct.pack("<Q", len(text)), text] + blobs)
+
+    def chunks():
+        yield struct.pack("<Q", len(text))
+        yield text
+        for name in names:
+            t = tensors[name].detach().to(device="cpu", dtype=torch.float32).contiguous()
+            if not torch.isfinite(t).all():
+                fail(f"tensor '{name}' has non-finite values")
+            yield t.numpy().astype("<f4", copy=False).tobytes()
+
+    atomic_write(path, chunks())
 
 
 def atomic_write(path, chunks):

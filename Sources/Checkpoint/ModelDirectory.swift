@@ -9,7 +9,7 @@ public enum ModelDirectory {
 
     /// Keys of pretraining decoders and heads that an encoder ignores by design.
     static let decoderPrefixes = ["decode_blocks", "decode_norm", "decoder_", "down.", "down_1.", "lm_head",
-                                  "mask_token", "de_pos_embed"]
+                                  "mask_token", "de_pos_embed", "model_ema."]
 
     public static func readConfig(_ dir: URL) throws -> ViTConfig {
         let url = dir.appendingPathComponent(configName)
@@ -111,7 +111,7 @@ public enum ModelDirectory {
         try AtomicFile.write(try encoder.encode(config), to: dir.appendingPathComponent(configName))
     }
 
-    static func describe(_ error: Error) -> String {
+    public static func describe(_ error: Error) -> String {
         guard let e = error as? DecodingError else { return "\(error)" }
         func path(_ ctx: DecodingError.Context) -> String {
             ctx.codingPath.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")

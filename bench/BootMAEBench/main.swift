@@ -60,6 +60,24 @@ if arguments.contains("--images") {
     try imageTimings(fixtures: fixtures)
     exit(0)
 }
+if arguments.contains("--gemm") {
+    // Raw sgemm rates at the shapes a tiny-ViT training step uses.
+    for (m, n, k, tb) in [(12800, 384, 128, true), (12800, 512, 128, true), (12800, 128, 512, true), (12800, 128, 128, true),
+                          (50, 50, 32, true), (50, 32, 50, false)] {
+        var a = [Float](repeating: 0.5, count: m * k), b = [Float](repeating: 0.25, count: n * k), c = [Float](repeating: 0, count: m * n)
+        let reps = m * n * k > 1_000_000 ? 20 : 20000
+        var times: [Double] = []
+        for _ in 0..<5 {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            for _ in 0..<reps {
+                BLAS.gemm(transB: tb, m: m, n: n, k: k, a: &a, lda: k, b: &b, ldb: tb ? k : n, c: &c, ldc: n)
+            }
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9 / Double(reps))
+        }
+        print(String(format: "gemm %5d x %4d x %4d: %7.1f GFLOP/s  %8.1f us", m, n, k, 2.0 * Double(m * n * k) / median(times) / 1e9, median(times) * 1e6))
+    }
+    exit(0)
+}
 if arguments.contains("--train") {
     trainStepRates(seconds: seconds)
     exit(0)

@@ -263,8 +263,7 @@ class BootMAEPretrain(BootMAEEncoderPart):
         s1 = self._decoder(z, self.down_1, self.mask_token_1, self.pos_embed, self.decode_blocks_1,
                            self.decode_norm_1, feats[self.fea_list[-1]], mask_idx, inv)
         feature_pred = self.lm_head_1(s1[:, 1:])
-        return dict(latent=z, pixel_pred=pixel_pred, feature_pred=feature_pred, pixel_tokens=s[:, 1:],
-                    pixel_decoder_input_check=(idx, inv))
+        return dict(latent=z, pixel_pred=pixel_pred, feature_pred=feature_pred, pixel_tokens=s[:, 1:], inv=inv)
 
 
 def bootmae_masks(ids_shuffle, num_mask, grid):
@@ -359,10 +358,6 @@ def float64_discrepancy(run32, run64, grads32, grads64):
 
 def state_dict_of(model):
     return {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
-
-
-def size_of(paths):
-    return sum(Path(p).stat().st_size for p in paths)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -478,9 +473,18 @@ def bootmae_tiny():
     with torch.no_grad():
         # unweighted variant (no --weight_mask): weight = loss_mask
         lp_u, lf_u, lt_u = bootmae_losses(out, target_pix, target_feat, loss_mask, loss_mask, p, BOOT_LAMBDA)
-        # check: the unshuffle puts down(z) of visible patch n at token 1+n and cls at 0
-        idx, inv = out["pixel_decoder_input_check"]
-        assert torch.equal(torch.gather(idx, 1, inv), torch.arange(N + 1).expand(BATCH, -1))
+        # check the unshuffle elementwise: decoder token 0 = down(z) of cls, token 1+n = down(z) of
+        # visible patch n (no decoder position), or mask_token + de_pos_embed[1+n] for a masked n
+        y = model.down(out["latent"])
+        mt = model.mask_token + torch.gather(model.de_pos_embed.expand(BATCH, -1, -1), 1,
+                                             (ids_shuffle[:, V:] + 1)[..., None].expand(-1, -1, y.shape[-1]))
+        s0 = torch.gather(torch.cat([y, mt], dim=1), 1, out["inv"][..., None].expand(-1, -1, y.shape[-1]))
+        for b in range(BATCH):
+            assert torch.equal(s0[b, 0], y[b, 0])
+            for k in range(N):
+                n = int(ids_shuffle[b, k])
+                want = y[b, 1 + k] if k < V else model.mask_token[0, 0] + model.de_pos_embed[0, 1 + n]
+                assert torch.equal(s0[b, 1 + n], want), (b, k, n)
         # check: pixel loss on (c, p, q) patch vectors with the ConvTranspose as a Linear (spec 4.2)
         Wt, bt = model.lm_head.proj.weight, model.lm_head.proj.bias
         W_lin = Wt.reshape(Wt.shape[0], -1).t()                      # [(c,p,q), k] = Wt[k,c,p,q]

@@ -1,5 +1,5 @@
 import Tensor
-import ViT
+
 
 /// The two pretraining objectives behind one interface for the trainer.
 public enum PretrainingNetwork: Sendable {
