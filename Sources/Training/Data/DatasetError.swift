@@ -77,8 +77,9 @@ public enum DatasetError: Error, Sendable, Hashable, CustomStringConvertible {
         case .unreadableImage(let name, let reason):
             return "Cannot load \(name): \(reason)"
         case .tooManyUnreadable(let skipped, let allowed, let total, let example, let reason):
-            return "\(skipped) of the \(total) samples could not be loaded (at most \(allowed) are skipped). "
-                + "For example \(example): \(reason) Fix or remove the unreadable files."
+            let sentence = reason.hasSuffix(".") ? reason : reason + "."
+            return "\(skipped) of the \(total) samples could not be loaded, more than the \(allowed) the loader skips. "
+                + "For example \(example): \(sentence) Fix or remove the unreadable files."
         }
     }
 }
