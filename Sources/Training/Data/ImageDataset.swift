@@ -1,0 +1,121 @@
+import Foundation
+import ImageKit
+
+/// Which part of a dataset to read.
+public enum DatasetSplit: String, Sendable, Hashable, CaseIterable {
+    case train, test
+}
+
+/// A random-access collection of images, optionally labeled.
+///
+/// Implementations are immutable values (safe to share across the loader's threads). Images are
+/// returned in their native size and channels; the loader's transforms resize and convert them.
+public protocol ImageDataset: Sendable {
+    /// Number of samples.
+    var count: Int { get }
+    /// Class names in label order; empty when the dataset is unlabeled.
+    var classes: [String] { get }
+    /// Native channels of the images: 1 for gray datasets such as Fashion-MNIST, 3 for RGB.
+    var channels: Int { get }
+    /// The label of sample `index` (an index into `classes`), or nil when unlabeled.
+    func label(at index: Int) -> Int?
+    /// The image of sample `index`; throws when it cannot be read or decoded.
+    func image(at index: Int) throws -> Image
+    /// Where sample `index` comes from (a file path), for error messages.
+    func sampleName(at index: Int) -> String
+}
+
+extension ImageDataset {
+    public func sampleName(at index: Int) -> String { "sample #\(index)" }
+
+    /// The image of sample `index`, or a `DatasetError.unreadableImage` naming the sample.
+    /// The batch loader uses this to skip unreadable samples and count them.
+    public func loadImage(at index: Int) -> Result<Image, DatasetError> {
+        do {
+            return .success(try image(at: index))
+        } catch let error as DatasetError {
+            if case .unreadableImage = error { return .failure(error) }
+            return .failure(.unreadableImage(name: sampleName(at: index), reason: error.description))
+        } catch {
+            return .failure(.unreadableImage(name: sampleName(at: index), reason: "\(error)"))
+        }
+    }
+}
+
+/// Opens datasets by path, recognising the layout.
+public enum Datasets {
+    /// Opens the `split` of the dataset at `path`:
+    /// - a folder holding MNIST-style IDX files (`train-images-idx3-ubyte[.gz]`, `t10k-…` or `test-…`
+    ///   for the test split, with the matching `*-labels-idx1-ubyte[.gz]`) → `IDXDataset`;
+    /// - otherwise an ImageFolder (class subfolders or a flat folder of PNG/JPEG images, optionally
+    ///   under `train/` and `test/` or `val/`) → `ImageFolderDataset`.
+    public static func open(_ path: String, split: DatasetSplit,
+                            maxPixels: Int = ImageDecoder.defaultMaxPixels) throws(DatasetError) -> any ImageDataset {
+        let kind = FileSystem.kind(path)
+        guard kind != .missing else { throw .notFound(path: path) }
+        guard kind == .directory else { throw .notAFolder(path: path) }
+        if IDXDataset.holdsIDXFiles(path) {
+            return try IDXDataset(directory: path, split: split)
+        }
+        return try ImageFolderDataset(root: path, split: split, maxPixels: maxPixels)
+    }
+}
+
+/// Small POSIX file helpers that report errno text (Foundation's `contents(atPath:)` only says nil).
+enum FileSystem {
+    enum Kind { case missing, file, directory }
+
+    static func kind(_ path: String) -> Kind {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { return .missing }
+        return isDirectory.boolValue ? .directory : .file
+    }
+
+    /// Names in a folder (hidden entries excluded), unsorted.
+    static func entries(_ path: String) throws(DatasetError) -> [String] {
+        do {
+            return try FileManager.default.contentsOfDirectory(atPath: path).filter { !$0.hasPrefix(".") }
+        } catch {
+            throw .unreadable(path: path, reason: "cannot list the folder")
+        }
+    }
+
+    static func join(_ directory: String, _ name: String) -> String {
+        directory.hasSuffix("/") ? directory + name : directory + "/" + name
+    }
+
+    /// The whole file.
+    static func readFile(_ path: String) throws(DatasetError) -> [UInt8] {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { throw .unreadable(path: path, reason: errnoText()) }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw .unreadable(path: path, reason: errnoText()) }
+        if (info.st_mode & S_IFMT) == S_IFDIR { throw .unreadable(path: path, reason: "it is a folder") }
+        var bytes = [UInt8]()
+        var capacity = max(Int(info.st_size), 0) + 1  // +1: notice growth without an extra read
+        var filled = 0
+        while true {
+            if filled == capacity { capacity *= 2 }
+            if bytes.count < capacity { bytes += [UInt8](repeating: 0, count: capacity - bytes.count) }
+            let n = bytes.withUnsafeMutableBytes { raw in
+                read(fd, raw.baseAddress! + filled, capacity - filled)
+            }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw .unreadable(path: path, reason: errnoText())
+            }
+            if n == 0 { break }
+            filled += n
+        }
+        bytes.removeLast(bytes.count - filled)
+        return bytes
+    }
+
+    static func errnoText() -> String { String(cString: strerror(errno)) }
+}
+
+/// Python's sort order for names (code points, i.e. UTF-8 bytes), which torchvision uses.
+func pythonOrder(_ a: String, _ b: String) -> Bool {
+    a.utf8.lexicographicallyPrecedes(b.utf8)
+}

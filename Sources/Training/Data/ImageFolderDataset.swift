@@ -1,0 +1,152 @@
+import Foundation
+import ImageKit
+
+/// Images in files, in torchvision's `ImageFolder` layout `root/<class>/<image>` (classes sorted by
+/// name, each class folder walked recursively, files sorted), or a flat folder of images without
+/// labels (for pretraining). Files are PNG or JPEG (`.png`, `.jpg`, `.jpeg`, any case), decoded
+/// lazily with ImageKit.
+///
+/// Splits: when the root has a `train/` folder, the train split is `root/train` and the test split
+/// `root/test` (or `root/val`). Otherwise the whole root is the train split and there is no test split.
+public struct ImageFolderDataset: ImageDataset {
+    public static let imageExtensions: Set<String> = ["png", "jpg", "jpeg"]
+
+    /// The folder the samples were listed from (the split folder).
+    public let root: String
+    /// Full paths of the image files, in sample order.
+    public let files: [String]
+    /// Label of each file (indices into `classes`); empty when unlabeled.
+    public let labels: [Int]
+    public let classes: [String]
+    /// Channels of the first image that decodes (gray 1, else 3); 3 when none does.
+    public let channels: Int
+    /// Images with more pixels are rejected before decoding.
+    public let maxPixels: Int
+
+    public var count: Int { files.count }
+
+    /// The `split` of the dataset at `root` (see the type's documentation for the layouts).
+    public init(root: String, split: DatasetSplit, maxPixels: Int = ImageDecoder.defaultMaxPixels) throws(DatasetError) {
+        switch FileSystem.kind(root) {
+        case .missing: throw .notFound(path: root)
+        case .file: throw .notAFolder(path: root)
+        case .directory: break
+        }
+        let train = FileSystem.join(root, "train")
+        let hasSplits = FileSystem.kind(train) == .directory
+        let folder: String
+        switch (split, hasSplits) {
+        case (.train, true):
+            folder = train
+        case (.train, false):
+            folder = root
+        case (.test, true):
+            let candidates = ["test", "val"].map { FileSystem.join(root, $0) }
+            guard let found = candidates.first(where: { FileSystem.kind($0) == .directory }) else {
+                throw .splitNotFound(path: root, split: .test,
+                                     expected: "a test/ or val/ folder next to \(train)")
+            }
+            folder = found
+        case (.test, false):
+            throw .splitNotFound(path: root, split: .test,
+                                 expected: "train/ and test/ (or val/) subfolders; this folder has none, so all of it is the train split")
+        }
+        try self.init(directory: folder, maxPixels: maxPixels)
+    }
+
+    /// All of `directory` as one dataset: labeled when it has subfolders (ImageFolder; image files
+    /// directly in `directory` are then ignored, as torchvision does), unlabeled when it only holds
+    /// image files.
+    public init(directory: String, maxPixels: Int = ImageDecoder.defaultMaxPixels) throws(DatasetError) {
+        switch FileSystem.kind(directory) {
+        case .missing: throw .notFound(path: directory)
+        case .file: throw .notAFolder(path: directory)
+        case .directory: break
+        }
+        let entries = try FileSystem.entries(directory).sorted(by: pythonOrder)
+        let subfolders = entries.filter { FileSystem.kind(FileSystem.join(directory, $0)) == .directory }
+        var files: [String] = []
+        var labels: [Int] = []
+        let flatFiles = entries.filter { name in
+            ImageFolderDataset.isImageFile(name) && FileSystem.kind(FileSystem.join(directory, name)) == .file
+        }.map { FileSystem.join(directory, $0) }
+        if subfolders.isEmpty {
+            files = flatFiles
+        } else {
+            var empty: [String] = []
+            for (label, name) in subfolders.enumerated() {
+                let found = try ImageFolderDataset.imageFiles(under: FileSystem.join(directory, name))
+                if found.isEmpty { empty.append(name) }
+                files += found
+                labels += [Int](repeating: label, count: found.count)
+            }
+            if !empty.isEmpty && empty.count < subfolders.count {
+                throw .emptyClassFolders(path: directory, classes: empty)
+            }
+        }
+        // Subfolders without any images next to image files: a flat folder with stray subfolders.
+        let labeled = !files.isEmpty
+        if !labeled { files = flatFiles; labels = [] }
+        guard !files.isEmpty else { throw .noImages(path: directory) }
+        self.root = directory
+        self.files = files
+        self.labels = labels
+        self.classes = labeled ? subfolders : []
+        self.maxPixels = maxPixels
+        // Native channels: those of the first image that decodes (a few tries at most).
+        var channels = 3
+        for path in files.prefix(8) {
+            if let bytes = try? FileSystem.readFile(path), let image = try? ImageDecoder.decode(bytes, maxPixels: maxPixels) {
+                channels = image.channels
+                break
+            }
+        }
+        self.channels = channels
+    }
+
+    public func label(at index: Int) -> Int? { labels.isEmpty ? nil : labels[index] }
+
+    public func image(at index: Int) throws(DatasetError) -> Image {
+        precondition(index >= 0 && index < count, "ImageFolderDataset: index \(index) out of range 0..<\(count)")
+        let path = files[index]
+        let bytes: [UInt8]
+        do {
+            bytes = try FileSystem.readFile(path)
+        } catch {
+            throw .unreadableImage(name: path, reason: error.description)
+        }
+        do {
+            return try ImageDecoder.decode(bytes, maxPixels: maxPixels)
+        } catch {
+            throw .unreadableImage(name: path, reason: error.description)
+        }
+    }
+
+    public func sampleName(at index: Int) -> String { files[index] }
+
+    static func isImageFile(_ name: String) -> Bool {
+        guard let dot = name.lastIndex(of: "."), !name.hasPrefix(".") else { return false }
+        return imageExtensions.contains(name[name.index(after: dot)...].lowercased())
+    }
+
+    /// Image files under `folder`, recursively, in torchvision's order: folders sorted by path
+    /// (as `sorted(os.walk(folder))`), the files of each sorted by name.
+    static func imageFiles(under folder: String) throws(DatasetError) -> [String] {
+        var groups: [(folder: String, files: [String])] = []
+        var pending = [folder]
+        while let current = pending.popLast() {
+            let entries = try FileSystem.entries(current)
+            var files: [String] = []
+            for name in entries {
+                let path = FileSystem.join(current, name)
+                switch FileSystem.kind(path) {
+                case .directory: pending.append(path)
+                case .file where isImageFile(name): files.append(name)
+                default: break
+                }
+            }
+            groups.append((current, files.sorted(by: pythonOrder).map { FileSystem.join(current, $0) }))
+        }
+        return groups.sorted { pythonOrder($0.folder, $1.folder) }.flatMap(\.files)
+    }
+}

@@ -1,0 +1,106 @@
+import Foundation
+import ImageKit
+import XCTest
+@testable import Training
+
+final class ImageFolderDatasetTests: XCTestCase {
+    private func png(_ seed: Int, channels: Int = 3, width: Int = 9, height: Int = 7) throws -> [UInt8] {
+        try PNGEncoder.encode(patternImage(width: width, height: height, channels: channels, seed: seed))
+    }
+
+    /// root/train/{cat,dog}/…, root/<testName>/{cat,dog}/…; one corrupt file in train/dog.
+    private func makeSplitFolder(testName: String = "test") throws -> String {
+        let root = try makeTemporaryFolder(self)
+        try write(png(1), to: root + "/train/dog/b.png")
+        try write(png(2), to: root + "/train/dog/a.PNG")
+        try write(Array("not an image".utf8), to: root + "/train/dog/c.jpg")  // corrupt
+        try write(png(3), to: root + "/train/dog/nested/z.png")
+        try write(Array("notes".utf8), to: root + "/train/dog/readme.txt")     // ignored
+        try write(png(4), to: root + "/train/cat/x.Jpeg")                      // PNG bytes, any extension case
+        try write(png(5), to: root + "/train/cat/.hidden.png")                 // ignored
+        try write(png(6), to: root + "/\(testName)/cat/t.png")
+        try write(png(7), to: root + "/\(testName)/dog/u.png")
+        try write(png(8), to: root + "/\(testName)/dog/v.png")
+        return root
+    }
+
+    func testClassFoldersWithSplits() throws {
+        let root = try makeSplitFolder()
+        let train = try XCTUnwrap(try Datasets.open(root, split: .train) as? ImageFolderDataset)
+        XCTAssertEqual(train.classes, ["cat", "dog"])
+        XCTAssertEqual(train.files.map { String($0.dropFirst(root.count)) },
+                       ["/train/cat/x.Jpeg", "/train/dog/a.PNG", "/train/dog/b.png", "/train/dog/c.jpg", "/train/dog/nested/z.png"])
+        XCTAssertEqual((0..<train.count).map { train.label(at: $0) }, [0, 1, 1, 1, 1])
+        XCTAssertEqual(train.channels, 3)
+        XCTAssertEqual(try train.image(at: 1), patternImage(width: 9, height: 7, channels: 3, seed: 2))
+        XCTAssertEqual(train.sampleName(at: 3), root + "/train/dog/c.jpg")
+
+        // The corrupt file throws, naming the file.
+        let error = thrownError { try train.image(at: 3) }
+        guard case .unreadableImage(let name, let reason) = error else { return XCTFail("got \(String(describing: error))") }
+        XCTAssertEqual(name, root + "/train/dog/c.jpg")
+        XCTAssertTrue(reason.contains("Unsupported image format"), reason)
+        guard case .failure = train.loadImage(at: 3), case .success = train.loadImage(at: 0) else { return XCTFail() }
+
+        let test = try Datasets.open(root, split: .test)
+        XCTAssertEqual(test.classes, ["cat", "dog"])
+        XCTAssertEqual((0..<test.count).map { test.label(at: $0) }, [0, 1, 1])
+    }
+
+    func testValFolderIsTheTestSplit() throws {
+        let root = try makeSplitFolder(testName: "val")
+        XCTAssertEqual(try Datasets.open(root, split: .test).count, 3)
+    }
+
+    func testWithoutSplitFoldersEverythingIsTrain() throws {
+        let root = try makeTemporaryFolder(self)
+        try write(png(1, channels: 1), to: root + "/b/1.png")
+        try write(png(2, channels: 1), to: root + "/a/2.png")
+        let data = try Datasets.open(root, split: .train)
+        XCTAssertEqual(data.classes, ["a", "b"])
+        XCTAssertEqual(data.channels, 1)
+        let error = thrownError { try Datasets.open(root, split: .test) }
+        guard case .splitNotFound(root, .test, let expected) = error else { return XCTFail("got \(String(describing: error))") }
+        XCTAssertTrue(expected.contains("test/"), expected)
+        XCTAssertTrue(error!.description.contains("no test split"), error!.description)
+    }
+
+    func testFlatFolderIsUnlabeled() throws {
+        let root = try makeTemporaryFolder(self)
+        for i in 0..<3 { try write(png(i), to: root + "/img\(i).png") }
+        try FileManager.default.createDirectory(atPath: root + "/empty-subfolder", withIntermediateDirectories: true)
+        let data = try Datasets.open(root, split: .train)
+        XCTAssertEqual(data.count, 3)
+        XCTAssertEqual(data.classes, [])
+        XCTAssertNil(data.label(at: 0))
+        XCTAssertEqual(try data.image(at: 2), patternImage(width: 9, height: 7, channels: 3, seed: 2))
+    }
+
+    func testMissingEmptyAndOddFolders() throws {
+        let root = try makeTemporaryFolder(self)
+        XCTAssertEqual(thrownError { try Datasets.open(root, split: .train) }, .noImages(path: root))
+        XCTAssertTrue(DatasetError.noImages(path: root).description.contains("idx3-ubyte"))
+        XCTAssertEqual(thrownError { try Datasets.open(root + "/nope", split: .train) }, .notFound(path: root + "/nope"))
+        try write(png(1), to: root + "/file.png")
+        XCTAssertEqual(thrownError { try Datasets.open(root + "/file.png", split: .train) }, .notAFolder(path: root + "/file.png"))
+
+        let classes = try makeTemporaryFolder(self)
+        try write(png(1), to: classes + "/full/1.png")
+        try write(Array("x".utf8), to: classes + "/empty/notes.txt")
+        XCTAssertEqual(thrownError { try Datasets.open(classes, split: .train) },
+                       .emptyClassFolders(path: classes, classes: ["empty"]))
+    }
+
+    func testPythonSortOrder() throws {
+        // torchvision sorts by code point: uppercase before lowercase, "a-b" before "a/…" before "a0".
+        let root = try makeTemporaryFolder(self)
+        for name in ["b", "B", "a0", "a"] { try write(png(1), to: root + "/\(name)/1.png") }
+        try write(png(1), to: root + "/a/sub/2.png")
+        try write(png(1), to: root + "/a/sub-x/3.png")
+        try write(png(1), to: root + "/a/4.png")
+        let data = try ImageFolderDataset(directory: root)
+        XCTAssertEqual(data.classes, ["B", "a", "a0", "b"])
+        XCTAssertEqual(data.files.filter { $0.contains("/a/") }.map { String($0.dropFirst(root.count)) },
+                       ["/a/1.png", "/a/4.png", "/a/sub/2.png", "/a/sub-x/3.png"])
+    }
+}
