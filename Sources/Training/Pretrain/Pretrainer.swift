@@ -1,0 +1,166 @@
+import Foundation
+import Tensor
+import ViT
+import Checkpoint
+import ImageKit
+
+/// Runs MAE or BootMAE pretraining: AdamW with a per-iteration cosine schedule, BootMAE's momentum
+/// and feature-weight schedules per epoch, metrics, atomic checkpoints, exact resume.
+///
+/// Every random draw is a function of (seed, epoch, sample) for data and (seed, step) for masks, so a
+/// run stopped and resumed at any step produces the same weights as an uninterrupted one.
+public final class Pretrainer {
+    public let config: PretrainingConfig
+    public let recipe: PretrainRecipe
+    public let run: RunDirectory
+    public let network: PretrainingNetwork
+    let dataset: any ImageDataset
+    var optimizer: AdamW
+    /// Optimizer steps done so far.
+    public private(set) var step = 0
+    public let stepsPerEpoch: Int
+    public var totalSteps: Int { stepsPerEpoch * recipe.epochs }
+    let schedule: CosineSchedule
+
+    public struct Summary: Codable, Sendable {
+        public var steps: Int
+        public var epochs: Double
+        public var finalLoss: Float?
+        public var seconds: Double
+        public var imagesPerSecond: Double
+        public var stoppedEarly: Bool
+    }
+
+    public struct TrainingError: Error, CustomStringConvertible { public let description: String }
+
+    /// A new run (writes config.json and recipe.json) or, with `resume`, the run in `run`.
+    public init(config: PretrainingConfig, recipe: PretrainRecipe, run: RunDirectory, resume: Bool) throws {
+        let problems = config.validationErrors()
+        guard problems.isEmpty else { throw TrainingError(description: "invalid model: " + problems.joined(separator: "; ")) }
+        self.config = config
+        self.recipe = recipe
+        self.run = run
+        dataset = try Datasets.open(recipe.data, split: .train)
+        stepsPerEpoch = dataset.count / recipe.batchSize
+        guard stepsPerEpoch > 0 else {
+            throw TrainingError(description: "the dataset has \(dataset.count) images, fewer than one batch of \(recipe.batchSize)")
+        }
+        network = PretrainingNetwork(config: config)
+        let exempt = network.noDecayNames
+        optimizer = AdamW(parameters: network.parameters, beta1: Float(recipe.beta1), beta2: Float(recipe.beta2),
+                          weightDecay: Float(recipe.weightDecay)) { name, p in
+            .init(decay: AdamW.officialDecay(name, p, exempt: exempt))
+        }
+        schedule = CosineSchedule(base: recipe.lr, final: recipe.minLR, totalSteps: stepsPerEpoch * recipe.epochs,
+                                  warmupSteps: Int((recipe.warmupEpochs * Double(stepsPerEpoch)).rounded()))
+        if resume {
+            try loadCheckpoint()
+        } else {
+            network.initialize(seed: recipe.seed)
+            try run.writeJSON(config, to: "config.json")
+            try run.writeJSON(recipe, to: "recipe.json")
+        }
+    }
+
+    // MARK: Loop
+
+    public func train(maxSteps: Int? = nil, stop: StopFlag = StopFlag(), progress: ProgressReporter = ProgressReporter()) throws -> Summary {
+        let c = config.encoder
+        let startStep = step
+        let lastStep = min(totalSteps, maxSteps.map { startStep + $0 } ?? totalSteps)
+        let started = Date()
+        var lastLoss: Float?
+        var window: (images: Int, seconds: Double, data: Double) = (0, 0, 0)
+        var windowStart = Date()
+        if startStep > 0 { progress.log("resuming at step \(startStep) of \(totalSteps) (epoch \(startStep / stepsPerEpoch))") }
+
+        epochs: while step < lastStep {
+            let epoch = step / stepsPerEpoch
+            let ema = Float(recipe.ema.decay(epoch: epoch))
+            let lambda = Float(featureLossWeight(epoch: epoch, epochs: recipe.epochs, weight: recipe.featureWeight))
+            let loader = try BatchLoader(dataset: dataset, batchSize: recipe.batchSize, shuffle: true, dropLast: true,
+                                         seed: recipe.seed, epoch: epoch, startBatch: step % stepsPerEpoch,
+                                         channels: c.inChans, imageSize: c.imgSize, mean: c.mean, std: c.std,
+                                         augment: Augment(size: c.imgSize, scale: recipe.augmentScale), workers: 1)
+            while step < lastStep, step / stepsPerEpoch == epoch {
+                let waitStart = Date()
+                guard let batch = try loader.next() else { break }
+                let dataSeconds = Date().timeIntervalSince(waitStart)
+                let lr = Float(schedule.value(at: step))
+                var rng = SeededRandom(seed: recipe.seed, stream: UInt64(step))
+                network.parameters.zeroGrads()
+                let losses = network.trainStep(batch.images, rng: &rng, masking: recipe.masking,
+                                               weightMask: recipe.weightMask, featureWeight: lambda)
+                guard losses.total.isFinite else {
+                    throw TrainingError(description: "loss became \(losses.total) at step \(step) (lr \(lr)); the last checkpoint is intact — lower --lr and resume or restart")
+                }
+                optimizer.step(network.parameters, lr: lr)
+                network.afterStep(emaDecay: ema)
+                step += 1
+                lastLoss = losses.total
+
+                window.images += batch.images.shape[0]
+                window.data += dataSeconds
+                let now = Date()
+                window.seconds = now.timeIntervalSince(windowStart)
+                let rate = Double(window.images) / max(window.seconds, 1e-9)
+                let eta = Double(lastStep - step) * Double(recipe.batchSize) / max(rate, 1e-9)
+                var text = String(format: "epoch %d loss %.4f", epoch, losses.total)
+                if let f = losses.feature { text += String(format: " (pix %.4f feat %.4f λ %.2f)", losses.pixel, f, lambda) }
+                text += String(format: " lr %.2e %.0f img/s", lr, rate)
+                progress.update(label: "pretrain", done: step, total: totalSteps, text: text, eta: eta)
+                if step % 10 == 0 || step == lastStep || step % stepsPerEpoch == 0 {
+                    var m: [String: Any] = ["step": step, "epoch": Double(step) / Double(stepsPerEpoch), "loss": losses.total,
+                                            "pixel_loss": losses.pixel, "lr": lr, "img_per_s": rate,
+                                            "data_share": window.data / max(window.seconds, 1e-9),
+                                            "elapsed_s": Date().timeIntervalSince(started)]
+                    if let f = losses.feature { m["feature_loss"] = f; m["lambda"] = lambda; m["ema"] = ema }
+                    run.appendMetrics(m)
+                    window = (0, 0, 0)
+                    windowStart = now
+                }
+                if step % recipe.checkpointEvery == 0 || step == lastStep {
+                    try saveCheckpoint()
+                    try? writeLossPlot()
+                }
+                if stop.isSet {
+                    try saveCheckpoint()
+                    progress.log("stopped at step \(step); checkpoint saved — resume with --resume")
+                    break epochs
+                }
+            }
+        }
+        let seconds = Date().timeIntervalSince(started)
+        let done = step - startStep
+        return Summary(steps: step, epochs: Double(step) / Double(stepsPerEpoch), finalLoss: lastLoss, seconds: seconds,
+                       imagesPerSecond: Double(done * recipe.batchSize) / max(seconds, 1e-9), stoppedEarly: step < totalSteps)
+    }
+
+    /// loss.png: total, pixel and feature losses against the step.
+    public func writeLossPlot() throws {
+        let keys = config.objective == .bootmae ? ["loss", "pixel_loss", "feature_loss"] : ["loss"]
+        try run.writeLossPlot(keys: keys, title: "\(config.objective == .bootmae ? "BootMAE" : "MAE") pretraining loss")
+    }
+
+    // MARK: Checkpoints
+
+    /// Model (online + momentum), optimizer moments and the position in the schedule, in one
+    /// safetensors file written atomically.
+    public func saveCheckpoint() throws {
+        var tensors = network.checkpointParameters.entries.map { ($0.name, $0.parameter.value) }
+        tensors += optimizer.stateTensors(shapes: network.parameters).map { ("optim.\($0.0)", $0.1) }
+        let meta = ["step": String(step), "adam_steps": String(optimizer.steps), "format": "bootmae-swift-train-1",
+                    "objective": config.objective.rawValue]
+        try SafeTensorsWriter.write(tensors, to: run.file(RunDirectory.checkpointName), metadata: meta)
+    }
+
+    func loadCheckpoint() throws {
+        let file = try SafeTensorsFile(contentsOf: run.file(RunDirectory.checkpointName))
+        guard let s = file.metadata["step"].flatMap(Int.init), let adam = file.metadata["adam_steps"].flatMap(Int.init) else {
+            throw TrainingError(description: "\(run.file(RunDirectory.checkpointName).path) is not a training checkpoint (no step metadata)")
+        }
+        try ModelDirectory.load(network.checkpointParameters, from: file, ignoring: ["optim."])
+        try optimizer.restore(steps: adam) { try file.tensor("optim.\($0)") }
+        step = s
+    }
+}

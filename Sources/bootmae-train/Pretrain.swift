@@ -1,0 +1,179 @@
+import ArgumentParser
+import Foundation
+import Tensor
+import Training
+import ViT
+
+/// `bootmae-train pretrain`: MAE or BootMAE pretraining into a run folder, resumable.
+struct Pretrain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Pretrain a ViT with BootMAE or MAE on an image folder or an IDX dataset.",
+        discussion: """
+        Writes RUN_DIR/{config.json, recipe.json, checkpoint.safetensors, metrics.jsonl, loss.png, result.json}.
+        Ctrl-C (SIGINT) or SIGTERM saves a checkpoint before exiting; --resume continues exactly where it stopped.
+        """)
+
+    @OptionGroup var common: CommonTrainingOptions
+
+    @Option(help: "Objective: bootmae (momentum targets + target-aware decoders) or mae.")
+    var objective: PretrainingConfig.Objective = .bootmae
+
+    @Option(help: "Model size: tiny (128 wide, 6 deep; for a 2-core CPU), small (192×12), base (ViT-B/16).")
+    var preset: ModelPreset = .tiny
+
+    @Option(help: "Input size in pixels (default: the preset's; tiny uses 28, Fashion-MNIST's native size).")
+    var imgSize: Int?
+
+    @Option(help: "Patch size (default: the preset's).")
+    var patchSize: Int?
+
+    @Option(help: "Share of patches masked.")
+    var maskRatio: Double = 0.75
+
+    @Option(help: "Images per step.")
+    var batchSize: Int = 256
+
+    @Option(help: "Base learning rate; the peak lr is blr × batch / 256 (the official linear scaling rule).")
+    var blr: Double = 1.5e-4
+
+    @Option(help: "Peak learning rate (overrides --blr).")
+    var lr: Double?
+
+    @Option(help: "Final learning rate of the cosine schedule (default: BootMAE peak/24 as 1e-4 vs 2.4e-3 officially; MAE 0).")
+    var minLR: Double?
+
+    @Option(help: "Warmup epochs (default: 5% of the epochs, as 40 of 800 officially).")
+    var warmupEpochs: Double?
+
+    @Option(help: "AdamW weight decay (β = 0.9, 0.95).")
+    var weightDecay: Double = 0.05
+
+    @Option(help: "BootMAE momentum encoder: EMA decay at the start.")
+    var emaStart: Double = 0.999
+
+    @Option(help: "BootMAE momentum encoder: EMA decay after the ramp.")
+    var emaEnd: Double = 0.9999
+
+    @Option(help: "Epochs of the EMA ramp (default: 1/8 of the epochs, as 100 of 800 officially).")
+    var emaRampEpochs: Double?
+
+    @Option(help: "BootMAE feature-loss weight λ (ramped in over the first 25% of epochs).")
+    var featureWeight: Double = 1
+
+    @Flag(help: "BootMAE: plain masked MSE instead of the neighbourhood-weighted loss.")
+    var noWeightMask = false
+
+    @Option(help: "Masking: block (BootMAE's block + random top-up + roll) or random (MAE). Default: the objective's.")
+    var masking: String?
+
+    @Option(help: "Write a checkpoint every N steps (and at the end, and on SIGINT/SIGTERM).")
+    var checkpointEvery: Int = 200
+
+    func validate() throws {
+        if batchSize < 1 { throw ValidationError("--batch-size must be positive") }
+        if !(0.05...0.95).contains(maskRatio) { throw ValidationError("--mask-ratio must be within 0.05...0.95") }
+        if let masking, masking != "block" && masking != "random" { throw ValidationError("--masking is block or random") }
+        if checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be positive") }
+    }
+
+    func run() throws {
+        TensorRuntime.configure(threads: common.threads)
+        let stop = installStopHandlers()
+        let progress = ProgressReporter()
+        var interrupted = false
+        do {
+            let dir = try RunDirectory(common.out, mode: common.mode)
+            let (config, recipe): (PretrainingConfig, PretrainRecipe)
+            if common.resume {
+                config = try dir.readJSON(PretrainingConfig.self, from: "config.json")
+                recipe = try dir.readJSON(PretrainRecipe.self, from: "recipe.json")
+            } else {
+                let dataset = try Datasets.open(common.data, split: .train)
+                config = preset.pretrainingConfig(objective: objective, imgSize: imgSize, patchSize: patchSize,
+                                                  channels: dataset.channels, maskRatio: maskRatio)
+                let epochs = common.epochs ?? 100
+                let peak = lr ?? blr * Double(batchSize) / 256
+                recipe = PretrainRecipe(
+                    data: common.data, seed: common.seed, epochs: epochs, batchSize: batchSize, lr: peak,
+                    minLR: minLR ?? (objective == .bootmae ? peak / 24 : 0),
+                    warmupEpochs: warmupEpochs ?? Double(epochs) * 0.05, weightDecay: weightDecay,
+                    ema: EMASchedule(start: emaStart, end: emaEnd, rampEpochs: emaRampEpochs ?? Double(epochs) / 8),
+                    featureWeight: featureWeight, weightMask: !noWeightMask,
+                    masking: masking ?? (objective == .bootmae ? "block" : "random"), checkpointEvery: checkpointEvery)
+            }
+            let trainer = try Pretrainer(config: config, recipe: recipe, run: dir, resume: common.resume)
+            progress.log("pretrain \(config.objective.rawValue): \(config.encoder.embedDim)×\(config.encoder.depth) ViT, "
+                         + "\(config.encoder.imgSize) px / patch \(config.encoder.patchSize), \(trainer.stepsPerEpoch) steps × \(recipe.epochs) epochs, "
+                         + "batch \(recipe.batchSize), lr \(recipe.lr) → \(dir.url.path)")
+            let summary = try trainer.train(maxSteps: common.maxSteps, stop: stop, progress: progress)
+            try dir.writeJSON(summary, to: "result.json")
+            try? trainer.writeLossPlot()
+            let loss = summary.finalLoss.map { String(format: "%.4f", $0) } ?? "-"
+            print("{\"steps\": \(summary.steps), \"epochs\": \(String(format: "%.2f", summary.epochs)), \"final_loss\": \(loss), "
+                  + "\"img_per_s\": \(String(format: "%.1f", summary.imagesPerSecond)), \"stopped_early\": \(summary.stoppedEarly)}")
+            if stop.isSet { interrupted = true }
+        } catch {
+            throw fail("error: \(error)", code: 1)
+        }
+        // Stopped by a signal: the checkpoint is saved, but the run is not finished.
+        if interrupted { throw ExitCode(130) }
+    }
+}
+
+/// Flags every training subcommand shares.
+struct CommonTrainingOptions: ParsableArguments {
+    @Option(help: "Dataset: an IDX folder (e.g. Fashion-MNIST) or an ImageFolder root (root/<class>/<image>).")
+    var data: String = "/usr/share/datasets/fashion-mnist"
+
+    @Option(help: "Run folder for checkpoints, metrics and results.")
+    var out: String
+
+    @Option(help: "Random seed (data order, augmentation, masks, initialisation).")
+    var seed: UInt64 = 0
+
+    @Option(help: "Epochs to train.")
+    var epochs: Int?
+
+    @Option(help: "Stop after N steps in this invocation (smoke runs; resume later).")
+    var maxSteps: Int?
+
+    @Flag(help: "Continue the run in --out from its checkpoint (its saved recipe wins over other flags).")
+    var resume = false
+
+    @Flag(help: "Start over in an --out folder that already holds a run.")
+    var overwrite = false
+
+    @Option(help: "Compute threads.")
+    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    var mode: RunDirectory.Mode { resume ? .resume : (overwrite ? .overwrite : .fresh) }
+
+    func validate() throws {
+        if resume && overwrite { throw ValidationError("--resume and --overwrite exclude each other") }
+        if let maxSteps, maxSteps < 1 { throw ValidationError("--max-steps must be positive") }
+        if let epochs, epochs < 1 { throw ValidationError("--epochs must be positive") }
+    }
+}
+
+extension PretrainingConfig.Objective: ExpressibleByArgument {}
+extension ModelPreset: ExpressibleByArgument {}
+
+/// SIGINT / SIGTERM set a flag the loop polls; a second signal exits at once.
+func installStopHandlers() -> StopFlag {
+    let flag = StopFlag()
+    for sig in [SIGINT, SIGTERM] {
+        signal(sig, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+        source.setEventHandler { @Sendable in
+            if flag.isSet { exit(130) }
+            FileHandle.standardError.write(Data("\nstopping after this step (signal again to quit at once)\n".utf8))
+            flag.set()
+        }
+        source.resume()
+        signalSources.append(source)
+    }
+    return flag
+}
+
+/// Keeps the signal sources alive for the life of the process.
+nonisolated(unsafe) var signalSources: [DispatchSourceSignal] = []
