@@ -89,6 +89,15 @@ public struct VisionTransformer: Sendable {
         return patchEmbed.backward(classAndPositionBackward(dx), cache: cache.patchEmbed)
     }
 
+    /// Tokens after the first `blocks` transformer blocks (no final norm), without keeping caches:
+    /// the intermediate features linear probes read (BootMAE probes block 10 of 12).
+    public func intermediateTokens(_ images: Tensor, blocks count: Int) -> Tensor {
+        precondition(count >= 1 && count <= blocks.count, "block count \(count) outside 1...\(blocks.count)")
+        var x = addClassAndPosition(patchEmbed.forward(images).0)
+        for block in blocks.prefix(count) { x = block.forward(x).0 }
+        return x
+    }
+
     /// [cls; patch tokens] + pos_embed: (B, N, D) → (B, 1 + N, D).
     func addClassAndPosition(_ patches: Tensor) -> Tensor {
         let (b, n, d) = (patches.shape[0], patches.shape[1], patches.shape[2])
