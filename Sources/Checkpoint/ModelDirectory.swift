@@ -35,7 +35,7 @@ public enum ModelDirectory {
 
     /// Builds the encoder the checkpoint describes and copies every tensor in by name.
     /// Missing, mis-shaped or unknown tensors are errors that name the key and both shapes.
-    public static func encoder(config: ViTConfig, weights: SafeTensorsFile) throws -> VisionTransformer {
+    public static func encoder(config: ViTConfig, weights: SafeTensorsFile, extraIgnored: [String] = []) throws -> VisionTransformer {
         let keys = Set(weights.entries.keys)
         let tableInCheckpoint = keys.contains("pos_embed")
         let generatedTable = config.posEmbed == .sincosBootMAE || config.posEmbed == .sincosMAE
@@ -47,7 +47,7 @@ public enum ModelDirectory {
             fcNorm: keys.contains("fc_norm.weight"),
             headClasses: weights.entries["head.weight"]?.shape.first)
         let model = VisionTransformer(config: config, parts: parts)
-        try load(model.parameters, from: weights, ignoring: decoderPrefixes)
+        try load(model.parameters, from: weights, ignoring: decoderPrefixes + extraIgnored)
         return model
     }
 

@@ -83,6 +83,7 @@ struct Pretrain: ParsableCommand {
         var interrupted = false
         do {
             let dir = try RunDirectory(common.out, mode: common.mode)
+            dir.recordCommand()
             let (config, recipe): (PretrainingConfig, PretrainRecipe)
             if common.resume {
                 config = try dir.readJSON(PretrainingConfig.self, from: "config.json")

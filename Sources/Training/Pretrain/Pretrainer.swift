@@ -21,6 +21,9 @@ public final class Pretrainer {
     public let stepsPerEpoch: Int
     public var totalSteps: Int { stepsPerEpoch * recipe.epochs }
     let schedule: CosineSchedule
+    /// Training seconds of earlier invocations (from the checkpoint) and when this one started.
+    var trainSeconds: Double = 0
+    let invocationStart = Date()
 
     public struct Summary: Codable, Sendable {
         public var steps: Int
@@ -29,6 +32,8 @@ public final class Pretrainer {
         public var seconds: Double
         public var imagesPerSecond: Double
         public var stoppedEarly: Bool
+        /// Wall time of the whole run so far, all invocations.
+        public var totalSeconds: Double
     }
 
     public struct TrainingError: Error, CustomStringConvertible { public let description: String }
@@ -133,7 +138,8 @@ public final class Pretrainer {
         let seconds = Date().timeIntervalSince(started)
         let done = step - startStep
         return Summary(steps: step, epochs: Double(step) / Double(stepsPerEpoch), finalLoss: lastLoss, seconds: seconds,
-                       imagesPerSecond: Double(done * recipe.batchSize) / max(seconds, 1e-9), stoppedEarly: step < totalSteps)
+                       imagesPerSecond: Double(done * recipe.batchSize) / max(seconds, 1e-9), stoppedEarly: step < totalSteps,
+                       totalSeconds: trainSeconds + Date().timeIntervalSince(invocationStart))
     }
 
     /// loss.png: total, pixel and feature losses against the step.
@@ -147,20 +153,15 @@ public final class Pretrainer {
     /// Model (online + momentum), optimizer moments and the position in the schedule, in one
     /// safetensors file written atomically.
     public func saveCheckpoint() throws {
-        var tensors = network.checkpointParameters.entries.map { ($0.name, $0.parameter.value) }
-        tensors += optimizer.stateTensors(shapes: network.parameters).map { ("optim.\($0.0)", $0.1) }
-        let meta = ["step": String(step), "adam_steps": String(optimizer.steps), "format": "bootmae-swift-train-1",
-                    "objective": config.objective.rawValue]
-        try SafeTensorsWriter.write(tensors, to: run.file(RunDirectory.checkpointName), metadata: meta)
+        try TrainingCheckpoint.save(model: network.checkpointParameters, optimizerOver: network.parameters, optimizer: optimizer,
+                                    step: step, seconds: trainSeconds + Date().timeIntervalSince(invocationStart),
+                                    extra: ["objective": config.objective.rawValue], to: run.file(RunDirectory.checkpointName))
     }
 
     func loadCheckpoint() throws {
-        let file = try SafeTensorsFile(contentsOf: run.file(RunDirectory.checkpointName))
-        guard let s = file.metadata["step"].flatMap(Int.init), let adam = file.metadata["adam_steps"].flatMap(Int.init) else {
-            throw TrainingError(description: "\(run.file(RunDirectory.checkpointName).path) is not a training checkpoint (no step metadata)")
-        }
-        try ModelDirectory.load(network.checkpointParameters, from: file, ignoring: ["optim."])
-        try optimizer.restore(steps: adam) { try file.tensor("optim.\($0)") }
-        step = s
+        let position = try TrainingCheckpoint.load(into: network.checkpointParameters, optimizer: &optimizer,
+                                                   from: run.file(RunDirectory.checkpointName))
+        step = position.step
+        trainSeconds = position.seconds
     }
 }

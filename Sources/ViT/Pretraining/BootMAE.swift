@@ -153,6 +153,16 @@ public struct BootMAE: Sendable {
                       featurePrediction: featurePrediction, featureTarget: featureTarget, latent: enc.latent)
     }
 
+    /// The pixel branch alone (no momentum encoder, no feature branch): normalized-pixel
+    /// predictions (B, N, C·p·p) in (c, py, px) order, for reconstructions.
+    public func predictPixels(_ images: Tensor, plan: MaskPlan) -> Tensor {
+        let layer = config.resolvedFeatureLayers.first!
+        let (enc, _) = encoder.forwardVisible(images, plan: plan, featureLayers: [layer])
+        let run = runDecoder(enc.latent, down: down, maskToken: maskToken.value, positions: decoderPosEmbed.value,
+                             blocks: pixelBlocks, norm: pixelNorm, context: enc.features[layer]!, plan: plan)
+        return pixelHead.forward(run.tokens)
+    }
+
     /// What a decoder branch keeps for its backward pass.
     struct DecoderRun {
         let latent: Tensor

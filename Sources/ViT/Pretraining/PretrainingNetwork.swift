@@ -52,14 +52,7 @@ public enum PretrainingNetwork: Sendable {
     public func trainStep(_ images: Tensor, rng: inout SeededRandom, masking: String, weightMask: Bool,
                           featureWeight: Float) -> Losses {
         let c = config.encoder
-        let b = images.shape[0]
-        let plan: MaskPlan
-        if masking == "block" {
-            plan = BlockMasking.scaled(grid: c.gridSize, ratio: Double(config.maskedCount) / Double(c.numPatches))
-                .plan(batch: b, grid: c.gridSize, rng: &rng)
-        } else {
-            plan = RandomMasking(ratio: Double(config.maskedCount) / Double(c.numPatches)).plan(batch: b, numPatches: c.numPatches, rng: &rng)
-        }
+        let plan = maskPlan(batch: images.shape[0], rng: &rng, masking: masking)
         switch self {
         case .mae(let m):
             let out = m.step(images, plan: plan)

@@ -1,0 +1,82 @@
+import Foundation
+import Tensor
+import ViT
+
+/// Test-split metrics: classifier top-1 and masked-patch reconstruction error of pretraining networks.
+public enum Evaluation {
+    public struct ClassificationResult: Codable, Sendable {
+        public var top1: Double
+        public var images: Int
+        public var perClass: [String: Double]
+    }
+
+    public static func top1(_ classifier: Classifier, dataset: any ImageDataset, batchSize: Int,
+                            progress: ProgressReporter?) throws -> ClassificationResult {
+        let c = classifier.model.config
+        let loader = try BatchLoader(dataset: dataset, batchSize: batchSize, shuffle: false, dropLast: false, seed: 0, epoch: 0,
+                                     channels: c.inChans, imageSize: c.imgSize, mean: c.mean, std: c.std, augment: nil,
+                                     cropPct: c.cropPct ?? 1)
+        let classes = dataset.classes
+        var correct = [Int](repeating: 0, count: classes.count), seen = [Int](repeating: 0, count: classes.count)
+        while let batch = try loader.next() {
+            let predictions = CrossEntropy.argmax(classifier.logits(batch.images))
+            for (p, label) in zip(predictions, batch.labels) where label >= 0 {
+                seen[label] += 1
+                if p == label { correct[label] += 1 }
+            }
+            progress?.update(label: "eval", done: seen.reduce(0, +), total: dataset.count, text: "", eta: nil)
+        }
+        let total = seen.reduce(0, +)
+        var perClass: [String: Double] = [:]
+        for (i, name) in classes.enumerated() where seen[i] > 0 { perClass[name] = Double(correct[i]) / Double(seen[i]) }
+        return ClassificationResult(top1: Double(correct.reduce(0, +)) / Double(max(total, 1)), images: total, perClass: perClass)
+    }
+
+    public struct ReconstructionResult: Codable, Sendable {
+        /// Mean squared error on masked patches in [0, 1] pixel units, and the PSNR it implies.
+        public var mse: Double
+        public var psnr: Double
+        /// Mean squared error of the normalized-pixel prediction against its target (the training loss, unweighted).
+        public var normalizedMSE: Double
+        public var images: Int
+        public var maskRatio: Double
+        public var masking: String
+    }
+
+    /// Masked-patch reconstruction quality on a dataset with masks drawn from a fixed seed.
+    /// Predictions of normalized pixels are mapped back with each patch's true statistics (as the
+    /// MAE paper's figures do), then to [0, 1] pixels with the model's mean/std.
+    public static func reconstruction(_ network: PretrainingNetwork, dataset: any ImageDataset, batchSize: Int, seed: UInt64,
+                                      maxImages: Int? = nil, progress: ProgressReporter?) throws -> ReconstructionResult {
+        let c = network.config.encoder
+        let loader = try BatchLoader(dataset: dataset, batchSize: batchSize, shuffle: false, dropLast: false, seed: seed, epoch: 0,
+                                     channels: c.inChans, imageSize: c.imgSize, mean: c.mean, std: c.std, augment: nil)
+        var pixelSE = 0.0, normSE = 0.0, count = 0, patches = 0
+        let masking = network.config.objective == .bootmae ? "block" : "random"
+        var batchIndex = 0
+        while let batch = try loader.next() {
+            var rng = SeededRandom(seed: seed, stream: UInt64(batchIndex))
+            batchIndex += 1
+            let r = network.reconstruct(batch.images, plan: network.maskPlan(batch: batch.count, rng: &rng, masking: masking))
+            for b in 0..<r.plan.batch {
+                for n in r.plan.order[b][r.plan.visible...] {
+                    let off = (b * r.plan.numPatches + n) * r.patchDim
+                    for k in 0..<r.patchDim {
+                        let d = Double(r.pixels.data[off + k] - r.truth.data[off + k])
+                        pixelSE += d * d
+                        let e = Double(r.normalizedPrediction.data[off + k] - r.normalizedTarget.data[off + k])
+                        normSE += e * e
+                    }
+                    patches += 1
+                }
+            }
+            count += batch.count
+            progress?.update(label: "eval", done: count, total: min(dataset.count, maxImages ?? .max), text: "", eta: nil)
+            if let maxImages, count >= maxImages { break }
+        }
+        let values = Double(patches * c.patchDim)
+        let mse = pixelSE / values
+        return ReconstructionResult(mse: mse, psnr: 10 * log10(1 / max(mse, 1e-12)), normalizedMSE: normSE / values, images: count,
+                                    maskRatio: Double(network.config.maskedCount) / Double(c.numPatches), masking: masking)
+    }
+}

@@ -1,0 +1,97 @@
+import Foundation
+import Tensor
+import ViT
+import Checkpoint
+
+/// Turns a finished (or stopped) run folder into a served model directory: config.json,
+/// model.safetensors (fp32 or fp16) and MODEL_CARD.md, written to a temporary folder that is
+/// renamed into place, so a reader never sees a half-written model.
+public enum Exporter {
+    public struct ExportError: Error, CustomStringConvertible { public let description: String }
+
+    public enum Kind: String, Codable, Sendable { case pretraining, classifier }
+
+    public struct Summary: Codable, Sendable {
+        public var kind: Kind
+        public var path: String
+        public var tensors: Int
+        public var bytes: Int
+        public var dtype: String
+    }
+
+    public static func export(run path: String, to out: String, half: Bool, overwrite: Bool, name: String? = nil) throws -> Summary {
+        let run = try RunDirectory(path, mode: .resume)
+        let checkpoint = try SafeTensorsFile(contentsOf: run.file(RunDirectory.checkpointName))
+        let dest = URL(fileURLWithPath: out)
+        let fm = FileManager.default
+        if fm.fileExists(atPath: dest.path) && !overwrite {
+            throw ExportError(description: "\(out) already exists; pass --overwrite to replace it")
+        }
+        let kind: Kind = checkpoint.metadata["kind"] == "finetune" ? .classifier : .pretraining
+        let tmp = dest.deletingLastPathComponent().appendingPathComponent(".\(dest.lastPathComponent).export-\(getpid())")
+        try? fm.removeItem(at: tmp)
+        try fm.createDirectory(at: tmp, withIntermediateDirectories: true)
+        defer { try? fm.removeItem(at: tmp) }
+        let dtype: SafeTensorsFile.DType = half ? .f16 : .f32
+        let meta = ["exported_from": run.url.path, "exporter": "bootmae-train export", "step": checkpoint.metadata["step"] ?? "?"]
+        let parameters: ParameterList
+        switch kind {
+        case .pretraining:
+            let config = try PretrainingDirectory.readConfig(run.url)
+            let network = try PretrainingDirectory.network(config: config, weights: checkpoint, ignoring: ["optim."])
+            // The online network (encoder + decoders); the momentum encoder is a training device only.
+            parameters = network.parameters
+            try ModelDirectory.save(config: config.encoder, parameters: parameters, to: tmp, dtype: dtype, metadata: meta)
+            try AtomicFile.write(try prettyJSON(config), to: tmp.appendingPathComponent(ModelDirectory.configName))
+        case .classifier:
+            let config = try ModelDirectory.readConfig(run.url)
+            let model = try ModelDirectory.encoder(config: config, weights: checkpoint, extraIgnored: ["optim."])
+            parameters = model.parameters
+            try ModelDirectory.save(config: config, parameters: parameters, to: tmp, dtype: dtype, metadata: meta)
+        }
+        let card = ModelCard.render(name: name ?? dest.lastPathComponent, kind: kind, run: run, checkpoint: checkpoint, dtype: dtype)
+        try AtomicFile.write(Data(card.utf8), to: tmp.appendingPathComponent("MODEL_CARD.md"))
+        // Swap the new folder into place.
+        if fm.fileExists(atPath: dest.path) {
+            let old = dest.deletingLastPathComponent().appendingPathComponent(".\(dest.lastPathComponent).old-\(getpid())")
+            try fm.moveItem(at: dest, to: old)
+            try fm.moveItem(at: tmp, to: dest)
+            try? fm.removeItem(at: old)
+        } else {
+            try fm.createDirectory(at: dest.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try fm.moveItem(at: tmp, to: dest)
+        }
+        let bytes = (try? fm.attributesOfItem(atPath: dest.appendingPathComponent(ModelDirectory.weightsName).path)[.size] as? Int) ?? 0
+        return Summary(kind: kind, path: dest.path, tensors: parameters.count, bytes: bytes, dtype: dtype.rawValue)
+    }
+
+    static func prettyJSON<T: Encodable>(_ value: T) throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return try encoder.encode(value)
+    }
+}
+
+/// MODEL_CARD.md: what the model is, the data and recipe, the exact commands, wall time and metrics.
+enum ModelCard {
+    static func render(name: String, kind: Exporter.Kind, run: RunDirectory, checkpoint: SafeTensorsFile, dtype: SafeTensorsFile.DType) -> String {
+        func file(_ n: String) -> String? { try? String(contentsOf: run.file(n), encoding: .utf8) }
+        let seconds = checkpoint.metadata["train_seconds"].flatMap(Double.init)
+        var s = "# \(name)\n\n"
+        s += kind == .pretraining
+            ? "A ViT pretrained with masked image modeling (encoder + pixel decoder): serves embeddings and masked-image reconstructions.\n\n"
+            : "A ViT classifier fine-tuned from a masked-image-modeling encoder (or trained from scratch): serves embeddings and labels.\n\n"
+        s += "- Exported from run `\(run.url.lastPathComponent)` at step \(checkpoint.metadata["step"] ?? "?"), weights stored as \(dtype.rawValue).\n"
+        if let seconds { s += "- Training wall time: \(ProgressReporter.duration(seconds)) (all invocations).\n" }
+        s += "\n## Architecture\n\n```json\n\(file("config.json") ?? "{}")\n```\n"
+        s += "\n## Data and recipe\n\n```json\n\(file("recipe.json") ?? "{}")\n```\n"
+        if let commands = file("commands.txt") { s += "\n## Commands\n\n```\n\(commands)```\n" }
+        var metrics = ""
+        for n in ["result.json", "history.json", "eval.json", "linprobe.json", "knn.json"] {
+            if let text = file(n) { metrics += "\n`\(n)`:\n\n```json\n\(text)\n```\n" }
+        }
+        if !metrics.isEmpty { s += "\n## Metrics\n" + metrics }
+        s += "\n## Limits\n\nTrained and evaluated only on the data named above; inputs are resized and center-cropped to the configured size.\n"
+        return s
+    }
+}

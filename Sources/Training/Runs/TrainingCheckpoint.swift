@@ -1,0 +1,54 @@
+import Foundation
+import Tensor
+import Checkpoint
+
+/// A resumable training state in one safetensors file: the model tensors under their checkpoint
+/// names, the optimizer moments under `optim.`, and the schedule position in the metadata.
+public enum TrainingCheckpoint {
+    public static let format = "bootmae-swift-train-1"
+
+    public struct Position: Sendable {
+        public var step: Int
+        public var adamSteps: Int
+        /// Training seconds summed over every invocation of the run.
+        public var seconds: Double
+        public var metadata: [String: String]
+    }
+
+    public static func save(model: ParameterList, optimizerOver trainable: ParameterList, optimizer: AdamW,
+                            step: Int, seconds: Double, extra: [String: String] = [:], to url: URL) throws {
+        var tensors = model.entries.map { ($0.name, $0.parameter.value) }
+        tensors += optimizer.stateTensors(shapes: trainable).map { ("optim.\($0.0)", $0.1) }
+        var meta = extra
+        meta["step"] = String(step)
+        meta["adam_steps"] = String(optimizer.steps)
+        meta["train_seconds"] = String(seconds)
+        meta["format"] = format
+        try SafeTensorsWriter.write(tensors, to: url, metadata: meta)
+    }
+
+    /// Loads the model tensors and optimizer moments; returns where training stood.
+    public static func load(into model: ParameterList, optimizer: inout AdamW, from url: URL) throws -> Position {
+        let file = try SafeTensorsFile(contentsOf: url)
+        guard let step = file.metadata["step"].flatMap(Int.init), let adam = file.metadata["adam_steps"].flatMap(Int.init) else {
+            throw CheckpointError.malformed(url.path, "not a training checkpoint (no step metadata)")
+        }
+        try ModelDirectory.load(model, from: file, ignoring: ["optim."])
+        try optimizer.restore(steps: adam) { try file.tensor("optim.\($0)") }
+        return Position(step: step, adamSteps: adam, seconds: file.metadata["train_seconds"].flatMap(Double.init) ?? 0,
+                        metadata: file.metadata)
+    }
+}
+
+extension RunDirectory {
+    /// Appends this invocation's command line to commands.txt (model cards quote it).
+    public func recordCommand(_ arguments: [String] = CommandLine.arguments) {
+        let line = "\(ISO8601DateFormatter().string(from: Date()))  " + arguments.map { $0.contains(" ") ? "'\($0)'" : $0 }.joined(separator: " ") + "\n"
+        let url = file("commands.txt")
+        if !FileManager.default.fileExists(atPath: url.path) { FileManager.default.createFile(atPath: url.path, contents: nil) }
+        guard let handle = try? FileHandle(forWritingTo: url) else { return }
+        defer { try? handle.close() }
+        _ = try? handle.seekToEnd()
+        try? handle.write(contentsOf: Data(line.utf8))
+    }
+}

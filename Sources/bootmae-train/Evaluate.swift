@@ -1,0 +1,103 @@
+import ArgumentParser
+import Foundation
+import Checkpoint
+import Tensor
+import Training
+import ViT
+
+/// `bootmae-train eval`: top-1 of a classifier, or masked-patch reconstruction error of a pretraining network.
+struct Evaluate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval",
+        abstract: "Evaluate a run folder or model directory on the test split (top-1, or reconstruction MSE/PSNR).",
+        discussion: "Prints the result and writes it as eval.json in the run folder (or --out).")
+
+    @Option(help: "Run folder (pretrain or finetune) or model directory.")
+    var model: String
+
+    @Option(help: "Dataset with a test split (IDX folder or ImageFolder with test/ or val/).")
+    var data: String = "/usr/share/datasets/fashion-mnist"
+
+    @Option(help: "Write the JSON result here (default: MODEL/eval.json).")
+    var out: String?
+
+    @Option(help: "Images per forward pass.")
+    var batchSize: Int = 500
+
+    @Option(help: "Seed of the reconstruction masks.")
+    var seed: UInt64 = 0
+
+    @Option(help: "Compute threads.")
+    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    func run() throws {
+        TensorRuntime.configure(threads: threads)
+        do {
+            let dir = URL(fileURLWithPath: model)
+            let test = try Datasets.open(data, split: .test)
+            let progress = ProgressReporter()
+            let json: Data
+            if let pretraining = try? PretrainingDirectory.readConfig(dir) {
+                let weights = try weightsFile(dir)
+                let network = try PretrainingDirectory.network(config: pretraining, weights: weights, ignoring: ["optim."])
+                let result = try Evaluation.reconstruction(network, dataset: test, batchSize: batchSize, seed: seed, progress: progress)
+                json = try encode(result)
+                progress.log(String(format: "reconstruction on %d test images: masked-patch MSE %.5f, PSNR %.2f dB", result.images, result.mse, result.psnr))
+            } else {
+                let config = try ModelDirectory.readConfig(dir)
+                let encoder = try ModelDirectory.encoder(config: config, weights: try weightsFile(dir), extraIgnored: ["optim."])
+                guard encoder.head != nil, let labels = config.labels ?? Optional(test.classes) else {
+                    throw ValidationError("\(model) has no classification head: evaluate a fine-tuned model, or a pretraining run for reconstruction")
+                }
+                let classifier = Classifier(wrapping: encoder, classes: labels)
+                let result = try Evaluation.top1(classifier, dataset: test, batchSize: batchSize, progress: progress)
+                json = try encode(result)
+                progress.log(String(format: "top-1 on %d test images: %.2f%%", result.images, 100 * result.top1))
+            }
+            let dest = out.map { URL(fileURLWithPath: $0) } ?? dir.appendingPathComponent("eval.json")
+            try AtomicFile.write(json, to: dest)
+            print(String(decoding: json, as: UTF8.self))
+        } catch {
+            throw fail("error: \(error)", code: 1)
+        }
+    }
+
+    func weightsFile(_ dir: URL) throws -> SafeTensorsFile {
+        let checkpoint = dir.appendingPathComponent(RunDirectory.checkpointName)
+        return try SafeTensorsFile(contentsOf: FileManager.default.fileExists(atPath: checkpoint.path) ? checkpoint
+                                   : dir.appendingPathComponent(ModelDirectory.weightsName))
+    }
+
+    func encode<T: Encodable>(_ value: T) throws -> Data {
+        let e = JSONEncoder()
+        e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return try e.encode(value)
+    }
+}
+
+/// `bootmae-train export`: a run folder → a served model directory.
+struct Export: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Export a run folder as a model directory the server loads (config.json, model.safetensors, MODEL_CARD.md).")
+
+    @Option(name: .customLong("run"), help: "Run folder (pretrain or finetune).")
+    var runFolder: String
+
+    @Option(help: "Model directory to write, e.g. models/bootmae-vit-tiny-fmnist.")
+    var out: String
+
+    @Flag(help: "Store weights as float16 (half the size; computed in float32).")
+    var half = false
+
+    @Flag(help: "Replace --out if it exists.")
+    var overwrite = false
+
+    func run() throws {
+        do {
+            let summary = try Exporter.export(run: runFolder, to: out, half: half, overwrite: overwrite)
+            print("{\"kind\": \"\(summary.kind.rawValue)\", \"path\": \"\(summary.path)\", \"tensors\": \(summary.tensors), \"bytes\": \(summary.bytes), \"dtype\": \"\(summary.dtype)\"}")
+        } catch {
+            throw fail("error: \(error)", code: 1)
+        }
+    }
+}
