@@ -75,7 +75,7 @@ struct Finetune: ParsableCommand {
                 recipe = FinetuneRecipe(data: common.data, initFrom: source, seed: common.seed, epochs: epochs, batchSize: batchSize,
                                         lr: lr ?? blr * Double(batchSize) / 256, warmupEpochs: warmupEpochs ?? max(1, Double(epochs) * 0.05),
                                         weightDecay: weightDecay, layerDecay: layerDecay, labelSmoothing: labelSmoothing,
-                                        cropScale: cropScale...1, checkpointEvery: checkpointEvery)
+                                        cropScale: cropScale...1, checkpointEvery: checkpointEvery, subset: common.subset)
             }
             let trainer = try Finetuner(config: config, recipe: recipe, run: dir, resume: common.resume)
             let progress = ProgressReporter()

@@ -100,7 +100,8 @@ struct Pretrain: ParsableCommand {
                     warmupEpochs: warmupEpochs ?? Double(epochs) * 0.05, weightDecay: weightDecay,
                     ema: EMASchedule(start: emaStart, end: emaEnd, rampEpochs: emaRampEpochs ?? Double(epochs) / 8),
                     featureWeight: featureWeight, weightMask: !noWeightMask,
-                    masking: masking ?? (objective == .bootmae ? "block" : "random"), checkpointEvery: checkpointEvery)
+                    masking: masking ?? (objective == .bootmae ? "block" : "random"), checkpointEvery: checkpointEvery,
+                    subset: common.subset)
             }
             let trainer = try Pretrainer(config: config, recipe: recipe, run: dir, resume: common.resume)
             progress.log("pretrain \(config.objective.rawValue): \(config.encoder.embedDim)×\(config.encoder.depth) ViT, "
@@ -146,6 +147,9 @@ struct CommonTrainingOptions: ParsableArguments {
 
     @Option(help: "Compute threads.")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    @Option(help: "Train on only N images of the train split (spread evenly over it): quick experiments.")
+    var subset: Int?
 
     var mode: RunDirectory.Mode { resume ? .resume : (overwrite ? .overwrite : .fresh) }
 

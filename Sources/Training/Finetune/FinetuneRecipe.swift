@@ -17,14 +17,20 @@ public struct FinetuneRecipe: Codable, Sendable, Equatable {
     public var labelSmoothing: Double
     public var cropScale: ClosedRange<Double>
     public var checkpointEvery: Int
+    /// Train on only this many images (spread over the split); nil for all. The test split stays whole.
+    public var subset: Int?
+    /// Evaluate on only this many test images (spread over the split) after each epoch; nil for all.
+    public var testSubset: Int?
 
     public init(data: String, initFrom: String?, seed: UInt64, epochs: Int, batchSize: Int, lr: Double, minLR: Double = 1e-6,
                 warmupEpochs: Double, weightDecay: Double = 0.05, layerDecay: Double, labelSmoothing: Double = 0.1,
-                cropScale: ClosedRange<Double>, checkpointEvery: Int) {
+                cropScale: ClosedRange<Double>, checkpointEvery: Int, subset: Int? = nil, testSubset: Int? = nil) {
         self.data = data; self.initFrom = initFrom; self.seed = seed; self.epochs = epochs; self.batchSize = batchSize
         self.lr = lr; self.minLR = minLR; self.warmupEpochs = warmupEpochs; self.weightDecay = weightDecay
         self.layerDecay = layerDecay; self.labelSmoothing = labelSmoothing; self.cropScale = cropScale
         self.checkpointEvery = checkpointEvery
+        self.subset = subset
+        self.testSubset = testSubset
     }
 }
 

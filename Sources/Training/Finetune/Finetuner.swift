@@ -41,8 +41,10 @@ public final class Finetuner {
     public init(config: ViTConfig, recipe: FinetuneRecipe, run: RunDirectory, resume: Bool) throws {
         self.recipe = recipe
         self.run = run
-        train = try Datasets.open(recipe.data, split: .train)
-        test = try Datasets.open(recipe.data, split: .test)
+        let full = try Datasets.open(recipe.data, split: .train)
+        train = recipe.subset.map { SubsetDataset(full, count: $0) } ?? full
+        let fullTest = try Datasets.open(recipe.data, split: .test)
+        test = recipe.testSubset.map { SubsetDataset(fullTest, count: $0) } ?? fullTest
         guard !train.classes.isEmpty else {
             throw FinetuneError(description: "\(recipe.data) has no labels: fine-tuning needs class folders or an IDX label file")
         }

@@ -59,14 +59,17 @@ public struct PretrainRecipe: Codable, Sendable, Equatable {
     public var masking: String
     public var checkpointEvery: Int
     public var augmentScale: ClosedRange<Double>
+    /// Train on only this many images (spread over the split); nil for all.
+    public var subset: Int?
 
     public init(data: String, seed: UInt64, epochs: Int, batchSize: Int, lr: Double, minLR: Double, warmupEpochs: Double,
                 weightDecay: Double = 0.05, beta1: Double = 0.9, beta2: Double = 0.95, ema: EMASchedule,
                 featureWeight: Double = 1, weightMask: Bool = true, masking: String, checkpointEvery: Int,
-                augmentScale: ClosedRange<Double> = 0.2...1) {
+                augmentScale: ClosedRange<Double> = 0.2...1, subset: Int? = nil) {
         self.data = data; self.seed = seed; self.epochs = epochs; self.batchSize = batchSize; self.lr = lr
         self.minLR = minLR; self.warmupEpochs = warmupEpochs; self.weightDecay = weightDecay; self.beta1 = beta1
         self.beta2 = beta2; self.ema = ema; self.featureWeight = featureWeight; self.weightMask = weightMask
         self.masking = masking; self.checkpointEvery = checkpointEvery; self.augmentScale = augmentScale
+        self.subset = subset
     }
 }

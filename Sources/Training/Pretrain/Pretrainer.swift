@@ -45,7 +45,8 @@ public final class Pretrainer {
         self.config = config
         self.recipe = recipe
         self.run = run
-        dataset = try Datasets.open(recipe.data, split: .train)
+        let full = try Datasets.open(recipe.data, split: .train)
+        dataset = recipe.subset.map { SubsetDataset(full, count: $0) } ?? full
         stepsPerEpoch = dataset.count / recipe.batchSize
         guard stepsPerEpoch > 0 else {
             throw TrainingError(description: "the dataset has \(dataset.count) images, fewer than one batch of \(recipe.batchSize)")
@@ -114,7 +115,7 @@ public final class Pretrainer {
                 if let f = losses.feature { text += String(format: " (pix %.4f feat %.4f λ %.2f)", losses.pixel, f, lambda) }
                 text += String(format: " lr %.2e %.0f img/s", lr, rate)
                 progress.update(label: "pretrain", done: step, total: totalSteps, text: text, eta: eta)
-                if step % 10 == 0 || step == lastStep || step % stepsPerEpoch == 0 {
+                if step % 10 == 0 || step == 1 || step == lastStep || step % stepsPerEpoch == 0 {
                     var m: [String: Any] = ["step": step, "epoch": Double(step) / Double(stepsPerEpoch), "loss": losses.total,
                                             "pixel_loss": losses.pixel, "lr": lr, "img_per_s": rate,
                                             "data_share": window.data / max(window.seconds, 1e-9),

@@ -1,0 +1,142 @@
+import XCTest
+import Foundation
+import Tensor
+import ViT
+import Checkpoint
+import Training
+import TestSupport
+
+/// The trainer end to end on a small Fashion-MNIST subset at a tiny size (debug build, seconds).
+final class TrainerTests: XCTestCase {
+    static let fashionMNIST = "/usr/share/datasets/fashion-mnist"
+    var scratch: URL!
+
+    override func setUpWithError() throws {
+        // scripts/setup.sh installs Debian's dataset-fashion-mnist; without it these tests fail loudly.
+        XCTAssertTrue(FileManager.default.fileExists(atPath: Self.fashionMNIST), "run scripts/setup.sh: Fashion-MNIST is missing")
+        TensorRuntime.configure(threads: 2)
+        scratch = FileManager.default.temporaryDirectory.appendingPathComponent("trainer-\(UUID())")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws { if let scratch { try? FileManager.default.removeItem(at: scratch) } }
+
+    static let encoder = ViTConfig(imgSize: 28, patchSize: 7, inChans: 1, embedDim: 32, depth: 2, numHeads: 2, mlpRatio: 2,
+                                   qkvBias: .qv, layerNormEps: 1e-6, globalPool: .cls, mean: [0.5], std: [0.5], posEmbed: .sincosBootMAE)
+    static let bootmae = PretrainingConfig(objective: .bootmae, encoder: encoder, decoderEmbedDim: 16, decoderDepth: 1,
+                                           featureDecoderDepth: 1, featureLayers: [0, 1], numMask: 11)
+
+    func recipe(epochs: Int, batch: Int = 32, subset: Int = 256, lr: Double = 2e-3) -> PretrainRecipe {
+        PretrainRecipe(data: Self.fashionMNIST, seed: 3, epochs: epochs, batchSize: batch, lr: lr, minLR: lr / 24, warmupEpochs: 1,
+                       ema: EMASchedule(start: 0.99, end: 0.999, rampEpochs: Double(epochs) / 8), masking: "block",
+                       checkpointEvery: 1000, subset: subset)
+    }
+
+    func quiet() -> ProgressReporter { ProgressReporter(interactive: false, logEvery: 1e9) }
+
+    func testPretrainingLossFalls() throws {
+        let run = try RunDirectory(scratch.appendingPathComponent("loss").path, mode: .fresh)
+        let trainer = try Pretrainer(config: Self.bootmae, recipe: recipe(epochs: 25, batch: 16, subset: 128, lr: 4e-3), run: run, resume: false)
+        XCTAssertEqual(trainer.totalSteps, 200)
+        let summary = try trainer.train(progress: quiet())
+        XCTAssertEqual(summary.steps, 200)
+        let pixel = run.readMetrics().compactMap { ($0["pixel_loss"] as? NSNumber)?.doubleValue }
+        let features = run.readMetrics().compactMap { ($0["feature_loss"] as? NSNumber)?.doubleValue }
+        let late = pixel.suffix(4).reduce(0, +) / 4, lateFeature = features.suffix(4).reduce(0, +) / 4
+        XCTAssertEqual(run.readMetrics().first?["step"] as? Int, 1)
+        // From the first step to the end of 200 steps; both branches must learn. (A weighted
+        // normalized-pixel loss starts near the mean weight, ≈ 1.6, and falls slowly for a model this small.)
+        XCTAssertLessThan(late, 0.9 * pixel[0], "pixel loss \(pixel[0]) → \(late)")
+        XCTAssertLessThan(lateFeature, 0.5 * features[0], "feature loss \(features[0]) → \(lateFeature)")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: run.file("loss.png").path))
+    }
+
+    /// Stopped after 7 steps and resumed, a run ends with the same bytes as an uninterrupted one.
+    func testResumeIsExact() throws {
+        let straight = try RunDirectory(scratch.appendingPathComponent("a").path, mode: .fresh)
+        _ = try Pretrainer(config: Self.bootmae, recipe: recipe(epochs: 3, subset: 160), run: straight, resume: false).train(progress: quiet())
+        let split = try RunDirectory(scratch.appendingPathComponent("b").path, mode: .fresh)
+        _ = try Pretrainer(config: Self.bootmae, recipe: recipe(epochs: 3, subset: 160), run: split, resume: false).train(maxSteps: 7, progress: quiet())
+        let resumed = try Pretrainer(config: Self.bootmae, recipe: recipe(epochs: 3, subset: 160), run: try RunDirectory(split.url.path, mode: .resume), resume: true)
+        XCTAssertEqual(resumed.step, 7)
+        _ = try resumed.train(progress: quiet())
+        let a = try SafeTensorsFile(contentsOf: straight.file(RunDirectory.checkpointName))
+        let b = try SafeTensorsFile(contentsOf: split.file(RunDirectory.checkpointName))
+        XCTAssertEqual(a.names, b.names)
+        XCTAssertTrue(a.names.contains("model_ema.blocks.0.attn.qkv.weight") && a.names.contains("optim.m.mask_token"))
+        for name in a.names { XCTAssertEqual(try a.tensor(name), try b.tensor(name), name) }
+    }
+
+    /// ema ← m·ema + (1 − m)·online, tensor by tensor.
+    func testMomentumUpdateFormula() {
+        let model = BootMAE(config: Self.bootmae)
+        var rng = SeededRandom(seed: 1)
+        PretrainingInit.initialize(model.parameters, objective: .bootmae, rng: &rng)
+        for (_, p) in model.momentum.parameters.entries where p.trainable { for i in 0..<p.value.count { p.value.data[i] = rng.normal() } }
+        let before = model.momentum.parameters.entries.map { $0.parameter.value }
+        model.updateMomentum(decay: 0.9)
+        for ((name, online), ((_, ema), old)) in zip(model.encoder.parameters.entries, zip(model.momentum.parameters.entries, before)) {
+            for i in 0..<old.count {
+                XCTAssertEqual(ema.value.data[i], 0.9 * old.data[i] + (1 - 0.9) * online.value.data[i], accuracy: 1e-6, name)
+            }
+        }
+    }
+
+    /// The exported model directory loads in the serving loader and gives the trainer's embeddings.
+    func testExportLoadsInTheServingLoader() throws {
+        let run = try RunDirectory(scratch.appendingPathComponent("export").path, mode: .fresh)
+        let trainer = try Pretrainer(config: Self.bootmae, recipe: recipe(epochs: 1, subset: 64), run: run, resume: false)
+        _ = try trainer.train(progress: quiet())
+        let out = scratch.appendingPathComponent("models/tiny")
+        let summary = try Exporter.export(run: run.url.path, to: out.path, half: false, overwrite: false)
+        XCTAssertEqual(summary.kind, .pretraining)
+        XCTAssertThrowsError(try Exporter.export(run: run.url.path, to: out.path, half: false, overwrite: false), "refuses to overwrite")
+        let served = try ModelDirectory.loadEncoder(out)
+        var rng = SeededRandom(seed: 9)
+        let images = Tensor(shape: [3, 1, 28, 28], data: (0..<(3 * 784)).map { _ in rng.normal() })
+        XCTAssertEqual(served.embed(images, pooling: .cls), trainer.network.encoder.embed(images, pooling: .cls))
+        XCTAssertEqual(served.embed(images, pooling: .mean), trainer.network.encoder.embed(images, pooling: .mean))
+        // The pixel decoder comes along, so the server can reconstruct.
+        XCTAssertNoThrow(try PretrainingDirectory.load(out))
+        XCTAssertTrue(try String(contentsOf: out.appendingPathComponent("MODEL_CARD.md"), encoding: .utf8).contains("## Data and recipe"))
+    }
+
+    func testFineTuningLearnsAndExportsAClassifier() throws {
+        let run = try RunDirectory(scratch.appendingPathComponent("ft").path, mode: .fresh)
+        let recipe = FinetuneRecipe(data: Self.fashionMNIST, initFrom: nil, seed: 1, epochs: 3, batchSize: 64, lr: 2e-3,
+                                    warmupEpochs: 0.5, layerDecay: 0.75, cropScale: 0.5...1, checkpointEvery: 1000, subset: 1024,
+                                    testSubset: 500)
+        var config = Self.encoder
+        config.globalPool = .mean
+        let trainer = try Finetuner(config: config, recipe: recipe, run: run, resume: false)
+        let summary = try trainer.train(progress: quiet())
+        XCTAssertEqual(summary.history.count, 3)
+        XCTAssertGreaterThan(try XCTUnwrap(summary.top1), 0.2, "48 steps on 1024 images; 10 classes, chance is 0.1")
+        let out = scratch.appendingPathComponent("models/cls")
+        XCTAssertEqual(try Exporter.export(run: run.url.path, to: out.path, half: true, overwrite: false).kind, .classifier)
+        let served = try ModelDirectory.loadEncoder(out)
+        XCTAssertEqual(served.config.labels?.count, 10)
+        XCTAssertEqual(served.config.labels?.first, "T-shirt/top")
+        var rng = SeededRandom(seed: 2)
+        let images = Tensor(shape: [2, 1, 28, 28], data: (0..<(2 * 784)).map { _ in rng.normal() })
+        let ours = trainer.classifier.logits(images), theirs = try XCTUnwrap(served.classify(served.pool(served.forward(images).0)))
+        XCTAssertLessThan(relativeError(theirs, ours), 1e-2, "float16 export")
+    }
+
+    func testRunFolderRefusesToOverwriteAndResumeNeedsACheckpoint() throws {
+        let path = scratch.appendingPathComponent("r").path
+        _ = try Pretrainer(config: Self.bootmae, recipe: recipe(epochs: 1, subset: 32), run: try RunDirectory(path, mode: .fresh), resume: false)
+        XCTAssertThrowsError(try RunDirectory(path, mode: .fresh)) { XCTAssertTrue("\($0)".contains("--resume")) }
+        XCTAssertThrowsError(try RunDirectory(scratch.appendingPathComponent("none").path, mode: .resume)) {
+            XCTAssertTrue("\($0)".contains("no checkpoint"))
+        }
+    }
+
+    func testMissingDatasetIsAClearError() {
+        var r = recipe(epochs: 1)
+        r.data = "/nonexistent/data"
+        XCTAssertThrowsError(try Pretrainer(config: Self.bootmae, recipe: r, run: try RunDirectory(scratch.appendingPathComponent("m").path, mode: .fresh), resume: false)) {
+            XCTAssertTrue("\($0)".contains("/nonexistent/data"), "\($0)")
+        }
+    }
+}
