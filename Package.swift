@@ -47,9 +47,12 @@ let package = Package(
             dependencies: ["Tensor", "ViT", "Checkpoint", "ImageKit", "Training",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: optimized),
+        // The inference service: model registry, batching, endpoint handlers, metrics (no sockets).
+        .target(name: "Service", dependencies: ["Tensor", "ViT", "Checkpoint", "ImageKit"], swiftSettings: optimized),
+
         .executableTarget(
             name: "bootmae-serve",
-            dependencies: ["Tensor", "ViT", "Checkpoint", "ImageKit",
+            dependencies: ["Tensor", "ViT", "Checkpoint", "ImageKit", "Service",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: optimized),
 

@@ -1,0 +1,120 @@
+import Foundation
+import Tensor
+import ViT
+import Checkpoint
+import ImageKit
+
+/// One served model: its encoder, and where the directory has them, a classification head and the
+/// pretraining network whose pixel decoder reconstructs masked images.
+public final class LoadedModel: @unchecked Sendable {
+    public let id: String
+    public let directory: URL
+    public let config: ViTConfig
+    public let encoder: VisionTransformer
+    public let network: PretrainingNetwork?
+    public let preprocessor: ImagePreprocessor
+    public let created: Int
+    public let provenance: [String: String]
+
+    public var canClassify: Bool { encoder.head != nil && !(config.labels ?? []).isEmpty }
+    public var canReconstruct: Bool { network != nil }
+    public var capabilities: [String] {
+        ["embed"] + (canClassify ? ["classify"] : []) + (canReconstruct ? ["reconstruct"] : [])
+    }
+    public var parameterCount: Int { encoder.parameters.entries.reduce(0) { $0 + $1.parameter.value.count } }
+
+    init(directory: URL) throws {
+        id = directory.lastPathComponent
+        self.directory = directory
+        if (try? PretrainingDirectory.readConfig(directory)) != nil {
+            let network = try PretrainingDirectory.load(directory)
+            self.network = network
+            encoder = network.encoder
+        } else {
+            network = nil
+            encoder = try ModelDirectory.loadEncoder(directory)
+        }
+        config = encoder.config
+        preprocessor = ImagePreprocessor(imageSize: config.imgSize, channels: config.inChans, mean: config.mean, std: config.std,
+                                         cropPct: config.cropPct ?? 1)
+        let weights = directory.appendingPathComponent(ModelDirectory.weightsName)
+        let attributes = try? FileManager.default.attributesOfItem(atPath: weights.path)
+        created = Int((attributes?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0)
+        provenance = Self.readProvenance(directory.appendingPathComponent("MODEL_CARD.md"))
+    }
+
+    /// The first paragraph of MODEL_CARD.md and its "- key: value"-style bullet lines.
+    static func readProvenance(_ url: URL) -> [String: String] {
+        guard let text = try? String(contentsOf: url, encoding: .utf8) else { return [:] }
+        var out: [String: String] = ["model_card": url.lastPathComponent]
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        if let summary = lines.first(where: { !$0.isEmpty && !$0.hasPrefix("#") && !$0.hasPrefix("-") }) { out["summary"] = summary }
+        for line in lines.prefix(12) where line.hasPrefix("- ") {
+            let body = String(line.dropFirst(2))
+            if body.hasPrefix("Exported from") { out["exported_from"] = body }
+            if body.hasPrefix("Training wall time") { out["training_wall_time"] = body }
+        }
+        return out
+    }
+}
+
+/// Every model directory under a folder, loaded and warmed up at start-up.
+public final class ModelRegistry: @unchecked Sendable {
+    public let models: [String: LoadedModel]
+    public let defaultModel: String
+
+    public struct LoadError: Error, CustomStringConvertible { public let description: String }
+
+    public init(directory: String, defaultModel: String? = nil, log: (String) -> Void = { _ in }) throws {
+        let root = URL(fileURLWithPath: directory)
+        let fm = FileManager.default
+        guard let entries = try? fm.contentsOfDirectory(atPath: root.path) else {
+            throw LoadError(description: "models directory \(directory) does not exist or cannot be read")
+        }
+        var models: [String: LoadedModel] = [:]
+        for name in entries.sorted() where !name.hasPrefix(".") {
+            let dir = root.appendingPathComponent(name)
+            guard fm.fileExists(atPath: dir.appendingPathComponent(ModelDirectory.configName).path) else { continue }
+            do {
+                let start = Date()
+                let model = try LoadedModel(directory: dir)
+                models[name] = model
+                log("loaded \(name): \(model.config.embedDim)×\(model.config.depth) ViT, \(model.config.imgSize) px, "
+                    + "\(model.capabilities.joined(separator: "/")) in \(String(format: "%.2f", Date().timeIntervalSince(start))) s")
+            } catch {
+                throw LoadError(description: "cannot load model \(name) from \(dir.path): \(error)")
+            }
+        }
+        guard !models.isEmpty else {
+            throw LoadError(description: "no model directories (config.json + model.safetensors) under \(directory)")
+        }
+        if let defaultModel, models[defaultModel] == nil {
+            throw LoadError(description: "default model \(defaultModel) is not among \(models.keys.sorted().joined(separator: ", "))")
+        }
+        self.models = models
+        self.defaultModel = defaultModel ?? models.keys.sorted()[0]
+    }
+
+    public func model(_ id: String?) throws -> LoadedModel {
+        let name = id ?? defaultModel
+        guard let m = models[name] else {
+            throw APIError(status: 404, type: "invalid_request_error", code: "model_not_found",
+                           message: "model '\(name)' does not exist; available: \(models.keys.sorted().joined(separator: ", "))", param: "model")
+        }
+        return m
+    }
+
+    /// One forward pass per model (and one reconstruction where possible), so the first request
+    /// does not pay for page faults and lazy allocations.
+    public func warmUp() {
+        for (_, m) in models {
+            let c = m.config
+            let zeros = Tensor(zeros: [1, c.inChans, c.imgSize, c.imgSize])
+            _ = m.encoder.embed(zeros)
+            if let network = m.network {
+                var rng = SeededRandom(seed: 0)
+                _ = network.reconstruct(zeros, plan: network.maskPlan(batch: 1, rng: &rng, masking: "random"))
+            }
+        }
+    }
+}

@@ -1,0 +1,137 @@
+import Foundation
+import Tensor
+import ViT
+import ImageKit
+
+extension Service {
+    // MARK: POST /v1/reconstructions
+
+    func reconstructions(_ request: ServiceRequest, _ respond: @escaping Respond) throws {
+        let inputs = try inputs(request, single: true)
+        let model = try registry.model(try Self.string(inputs.options, "model"))
+        guard let network = model.network else {
+            let capable = registry.models.values.filter(\.canReconstruct).map(\.id).sorted()
+            throw APIError.invalid("model '\(model.id)' has no pixel decoder and cannot reconstruct"
+                + (capable.isEmpty ? "" : "; models that can: \(capable.joined(separator: ", "))"), param: "model", code: "model_cannot_reconstruct")
+        }
+        let c = model.config
+        let n = c.numPatches
+        let plan = try maskPlan(inputs.options, network: network)
+        let stats = try Self.string(inputs.options, "stats").map { s -> Reconstruction.Statistics in
+            guard let v = Reconstruction.Statistics(rawValue: s) else { throw APIError.invalid("'stats' must be patch or visible", param: "stats") }
+            return v
+        } ?? .patch
+        let autoScale = max(1, Int((192.0 / Double(c.imgSize)).rounded(.up)))
+        let scale = Int(try Self.number(inputs.options, "scale") ?? Double(autoScale))
+        guard (1...16).contains(scale) else { throw APIError.invalid("'scale' must be an integer in 1...16", param: "scale") }
+        let wantsJSON = (request.header("accept") ?? "").contains("application/json")
+        let input = try modelInputs(inputs.images, for: model)[0]
+        let images = Tensor(shape: [1, c.inChans, c.imgSize, c.imgSize], data: input)
+        try batcher.schedule(deadline: Date().addingTimeInterval(options.requestTimeout), run: { [self] in
+            let start = Date()
+            let r = network.reconstruct(images, plan: plan, statistics: stats)
+            metrics.observe("bootmae_reconstruction_seconds", [("model", model.id)], Date().timeIntervalSince(start))
+            let figure = ReconstructionFigure(reconstruction: r, config: c)
+            var se = 0.0
+            for patch in plan.order[0][plan.visible...] {
+                for k in 0..<r.patchDim {
+                    let d = Double(r.pixels.data[patch * r.patchDim + k] - r.truth.data[patch * r.patchDim + k])
+                    se += d * d
+                }
+            }
+            let mse = se / Double(plan.masked * r.patchDim)
+            let psnr = 10 * log10(1 / max(mse, 1e-12))
+            do {
+                let strip = Image.hstack([figure.original, figure.masked, figure.reconstruction, figure.composite].map { $0.upscaledNearest(factor: scale) },
+                                         gap: 2 * scale)
+                let masked = plan.order[0][plan.visible...].sorted()
+                if wantsJSON {
+                    func b64(_ image: Image) throws -> String { Data(try PNGEncoder.encode(image.upscaledNearest(factor: scale))).base64EncodedString() }
+                    respond(.json(["object": "reconstruction", "model": model.id, "mask": masked, "mask_ratio": Double(masked.count) / Double(n),
+                                   "patches": n, "grid": c.gridSize, "stats": stats.rawValue, "mse": mse, "psnr": psnr, "scale": scale,
+                                   "images": ["strip": Data(try PNGEncoder.encode(strip)).base64EncodedString(),
+                                              "original": try b64(figure.original), "masked": try b64(figure.masked),
+                                              "reconstruction": try b64(figure.reconstruction), "composite": try b64(figure.composite)]]))
+                } else {
+                    var response = ServiceResponse.png(try PNGEncoder.encode(strip))
+                    response.headers += [("X-Mask-Ratio", String(format: "%.4f", Double(masked.count) / Double(n))),
+                                         ("X-PSNR", String(format: "%.3f", psnr)), ("X-Stats", stats.rawValue),
+                                         ("X-Panels", "original,masked,reconstruction,reconstruction+visible")]
+                    respond(response)
+                }
+            } catch {
+                respond(APIError(status: 500, type: "server_error", code: "encode_failed", message: "\(error)").response)
+            }
+        }, expire: {
+            respond(APIError.timeout("the reconstruction waited past its deadline in the queue").response)
+        })
+    }
+
+    /// The mask from `mask` (explicit patch indices), or drawn from `mask_ratio` + `seed` + `masking`.
+    func maskPlan(_ options: [String: Any], network: PretrainingNetwork) throws -> MaskPlan {
+        let c = network.config.encoder
+        let n = c.numPatches
+        if let explicit = options["mask"], !(explicit is NSNull) {
+            guard let list = explicit as? [Any] else { throw APIError.invalid("'mask' must be a list of patch indices", param: "mask") }
+            let indices = try list.map { v -> Int in
+                guard let d = v as? Double, d == d.rounded(), d >= 0, d < Double(n) else {
+                    throw APIError.invalid("'mask' holds patch indices 0..<\(n) (row-major on the \(c.gridSize)×\(c.gridSize) grid)", param: "mask")
+                }
+                return Int(d)
+            }
+            guard Set(indices).count == indices.count else { throw APIError.invalid("'mask' repeats a patch index", param: "mask") }
+            guard !indices.isEmpty, indices.count < n else { throw APIError.invalid("'mask' must hide between 1 and \(n - 1) patches", param: "mask") }
+            let hidden = Set(indices)
+            return MaskPlan(order: [(0..<n).filter { !hidden.contains($0) } + indices], visible: n - indices.count)
+        }
+        let ratio = try Self.number(options, "mask_ratio") ?? Double(network.config.maskedCount) / Double(n)
+        guard ratio > 0, ratio < 1, Int((Double(n) * ratio).rounded()) >= 1, Int((Double(n) * ratio).rounded()) < n else {
+            throw APIError.invalid("'mask_ratio' must leave at least one patch visible and hide at least one (0 < ratio < 1)", param: "mask_ratio")
+        }
+        let seed = try Self.number(options, "seed") ?? 0
+        guard seed >= 0, seed == seed.rounded(), seed < 9e15 else { throw APIError.invalid("'seed' must be a non-negative integer", param: "seed") }
+        let masking = try Self.string(options, "masking") ?? (network.config.objective == .bootmae ? "block" : "random")
+        var rng = SeededRandom(seed: UInt64(seed))
+        switch masking {
+        case "random":
+            let visible = n - Int((Double(n) * ratio).rounded())
+            let order = (0..<n).map { _ in rng.uniform() }.enumerated().sorted { $0.element < $1.element }.map(\.offset)
+            return MaskPlan(order: [order], visible: visible)
+        case "block":
+            return BlockMasking.scaled(grid: c.gridSize, ratio: ratio).plan(batch: 1, grid: c.gridSize, rng: &rng)
+        default:
+            throw APIError.invalid("'masking' must be random or block", param: "masking")
+        }
+    }
+}
+
+/// The four panels of a reconstruction figure, as 8-bit images at model resolution.
+struct ReconstructionFigure {
+    let original: Image
+    let masked: Image
+    let reconstruction: Image
+    let composite: Image
+
+    init(reconstruction r: Reconstruction, config c: ViTConfig) {
+        let p = c.patchSize, g = c.gridSize, ch = c.inChans, size = c.imgSize
+        let hidden = Set(r.plan.order[0][r.plan.visible...])
+        // Patch vectors are (c, py, px); pixel (x, y) of channel k lives in patch (y/p)·g + x/p.
+        func render(_ pick: (_ patch: Int, _ offset: Int) -> Float?) -> Image {
+            Image(width: size, height: size, channels: ch) { buffer in
+                for y in 0..<size { for x in 0..<size {
+                    let patch = (y / p) * g + x / p
+                    for k in 0..<ch {
+                        let offset = (k * p + y % p) * p + x % p
+                        let v = pick(patch, offset)
+                        buffer[(y * size + x) * ch + k] = v.map { UInt8((min(max($0, 0), 1) * 255).rounded()) } ?? 128
+                    }
+                } }
+            }
+        }
+        let dim = r.patchDim
+        original = render { patch, o in r.truth.data[patch * dim + o] }
+        masked = render { patch, o in hidden.contains(patch) ? nil : r.truth.data[patch * dim + o] }
+        reconstruction = render { patch, o in r.pixels.data[patch * dim + o] }
+        composite = render { patch, o in (hidden.contains(patch) ? r.pixels : r.truth).data[patch * dim + o] }
+    }
+}

@@ -1,0 +1,203 @@
+import Foundation
+import Tensor
+import ViT
+import ImageKit
+
+/// The inference service: decodes requests, runs models through the batcher, encodes responses.
+/// It knows requests and models, not sockets; the executable connects it to the HTTP server.
+public final class Service: @unchecked Sendable {
+    public struct Options: Sendable {
+        public var maxImagesPerRequest = 64
+        public var maxPixelsPerImage = 40_000_000
+        public var requestTimeout: TimeInterval = 30
+        public var apiKey: String?
+        public var openAPI: String?
+        public init() {}
+    }
+
+    public typealias Respond = @Sendable (ServiceResponse) -> Void
+
+    public let registry: ModelRegistry
+    public let batcher: Batcher
+    public let metrics: Metrics
+    public let options: Options
+    private let stateLock = NSLock()
+    private var _ready = false
+    private var _draining = false
+
+    public init(registry: ModelRegistry, limits: Batcher.Limits, options: Options, metrics: Metrics = Metrics()) {
+        self.registry = registry
+        self.metrics = metrics
+        self.options = options
+        batcher = Batcher(limits: limits, metrics: metrics)
+        describeMetrics()
+    }
+
+    public var isReady: Bool { stateLock.lock(); defer { stateLock.unlock() }; return _ready && !_draining }
+    public func markReady() { stateLock.lock(); _ready = true; stateLock.unlock() }
+    public func markDraining() { stateLock.lock(); _draining = true; stateLock.unlock() }
+
+    /// A route the HTTP layer registers: method, path pattern (`{id}` segments) and handler.
+    public struct Route: Sendable {
+        public let method: String
+        public let pattern: String
+        public let handler: @Sendable (ServiceRequest, [String: String], @escaping Respond) -> Void
+    }
+
+    public var routes: [Route] {
+        [
+            Route(method: "POST", pattern: "/v1/embeddings") { [self] r, _, respond in guarded(r, respond) { try self.embeddings(r, respond) } },
+            Route(method: "POST", pattern: "/v1/classifications") { [self] r, _, respond in guarded(r, respond) { try self.classifications(r, respond) } },
+            Route(method: "POST", pattern: "/v1/reconstructions") { [self] r, _, respond in guarded(r, respond) { try self.reconstructions(r, respond) } },
+            Route(method: "GET", pattern: "/v1/models") { [self] r, _, respond in guarded(r, respond) { respond(self.listModels()) } },
+            Route(method: "GET", pattern: "/v1/models/{id}") { [self] r, params, respond in
+                guarded(r, respond) { respond(.json(try self.modelCard(self.registry.model(params["id"] ?? "")))) }
+            },
+            Route(method: "GET", pattern: "/healthz") { _, _, respond in respond(.json(["status": "ok"])) },
+            Route(method: "GET", pattern: "/readyz") { [self] _, _, respond in
+                respond(self.isReady ? .json(["status": "ready"]) : .json(["status": self._draining ? "draining" : "starting"], status: 503))
+            },
+            Route(method: "GET", pattern: "/metrics") { [self] _, _, respond in
+                self.metrics.set("bootmae_resident_memory_bytes", [], Metrics.residentBytes())
+                self.metrics.set("bootmae_queue_depth", [], Double(self.batcher.depth))
+                respond(.text(self.metrics.render(), contentType: "text/plain; version=0.0.4; charset=utf-8"))
+            },
+            Route(method: "GET", pattern: "/openapi.yaml") { [self] _, _, respond in
+                if let spec = self.options.openAPI { respond(.text(spec, contentType: "application/yaml")) }
+                else { respond(APIError.notFound("this server was started without its openapi.yaml").response) }
+            },
+        ]
+    }
+
+    /// Authorization for /v1/*, then the handler; any thrown APIError becomes its JSON response.
+    func guarded(_ request: ServiceRequest, _ respond: @escaping Respond, _ body: () throws -> Void) {
+        do {
+            if let key = options.apiKey, request.path.hasPrefix("/v1/") {
+                guard request.header("authorization") == "Bearer \(key)" else { throw APIError.unauthorized() }
+            }
+            try body()
+        } catch let e as APIError {
+            respond(e.response)
+        } catch {
+            respond(APIError(status: 500, type: "server_error", code: "internal", message: "\(error)").response)
+        }
+    }
+
+    // MARK: Inputs
+
+    /// Images and options from a JSON body, a raw PNG/JPEG body (options in the query) or multipart parts.
+    struct Inputs {
+        var images: [[UInt8]]
+        var options: [String: Any]
+    }
+
+    func inputs(_ request: ServiceRequest, single: Bool = false) throws -> Inputs {
+        switch request.contentType {
+        case "application/json", nil where request.body.first == UInt8(ascii: "{"):
+            let json = try ImageInputs.json(request)
+            guard let input = json["input"] else { throw APIError.invalid("missing 'input': a base64 image, a data URI or a list of them", param: "input") }
+            if let list = input as? [Any] {
+                if single { throw APIError.invalid("'input' must be one image here, not a list", param: "input") }
+                guard !list.isEmpty else { throw APIError.invalid("'input' is an empty list", param: "input") }
+                return Inputs(images: try list.enumerated().map { try ImageInputs.decode($0.element, index: $0.offset) }, options: json)
+            }
+            return Inputs(images: [try ImageInputs.decode(input, index: nil)], options: json)
+        case "image/png", "image/jpeg", "image/jpg", "application/octet-stream":
+            guard !request.body.isEmpty else { throw APIError.invalid("the image body is empty") }
+            return Inputs(images: [request.body], options: request.query)
+        case "multipart/form-data":
+            let (files, fields) = try ImageInputs.multipart(request)
+            guard !files.isEmpty else { throw APIError.invalid("the multipart body has no file part", param: "input") }
+            if single && files.count > 1 { throw APIError.invalid("send one image here, got \(files.count) file parts", param: "input") }
+            return Inputs(images: files, options: fields.merging(request.query) { a, _ in a })
+        default:
+            throw APIError.unsupportedMedia("unsupported Content-Type \(request.header("content-type") ?? "(none)"); "
+                + "send application/json, image/png, image/jpeg or multipart/form-data")
+        }
+    }
+
+    /// Decodes and preprocesses every image (on the caller's thread, overlapping other requests' inference).
+    func modelInputs(_ images: [[UInt8]], for model: LoadedModel) throws -> [[Float]] {
+        guard images.count <= options.maxImagesPerRequest else {
+            throw APIError.tooLarge("\(images.count) images in one request; the limit is \(options.maxImagesPerRequest)", param: "input")
+        }
+        let start = Date()
+        defer { metrics.observe("bootmae_decode_seconds", [], Date().timeIntervalSince(start)) }
+        return try images.enumerated().map { i, bytes in
+            let param = images.count == 1 ? "input" : "input[\(i)]"
+            do {
+                return model.preprocessor.tensorCHW(try ImageDecoder.decode(bytes, maxPixels: options.maxPixelsPerImage))
+            } catch let e as ImageError {
+                if case .tooLarge = e { throw APIError.tooLarge("\(param): \(e)", param: param) }
+                throw APIError.invalid("\(param): \(e)", param: param, code: "invalid_image")
+            }
+        }
+    }
+
+    static func string(_ options: [String: Any], _ key: String) throws -> String? {
+        guard let v = options[key], !(v is NSNull) else { return nil }
+        guard let s = v as? String else { throw APIError.invalid("'\(key)' must be a string", param: key) }
+        return s
+    }
+
+    static func bool(_ options: [String: Any], _ key: String) throws -> Bool? {
+        guard let v = options[key], !(v is NSNull) else { return nil }
+        if let s = v as? String, let b = Bool(s.lowercased()) { return b }
+        if let b = v as? Bool { return b }
+        throw APIError.invalid("'\(key)' must be true or false", param: key)
+    }
+
+    static func number(_ options: [String: Any], _ key: String) throws -> Double? {
+        guard let v = options[key], !(v is NSNull) else { return nil }
+        if let s = v as? String {
+            guard let d = Double(s) else { throw APIError.invalid("'\(key)' must be a number", param: key) }
+            return d
+        }
+        if let d = v as? Double { return d }
+        throw APIError.invalid("'\(key)' must be a number", param: key)
+    }
+
+    /// Collects one result per image, then responds once (or with the first error).
+    final class Gather<T>: @unchecked Sendable {
+        private let lock = NSLock()
+        private var results: [T?]
+        private var done = false
+        private let finish: ([T]) -> Void
+        private let fail: (APIError) -> Void
+        init(count: Int, finish: @escaping ([T]) -> Void, fail: @escaping (APIError) -> Void) {
+            results = Array(repeating: nil, count: count); self.finish = finish; self.fail = fail
+        }
+        func complete(_ i: Int, _ result: Result<T, APIError>) {
+            lock.lock()
+            guard !done else { lock.unlock(); return }
+            switch result {
+            case .failure(let e):
+                done = true
+                lock.unlock()
+                fail(e)
+            case .success(let v):
+                results[i] = v
+                if results.allSatisfy({ $0 != nil }) {
+                    done = true
+                    let all = results.map { $0! }
+                    lock.unlock()
+                    finish(all)
+                } else {
+                    lock.unlock()
+                }
+            }
+        }
+    }
+
+    func describeMetrics() {
+        metrics.describe("bootmae_queue_depth", type: "gauge", "Images waiting for inference")
+        metrics.describe("bootmae_batch_size", type: "histogram", "Images per encoder forward pass")
+        metrics.describe("bootmae_inference_seconds", type: "histogram", "Encoder forward time per batch")
+        metrics.describe("bootmae_queue_seconds", type: "histogram", "Time an image waited for its batch")
+        metrics.describe("bootmae_decode_seconds", type: "histogram", "Image decode and preprocessing time per request")
+        metrics.describe("bootmae_images_total", type: "counter", "Images run through an encoder")
+        metrics.describe("bootmae_rejected_total", type: "counter", "Requests refused by the queue (full or deadline)")
+        metrics.describe("bootmae_resident_memory_bytes", type: "gauge", "Resident set size of the server process")
+        metrics.describe("bootmae_reconstruction_seconds", type: "histogram", "Masked-image reconstruction time")
+    }
+}

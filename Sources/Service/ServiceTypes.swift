@@ -1,0 +1,104 @@
+import Foundation
+
+/// A request as the service sees it: no sockets, no framing — the HTTP layer fills this in.
+public struct ServiceRequest: Sendable {
+    public var method: String
+    public var path: String
+    public var query: [String: String]
+    /// Header names lowercased.
+    public var headers: [String: String]
+    public var body: [UInt8]
+    public var requestID: String
+
+    public init(method: String, path: String, query: [String: String] = [:], headers: [String: String] = [:],
+                body: [UInt8] = [], requestID: String = "") {
+        self.method = method; self.path = path; self.query = query
+        self.headers = Dictionary(headers.map { ($0.key.lowercased(), $0.value) }, uniquingKeysWith: { a, _ in a })
+        self.body = body; self.requestID = requestID
+    }
+
+    public func header(_ name: String) -> String? { headers[name.lowercased()] }
+
+    /// The media type of the body without parameters, lowercased ("application/json").
+    public var contentType: String? {
+        header("content-type")?.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+    }
+}
+
+public struct ServiceResponse: Sendable {
+    public var status: Int
+    public var headers: [(String, String)]
+    public var body: [UInt8]
+
+    public init(status: Int = 200, headers: [(String, String)] = [], body: [UInt8] = []) {
+        self.status = status; self.headers = headers; self.body = body
+    }
+
+    public static func json(_ object: Any, status: Int = 200) -> ServiceResponse {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+        return ServiceResponse(status: status, headers: [("Content-Type", "application/json")], body: [UInt8](data))
+    }
+
+    public static func text(_ text: String, contentType: String = "text/plain; charset=utf-8", status: Int = 200) -> ServiceResponse {
+        ServiceResponse(status: status, headers: [("Content-Type", contentType)], body: Array(text.utf8))
+    }
+
+    public static func png(_ bytes: [UInt8]) -> ServiceResponse {
+        ServiceResponse(status: 200, headers: [("Content-Type", "image/png")], body: bytes)
+    }
+}
+
+/// Every failure a client can cause or meet, mapped once to a status and the OpenAI-style envelope
+/// `{"error": {"message", "type", "code", "param"}}`.
+public struct APIError: Error, Sendable, CustomStringConvertible {
+    public var status: Int
+    public var type: String
+    public var code: String
+    public var message: String
+    public var param: String?
+    public var headers: [(String, String)] = []
+
+    public init(status: Int, type: String, code: String, message: String, param: String? = nil) {
+        self.status = status; self.type = type; self.code = code; self.message = message; self.param = param
+    }
+
+    public var description: String { "\(status) \(code): \(message)" }
+
+    public static func invalid(_ message: String, param: String? = nil, code: String = "invalid_request") -> APIError {
+        APIError(status: 400, type: "invalid_request_error", code: code, message: message, param: param)
+    }
+    public static func notFound(_ message: String, code: String = "not_found") -> APIError {
+        APIError(status: 404, type: "invalid_request_error", code: code, message: message)
+    }
+    public static func unsupportedMedia(_ message: String) -> APIError {
+        APIError(status: 415, type: "invalid_request_error", code: "unsupported_media_type", message: message)
+    }
+    public static func tooLarge(_ message: String, param: String? = nil) -> APIError {
+        APIError(status: 413, type: "invalid_request_error", code: "too_large", message: message, param: param)
+    }
+    public static func overloaded(retryAfter seconds: Int) -> APIError {
+        var e = APIError(status: 429, type: "overloaded_error", code: "queue_full",
+                         message: "the model's queue is full; retry after \(seconds) s")
+        e.headers = [("Retry-After", String(seconds))]
+        return e
+    }
+    public static func timeout(_ message: String) -> APIError {
+        APIError(status: 503, type: "timeout_error", code: "deadline_exceeded", message: message)
+    }
+    public static func unavailable(_ message: String) -> APIError {
+        APIError(status: 503, type: "server_error", code: "unavailable", message: message)
+    }
+    public static func unauthorized() -> APIError {
+        var e = APIError(status: 401, type: "authentication_error", code: "invalid_api_key",
+                         message: "missing or invalid API key: send 'Authorization: Bearer <key>'")
+        e.headers = [("WWW-Authenticate", "Bearer")]
+        return e
+    }
+
+    public var response: ServiceResponse {
+        var r = ServiceResponse.json(["error": ["message": message, "type": type, "code": code, "param": param as Any? ?? NSNull()]],
+                                     status: status)
+        r.headers += headers
+        return r
+    }
+}
