@@ -10,8 +10,43 @@ public enum BLAS {
 
     /// C = alpha · op(A) · op(B) + beta · C, with op(X) = X or Xᵀ; all matrices row-major.
     /// `m×k` is the shape of op(A), `k×n` of op(B), `m×n` of C; `lda`/`ldb`/`ldc` are row strides.
+    ///
+    /// Large products are split into row (or column) blocks of C, one per `Parallel` worker, each a
+    /// single-threaded BLAS call: on this 2-core machine that beats OpenBLAS's own threading of one
+    /// call (whose idle threads spin in sched_yield between calls) at ViT shapes.
     @inlinable
     public static func gemm(transA: Bool = false, transB: Bool = false,
+                            m: Int, n: Int, k: Int, alpha: Float = 1,
+                            a: UnsafePointer<Float>, lda: Int,
+                            b: UnsafePointer<Float>, ldb: Int,
+                            beta: Float = 0,
+                            c: UnsafeMutablePointer<Float>, ldc: Int) {
+        let workers = Parallel.workers
+        if workers > 1 && m * n * k >= 1 << 21 {
+            if m >= 64 * workers {
+                Parallel.forEachChunk(m) { rows in
+                    single(transA: transA, transB: transB, m: rows.count, n: n, k: k, alpha: alpha,
+                           a: transA ? a + rows.lowerBound : a + rows.lowerBound * lda, lda: lda, b: b, ldb: ldb,
+                           beta: beta, c: c + rows.lowerBound * ldc, ldc: ldc)
+                }
+                return
+            }
+            if n >= 64 * workers {
+                Parallel.forEachChunk(n) { cols in
+                    single(transA: transA, transB: transB, m: m, n: cols.count, k: k, alpha: alpha, a: a, lda: lda,
+                           b: transB ? b + cols.lowerBound * ldb : b + cols.lowerBound, ldb: ldb,
+                           beta: beta, c: c + cols.lowerBound, ldc: ldc)
+                }
+                return
+            }
+        }
+        single(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+               beta: beta, c: c, ldc: ldc)
+    }
+
+    /// One BLAS call.
+    @inlinable
+    public static func single(transA: Bool = false, transB: Bool = false,
                             m: Int, n: Int, k: Int, alpha: Float = 1,
                             a: UnsafePointer<Float>, lda: Int,
                             b: UnsafePointer<Float>, ldb: Int,
@@ -32,7 +67,8 @@ public enum TensorRuntime {
     /// large blocks to the kernel on free, and every forward pass then page-faults its activations
     /// in again (measured at ~11% of an encoder forward).
     public static func configure(threads: Int) {
-        BLAS.threads = threads
+        // Our own workers split large GEMMs and run each block single-threaded (see BLAS.gemm).
+        BLAS.threads = 1
         Parallel.workers = max(1, threads)
         #if os(Linux)
         _ = mallopt(M_MMAP_THRESHOLD, 32 << 20)
