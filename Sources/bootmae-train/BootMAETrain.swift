@@ -6,5 +6,5 @@ struct BootMAETrain: ParsableCommand {
         commandName: "bootmae-train",
         abstract: "Train, evaluate and use BootMAE / MAE vision transformers.",
         discussion: "Pretraining and fine-tuning subcommands arrive with the trainer; `embed` runs a model directory on images.",
-        subcommands: [Pretrain.self, Finetune.self, Evaluate.self, Export.self, Embed.self])
+        subcommands: [Pretrain.self, LinProbe.self, KNN.self, Finetune.self, Evaluate.self, Export.self, Embed.self])
 }

@@ -1,0 +1,113 @@
+import ArgumentParser
+import Foundation
+import Checkpoint
+import Tensor
+import Training
+import ViT
+
+/// Frozen-encoder evaluations: `linprobe` (BatchNorm + linear classifier) and `knn`.
+struct FeatureOptions: ParsableArguments {
+    @Option(help: "Run folder or model directory whose encoder is evaluated (frozen).")
+    var model: String
+
+    @Option(help: "Labelled dataset with train and test splits.")
+    var data: String = "/usr/share/datasets/fashion-mnist"
+
+    @Option(help: "Features: cls, mean (final-norm pooling) or block:N (mean of patch tokens after N blocks, then a parameter-free LayerNorm, as BootMAE probes). Default: see the command.")
+    var features: String?
+
+    @Option(help: "Write the JSON result here (default: MODEL/<command>.json).")
+    var out: String?
+
+    @Option(help: "Compute threads.")
+    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    /// The encoder of a run folder (its checkpoint) or of a model directory.
+    func encoder() throws -> VisionTransformer {
+        let dir = URL(fileURLWithPath: model)
+        let checkpoint = dir.appendingPathComponent(RunDirectory.checkpointName)
+        if FileManager.default.fileExists(atPath: checkpoint.path) {
+            return try ModelDirectory.encoder(config: try ModelDirectory.readConfig(dir), weights: try SafeTensorsFile(contentsOf: checkpoint),
+                                              extraIgnored: ["optim."])
+        }
+        return try ModelDirectory.loadEncoder(dir)
+    }
+
+    func source(default fallback: FeatureSource) throws -> FeatureSource {
+        guard let features else { return fallback }
+        guard let s = FeatureSource(features) else { throw ValidationError("--features is cls, mean or block:N") }
+        return s
+    }
+
+    func write<T: Encodable>(_ value: T, name: String) throws {
+        let e = JSONEncoder()
+        e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let data = try e.encode(value)
+        try AtomicFile.write(data, to: out.map { URL(fileURLWithPath: $0) } ?? URL(fileURLWithPath: model).appendingPathComponent(name))
+        print(String(decoding: data, as: UTF8.self))
+    }
+}
+
+struct LinProbe: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "linprobe",
+        abstract: "Linear probe of a frozen encoder: BatchNorm (no affine) + linear classifier on train-split features; top-1 on the test split.",
+        discussion: "Default features: block:⌈5/6 of the depth⌉ (BootMAE probes block 10 of 12). Writes linprobe.json.")
+
+    @OptionGroup var options: FeatureOptions
+
+    @Option(help: "Epochs over the precomputed features.") var epochs: Int = 50
+    @Option(help: "Batch size.") var batchSize: Int = 256
+    @Option(help: "Base learning rate (SGD momentum 0.9); lr = blr × batch / 256.") var blr: Double = 0.1
+    @Option(help: "Seed of the probe's initialisation and shuffling.") var seed: UInt64 = 0
+
+    func run() throws {
+        TensorRuntime.configure(threads: options.threads)
+        do {
+            let encoder = try options.encoder()
+            let depth = encoder.blocks.count
+            let source = try options.source(default: .block(max(1, Int((Double(depth) * 5 / 6).rounded()))))
+            let progress = ProgressReporter()
+            let extractor = try FeatureExtractor(model: encoder, source: source)
+            let train = try extractor.extract(datasetAt: options.data, split: .train, progress: progress)
+            let test = try extractor.extract(datasetAt: options.data, split: .test, progress: progress)
+            let probe = LinearProbe(.init(epochs: epochs, batchSize: batchSize, baseLR: blr, seed: seed))
+            let (_, result) = try probe.fit(train: train, test: test, progress: progress)
+            progress.log(String(format: "linear probe (%@): test top-1 %.2f%%", source.description, 100 * (result.top1 ?? 0)))
+            try options.write(result, name: "linprobe.json")
+        } catch let e as ValidationError {
+            throw e
+        } catch {
+            throw fail("error: \(error)", code: 1)
+        }
+    }
+}
+
+struct KNN: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "knn",
+        abstract: "k-nearest-neighbour accuracy of a frozen encoder (cosine similarity, temperature-weighted votes).",
+        discussion: "Default features: the model's pooling. Writes knn.json.")
+
+    @OptionGroup var options: FeatureOptions
+
+    @Option(help: "Neighbours.") var k: Int = 20
+    @Option(help: "Vote temperature: a neighbour votes exp(similarity / T).") var temperature: Double = 0.07
+
+    func run() throws {
+        TensorRuntime.configure(threads: options.threads)
+        do {
+            let encoder = try options.encoder()
+            let source = try options.source(default: .pooled(encoder.config.globalPool))
+            let progress = ProgressReporter()
+            let extractor = try FeatureExtractor(model: encoder, source: source)
+            let train = try extractor.extract(datasetAt: options.data, split: .train, progress: progress)
+            let test = try extractor.extract(datasetAt: options.data, split: .test, progress: progress)
+            let result = try KNNClassifier(k: k, temperature: Float(temperature)).evaluate(train: train, test: test, progress: progress)
+            progress.log(String(format: "k-NN (k=%d, %@): test top-1 %.2f%%", k, source.description, 100 * result.top1))
+            try options.write(result, name: "knn.json")
+        } catch {
+            throw fail("error: \(error)", code: 1)
+        }
+    }
+}
