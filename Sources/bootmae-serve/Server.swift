@@ -1,0 +1,123 @@
+import ArgumentParser
+import Foundation
+import HTTP
+import Logging
+import Service
+import Tensor
+
+/// Wires the service into the HTTP server and runs until SIGTERM/SIGINT, then drains.
+final class Server: @unchecked Sendable {
+    let options: BootMAEServe
+    let logger = Logger(label: "bootmae-serve")
+
+    init(options: BootMAEServe) { self.options = options }
+
+    func run() throws {
+        let o = options
+        signal(SIGPIPE, SIG_IGN)
+        TensorRuntime.configure(threads: o.threads)
+        let log: @Sendable (String) -> Void = { FileHandle.standardError.write(Data(("bootmae-serve: " + $0 + "\n").utf8)) }
+        let registry: ModelRegistry
+        do {
+            let preferred = o.defaultModel ?? (FileManager.default.fileExists(atPath: o.modelsDir + "/bootmae-vit-tiny-fmnist") ? "bootmae-vit-tiny-fmnist" : nil)
+            registry = try ModelRegistry(directory: o.modelsDir, defaultModel: preferred, log: log)
+        } catch {
+            log("error: \(error)")
+            throw ExitCode(2)
+        }
+        var serviceOptions = Service.Options()
+        serviceOptions.maxImagesPerRequest = o.maxImages
+        serviceOptions.maxPixelsPerImage = o.maxPixels
+        serviceOptions.requestTimeout = o.requestTimeout
+        serviceOptions.apiKey = o.apiKey
+        serviceOptions.openAPI = try? String(contentsOfFile: o.openapi, encoding: .utf8)
+        if serviceOptions.openAPI == nil { log("warning: \(o.openapi) not found; /openapi.yaml will answer 404") }
+        let service = Service(registry: registry, limits: .init(maxBatch: o.maxBatch, maxDelay: o.maxBatchDelayMs / 1000, maxQueue: o.maxQueue),
+                              options: serviceOptions)
+
+        var router = Router()
+        for route in service.routes {
+            router.add(HTTPMethod(route.method), route.pattern, options: RouteOptions(requiresBody: route.method == "POST")) { request, responder in
+                route.handler(Self.serviceRequest(request), request.pathParameters) { responder.send(Self.httpResponse($0)) }
+            }
+        }
+        var limits = HTTPLimits()
+        limits.maxBodyBytes = o.maxBodyBytes
+        limits.maxConnections = o.maxConnections
+        var configuration = HTTPServer.Configuration(host: o.host, port: o.port, limits: limits)
+        let metrics = service.metrics
+        metrics.describe("bootmae_http_requests_total", type: "counter", "HTTP requests by route and status")
+        metrics.describe("bootmae_http_request_seconds", type: "histogram", "HTTP request latency by route")
+        configuration.observer = { observation in
+            let route = observation.route ?? "unmatched"
+            let seconds = Double(observation.duration.components.seconds) + Double(observation.duration.components.attoseconds) / 1e18
+            metrics.increment("bootmae_http_requests_total", [("route", route), ("status", String(observation.status))])
+            metrics.observe("bootmae_http_request_seconds", [("route", route), ("status", String(observation.status))], seconds)
+        }
+        let server = HTTPServer(configuration: configuration, router: router)
+
+        // Warm up before listening for readiness: one forward pass per model.
+        let start = Date()
+        registry.warmUp()
+        do { try server.start() } catch {
+            log("error: cannot listen on \(o.host):\(o.port): \(error)")
+            throw ExitCode(2)
+        }
+        service.markReady()
+        log("ready on http://\(o.host):\(server.port) with \(registry.models.count) model(s) (default \(registry.defaultModel)); warm-up \(String(format: "%.2f", Date().timeIntervalSince(start))) s")
+
+        // SIGTERM/SIGINT: stop accepting, finish in-flight requests, exit within the drain timeout.
+        let done = DispatchSemaphore(value: 0)
+        var sources: [DispatchSourceSignal] = []
+        for sig in [SIGTERM, SIGINT] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { @Sendable in
+                log("signal \(sig): draining (up to \(o.drainTimeout) s)")
+                service.markDraining()
+                server.beginDrain(timeout: .milliseconds(Int(o.drainTimeout * 1000))) { done.signal() }
+            }
+            source.resume()
+            sources.append(source)
+        }
+        done.wait()
+        log("drained; bye")
+        _ = sources
+    }
+
+    static func serviceRequest(_ r: HTTPRequest) -> ServiceRequest {
+        var headers: [String: String] = [:]
+        for field in r.headers { headers[field.name.lowercased()] = field.value }
+        var query: [String: String] = [:]
+        for item in r.queryItems where query[item.name] == nil { query[item.name] = item.value }
+        return ServiceRequest(method: r.method.rawValue, path: r.path, query: query, headers: headers, body: [UInt8](r.body), requestID: r.requestID)
+    }
+
+    static func httpResponse(_ s: ServiceResponse) -> HTTPResponse {
+        HTTPResponse(status: HTTPStatus(s.status), headers: HTTPHeaders(s.headers), body: Data(s.body))
+    }
+}
+
+/// `--healthcheck`: GET /healthz over loopback with a short timeout (no curl in slim images).
+enum HealthCheck {
+    static func run(host: String, port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var timeout = timeval(tv_sec: 3, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = UInt16(port).bigEndian
+        guard inet_pton(AF_INET, host, &addr.sin_addr) == 1 else { return false }
+        let connected = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard connected == 0 else { return false }
+        let request = Array("GET /healthz HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n".utf8)
+        guard send(fd, request, request.count, 0) == request.count else { return false }
+        var buffer = [UInt8](repeating: 0, count: 512)
+        let n = recv(fd, &buffer, buffer.count, 0)
+        return n > 12 && String(decoding: buffer[0..<n], as: UTF8.self).hasPrefix("HTTP/1.1 200")
+    }
+}

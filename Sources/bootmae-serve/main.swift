@@ -1,1 +1,0 @@
-print("bootmae-serve")
