@@ -5,3 +5,5 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 swift build --build-tests
 swift test --skip-build
+# Black-box checks of the real server: OpenAPI conformance (schemathesis) and a short load run (wrk).
+bash scripts/server-checks.sh
