@@ -24,7 +24,28 @@ public func relativeError(_ a: Tensor, _ reference: Tensor) -> Float {
         maxRef = max(maxRef, abs(reference.data[i]))
     }
     if !maxDiff.isFinite { return .infinity }
-    return maxRef == 0 ? maxDiff : maxDiff / maxRef
+    let error = maxRef == 0 ? maxDiff : maxDiff / maxRef
+    // BOOTMAE_REPORT_ERRORS=1 swift test … prints every comparison, for closing notes and debugging.
+    if ProcessInfo.processInfo.environment["BOOTMAE_REPORT_ERRORS"] != nil { reportedErrors.record(error) }
+    return error
+}
+
+/// The largest relative error seen in this process (printed at exit when reporting is on).
+public let reportedErrors = ErrorReport()
+
+public final class ErrorReport: @unchecked Sendable {
+    private let lock = NSLock()
+    public private(set) var worst: Float = 0
+    public private(set) var count = 0
+    private var registered = false
+    func record(_ e: Float) {
+        lock.lock(); defer { lock.unlock() }
+        worst = max(worst, e); count += 1
+        if !registered {
+            registered = true
+            atexit { FileHandle.standardError.write(Data("relative errors: \(reportedErrors.count) comparisons, worst \(reportedErrors.worst)\n".utf8)) }
+        }
+    }
 }
 
 extension SafeTensorsFile {
