@@ -38,15 +38,14 @@ struct Evaluate: ParsableCommand {
             let progress = ProgressReporter()
             let json: Data
             if let pretraining = try? PretrainingDirectory.readConfig(dir) {
-                let weights = try weightsFile(dir)
+                let weights = try ModelSource.weights(model)
                 let network = try PretrainingDirectory.network(config: pretraining, weights: weights, ignoring: ["optim."])
                 let result = try Evaluation.reconstruction(network, dataset: test, batchSize: batchSize, seed: seed, progress: progress)
                 json = try encode(result)
                 progress.log(String(format: "reconstruction on %d test images: masked-patch MSE %.5f, PSNR %.2f dB", result.images, result.mse, result.psnr))
             } else {
-                let config = try ModelDirectory.readConfig(dir)
-                let encoder = try ModelDirectory.encoder(config: config, weights: try weightsFile(dir), extraIgnored: ["optim."])
-                guard encoder.head != nil, let labels = config.labels ?? Optional(test.classes) else {
+                let encoder = try ModelSource.encoder(model)
+                guard encoder.head != nil, let labels = encoder.config.labels ?? Optional(test.classes) else {
                     throw ValidationError("\(model) has no classification head: evaluate a fine-tuned model, or a pretraining run for reconstruction")
                 }
                 let classifier = Classifier(wrapping: encoder, classes: labels)
@@ -60,12 +59,6 @@ struct Evaluate: ParsableCommand {
         } catch {
             throw fail("error: \(error)", code: 1)
         }
-    }
-
-    func weightsFile(_ dir: URL) throws -> SafeTensorsFile {
-        let checkpoint = dir.appendingPathComponent(RunDirectory.checkpointName)
-        return try SafeTensorsFile(contentsOf: FileManager.default.fileExists(atPath: checkpoint.path) ? checkpoint
-                                   : dir.appendingPathComponent(ModelDirectory.weightsName))
     }
 
     func encode<T: Encodable>(_ value: T) throws -> Data {

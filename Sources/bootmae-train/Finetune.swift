@@ -50,12 +50,7 @@ struct Finetune: ParsableCommand {
     var checkpointEvery: Int = 200
 
     func run() throws {
-        TensorRuntime.configure(threads: common.threads)
-        let stop = installStopHandlers()
-        var interrupted = false
-        do {
-            let dir = try RunDirectory(common.out, mode: common.mode)
-            dir.recordCommand()
+        try runTraining(common) { dir, stop in
             let config: ViTConfig, recipe: FinetuneRecipe
             if common.resume {
                 config = try dir.readJSON(ViTConfig.self, from: "config.json")
@@ -85,10 +80,6 @@ struct Finetune: ParsableCommand {
             print(String(format: "{\"steps\": %d, \"epochs\": %d, \"top1\": %@, \"best_top1\": %@, \"stopped_early\": %@}",
                          summary.steps, summary.epochs, summary.top1.map { String(format: "%.4f", $0) } ?? "null",
                          summary.bestTop1.map { String(format: "%.4f", $0) } ?? "null", summary.stoppedEarly ? "true" : "false"))
-            if stop.isSet { interrupted = true }
-        } catch {
-            throw fail("error: \(error)", code: 1)
         }
-        if interrupted { throw ExitCode(130) }
     }
 }

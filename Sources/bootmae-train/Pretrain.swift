@@ -77,13 +77,8 @@ struct Pretrain: ParsableCommand {
     }
 
     func run() throws {
-        TensorRuntime.configure(threads: common.threads)
-        let stop = installStopHandlers()
-        let progress = ProgressReporter()
-        var interrupted = false
-        do {
-            let dir = try RunDirectory(common.out, mode: common.mode)
-            dir.recordCommand()
+        try runTraining(common) { dir, stop in
+            let progress = ProgressReporter()
             let (config, recipe): (PretrainingConfig, PretrainRecipe)
             if common.resume {
                 config = try dir.readJSON(PretrainingConfig.self, from: "config.json")
@@ -113,13 +108,24 @@ struct Pretrain: ParsableCommand {
             let loss = summary.finalLoss.map { String(format: "%.4f", $0) } ?? "-"
             print("{\"steps\": \(summary.steps), \"epochs\": \(String(format: "%.2f", summary.epochs)), \"final_loss\": \(loss), "
                   + "\"img_per_s\": \(String(format: "%.1f", summary.imagesPerSecond)), \"stopped_early\": \(summary.stoppedEarly)}")
-            if stop.isSet { interrupted = true }
-        } catch {
-            throw fail("error: \(error)", code: 1)
         }
-        // Stopped by a signal: the checkpoint is saved, but the run is not finished.
-        if interrupted { throw ExitCode(130) }
     }
+}
+
+/// The shared shape of a training command: threads, SIGINT/SIGTERM handling, the run folder (with
+/// this command line recorded), errors as one-line messages, and exit status 130 after an
+/// interruption (the checkpoint is saved, but the run is not finished).
+func runTraining(_ common: CommonTrainingOptions, _ body: (RunDirectory, StopFlag) throws -> Void) throws {
+    TensorRuntime.configure(threads: common.threads)
+    let stop = installStopHandlers()
+    do {
+        let dir = try RunDirectory(common.out, mode: common.mode)
+        dir.recordCommand()
+        try body(dir, stop)
+    } catch {
+        throw fail("error: \(error)", code: 1)
+    }
+    if stop.isSet { throw ExitCode(130) }
 }
 
 /// Flags every training subcommand shares.

@@ -23,15 +23,7 @@ struct FeatureOptions: ParsableArguments {
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
     /// The encoder of a run folder (its checkpoint) or of a model directory.
-    func encoder() throws -> VisionTransformer {
-        let dir = URL(fileURLWithPath: model)
-        let checkpoint = dir.appendingPathComponent(RunDirectory.checkpointName)
-        if FileManager.default.fileExists(atPath: checkpoint.path) {
-            return try ModelDirectory.encoder(config: try ModelDirectory.readConfig(dir), weights: try SafeTensorsFile(contentsOf: checkpoint),
-                                              extraIgnored: ["optim."])
-        }
-        return try ModelDirectory.loadEncoder(dir)
-    }
+    func encoder() throws -> VisionTransformer { try ModelSource.encoder(model) }
 
     func source(default fallback: FeatureSource) throws -> FeatureSource {
         guard let features else { return fallback }

@@ -74,12 +74,7 @@ public struct Classifier: Sendable {
 
     /// Encoder weights from a pretraining run folder (its checkpoint) or any model directory.
     public static func pretrainedEncoder(_ path: String) throws -> (ViTConfig, ParameterList) {
-        let dir = URL(fileURLWithPath: path)
-        let config = try ModelDirectory.readConfig(dir)
-        let run = dir.appendingPathComponent(RunDirectory.checkpointName)
-        let file = FileManager.default.fileExists(atPath: run.path) ? run : dir.appendingPathComponent(ModelDirectory.weightsName)
-        let weights = try SafeTensorsFile(contentsOf: file)
-        let encoder = try ModelDirectory.encoder(config: config, weights: weights, extraIgnored: ["optim."])
+        let encoder = try ModelSource.encoder(path)
         return (encoder.config, encoder.parameters)
     }
 }

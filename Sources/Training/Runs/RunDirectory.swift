@@ -1,5 +1,6 @@
 import Foundation
 import Checkpoint
+import ViT
 
 /// A training run's folder: config and recipe as JSON, the rolling checkpoint, metrics as JSON lines,
 /// plots and results. Every file but the metrics log is written atomically.
@@ -69,5 +70,22 @@ public struct RunDirectory: Sendable {
     public func readMetrics() -> [[String: Any]] {
         guard let text = try? String(contentsOf: file("metrics.jsonl"), encoding: .utf8) else { return [] }
         return text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+    }
+}
+
+/// A model to read weights from: a run folder (its training checkpoint, optimizer state ignored)
+/// or a model directory (its model.safetensors).
+public enum ModelSource {
+    public static func weights(_ path: String) throws -> SafeTensorsFile {
+        let dir = URL(fileURLWithPath: path)
+        let checkpoint = dir.appendingPathComponent(RunDirectory.checkpointName)
+        return try SafeTensorsFile(contentsOf: FileManager.default.fileExists(atPath: checkpoint.path) ? checkpoint
+                                   : dir.appendingPathComponent(ModelDirectory.weightsName))
+    }
+
+    /// The encoder (with its final norm, or fc_norm + head for classifiers) of a run folder or model directory.
+    public static func encoder(_ path: String) throws -> VisionTransformer {
+        try ModelDirectory.encoder(config: try ModelDirectory.readConfig(URL(fileURLWithPath: path)), weights: try weights(path),
+                                   extraIgnored: ["optim."])
     }
 }
