@@ -20,6 +20,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
     ],
     targets: [
         // System C libraries.
@@ -38,6 +39,9 @@ let package = Package(
         .target(name: "Checkpoint", dependencies: ["Tensor", "ViT"], swiftSettings: optimized),
         // Decode / encode / resize / normalize images.
         .target(name: "ImageKit", dependencies: ["CImageCodecs"], swiftSettings: optimized),
+
+        // HTTP/1.1 server on POSIX sockets + Dispatch: parser, connections, router, responses (no ML).
+        .target(name: "HTTP", dependencies: [.product(name: "Logging", package: "swift-log")], swiftSettings: optimized),
 
         // Datasets, augmentation, optimizers, schedules, training loops, evaluation.
         .target(name: "Training", dependencies: ["Tensor", "ViT", "Checkpoint", "ImageKit", "CZlib"], swiftSettings: optimized),
