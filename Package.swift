@@ -42,6 +42,8 @@ let package = Package(
 
         // HTTP/1.1 server on POSIX sockets + Dispatch: parser, connections, router, responses (no ML).
         .target(name: "HTTP", dependencies: [.product(name: "Logging", package: "swift-log")], swiftSettings: optimized),
+        // libFuzzer harness for the request parser (scripts/fuzz-http.sh); a corpus replayer in normal builds.
+        .executableTarget(name: "http-parser-fuzz", dependencies: ["HTTP"]),
 
         // Datasets, augmentation, optimizers, schedules, training loops, evaluation.
         .target(name: "Training", dependencies: ["Tensor", "ViT", "Checkpoint", "ImageKit", "CZlib"], swiftSettings: optimized),
