@@ -62,6 +62,9 @@ let package = Package(
         // Benchmarks (bench/): throughput of our code, run in release builds only.
         .executableTarget(name: "bootmae-bench", dependencies: ["Tensor", "ViT", "ImageKit"], path: "bench/BootMAEBench",
                           swiftSettings: optimized),
+        // A trivial HTTP server for load tests with wrk (bench/http-echo/README.md).
+        .executableTarget(name: "http-echo", dependencies: ["HTTP"], path: "bench/http-echo", exclude: ["README.md"],
+                          swiftSettings: optimized),
 
         .target(name: "TestSupport", dependencies: ["Tensor", "Checkpoint"], path: "Tests/TestSupport"),
         .testTarget(name: "TensorTests", dependencies: ["Tensor", "TestSupport"]),
