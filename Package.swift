@@ -40,6 +40,11 @@ let package = Package(
         // Decode / encode / resize / normalize images.
         .target(name: "ImageKit", dependencies: ["CImageCodecs"], swiftSettings: optimized),
 
+        // HTTP/1.1 server on POSIX sockets + Dispatch: parser, connections, router, responses (no ML).
+        .target(name: "HTTP", dependencies: [.product(name: "Logging", package: "swift-log")], swiftSettings: optimized),
+        // libFuzzer harness for the request parser (scripts/fuzz-http.sh); a corpus replayer in normal builds.
+        .executableTarget(name: "http-parser-fuzz", dependencies: ["HTTP"]),
+
         // Datasets, augmentation, optimizers, schedules, training loops, evaluation.
         .target(name: "Training", dependencies: ["Tensor", "ViT", "Checkpoint", "ImageKit", "CZlib"], swiftSettings: optimized),
 
@@ -48,8 +53,6 @@ let package = Package(
             dependencies: ["Tensor", "ViT", "Checkpoint", "ImageKit", "Training",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: optimized),
-        // HTTP/1.1 server on POSIX sockets + Dispatch: parser, connections, router, responses (no ML).
-        .target(name: "HTTP", dependencies: [.product(name: "Logging", package: "swift-log")], swiftSettings: optimized),
         // The inference service: model registry, batching, endpoint handlers, metrics (no sockets).
         .target(name: "Service", dependencies: ["Tensor", "ViT", "Checkpoint", "ImageKit"], swiftSettings: optimized),
 
@@ -63,6 +66,9 @@ let package = Package(
         // Benchmarks (bench/): throughput of our code, run in release builds only.
         .executableTarget(name: "bootmae-bench", dependencies: ["Tensor", "ViT", "ImageKit"], path: "bench/BootMAEBench",
                           swiftSettings: optimized),
+        // A trivial HTTP server for load tests with wrk (bench/http-echo/README.md).
+        .executableTarget(name: "http-echo", dependencies: ["HTTP"], path: "bench/http-echo", exclude: ["README.md"],
+                          swiftSettings: optimized),
 
         .target(name: "TestSupport", dependencies: ["Tensor", "Checkpoint"], path: "Tests/TestSupport"),
         .testTarget(name: "TensorTests", dependencies: ["Tensor", "TestSupport"]),
@@ -71,9 +77,9 @@ let package = Package(
         .testTarget(name: "ImageKitTests", dependencies: ["ImageKit", "TestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "TestSupport"]),
         .testTarget(name: "ServiceTests", dependencies: ["Service", "TestSupport"]),
+        .testTarget(name: "HTTPTests", dependencies: ["HTTP"]),
         .testTarget(name: "PretrainingTests", dependencies: ["ViT", "Checkpoint", "TestSupport"]),
         // Runs the built executables end to end (they are built by `swift build --build-tests`).
-        .testTarget(name: "CLITests", dependencies: ["Tensor", "ViT", "Checkpoint", "ImageKit", "TestSupport"],
-                    exclude: []),
+        .testTarget(name: "CLITests", dependencies: ["Tensor", "ViT", "Checkpoint", "ImageKit", "TestSupport"]),
     ]
 )

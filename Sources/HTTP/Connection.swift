@@ -142,11 +142,17 @@ final class Connection: @unchecked Sendable {
     }
 
     /// Closes without waiting (drain deadline passed, or the server stops).
-    func forceClose() { close() }
+    func forceClose() { close(reset: true) }
 
-    private func close() {
+    /// `reset` drops unsent bytes and sends RST (SO_LINGER 0) instead of letting the kernel keep
+    /// trickling buffered data to a peer we gave up on.
+    private func close(reset: Bool = false) {
         guard closed.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
         else { return }
+        if reset {
+            var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+        }
         // Suspended sources cannot be cancelled; the fd is closed once both cancel handlers ran.
         if readSuspended { readSource?.resume(); readSuspended = false }
         if writeSuspended { writeSource?.resume(); writeSuspended = false }
@@ -473,8 +479,8 @@ final class Connection: @unchecked Sendable {
             return
         }
         if output.pendingCount > 0 && !writeSuspended && now &- lastWriteProgress > limits.writeTimeout.nanoseconds {
-            core.logger.debug("closing a connection whose reader stalled", metadata: ["peer": "\(remoteAddress ?? "?")"])
-            close()
+            core.logger.debug("resetting a connection whose reader stalled", metadata: ["peer": "\(remoteAddress ?? "?")"])
+            close(reset: true)
             return
         }
         guard readState == .reading else { return }
