@@ -258,10 +258,10 @@ final class Connection: @unchecked Sendable {
             rejection = HTTPResponse(status: .noContent, headers: ["Allow": Self.list(allow)])
         case .methodNotAllowed(let allow, let pattern):
             slot.route = pattern
-            rejection = HTTPMethod.standard.contains(head.method)
-                ? .error(.methodNotAllowed, message: "Method \(head.method) is not allowed on \(pattern).",
-                         headers: ["Allow": Self.list(allow)])
-                : .error(.notImplemented, message: "Method \(head.method) is not implemented.")
+            // Any method the path does not route, known or not, gets 405 with the methods it does
+            // (RFC 9110 §15.5.6); 501 would read as a server fault to clients and schema checkers.
+            rejection = .error(.methodNotAllowed, message: "Method \(head.method) is not allowed on \(pattern).",
+                               headers: ["Allow": Self.list(allow)])
         case .notFound:
             rejection = .error(.notFound, message: "No route for \(head.path).")
         }

@@ -18,8 +18,8 @@ public struct HTTPMethod: Sendable, Hashable, RawRepresentable, ExpressibleByStr
     public static let trace: HTTPMethod = "TRACE"
     public static let connect: HTTPMethod = "CONNECT"
 
-    /// Methods this server recognises. A method outside this set on a known path is answered 501
-    /// (RFC 9110 §9.1), one inside it but not routed there 405.
+    /// The methods of RFC 9110. A method a known path does not route is answered 405 with `Allow`,
+    /// whether it is in this set or not.
     public static let standard: Set<HTTPMethod> = [.get, .head, .post, .put, .delete, .patch, .options, .trace, .connect]
 }
 

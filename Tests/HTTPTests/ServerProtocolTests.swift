@@ -134,7 +134,8 @@ final class ServerProtocolTests: XCTestCase {
         XCTAssertEqual(options.header("Allow"), "POST, OPTIONS")
         XCTAssertNil(options.header("Content-Length"), "no Content-Length on 204")
         let unknown = try c.request(req("BREW /hello"))
-        XCTAssertEqual(unknown.status, 501, "an unknown method is not implemented")
+        XCTAssertEqual(unknown.status, 405, "an unknown method on a known path is not allowed there")
+        XCTAssertEqual(unknown.header("Allow"), "GET, HEAD, OPTIONS")
         XCTAssertEqual(try c.request(req("GET /hello")).status, 200, "none of these closed the connection")
     }
 
