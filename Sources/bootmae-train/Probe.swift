@@ -31,6 +31,17 @@ struct FeatureOptions: ParsableArguments {
         return s
     }
 
+    /// Train- and test-split features of the frozen encoder; `fallback` picks the default source from it.
+    func features(default fallback: (VisionTransformer) -> FeatureSource, progress: ProgressReporter) throws
+        -> (train: FeatureSet, test: FeatureSet, source: FeatureSource) {
+        TensorRuntime.configure(threads: threads)
+        let encoder = try encoder()
+        let source = try source(default: fallback(encoder))
+        let extractor = try FeatureExtractor(model: encoder, source: source)
+        return (try extractor.extract(datasetAt: data, split: .train, progress: progress),
+                try extractor.extract(datasetAt: data, split: .test, progress: progress), source)
+    }
+
     func write<T: Encodable>(_ value: T, name: String) throws {
         let e = JSONEncoder()
         e.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -54,15 +65,10 @@ struct LinProbe: ParsableCommand {
     @Option(help: "Seed of the probe's initialisation and shuffling.") var seed: UInt64 = 0
 
     func run() throws {
-        TensorRuntime.configure(threads: options.threads)
         do {
-            let encoder = try options.encoder()
-            let depth = encoder.blocks.count
-            let source = try options.source(default: .block(max(1, Int((Double(depth) * 5 / 6).rounded()))))
             let progress = ProgressReporter()
-            let extractor = try FeatureExtractor(model: encoder, source: source)
-            let train = try extractor.extract(datasetAt: options.data, split: .train, progress: progress)
-            let test = try extractor.extract(datasetAt: options.data, split: .test, progress: progress)
+            let (train, test, source) = try options.features(default: { .block(max(1, Int((Double($0.blocks.count) * 5 / 6).rounded()))) },
+                                                             progress: progress)
             let probe = LinearProbe(.init(epochs: epochs, batchSize: batchSize, baseLR: blr, seed: seed))
             let (_, result) = try probe.fit(train: train, test: test, progress: progress)
             progress.log(String(format: "linear probe (%@): test top-1 %.2f%%", source.description, 100 * (result.top1 ?? 0)))
@@ -87,14 +93,9 @@ struct KNN: ParsableCommand {
     @Option(help: "Vote temperature: a neighbour votes exp(similarity / T).") var temperature: Double = 0.07
 
     func run() throws {
-        TensorRuntime.configure(threads: options.threads)
         do {
-            let encoder = try options.encoder()
-            let source = try options.source(default: .pooled(encoder.config.globalPool))
             let progress = ProgressReporter()
-            let extractor = try FeatureExtractor(model: encoder, source: source)
-            let train = try extractor.extract(datasetAt: options.data, split: .train, progress: progress)
-            let test = try extractor.extract(datasetAt: options.data, split: .test, progress: progress)
+            let (train, test, source) = try options.features(default: { .pooled($0.config.globalPool) }, progress: progress)
             let result = try KNNClassifier(k: k, temperature: Float(temperature)).evaluate(train: train, test: test, progress: progress)
             progress.log(String(format: "k-NN (k=%d, %@): test top-1 %.2f%%", k, source.description, 100 * result.top1))
             try options.write(result, name: "knn.json")
