@@ -61,6 +61,9 @@ done
 curl -fsS "http://127.0.0.1:$PORT/readyz"; echo
 body=$(printf '{"input": "%s"}' "$(base64 -w0 Tests/Fixtures/images/gray28.png)")
 curl -fsS -H 'Content-Type: application/json' -d "$body" "http://127.0.0.1:$PORT/v1/embeddings" | head -c 200; echo
+# The image's HEALTHCHECK (bootmae-serve --healthcheck inside the container) and its non-root user.
+podman healthcheck run "$name" && echo "container-check: HEALTHCHECK passes" >&2
+[[ "$(podman exec "$name" id -u)" != 0 ]] && echo "container-check: runs as uid $(podman exec "$name" id -u)" >&2
 stop_start=$(date +%s)
 podman stop -t 15 "$name" >/dev/null
 echo "container-check: stopped in $(( $(date +%s) - stop_start )) s (SIGTERM handled by PID 1)" >&2

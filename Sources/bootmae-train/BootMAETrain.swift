@@ -5,6 +5,9 @@ struct BootMAETrain: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bootmae-train",
         abstract: "Train, evaluate and use BootMAE / MAE vision transformers.",
-        discussion: "Pretraining and fine-tuning subcommands arrive with the trainer; `embed` runs a model directory on images.",
+        discussion: """
+            A typical flow: pretrain → eval / knn / linprobe (frozen features) → finetune → eval → export into \
+            models/ for bootmae-serve. Every training command resumes with --resume and saves on Ctrl-C.
+            """,
         subcommands: [Pretrain.self, LinProbe.self, KNN.self, Finetune.self, Evaluate.self, Export.self, Embed.self])
 }
