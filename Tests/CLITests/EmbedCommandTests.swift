@@ -8,30 +8,10 @@ import TestSupport
 
 /// `bootmae-train embed` run as a user would: the built executable, real photos, real files.
 final class EmbedCommandTests: XCTestCase {
-    /// The executable sits beside the test bundle in the build folder.
-    var executable: URL {
-        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("bootmae-train")
-    }
-
-    /// `swift build --build-tests` builds the executables too; a missing one is a failure, not a skip.
-    func requireExecutable() throws {
-        struct MissingExecutable: Error, CustomStringConvertible { let description: String }
-        guard FileManager.default.isExecutableFile(atPath: executable.path) else {
-            throw MissingExecutable(description: "\(executable.path) is not built; run `swift build --build-tests`")
-        }
-    }
+    func requireExecutable() throws { _ = try BuiltExecutable("bootmae-train") }
 
     func run(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+        try BuiltExecutable("bootmae-train").run(arguments)
     }
 
     let model = Fixtures.url("encoders/timm_qkv_cls").path
