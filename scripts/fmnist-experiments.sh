@@ -46,11 +46,19 @@ measure() {  # measure <command> <run> [args...]
     nice -n 5 "$BIN" "$command" --model "$run" --threads "$THREADS" "$@"
 }
 
+# PSNR with the same (random) masks for every objective, beside eval.json's objective-own masks.
+reconstruction_on_equal_masks() {
+    [[ -f $1/eval-random.json ]] && return
+    log "eval --masking random $1"
+    nice -n 5 "$BIN" eval --model "$1" --masking random --out "$1/eval-random.json" --threads "$THREADS"
+}
+
 pretrained_stream() {  # pretrained_stream <name> <pretrain args...>
     local name=$1; shift
     local pt=$ROOT/$name-tiny ft=$ROOT/$name-tiny-ft
     train pretrain "$pt" "$@" "${PRETRAIN[@]}"
     measure eval "$pt"
+    reconstruction_on_equal_masks "$pt"
     measure knn "$pt"
     measure linprobe "$pt"
     train finetune "$ft" --init-from "$pt" "${FINETUNE[@]}"
@@ -68,11 +76,11 @@ stream() {
             # Equal wall-clock: MAE's 40 epochs cost about as much as BootMAE's 13 (see docs/RESULTS.md).
             local pt=$ROOT/bootmae-short-tiny
             train pretrain "$pt" --objective bootmae "${PRETRAIN[@]}" --epochs 13 --warmup-epochs 1 --ema-ramp-epochs 2
-            measure eval "$pt"; measure knn "$pt"; measure linprobe "$pt" ;;
+            measure eval "$pt"; reconstruction_on_equal_masks "$pt"; measure knn "$pt"; measure linprobe "$pt" ;;
         ablations)
             local pt=$ROOT/bootmae-nofeat-tiny
             train pretrain "$pt" --objective bootmae "${PRETRAIN[@]}" --feature-weight 0
-            measure eval "$pt"; measure knn "$pt"; measure linprobe "$pt" ;;
+            measure eval "$pt"; reconstruction_on_equal_masks "$pt"; measure knn "$pt"; measure linprobe "$pt" ;;
         export)
             log "export into models/"
             "$BIN" export --run "$ROOT/bootmae-tiny" --out models/bootmae-vit-tiny-fmnist --half --overwrite

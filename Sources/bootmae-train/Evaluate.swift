@@ -27,8 +27,15 @@ struct Evaluate: ParsableCommand {
     @Option(help: "Seed of the reconstruction masks.")
     var seed: UInt64 = 0
 
+    @Option(help: "Reconstruction masks: block or random (default: the objective's own, block for BootMAE and random for MAE).")
+    var masking: String?
+
     @Option(help: "Compute threads.")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    func validate() throws {
+        if let masking, !["block", "random"].contains(masking) { throw ValidationError("--masking must be block or random") }
+    }
 
     func run() throws {
         TensorRuntime.configure(threads: threads)
@@ -40,9 +47,11 @@ struct Evaluate: ParsableCommand {
             if let pretraining = try? PretrainingDirectory.readConfig(dir) {
                 let weights = try ModelSource.weights(model)
                 let network = try PretrainingDirectory.network(config: pretraining, weights: weights, ignoring: ["optim."])
-                let result = try Evaluation.reconstruction(network, dataset: test, batchSize: batchSize, seed: seed, progress: progress)
+                let result = try Evaluation.reconstruction(network, dataset: test, batchSize: batchSize, seed: seed,
+                                                             masking: masking, progress: progress)
                 json = try encode(result)
-                progress.log(String(format: "reconstruction on %d test images: masked-patch MSE %.5f, PSNR %.2f dB", result.images, result.mse, result.psnr))
+                progress.log("reconstruction on \(result.images) test images (\(result.masking) masks): "
+                             + String(format: "masked-patch MSE %.5f, PSNR %.2f dB", result.mse, result.psnr))
             } else {
                 let encoder = try ModelSource.encoder(model)
                 guard encoder.head != nil, let labels = encoder.config.labels ?? Optional(test.classes) else {

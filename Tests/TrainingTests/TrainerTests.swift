@@ -139,4 +139,38 @@ final class TrainerTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("/nonexistent/data"), "\($0)")
         }
     }
+
+    /// The evaluation's masked-patch MSE is the mean over masked pixels of (prediction − truth)² in
+    /// [0, 1] units, with the masks it says it used; PSNR follows from it in closed form.
+    func testReconstructionEvaluationAccountsOnlyMaskedPatches() throws {
+        var rng = SeededRandom(seed: 5)
+        let network = PretrainingNetwork(config: Self.bootmae)
+        PretrainingInit.initialize(network.parameters, objective: .bootmae, rng: &rng)
+        let test = SubsetDataset(try Datasets.open(Self.fashionMNIST, split: .test), count: 40)
+        for masking in ["block", "random"] {
+            let result = try Evaluation.reconstruction(network, dataset: test, batchSize: 40, seed: 9, masking: masking, progress: nil)
+            XCTAssertEqual(result.masking, masking)
+            XCTAssertEqual(result.images, 40)
+            XCTAssertEqual(result.psnr, 10 * log10(1 / result.mse), accuracy: 1e-9)
+            // Recompute by hand from the same batch and the same mask draw (seed 9, stream 0).
+            let c = Self.encoder
+            let loader = try BatchLoader(dataset: test, batchSize: 40, shuffle: false, dropLast: false, seed: 9, epoch: 0,
+                                         channels: 1, imageSize: c.imgSize, mean: c.mean, std: c.std, augment: nil)
+            let batch = try XCTUnwrap(try loader.next())
+            var maskRNG = SeededRandom(seed: 9, stream: 0)
+            let r = network.reconstruct(batch.images, plan: network.maskPlan(batch: 40, rng: &maskRNG, masking: masking))
+            var se = 0.0, n = 0
+            for b in 0..<40 {
+                let hidden = Set(r.plan.order[b][r.plan.visible...])
+                XCTAssertEqual(hidden.count, Self.bootmae.maskedCount)
+                for patch in hidden {
+                    for k in 0..<r.patchDim {
+                        let d = Double(r.pixels.data[(b * r.plan.numPatches + patch) * r.patchDim + k] - r.truth.data[(b * r.plan.numPatches + patch) * r.patchDim + k])
+                        se += d * d; n += 1
+                    }
+                }
+            }
+            XCTAssertEqual(result.mse, se / Double(n), accuracy: 1e-12, masking)
+        }
+    }
 }

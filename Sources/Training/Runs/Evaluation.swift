@@ -45,14 +45,15 @@ public enum Evaluation {
 
     /// Masked-patch reconstruction quality on a dataset with masks drawn from a fixed seed.
     /// Predictions of normalized pixels are mapped back with each patch's true statistics (as the
-    /// MAE paper's figures do), then to [0, 1] pixels with the model's mean/std.
+    /// MAE paper's figures do), then to [0, 1] pixels with the model's mean/std. `masking` (block or
+    /// random) defaults to the objective's own; pass one value to compare objectives on equal masks.
     public static func reconstruction(_ network: PretrainingNetwork, dataset: any ImageDataset, batchSize: Int, seed: UInt64,
-                                      maxImages: Int? = nil, progress: ProgressReporter?) throws -> ReconstructionResult {
+                                      masking: String? = nil, maxImages: Int? = nil, progress: ProgressReporter?) throws -> ReconstructionResult {
         let c = network.config.encoder
         let loader = try BatchLoader(dataset: dataset, batchSize: batchSize, shuffle: false, dropLast: false, seed: seed, epoch: 0,
                                      channels: c.inChans, imageSize: c.imgSize, mean: c.mean, std: c.std, augment: nil)
         var pixelSE = 0.0, normSE = 0.0, count = 0, patches = 0
-        let masking = network.config.objective == .bootmae ? "block" : "random"
+        let masking = masking ?? (network.config.objective == .bootmae ? "block" : "random")
         var batchIndex = 0
         while let batch = try loader.next() {
             var rng = SeededRandom(seed: seed, stream: UInt64(batchIndex))
