@@ -1,11 +1,9 @@
 #!/usr/bin/env bash
-# Sets up a fresh Debian machine, builds the release binaries and runs the main job.
-# Until the server and the trained models land, the main job embeds a bundled photo with a small
-# test model (random weights from Tests/Fixtures/encoders), printing one JSON line per image.
+# Sets up a fresh Debian machine, builds the release binaries and starts the service on the models
+# bundled in models/ (the default is bootmae-vit-tiny-fmnist; bootmae-vit-tiny-fmnist-cls classifies).
+# Extra arguments go to bootmae-serve, e.g. scripts/run.sh --port 9000 (see bootmae-serve --help).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-swift build -c release --product bootmae-train >&2
-MODEL="${MODEL:-Tests/Fixtures/encoders/timm_qkv_cls}"
-if [ "$#" -eq 0 ]; then set -- Tests/Fixtures/images/photo_512x384.jpg; fi
-exec .build/release/bootmae-train embed --model "$MODEL" "$@"
+swift build -c release --product bootmae-serve >&2
+exec .build/release/bootmae-serve --models-dir models "$@"
