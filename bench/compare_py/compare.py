@@ -30,7 +30,7 @@ sys.path.insert(0, str(HERE))
 import http_bench  # noqa: E402
 import report  # noqa: E402
 from models import ENCODERS, activation_bytes, flops_per_image  # noqa: E402
-from workers import Worker, alternate  # noqa: E402
+from workers import Worker, WorkerError, alternate  # noqa: E402
 
 # Relative differences above this mean the engines do not compute the same function (float32
 # with different summation orders agrees to ~1e-5 here).
@@ -38,7 +38,8 @@ MAX_RELATIVE_DIFF = 1e-3
 
 
 def parse_args():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="bench/compare", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="2 rounds of ~1 s measurements, short HTTP windows (a few minutes)")
     p.add_argument("--rounds", type=int, help="alternation rounds per case (default 5; --quick 2)")
     p.add_argument("--seconds", type=float, help="minimum seconds per measurement (default 3; --quick 1)")
@@ -50,9 +51,9 @@ def parse_args():
     p.add_argument("--http-clients", type=int, default=3, help="concurrent clients at saturation (default 3)")
     p.add_argument("--http-rounds", type=int, help="saturation windows, each after an in-process measurement (default 3; --quick 1)")
     p.add_argument("--latency-requests", type=int, help="sequential one-image requests for p50/p99 (default 100; --quick 10)")
-    p.add_argument("--skip-forward", action="store_true")
-    p.add_argument("--skip-train", action="store_true")
-    p.add_argument("--skip-http", action="store_true")
+    p.add_argument("--skip-forward", action="store_true", help="leave out the encoder forward comparison")
+    p.add_argument("--skip-train", action="store_true", help="leave out the BootMAE training step")
+    p.add_argument("--skip-http", action="store_true", help="leave out the HTTP path (server throughput, latency, memory)")
     p.add_argument("--out", default=str(ROOT / "runs" / "bench"), help="work folder (git-ignored; default runs/bench)")
     p.add_argument("--docs", default=str(ROOT / "docs" / "PERFORMANCE.md"), help="report to write (default docs/PERFORMANCE.md)")
     p.add_argument("--no-docs", action="store_true", help="print only; leave docs/PERFORMANCE.md alone")
@@ -116,16 +117,18 @@ def openblas_version(binary):
 
 
 def machine_meta(args, bench_bin):
-    cpu = re.search(r"Model name:\s*(.+)", command_output(["lscpu"]))
+    lscpu = dict(re.findall(r"^([^:\n]+):\s*(.+)$", command_output(["lscpu"]), re.M))
+    cpu = lscpu.get("Model name", platform.processor())
+    if "CPU family" in lscpu:
+        cpu += f" (family {lscpu['CPU family']}, model {lscpu.get('Model', '?')}" + (", AVX-512" if "avx512f" in lscpu.get("Flags", "") else "") + ")"
     mem = re.search(r"MemTotal:\s*(\d+)", Path("/proc/meminfo").read_text())
     version = lambda pkg: importlib.metadata.version(pkg)  # noqa: E731
+    swift = (command_output(["swift", "--version"]).splitlines() or ["swift not found"])[0]
     return dict(
         date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         command="bench/compare " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-        cpu=cpu.group(1).strip() if cpu else platform.processor(), cores=os.cpu_count(),
-        memory_gib=int(mem.group(1)) / 2**20 if mem else 0,
-        versions=dict(torch=version("torch"), onnxruntime=version("onnxruntime"), timm=version("timm"),
-                      swift=command_output(["swift", "--version"]).splitlines()[0] if command_output(["swift", "--version"]) else "?",
+        cpu=cpu, cores=os.cpu_count(), memory_gib=int(mem.group(1)) / 2**20 if mem else 0,
+        versions=dict(torch=version("torch"), onnxruntime=version("onnxruntime"), timm=version("timm"), swift=swift,
                       openblas=openblas_version(bench_bin), python=platform.python_version()),
         settings=dict(quick=args.quick, rounds=args.rounds, seconds=args.seconds, min_iterations=args.min_iterations,
                       threads=args.threads),
@@ -325,4 +328,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (WorkerError, RuntimeError, OSError) as e:
+        sys.exit(f"error: {e}")

@@ -147,9 +147,10 @@ def markdown(results, meta, comparisons):
     if meta["contended"]:
         lines += [
             "> **Contended machine.** Other processes kept "
-            f"{meta['background_before']:.1f} (before) and {meta['background_after']:.1f} (after) of the "
-            f"{meta['cores']} cores busy during this run, so every absolute number here is low and noisy. The",
-            "> ratios compare engines alternated in the same minutes, but contention does not hit every engine",
+            f"{meta['background_before']:.1f} of the {meta['cores']} cores busy just before this run and "
+            f"{meta['background_after']:.1f} just after it, so every",
+            "> absolute number here is low and noisy. The ratios compare engines alternated in the same minutes,",
+            "> but contention does not hit every engine",
             "> alike: PyTorch's OpenMP threads spin at every barrier and stall whenever another process holds a",
             "> core, so ratios against PyTorch come out inflated most. Re-run on a quiet machine before quoting them.",
             "",
@@ -243,8 +244,8 @@ def markdown(results, meta, comparisons):
                       f"- VmHWM (peak) {sv['vm_hwm_kib'] / 1024:.0f} MiB, VmRSS at the end {sv['vm_rss_kib'] / 1024:.0f} MiB",
                       f"- weights {mem['weights_bytes'] / 2**20:.0f} MiB (float32) + activations of a batch of {mem['batch']} "
                       f"{mem['activation_bytes'] / 2**20:.0f} MiB = {(mem['weights_bytes'] + mem['activation_bytes']) / 2**20:.0f} MiB",
-                      "  (activations: the input images plus every tensor one block's forward creates; inference keeps",
-                      "  one block at a time)",
+                      "  (activations: the input images plus every tensor one block's forward creates, which is all an",
+                      "  inference forward needs at once)",
                       f"- for scale: the in-process forward worker (same model, batch 8, no HTTP) peaked at "
                       f"{mem['in_process_hwm_kib'] / 1024:.0f} MiB; a forward that kept the activations of all "
                       f"{ENCODERS[http['model']]['depth']} blocks",
