@@ -4,24 +4,27 @@ import ViT
 
 // Encoder forward throughput on random weights: img/s and achieved GFLOP/s per model and batch.
 // Run through bench/encoder (release build with the project's flags). Not a test: numbers vary
-// 15–40% run to run on shared machines; compare within one run.
+// 15–40% run to run on shared machines; compare within one run. The `forward` and `train-step`
+// modes (ForwardMode.swift, TrainStepMode.swift) are the workers of bench/compare.
 
 struct Case {
     let name: String
     let config: ViTConfig
 }
 
-/// Multiply-adds ×2 of one image's forward pass (linear layers and attention matmuls).
-func flopsPerImage(_ c: ViTConfig) -> Double {
-    let (t, d, h) = (Double(c.numTokens), Double(c.embedDim), Double(c.mlpHidden))
-    let patch = 2 * Double(c.numPatches) * Double(c.patchDim) * d
-    let block = 2 * t * d * 3 * d + 2 * 2 * t * t * d + 2 * t * d * d + 2 * 2 * t * d * h
-    return patch + Double(c.depth) * block
-}
-
-func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s[s.count / 2] }
-
 let arguments = CommandLine.arguments
+
+// Machine-readable modes (one JSON line per measurement) driven by bench/compare.
+if let mode = arguments.dropFirst().first, mode == "forward" || mode == "train-step" {
+    let options = Options(arguments: Array(arguments.dropFirst(2)))
+    do {
+        if mode == "forward" { try ForwardMode(options).run(options) } else { try TrainStepMode(options).run(options) }
+        exit(0)
+    } catch {
+        FileHandle.standardError.write(Data("bootmae-bench \(mode): error: \(error)\n".utf8))
+        exit(2)
+    }
+}
 let threads = arguments.firstIndex(of: "--threads").map { Int(arguments[$0 + 1])! } ?? 2
 let seconds = arguments.firstIndex(of: "--seconds").map { Double(arguments[$0 + 1])! } ?? 3
 TensorRuntime.configure(threads: threads)

@@ -1,0 +1,76 @@
+import Checkpoint
+import Foundation
+import Tensor
+import ViT
+
+/// `bootmae-bench forward --model-dir D [--batch 8] [--seconds 3] [--min-iterations 3] [--threads 2] [--json] [--serve]`
+///
+/// Encoder forward (pooled embeddings) of a model directory on random inputs. Without `--serve`
+/// it measures `--batch` once; with `--serve` it is a worker for bench/compare, answering stdin lines:
+///   measure <batch> <seconds> <min-iterations>   one timing, as a JSON line
+///   embed <in.safetensors> <out.safetensors>     embeddings of the tensor "images" into "embeddings"
+struct ForwardMode {
+    let model: VisionTransformer
+    let name: String
+    let threads: Int
+
+    init(_ options: Options) throws {
+        threads = try options.int("--threads", default: 2)
+        TensorRuntime.configure(threads: threads)
+        guard let dir = try options.string("--model-dir") else { throw BenchError("forward needs --model-dir DIR") }
+        let url = URL(fileURLWithPath: dir)
+        model = try ModelDirectory.loadEncoder(url)
+        name = url.lastPathComponent
+    }
+
+    func measure(batch: Int, seconds: Double, minIterations: Int) -> [String: Any] {
+        let c = model.config
+        var rng = SeededRandom(seed: UInt64(batch))
+        let shape = [batch, c.inChans, c.imgSize, c.imgSize]
+        let images = Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in rng.normal() })
+        let timing = timeRuns(seconds: seconds, minIterations: minIterations) { _ = model.embed(images) }
+        let t = timing.medianSeconds
+        let result: [String: Any] = ["event": "forward", "engine": "swift", "model": name, "batch": batch, "threads": threads,
+                                     "iterations": timing.times.count, "median_s": t, "img_per_s": Double(batch) / t,
+                                     "gflop_per_s": flopsPerImage(c) * Double(batch) / t / 1e9,
+                                     "faults_per_call": timing.faultsPerCall]
+        return result.merging(memoryStatus()) { a, _ in a }
+    }
+
+    func embed(input: String, output: String) throws -> [String: Any] {
+        let images = try SafeTensorsFile(contentsOf: URL(fileURLWithPath: input)).tensor("images")
+        let c = model.config
+        guard images.shape.count == 4, Array(images.shape[1...]) == [c.inChans, c.imgSize, c.imgSize] else {
+            throw BenchError("\(input): images have shape \(images.shape), the model takes (B, \(c.inChans), \(c.imgSize), \(c.imgSize))")
+        }
+        let embeddings = model.embed(images)
+        try SafeTensorsWriter.write([("embeddings", embeddings)], to: URL(fileURLWithPath: output))
+        return ["event": "embed", "output": output, "shape": embeddings.shape]
+    }
+
+    func run(_ options: Options) throws {
+        if options.flag("--serve") {
+            serveCommands(ready: ["engine": "swift", "model": name, "threads": threads]) { words in
+                switch words[0] {
+                case "measure":
+                    return measure(batch: try argument(words, 1, "batch"), seconds: try argument(words, 2, "seconds"),
+                                   minIterations: try argument(words, 3, "min-iterations"))
+                case "embed":
+                    guard words.count == 3 else { throw BenchError("embed needs <in.safetensors> <out.safetensors>") }
+                    return try embed(input: words[1], output: words[2])
+                default:
+                    throw BenchError("unknown command '\(words[0])' (measure, embed, quit)")
+                }
+            }
+            return
+        }
+        let r = measure(batch: try options.int("--batch", default: 8), seconds: try options.double("--seconds", default: 3),
+                        minIterations: try options.int("--min-iterations", default: 3))
+        if options.flag("--json") {
+            emitJSON(r)
+        } else {
+            print(String(format: "%@ batch %d: %.2f img/s, %.1f GFLOP/s, %.1f ms/batch (median of %d)", name as NSString, r["batch"] as! Int,
+                         r["img_per_s"] as! Double, r["gflop_per_s"] as! Double, (r["median_s"] as! Double) * 1000, r["iterations"] as! Int))
+        }
+    }
+}

@@ -1,0 +1,112 @@
+import Checkpoint
+import Foundation
+import Tensor
+import Training
+import ViT
+
+/// `bootmae-bench train-step [--model-dir D] [--preset tiny] [--batch 128] [--seconds 3] [--min-iterations 3]
+///  [--threads 2] [--json] [--serve]`
+///
+/// One BootMAE pretraining step as `Pretrainer` runs it — block masks, forward and backward of
+/// both decoders and the momentum target, AdamW, momentum EMA — on a fixed random batch (no data
+/// loading). The network is the preset's (1-channel, as for Fashion-MNIST); `--model-dir` loads its
+/// weights from a pretraining directory, which must describe exactly that network. With `--serve`
+/// it answers stdin lines:
+///   measure <seconds> <min-iterations>   one timing, as a JSON line
+///   check <io.safetensors>               losses for the tensors "images" and "ids_shuffle" (no update)
+final class TrainStepMode {
+    let network: PretrainingNetwork
+    var optimizer: AdamW
+    let images: Tensor
+    let threads: Int
+    var steps = 0
+    /// A small fixed rate: many timed steps must not drive random weights to overflow.
+    static let lr: Float = 1e-4
+
+    init(_ options: Options) throws {
+        threads = try options.int("--threads", default: 2)
+        TensorRuntime.configure(threads: threads)
+        let presetName = try options.string("--preset") ?? "tiny"
+        guard let preset = ModelPreset(rawValue: presetName) else { throw BenchError("unknown --preset \(presetName) (tiny, small, base)") }
+        let config = preset.pretrainingConfig(objective: .bootmae, imgSize: nil, patchSize: nil, channels: 1, maskRatio: 0.75)
+        if let dir = try options.string("--model-dir") {
+            let loaded = try PretrainingDirectory.load(URL(fileURLWithPath: dir))
+            guard loaded.config == config else {
+                throw BenchError("\(dir) holds \(loaded.config), not the \(presetName) BootMAE preset \(config)")
+            }
+            network = loaded
+        } else {
+            network = PretrainingNetwork(config: config)
+            network.initialize(seed: 0)
+        }
+        let exempt = network.noDecayNames
+        optimizer = AdamW(parameters: network.parameters, beta1: 0.9, beta2: 0.95, weightDecay: 0.05) { name, p in
+            .init(decay: AdamW.officialDecay(name, p, exempt: exempt))
+        }
+        let batch = try options.int("--batch", default: 128)
+        let c = config.encoder
+        var rng = SeededRandom(seed: 7)
+        let shape = [batch, c.inChans, c.imgSize, c.imgSize]
+        images = Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in rng.normal() })
+    }
+
+    /// What `Pretrainer.train` does per batch, minus data loading and logging.
+    func step() {
+        var rng = SeededRandom(seed: 0, stream: UInt64(steps))
+        network.parameters.zeroGrads()
+        let losses = network.trainStep(images, rng: &rng, masking: "block", weightMask: true, featureWeight: 1)
+        precondition(losses.total.isFinite, "train-step: the loss became \(losses.total) at step \(steps)")
+        optimizer.step(network.parameters, lr: Self.lr)
+        network.afterStep(emaDecay: 0.999)
+        steps += 1
+    }
+
+    func measure(seconds: Double, minIterations: Int) -> [String: Any] {
+        let timing = timeRuns(seconds: seconds, minIterations: minIterations) { step() }
+        let t = timing.medianSeconds, batch = images.shape[0]
+        let result: [String: Any] = ["event": "train_step", "engine": "swift", "batch": batch, "threads": threads,
+                                     "iterations": timing.times.count, "median_s": t, "img_per_s": Double(batch) / t,
+                                     "faults_per_call": timing.faultsPerCall]
+        return result.merging(memoryStatus()) { a, _ in a }
+    }
+
+    /// Losses of the untouched network for given images and masks (the same numbers PyTorch must give).
+    func check(_ path: String) throws -> [String: Any] {
+        guard case .bootmae(let model) = network else { throw BenchError("check needs a BootMAE network") }
+        let file = try SafeTensorsFile(contentsOf: URL(fileURLWithPath: path))
+        let x = try file.tensor("images")
+        let (shape, ids) = try file.integers("ids_shuffle")
+        let c = network.config.encoder
+        guard shape.count == 2, shape[1] == c.numPatches, x.shape.count == 4, x.shape[0] == shape[0] else {
+            throw BenchError("\(path): ids_shuffle \(shape) and images \(x.shape) do not fit \(c.numPatches) patches")
+        }
+        let order = (0..<shape[0]).map { Array(ids[($0 * shape[1])..<(($0 + 1) * shape[1])]) }
+        let plan = MaskPlan(order: order, visible: c.numPatches - network.config.maskedCount)
+        let out = model.step(x, plan: plan, weights: plan.neighbourhoodWeights(grid: c.gridSize), featureWeight: 1, backward: false)
+        return ["event": "check", "loss": Double(out.loss), "pixel_loss": Double(out.pixelLoss), "feature_loss": Double(out.featureLoss)]
+    }
+
+    func run(_ options: Options) throws {
+        if options.flag("--serve") {
+            serveCommands(ready: ["engine": "swift", "batch": images.shape[0], "threads": threads]) { words in
+                switch words[0] {
+                case "measure":
+                    return measure(seconds: try argument(words, 1, "seconds"), minIterations: try argument(words, 2, "min-iterations"))
+                case "check":
+                    guard words.count == 2 else { throw BenchError("check needs <io.safetensors>") }
+                    return try check(words[1])
+                default:
+                    throw BenchError("unknown command '\(words[0])' (measure, check, quit)")
+                }
+            }
+            return
+        }
+        let r = measure(seconds: try options.double("--seconds", default: 3), minIterations: try options.int("--min-iterations", default: 3))
+        if options.flag("--json") {
+            emitJSON(r)
+        } else {
+            print(String(format: "bootmae train step batch %d: %.1f img/s, %.1f ms/step (median of %d)", r["batch"] as! Int,
+                         r["img_per_s"] as! Double, (r["median_s"] as! Double) * 1000, r["iterations"] as! Int))
+        }
+    }
+}

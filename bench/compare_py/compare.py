@@ -1,0 +1,334 @@
+#!/usr/bin/env python3
+"""Our Swift code side by side with PyTorch and onnxruntime (run through bench/compare).
+
+Steps: write the encoders' model directories (same random timm weights for every engine), check
+that every engine gives the same embedding, time encoder forwards, a BootMAE training step, and
+the HTTP path (throughput at saturation, latency, peak memory), then print the tables and the
+`ratio <case> <peer> <ours/peer>` lines and write docs/PERFORMANCE.md.
+"""
+
+import argparse
+import ctypes
+import datetime
+import importlib.metadata
+import json
+import os
+import platform
+import re
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(HERE))
+
+import http_bench  # noqa: E402
+import report  # noqa: E402
+from models import ENCODERS, activation_bytes, flops_per_image  # noqa: E402
+from workers import Worker, WorkerError, alternate  # noqa: E402
+
+# Relative differences above this mean the engines do not compute the same function (float32
+# with different summation orders agrees to ~1e-5 here).
+MAX_RELATIVE_DIFF = 1e-3
+
+
+def parse_args():
+    p = argparse.ArgumentParser(prog="bench/compare", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="2 rounds of ~1 s measurements, short HTTP windows (a few minutes)")
+    p.add_argument("--rounds", type=int, help="alternation rounds per case (default 5; --quick 2)")
+    p.add_argument("--seconds", type=float, help="minimum seconds per measurement (default 3; --quick 1)")
+    p.add_argument("--min-iterations", type=int, help="minimum timed calls per measurement (default 3; --quick 2)")
+    p.add_argument("--threads", type=int, default=2, help="threads for every engine (default 2)")
+    p.add_argument("--models", default="vit_tiny,vit_b16", help="encoders to compare (default vit_tiny,vit_b16)")
+    p.add_argument("--batches", default="1,8", help="forward batch sizes (default 1,8)")
+    p.add_argument("--train-batch", type=int, default=128, help="BootMAE training-step batch (default 128)")
+    p.add_argument("--http-clients", type=int, default=3, help="concurrent clients at saturation (default 3)")
+    p.add_argument("--http-rounds", type=int, help="saturation windows, each after an in-process measurement (default 3; --quick 1)")
+    p.add_argument("--latency-requests", type=int, help="sequential one-image requests for p50/p99 (default 100; --quick 10)")
+    p.add_argument("--skip-forward", action="store_true", help="leave out the encoder forward comparison")
+    p.add_argument("--skip-train", action="store_true", help="leave out the BootMAE training step")
+    p.add_argument("--skip-http", action="store_true", help="leave out the HTTP path (server throughput, latency, memory)")
+    p.add_argument("--out", default=str(ROOT / "runs" / "bench"), help="work folder (git-ignored; default runs/bench)")
+    p.add_argument("--docs", default=str(ROOT / "docs" / "PERFORMANCE.md"), help="report to write (default docs/PERFORMANCE.md)")
+    p.add_argument("--no-docs", action="store_true", help="print only; leave docs/PERFORMANCE.md alone")
+    p.add_argument("--rebuild-models", action="store_true", help="rewrite the model directories even if cached")
+    p.add_argument("--allow-mismatch", action="store_true", help="go on when engines disagree (for debugging only)")
+    a = p.parse_args()
+    quick = a.quick
+    a.rounds = a.rounds or (2 if quick else 5)
+    a.seconds = a.seconds if a.seconds is not None else (1.0 if quick else 3.0)
+    a.min_iterations = a.min_iterations or (2 if quick else 3)
+    a.http_rounds = a.http_rounds or (1 if quick else 3)
+    a.latency_requests = a.latency_requests or (10 if quick else 100)
+    a.http_min_seconds = 4.0 if quick else 20.0
+    a.http_min_completions = 3 if quick else 8
+    a.models = [m for m in a.models.split(",") if m]
+    a.batches = [int(b) for b in a.batches.split(",") if b]
+    unknown = [m for m in a.models if m not in ENCODERS]
+    if unknown:
+        p.error(f"unknown model(s) {unknown}; known: {', '.join(ENCODERS)}")
+    return a
+
+
+def log(msg):
+    print(f"[compare {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------------------------------------
+# the machine
+# ------------------------------------------------------------------------------------------------
+def busy_cores(seconds):
+    """CPU in use by everything on the machine over `seconds` (from /proc/stat), in cores."""
+    def sample():
+        f = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        idle = f[3] + f[4]
+        return sum(f) - idle, sum(f)
+    b0, t0 = sample()
+    time.sleep(seconds)
+    b1, t1 = sample()
+    return (b1 - b0) / max(t1 - t0, 1) * os.cpu_count()
+
+
+def command_output(argv):
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+
+
+def openblas_version(binary):
+    """The OpenBLAS our binary links, as the library describes itself (version, kernel)."""
+    m = re.search(r"(\S*libopenblas\S*) => (\S+)", command_output(["ldd", str(binary)]))
+    if not m:
+        return "not linked?"
+    try:
+        lib = ctypes.CDLL(m.group(2))
+        lib.openblas_get_config.restype = ctypes.c_char_p
+        lib.openblas_get_corename.restype = ctypes.c_char_p
+        return f"{lib.openblas_get_config().decode().strip()} (core {lib.openblas_get_corename().decode()}; {m.group(2)})"
+    except (OSError, AttributeError):
+        return m.group(2)
+
+
+def machine_meta(args, bench_bin):
+    lscpu = dict(re.findall(r"^([^:\n]+):\s*(.+)$", command_output(["lscpu"]), re.M))
+    cpu = lscpu.get("Model name", platform.processor())
+    if "CPU family" in lscpu:
+        cpu += f" (family {lscpu['CPU family']}, model {lscpu.get('Model', '?')}" + (", AVX-512" if "avx512f" in lscpu.get("Flags", "") else "") + ")"
+    mem = re.search(r"MemTotal:\s*(\d+)", Path("/proc/meminfo").read_text())
+    version = lambda pkg: importlib.metadata.version(pkg)  # noqa: E731
+    swift = (command_output(["swift", "--version"]).splitlines() or ["swift not found"])[0]
+    return dict(
+        date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        command="bench/compare " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        cpu=cpu, cores=os.cpu_count(), memory_gib=int(mem.group(1)) / 2**20 if mem else 0,
+        versions=dict(torch=version("torch"), onnxruntime=version("onnxruntime"), timm=version("timm"), swift=swift,
+                      openblas=openblas_version(bench_bin), python=platform.python_version()),
+        settings=dict(quick=args.quick, rounds=args.rounds, seconds=args.seconds, min_iterations=args.min_iterations,
+                      threads=args.threads),
+        gflop_per_image={m: flops_per_image(ENCODERS[m]) / 1e9 for m in args.models},
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# steps
+# ------------------------------------------------------------------------------------------------
+def prepare_models(args, out):
+    log("preparing model directories (random timm weights -> safetensors + config.json, ONNX export)")
+    cmd = [sys.executable, str(HERE / "peer_worker.py"), "prepare", "--out", str(out / "models"),
+           "--models", ",".join(args.models)] + (["--force"] if args.rebuild_models else [])
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    (out / "logs" / "prepare.log").write_text(proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        sys.exit(f"error: preparing the models failed (log {out / 'logs' / 'prepare.log'}):\n{proc.stderr[-2000:]}")
+    last = [line for line in proc.stdout.splitlines() if line.startswith("{")][-1]
+    return {name: Path(d) for name, d in json.loads(last).items()}
+
+
+def swift_forward(bench_bin, model_dir, threads, logs, name):
+    return Worker(name, [str(bench_bin), "forward", "--model-dir", str(model_dir), "--threads", str(threads), "--serve"], logs)
+
+
+def python_forward(engine, model_dir, threads, logs, name):
+    return Worker(name, [sys.executable, str(HERE / "peer_worker.py"), "forward", "--engine", engine,
+                         "--model-dir", str(model_dir), "--threads", str(threads)], logs)
+
+
+def relative_diff(ours, ref):
+    d = float(np.abs(ours - ref).max())
+    return d, d / float(np.abs(ref).max())
+
+
+def check_embeddings(model, workers, model_dir, out, allow_mismatch):
+    """Every engine embeds the same two images; each is compared with PyTorch."""
+    from safetensors.numpy import load_file
+    check_dir = out / "check"
+    check_dir.mkdir(exist_ok=True)
+    embeddings = {}
+    for engine, w in workers.items():
+        dst = check_dir / f"{model}_{engine}.safetensors"
+        w.call(f"embed {model_dir / 'check_images.safetensors'} {dst}")
+        embeddings[engine] = load_file(str(dst))["embeddings"]
+    result = {}
+    for engine in ("swift", "onnxruntime"):
+        if engine not in embeddings:
+            continue
+        if embeddings[engine].shape != embeddings["pytorch"].shape:
+            sys.exit(f"error: {model}: {engine} embeddings have shape {embeddings[engine].shape}, "
+                     f"PyTorch {embeddings['pytorch'].shape}")
+        d, rel = relative_diff(embeddings[engine], embeddings["pytorch"])
+        result[engine] = dict(max_abs=d, relative=rel)
+        print(f"check {model}: {engine} vs pytorch embedding max|diff| {d:.2e} (relative {rel:.2e})", flush=True)
+        if rel > MAX_RELATIVE_DIFF and not allow_mismatch:
+            sys.exit(f"error: {model}: {engine} and PyTorch embeddings differ (relative {rel:.2e} > {MAX_RELATIVE_DIFF}); "
+                     f"the comparison would not be honest (see the files in {check_dir})")
+    return result
+
+
+def run_forward(args, dirs, bench_bin, out, results):
+    logs = out / "logs"
+    for model in args.models:
+        log(f"forward {model}: starting engines")
+        workers = {"swift": swift_forward(bench_bin, dirs[model], args.threads, logs, f"{model}-swift"),
+                   "pytorch": python_forward("pytorch", dirs[model], args.threads, logs, f"{model}-pytorch"),
+                   "onnxruntime": python_forward("onnxruntime", dirs[model], args.threads, logs, f"{model}-onnxruntime")}
+        try:
+            results.setdefault("checks", {})[model] = check_embeddings(model, workers, dirs[model], out, args.allow_mismatch)
+            for batch in args.batches:
+                log(f"forward {model} batch {batch}: {args.rounds} rounds of swift, pytorch, onnxruntime")
+                runs = alternate(list(workers.values()), f"measure {batch} {args.seconds} {args.min_iterations}", args.rounds,
+                                 on_result=lambda w, a: log(f"  {w.name}: {a['img_per_s']:.2f} img/s"))
+                results.setdefault("forward", {}).setdefault(model, {})[str(batch)] = {
+                    engine: runs[w.name] for engine, w in workers.items()}
+        finally:
+            for w in workers.values():
+                w.close()
+
+
+def run_train(args, bench_bin, out, results):
+    logs = out / "logs"
+    directory = out / "bootmae_tiny"
+    log(f"train step: starting PyTorch (writes {directory}), then ours")
+    torch_w = Worker("train-pytorch", [sys.executable, str(HERE / "peer_worker.py"), "train-step", "--out", str(directory),
+                                       "--batch", str(args.train_batch), "--threads", str(args.threads)], logs)
+    swift_w = None
+    try:
+        swift_w = Worker("train-swift", [str(bench_bin), "train-step", "--model-dir", str(directory), "--batch",
+                                         str(args.train_batch), "--threads", str(args.threads), "--serve"], logs)
+        ours = swift_w.call(f"check {directory / 'check.safetensors'}")
+        ref = torch_w.ready["check"]
+        rel = max(abs(ours[k] - ref[k]) / abs(ref[k]) for k in ("loss", "pixel_loss", "feature_loss"))
+        print(f"check bootmae train step: loss ours {ours['loss']:.6f} (pixel {ours['pixel_loss']:.6f}, feature "
+              f"{ours['feature_loss']:.6f}), pytorch {ref['loss']:.6f} (pixel {ref['pixel_loss']:.6f}, feature "
+              f"{ref['feature_loss']:.6f}); worst relative difference {rel:.1e}", flush=True)
+        if rel > MAX_RELATIVE_DIFF and not args.allow_mismatch:
+            sys.exit(f"error: our BootMAE losses differ from PyTorch's (relative {rel:.1e}); the step would not be the same")
+        log(f"train step batch {args.train_batch}: {args.rounds} rounds of swift, pytorch")
+        runs = alternate([swift_w, torch_w], f"measure {args.seconds} {args.min_iterations}", args.rounds,
+                         on_result=lambda w, a: log(f"  {w.name}: {a['img_per_s']:.1f} img/s"))
+        results["train"] = dict(batch=args.train_batch, runs={"swift": runs["train-swift"], "pytorch": runs["train-pytorch"]},
+                                check=dict(swift=ours, pytorch=ref, relative=rel))
+    finally:
+        for w in (swift_w, torch_w):
+            if w:
+                w.close()
+
+
+def tensor_bytes(path):
+    """Bytes of tensor data in a safetensors file (the file less its JSON header)."""
+    with open(path, "rb") as f:
+        header = int.from_bytes(f.read(8), "little")
+    return os.path.getsize(path) - 8 - header
+
+
+def run_http(args, dirs, bench_bin, serve_bin, out, results):
+    model, batch = "vit_b16", 8
+    if model not in dirs:
+        log("HTTP: skipped (needs vit_b16 in --models)")
+        return
+    logs = out / "logs"
+    serve_dir = out / "serve"
+    serve_dir.mkdir(exist_ok=True)
+    link = serve_dir / "vit-b16"
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.symlink_to(dirs[model].resolve())
+    jpeg = http_bench.photo_224(ROOT / "Tests" / "Fixtures" / "images" / "photo_512x384.jpg", out / "photo_224.jpg")
+    log(f"HTTP: starting bootmae-serve (--max-batch {batch}) and an in-process worker")
+    server = http_bench.Server(serve_bin, serve_dir, logs / "bootmae-serve.log", args.threads, batch, ROOT / "openapi.yaml")
+    worker = None
+    try:
+        worker = swift_forward(bench_bin, dirs[model], args.threads, logs, "http-in-process")
+        http_bench.check_answer(server.port, jpeg, batch, ENCODERS[model]["embed_dim"])
+        rounds = []
+        for r in range(args.http_rounds):
+            time.sleep(0.3)
+            inproc = worker.call(f"measure {batch} {args.seconds} {args.min_iterations}")
+            log(f"  in-process b{batch}: {inproc['img_per_s']:.2f} img/s")
+            time.sleep(0.3)
+            sat = http_bench.saturate(server, jpeg, batch, args.http_clients, warmup_completions=2,
+                                      min_seconds=args.http_min_seconds, min_completions=args.http_min_completions)
+            log(f"  server at saturation: {sat['img_per_s']:.2f} img/s ({sat['requests']} requests)")
+            rounds.append(dict(round=r, in_process=inproc, http=sat))
+        log(f"HTTP latency: {args.latency_requests} sequential one-image requests")
+        lat = http_bench.latency(server.port, jpeg, args.latency_requests)
+        b1 = worker.call(f"measure 1 {args.seconds} {args.min_iterations}")
+        memory = dict(server=server.status(), batch=batch, weights_bytes=tensor_bytes(dirs[model] / "model.safetensors"),
+                      activation_bytes=activation_bytes(ENCODERS[model], batch),
+                      all_blocks_bytes=activation_bytes(ENCODERS[model], batch, blocks=ENCODERS[model]["depth"]),
+                      in_process_hwm_kib=max(r["in_process"]["vm_hwm_kib"] for r in rounds))
+        results["http"] = dict(model=model, batch=batch, clients=args.http_clients, rounds=rounds, latency=lat,
+                               in_process_b1_ms=b1["median_s"] * 1000, memory=memory)
+    finally:
+        if worker:
+            worker.close()
+        server.stop()
+
+
+def main():
+    args = parse_args()
+    out = Path(args.out)
+    (out / "logs").mkdir(parents=True, exist_ok=True)
+    bench_bin = ROOT / ".build" / "release" / "bootmae-bench"
+    serve_bin = ROOT / ".build" / "release" / "bootmae-serve"
+    for b in (bench_bin, serve_bin):
+        if not b.exists():
+            sys.exit(f"error: {b} is missing; run bench/compare (it builds the release binaries) or `swift build -c release`")
+    started = time.time()
+    log("measuring background CPU use")
+    background_before = busy_cores(1.0 if args.quick else 3.0)
+    meta = machine_meta(args, bench_bin)
+    dirs = prepare_models(args, out)
+    results = {}
+    if not args.skip_forward:
+        run_forward(args, dirs, bench_bin, out, results)
+    if not args.skip_train:
+        run_train(args, bench_bin, out, results)
+    if not args.skip_http:
+        run_http(args, dirs, bench_bin, serve_bin, out, results)
+    background_after = busy_cores(1.0 if args.quick else 3.0)
+    meta.update(background_before=background_before, background_after=background_after,
+                contended=max(background_before, background_after) > 0.25, wall_seconds=time.time() - started)
+    text, comparisons = report.text_report(results, meta)
+    print(text, flush=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    record = dict(meta=meta, results=results, comparisons=comparisons)
+    for name in (f"results-{stamp}.json", "results.json"):
+        (out / name).write_text(json.dumps(record, indent=1, default=str) + "\n")
+    if not args.no_docs:
+        Path(args.docs).write_text(report.markdown(results, meta, comparisons))
+        log(f"wrote {args.docs}")
+    log(f"done in {meta['wall_seconds'] / 60:.1f} min; raw results in {out / 'results.json'}")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (WorkerError, RuntimeError, OSError) as e:
+        sys.exit(f"error: {e}")
