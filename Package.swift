@@ -64,7 +64,7 @@ let package = Package(
             swiftSettings: optimized),
 
         // Benchmarks (bench/): throughput of our code, run in release builds only.
-        .executableTarget(name: "bootmae-bench", dependencies: ["Tensor", "ViT", "ImageKit"], path: "bench/BootMAEBench",
+        .executableTarget(name: "bootmae-bench", dependencies: ["Tensor", "ViT", "ImageKit", "Training"], path: "bench/BootMAEBench",
                           swiftSettings: optimized),
         // A trivial HTTP server for load tests with wrk (bench/http-echo/README.md).
         .executableTarget(name: "http-echo", dependencies: ["HTTP"], path: "bench/http-echo", exclude: ["README.md"],
