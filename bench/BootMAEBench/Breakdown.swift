@@ -62,11 +62,14 @@ func blockBreakdown(name: String, config c: ViTConfig, batch: Int, tokens: Int, 
     print(String(format: "  %-22@ wall %8.3f  cpu %8.3f", "total" as NSString, wallTotal * 1e3, cpuTotal * 1e3))
 }
 
-func breakdowns(seconds: Double) {
+/// `only`: run just the cases whose name contains it.
+func breakdowns(seconds: Double, only: String?) {
     let tiny128 = ViTConfig(imgSize: 28, patchSize: 4, inChans: 1, embedDim: 128, depth: 6, numHeads: 4, qkvBias: .qv,
                             mean: [0.5], std: [0.5], posEmbed: .sincosBootMAE)
+    if only == nil || "finetune".contains(only!) {
     blockBreakdown(name: "finetune tiny 128x6", config: tiny128, batch: 256, tokens: 50, backward: true, seconds: seconds)
-    for c in benchmarkCases {
+    }
+    for c in benchmarkCases where only == nil || c.name.contains(only!) {
         blockBreakdown(name: c.name, config: c.config, batch: 8, tokens: c.config.numTokens, backward: false, seconds: seconds)
     }
 }

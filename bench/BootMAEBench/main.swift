@@ -79,11 +79,12 @@ if arguments.contains("--gemm") {
     exit(0)
 }
 if arguments.contains("--gemm-strategies") {
+    attentionGemmShapes(seconds: seconds); if arguments.contains("--attention") { exit(0) }
     gemmStrategies(seconds: seconds)
     exit(0)
 }
 if arguments.contains("--breakdown") {
-    breakdowns(seconds: seconds)
+    breakdowns(seconds: seconds, only: arguments.firstIndex(of: "--only").map { arguments[$0 + 1] })
     exit(0)
 }
 if arguments.contains("--finetune") {
