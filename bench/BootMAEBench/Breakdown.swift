@@ -2,9 +2,10 @@ import Foundation
 import Tensor
 import ViT
 
-/// Where one transformer block's time goes, op by op (forward, then backward), at a given model
-/// shape and batch: the block's public pieces are called in the order `Block` calls them, and each
-/// piece is timed separately (wall and CPU ms, medians over repeated runs).
+/// Where one transformer block's time goes, op by op, at a given model shape and batch: the
+/// block's public pieces are called in the order `Block` calls them (the training forward and
+/// backward when `backward`, else the inference path), each timed separately (wall and CPU ms,
+/// medians over repeated runs).
 func blockBreakdown(name: String, config c: ViTConfig, batch: Int, tokens: Int, backward: Bool, seconds: Double) {
     var params = ParameterList()
     let block = Block(dim: c.embedDim, heads: c.numHeads, mlpHidden: c.mlpHidden, bias: c.qkvBias,
@@ -23,28 +24,36 @@ func blockBreakdown(name: String, config c: ViTConfig, batch: Int, tokens: Int, 
     let x1 = x + a
     let (n2, c2) = block.norm2.forward(x1)
     let h = block.mlp.fc1.forward(n2)
-    let g = GELUOp.forward(h)
+    let (g, derivative) = GELUOp.forwardWithDerivative(h)
     let m = block.mlp.fc2.forward(g)
     stages.append(("fwd norm1", { _ = block.norm1.forward(x) }))
     stages.append(("fwd qkv linear", { _ = block.attn.qkv.forward(n1) }))
-    stages.append(("fwd attention", { _ = AttentionOp.selfForward(qkv: qkv, heads: heads) }))
+    if backward {
+        stages.append(("fwd attention", { _ = AttentionOp.selfForward(qkv: qkv, heads: heads) }))
+    } else {
+        stages.append(("fwd attention", { _ = AttentionOp.selfInfer(qkv: qkv, heads: heads) }))
+    }
     stages.append(("fwd proj linear", { _ = block.attn.proj.forward(ctx) }))
     stages.append(("fwd residual 1", { _ = x + a }))
     stages.append(("fwd norm2", { _ = block.norm2.forward(x1) }))
     stages.append(("fwd fc1 linear", { _ = block.mlp.fc1.forward(n2) }))
-    stages.append(("fwd gelu", { _ = GELUOp.forward(h) }))
+    if backward {
+        stages.append(("fwd gelu + derivative", { _ = GELUOp.forwardWithDerivative(h) }))
+    } else {
+        stages.append(("fwd gelu", { _ = GELUOp.forward(h) }))
+    }
     stages.append(("fwd fc2 linear", { _ = block.mlp.fc2.forward(g) }))
     stages.append(("fwd residual 2", { _ = x1 + m }))
     if backward {
         let dy = x
         let dg = block.mlp.fc2.backward(dy, input: g)
-        let dh = GELUOp.backward(dg, input: h)
+        let dh = GELUOp.backward(dg, derivative: derivative)
         let dn2 = block.mlp.fc1.backward(dh, input: n2)
         let dCtx = block.attn.proj.backward(dy, input: ctx)
         let dqkv = AttentionOp.selfBackward(dCtx, qkv: qkv, saved: saved, heads: heads)
         let dn1 = block.attn.qkv.backward(dqkv, input: n1)
         stages.append(("bwd fc2 linear", { _ = block.mlp.fc2.backward(dy, input: g) }))
-        stages.append(("bwd gelu", { _ = GELUOp.backward(dg, input: h) }))
+        stages.append(("bwd gelu", { _ = GELUOp.backward(dg, derivative: derivative) }))
         stages.append(("bwd fc1 linear", { _ = block.mlp.fc1.backward(dh, input: n2) }))
         stages.append(("bwd norm2 + residual", { var d = dy; d.add(block.norm2.backward(dn2, cache: c2)) }))
         stages.append(("bwd proj linear", { _ = block.attn.proj.backward(dy, input: ctx) }))
@@ -66,10 +75,10 @@ func blockBreakdown(name: String, config c: ViTConfig, batch: Int, tokens: Int, 
 func breakdowns(seconds: Double, only: String?) {
     let tiny128 = ViTConfig(imgSize: 28, patchSize: 4, inChans: 1, embedDim: 128, depth: 6, numHeads: 4, qkvBias: .qv,
                             mean: [0.5], std: [0.5], posEmbed: .sincosBootMAE)
-    if only == nil || "finetune".contains(only!) {
-    blockBreakdown(name: "finetune tiny 128x6", config: tiny128, batch: 256, tokens: 50, backward: true, seconds: seconds)
+    if only.map({ "finetune".contains($0) }) ?? true {
+        blockBreakdown(name: "finetune tiny 128x6", config: tiny128, batch: 256, tokens: 50, backward: true, seconds: seconds)
     }
-    for c in benchmarkCases where only == nil || c.name.contains(only!) {
+    for c in benchmarkCases where only.map({ c.name.contains($0) }) ?? true {
         blockBreakdown(name: c.name, config: c.config, batch: 8, tokens: c.config.numTokens, backward: false, seconds: seconds)
     }
 }

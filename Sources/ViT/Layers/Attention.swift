@@ -93,6 +93,11 @@ public struct SelfAttention: Sendable {
         return (proj.forward(context), Cache(input: x, qkv: q, attention: saved, context: context))
     }
 
+    /// Inference: no probabilities or projections kept for backward.
+    public func infer(_ x: Tensor) -> Tensor {
+        proj.forward(AttentionOp.selfInfer(qkv: qkv.forward(x), heads: heads))
+    }
+
     public func backward(_ dy: Tensor, cache: Cache) -> Tensor {
         let dContext = proj.backward(dy, input: cache.context)
         let dqkv = AttentionOp.selfBackward(dContext, qkv: cache.qkv, saved: cache.attention, heads: heads)

@@ -30,6 +30,12 @@ public struct Block: Sendable {
         return (x1 + m, Cache(norm1: c1, attn: ca, norm2: c2, mlp: cm))
     }
 
+    /// Inference: the same arithmetic as `forward`, nothing kept for backward.
+    public func infer(_ x: Tensor) -> Tensor {
+        let x1 = x + attn.infer(norm1.infer(x))
+        return x1 + mlp.infer(norm2.infer(x1))
+    }
+
     public func backward(_ dy: Tensor, cache: Cache) -> Tensor {
         var dx1 = dy
         dx1.add(norm2.backward(mlp.backward(dy, cache: cache.mlp), cache: cache.norm2))

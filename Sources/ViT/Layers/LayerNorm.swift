@@ -24,6 +24,11 @@ public struct LayerNorm: Sendable {
         return (y, Cache(input: x, saved: saved))
     }
 
+    /// Inference: the output alone.
+    public func infer(_ x: Tensor) -> Tensor {
+        LayerNormOp.forward(x, weight: weight.value, bias: bias.value, eps: eps).0
+    }
+
     public func backward(_ dy: Tensor, cache: Cache) -> Tensor {
         weight.withGradPointer { gw in bias.withGradPointer { gb in
             LayerNormOp.backward(dy, input: cache.input, saved: cache.saved, weight: weight.value,
