@@ -20,12 +20,11 @@ func blockBreakdown(name: String, config c: ViTConfig, batch: Int, tokens: Int, 
     let (n1, c1) = block.norm1.forward(x)
     let qkv = block.attn.qkv.forward(n1)
     let (ctx, saved) = AttentionOp.selfForward(qkv: qkv, heads: heads)
-    let a = block.attn.proj.forward(ctx)
-    let x1 = x + a
+    let x1 = block.attn.proj.forward(ctx, adding: x)
     let (n2, c2) = block.norm2.forward(x1)
     let h = block.mlp.fc1.forward(n2)
     let (g, derivative) = GELUOp.forwardWithDerivative(h)
-    let m = block.mlp.fc2.forward(g)
+
     stages.append(("fwd norm1", { _ = block.norm1.forward(x) }))
     stages.append(("fwd qkv linear", { _ = block.attn.qkv.forward(n1) }))
     if backward {
@@ -33,8 +32,7 @@ func blockBreakdown(name: String, config c: ViTConfig, batch: Int, tokens: Int, 
     } else {
         stages.append(("fwd attention", { _ = AttentionOp.selfInfer(qkv: qkv, heads: heads) }))
     }
-    stages.append(("fwd proj linear", { _ = block.attn.proj.forward(ctx) }))
-    stages.append(("fwd residual 1", { _ = x + a }))
+    stages.append(("fwd proj + residual", { _ = block.attn.proj.forward(ctx, adding: x) }))
     stages.append(("fwd norm2", { _ = block.norm2.forward(x1) }))
     stages.append(("fwd fc1 linear", { _ = block.mlp.fc1.forward(n2) }))
     if backward {
@@ -42,8 +40,7 @@ func blockBreakdown(name: String, config c: ViTConfig, batch: Int, tokens: Int, 
     } else {
         stages.append(("fwd gelu", { _ = GELUOp.forward(h) }))
     }
-    stages.append(("fwd fc2 linear", { _ = block.mlp.fc2.forward(g) }))
-    stages.append(("fwd residual 2", { _ = x1 + m }))
+    stages.append(("fwd fc2 + residual", { _ = block.mlp.fc2.forward(g, adding: x1) }))
     if backward {
         let dy = x
         let dg = block.mlp.fc2.backward(dy, input: g)
@@ -55,11 +52,11 @@ func blockBreakdown(name: String, config c: ViTConfig, batch: Int, tokens: Int, 
         stages.append(("bwd fc2 linear", { _ = block.mlp.fc2.backward(dy, input: g) }))
         stages.append(("bwd gelu", { _ = GELUOp.backward(dg, derivative: derivative) }))
         stages.append(("bwd fc1 linear", { _ = block.mlp.fc1.backward(dh, input: n2) }))
-        stages.append(("bwd norm2 + residual", { var d = dy; d.add(block.norm2.backward(dn2, cache: c2)) }))
+        stages.append(("bwd norm2 + residual", { _ = block.norm2.backward(dn2, cache: c2, adding: dy) }))
         stages.append(("bwd proj linear", { _ = block.attn.proj.backward(dy, input: ctx) }))
         stages.append(("bwd attention", { _ = AttentionOp.selfBackward(dCtx, qkv: qkv, saved: saved, heads: heads) }))
         stages.append(("bwd qkv linear", { _ = block.attn.qkv.backward(dqkv, input: n1) }))
-        stages.append(("bwd norm1 + residual", { var d = dy; d.add(block.norm1.backward(dn1, cache: c1)) }))
+        stages.append(("bwd norm1 + residual", { _ = block.norm1.backward(dn1, cache: c1, adding: dy) }))
     }
     let perStage = seconds / Double(stages.count)
     let times = stages.map { (label, body) in (label, timeMedians(seconds: perStage, minRuns: 5, body)) }

@@ -29,10 +29,11 @@ public struct LayerNorm: Sendable {
         LayerNormOp.forward(x, weight: weight.value, bias: bias.value, eps: eps).0
     }
 
-    public func backward(_ dy: Tensor, cache: Cache) -> Tensor {
+    /// `residual`, when given, is added to dx (the gradient through a skip connection).
+    public func backward(_ dy: Tensor, cache: Cache, adding residual: Tensor? = nil) -> Tensor {
         weight.withGradPointer { gw in bias.withGradPointer { gb in
             LayerNormOp.backward(dy, input: cache.input, saved: cache.saved, weight: weight.value,
-                                 weightGrad: gw, biasGrad: gb)
+                                 weightGrad: gw, biasGrad: gb, adding: residual)
         } }
     }
 }

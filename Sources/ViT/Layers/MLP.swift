@@ -13,14 +13,15 @@ public struct MLP: Sendable {
         fc2 = Linear(hidden, dim, name: "\(name).fc2", into: &params)
     }
 
-    public func forward(_ x: Tensor) -> (Tensor, Cache) {
+    /// `residual`, when given, is added to the output (the block's skip connection, for free).
+    public func forward(_ x: Tensor, adding residual: Tensor? = nil) -> (Tensor, Cache) {
         let (g, derivative) = GELUOp.forwardWithDerivative(fc1.forward(x))
-        return (fc2.forward(g), Cache(input: x, activated: g, derivative: derivative))
+        return (fc2.forward(g, adding: residual), Cache(input: x, activated: g, derivative: derivative))
     }
 
     /// Inference: the same output without anything kept for backward.
-    public func infer(_ x: Tensor) -> Tensor {
-        fc2.forward(GELUOp.forward(fc1.forward(x)))
+    public func infer(_ x: Tensor, adding residual: Tensor? = nil) -> Tensor {
+        fc2.forward(GELUOp.forward(fc1.forward(x)), adding: residual)
     }
 
     public func backward(_ dy: Tensor, cache: Cache) -> Tensor {
