@@ -33,6 +33,12 @@ public struct Tensor: Sendable, Equatable {
         }
     }
 
+    /// A tensor whose elements are unspecified until written: for outputs that a kernel
+    /// overwrites completely, so they skip the zeroing pass.
+    public init(uninitialized shape: [Int]) {
+        self.init(shape: shape) { _ in }
+    }
+
     public var count: Int { data.count }
     public var rank: Int { shape.count }
 

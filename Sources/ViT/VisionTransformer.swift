@@ -89,12 +89,18 @@ public struct VisionTransformer: Sendable {
         return patchEmbed.backward(classAndPositionBackward(dx), cache: cache.patchEmbed)
     }
 
+    /// Inference: the tokens `forward` returns, computed without anything kept for backward.
+    public func infer(_ images: Tensor) -> Tensor {
+        let x = intermediateTokens(images, blocks: blocks.count)
+        return norm?.infer(x) ?? x
+    }
+
     /// Tokens after the first `blocks` transformer blocks (no final norm), without keeping caches:
     /// the intermediate features linear probes read (BootMAE probes block 10 of 12).
     public func intermediateTokens(_ images: Tensor, blocks count: Int) -> Tensor {
         precondition(count >= 1 && count <= blocks.count, "block count \(count) outside 1...\(blocks.count)")
         var x = addClassAndPosition(patchEmbed.forward(images).0)
-        for block in blocks.prefix(count) { x = block.forward(x).0 }
+        for block in blocks.prefix(count) { x = block.infer(x) }
         return x
     }
 
@@ -140,7 +146,7 @@ public struct VisionTransformer: Sendable {
             return TokenOps.select(tokens, token: 0)
         case .mean:
             let m = TokenOps.mean(tokens, from: 1)
-            return fcNorm.map { $0.forward(m).0 } ?? m
+            return fcNorm.map { $0.infer(m) } ?? m
         }
     }
 
@@ -149,8 +155,8 @@ public struct VisionTransformer: Sendable {
         head?.forward(pooled)
     }
 
-    /// Convenience: images → embeddings, no caches kept beyond each block.
+    /// Convenience: images → embeddings, through the inference path.
     public func embed(_ images: Tensor, pooling: ViTConfig.Pooling? = nil) -> Tensor {
-        pool(forward(images).0, pooling)
+        pool(infer(images), pooling)
     }
 }

@@ -26,6 +26,8 @@ final class EncoderParityTests: XCTestCase {
         let (model, io) = try load(name)
         let (tokens, cache) = model.forward(try io.tensor("images"))
         assertClose(tokens, try io.tensor("tokens"), "tokens")
+        // The inference path (no caches) must compute exactly the training forward's numbers.
+        XCTAssertEqual(model.infer(try io.tensor("images")), tokens, "infer vs forward")
         assertClose(model.pool(tokens, .cls), try io.tensor("pooled_cls"), "cls pooling")
         assertClose(model.pool(tokens, .mean), try io.tensor("pooled_mean"), "mean pooling")
 

@@ -29,7 +29,7 @@ let threads = arguments.firstIndex(of: "--threads").map { Int(arguments[$0 + 1])
 let seconds = arguments.firstIndex(of: "--seconds").map { Double(arguments[$0 + 1])! } ?? 3
 TensorRuntime.configure(threads: threads)
 
-let cases = [
+let benchmarkCases = [
     Case(name: "vit_b16_224", config: ViTConfig(imgSize: 224, patchSize: 16, embedDim: 768, depth: 12, numHeads: 12,
                                                 posEmbed: .sincosMAE)),
     Case(name: "vit_tiny_32_p4", config: ViTConfig(imgSize: 32, patchSize: 4, embedDim: 192, depth: 12, numHeads: 3,
@@ -81,33 +81,38 @@ if arguments.contains("--gemm") {
     }
     exit(0)
 }
+if arguments.contains("--gemm-strategies") {
+    attentionGemmShapes(seconds: seconds); if arguments.contains("--attention") { exit(0) }
+    gemmStrategies(seconds: seconds)
+    exit(0)
+}
+if arguments.contains("--breakdown") {
+    breakdowns(seconds: seconds, only: arguments.firstIndex(of: "--only").map { arguments[$0 + 1] })
+    exit(0)
+}
+if arguments.contains("--finetune") {
+    finetuneStepRates(seconds: seconds)
+    exit(0)
+}
 if arguments.contains("--train") {
     trainStepRates(seconds: seconds)
     exit(0)
 }
 if arguments.contains("--kernels") { kernelRates(); if arguments.contains("--only") { exit(0) } }
 
-print("threads=\(threads)  (median of timed runs after one warm-up, ~\(seconds)s per case)")
-print("case                 batch    img/s   GFLOP/s   ms/batch")
-for c in cases {
+print("threads=\(threads)  (median of timed runs after one warm-up, ~\(seconds)s per case; img/s per wall and per CPU second)")
+print("case                 batch    img/s   GFLOP/s   ms/batch   img/cpu-s")
+for c in benchmarkCases {
     var rng = SeededRandom(seed: 0)
     let model = VisionTransformer(config: c.config)
     WeightInit.initialize(model, style: .mae, rng: &rng)
     for batch in [1, 8] {
         let shape = [batch, c.config.inChans, c.config.imgSize, c.config.imgSize]
         let images = Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in rng.normal() })
-        _ = model.embed(images)
-        var times: [Double] = []
-        let start = Date()
-        while Date().timeIntervalSince(start) < seconds || times.count < 3 {
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            _ = model.embed(images)
-            times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
-        }
-        let t = median(times)
-        let ips = Double(batch) / t
+        let t = timeMedians(seconds: seconds) { _ = model.embed(images) }
+        let ips = Double(batch) / t.wall
         let gflops = flopsPerImage(c.config) * ips / 1e9
         print(c.name.padding(toLength: 20, withPad: " ", startingAt: 0)
-              + String(format: " %5d %8.1f %9.1f %10.2f", batch, ips, gflops, t * 1000))
+              + String(format: " %5d %8.1f %9.1f %10.2f %11.1f", batch, ips, gflops, t.wall * 1000, Double(batch) / t.cpu))
     }
 }

@@ -21,24 +21,30 @@ public enum AttentionOp {
 
     // MARK: Tensor-level entry points
 
+    /// q, k and v inside one (B, N, 3A) [q | k | v] tensor starting at `p`.
+    static func selfOperands(_ p: UnsafePointer<Float>, shape: [Int], heads: Int) -> Operands {
+        let (b, n, a) = (shape[0], shape[1], shape[2] / 3)
+        precondition(shape.count == 3 && shape[2] == 3 * a && a % heads == 0, "self-attention: qkv \(shape), heads \(heads)")
+        return Operands(q: p, qRow: 3 * a, k: p + a, kRow: 3 * a, v: p + 2 * a, vRow: 3 * a,
+                        batch: b, heads: heads, headDim: a / heads, queries: n, keys: n)
+    }
+
     public static func selfForward(qkv: Tensor, heads: Int) -> (Tensor, Saved) {
-        let (b, n, a) = (qkv.shape[0], qkv.shape[1], qkv.shape[2] / 3)
-        precondition(qkv.shape[2] == 3 * a && a % heads == 0, "self-attention: qkv \(qkv.shape), heads \(heads)")
-        return qkv.withPointer { p in
-            forward(Operands(q: p, qRow: 3 * a, k: p + a, kRow: 3 * a, v: p + 2 * a, vRow: 3 * a,
-                             batch: b, heads: heads, headDim: a / heads, queries: n, keys: n))
-        }
+        qkv.withPointer { forward(selfOperands($0, shape: qkv.shape, heads: heads)) }
+    }
+
+    /// Inference: the output alone, no probabilities kept.
+    public static func selfInfer(qkv: Tensor, heads: Int) -> Tensor {
+        qkv.withPointer { attend(selfOperands($0, shape: qkv.shape, heads: heads), savingProbabilitiesTo: nil) }
     }
 
     /// Returns dqkv (B, N, 3A).
     public static func selfBackward(_ dout: Tensor, qkv: Tensor, saved: Saved, heads: Int) -> Tensor {
-        let (b, n, a) = (qkv.shape[0], qkv.shape[1], qkv.shape[2] / 3)
-        var dqkv = Tensor(zeros: qkv.shape)
+        let a = qkv.shape[2] / 3
+        // Every element is written by exactly one (batch, head) pair: no zeroing needed.
+        var dqkv = Tensor(uninitialized: qkv.shape)
         qkv.withPointer { p in dqkv.withMutablePointer { g in
-            backward(dout, saved: saved,
-                     Operands(q: p, qRow: 3 * a, k: p + a, kRow: 3 * a, v: p + 2 * a, vRow: 3 * a,
-                              batch: b, heads: heads, headDim: a / heads, queries: n, keys: n),
-                     dq: g, dk: g + a, dv: g + 2 * a)
+            backward(dout, saved: saved, selfOperands(p, shape: qkv.shape, heads: heads), dq: g, dk: g + a, dv: g + 2 * a)
         } }
         return dqkv
     }
@@ -57,7 +63,7 @@ public enum AttentionOp {
     public static func crossBackward(_ dout: Tensor, q: Tensor, kv: Tensor, saved: Saved, heads: Int) -> (Tensor, Tensor) {
         let (b, nq, a) = (q.shape[0], q.shape[1], q.shape[2])
         let nk = kv.shape[1]
-        var dq = Tensor(zeros: q.shape), dkv = Tensor(zeros: kv.shape)
+        var dq = Tensor(uninitialized: q.shape), dkv = Tensor(uninitialized: kv.shape)
         q.withPointer { qp in kv.withPointer { kvp in
             dq.withMutablePointer { gq in dkv.withMutablePointer { gkv in
                 backward(dout, saved: saved,
@@ -71,30 +77,55 @@ public enum AttentionOp {
 
     // MARK: Kernels
 
+    /// Where one (batch, head) pair's q, k and v start; `pair` = batch · heads + head.
+    struct Head {
+        var q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>
+        /// Offsets of the pair in a (B, Nq, A) tensor and in q-, k- and v-strided gradients.
+        var out: Int, qOffset: Int, kOffset: Int, vOffset: Int
+        /// Offset of the pair's (Nq, Nk) probabilities.
+        var probs: Int
+
+        init(_ o: Operands, pair: Int) {
+            let (b, h) = pair.quotientAndRemainder(dividingBy: o.heads)
+            let column = h * o.headDim
+            qOffset = b * o.queries * o.qRow + column
+            kOffset = b * o.keys * o.kRow + column
+            vOffset = b * o.keys * o.vRow + column
+            q = o.q + qOffset; k = o.k + kOffset; v = o.v + vOffset
+            out = b * o.queries * o.width + column
+            probs = pair * o.queries * o.keys
+        }
+    }
+
     @usableFromInline
     static func forward(_ o: Operands) -> (Tensor, Saved) {
+        var probs = Tensor(uninitialized: [o.batch, o.heads, o.queries, o.keys])
+        let out = probs.withMutablePointer { attend(o, savingProbabilitiesTo: $0) }
+        return (out, Saved(probs: probs))
+    }
+
+    /// out = softmax(scale · q kᵀ) v for every (batch, head) pair. The probabilities go to
+    /// `saved` (pair-major, for backward) when given; inference reuses one small scratch
+    /// matrix per worker instead, which stays in cache.
+    static func attend(_ o: Operands, savingProbabilitiesTo saved: UnsafeMutablePointer<Float>?) -> Tensor {
         let (hd, a, nq, nk) = (o.headDim, o.width, o.queries, o.keys)
-        var probs = Tensor(zeros: [o.batch, o.heads, nq, nk])
-        let out = Tensor(shape: [o.batch, nq, a]) { outp in
-            probs.withMutablePointer { pp in
-                // Per-(batch, head) GEMMs are too small for BLAS threads: split the batch instead.
-                Parallel.forEachChunk(o.batch) { batches in for b in batches {
-                    for h in 0..<o.heads {
-                        let qb = o.q + b * nq * o.qRow + h * hd
-                        let kb = o.k + b * nk * o.kRow + h * hd
-                        let vb = o.v + b * nk * o.vRow + h * hd
-                        let pb = pp + (b * o.heads + h) * nq * nk
-                        // S = scale · q kᵀ, then row softmax, then out = P v.
-                        BLAS.gemm(transB: true, m: nq, n: nk, k: hd, alpha: o.scale,
-                                  a: qb, lda: o.qRow, b: kb, ldb: o.kRow, c: pb, ldc: nk)
-                        SoftmaxOp.forwardRows(pb, rows: nq, n: nk)
-                        BLAS.gemm(m: nq, n: hd, k: nk, a: pb, lda: nk, b: vb, ldb: o.vRow,
-                                  c: outp + b * nq * a + h * hd, ldc: a)
-                    }
-                } }
+        // Every pair writes its own columns of `out`, so it needs no zeroing, and pairs (not
+        // just images) spread over the cores.
+        return Tensor(shape: [o.batch, nq, a]) { outp in
+            Parallel.forEachChunk(o.batch * o.heads) { chunk in
+                let scratch = saved == nil ? UnsafeMutablePointer<Float>.allocate(capacity: nq * nk) : nil
+                defer { scratch?.deallocate() }
+                for pair in chunk {
+                    let head = Head(o, pair: pair)
+                    let p = saved.map { $0 + head.probs } ?? scratch!
+                    BLAS.single(transB: true, m: nq, n: nk, k: hd, alpha: o.scale,
+                                a: head.q, lda: o.qRow, b: head.k, ldb: o.kRow, c: p, ldc: nk)
+                    SoftmaxOp.forwardRows(p, rows: nq, n: nk)
+                    BLAS.single(m: nq, n: hd, k: nk, a: p, lda: nk, b: head.v, ldb: o.vRow,
+                                c: outp + head.out, ldc: a)
+                }
             }
         }
-        return (out, Saved(probs: probs))
     }
 
     /// Writes (overwrites) dq, dk, dv at the same strides as q, k, v.
@@ -103,29 +134,24 @@ public enum AttentionOp {
                          dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>) {
         let (hd, a, nq, nk) = (o.headDim, o.width, o.queries, o.keys)
         dout.withPointer { gop in saved.probs.withPointer { pp in
-          Parallel.forEachChunk(o.batch) { batches in
-            let dpp = UnsafeMutablePointer<Float>.allocate(capacity: nq * nk)
-            defer { dpp.deallocate() }
-            for b in batches {
-                for h in 0..<o.heads {
-                    let qb = o.q + b * nq * o.qRow + h * hd
-                    let kb = o.k + b * nk * o.kRow + h * hd
-                    let vb = o.v + b * nk * o.vRow + h * hd
-                    let pb = pp + (b * o.heads + h) * nq * nk
-                    let gob = gop + b * nq * a + h * hd
+            Parallel.forEachChunk(o.batch * o.heads) { chunk in
+                let dp = UnsafeMutablePointer<Float>.allocate(capacity: nq * nk)
+                defer { dp.deallocate() }
+                for pair in chunk {
+                    let head = Head(o, pair: pair)
+                    let p = pp + head.probs, gout = gop + head.out
                     // dV = Pᵀ dO ; dP = dO Vᵀ ; dS = softmax'(dP) ; dQ = s·dS K ; dK = s·dSᵀ Q
-                    BLAS.gemm(transA: true, m: nk, n: hd, k: nq, a: pb, lda: nk, b: gob, ldb: a,
-                              c: dv + b * nk * o.vRow + h * hd, ldc: o.vRow)
-                    BLAS.gemm(transB: true, m: nq, n: nk, k: hd, a: gob, lda: a, b: vb, ldb: o.vRow,
-                              c: dpp, ldc: nk)
-                    SoftmaxOp.backwardRows(pb, dpp, rows: nq, n: nk)
-                    BLAS.gemm(m: nq, n: hd, k: nk, alpha: o.scale, a: dpp, lda: nk, b: kb, ldb: o.kRow,
-                              c: dq + b * nq * o.qRow + h * hd, ldc: o.qRow)
-                    BLAS.gemm(transA: true, m: nk, n: hd, k: nq, alpha: o.scale, a: dpp, lda: nk, b: qb, ldb: o.qRow,
-                              c: dk + b * nk * o.kRow + h * hd, ldc: o.kRow)
+                    BLAS.single(transA: true, m: nk, n: hd, k: nq, a: p, lda: nk, b: gout, ldb: a,
+                                c: dv + head.vOffset, ldc: o.vRow)
+                    BLAS.single(transB: true, m: nq, n: nk, k: hd, a: gout, lda: a, b: head.v, ldb: o.vRow,
+                                c: dp, ldc: nk)
+                    SoftmaxOp.backwardRows(p, dp, rows: nq, n: nk)
+                    BLAS.single(m: nq, n: hd, k: nk, alpha: o.scale, a: dp, lda: nk, b: head.k, ldb: o.kRow,
+                                c: dq + head.qOffset, ldc: o.qRow)
+                    BLAS.single(transA: true, m: nk, n: hd, k: nq, alpha: o.scale, a: dp, lda: nk, b: head.q, ldb: o.qRow,
+                                c: dk + head.kOffset, ldc: o.kRow)
                 }
             }
-          }
         } }
     }
 }

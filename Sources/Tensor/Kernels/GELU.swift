@@ -7,6 +7,13 @@ public enum GELUOp {
         return x >= 0 ? 1 - 0.5 * e : 0.5 * e
     }
 
+    /// dy/dx = Φ(x) + x·φ(x), φ(x) = e^(−x²/2)/√(2π).
+    @inline(__always) @usableFromInline
+    static func derivative(_ x: Float) -> Float {
+        let pdf = 0.398_942_28 * FastMath.exp(-0.5 * x * x)
+        return cdf(x) + x * pdf
+    }
+
     public static func forward(_ x: Tensor) -> Tensor {
         let n = x.count
         return Tensor(shape: x.shape) { y in
@@ -16,18 +23,43 @@ public enum GELUOp {
         }
     }
 
-    /// dx = dy · (Φ(x) + x·φ(x)), φ(x) = e^(−x²/2)/√(2π).
+    /// The forward for training: y and dy/dx in one pass. Backward then needs one multiply per
+    /// element instead of evaluating Φ and φ again (they cost far more than the GEMMs' memory traffic).
+    public static func forwardWithDerivative(_ x: Tensor) -> (y: Tensor, derivative: Tensor) {
+        let n = x.count
+        var derivative = Tensor(uninitialized: x.shape)
+        let y = Tensor(shape: x.shape) { y in
+            x.withPointer { xp in derivative.withMutablePointer { d in
+                Parallel.forEachChunk(n, grain: 1 << 15) { r in
+                    for i in r {
+                        let v = xp[i], c = cdf(v)
+                        let pdf = 0.398_942_28 * FastMath.exp(-0.5 * v * v)
+                        y[i] = v * c
+                        d[i] = c + v * pdf
+                    }
+                }
+            } }
+        }
+        return (y, derivative)
+    }
+
+    /// dx = dy · (Φ(x) + x·φ(x)).
     public static func backward(_ dy: Tensor, input x: Tensor) -> Tensor {
         let n = x.count
         return Tensor(shape: x.shape) { dx in
             x.withPointer { xp in dy.withPointer { dyp in
-                Parallel.forEachChunk(n, grain: 1 << 15) { r in
-                    for i in r {
-                        let v = xp[i]
-                        let pdf = 0.398_942_28 * FastMath.exp(-0.5 * v * v)
-                        dx[i] = dyp[i] * (cdf(v) + v * pdf)
-                    }
-                }
+                Parallel.forEachChunk(n, grain: 1 << 15) { r in for i in r { dx[i] = dyp[i] * derivative(xp[i]) } }
+            } }
+        }
+    }
+
+    /// dx = dy · dy/dx, with the derivative saved by `forwardWithDerivative`.
+    public static func backward(_ dy: Tensor, derivative: Tensor) -> Tensor {
+        precondition(dy.count == derivative.count, "gelu backward: dy \(dy.shape) vs derivative \(derivative.shape)")
+        let n = dy.count
+        return Tensor(shape: dy.shape) { dx in
+            derivative.withPointer { dp in dy.withPointer { dyp in
+                Parallel.forEachChunk(n, grain: 1 << 16) { r in for i in r { dx[i] = dyp[i] * dp[i] } }
             } }
         }
     }

@@ -33,19 +33,21 @@ public enum LayerNormOp {
         return (y, Saved(mean: mean, rstd: rstd))
     }
 
-    /// Returns dx; accumulates dγ and dβ when given.
+    /// Returns dx, plus `residual` when given (the gradient arriving through a skip connection
+    /// around the norm, added in the same pass); accumulates dγ and dβ when given.
     /// With x̂ = (x − μ)/σ and g = dy·γ: dx = (g − mean(g) − x̂·mean(g·x̂)) / σ.
     public static func backward(_ dy: Tensor, input x: Tensor, saved: Saved, weight: Tensor?,
                                 weightGrad: UnsafeMutablePointer<Float>?,
-                                biasGrad: UnsafeMutablePointer<Float>?) -> Tensor {
+                                biasGrad: UnsafeMutablePointer<Float>?, adding residual: Tensor? = nil) -> Tensor {
         let (rows, d) = (x.rows, x.lastDim)
+        if let residual { precondition(residual.shape == x.shape, "layernorm backward: residual \(residual.shape) vs \(x.shape)") }
         let chunks = min(Parallel.workers, max(1, rows / 64))
         // Each chunk sums its own γ/β gradients; the partial sums are added in chunk order so the
         // result does not depend on thread timing.
         var partialW = [Float](repeating: 0, count: weightGrad == nil ? 0 : chunks * d)
         var partialB = [Float](repeating: 0, count: biasGrad == nil ? 0 : chunks * d)
         let dx = Tensor(shape: x.shape) { dxp in
-            x.withPointer { xp in dy.withPointer { dyp in
+            x.withPointer { xp in dy.withPointer { dyp in withOptionalPointer(residual) { rp in
                 partialW.withUnsafeMutableBufferPointer { pw in partialB.withUnsafeMutableBufferPointer { pb in
                     // (An empty array's buffer may still have a base address: test the request instead.)
                     let pw = weightGrad == nil ? nil : pw.baseAddress, pb = biasGrad == nil ? nil : pb.baseAddress
@@ -68,15 +70,22 @@ public enum LayerNormOp {
                             let meanG = Vector.sum(gp, d) / Float(d)
                             let meanGX = Vector.dot(gp, xh, d) / Float(d)
                             for i in 0..<d { dxr[i] = (gp[i] - meanG - xh[i] * meanGX) * rs }
+                            if let rp { Vector.add(rp + r * d, into: dxr, d) }
                         }
                     } }
                 } }
-            } }
+            } } }
         }
         for chunk in 0..<chunks {
             if let weightGrad { partialW.withUnsafeBufferPointer { Vector.add($0.baseAddress! + chunk * d, into: weightGrad, d) } }
             if let biasGrad { partialB.withUnsafeBufferPointer { Vector.add($0.baseAddress! + chunk * d, into: biasGrad, d) } }
         }
         return dx
+    }
+
+    /// `body` with the tensor's element pointer, or nil for no tensor.
+    static func withOptionalPointer<R>(_ t: Tensor?, _ body: (UnsafePointer<Float>?) -> R) -> R {
+        guard let t else { return body(nil) }
+        return t.withPointer { body($0) }
     }
 }

@@ -1,24 +1,45 @@
 /// y = x·Wᵀ + b over the last axis: x (…, in), W (out, in), b (out) → y (…, out).
 /// PyTorch's `nn.Linear` layout, so checkpoint weights are used as stored.
 public enum LinearOp {
-    public static func forward(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
+    /// y = x·Wᵀ + b, plus `residual` when the layer feeds a skip connection (y = residual + x·Wᵀ + b).
+    /// y starts as the bias (and residual) and the GEMM accumulates into it, so neither costs a
+    /// pass of its own: the residual add and its copy disappear from the block.
+    public static func forward(_ x: Tensor, weight: Tensor, bias: Tensor?, adding residual: Tensor? = nil) -> Tensor {
         let (rows, inDim, outDim) = (x.rows, x.lastDim, weight.shape[0])
         precondition(weight.shape == [outDim, inDim], "linear: input width \(inDim) vs weight \(weight.shape)")
+        precondition(bias.map { $0.count == outDim } ?? true, "linear: bias \(bias!.shape) vs out \(outDim)")
         var outShape = x.shape
         outShape[outShape.count - 1] = outDim
+        if let residual { precondition(residual.shape == outShape, "linear: residual \(residual.shape) vs output \(outShape)") }
         return Tensor(shape: outShape) { y in
+            let startsAtZero = initialize(y, rows: rows, cols: outDim, bias: bias, residual: residual)
             x.withPointer { xp in weight.withPointer { wp in
-                if let bias {
-                    precondition(bias.count == outDim, "linear: bias \(bias.shape) vs out \(outDim)")
-                    bias.withPointer { bp in
-                        for r in 0..<rows { (y + r * outDim).update(from: bp, count: outDim) }
-                    }
-                }
                 BLAS.gemm(transB: true, m: rows, n: outDim, k: inDim,
                           a: xp, lda: inDim, b: wp, ldb: inDim,
-                          beta: bias == nil ? 0 : 1, c: y, ldc: outDim)
+                          beta: startsAtZero ? 0 : 1, c: y, ldc: outDim)
             } }
         }
+    }
+
+    /// Writes residual + bias (either may be absent) into y; returns true when there is neither,
+    /// leaving y for a beta-0 GEMM to overwrite.
+    static func initialize(_ y: UnsafeMutablePointer<Float>, rows: Int, cols: Int, bias: Tensor?, residual: Tensor?) -> Bool {
+        switch (bias, residual) {
+        case (nil, nil):
+            return true
+        case (let bias?, nil):
+            bias.withPointer { bp in for r in 0..<rows { (y + r * cols).update(from: bp, count: cols) } }
+        case (nil, let residual?):
+            residual.withPointer { y.update(from: $0, count: rows * cols) }
+        case (let bias?, let residual?):
+            bias.withPointer { bp in residual.withPointer { rp in
+                Parallel.forEachChunk(rows, grain: 256) { chunk in for r in chunk {
+                    let (out, skip) = (y + r * cols, rp + r * cols)
+                    for i in 0..<cols { out[i] = skip[i] + bp[i] }
+                } }
+            } }
+        }
+        return false
     }
 
     /// Returns dx; accumulates dW += dyᵀ·x and db += Σ_rows dy.

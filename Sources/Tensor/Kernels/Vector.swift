@@ -7,6 +7,11 @@ public enum Vector {
         UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self)
     }
 
+    @inline(__always) @usableFromInline
+    static func store16(_ v: SIMD16<Float>, _ p: UnsafeMutablePointer<Float>) {
+        UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD16<Float>.self)
+    }
+
     /// Σ x[i]
     @inlinable
     public static func sum(_ x: UnsafePointer<Float>, _ n: Int) -> Float {

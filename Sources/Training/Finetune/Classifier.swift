@@ -70,7 +70,10 @@ public struct Classifier: Sendable {
         _ = model.backward(TokenOps.meanBackward(dPooled, tokens: cache.tokens, from: 1), cache: cache.encoder)
     }
 
-    public func logits(_ images: Tensor) -> Tensor { forward(images).0 }
+    /// Inference: logits without caches (the same numbers as `forward`).
+    public func logits(_ images: Tensor) -> Tensor {
+        model.head!.forward(model.fcNorm!.infer(TokenOps.mean(model.infer(images), from: 1)))
+    }
 
     /// Encoder weights from a pretraining run folder (its checkpoint) or any model directory.
     public static func pretrainedEncoder(_ path: String) throws -> (ViTConfig, ParameterList) {

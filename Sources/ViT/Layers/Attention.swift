@@ -86,11 +86,16 @@ public struct SelfAttention: Sendable {
         proj = Linear(width, dim, name: "\(name).proj", into: &params)
     }
 
-    /// x: (B, N, dim).
-    public func forward(_ x: Tensor) -> (Tensor, Cache) {
+    /// x: (B, N, dim). `residual`, when given, is added to the output (the block's skip connection).
+    public func forward(_ x: Tensor, adding residual: Tensor? = nil) -> (Tensor, Cache) {
         let q = qkv.forward(x)
         let (context, saved) = AttentionOp.selfForward(qkv: q, heads: heads)
-        return (proj.forward(context), Cache(input: x, qkv: q, attention: saved, context: context))
+        return (proj.forward(context, adding: residual), Cache(input: x, qkv: q, attention: saved, context: context))
+    }
+
+    /// Inference: no probabilities or projections kept for backward.
+    public func infer(_ x: Tensor, adding residual: Tensor? = nil) -> Tensor {
+        proj.forward(AttentionOp.selfInfer(qkv: qkv.forward(x), heads: heads), adding: residual)
     }
 
     public func backward(_ dy: Tensor, cache: Cache) -> Tensor {

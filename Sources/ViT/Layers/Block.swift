@@ -22,19 +22,23 @@ public struct Block: Sendable {
     }
 
     public func forward(_ x: Tensor) -> (Tensor, Cache) {
+        // The skip connections are added by the projections themselves (x1 = x + Attn(…)).
         let (n1, c1) = norm1.forward(x)
-        let (a, ca) = attn.forward(n1)
-        let x1 = x + a
+        let (x1, ca) = attn.forward(n1, adding: x)
         let (n2, c2) = norm2.forward(x1)
-        let (m, cm) = mlp.forward(n2)
-        return (x1 + m, Cache(norm1: c1, attn: ca, norm2: c2, mlp: cm))
+        let (y, cm) = mlp.forward(n2, adding: x1)
+        return (y, Cache(norm1: c1, attn: ca, norm2: c2, mlp: cm))
+    }
+
+    /// Inference: the same arithmetic as `forward`, nothing kept for backward.
+    public func infer(_ x: Tensor) -> Tensor {
+        let x1 = attn.infer(norm1.infer(x), adding: x)
+        return mlp.infer(norm2.infer(x1), adding: x1)
     }
 
     public func backward(_ dy: Tensor, cache: Cache) -> Tensor {
-        var dx1 = dy
-        dx1.add(norm2.backward(mlp.backward(dy, cache: cache.mlp), cache: cache.norm2))
-        var dx = dx1
-        dx.add(norm1.backward(attn.backward(dx1, cache: cache.attn), cache: cache.norm1))
-        return dx
+        // Each skip connection's gradient is added by the norm's backward in the same pass.
+        let dx1 = norm2.backward(mlp.backward(dy, cache: cache.mlp), cache: cache.norm2, adding: dy)
+        return norm1.backward(attn.backward(dx1, cache: cache.attn), cache: cache.norm1, adding: dx1)
     }
 }

@@ -84,28 +84,26 @@ public struct DecoderBlock: Sendable {
     }
 
     public func forward(_ x: Tensor, context: Tensor) -> (Tensor, Cache) {
+        // Self-attention and MLP add their skip connections in their output projections.
         let (n1, c1) = norm1.forward(x)
-        let (a, ca) = attn.forward(n1)
-        let x1 = x + a
+        let (x1, ca) = attn.forward(n1, adding: x)
         let (n3, c3) = norm3.forward(x1)
         let (n4, c4) = norm4.forward(context)
         let (ct, cc) = crossAttn.forward(n3, context: n4)
         let x2 = x1 + ct
         let (n2, c2) = norm2.forward(x2)
-        let (m, cm) = mlp.forward(n2)
-        return (x2 + m, Cache(norm1: c1, attn: ca, norm3: c3, norm4: c4, cross: cc, norm2: c2, mlp: cm))
+        let (y, cm) = mlp.forward(n2, adding: x2)
+        return (y, Cache(norm1: c1, attn: ca, norm3: c3, norm4: c4, cross: cc, norm2: c2, mlp: cm))
     }
 
     /// Returns (dx, d context).
     public func backward(_ dy: Tensor, cache: Cache) -> (Tensor, Tensor) {
-        var dx2 = dy
-        dx2.add(norm2.backward(mlp.backward(dy, cache: cache.mlp), cache: cache.norm2))
+        // Each skip connection's gradient is added by the norm's backward in the same pass.
+        let dx2 = norm2.backward(mlp.backward(dy, cache: cache.mlp), cache: cache.norm2, adding: dy)
         let (dn3, dn4) = crossAttn.backward(dx2, cache: cache.cross)
-        var dx1 = dx2
-        dx1.add(norm3.backward(dn3, cache: cache.norm3))
+        let dx1 = norm3.backward(dn3, cache: cache.norm3, adding: dx2)
         let dContext = norm4.backward(dn4, cache: cache.norm4)
-        var dx = dx1
-        dx.add(norm1.backward(attn.backward(dx1, cache: cache.attn), cache: cache.norm1))
+        let dx = norm1.backward(attn.backward(dx1, cache: cache.attn), cache: cache.norm1, adding: dx1)
         return (dx, dContext)
     }
 }

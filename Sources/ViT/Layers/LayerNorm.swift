@@ -24,10 +24,16 @@ public struct LayerNorm: Sendable {
         return (y, Cache(input: x, saved: saved))
     }
 
-    public func backward(_ dy: Tensor, cache: Cache) -> Tensor {
+    /// Inference: the output alone.
+    public func infer(_ x: Tensor) -> Tensor {
+        LayerNormOp.forward(x, weight: weight.value, bias: bias.value, eps: eps).0
+    }
+
+    /// `residual`, when given, is added to dx (the gradient through a skip connection).
+    public func backward(_ dy: Tensor, cache: Cache, adding residual: Tensor? = nil) -> Tensor {
         weight.withGradPointer { gw in bias.withGradPointer { gb in
             LayerNormOp.backward(dy, input: cache.input, saved: cache.saved, weight: weight.value,
-                                 weightGrad: gw, biasGrad: gb)
+                                 weightGrad: gw, biasGrad: gb, adding: residual)
         } }
     }
 }

@@ -20,8 +20,9 @@ public struct Linear: Sendable {
     public var inFeatures: Int { weight.shape[1] }
     public var outFeatures: Int { weight.shape[0] }
 
-    public func forward(_ x: Tensor) -> Tensor {
-        LinearOp.forward(x, weight: weight.value, bias: bias?.value)
+    /// y = x·Wᵀ + b, plus `residual` when given (a skip connection, added in the same pass).
+    public func forward(_ x: Tensor, adding residual: Tensor? = nil) -> Tensor {
+        LinearOp.forward(x, weight: weight.value, bias: bias?.value, adding: residual)
     }
 
     /// Accumulates weight and bias gradients; returns dx.

@@ -53,8 +53,6 @@ extension VisionTransformer {
     /// Output of the last block on all tokens, before the final norm, without keeping caches:
     /// BootMAE's momentum target.
     public func lastBlockOutput(_ images: Tensor) -> Tensor {
-        var x = addClassAndPosition(patchEmbed.forward(images).0)
-        for block in blocks { x = block.forward(x).0 }
-        return x
+        intermediateTokens(images, blocks: blocks.count)
     }
 }
