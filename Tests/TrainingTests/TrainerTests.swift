@@ -87,6 +87,9 @@ final class TrainerTests: XCTestCase {
         let run = try RunDirectory(scratch.appendingPathComponent("export").path, mode: .fresh)
         let trainer = try Pretrainer(config: Self.bootmae, recipe: recipe(epochs: 1, subset: 64), run: run, resume: false)
         _ = try trainer.train(progress: quiet())
+        // Results written beside the run become the card's headline table.
+        try Data(#"{"top1": 0.8361, "k": 20}"#.utf8).write(to: run.file("knn.json"))
+        try Data(#"{"psnr": 17.703, "masking": "block"}"#.utf8).write(to: run.file("eval.json"))
         let out = scratch.appendingPathComponent("models/tiny")
         let summary = try Exporter.export(run: run.url.path, to: out.path, half: false, overwrite: false)
         XCTAssertEqual(summary.kind, .pretraining)
@@ -98,7 +101,10 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(served.embed(images, pooling: .mean), trainer.network.encoder.embed(images, pooling: .mean))
         // The pixel decoder comes along, so the server can reconstruct.
         XCTAssertNoThrow(try PretrainingDirectory.load(out))
-        XCTAssertTrue(try String(contentsOf: out.appendingPathComponent("MODEL_CARD.md"), encoding: .utf8).contains("## Data and recipe"))
+        let card = try String(contentsOf: out.appendingPathComponent("MODEL_CARD.md"), encoding: .utf8)
+        XCTAssertTrue(card.contains("## Data and recipe"))
+        XCTAssertTrue(card.contains("| k-NN top-1 (frozen) | 83.61% |"), card)
+        XCTAssertTrue(card.contains("| masked-patch PSNR, block masks | 17.70 dB |"), card)
     }
 
     func testFineTuningLearnsAndExportsAClassifier() throws {

@@ -87,11 +87,32 @@ enum ModelCard {
         s += "\n## Data and recipe\n\n```json\n\(file("recipe.json") ?? "{}")\n```\n"
         if let commands = file("commands.txt") { s += "\n## Commands\n\n```\n\(commands)```\n" }
         var metrics = ""
-        for n in ["result.json", "history.json", "eval.json", "linprobe.json", "knn.json"] {
+        for n in metricFiles {
             if let text = file(n) { metrics += "\n`\(n)`:\n\n```json\n\(text)\n```\n" }
         }
-        if !metrics.isEmpty { s += "\n## Metrics\n" + metrics }
+        if !metrics.isEmpty { s += "\n## Metrics\n\n" + summary(run: run) + "\nThe measurements in full:\n" + metrics }
         s += "\n## Limits\n\nTrained and evaluated only on the data named above; inputs are resized and center-cropped to the configured size.\n"
         return s
+    }
+
+    /// The result files a run folder may hold, in the order the card shows them.
+    static let metricFiles = ["result.json", "history.json", "eval.json", "eval-random.json", "linprobe.json", "knn.json"]
+
+    /// One line per headline number found in the run folder's result files.
+    static func summary(run: RunDirectory) -> String {
+        func object(_ n: String) -> [String: Any]? {
+            (try? Data(contentsOf: run.file(n))).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
+        }
+        func number(_ n: String, _ key: String) -> Double? { (object(n)?[key] as? NSNumber)?.doubleValue }
+        var lines: [String] = []
+        if let top1 = number("eval.json", "top1") { lines.append(String(format: "| test top-1 | %.2f%% |", 100 * top1)) }
+        for n in ["eval.json", "eval-random.json"] {
+            if let psnr = number(n, "psnr"), let masking = object(n)?["masking"] as? String {
+                lines.append(String(format: "| masked-patch PSNR, %@ masks | %.2f dB |", masking as NSString, psnr))
+            }
+        }
+        if let top1 = number("knn.json", "top1") { lines.append(String(format: "| k-NN top-1 (frozen) | %.2f%% |", 100 * top1)) }
+        if let top1 = number("linprobe.json", "top1") { lines.append(String(format: "| linear probe top-1 (frozen) | %.2f%% |", 100 * top1)) }
+        return lines.isEmpty ? "" : "| metric (test split) | value |\n|---|---|\n" + lines.joined(separator: "\n") + "\n"
     }
 }
