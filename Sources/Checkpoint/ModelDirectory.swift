@@ -51,8 +51,9 @@ public enum ModelDirectory {
         return model
     }
 
-    /// Copies tensors into parameters by name. BootMAE's `q_bias`/`v_bias` fill a fused
-    /// `qkv.bias` as [q | 0 | v] when the model has one (the timm mapping of spec §8.3).
+    /// Copies tensors into parameters by name, each read from the file straight into the
+    /// parameter's storage. BootMAE's `q_bias`/`v_bias` fill a fused `qkv.bias` as [q | 0 | v]
+    /// when the model has one (the timm mapping of spec §8.3).
     /// A frozen parameter (a generated sin-cos table) keeps its value when the file lacks it;
     /// a saved table is used as saved.
     public static func load(_ params: ParameterList, from weights: SafeTensorsFile, prefix: String = "",
@@ -60,27 +61,31 @@ public enum ModelDirectory {
         var used = Set<String>()
         for (name, parameter) in params.entries {
             let key = prefix + name
-            let value: Tensor
-            if weights.entries[key] != nil {
-                value = try weights.tensor(key)
+            if let entry = weights.entries[key] {
+                try checkShape(key, found: entry.shape, expected: parameter.shape)
+                try parameter.value.data.withUnsafeMutableBufferPointer { try weights.read(key, into: $0) }
                 used.insert(key)
             } else if key.hasSuffix("attn.qkv.bias"), let fused = try fusedQKVBias(key, weights, width: parameter.shape[0] / 3) {
-                value = fused.tensor
+                try checkShape(key, found: fused.tensor.shape, expected: parameter.shape)
+                parameter.value = fused.tensor
                 used.formUnion(fused.keys)
             } else if !parameter.trainable {
                 continue
             } else {
                 throw CheckpointError.missingTensor(key, expected: parameter.shape)
             }
-            guard value.count == parameter.value.count, value.shape == parameter.shape || squeezedEqual(value.shape, parameter.shape) else {
-                throw CheckpointError.shapeMismatch(key, expected: parameter.shape, found: value.shape)
-            }
-            parameter.value = value.reshaped(parameter.shape)
         }
         for key in weights.entries.keys.sorted() where key.hasPrefix(prefix) && !used.contains(key) {
             let local = String(key.dropFirst(prefix.count))
             if ignoredPrefixes.contains(where: { local.hasPrefix($0) }) { continue }
             throw CheckpointError.unexpectedTensor(key, shape: weights.entries[key]!.shape)
+        }
+    }
+
+    /// A stored shape fits a parameter when it is the same up to axes of size 1.
+    static func checkShape(_ key: String, found: [Int], expected: [Int]) throws {
+        guard found == expected || squeezedEqual(found, expected) else {
+            throw CheckpointError.shapeMismatch(key, expected: expected, found: found)
         }
     }
 

@@ -4,6 +4,9 @@ import Tensor
 /// The safetensors file format: an 8-byte little-endian header length, a JSON header mapping each
 /// tensor name to {dtype, shape, data_offsets}, then the raw little-endian tensor bytes.
 /// Floats (F32, F16, BF16) load as Float32; I64/I32 load as integer arrays.
+///
+/// Opening a file reads only its header; each tensor is read from the file when asked for, straight
+/// into its destination, so loading a model never holds the file and the weights at once.
 public struct SafeTensorsFile: Sendable {
     public enum DType: String, Sendable {
         case f32 = "F32", f16 = "F16", bf16 = "BF16", i64 = "I64", i32 = "I32", f64 = "F64"
@@ -19,110 +22,171 @@ public struct SafeTensorsFile: Sendable {
     public struct Entry: Sendable {
         public var dtype: DType
         public var shape: [Int]
+        /// Byte range within the data section (after the header).
         var range: Range<Int>
+        public var count: Int { range.count / dtype.size }
     }
 
     public let entries: [String: Entry]
     public let metadata: [String: String]
-    private let bytes: Data
+    private let source: any ByteSource
     private let dataStart: Int
 
     public var names: [String] { entries.keys.sorted() }
 
+    /// Opens `url` and reads its header; tensors are read on demand.
     public init(contentsOf url: URL) throws {
-        let data: Data
-        do { data = try Data(contentsOf: url, options: .alwaysMapped) } catch {
-            throw CheckpointError.unreadable(url.path, error.localizedDescription)
-        }
-        try self.init(data: data, source: url.path)
+        try self.init(source: FileBytes(path: url.path))
     }
 
     public init(data: Data, source: String = "<memory>") throws {
-        guard data.count >= 8 else { throw CheckpointError.malformed(source, "file shorter than its 8-byte header length") }
-        var headerLength: UInt64 = 0
-        for (i, byte) in data.prefix(8).enumerated() { headerLength |= UInt64(byte) << UInt64(8 * i) }
-        guard headerLength <= UInt64(data.count - 8) else {
-            throw CheckpointError.malformed(source, "header length \(headerLength) exceeds file size \(data.count)")
+        try self.init(source: MemoryBytes(data: data, origin: source))
+    }
+
+    private init(source: any ByteSource) throws {
+        let headerLength = try Self.headerLength(source)
+        let header = try source.bytes(8..<(8 + headerLength))
+        let payload = source.count - 8 - headerLength
+        (entries, metadata) = try Self.parseHeader(header, payload: payload, origin: source.origin)
+        self.source = source
+        self.dataStart = 8 + headerLength
+    }
+
+    /// The little-endian length of the JSON header, checked against the size of the file.
+    private static func headerLength(_ source: any ByteSource) throws -> Int {
+        guard source.count >= 8 else { throw CheckpointError.malformed(source.origin, "file shorter than its 8-byte header length") }
+        let lengthBytes = try source.bytes(0..<8)
+        let length = lengthBytes.enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << UInt64(8 * $1.offset) }
+        guard length <= UInt64(source.count - 8) else {
+            throw CheckpointError.malformed(source.origin, "header length \(length) exceeds file size \(source.count)")
         }
-        let start = data.startIndex
-        let headerData = data[(start + 8)..<(start + 8 + Int(headerLength))]
-        guard let json = try? JSONSerialization.jsonObject(with: headerData) as? [String: Any] else {
-            throw CheckpointError.malformed(source, "header is not a JSON object")
+        return Int(length)
+    }
+
+    /// Tensor entries and metadata from the JSON header; every entry's bytes must lie within the
+    /// `payload` bytes that follow the header and match its dtype and shape exactly.
+    private static func parseHeader(_ header: [UInt8], payload: Int, origin: String) throws -> ([String: Entry], [String: String]) {
+        guard let json = try? JSONSerialization.jsonObject(with: Data(header)) as? [String: Any] else {
+            throw CheckpointError.malformed(origin, "header is not a JSON object")
         }
         var entries: [String: Entry] = [:]
         var metadata: [String: String] = [:]
-        let payload = data.count - 8 - Int(headerLength)
         for (name, value) in json {
             if name == "__metadata__" {
                 metadata = (value as? [String: String]) ?? [:]
                 continue
             }
-            guard let info = value as? [String: Any],
-                  let dt = info["dtype"] as? String,
-                  let shape = info["shape"] as? [Int],
-                  let offsets = info["data_offsets"] as? [Int], offsets.count == 2 else {
-                throw CheckpointError.malformed(source, "tensor \(name): bad header entry")
-            }
-            guard let dtype = DType(rawValue: dt) else {
-                throw CheckpointError.malformed(source, "tensor \(name): unsupported dtype \(dt)")
-            }
-            let expected = shape.reduce(1, *) * dtype.size
-            guard offsets[0] >= 0, offsets[1] <= payload, offsets[1] - offsets[0] == expected else {
-                throw CheckpointError.malformed(source, "tensor \(name): offsets \(offsets) do not hold \(shape) \(dt)")
-            }
-            entries[name] = Entry(dtype: dtype, shape: shape, range: offsets[0]..<offsets[1])
+            entries[name] = try entry(name, value, payload: payload, origin: origin)
         }
-        self.entries = entries
-        self.metadata = metadata
-        self.bytes = data
-        self.dataStart = 8 + Int(headerLength)
+        return (entries, metadata)
     }
+
+    private static func entry(_ name: String, _ value: Any, payload: Int, origin: String) throws -> Entry {
+        guard let info = value as? [String: Any],
+              let dt = info["dtype"] as? String,
+              let shape = info["shape"] as? [Int],
+              let offsets = info["data_offsets"] as? [Int], offsets.count == 2 else {
+            throw CheckpointError.malformed(origin, "tensor \(name): bad header entry")
+        }
+        guard let dtype = DType(rawValue: dt) else {
+            throw CheckpointError.malformed(origin, "tensor \(name): unsupported dtype \(dt)")
+        }
+        guard let expected = byteCount(shape: shape, elementSize: dtype.size),
+              offsets[0] >= 0, offsets[0] <= offsets[1], offsets[1] <= payload, offsets[1] - offsets[0] == expected else {
+            throw CheckpointError.malformed(origin, "tensor \(name): offsets \(offsets) do not hold \(shape) \(dt)")
+        }
+        return Entry(dtype: dtype, shape: shape, range: offsets[0]..<offsets[1])
+    }
+
+    /// Bytes of a tensor of `shape`; nil for negative dimensions or a size that overflows.
+    private static func byteCount(shape: [Int], elementSize: Int) -> Int? {
+        var total = elementSize
+        for dim in shape {
+            guard dim >= 0 else { return nil }
+            let (product, overflow) = total.multipliedReportingOverflow(by: dim)
+            if overflow { return nil }
+            total = product
+        }
+        return total
+    }
+
+    // MARK: Reading tensors
 
     /// The named floating-point tensor as Float32.
     public func tensor(_ name: String) throws -> Tensor {
-        guard let e = entries[name] else { throw CheckpointError.missingTensor(name, expected: nil) }
-        let n = e.shape.reduce(1, *)
-        let base = bytes.startIndex + dataStart
-        let raw = bytes[(base + e.range.lowerBound)..<(base + e.range.upperBound)]
-        var values = [Float](repeating: 0, count: n)
-        raw.withUnsafeBytes { src in
-            values.withUnsafeMutableBufferPointer { dst in
-                switch e.dtype {
-                case .f32:
-                    _ = memcpy(dst.baseAddress!, src.baseAddress!, n * 4)
-                case .f16:
-                    for i in 0..<n { dst[i] = Float(Float16(bitPattern: src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) }
-                case .bf16:
-                    for i in 0..<n { dst[i] = Float(bitPattern: UInt32(src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) << 16) }
-                case .f64:
-                    for i in 0..<n { dst[i] = Float(src.loadUnaligned(fromByteOffset: 8 * i, as: Double.self)) }
-                case .i64:
-                    for i in 0..<n { dst[i] = Float(src.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self)) }
-                case .i32:
-                    for i in 0..<n { dst[i] = Float(src.loadUnaligned(fromByteOffset: 4 * i, as: Int32.self)) }
-                }
-            }
+        let e = try entry(name)
+        let values = try [Float](unsafeUninitializedCapacity: e.count) { buffer, initialized in
+            try read(name, into: buffer)
+            initialized = e.count
         }
         return Tensor(shape: e.shape, data: values)
     }
 
+    /// Reads the named tensor as Float32 into `destination`, which must hold exactly its elements:
+    /// a model's parameters are filled in place, with no second copy of the weights.
+    public func read(_ name: String, into destination: UnsafeMutableBufferPointer<Float>) throws {
+        let e = try entry(name)
+        precondition(destination.count == e.count, "read \(name): \(e.count) elements into a buffer of \(destination.count)")
+        guard let base = destination.baseAddress else { return }
+        let start = dataStart + e.range.lowerBound
+        if e.dtype == .f32 {
+            try source.read(start..<(start + e.range.count), into: UnsafeMutableRawBufferPointer(destination))
+            return
+        }
+        // Other dtypes pass through a small buffer, converted a chunk at a time.
+        let chunk = max(1, Self.conversionChunkBytes / e.dtype.size)
+        let raw = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk * e.dtype.size, alignment: 8)
+        defer { raw.deallocate() }
+        for first in stride(from: 0, to: e.count, by: chunk) {
+            let n = min(chunk, e.count - first)
+            let bytes = UnsafeMutableRawBufferPointer(rebasing: raw[0..<(n * e.dtype.size)])
+            let offset = start + first * e.dtype.size
+            try source.read(offset..<(offset + bytes.count), into: bytes)
+            Self.convert(UnsafeRawBufferPointer(bytes), from: e.dtype, into: base + first, count: n)
+        }
+    }
+
+    /// Bytes converted per step for dtypes other than F32 (the scratch buffer stays in cache).
+    static let conversionChunkBytes = 1 << 18
+
+    /// Little-endian elements of `dtype` → Float32.
+    static func convert(_ src: UnsafeRawBufferPointer, from dtype: DType, into dst: UnsafeMutablePointer<Float>, count n: Int) {
+        switch dtype {
+        case .f32:
+            for i in 0..<n { dst[i] = src.loadUnaligned(fromByteOffset: 4 * i, as: Float.self) }
+        case .f16:
+            for i in 0..<n { dst[i] = Float(Float16(bitPattern: src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) }
+        case .bf16:
+            for i in 0..<n { dst[i] = Float(bitPattern: UInt32(src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) << 16) }
+        case .f64:
+            for i in 0..<n { dst[i] = Float(src.loadUnaligned(fromByteOffset: 8 * i, as: Double.self)) }
+        case .i64:
+            for i in 0..<n { dst[i] = Float(src.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self)) }
+        case .i32:
+            for i in 0..<n { dst[i] = Float(src.loadUnaligned(fromByteOffset: 4 * i, as: Int32.self)) }
+        }
+    }
+
     /// The named integer tensor (I64 or I32) as Int.
     public func integers(_ name: String) throws -> (shape: [Int], values: [Int]) {
-        guard let e = entries[name] else { throw CheckpointError.missingTensor(name, expected: nil) }
-        let n = e.shape.reduce(1, *)
-        let base = bytes.startIndex + dataStart
-        let raw = bytes[(base + e.range.lowerBound)..<(base + e.range.upperBound)]
-        let values: [Int] = raw.withUnsafeBytes { src in
-            switch e.dtype {
-            case .i64: return (0..<n).map { Int(src.loadUnaligned(fromByteOffset: 8 * $0, as: Int64.self)) }
-            case .i32: return (0..<n).map { Int(src.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self)) }
-            default: return []
-            }
-        }
+        let e = try entry(name)
         guard e.dtype == .i64 || e.dtype == .i32 else {
             throw CheckpointError.malformed("tensor \(name)", "expected an integer dtype, found \(e.dtype.rawValue)")
         }
+        let start = dataStart + e.range.lowerBound
+        let raw = try source.bytes(start..<(start + e.range.count))
+        let values: [Int] = raw.withUnsafeBytes { src in
+            (0..<e.count).map { i in
+                e.dtype == .i64 ? Int(src.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self))
+                                : Int(src.loadUnaligned(fromByteOffset: 4 * i, as: Int32.self))
+            }
+        }
         return (e.shape, values)
+    }
+
+    private func entry(_ name: String) throws -> Entry {
+        guard let e = entries[name] else { throw CheckpointError.missingTensor(name, expected: nil) }
+        return e
     }
 }
 

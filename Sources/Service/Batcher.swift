@@ -132,7 +132,7 @@ public final class Batcher: @unchecked Sendable {
         for job in live { metrics.observe("bootmae_queue_seconds", [("model", model.id)], now.timeIntervalSince(job.enqueued)) }
         let start = Date()
         let images = Tensor(shape: [live.count, c.inChans, c.imgSize, c.imgSize], data: live.flatMap(\.input))
-        let tokens = model.encoder.infer(images)
+        let tokens = model.encoder.infer(images, workspace: model.workspace)
         var pooledCache: [ViTConfig.Pooling: Tensor] = [:]
         func pooled(_ p: ViTConfig.Pooling) -> Tensor {
             if let t = pooledCache[p] { return t }

@@ -15,6 +15,9 @@ public final class LoadedModel: @unchecked Sendable {
     public let preprocessor: ImagePreprocessor
     public let created: Int
     public let provenance: [String: String]
+    /// The encoder's inference buffers, reused by every batch. Only the compute thread (and the
+    /// warm-up before it starts) runs forwards, so one workspace per model suffices.
+    let workspace = InferenceWorkspace()
 
     public var canClassify: Bool { encoder.head != nil && !(config.labels ?? []).isEmpty }
     public var canReconstruct: Bool { network != nil }
@@ -110,7 +113,7 @@ public final class ModelRegistry: @unchecked Sendable {
         for (_, m) in models {
             let c = m.config
             let zeros = Tensor(zeros: [1, c.inChans, c.imgSize, c.imgSize])
-            _ = m.encoder.embed(zeros)
+            _ = m.encoder.embed(zeros, workspace: m.workspace)
             if let network = m.network {
                 var rng = SeededRandom(seed: 0)
                 _ = network.reconstruct(zeros, plan: network.maskPlan(batch: 1, rng: &rng, masking: "random"))

@@ -90,17 +90,19 @@ public struct VisionTransformer: Sendable {
     }
 
     /// Inference: the tokens `forward` returns, computed without anything kept for backward.
-    public func infer(_ images: Tensor) -> Tensor {
-        let x = intermediateTokens(images, blocks: blocks.count)
+    /// Callers that run many forwards (the server) pass a workspace they keep.
+    public func infer(_ images: Tensor, workspace: InferenceWorkspace = InferenceWorkspace()) -> Tensor {
+        let x = intermediateTokens(images, blocks: blocks.count, workspace: workspace)
         return norm?.infer(x) ?? x
     }
 
     /// Tokens after the first `blocks` transformer blocks (no final norm), without keeping caches:
     /// the intermediate features linear probes read (BootMAE probes block 10 of 12).
-    public func intermediateTokens(_ images: Tensor, blocks count: Int) -> Tensor {
+    public func intermediateTokens(_ images: Tensor, blocks count: Int,
+                                   workspace: InferenceWorkspace = InferenceWorkspace()) -> Tensor {
         precondition(count >= 1 && count <= blocks.count, "block count \(count) outside 1...\(blocks.count)")
         var x = addClassAndPosition(patchEmbed.forward(images).0)
-        for block in blocks.prefix(count) { x = block.infer(x) }
+        for block in blocks.prefix(count) { block.infer(&x, workspace: workspace) }
         return x
     }
 
@@ -156,7 +158,8 @@ public struct VisionTransformer: Sendable {
     }
 
     /// Convenience: images → embeddings, through the inference path.
-    public func embed(_ images: Tensor, pooling: ViTConfig.Pooling? = nil) -> Tensor {
-        pool(infer(images), pooling)
+    public func embed(_ images: Tensor, pooling: ViTConfig.Pooling? = nil,
+                      workspace: InferenceWorkspace = InferenceWorkspace()) -> Tensor {
+        pool(infer(images, workspace: workspace), pooling)
     }
 }

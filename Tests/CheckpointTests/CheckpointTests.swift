@@ -157,3 +157,113 @@ final class ModelDirectoryTests: XCTestCase {
         XCTAssertEqual(again.forward(images).0, model.forward(images).0)
     }
 }
+
+/// Files are read tensor by tensor from disk (never whole): what is read must equal what an
+/// in-memory copy of the same bytes gives, and a damaged file must stay an error, not a crash.
+final class SafeTensorsFileReadingTests: XCTestCase {
+    var scratch: URL!
+
+    override func setUpWithError() throws {
+        scratch = FileManager.default.temporaryDirectory.appendingPathComponent("stf-\(UUID())")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: scratch) }
+
+    func write(_ data: Data, _ name: String = "w.safetensors") throws -> URL {
+        let url = scratch.appendingPathComponent(name)
+        try data.write(to: url)
+        return url
+    }
+
+    /// Random tensors, one longer than a conversion chunk so F16 reads take several steps.
+    func sampleTensors() -> [(String, Tensor)] {
+        var rng = SeededRandom(seed: 7)
+        let long = 200_003   // F16: 400 kB, more than one 256 KiB conversion chunk
+        return [("long", Tensor(shape: [long], data: (0..<long).map { _ in rng.normal() })),
+                ("matrix", Tensor(shape: [3, 5], data: (0..<15).map { _ in rng.normal() })),
+                ("empty", Tensor(zeros: [0, 4]))]
+    }
+
+    func testFileReadsEqualInMemoryReads() throws {
+        for dtype in [SafeTensorsFile.DType.f32, .f16] {
+            let bytes = SafeTensorsWriter.encode(sampleTensors(), metadata: ["k": "v"], dtype: dtype)
+            let fromFile = try SafeTensorsFile(contentsOf: try write(bytes, "\(dtype).safetensors"))
+            let inMemory = try SafeTensorsFile(data: bytes)
+            XCTAssertEqual(fromFile.names, inMemory.names)
+            XCTAssertEqual(fromFile.metadata, ["k": "v"])
+            for name in inMemory.names {
+                XCTAssertEqual(try fromFile.tensor(name), try inMemory.tensor(name), "\(dtype) \(name)")
+            }
+        }
+    }
+
+    func testF16StoredWeightsReadAsTheirFloat32Values() throws {
+        let tensors = sampleTensors()
+        let file = try SafeTensorsFile(contentsOf: try write(SafeTensorsWriter.encode(tensors, dtype: .f16)))
+        for (name, t) in tensors {
+            XCTAssertEqual(try file.tensor(name).data, t.data.map { Float(Float16($0)) }, name)
+        }
+    }
+
+    func testBF16IsTheUpperHalfOfFloat32() throws {
+        let values: [Float] = [1, -2.5, 0.15625, 3e38]
+        let halves = values.map { UInt16($0.bitPattern >> 16) }
+        let header = #"{"x":{"dtype":"BF16","shape":[4],"data_offsets":[0,8]}}"#
+        var data = Data([UInt8(header.utf8.count), 0, 0, 0, 0, 0, 0, 0]) + Data(header.utf8)
+        halves.withUnsafeBytes { data.append(contentsOf: $0) }
+        let file = try SafeTensorsFile(contentsOf: try write(data))
+        XCTAssertEqual(try file.tensor("x").data, values.map { Float(bitPattern: $0.bitPattern & 0xFFFF_0000) })
+    }
+
+    func testReadIntoAnExistingBufferFillsItInPlace() throws {
+        let tensors = sampleTensors()
+        let file = try SafeTensorsFile(contentsOf: try write(SafeTensorsWriter.encode(tensors)))
+        var target = Tensor(zeros: [3, 5])
+        try target.data.withUnsafeMutableBufferPointer { try file.read("matrix", into: $0) }
+        XCTAssertEqual(target, tensors[1].1)
+    }
+
+    func testTruncatedFileIsAnErrorWhenOpened() throws {
+        let bytes = SafeTensorsWriter.encode(sampleTensors())
+        for keep in [0, 5, 8, 20, bytes.count - 1] {
+            let url = try write(bytes.prefix(keep), "cut-\(keep).safetensors")
+            XCTAssertThrowsError(try SafeTensorsFile(contentsOf: url), "kept \(keep) bytes") { error in
+                guard case .malformed? = error as? CheckpointError else { return XCTFail("kept \(keep): \(error)") }
+            }
+        }
+    }
+
+    /// A file cut short after its header was read (rewritten in place by another program).
+    func testFileTruncatedWhileOpenIsAnErrorWhenRead() throws {
+        let url = try write(SafeTensorsWriter.encode(sampleTensors()))
+        let file = try SafeTensorsFile(contentsOf: url)
+        XCTAssertEqual(truncate(url.path, 200), 0)
+        XCTAssertThrowsError(try file.tensor("long")) { error in
+            guard case let .malformed(_, why)? = error as? CheckpointError else { return XCTFail("\(error)") }
+            XCTAssertTrue(why.contains("truncated"), why)
+        }
+    }
+
+    func testImpossibleShapesAreErrorsNotCrashes() {
+        func file(_ shape: String, _ offsets: String) -> Data {
+            let header = #"{"x":{"dtype":"F32","shape":\#(shape),"data_offsets":\#(offsets)}}"#
+            return Data([UInt8(header.utf8.count), 0, 0, 0, 0, 0, 0, 0]) + Data(header.utf8) + Data(count: 16)
+        }
+        let cases = [("negative dimension", file("[-4]", "[16,0]")),
+                     ("overflowing size", file("[4611686018427387904,4]", "[0,16]")),
+                     ("reversed offsets", file("[0]", "[8,-9223372036854775807]"))]
+        for (name, data) in cases {
+            XCTAssertThrowsError(try SafeTensorsFile(data: data), name) { error in
+                XCTAssertTrue(error is CheckpointError, "\(name): \(error)")
+            }
+        }
+    }
+
+    func testMissingFileNamesThePath() {
+        let url = scratch.appendingPathComponent("absent.safetensors")
+        XCTAssertThrowsError(try SafeTensorsFile(contentsOf: url)) { error in
+            XCTAssertEqual(error as? CheckpointError, .unreadable(url.path, String(cString: strerror(ENOENT))))
+        }
+    }
+}

@@ -13,6 +13,8 @@ struct ForwardMode {
     let model: VisionTransformer
     let name: String
     let threads: Int
+    /// Kept across calls, as the server keeps one per model.
+    let workspace = InferenceWorkspace()
 
     init(_ options: Options) throws {
         threads = try options.int("--threads", default: 2)
@@ -28,7 +30,7 @@ struct ForwardMode {
         var rng = SeededRandom(seed: UInt64(batch))
         let shape = [batch, c.inChans, c.imgSize, c.imgSize]
         let images = Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in rng.normal() })
-        let timing = timeRuns(seconds: seconds, minIterations: minIterations) { _ = model.embed(images) }
+        let timing = timeRuns(seconds: seconds, minIterations: minIterations) { _ = model.embed(images, workspace: workspace) }
         let t = timing.medianSeconds
         let result: [String: Any] = ["event": "forward", "engine": "swift", "model": name, "batch": batch, "threads": threads,
                                      "iterations": timing.times.count, "median_s": t, "img_per_s": Double(batch) / t,
@@ -43,7 +45,7 @@ struct ForwardMode {
         guard images.shape.count == 4, Array(images.shape[1...]) == [c.inChans, c.imgSize, c.imgSize] else {
             throw BenchError("\(input): images have shape \(images.shape), the model takes (B, \(c.inChans), \(c.imgSize), \(c.imgSize))")
         }
-        let embeddings = model.embed(images)
+        let embeddings = model.embed(images, workspace: workspace)
         try SafeTensorsWriter.write([("embeddings", embeddings)], to: URL(fileURLWithPath: output))
         return ["event": "embed", "output": output, "shape": embeddings.shape]
     }

@@ -38,6 +38,12 @@ public enum AttentionOp {
         qkv.withPointer { attend(selfOperands($0, shape: qkv.shape, heads: heads), savingProbabilitiesTo: nil) }
     }
 
+    /// Inference into a caller's buffer: `qkv` (batch, tokens, 3A) → `out` (batch, tokens, A).
+    public static func selfInfer(qkv: UnsafePointer<Float>, batch: Int, tokens: Int, width: Int, heads: Int,
+                                 into out: UnsafeMutablePointer<Float>) {
+        attend(selfOperands(qkv, shape: [batch, tokens, 3 * width], heads: heads), savingProbabilitiesTo: nil, into: out)
+    }
+
     /// Returns dqkv (B, N, 3A).
     public static func selfBackward(_ dout: Tensor, qkv: Tensor, saved: Saved, heads: Int) -> Tensor {
         let a = qkv.shape[2] / 3
@@ -104,26 +110,29 @@ public enum AttentionOp {
         return (out, Saved(probs: probs))
     }
 
+    /// `attend` into a new (B, Nq, A) tensor.
+    static func attend(_ o: Operands, savingProbabilitiesTo saved: UnsafeMutablePointer<Float>?) -> Tensor {
+        Tensor(shape: [o.batch, o.queries, o.width]) { attend(o, savingProbabilitiesTo: saved, into: $0) }
+    }
+
     /// out = softmax(scale · q kᵀ) v for every (batch, head) pair. The probabilities go to
     /// `saved` (pair-major, for backward) when given; inference reuses one small scratch
     /// matrix per worker instead, which stays in cache.
-    static func attend(_ o: Operands, savingProbabilitiesTo saved: UnsafeMutablePointer<Float>?) -> Tensor {
+    static func attend(_ o: Operands, savingProbabilitiesTo saved: UnsafeMutablePointer<Float>?, into outp: UnsafeMutablePointer<Float>) {
         let (hd, a, nq, nk) = (o.headDim, o.width, o.queries, o.keys)
         // Every pair writes its own columns of `out`, so it needs no zeroing, and pairs (not
         // just images) spread over the cores.
-        return Tensor(shape: [o.batch, nq, a]) { outp in
-            Parallel.forEachChunk(o.batch * o.heads) { chunk in
-                let scratch = saved == nil ? UnsafeMutablePointer<Float>.allocate(capacity: nq * nk) : nil
-                defer { scratch?.deallocate() }
-                for pair in chunk {
-                    let head = Head(o, pair: pair)
-                    let p = saved.map { $0 + head.probs } ?? scratch!
-                    BLAS.single(transB: true, m: nq, n: nk, k: hd, alpha: o.scale,
-                                a: head.q, lda: o.qRow, b: head.k, ldb: o.kRow, c: p, ldc: nk)
-                    SoftmaxOp.forwardRows(p, rows: nq, n: nk)
-                    BLAS.single(m: nq, n: hd, k: nk, a: p, lda: nk, b: head.v, ldb: o.vRow,
-                                c: outp + head.out, ldc: a)
-                }
+        Parallel.forEachChunk(o.batch * o.heads) { chunk in
+            let scratch = saved == nil ? UnsafeMutablePointer<Float>.allocate(capacity: nq * nk) : nil
+            defer { scratch?.deallocate() }
+            for pair in chunk {
+                let head = Head(o, pair: pair)
+                let p = saved.map { $0 + head.probs } ?? scratch!
+                BLAS.single(transB: true, m: nq, n: nk, k: hd, alpha: o.scale,
+                            a: head.q, lda: o.qRow, b: head.k, ldb: o.kRow, c: p, ldc: nk)
+                SoftmaxOp.forwardRows(p, rows: nq, n: nk)
+                BLAS.single(m: nq, n: hd, k: nk, a: p, lda: nk, b: head.v, ldb: o.vRow,
+                            c: outp + head.out, ldc: a)
             }
         }
     }

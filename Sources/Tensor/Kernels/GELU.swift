@@ -23,6 +23,11 @@ public enum GELUOp {
         }
     }
 
+    /// Inference: x ← GELU(x) in place (the activation needs no buffer of its own).
+    public static func applyInPlace(_ x: UnsafeMutablePointer<Float>, count n: Int) {
+        Parallel.forEachChunk(n, grain: 1 << 15) { r in for i in r { x[i] = x[i] * cdf(x[i]) } }
+    }
+
     /// The forward for training: y and dy/dx in one pass. Backward then needs one multiply per
     /// element instead of evaluating Φ and φ again (they cost far more than the GEMMs' memory traffic).
     public static func forwardWithDerivative(_ x: Tensor) -> (y: Tensor, derivative: Tensor) {

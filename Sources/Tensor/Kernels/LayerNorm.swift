@@ -15,22 +15,34 @@ public enum LayerNormOp {
         var rstd = [Float](repeating: 0, count: rows)
         let y = Tensor(shape: x.shape) { yp in
             x.withPointer { xp in mean.withUnsafeMutableBufferPointer { meanb in rstd.withUnsafeMutableBufferPointer { rstdb in
-                let w = weight?.data, b = bias?.data
                 Parallel.forEachChunk(rows, grain: 64) { chunk in for r in chunk {
-                    let row = xp + r * d, out = yp + r * d
-                    // Two passes (mean, then squared deviations) keep the variance accurate.
-                    let mu = Vector.sum(row, d) / Float(d)
-                    let variance = Vector.sumSquaredDeviation(row, d, from: mu) / Float(d)
-                    let rs = 1 / (variance + eps).squareRoot()
-                    meanb[r] = mu
-                    rstdb[r] = rs
-                    for i in 0..<d { out[i] = (row[i] - mu) * rs }
-                    if let w { w.withUnsafeBufferPointer { wp in for i in 0..<d { out[i] *= wp[i] } } }
-                    if let b { b.withUnsafeBufferPointer { bp in for i in 0..<d { out[i] += bp[i] } } }
+                    (meanb[r], rstdb[r]) = normalizeRow(xp + r * d, into: yp + r * d, d, weight: weight, bias: bias, eps: eps)
                 } }
             } } }
         }
         return (y, Saved(mean: mean, rstd: rstd))
+    }
+
+    /// Inference: `rows` rows of width `d` from `x` normalized into `y`, nothing saved.
+    public static func infer(_ x: UnsafePointer<Float>, rows: Int, _ d: Int, weight: Tensor?, bias: Tensor?, eps: Float,
+                             into y: UnsafeMutablePointer<Float>) {
+        Parallel.forEachChunk(rows, grain: 64) { chunk in for r in chunk {
+            _ = normalizeRow(x + r * d, into: y + r * d, d, weight: weight, bias: bias, eps: eps)
+        } }
+    }
+
+    /// One row: out = (row − μ)·(1/σ)·γ + β; returns (μ, 1/σ).
+    @inline(__always)
+    static func normalizeRow(_ row: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, _ d: Int,
+                             weight: Tensor?, bias: Tensor?, eps: Float) -> (mean: Float, rstd: Float) {
+        // Two passes (mean, then squared deviations) keep the variance accurate.
+        let mu = Vector.sum(row, d) / Float(d)
+        let variance = Vector.sumSquaredDeviation(row, d, from: mu) / Float(d)
+        let rs = 1 / (variance + eps).squareRoot()
+        for i in 0..<d { out[i] = (row[i] - mu) * rs }
+        if let w = weight?.data { w.withUnsafeBufferPointer { wp in for i in 0..<d { out[i] *= wp[i] } } }
+        if let b = bias?.data { b.withUnsafeBufferPointer { bp in for i in 0..<d { out[i] += bp[i] } } }
+        return (mu, rs)
     }
 
     /// Returns dx, plus `residual` when given (the gradient arriving through a skip connection

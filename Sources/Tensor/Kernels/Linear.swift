@@ -21,6 +21,27 @@ public enum LinearOp {
         }
     }
 
+    /// Inference into a caller's buffer: y = x·Wᵀ + b for `rows` rows, or with `accumulate`,
+    /// y += x·Wᵀ + b (y holds a skip connection that is updated in place). Same arithmetic as
+    /// `forward`, which adds the residual and bias in one pass before the GEMM accumulates.
+    public static func infer(_ x: UnsafePointer<Float>, rows: Int, weight: Tensor, bias: Tensor?,
+                             into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        let (outDim, inDim) = (weight.shape[0], weight.shape[1])
+        precondition(bias.map { $0.count == outDim } ?? true, "linear: bias \(bias!.shape) vs out \(outDim)")
+        if let bias {
+            bias.withPointer { bp in
+                Parallel.forEachChunk(rows, grain: 256) { chunk in for r in chunk {
+                    let out = y + r * outDim
+                    if accumulate { for i in 0..<outDim { out[i] = out[i] + bp[i] } } else { out.update(from: bp, count: outDim) }
+                } }
+            }
+        }
+        weight.withPointer { wp in
+            BLAS.gemm(transB: true, m: rows, n: outDim, k: inDim, a: x, lda: inDim, b: wp, ldb: inDim,
+                      beta: accumulate || bias != nil ? 1 : 0, c: y, ldc: outDim)
+        }
+    }
+
     /// Writes residual + bias (either may be absent) into y; returns true when there is neither,
     /// leaving y for a beta-0 GEMM to overwrite.
     static func initialize(_ y: UnsafeMutablePointer<Float>, rows: Int, cols: Int, bias: Tensor?, residual: Tensor?) -> Bool {

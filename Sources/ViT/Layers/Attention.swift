@@ -48,6 +48,11 @@ public struct QKVProjection: Sendable {
         LinearOp.forward(x, weight: weight.value, bias: effectiveBias)
     }
 
+    /// Inference into a buffer of rows × 3·width.
+    func infer(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>) {
+        LinearOp.infer(x, rows: rows, weight: weight.value, bias: effectiveBias, into: y, accumulate: false)
+    }
+
     public func backward(_ dy: Tensor, input x: Tensor) -> Tensor {
         let a = width
         switch mode {
@@ -93,9 +98,15 @@ public struct SelfAttention: Sendable {
         return (proj.forward(context, adding: residual), Cache(input: x, qkv: q, attention: saved, context: context))
     }
 
-    /// Inference: no probabilities or projections kept for backward.
-    public func infer(_ x: Tensor, adding residual: Tensor? = nil) -> Tensor {
-        proj.forward(AttentionOp.selfInfer(qkv: qkv.forward(x), heads: heads), adding: residual)
+    /// Inference: y += proj(attention(qkv(x))) for `batch` images of `tokens` tokens, y holding
+    /// the skip connection; q, k, v and the context live in the workspace.
+    func infer(_ x: UnsafePointer<Float>, batch: Int, tokens: Int, addingInto y: UnsafeMutablePointer<Float>,
+               workspace: InferenceWorkspace) {
+        let rows = batch * tokens
+        let (q, context) = workspace.attention(rows: rows, width: qkv.width)
+        qkv.infer(x, rows: rows, into: q)
+        AttentionOp.selfInfer(qkv: q, batch: batch, tokens: tokens, width: qkv.width, heads: heads, into: context)
+        proj.infer(context, rows: rows, into: y, accumulate: true)
     }
 
     public func backward(_ dy: Tensor, cache: Cache) -> Tensor {

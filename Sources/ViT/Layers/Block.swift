@@ -30,10 +30,18 @@ public struct Block: Sendable {
         return (y, Cache(norm1: c1, attn: ca, norm2: c2, mlp: cm))
     }
 
-    /// Inference: the same arithmetic as `forward`, nothing kept for backward.
-    public func infer(_ x: Tensor) -> Tensor {
-        let x1 = attn.infer(norm1.infer(x), adding: x)
-        return mlp.infer(norm2.infer(x1), adding: x1)
+    /// Inference in place, x (B, N, dim) ← Block(x): the same arithmetic as `forward`, nothing
+    /// kept for backward, every intermediate in the workspace's buffers.
+    public func infer(_ x: inout Tensor, workspace: InferenceWorkspace) {
+        let (batch, tokens, dim) = (x.shape[0], x.shape[1], x.shape[2])
+        let rows = batch * tokens
+        let normed = workspace.normalized(rows: rows, width: dim)
+        x.withMutablePointer { xp in
+            norm1.infer(xp, rows: rows, into: normed)
+            attn.infer(normed, batch: batch, tokens: tokens, addingInto: xp, workspace: workspace)
+            norm2.infer(xp, rows: rows, into: normed)
+            mlp.infer(normed, rows: rows, addingInto: xp, workspace: workspace)
+        }
     }
 
     public func backward(_ dy: Tensor, cache: Cache) -> Tensor {

@@ -29,6 +29,11 @@ public struct LayerNorm: Sendable {
         LayerNormOp.forward(x, weight: weight.value, bias: bias.value, eps: eps).0
     }
 
+    /// Inference on `rows` rows of `x` written into `y` (the workspace path).
+    func infer(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>) {
+        LayerNormOp.infer(x, rows: rows, weight.shape[0], weight: weight.value, bias: bias.value, eps: eps, into: y)
+    }
+
     /// `residual`, when given, is added to dx (the gradient through a skip connection).
     public func backward(_ dy: Tensor, cache: Cache, adding residual: Tensor? = nil) -> Tensor {
         weight.withGradPointer { gw in bias.withGradPointer { gb in

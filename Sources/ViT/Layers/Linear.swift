@@ -25,6 +25,12 @@ public struct Linear: Sendable {
         LinearOp.forward(x, weight: weight.value, bias: bias?.value, adding: residual)
     }
 
+    /// Inference into a buffer: y = x·Wᵀ + b, or with `accumulate` y += x·Wᵀ + b (y holds a
+    /// skip connection that is updated in place).
+    func infer(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool = false) {
+        LinearOp.infer(x, rows: rows, weight: weight.value, bias: bias?.value, into: y, accumulate: accumulate)
+    }
+
     /// Accumulates weight and bias gradients; returns dx.
     public func backward(_ dy: Tensor, input x: Tensor) -> Tensor {
         if let bias {

@@ -19,9 +19,13 @@ public struct MLP: Sendable {
         return (fc2.forward(g, adding: residual), Cache(input: x, activated: g, derivative: derivative))
     }
 
-    /// Inference: the same output without anything kept for backward.
-    public func infer(_ x: Tensor, adding residual: Tensor? = nil) -> Tensor {
-        fc2.forward(GELUOp.forward(fc1.forward(x)), adding: residual)
+    /// Inference: y += fc2(GELU(fc1(x))) for `rows` rows, y holding the skip connection; the
+    /// hidden activations live in the workspace and GELU is applied to them in place.
+    func infer(_ x: UnsafePointer<Float>, rows: Int, addingInto y: UnsafeMutablePointer<Float>, workspace: InferenceWorkspace) {
+        let hidden = workspace.hidden(rows: rows, width: fc1.outFeatures)
+        fc1.infer(x, rows: rows, into: hidden)
+        GELUOp.applyInPlace(hidden, count: rows * fc1.outFeatures)
+        fc2.infer(hidden, rows: rows, into: y, accumulate: true)
     }
 
     public func backward(_ dy: Tensor, cache: Cache) -> Tensor {
