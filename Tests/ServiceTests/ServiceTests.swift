@@ -24,22 +24,26 @@ final class ServiceTests: XCTestCase {
         return dir
     }()
 
-    static let service: Service = {
+    static let service = makeService(maxDelay: 0.002)
+    /// Waits long enough for a batch to fill that concurrent requests coalesce even on a loaded machine.
+    static let patientService = makeService(maxDelay: 0.5)
+
+    static func makeService(maxDelay: TimeInterval) -> Service {
         var options = Service.Options()
         options.maxImagesPerRequest = 8
         let registry = try! ModelRegistry(directory: modelsDir.path, defaultModel: "encoder")
         registry.warmUp()
-        let s = Service(registry: registry, limits: .init(maxBatch: 4, maxDelay: 0.002, maxQueue: 64), options: options)
+        let s = Service(registry: registry, limits: .init(maxBatch: 4, maxDelay: maxDelay, maxQueue: 64), options: options)
         s.markReady()
         return s
-    }()
+    }
 
     let photo = try! Data(contentsOf: Fixtures.url("images/photo_512x384.jpg"))
     let png = try! Data(contentsOf: Fixtures.url("images/rgb.png"))
 
     /// Sends a request through the route table and waits for the response.
     func call(_ method: String, _ path: String, json: [String: Any]? = nil, body: [UInt8] = [], contentType: String? = nil,
-              query: [String: String] = [:], headers: [String: String] = [:]) -> (status: Int, json: [String: Any]?, response: ServiceResponse) {
+              query: [String: String] = [:], headers: [String: String] = [:], service: Service = ServiceTests.service) -> (status: Int, json: [String: Any]?, response: ServiceResponse) {
         var h = headers
         var payload = body
         if let json {
@@ -48,7 +52,7 @@ final class ServiceTests: XCTestCase {
         }
         if let contentType { h["content-type"] = contentType }
         let request = ServiceRequest(method: method, path: path, query: query, headers: h, body: payload)
-        let routes = Self.service.routes
+        let routes = service.routes
         var params: [String: String] = [:]
         let route = routes.first { r in
             guard r.method == method else { return false }
@@ -203,9 +207,9 @@ final class ServiceTests: XCTestCase {
         let input = png.base64EncodedString()
         nonisolated(unsafe) let test = self
         DispatchQueue.concurrentPerform(iterations: 12) { _ in
-            XCTAssertEqual(test.call("POST", "/v1/embeddings", json: ["input": input]).status, 200)
+            XCTAssertEqual(test.call("POST", "/v1/embeddings", json: ["input": input], service: Self.patientService).status, 200)
         }
-        let text = String(decoding: call("GET", "/metrics").response.body, as: UTF8.self)
+        let text = String(decoding: call("GET", "/metrics", service: Self.patientService).response.body, as: UTF8.self)
         let batches = text.split(separator: "\n").first { $0.hasPrefix("bootmae_batch_size_count{model=\"encoder\"}") }
         let images = text.split(separator: "\n").first { $0.hasPrefix("bootmae_images_total{model=\"encoder\"}") }
         let b = Double(batches!.split(separator: " ").last!)!, i = Double(images!.split(separator: " ").last!)!
