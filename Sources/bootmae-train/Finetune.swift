@@ -13,8 +13,8 @@ struct Finetune: ParsableCommand {
 
     @OptionGroup var common: CommonTrainingOptions
 
-    @Option(help: "Pretraining run folder or model directory to start from, or 'none' to train from scratch.")
-    var initFrom: String
+    @Option(help: "Pretraining run folder or model directory to start from, or 'none' to train from scratch (not needed with --resume).")
+    var initFrom: String?
 
     @Option(help: "With --init-from none: the architecture preset (matches `pretrain --preset`).")
     var preset: ModelPreset = .tiny
@@ -49,6 +49,12 @@ struct Finetune: ParsableCommand {
     @Option(help: "Write a checkpoint every N steps (and after every epoch).")
     var checkpointEvery: Int = 200
 
+    func validate() throws {
+        if initFrom == nil && !common.resume {
+            throw ValidationError("name where to start: --init-from RUN_OR_MODEL_DIR, or --init-from none to train from scratch")
+        }
+    }
+
     func run() throws {
         try runTraining(common) { dir, stop in
             let config: ViTConfig, recipe: FinetuneRecipe
@@ -56,7 +62,7 @@ struct Finetune: ParsableCommand {
                 config = try dir.readJSON(ViTConfig.self, from: "config.json")
                 recipe = try dir.readJSON(FinetuneRecipe.self, from: "recipe.json")
             } else {
-                let source = initFrom == "none" ? nil : initFrom
+                let source = initFrom == "none" ? nil : initFrom   // validate() made sure it is set
                 if let source {
                     config = try Classifier.pretrainedEncoder(source).0
                 } else {
