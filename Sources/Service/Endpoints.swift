@@ -96,7 +96,7 @@ extension Service {
         if let labels = c.labels, m.canClassify { card["labels"] = labels }
         if let net = m.network {
             card["reconstruction"] = ["default_mask_ratio": Double(net.config.maskedCount) / Double(c.numPatches),
-                                      "default_masking": net.config.objective == .bootmae ? "block" : "random",
+                                      "default_masking": net.config.objective.defaultMasking,
                                       "patches": c.numPatches]
         }
         return card

@@ -90,7 +90,7 @@ extension Service {
         }
         let seed = try Self.number(options, "seed") ?? 0
         guard seed >= 0, seed == seed.rounded(), seed < 9e15 else { throw APIError.invalid("'seed' must be a non-negative integer", param: "seed") }
-        let masking = try Self.string(options, "masking") ?? (network.config.objective == .bootmae ? "block" : "random")
+        let masking = try Self.string(options, "masking") ?? network.config.objective.defaultMasking
         var rng = SeededRandom(seed: UInt64(seed))
         switch masking {
         case "random":

@@ -95,7 +95,7 @@ struct Pretrain: ParsableCommand {
                     warmupEpochs: warmupEpochs ?? Double(epochs) * 0.05, weightDecay: weightDecay,
                     ema: EMASchedule(start: emaStart, end: emaEnd, rampEpochs: emaRampEpochs ?? Double(epochs) / 8),
                     featureWeight: featureWeight, weightMask: !noWeightMask,
-                    masking: masking ?? (objective == .bootmae ? "block" : "random"), checkpointEvery: checkpointEvery,
+                    masking: masking ?? objective.defaultMasking, checkpointEvery: checkpointEvery,
                     subset: common.subset)
             }
             let trainer = try Pretrainer(config: config, recipe: recipe, run: dir, resume: common.resume)

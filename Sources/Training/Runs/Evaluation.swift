@@ -53,7 +53,7 @@ public enum Evaluation {
         let loader = try BatchLoader(dataset: dataset, batchSize: batchSize, shuffle: false, dropLast: false, seed: seed, epoch: 0,
                                      channels: c.inChans, imageSize: c.imgSize, mean: c.mean, std: c.std, augment: nil)
         var pixelSE = 0.0, normSE = 0.0, count = 0, patches = 0
-        let masking = masking ?? (network.config.objective == .bootmae ? "block" : "random")
+        let masking = masking ?? network.config.objective.defaultMasking
         var batchIndex = 0
         while let batch = try loader.next() {
             var rng = SeededRandom(seed: seed, stream: UInt64(batchIndex))

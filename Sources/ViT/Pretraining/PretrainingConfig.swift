@@ -1,7 +1,12 @@
 /// The whole pretraining network: the encoder's `ViTConfig` fields plus the decoders', in one flat
 /// JSON object (the `config.json` of a pretraining checkpoint or export).
 public struct PretrainingConfig: Codable, Sendable, Equatable {
-    public enum Objective: String, Codable, Sendable { case mae, bootmae }
+    public enum Objective: String, Codable, Sendable {
+        case mae, bootmae
+
+        /// The masking each objective was published with: BootMAE's block masks, MAE's random ones.
+        public var defaultMasking: String { self == .bootmae ? "block" : "random" }
+    }
 
     public var objective: Objective
     public var encoder: ViTConfig
