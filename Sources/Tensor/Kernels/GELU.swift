@@ -9,9 +9,13 @@ public enum GELUOp {
 
     /// dy/dx = Φ(x) + x·φ(x), φ(x) = e^(−x²/2)/√(2π).
     @inline(__always) @usableFromInline
-    static func derivative(_ x: Float) -> Float {
+    static func derivative(_ x: Float) -> Float { derivative(x, cdf: cdf(x)) }
+
+    /// The same, given Φ(x) = `c` already computed (the training forward has it for y).
+    @inline(__always) @usableFromInline
+    static func derivative(_ x: Float, cdf c: Float) -> Float {
         let pdf = 0.398_942_28 * FastMath.exp(-0.5 * x * x)
-        return cdf(x) + x * pdf
+        return c + x * pdf
     }
 
     public static func forward(_ x: Tensor) -> Tensor {
@@ -38,9 +42,8 @@ public enum GELUOp {
                 Parallel.forEachChunk(n, grain: 1 << 15) { r in
                     for i in r {
                         let v = xp[i], c = cdf(v)
-                        let pdf = 0.398_942_28 * FastMath.exp(-0.5 * v * v)
                         y[i] = v * c
-                        d[i] = c + v * pdf
+                        d[i] = Self.derivative(v, cdf: c)
                     }
                 }
             } }

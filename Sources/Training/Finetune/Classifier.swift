@@ -70,9 +70,10 @@ public struct Classifier: Sendable {
         _ = model.backward(TokenOps.meanBackward(dPooled, tokens: cache.tokens, from: 1), cache: cache.encoder)
     }
 
-    /// Inference: logits without caches (the same numbers as `forward`).
+    /// Inference: logits without caches (the same numbers as `forward`), through the encoder's
+    /// own mean pooling (fc_norm of the patch-token mean) and head.
     public func logits(_ images: Tensor) -> Tensor {
-        model.head!.forward(model.fcNorm!.infer(TokenOps.mean(model.infer(images), from: 1)))
+        model.classify(model.embed(images, pooling: .mean))!
     }
 
     /// Encoder weights from a pretraining run folder (its checkpoint) or any model directory.
