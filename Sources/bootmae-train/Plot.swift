@@ -53,7 +53,7 @@ struct Plot: ParsableCommand {
             guard FileManager.default.fileExists(atPath: path + "/metrics.jsonl") else {
                 throw fail("error: \(path) has no metrics.jsonl (is it a run folder?)", code: 1)
             }
-            let rows = try RunDirectory(path, mode: .resume).readMetrics()
+            let rows = RunDirectory(reading: path).readMetrics()
             let points = rows.compactMap { row -> (x: Double, y: Double)? in
                 guard let xv = (row[x] as? NSNumber)?.doubleValue, let yv = (row[metric] as? NSNumber)?.doubleValue, yv.isFinite else { return nil }
                 return (xv, yv)

@@ -9,7 +9,6 @@ final class PlotCommandTests: XCTestCase {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("plot-run-\(UUID())")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         try Data((rows.joined(separator: "\n") + "\n").utf8).write(to: dir.appendingPathComponent("metrics.jsonl"))
-        try Data().write(to: dir.appendingPathComponent("checkpoint.safetensors"))  // marks it as a run folder
         return dir
     }
 

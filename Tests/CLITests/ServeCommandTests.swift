@@ -9,7 +9,6 @@ import TestSupport
 /// `bootmae-serve` run as a user would: the built executable on an ephemeral loopback port, real
 /// HTTP over a socket, real photographs and fixture models.
 final class ServeCommandTests: XCTestCase {
-    static let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("bootmae-serve")
 
     /// A models folder from fixtures: a classifier, a pretraining network and a plain encoder.
     static func modelsFolder() throws -> URL {
@@ -30,10 +29,7 @@ final class ServeCommandTests: XCTestCase {
         let log = Pipe()
 
         init(arguments: [String]) throws {
-            guard FileManager.default.isExecutableFile(atPath: ServeCommandTests.binary.path) else {
-                throw NSError(domain: "serve", code: 1, userInfo: [NSLocalizedDescriptionKey: "bootmae-serve is not built; run swift build --build-tests"])
-            }
-            process.executableURL = ServeCommandTests.binary
+            process.executableURL = try BuiltExecutable("bootmae-serve").url
             process.arguments = ["--port", "0"] + arguments
             process.standardError = log
             process.standardOutput = FileHandle.nullDevice
@@ -184,14 +180,8 @@ final class ServeCommandTests: XCTestCase {
     }
 
     func testBrokenModelsFolderIsAClearStartupError() throws {
-        let process = Process()
-        process.executableURL = Self.binary
-        process.arguments = ["--models-dir", "/nonexistent/models", "--port", "0"]
-        let err = Pipe()
-        process.standardError = err
-        try process.run()
-        process.waitUntilExit()
-        XCTAssertEqual(process.terminationStatus, 2)
-        XCTAssertTrue(String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).contains("/nonexistent/models"))
+        let result = try BuiltExecutable("bootmae-serve").run(["--models-dir", "/nonexistent/models", "--port", "0"])
+        XCTAssertEqual(result.status, 2)
+        XCTAssertTrue(result.stderr.contains("/nonexistent/models"), result.stderr)
     }
 }

@@ -41,6 +41,12 @@ public struct RunDirectory: Sendable {
         }
     }
 
+    /// An existing folder opened only to read what a run left there (metrics, results), whatever
+    /// state the run is in: nothing is checked or created.
+    public init(reading path: String) {
+        url = URL(fileURLWithPath: path)
+    }
+
     public func file(_ name: String) -> URL { url.appendingPathComponent(name) }
 
     public func writeJSON<T: Encodable>(_ value: T, to name: String) throws {
