@@ -6,16 +6,19 @@ import TestSupport
 /// The models the project ships in `models/`, served by the real `bootmae-serve` with nothing but a
 /// models folder and a port, as the README's run command does, on the committed Fashion-MNIST test
 /// images (Tests/Fixtures/fmnist): embeddings and reconstructions are finite and the same on every
-/// call, and reconstructions beat the best guess that needs no model.
+/// call, reconstructions beat the best guess that needs no model, and the classifier gives the labels
+/// recorded when it was exported.
 final class ShippedModelTests: XCTestCase {
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .appendingPathComponent("../..").standardized
     static let pretrained = "bootmae-vit-tiny-fmnist"
+    static let classifier = "bootmae-vit-tiny-fmnist-cls"
 
     struct Expectations: Decodable {
         struct Image: Decodable {
             let file: String
             let label: String        // the dataset's label
+            let expected: String     // the shipped classifier's top-1, recorded at export
         }
         let images: [Image]
     }
@@ -45,7 +48,9 @@ final class ShippedModelTests: XCTestCase {
         let r = try ServeCommandTests.exchange(port: server.port, Array("GET /v1/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8))
         XCTAssertEqual(r.status, 200)
         let data = try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(r.body)) as? [String: Any])?["data"] as? [[String: Any]])
-        XCTAssertTrue(data.contains { $0["id"] as? String == Self.pretrained }, "served: \(data.map { $0["id"] ?? "?" })")
+        let ids = data.compactMap { $0["id"] as? String }
+        XCTAssertTrue(ids.contains(Self.pretrained), "served: \(ids)")
+        XCTAssertTrue(ids.contains(Self.classifier), "served: \(ids)")
         XCTAssertEqual(data.filter { ($0["default"] as? Bool) == true }.compactMap { $0["id"] as? String }, [Self.pretrained])
     }
 
@@ -95,6 +100,37 @@ final class ShippedModelTests: XCTestCase {
             XCTAssertNoThrow(try ImageDecoder.decode(XCTUnwrap(Data(base64Encoded: strip))))
         }
         XCTAssertLessThan(modelError / baselineError, 0.75, "reconstruction error relative to the patch-mean guess")
+    }
+
+    /// The classifier's top-1 on each image is the label recorded at export (a changed model, loader or
+    /// preprocessing shows up here), most of them are the dataset's label, and the top-k scores are
+    /// softmax probabilities in decreasing order.
+    func testClassifierGivesTheRecordedLabels() throws {
+        let reply = try call("/v1/classifications", ["model": Self.classifier, "input": images.map { $0.base64EncodedString() }, "top_k": 3])
+        XCTAssertEqual(reply.status, 200, "\(reply.json)")
+        let rows = try XCTUnwrap(reply.json["data"] as? [[String: Any]])
+        XCTAssertEqual(rows.count, images.count)
+        var correct = 0
+        for (row, image) in zip(rows, expectations.images) {
+            let labels = try XCTUnwrap(row["labels"] as? [[String: Any]])
+            let names = labels.compactMap { $0["label"] as? String }
+            let scores = labels.compactMap { ($0["score"] as? NSNumber)?.doubleValue }
+            XCTAssertEqual(names.count, 3)
+            XCTAssertEqual(names.first, image.expected, image.file)
+            XCTAssertEqual(scores, scores.sorted(by: >), image.file)
+            XCTAssertTrue(scores.allSatisfy { (0...1).contains($0) }, image.file)
+            if names.first == image.label { correct += 1 }
+        }
+        XCTAssertGreaterThanOrEqual(correct, 8, "top-1 agreement with the dataset's labels")
+    }
+
+    /// The classifier's embeddings come from the same encoder it classifies with: finite and 128-d.
+    func testClassifierServesEmbeddings() throws {
+        let reply = try call("/v1/embeddings", ["model": Self.classifier, "input": images[0].base64EncodedString()])
+        XCTAssertEqual(reply.status, 200, "\(reply.json)")
+        let vector = ((reply.json["data"] as? [[String: Any]])?.first?["embedding"] as? [NSNumber] ?? []).map(\.floatValue)
+        XCTAssertEqual(vector.count, 128)
+        XCTAssertTrue(vector.allSatisfy(\.isFinite))
     }
 
     /// Mean squared difference of each listed patch's pixels (in [0, 1]) from that patch's mean.
