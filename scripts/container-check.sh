@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the Docker image with Debian's podman (no Docker engine here), runs it, and checks /readyz and
-# one embedding through the published port. Not part of CI (it takes minutes and a Debian mirror).
+# one embedding and one classification through the published port. Not part of CI (it takes minutes and a Debian mirror).
 #
 # No registry is reachable, so the two base images the Dockerfile names are made locally, once:
 #   debian:bookworm-slim  from debootstrap --variant=minbase
@@ -48,7 +48,8 @@ fi
 
 echo "container-check: building the image" >&2
 start=$(date +%s)
-podman build --pull=never -t bootmae-serve . >&2
+# Docker format: OCI images have no HEALTHCHECK field, and podman drops the instruction without it.
+podman build --pull=never --format docker -t bootmae-serve . >&2
 echo "container-check: built in $(( $(date +%s) - start )) s; size $(podman image inspect bootmae-serve --format '{{.Size}}') bytes" >&2
 
 name="bootmae-check-$$"
@@ -61,9 +62,15 @@ done
 curl -fsS "http://127.0.0.1:$PORT/readyz"; echo
 body=$(printf '{"input": "%s"}' "$(base64 -w0 Tests/Fixtures/images/gray28.png)")
 curl -fsS -H 'Content-Type: application/json' -d "$body" "http://127.0.0.1:$PORT/v1/embeddings" | head -c 200; echo
+# Labels from the shipped classifier, as the README's curl asks for them.
+curl -fsS -H 'Content-Type: image/png' --data-binary @Tests/Fixtures/fmnist/test00000-ankle-boot.png \
+     "http://127.0.0.1:$PORT/v1/classifications?model=bootmae-vit-tiny-fmnist-cls&top_k=3"; echo
 # The image's HEALTHCHECK (bootmae-serve --healthcheck inside the container) and its non-root user.
-podman healthcheck run "$name" && echo "container-check: HEALTHCHECK passes" >&2
-[[ "$(podman exec "$name" id -u)" != 0 ]] && echo "container-check: runs as uid $(podman exec "$name" id -u)" >&2
+podman healthcheck run "$name" || { echo "container-check: HEALTHCHECK failed" >&2; exit 1; }
+echo "container-check: HEALTHCHECK passes" >&2
+uid=$(podman exec "$name" id -u)
+[[ $uid != 0 ]] || { echo "container-check: the server runs as root" >&2; exit 1; }
+echo "container-check: runs as uid $uid" >&2
 stop_start=$(date +%s)
 podman stop -t 15 "$name" >/dev/null
 echo "container-check: stopped in $(( $(date +%s) - stop_start )) s (SIGTERM handled by PID 1)" >&2
