@@ -119,9 +119,12 @@ final class TrainStepMode {
             stepBreakdown(self, seconds: try options.double("--seconds", default: 3))
             return
         }
+        let (rounds, seconds) = (try options.int("--rounds", default: 5), try options.double("--seconds", default: 3))
         if let list = try options.string("--compare-shards") {
-            let settings = list.split(separator: ",").compactMap { Int($0) }
-            compareShards(self, settings: settings, rounds: try options.int("--rounds", default: 5), seconds: try options.double("--seconds", default: 3))
+            let variants = list.split(separator: ",").compactMap { Int($0) }.map { n in
+                (name: "shards \(n)", setUp: { self.shards = n })
+            }
+            compareVariants(self, variants, rounds: rounds, seconds: seconds)
             return
         }
         let r = measure(seconds: try options.double("--seconds", default: 3), minIterations: try options.int("--min-iterations", default: 3))
