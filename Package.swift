@@ -31,8 +31,11 @@ let package = Package(
         // setjmp-safe wrappers around libpng / libjpeg: errors come back as codes, never abort().
         .target(name: "CImageCodecs", dependencies: ["CLibPNG", "CLibJPEG"], cSettings: optimizedC),
 
+        // Elementwise kernels built for AVX-512 and the baseline, picked at load time (CKernels.h).
+        // No FMA contraction: the C arithmetic must round exactly like the Swift kernels.
+        .target(name: "CKernels", cSettings: [.unsafeFlags(["-ffp-contract=off", "-fno-math-errno"])] + optimizedC),
         // Numerics: tensors, BLAS, kernels with forward and backward.
-        .target(name: "Tensor", dependencies: ["CBLAS"], swiftSettings: optimized),
+        .target(name: "Tensor", dependencies: ["CBLAS", "CKernels"], swiftSettings: optimized),
         // Vision transformer layers, encoder and (pretraining) decoders.
         .target(name: "ViT", dependencies: ["Tensor"], swiftSettings: optimized),
         // safetensors files, config.json, model directories, official key names.

@@ -28,3 +28,19 @@ struct UnsafeSendable<T>: @unchecked Sendable {
     @usableFromInline let value: T
     @usableFromInline init(_ value: T) { self.value = value }
 }
+
+extension Parallel {
+    /// Runs `body(0)`, …, `body(n − 1)` at once, one thread each, with `workers` set to 1 meanwhile:
+    /// the tasks are the parallelism, so the kernels they call must not split their work again.
+    /// For coarse tasks (a data-parallel shard of a training step), not for per-op work.
+    public static func runConcurrently(_ n: Int, _ body: (Int) -> Void) {
+        if n <= 1 { if n == 1 { body(0) }; return }
+        let saved = workers
+        workers = 1
+        defer { workers = saved }
+        withoutActuallyEscaping(body) { body in
+            let box = UnsafeSendable(body)
+            DispatchQueue.concurrentPerform(iterations: n) { box.value($0) }
+        }
+    }
+}

@@ -52,6 +52,14 @@ public struct Tensor: Sendable, Equatable {
         Tensor(shape: newShape, data: data)
     }
 
+    /// Items `range` of the first axis (a shard of a batch), copied.
+    public func batchSlice(_ range: Range<Int>) -> Tensor {
+        precondition(rank >= 1 && range.lowerBound >= 0 && range.upperBound <= shape[0], "batchSlice: \(range) of \(shape)")
+        let item = shape[0] == 0 ? 0 : count / shape[0]
+        return Tensor(shape: [range.count] + shape.dropFirst(),
+                      data: Array(data[(range.lowerBound * item)..<(range.upperBound * item)]))
+    }
+
     @inlinable
     public func withPointer<R>(_ body: (UnsafePointer<Float>) throws -> R) rethrows -> R {
         try data.withUnsafeBufferPointer { try body($0.baseAddress!) }

@@ -5,12 +5,15 @@ import Training
 import ViT
 
 /// `bootmae-bench train-step [--model-dir D] [--preset tiny] [--batch 128] [--seconds 3] [--min-iterations 3]
-///  [--threads 2] [--json] [--serve]`
+///  [--threads 2] [--shards N] [--json] [--serve] [--breakdown] [--compare-shards A,B] [--rounds 5]`
 ///
 /// One BootMAE pretraining step as `Pretrainer` runs it — block masks, forward and backward of
 /// both decoders and the momentum target, AdamW, momentum EMA — on a fixed random batch (no data
 /// loading). The network is the preset's (1-channel, as for Fashion-MNIST); `--model-dir` loads its
-/// weights from a pretraining directory, which must describe exactly that network. With `--serve`
+/// weights from a pretraining directory, which must describe exactly that network. `--shards`
+/// splits the batch over that many data-parallel network copies (default: one per thread, as the
+/// trainer does). `--breakdown` prints where one step's time goes, phase by phase (StepBreakdown.swift);
+/// `--compare-shards 1,2` alternates the two settings in this process and prints medians. With `--serve`
 /// it answers stdin lines:
 ///   measure <seconds> <min-iterations>   one timing, as a JSON line
 ///   check <io.safetensors>               losses for the tensors "images" and "ids_shuffle" (no update)
@@ -19,12 +22,16 @@ final class TrainStepMode {
     var optimizer: AdamW
     let images: Tensor
     let threads: Int
+    /// Data-parallel shards per step (1: the whole batch on `network`, ops split over threads).
+    var shards: Int
+    private var steppers: [Int: DataParallelStep] = [:]
     var steps = 0
     /// A small fixed rate: many timed steps must not drive random weights to overflow.
     static let lr: Float = 1e-4
 
     init(_ options: Options) throws {
         threads = try options.int("--threads", default: 2)
+        shards = try options.int("--shards", default: threads)
         TensorRuntime.configure(threads: threads)
         let presetName = try options.string("--preset") ?? "tiny"
         guard let preset = ModelPreset(rawValue: presetName) else { throw BenchError("unknown --preset \(presetName) (tiny, small, base)") }
@@ -54,11 +61,18 @@ final class TrainStepMode {
     func step() {
         var rng = SeededRandom(seed: 0, stream: UInt64(steps))
         network.parameters.zeroGrads()
-        let losses = network.trainStep(images, rng: &rng, masking: "block", weightMask: true, featureWeight: 1)
+        let losses = stepper(shards: shards).trainStep(images, rng: &rng, masking: "block", weightMask: true, featureWeight: 1)
         precondition(losses.total.isFinite, "train-step: the loss became \(losses.total) at step \(steps)")
         optimizer.step(network.parameters, lr: Self.lr)
         network.afterStep(emaDecay: 0.999)
         steps += 1
+    }
+
+    func stepper(shards: Int) -> DataParallelStep {
+        if let s = steppers[shards] { return s }
+        let s = DataParallelStep(network: network, shards: shards)
+        steppers[shards] = s
+        return s
     }
 
     func measure(seconds: Double, minIterations: Int) -> [String: Any] {
@@ -99,6 +113,18 @@ final class TrainStepMode {
                     throw BenchError("unknown command '\(words[0])' (measure, check, quit)")
                 }
             }
+            return
+        }
+        if options.flag("--breakdown") {
+            stepBreakdown(self, seconds: try options.double("--seconds", default: 3))
+            return
+        }
+        let (rounds, seconds) = (try options.int("--rounds", default: 5), try options.double("--seconds", default: 3))
+        if let list = try options.string("--compare-shards") {
+            let variants = list.split(separator: ",").compactMap { Int($0) }.map { n in
+                (name: "shards \(n)", setUp: { self.shards = n })
+            }
+            compareVariants(self, variants, rounds: rounds, seconds: seconds)
             return
         }
         let r = measure(seconds: try options.double("--seconds", default: 3), minIterations: try options.int("--min-iterations", default: 3))

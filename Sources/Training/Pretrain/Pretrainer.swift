@@ -14,6 +14,8 @@ public final class Pretrainer {
     public let recipe: PretrainRecipe
     public let run: RunDirectory
     public let network: PretrainingNetwork
+    /// Splits each batch over the cores (one network copy per worker; see `DataParallelStep`).
+    let stepper: DataParallelStep
     let dataset: any ImageDataset
     var optimizer: AdamW
     /// Optimizer steps done so far.
@@ -52,6 +54,7 @@ public final class Pretrainer {
             throw TrainingError(description: "the dataset has \(dataset.count) images, fewer than one batch of \(recipe.batchSize)")
         }
         network = PretrainingNetwork(config: config)
+        stepper = DataParallelStep(network: network, shards: Parallel.workers)
         let exempt = network.noDecayNames
         optimizer = AdamW(parameters: network.parameters, beta1: Float(recipe.beta1), beta2: Float(recipe.beta2),
                           weightDecay: Float(recipe.weightDecay)) { name, p in
@@ -95,7 +98,7 @@ public final class Pretrainer {
                 let lr = Float(schedule.value(at: step))
                 var rng = SeededRandom(seed: recipe.seed, stream: UInt64(step))
                 network.parameters.zeroGrads()
-                let losses = network.trainStep(batch.images, rng: &rng, masking: recipe.masking,
+                let losses = stepper.trainStep(batch.images, rng: &rng, masking: recipe.masking,
                                                weightMask: recipe.weightMask, featureWeight: lambda)
                 guard losses.total.isFinite else {
                     throw TrainingError(description: "loss became \(losses.total) at step \(step) (lr \(lr)); the last checkpoint is intact — lower --lr and resume or restart")

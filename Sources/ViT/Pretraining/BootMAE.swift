@@ -105,12 +105,16 @@ public struct BootMAE: Sendable {
     /// Forward pass; with `backward`, gradients of every trainable online parameter (accumulated).
     /// `weights` (B·N, original order) are the per-patch loss weights: the neighbourhood weights of
     /// `MaskPlan.neighbourhoodWeights` or the plain mask. `featureWeight` is λ of the total loss.
+    /// `lossBatch`: the batch the losses average over, when `images` are one shard of it (data
+    /// parallelism); shards' losses and gradients then add up to the whole batch's.
+    /// `phase`, when given, is called with each phase's name as it ends (bench breakdowns).
     public func step(_ images: Tensor, plan: MaskPlan, weights: [Float], featureWeight lambda: Float,
-                     backward: Bool = true) -> Output {
+                     backward: Bool = true, lossBatch: Int? = nil, phase: PhaseMarker? = nil) -> Output {
         let layers = config.resolvedFeatureLayers
         let (pixelLayer, featureLayer) = (layers.first!, layers.last!)
         let (enc, encCache) = encoder.forwardVisible(images, plan: plan, featureLayers: Array(Set(layers)))
-        let masked = Float(plan.batch * plan.masked)
+        phase?("encoder forward")
+        let masked = Float((lossBatch ?? plan.batch) * plan.masked)
 
         // Pixel branch: mask tokens carry decoder positions; visible tokens carry none.
         let pixelRun = runDecoder(enc.latent, down: down, maskToken: maskToken.value, positions: decoderPosEmbed.value,
@@ -119,34 +123,41 @@ public struct BootMAE: Sendable {
         let pixelTarget = pixelTarget(images)
         let (pixelLoss, dPixel) = WeightedMSE.forwardBackward(prediction: pixelPrediction, target: pixelTarget, weight: weights,
                                                               normalizer: masked * Float(pixelPrediction.lastDim))
+        phase?("pixel decoder forward + loss")
 
         // Feature branch: predicts the momentum encoder's last-block features, both sides
         // standardized by a parameter-free LayerNorm.
         let featureRun = runDecoder(enc.latent, down: featureDown, maskToken: featureMaskToken.value, positions: encoder.posEmbed.value,
                                     blocks: featureBlocks, norm: featureNorm, context: enc.features[featureLayer]!, plan: plan)
         let featurePrediction = featureHead.forward(featureRun.tokens)
+        phase?("feature decoder forward")
         let featureTarget = DecoderInput.dropClass(momentum.lastBlockOutput(images))
+        phase?("momentum encoder forward")
         let (predNormed, predStats) = LayerNormOp.forward(featurePrediction, weight: nil, bias: nil, eps: 1e-6)
         let targetNormed = LayerNormOp.forward(featureTarget, weight: nil, bias: nil, eps: 1e-6).0
         var (featureLoss, dFeatureNormed) = WeightedMSE.forwardBackward(prediction: predNormed, target: targetNormed, weight: weights,
                                                                         normalizer: masked * Float(featurePrediction.lastDim))
+        phase?("feature loss")
 
         if backward {
             let dPixelTokens = pixelHead.backward(dPixel, input: pixelRun.tokens)
             let (dzPixel, dContextPixel) = backDecoder(dPixelTokens, run: pixelRun, down: down, maskToken: maskToken,
                                                        blocks: pixelBlocks, norm: pixelNorm, plan: plan)
+            phase?("pixel decoder backward")
             dFeatureNormed.scale(by: lambda)
             let dFeaturePrediction = LayerNormOp.backward(dFeatureNormed, input: featurePrediction, saved: predStats,
                                                           weight: nil, weightGrad: nil, biasGrad: nil)
             let dFeatureTokens = featureHead.backward(dFeaturePrediction, input: featureRun.tokens)
             let (dzFeature, dContextFeature) = backDecoder(dFeatureTokens, run: featureRun, down: featureDown,
                                                            maskToken: featureMaskToken, blocks: featureBlocks, norm: featureNorm, plan: plan)
+            phase?("feature decoder backward")
             var dLatent = dzPixel
             dLatent.add(dzFeature)
             var dFeatures: [Int: Tensor] = [pixelLayer: dContextPixel]
             if var existing = dFeatures[featureLayer] { existing.add(dContextFeature); dFeatures[featureLayer] = existing }
             else { dFeatures[featureLayer] = dContextFeature }
             _ = encoder.backwardVisible(dLatent: dLatent, dFeatures: dFeatures, cache: encCache)
+            phase?("encoder backward")
         }
         return Output(loss: pixelLoss + lambda * featureLoss, pixelLoss: pixelLoss, featureLoss: featureLoss,
                       pixelPrediction: pixelPrediction, pixelTarget: pixelTarget,

@@ -54,7 +54,8 @@ public struct MAE: Sendable {
     }
 
     /// Forward pass, and with `backward` the gradients of every trainable parameter (accumulated).
-    public func step(_ images: Tensor, plan: MaskPlan, backward: Bool = true) -> Output {
+    /// `lossBatch`: the batch the loss averages over when `images` are one shard of it (see `BootMAE.step`).
+    public func step(_ images: Tensor, plan: MaskPlan, backward: Bool = true, lossBatch: Int? = nil) -> Output {
         let (enc, encCache) = encoder.forwardVisible(images, plan: plan)
         let y = decoderEmbed.forward(enc.latent)
         var x = DecoderInput.assemble(y, plan: plan, maskToken: maskToken.value)
@@ -73,7 +74,7 @@ public struct MAE: Sendable {
         let mask = plan.lossMask
         let k = prediction.lastDim
         let (loss, dPrediction) = WeightedMSE.forwardBackward(prediction: prediction, target: target, weight: mask,
-                                                              normalizer: Float(plan.masked * plan.batch * k))
+                                                              normalizer: Float(plan.masked * (lossBatch ?? plan.batch) * k))
         if backward {
             var g = DecoderInput.dropClassBackward(decoderPred.backward(dPrediction, input: tokens))
             g = decoderNorm.backward(g, cache: normCache)

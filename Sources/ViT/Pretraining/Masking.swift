@@ -19,6 +19,11 @@ public struct MaskPlan: Sendable, Equatable {
     }
 
     public var batch: Int { order.count }
+
+    /// The plan of images `range` of the batch (one data-parallel shard).
+    public func shard(_ range: Range<Int>) -> MaskPlan {
+        MaskPlan(order: Array(order[range]), visible: visible)
+    }
     public var numPatches: Int { order[0].count }
     public var masked: Int { numPatches - visible }
 

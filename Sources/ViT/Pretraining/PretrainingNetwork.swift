@@ -1,5 +1,8 @@
 import Tensor
 
+/// Called with a phase's name as it ends, inside a training step: how benchmarks time the phases
+/// of a step without the step knowing about clocks.
+public typealias PhaseMarker = (String) -> Void
 
 /// The two pretraining objectives behind one interface for the trainer.
 public enum PretrainingNetwork: Sendable {
@@ -50,16 +53,25 @@ public enum PretrainingNetwork: Sendable {
 
     /// Draws the batch's masks from `rng`, runs forward and backward (gradients accumulate).
     public func trainStep(_ images: Tensor, rng: inout SeededRandom, masking: String, weightMask: Bool,
-                          featureWeight: Float) -> Losses {
-        let c = config.encoder
+                          featureWeight: Float, phase: PhaseMarker? = nil) -> Losses {
         let plan = maskPlan(batch: images.shape[0], rng: &rng, masking: masking)
+        phase?("masks")
+        return step(images, plan: plan, weightMask: weightMask, featureWeight: featureWeight, phase: phase)
+    }
+
+    /// Forward and backward under a given mask plan (gradients accumulate). `lossBatch`: the batch
+    /// the losses average over when `images` are one shard of it (`DataParallelStep`).
+    public func step(_ images: Tensor, plan: MaskPlan, weightMask: Bool, featureWeight: Float,
+                     lossBatch: Int? = nil, phase: PhaseMarker? = nil) -> Losses {
         switch self {
         case .mae(let m):
-            let out = m.step(images, plan: plan)
+            let out = m.step(images, plan: plan, lossBatch: lossBatch)
+            phase?("mae forward + backward")
             return Losses(total: out.loss, pixel: out.loss, feature: nil)
         case .bootmae(let model):
-            let weights = weightMask ? plan.neighbourhoodWeights(grid: c.gridSize) : plan.lossMask
-            let out = model.step(images, plan: plan, weights: weights, featureWeight: featureWeight)
+            let weights = weightMask ? plan.neighbourhoodWeights(grid: config.encoder.gridSize) : plan.lossMask
+            let out = model.step(images, plan: plan, weights: weights, featureWeight: featureWeight,
+                                 lossBatch: lossBatch, phase: phase)
             return Losses(total: out.loss, pixel: out.pixelLoss, feature: out.featureLoss)
         }
     }

@@ -1,0 +1,56 @@
+import XCTest
+import Tensor
+import ViT
+
+/// A data-parallel step must give the whole batch's losses and gradients: the same masks, the
+/// losses averaged over the whole batch, the shards' gradients summed.
+final class DataParallelStepTests: XCTestCase {
+    let encoder = ViTConfig(imgSize: 8, patchSize: 2, inChans: 1, embedDim: 16, depth: 2, numHeads: 2, mlpRatio: 2,
+                            qkvBias: .qv, layerNormEps: 1e-6, globalPool: .cls, mean: [0.5], std: [0.5])
+
+    func compare(_ config: PretrainingConfig, masking: String, batch: Int, shards: Int) {
+        let single = PretrainingNetwork(config: config), sharded = PretrainingNetwork(config: config)
+        single.initialize(seed: 4)
+        sharded.initialize(seed: 4)
+        var rng = SeededRandom(seed: 8)
+        let images = Tensor(shape: [batch, 1, 8, 8], data: (0..<(batch * 64)).map { _ in rng.normal() })
+
+        let savedWorkers = Parallel.workers
+        Parallel.workers = 2
+        defer { Parallel.workers = savedWorkers }
+        var r1 = SeededRandom(seed: 1), r2 = SeededRandom(seed: 1)
+        single.parameters.zeroGrads()
+        let expected = single.trainStep(images, rng: &r1, masking: masking, weightMask: true, featureWeight: 0.5)
+        let step = DataParallelStep(network: sharded, shards: shards)
+        for _ in 0..<2 {  // twice: replica gradients must start from zero again
+            sharded.parameters.zeroGrads()
+            r2 = SeededRandom(seed: 1)
+            let got = step.trainStep(images, rng: &r2, masking: masking, weightMask: true, featureWeight: 0.5)
+            XCTAssertEqual(got.total, expected.total, accuracy: 1e-5 * max(1, abs(expected.total)))
+            XCTAssertEqual(got.pixel, expected.pixel, accuracy: 1e-5 * max(1, abs(expected.pixel)))
+            XCTAssertEqual(got.feature ?? 0, expected.feature ?? 0, accuracy: 1e-5 * max(1, abs(expected.feature ?? 0)))
+            for ((name, a), (_, b)) in zip(single.parameters.entries, sharded.parameters.entries) where a.trainable {
+                let scale = a.grad.data.map { abs($0) }.max() ?? 0
+                for i in 0..<a.grad.count {
+                    XCTAssertEqual(b.grad.data[i], a.grad.data[i], accuracy: 1e-5 * max(scale, 1e-3), "\(name)[\(i)]")
+                }
+            }
+        }
+        XCTAssertEqual(r1.next(), r2.next(), "both steps must draw the same masks from the generator")
+    }
+
+    func testBootMAEShardsMatchTheWholeBatch() {
+        let config = PretrainingConfig(objective: .bootmae, encoder: encoder, decoderEmbedDim: 8, decoderDepth: 1,
+                                       featureDecoderDepth: 1, featureLayers: [0, 1], numMask: 10)
+        compare(config, masking: "block", batch: 5, shards: 2)
+        compare(config, masking: "block", batch: 6, shards: 3)
+    }
+
+    func testMAEShardsMatchTheWholeBatch() {
+        var maeEncoder = encoder
+        maeEncoder.qkvBias = .qkv
+        let config = PretrainingConfig(objective: .mae, encoder: maeEncoder, decoderEmbedDim: 8, decoderDepth: 1,
+                                       decoderNumHeads: 2, maskRatio: 0.75, normPixLoss: true)
+        compare(config, masking: "random", batch: 4, shards: 2)
+    }
+}

@@ -1,0 +1,71 @@
+import Foundation
+import Tensor
+import ViT
+
+/// Where one whole training step's time goes: the step's phases (masks, encoder, both decoders,
+/// momentum encoder, losses, backward passes, AdamW, EMA), timed by the phase markers the step
+/// calls, wall and process-CPU ms, medians over the runs. Runs the whole batch on one network
+/// (ops split over the threads), so the phases are sequential and their times add up.
+func stepBreakdown(_ mode: TrainStepMode, seconds: Double) {
+    var samples: [String: (wall: [Double], cpu: [Double])] = [:]
+    var order: [String] = []
+    func run(record: Bool) {
+        var (wall, cpu) = (Clock.wall(), Clock.cpu())
+        func mark(_ phase: String) {
+            let (w, c) = (Clock.wall(), Clock.cpu())
+            if record {
+                if samples[phase] == nil { samples[phase] = ([], []); order.append(phase) }
+                samples[phase]!.wall.append(w - wall)
+                samples[phase]!.cpu.append(c - cpu)
+            }
+            (wall, cpu) = (w, c)
+        }
+        var rng = SeededRandom(seed: 0, stream: UInt64(mode.steps))
+        mode.network.parameters.zeroGrads()
+        mark("zero gradients")
+        _ = mode.network.trainStep(mode.images, rng: &rng, masking: "block", weightMask: true, featureWeight: 1, phase: mark)
+        mode.optimizer.step(mode.network.parameters, lr: TrainStepMode.lr)
+        mark("AdamW")
+        mode.network.afterStep(emaDecay: 0.999)
+        mark("momentum EMA update")
+        mode.steps += 1
+    }
+    run(record: false)
+    let start = Clock.wall()
+    var runs = 0
+    while Clock.wall() - start < seconds || runs < 5 { run(record: true); runs += 1 }
+    let rows = order.map { ($0, median(samples[$0]!.wall), median(samples[$0]!.cpu)) }
+    let (wallTotal, cpuTotal) = (rows.reduce(0) { $0 + $1.1 }, rows.reduce(0) { $0 + $1.2 })
+    print("bootmae step breakdown, batch \(mode.images.shape[0]), \(mode.threads) thread(s), one network, \(runs) runs (median ms)")
+    for (phase, w, c) in rows {
+        print("  " + phase.padding(toLength: 30, withPad: " ", startingAt: 0)
+              + String(format: " wall %8.2f  cpu %8.2f  %5.1f%%", w * 1e3, c * 1e3, 100 * w / wallTotal))
+    }
+    print("  " + "total".padding(toLength: 30, withPad: " ", startingAt: 0)
+          + String(format: " wall %8.2f  cpu %8.2f  (%.1f img/s)", wallTotal * 1e3, cpuTotal * 1e3, Double(mode.images.shape[0]) / wallTotal))
+}
+
+/// Alternates variants of the step (each set up by its closure) in this process, `rounds` times,
+/// and prints each one's img/s per round, the medians and the CPU ms per step: the only fair
+/// comparison on a shared machine. The first variant is the reference of the ratios.
+func compareVariants(_ mode: TrainStepMode, _ variants: [(name: String, setUp: () -> Void)], rounds: Int, seconds: Double) {
+    let batch = Double(mode.images.shape[0])
+    var rates = [[Double]](repeating: [], count: variants.count), cpu = rates
+    for round in 0..<rounds {
+        var line = "round \(round):"
+        for (k, v) in variants.enumerated() {
+            v.setUp()
+            let t = timeMedians(seconds: seconds) { mode.step() }
+            rates[k].append(batch / t.wall)
+            cpu[k].append(t.cpu)
+            line += String(format: "  %@ %6.1f", v.name as NSString, batch / t.wall)
+        }
+        print(line + " img/s")
+    }
+    print("train step batch \(Int(batch)), \(mode.threads) thread(s), median over \(rounds) rounds:")
+    for (k, v) in variants.enumerated() {
+        print("  " + v.name.padding(toLength: 24, withPad: " ", startingAt: 0)
+              + String(format: " %6.1f img/s  cpu %6.1f ms/step  ratio %.3f", median(rates[k]), median(cpu[k]) * 1e3,
+                       median(rates[k]) / median(rates[0])))
+    }
+}
