@@ -31,6 +31,11 @@ public struct Classifier: Sendable {
 
     public var parameters: ParameterList { model.parameters }
 
+    /// A classifier of the same layout whose weights are still to be set (a data-parallel copy).
+    public func sameLayout() -> Classifier {
+        Classifier(wrapping: VisionTransformer(config: model.config, parts: model.parts), classes: model.config.labels ?? [])
+    }
+
     /// Fresh head and fc_norm, encoder from `weights` by name where present (official init of the
     /// head: trunc_normal(std 0.02) × 0.001; fc_norm 1/0). Without weights the whole model is drawn anew.
     public func initialize(from pretrained: ParameterList?, seed: UInt64) throws {
@@ -68,6 +73,17 @@ public struct Classifier: Sendable {
         let dNormed = model.head!.backward(dLogits, input: cache.normed)
         let dPooled = model.fcNorm!.backward(dNormed, cache: cache.fcNorm)
         _ = model.backward(TokenOps.meanBackward(dPooled, tokens: cache.tokens, from: 1), cache: cache.encoder)
+    }
+
+    /// One training step's forward, label-smoothed cross-entropy and backward (gradients
+    /// accumulate); returns the loss. `lossBatch`: the batch the loss averages over when `images`
+    /// are one shard of it (`FinetuneStep`).
+    public func trainStep(_ images: Tensor, labels: [Int], smoothing: Float, lossBatch: Int? = nil) -> Float {
+        let (logits, cache) = forward(images)
+        let (loss, dLogits) = CrossEntropy.forwardBackward(logits: logits, labels: labels, smoothing: smoothing,
+                                                           lossBatch: lossBatch)
+        backward(dLogits, cache: cache)
+        return loss
     }
 
     /// Inference: logits without caches (the same numbers as `forward`), through the encoder's

@@ -10,6 +10,8 @@ public final class Finetuner {
     public let recipe: FinetuneRecipe
     public let run: RunDirectory
     public let classifier: Classifier
+    /// Splits each batch over the cores (one classifier copy per worker; see `FinetuneStep`).
+    let stepper: FinetuneStep
     let train: any ImageDataset
     let test: any ImageDataset
     var optimizer: AdamW
@@ -49,6 +51,7 @@ public final class Finetuner {
             throw FinetuneError(description: "\(recipe.data) has no labels: fine-tuning needs class folders or an IDX label file")
         }
         classifier = Classifier(config: config, classes: train.classes)
+        stepper = FinetuneStep(classifier: classifier, shards: Parallel.workers)
         stepsPerEpoch = train.count / recipe.batchSize
         guard stepsPerEpoch > 0 else { throw FinetuneError(description: "fewer training images than one batch of \(recipe.batchSize)") }
         let depth = config.depth
@@ -89,12 +92,10 @@ public final class Finetuner {
             while step < lastStep, step / stepsPerEpoch == epoch, let batch = try loader.next() {
                 let lr = Float(schedule.value(at: step))
                 classifier.parameters.zeroGrads()
-                let (logits, cache) = classifier.forward(batch.images)
-                let (loss, dLogits) = CrossEntropy.forwardBackward(logits: logits, labels: batch.labels, smoothing: Float(recipe.labelSmoothing))
+                let loss = stepper.trainStep(batch.images, labels: batch.labels, smoothing: Float(recipe.labelSmoothing))
                 guard loss.isFinite else {
                     throw FinetuneError(description: "loss became \(loss) at step \(step); the last checkpoint is intact — lower --lr and resume")
                 }
-                classifier.backward(dLogits, cache: cache)
                 optimizer.step(classifier.parameters, lr: lr)
                 step += 1
                 lossSum += Double(loss); lossCount += 1
