@@ -44,28 +44,3 @@ func stepBreakdown(_ mode: TrainStepMode, seconds: Double) {
     print("  " + "total".padding(toLength: 30, withPad: " ", startingAt: 0)
           + String(format: " wall %8.2f  cpu %8.2f  (%.1f img/s)", wallTotal * 1e3, cpuTotal * 1e3, Double(mode.images.shape[0]) / wallTotal))
 }
-
-/// Alternates variants of the step (each set up by its closure) in this process, `rounds` times,
-/// and prints each one's img/s per round, the medians and the CPU ms per step: the only fair
-/// comparison on a shared machine. The first variant is the reference of the ratios.
-func compareVariants(_ mode: TrainStepMode, _ variants: [(name: String, setUp: () -> Void)], rounds: Int, seconds: Double) {
-    let batch = Double(mode.images.shape[0])
-    var rates = [[Double]](repeating: [], count: variants.count), cpu = rates
-    for round in 0..<rounds {
-        var line = "round \(round):"
-        for (k, v) in variants.enumerated() {
-            v.setUp()
-            let t = timeMedians(seconds: seconds) { mode.step() }
-            rates[k].append(batch / t.wall)
-            cpu[k].append(t.cpu)
-            line += String(format: "  %@ %6.1f", v.name as NSString, batch / t.wall)
-        }
-        print(line + " img/s")
-    }
-    print("train step batch \(Int(batch)), \(mode.threads) thread(s), median over \(rounds) rounds:")
-    for (k, v) in variants.enumerated() {
-        print("  " + v.name.padding(toLength: 24, withPad: " ", startingAt: 0)
-              + String(format: " %6.1f img/s  cpu %6.1f ms/step  ratio %.3f", median(rates[k]), median(cpu[k]) * 1e3,
-                       median(rates[k]) / median(rates[0])))
-    }
-}

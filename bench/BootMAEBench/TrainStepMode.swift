@@ -5,7 +5,7 @@ import Training
 import ViT
 
 /// `bootmae-bench train-step [--model-dir D] [--preset tiny] [--batch 128] [--seconds 3] [--min-iterations 3]
-///  [--threads 2] [--shards N] [--json] [--serve] [--breakdown] [--compare-shards A,B] [--rounds 5]`
+///  [--threads 2] [--shards N] [--json] [--serve] [--breakdown] [--compare-shards A,B] [--with-one-thread] [--rounds 5] [--malloc-arenas N]`
 ///
 /// One BootMAE pretraining step as `Pretrainer` runs it — block masks, forward and backward of
 /// both decoders and the momentum target, AdamW, momentum EMA — on a fixed random batch (no data
@@ -13,7 +13,8 @@ import ViT
 /// weights from a pretraining directory, which must describe exactly that network. `--shards`
 /// splits the batch over that many data-parallel network copies (default: one per thread, as the
 /// trainer does). `--breakdown` prints where one step's time goes, phase by phase (StepBreakdown.swift);
-/// `--compare-shards 1,2` alternates the two settings in this process and prints medians. With `--serve`
+/// `--compare-shards 1,2` alternates the two settings in this process and prints medians; `--malloc-arenas`
+/// overrides glibc's arena limit (`applyMallocArenas`). With `--serve`
 /// it answers stdin lines:
 ///   measure <seconds> <min-iterations>   one timing, as a JSON line
 ///   check <io.safetensors>               losses for the tensors "images" and "ids_shuffle" (no update)
@@ -33,6 +34,7 @@ final class TrainStepMode {
         threads = try options.int("--threads", default: 2)
         shards = try options.int("--shards", default: threads)
         TensorRuntime.configure(threads: threads)
+        try applyMallocArenas(options)
         let presetName = try options.string("--preset") ?? "tiny"
         guard let preset = ModelPreset(rawValue: presetName) else { throw BenchError("unknown --preset \(presetName) (tiny, small, base)") }
         let config = preset.pretrainingConfig(objective: .bootmae, imgSize: nil, patchSize: nil, channels: 1, maskRatio: 0.75)
@@ -120,11 +122,10 @@ final class TrainStepMode {
             return
         }
         let (rounds, seconds) = (try options.int("--rounds", default: 5), try options.double("--seconds", default: 3))
-        if let list = try options.string("--compare-shards") {
-            let variants = list.split(separator: ",").compactMap { Int($0) }.map { n in
-                (name: "shards \(n)", setUp: { self.shards = n })
-            }
-            compareVariants(self, variants, rounds: rounds, seconds: seconds)
+        let variants = try shardVariants(options, threads: threads) { self.shards = $0 }
+        if !variants.isEmpty {
+            compareVariants("bootmae train step", batch: images.shape[0], threads: threads, step: step, variants,
+                            rounds: rounds, seconds: seconds)
             return
         }
         let r = measure(seconds: try options.double("--seconds", default: 3), minIterations: try options.int("--min-iterations", default: 3))

@@ -15,10 +15,14 @@ struct Case {
 let arguments = CommandLine.arguments
 
 // Machine-readable modes (one JSON line per measurement) driven by bench/compare.
-if let mode = arguments.dropFirst().first, mode == "forward" || mode == "train-step" {
+if let mode = arguments.dropFirst().first, ["forward", "train-step", "finetune-step"].contains(mode) {
     let options = Options(arguments: Array(arguments.dropFirst(2)))
     do {
-        if mode == "forward" { try ForwardMode(options).run(options) } else { try TrainStepMode(options).run(options) }
+        switch mode {
+        case "forward": try ForwardMode(options).run(options)
+        case "train-step": try TrainStepMode(options).run(options)
+        default: try FinetuneStepMode(options).run(options)
+        }
         exit(0)
     } catch {
         FileHandle.standardError.write(Data("bootmae-bench \(mode): error: \(error)\n".utf8))
