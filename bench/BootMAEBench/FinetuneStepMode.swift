@@ -24,10 +24,7 @@ final class FinetuneStepMode {
     static let lr: Float = 1e-4
 
     init(_ options: Options) throws {
-        threads = try options.int("--threads", default: 2)
-        shards = try options.int("--shards", default: threads)
-        TensorRuntime.configure(threads: threads)
-        try applyMallocArenas(options)
+        (threads, shards) = try configureStepRuntime(options)
         var config = ViTConfig(imgSize: 28, patchSize: 4, inChans: 1, embedDim: 128, depth: 6, numHeads: 4, mlpRatio: 4,
                                qkvBias: .qv, layerNormEps: 1e-6, mean: [0.5], std: [0.5], posEmbed: .sincosBootMAE)
         config.globalPool = .mean

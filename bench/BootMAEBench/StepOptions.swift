@@ -11,6 +11,16 @@ func shardCounts(_ list: String) throws -> [Int] {
     return counts.map { $0! }
 }
 
+/// `--threads` (default 2) and `--shards` (default: one per thread, as the trainers split a batch),
+/// with the numeric runtime configured for them and `--malloc-arenas` applied.
+func configureStepRuntime(_ options: Options) throws -> (threads: Int, shards: Int) {
+    let threads = try options.int("--threads", default: 2)
+    let shards = try options.int("--shards", default: threads)
+    TensorRuntime.configure(threads: threads)
+    try applyMallocArenas(options)
+    return (threads, shards)
+}
+
 /// `--malloc-arenas N`: glibc's limit on malloc arenas (threads beyond it share arenas), set after
 /// `TensorRuntime.configure` (which sets 1) and before any worker thread allocates, to measure the
 /// page faults each setting costs; 16 is glibc's default on 2 cores (8 per core). glibc fixes the limit when a thread first needs an arena of its own, so one

@@ -31,10 +31,7 @@ final class TrainStepMode {
     static let lr: Float = 1e-4
 
     init(_ options: Options) throws {
-        threads = try options.int("--threads", default: 2)
-        shards = try options.int("--shards", default: threads)
-        TensorRuntime.configure(threads: threads)
-        try applyMallocArenas(options)
+        (threads, shards) = try configureStepRuntime(options)
         let presetName = try options.string("--preset") ?? "tiny"
         guard let preset = ModelPreset(rawValue: presetName) else { throw BenchError("unknown --preset \(presetName) (tiny, small, base)") }
         let config = preset.pretrainingConfig(objective: .bootmae, imgSize: nil, patchSize: nil, channels: 1, maskRatio: 0.75)
