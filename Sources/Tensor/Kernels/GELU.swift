@@ -11,13 +11,9 @@ public enum GELUOp {
 
     /// dy/dx = Φ(x) + x·φ(x), φ(x) = e^(−x²/2)/√(2π).
     @inline(__always) @usableFromInline
-    static func derivative(_ x: Float) -> Float { derivative(x, cdf: cdf(x)) }
-
-    /// The same, given Φ(x) = `c` already computed (the training forward has it for y).
-    @inline(__always) @usableFromInline
-    static func derivative(_ x: Float, cdf c: Float) -> Float {
+    static func derivative(_ x: Float) -> Float {
         let pdf = 0.398_942_28 * FastMath.exp(-0.5 * x * x)
-        return c + x * pdf
+        return cdf(x) + x * pdf
     }
 
     // The passes over whole tensors run in C (CKernels), which adds an AVX-512 build picked at
