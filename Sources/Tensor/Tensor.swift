@@ -52,9 +52,11 @@ public struct Tensor: Sendable, Equatable {
         Tensor(shape: newShape, data: data)
     }
 
-    /// Items `range` of the first axis (a shard of a batch), copied.
+    /// Items `range` of the first axis (a shard of a batch), copied; the tensor itself (no copy)
+    /// when the range is the whole first axis.
     public func batchSlice(_ range: Range<Int>) -> Tensor {
         precondition(rank >= 1 && range.lowerBound >= 0 && range.upperBound <= shape[0], "batchSlice: \(range) of \(shape)")
+        if range == 0..<shape[0] { return self }
         let item = shape[0] == 0 ? 0 : count / shape[0]
         return Tensor(shape: [range.count] + shape.dropFirst(),
                       data: Array(data[(range.lowerBound * item)..<(range.upperBound * item)]))

@@ -21,8 +21,7 @@ public final class FinetuneStep: @unchecked Sendable {
     public func trainStep(_ images: Tensor, labels: [Int], smoothing: Float) -> Float {
         let batch = images.shape[0]
         let losses = copies.run(batch: batch) { classifier, items in
-            let shard = items.count == batch ? images : images.batchSlice(items)
-            return classifier.trainStep(shard, labels: Array(labels[items]), smoothing: smoothing, lossBatch: batch)
+            classifier.trainStep(images.batchSlice(items), labels: Array(labels[items]), smoothing: smoothing, lossBatch: batch)
         }
         // Each shard's loss is already divided by the whole batch: they add up.
         return losses.reduce(0, +)

@@ -24,9 +24,6 @@ public final class DataParallelStep: @unchecked Sendable {
                           featureWeight: Float) -> PretrainingNetwork.Losses {
         let batch = images.shape[0]
         let plan = network.maskPlan(batch: batch, rng: &rng, masking: masking)
-        if min(shards, batch) <= 1 {
-            return network.step(images, plan: plan, weightMask: weightMask, featureWeight: featureWeight)
-        }
         let all = copies.run(batch: batch) { net, items in
             net.step(images.batchSlice(items), plan: plan.shard(items), weightMask: weightMask,
                      featureWeight: featureWeight, lossBatch: batch)
