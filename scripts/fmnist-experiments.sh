@@ -8,7 +8,8 @@
 #
 # Streams: bootmae, mae (pretrain + eval + knn + linprobe + finetune + eval each), scratch (the
 # from-random fine-tune baseline), bootmae-short (BootMAE at MAE's wall-clock budget), ablations
-# (BootMAE with λ = 0), export (models/ from the BootMAE runs). THREADS (default 2) sets compute threads.
+# (BootMAE with λ = 0), export (models/ from the BootMAE runs; the classifier from the fine-tune of
+# FT_EPOCHS). THREADS (default 2) sets compute threads.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 THREADS="${THREADS:-2}"
@@ -23,7 +24,10 @@ PRETRAIN=(--preset tiny --epochs 40 --batch-size 256 --lr 5e-4 --min-lr 2.083333
 # One fine-tune budget for every initialisation. RandomResizedCrop keeps 80–100% of the image: with
 # the default 35–100% a 20-epoch fine-tune under-fits this small model (train loss 0.75 against the
 # 0.50 floor of label smoothing; test top-1 90.83%, kept in bootmae-tiny-ft-crop035 for comparison).
-FINETUNE=(--epochs "${FT_EPOCHS:-20}" --batch-size 256 --crop-scale 0.8 --checkpoint-every 200 --seed 0)
+# FT_EPOCHS (default 20) lengthens every fine-tune; longer ones get their own folders (…-ft-40ep).
+FT_EPOCHS="${FT_EPOCHS:-20}"
+FT_SUFFIX=$([[ $FT_EPOCHS == 20 ]] || echo "-${FT_EPOCHS}ep")
+FINETUNE=(--epochs "$FT_EPOCHS" --batch-size 256 --crop-scale 0.8 --checkpoint-every 200 --seed 0)
 
 log() { printf '\n== %s: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
@@ -57,7 +61,7 @@ reconstruction_on_equal_masks() {
 
 pretrained_stream() {  # pretrained_stream <name> <pretrain args...>
     local name=$1; shift
-    local pt=$ROOT/$name-tiny ft=$ROOT/$name-tiny-ft
+    local pt=$ROOT/$name-tiny ft=$ROOT/$name-tiny-ft$FT_SUFFIX
     train pretrain "$pt" "$@" "${PRETRAIN[@]}"
     measure eval "$pt"
     reconstruction_on_equal_masks "$pt"
@@ -73,8 +77,8 @@ stream() {
         mae) pretrained_stream mae --objective mae ;;
         scratch)
             # No layer-wise lr decay: it protects pretrained lower layers, and random ones have nothing to protect.
-            train finetune "$ROOT/scratch-tiny-ft" --init-from none --preset tiny --qkv-bias qv --layer-decay 1 "${FINETUNE[@]}"
-            measure eval "$ROOT/scratch-tiny-ft" ;;
+            train finetune "$ROOT/scratch-tiny-ft$FT_SUFFIX" --init-from none --preset tiny --qkv-bias qv --layer-decay 1 "${FINETUNE[@]}"
+            measure eval "$ROOT/scratch-tiny-ft$FT_SUFFIX" ;;
         bootmae-short)
             # Equal wall-clock: MAE's 40 epochs cost about as much as BootMAE's 13 (see docs/RESULTS.md).
             local pt=$ROOT/bootmae-short-tiny
@@ -87,7 +91,7 @@ stream() {
         export)
             log "export into models/"
             "$BIN" export --run "$ROOT/bootmae-tiny" --out models/bootmae-vit-tiny-fmnist --half --overwrite
-            "$BIN" export --run "$ROOT/bootmae-tiny-ft" --out models/bootmae-vit-tiny-fmnist-cls --half --overwrite
+            "$BIN" export --run "$ROOT/bootmae-tiny-ft${EXPORT_FT_SUFFIX-$FT_SUFFIX}" --out models/bootmae-vit-tiny-fmnist-cls --half --overwrite
             # The shipped (fp16) weights, measured again; results stay in runs/, not in models/.
             for m in bootmae-vit-tiny-fmnist bootmae-vit-tiny-fmnist-cls; do
                 nice -n 5 "$BIN" eval --model "models/$m" --out "$ROOT/shipped-$m.json" --threads "$THREADS"
