@@ -17,10 +17,19 @@ public final class InferenceWorkspace: @unchecked Sendable {
     /// needs both at once.
     private let wide = GrowingBuffer()
 
+    /// One workspace per shard when a batch is split by images over the workers.
+    private var shardSpaces: [InferenceWorkspace] = []
+
     public init() {}
 
     /// Bytes currently held.
-    public var byteCount: Int { 4 * (normed.capacity + wide.capacity) }
+    public var byteCount: Int { 4 * (normed.capacity + wide.capacity) + shardSpaces.reduce(0) { $0 + $1.byteCount } }
+
+    /// `count` workspaces for the shards of one forward, kept for the next.
+    func shards(_ count: Int) -> [InferenceWorkspace] {
+        while shardSpaces.count < count { shardSpaces.append(InferenceWorkspace()) }
+        return Array(shardSpaces.prefix(count))
+    }
 
     func normalized(rows: Int, width: Int) -> UnsafeMutablePointer<Float> {
         normed.reserve(rows * width)
@@ -53,4 +62,16 @@ final class GrowingBuffer {
     }
 
     deinit { storage?.deallocate() }
+}
+
+/// How a batched inference forward uses several workers.
+public enum InferenceSplit: Sendable {
+    /// Every op splits its own work (GEMM rows, attention heads, elementwise chunks) over the
+    /// workers: a fork and join per op. The only choice for one image.
+    case byOperation
+    /// Each worker runs whole images with single-threaded kernels: one join per forward.
+    case byImage
+
+    /// The process-wide choice; set at start-up (servers, benchmarks), not while forwards run.
+    nonisolated(unsafe) public static var current: InferenceSplit = .byOperation
 }

@@ -98,9 +98,28 @@ public struct VisionTransformer: Sendable {
 
     /// Tokens after the first `blocks` transformer blocks (no final norm), without keeping caches:
     /// the intermediate features linear probes read (BootMAE probes block 10 of 12).
+    ///
+    /// With several `Parallel` workers and `InferenceSplit.byImage`, the batch is split into one
+    /// shard of whole images per worker, each run with single-threaded kernels in its own part of
+    /// the workspace; the tokens are the same as one pass over the batch (rows never mix).
     public func intermediateTokens(_ images: Tensor, blocks count: Int,
                                    workspace: InferenceWorkspace = InferenceWorkspace()) -> Tensor {
         precondition(count >= 1 && count <= blocks.count, "block count \(count) outside 1...\(blocks.count)")
+        let batch = images.shape[0]
+        let shards = InferenceSplit.current == .byImage ? min(Parallel.workers, batch) : 1
+        guard shards > 1 else { return tokensOfShard(images, blocks: count, workspace: workspace) }
+        let spaces = workspace.shards(shards)
+        let (t, d) = (config.numTokens, config.embedDim)
+        return Tensor(shape: [batch, t, d]) { out in
+            Parallel.runConcurrently(shards) { s in
+                let items = (s * batch / shards)..<((s + 1) * batch / shards)
+                let part = tokensOfShard(images.batchSlice(items), blocks: count, workspace: spaces[s])
+                part.withPointer { (out + items.lowerBound * t * d).update(from: $0, count: part.count) }
+            }
+        }
+    }
+
+    private func tokensOfShard(_ images: Tensor, blocks count: Int, workspace: InferenceWorkspace) -> Tensor {
         var x = addClassAndPosition(patchEmbed.forward(images).0)
         for block in blocks.prefix(count) { block.infer(&x, workspace: workspace) }
         return x

@@ -33,6 +33,28 @@ final class InferenceWorkspaceTests: XCTestCase {
         }
     }
 
+    /// Split by images over two workers (shards of 1 and 2 images for a batch of 3, a workspace
+    /// each), the tokens are the ones of the one-pass training forward, at every depth.
+    func testSplitByImageGivesTheSameTokens() throws {
+        let savedWorkers = Parallel.workers, savedSplit = InferenceSplit.current
+        defer { Parallel.workers = savedWorkers; InferenceSplit.current = savedSplit }
+        let dir = Fixtures.url("encoders/bootmae_qv")
+        let model = try ModelDirectory.loadEncoder(dir)
+        let images = repeatedImages(try SafeTensorsFile(contentsOf: dir.appendingPathComponent("io.safetensors")).tensor("images"), count: 3)
+        Parallel.workers = 1
+        let reference = model.forward(images).0
+        Parallel.workers = 2
+        InferenceSplit.current = .byImage
+        let workspace = InferenceWorkspace()
+        for _ in 0..<2 {  // the second call reuses the shards' workspaces
+            let tokens = model.infer(images, workspace: workspace)
+            XCTAssertEqual(tokens.shape, reference.shape)
+            XCTAssertLessThanOrEqual(relativeError(tokens, reference), 1e-6)
+        }
+        XCTAssertLessThanOrEqual(relativeError(model.intermediateTokens(images, blocks: 1, workspace: workspace),
+                                                       model.blocks[0].forward(model.addClassAndPosition(model.patchEmbed.forward(images).0)).0), 1e-6)
+    }
+
     /// `count` images cycling through the fixture's images.
     func repeatedImages(_ images: Tensor, count: Int) -> Tensor {
         let per = images.count / images.shape[0]

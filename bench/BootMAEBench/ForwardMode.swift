@@ -3,8 +3,11 @@ import Foundation
 import Tensor
 import ViT
 
-/// `bootmae-bench forward --model-dir D [--batch 8] [--seconds 3] [--min-iterations 3] [--threads 2] [--json] [--serve]`
+/// `bootmae-bench forward --model-dir D [--batch 8] [--seconds 3] [--min-iterations 3] [--threads 2] [--json] [--serve]
+///                        [--split operation|image] [--compare-split --rounds 5]`
 ///
+/// `--split` picks how a batch uses the threads (`InferenceSplit`); `--compare-split` alternates
+/// both in this process and prints their medians and ratio.
 /// Encoder forward (pooled embeddings) of a model directory on random inputs. Without `--serve`
 /// it measures `--batch` once; with `--serve` it is a worker for bench/compare, answering stdin lines:
 ///   measure <batch> <seconds> <min-iterations>   one timing, as a JSON line
@@ -19,6 +22,12 @@ struct ForwardMode {
     init(_ options: Options) throws {
         threads = try options.int("--threads", default: 2)
         TensorRuntime.configure(threads: threads)
+        switch try options.string("--split") {
+        case nil: break
+        case "operation": InferenceSplit.current = .byOperation
+        case "image": InferenceSplit.current = .byImage
+        case let other?: throw BenchError("--split \(other): expected operation or image")
+        }
         guard let dir = try options.string("--model-dir") else { throw BenchError("forward needs --model-dir DIR") }
         let url = URL(fileURLWithPath: dir)
         model = try ModelDirectory.loadEncoder(url)
@@ -64,6 +73,19 @@ struct ForwardMode {
                     throw BenchError("unknown command '\(words[0])' (measure, embed, quit)")
                 }
             }
+            return
+        }
+        if options.flag("--compare-split") {
+            let batch = try options.int("--batch", default: 8)
+            let c = model.config
+            var rng = SeededRandom(seed: UInt64(batch))
+            let shape = [batch, c.inChans, c.imgSize, c.imgSize]
+            let images = Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in rng.normal() })
+            compareVariants("\(name) forward", batch: batch, threads: threads,
+                            step: { _ = model.embed(images, workspace: workspace) },
+                            [StepVariant(name: "split by operation") { InferenceSplit.current = .byOperation },
+                             StepVariant(name: "split by image") { InferenceSplit.current = .byImage }],
+                            rounds: try options.int("--rounds", default: 5), seconds: try options.double("--seconds", default: 3))
             return
         }
         let r = measure(batch: try options.int("--batch", default: 8), seconds: try options.double("--seconds", default: 3),
