@@ -8,7 +8,7 @@
 #
 # Streams: bootmae, mae (pretrain + eval + knn + linprobe + finetune + eval each), scratch (the
 # from-random fine-tune baseline), bootmae-short (BootMAE at MAE's wall-clock budget), ablations
-# (BootMAE with λ = 0), export (models/ from the BootMAE runs; the classifier from the fine-tune of
+# (BootMAE with λ = 0, and without decoder context), export (models/ from the BootMAE runs; the classifier from the fine-tune of
 # FT_EPOCHS). THREADS (default 2) sets compute threads.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -59,7 +59,14 @@ reconstruction_on_equal_masks() {
     nice -n 5 "$BIN" eval --model "$1" --masking random --out "$1/eval-random.json" --threads "$THREADS"
 }
 
-pretrained_stream() {  # pretrained_stream <name> <pretrain args...>
+pretrained_# A 13-epoch BootMAE pretraining with its frozen-feature measurements.
+short_pretraining() {  # short_pretraining <out> [extra pretrain args...]
+    local pt=$1; shift
+    train pretrain "$pt" --objective bootmae "${PRETRAIN[@]}" --epochs 13 --warmup-epochs 1 --ema-ramp-epochs 2 "$@"
+    measure eval "$pt"; reconstruction_on_equal_masks "$pt"; measure knn "$pt"; measure linprobe "$pt"
+}
+
+stream() {  # pretrained_stream <name> <pretrain args...>
     local name=$1; shift
     local pt=$ROOT/$name-tiny ft=$ROOT/$name-tiny-ft$FT_SUFFIX
     train pretrain "$pt" "$@" "${PRETRAIN[@]}"
@@ -69,6 +76,13 @@ pretrained_stream() {  # pretrained_stream <name> <pretrain args...>
     measure linprobe "$pt"
     train finetune "$ft" --init-from "$pt" "${FINETUNE[@]}"
     measure eval "$ft"
+}
+
+# A 13-epoch BootMAE pretraining with its frozen-feature measurements.
+short_pretraining() {  # short_pretraining <out> [extra pretrain args...]
+    local pt=$1; shift
+    train pretrain "$pt" --objective bootmae "${PRETRAIN[@]}" --epochs 13 --warmup-epochs 1 --ema-ramp-epochs 2 "$@"
+    measure eval "$pt"; reconstruction_on_equal_masks "$pt"; measure knn "$pt"; measure linprobe "$pt"
 }
 
 stream() {
@@ -81,13 +95,12 @@ stream() {
             measure eval "$ROOT/scratch-tiny-ft$FT_SUFFIX" ;;
         bootmae-short)
             # Equal wall-clock: MAE's 40 epochs cost about as much as BootMAE's 13 (see docs/RESULTS.md).
-            local pt=$ROOT/bootmae-short-tiny
-            train pretrain "$pt" --objective bootmae "${PRETRAIN[@]}" --epochs 13 --warmup-epochs 1 --ema-ramp-epochs 2
-            measure eval "$pt"; reconstruction_on_equal_masks "$pt"; measure knn "$pt"; measure linprobe "$pt" ;;
+            short_pretraining "$ROOT/bootmae-short-tiny" ;;
         ablations)
-            local pt=$ROOT/bootmae-nofeat-tiny
-            train pretrain "$pt" --objective bootmae "${PRETRAIN[@]}" --feature-weight 0
-            measure eval "$pt"; reconstruction_on_equal_masks "$pt"; measure knn "$pt"; measure linprobe "$pt" ;;
+            # Each of BootMAE's two ideas removed, at bootmae-short's 13-epoch budget (its comparison
+            # partner): no feature branch in the loss (λ = 0), and decoders without cross-attention.
+            short_pretraining "$ROOT/bootmae-nofeat-short-tiny" --feature-weight 0
+            short_pretraining "$ROOT/bootmae-noctx-short-tiny" --no-decoder-context ;;
         export)
             log "export into models/"
             "$BIN" export --run "$ROOT/bootmae-tiny" --out models/bootmae-vit-tiny-fmnist --half --overwrite

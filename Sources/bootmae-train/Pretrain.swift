@@ -63,6 +63,9 @@ struct Pretrain: ParsableCommand {
     @Flag(help: "BootMAE: plain masked MSE instead of the neighbourhood-weighted loss.")
     var noWeightMask = false
 
+    @Flag(help: "BootMAE ablation: decoders without cross-attention to encoder features (plain blocks on the latent).")
+    var noDecoderContext = false
+
     @Option(help: "Masking: block (BootMAE's block + random top-up + roll) or random (MAE). Default: the objective's.")
     var masking: String?
 
@@ -73,6 +76,7 @@ struct Pretrain: ParsableCommand {
         if batchSize < 1 { throw ValidationError("--batch-size must be positive") }
         if !(0.05...0.95).contains(maskRatio) { throw ValidationError("--mask-ratio must be within 0.05...0.95") }
         if let masking, masking != "block" && masking != "random" { throw ValidationError("--masking is block or random") }
+        if noDecoderContext && objective != .bootmae { throw ValidationError("--no-decoder-context is a BootMAE ablation") }
         if checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be positive") }
     }
 
@@ -85,8 +89,10 @@ struct Pretrain: ParsableCommand {
                 recipe = try dir.readJSON(PretrainRecipe.self, from: "recipe.json")
             } else {
                 let dataset = try Datasets.open(common.data, split: .train)
-                config = preset.pretrainingConfig(objective: objective, imgSize: imgSize, patchSize: patchSize,
-                                                  channels: dataset.channels, maskRatio: maskRatio)
+                var built = preset.pretrainingConfig(objective: objective, imgSize: imgSize, patchSize: patchSize,
+                                                     channels: dataset.channels, maskRatio: maskRatio)
+                if noDecoderContext { built.decoderContext = false }
+                config = built
                 let epochs = common.epochs ?? 100
                 let peak = lr ?? blr * Double(batchSize) / 256
                 recipe = PretrainRecipe(

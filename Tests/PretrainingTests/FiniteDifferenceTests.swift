@@ -40,9 +40,21 @@ final class FiniteDifferenceTests: XCTestCase {
     let encoder = ViTConfig(imgSize: 8, patchSize: 2, inChans: 3, embedDim: 8, depth: 2, numHeads: 2, mlpRatio: 2,
                             qkvBias: .qv, layerNormEps: 1e-6, globalPool: .cls)
 
-    func testBootMAEWholeNetworkGradient() {
+    func testBootMAEWholeNetworkGradient() { checkBootMAE(decoderContext: true) }
+
+    /// The ablation without target-aware decoders: no cross-attention parameters at all, and the
+    /// gradients of what is left (the encoder now learns only through the latent tokens).
+    func testBootMAEWithoutDecoderContextGradient() {
+        let model = checkBootMAE(decoderContext: false)
+        let names = model.parameters.entries.map(\.name)
+        XCTAssertFalse(names.contains { $0.contains("c_attn") || $0.contains("norm3") || $0.contains("norm4") })
+        XCTAssertTrue(names.contains("decode_blocks.0.attn.qkv.weight"))
+    }
+
+    @discardableResult
+    func checkBootMAE(decoderContext: Bool, file: StaticString = #filePath, line: UInt = #line) -> BootMAE {
         let config = PretrainingConfig(objective: .bootmae, encoder: encoder, decoderEmbedDim: 8, decoderDepth: 1, decoderNumHeads: 3,
-                                       featureDecoderDepth: 1, featureLayers: [0, 1], numMask: 10)
+                                       featureDecoderDepth: 1, featureLayers: [0, 1], numMask: 10, decoderContext: decoderContext)
         let model = BootMAE(config: config)
         var rng = SeededRandom(seed: 3)
         randomize(model.parameters, rng: &rng)
@@ -51,10 +63,11 @@ final class FiniteDifferenceTests: XCTestCase {
         let plan = BlockMasking.scaled(grid: 4, ratio: 10.0 / 16).plan(batch: 2, grid: 4, rng: &rng)
         let weights = plan.neighbourhoodWeights(grid: 4)
         var first = true
-        check(model.parameters) {
+        check(model.parameters, loss: {
             defer { first = false }
             return model.step(images, plan: plan, weights: weights, featureWeight: 0.7, backward: first).loss
-        }
+        }, file: file, line: line)
+        return model
     }
 
     func testMAEWholeNetworkGradient() {

@@ -92,7 +92,7 @@ final class PretrainingParityTests: XCTestCase {
     func testDecoderAttentionWidthQuirk() throws {
         guard case .bootmae(let model) = try PretrainingDirectory.load(Fixtures.url("pretrain/bootmae_tiny")) else { return XCTFail() }
         XCTAssertEqual(model.pixelBlocks[0].attn.qkv.weight.shape, [54, 20])
-        XCTAssertEqual(model.pixelBlocks[0].crossAttn.kv.weight.shape, [36, 24])
+        XCTAssertEqual(model.pixelBlocks[0].context!.crossAttn.kv.weight.shape, [36, 24])
     }
 
     /// A full pretraining checkpoint also serves as an encoder: decoders and the momentum copy are ignored.

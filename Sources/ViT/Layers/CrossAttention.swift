@@ -57,52 +57,70 @@ public struct CrossAttention: Sendable {
 
 /// BootMAE's target-aware decoder block (`Decode_Block`), pre-norm, in this order:
 ///   x = x + SelfAttn(norm1(x));  x = x + CrossAttn(norm3(x), norm4(c));  x = x + MLP(norm2(x))
+/// Without context (the ablation `decoder_context: false`) the cross-attention step and its
+/// norms do not exist: a plain pre-norm block, as MAE's decoder.
 public struct DecoderBlock: Sendable {
     public let norm1: LayerNorm
     public let attn: SelfAttention
-    public let norm3: LayerNorm
-    public let norm4: LayerNorm
-    public let crossAttn: CrossAttention
+    /// The cross-attention step: `norm3` on the tokens, `norm4` on the context.
+    public struct ContextStep: Sendable {
+        public let norm3: LayerNorm
+        public let norm4: LayerNorm
+        public let crossAttn: CrossAttention
+    }
+    public let context: ContextStep?
     public let norm2: LayerNorm
     public let mlp: MLP
 
     public struct Cache: Sendable {
         let norm1: LayerNorm.Cache, attn: SelfAttention.Cache
-        let norm3: LayerNorm.Cache, norm4: LayerNorm.Cache, cross: CrossAttention.Cache
+        let context: (norm3: LayerNorm.Cache, norm4: LayerNorm.Cache, cross: CrossAttention.Cache)?
         let norm2: LayerNorm.Cache, mlp: MLP.Cache
     }
 
     public init(dim: Int, contextDim: Int, heads: Int, mlpHidden: Int, eps: Float, name: String,
-                into params: inout ParameterList) {
+                usesContext: Bool = true, into params: inout ParameterList) {
         norm1 = LayerNorm(dim, eps: eps, name: "\(name).norm1", into: &params)
         attn = SelfAttention(dim: dim, heads: heads, bias: .qv, name: "\(name).attn", into: &params)
         norm2 = LayerNorm(dim, eps: eps, name: "\(name).norm2", into: &params)
         mlp = MLP(dim: dim, hidden: mlpHidden, name: "\(name).mlp", into: &params)
-        norm3 = LayerNorm(dim, eps: eps, name: "\(name).norm3", into: &params)
-        norm4 = LayerNorm(contextDim, eps: eps, name: "\(name).norm4", into: &params)
-        crossAttn = CrossAttention(dim: dim, contextDim: contextDim, heads: heads, name: "\(name).c_attn", into: &params)
+        context = usesContext ? ContextStep(
+            norm3: LayerNorm(dim, eps: eps, name: "\(name).norm3", into: &params),
+            norm4: LayerNorm(contextDim, eps: eps, name: "\(name).norm4", into: &params),
+            crossAttn: CrossAttention(dim: dim, contextDim: contextDim, heads: heads, name: "\(name).c_attn", into: &params)) : nil
     }
 
-    public func forward(_ x: Tensor, context: Tensor) -> (Tensor, Cache) {
+    /// `context` is required exactly when the block has a cross-attention step.
+    public func forward(_ x: Tensor, context c: Tensor?) -> (Tensor, Cache) {
         // Self-attention and MLP add their skip connections in their output projections.
         let (n1, c1) = norm1.forward(x)
         let (x1, ca) = attn.forward(n1, adding: x)
-        let (n3, c3) = norm3.forward(x1)
-        let (n4, c4) = norm4.forward(context)
-        let (ct, cc) = crossAttn.forward(n3, context: n4)
-        let x2 = x1 + ct
+        var x2 = x1
+        var contextCache: (norm3: LayerNorm.Cache, norm4: LayerNorm.Cache, cross: CrossAttention.Cache)?
+        if let step = context {
+            guard let c else { preconditionFailure("a target-aware decoder block needs its context") }
+            let (n3, c3) = step.norm3.forward(x1)
+            let (n4, c4) = step.norm4.forward(c)
+            let (ct, cc) = step.crossAttn.forward(n3, context: n4)
+            x2 = x1 + ct
+            contextCache = (c3, c4, cc)
+        }
         let (n2, c2) = norm2.forward(x2)
         let (y, cm) = mlp.forward(n2, adding: x2)
-        return (y, Cache(norm1: c1, attn: ca, norm3: c3, norm4: c4, cross: cc, norm2: c2, mlp: cm))
+        return (y, Cache(norm1: c1, attn: ca, context: contextCache, norm2: c2, mlp: cm))
     }
 
-    /// Returns (dx, d context).
-    public func backward(_ dy: Tensor, cache: Cache) -> (Tensor, Tensor) {
+    /// Returns (dx, d context); d context is nil for a block without context.
+    public func backward(_ dy: Tensor, cache: Cache) -> (Tensor, Tensor?) {
         // Each skip connection's gradient is added by the norm's backward in the same pass.
         let dx2 = norm2.backward(mlp.backward(dy, cache: cache.mlp), cache: cache.norm2, adding: dy)
-        let (dn3, dn4) = crossAttn.backward(dx2, cache: cache.cross)
-        let dx1 = norm3.backward(dn3, cache: cache.norm3, adding: dx2)
-        let dContext = norm4.backward(dn4, cache: cache.norm4)
+        var dx1 = dx2
+        var dContext: Tensor?
+        if let step = context, let cc = cache.context {
+            let (dn3, dn4) = step.crossAttn.backward(dx2, cache: cc.cross)
+            dx1 = step.norm3.backward(dn3, cache: cc.norm3, adding: dx2)
+            dContext = step.norm4.backward(dn4, cache: cc.norm4)
+        }
         let dx = norm1.backward(attn.backward(dx1, cache: cache.attn), cache: cache.norm1, adding: dx1)
         return (dx, dContext)
     }

@@ -51,6 +51,7 @@ public struct BootMAE: Sendable {
         momentum = VisionTransformer(config: enc, parts: .init(norm: true))
         var p = encoder.parameters
         let heads = config.decoderNumHeads ?? c.numHeads
+        let usesContext = config.usesDecoderContext
         down = Linear(dim, dp, name: "down", into: &p)
         maskToken = Parameter(Tensor(zeros: [1, 1, dp]))
         p.add("mask_token", maskToken)
@@ -58,7 +59,7 @@ public struct BootMAE: Sendable {
         p.add("de_pos_embed", decoderPosEmbed)
         pixelBlocks = (0..<config.decoderDepth).map {
             DecoderBlock(dim: dp, contextDim: dim, heads: heads, mlpHidden: Int(Double(dp) * c.mlpRatio), eps: eps,
-                         name: "decode_blocks.\($0)", into: &p)
+                         name: "decode_blocks.\($0)", usesContext: usesContext, into: &p)
         }
         pixelNorm = LayerNorm(dp, eps: eps, name: "decode_norm", into: &p)
         pixelHead = PatchDeEmbed(dim: dp, channels: c.inChans, patch: c.patchSize, name: "lm_head.proj", into: &p)
@@ -67,7 +68,7 @@ public struct BootMAE: Sendable {
         p.add("mask_token_1", featureMaskToken)
         featureBlocks = (0..<(config.featureDecoderDepth ?? config.decoderDepth)).map {
             DecoderBlock(dim: dim, contextDim: dim, heads: c.numHeads, mlpHidden: c.mlpHidden, eps: eps,
-                         name: "decode_blocks_1.\($0)", into: &p)
+                         name: "decode_blocks_1.\($0)", usesContext: usesContext, into: &p)
         }
         featureNorm = LayerNorm(dim, eps: eps, name: "decode_norm_1", into: &p)
         featureHead = Linear(dim, dim, name: "lm_head_1", into: &p)
@@ -110,15 +111,15 @@ public struct BootMAE: Sendable {
     /// `phase`, when given, is called with each phase's name as it ends (bench breakdowns).
     public func step(_ images: Tensor, plan: MaskPlan, weights: [Float], featureWeight lambda: Float,
                      backward: Bool = true, lossBatch: Int? = nil, phase: PhaseMarker? = nil) -> Output {
-        let layers = config.resolvedFeatureLayers
-        let (pixelLayer, featureLayer) = (layers.first!, layers.last!)
+        let layers = config.usesDecoderContext ? config.resolvedFeatureLayers : []
+        let (pixelLayer, featureLayer) = (layers.first, layers.last)
         let (enc, encCache) = encoder.forwardVisible(images, plan: plan, featureLayers: Array(Set(layers)))
         phase?("encoder forward")
         let masked = Float((lossBatch ?? plan.batch) * plan.masked)
 
         // Pixel branch: mask tokens carry decoder positions; visible tokens carry none.
         let pixelRun = runDecoder(enc.latent, down: down, maskToken: maskToken.value, positions: decoderPosEmbed.value,
-                                  blocks: pixelBlocks, norm: pixelNorm, context: enc.features[pixelLayer]!, plan: plan)
+                                  blocks: pixelBlocks, norm: pixelNorm, context: pixelLayer.map { enc.features[$0]! }, plan: plan)
         let pixelPrediction = pixelHead.forward(pixelRun.tokens)
         let pixelTarget = pixelTarget(images)
         let (pixelLoss, dPixel) = WeightedMSE.forwardBackward(prediction: pixelPrediction, target: pixelTarget, weight: weights,
@@ -128,7 +129,7 @@ public struct BootMAE: Sendable {
         // Feature branch: predicts the momentum encoder's last-block features, both sides
         // standardized by a parameter-free LayerNorm.
         let featureRun = runDecoder(enc.latent, down: featureDown, maskToken: featureMaskToken.value, positions: encoder.posEmbed.value,
-                                    blocks: featureBlocks, norm: featureNorm, context: enc.features[featureLayer]!, plan: plan)
+                                    blocks: featureBlocks, norm: featureNorm, context: featureLayer.map { enc.features[$0]! }, plan: plan)
         let featurePrediction = featureHead.forward(featureRun.tokens)
         phase?("feature decoder forward")
         let featureTarget = DecoderInput.dropClass(momentum.lastBlockOutput(images))
@@ -153,9 +154,11 @@ public struct BootMAE: Sendable {
             phase?("feature decoder backward")
             var dLatent = dzPixel
             dLatent.add(dzFeature)
-            var dFeatures: [Int: Tensor] = [pixelLayer: dContextPixel]
-            if var existing = dFeatures[featureLayer] { existing.add(dContextFeature); dFeatures[featureLayer] = existing }
-            else { dFeatures[featureLayer] = dContextFeature }
+            var dFeatures: [Int: Tensor] = [:]
+            for (layer, d) in [(pixelLayer, dContextPixel), (featureLayer, dContextFeature)] {
+                guard let layer, let d else { continue }
+                if var existing = dFeatures[layer] { existing.add(d); dFeatures[layer] = existing } else { dFeatures[layer] = d }
+            }
             _ = encoder.backwardVisible(dLatent: dLatent, dFeatures: dFeatures, cache: encCache)
             phase?("encoder backward")
         }
@@ -167,10 +170,10 @@ public struct BootMAE: Sendable {
     /// The pixel branch alone (no momentum encoder, no feature branch): normalized-pixel
     /// predictions (B, N, C·p·p) in (c, py, px) order, for reconstructions.
     public func predictPixels(_ images: Tensor, plan: MaskPlan) -> Tensor {
-        let layer = config.resolvedFeatureLayers.first!
-        let (enc, _) = encoder.forwardVisible(images, plan: plan, featureLayers: [layer])
+        let layer = config.usesDecoderContext ? config.resolvedFeatureLayers.first : nil
+        let (enc, _) = encoder.forwardVisible(images, plan: plan, featureLayers: layer.map { [$0] } ?? [])
         let run = runDecoder(enc.latent, down: down, maskToken: maskToken.value, positions: decoderPosEmbed.value,
-                             blocks: pixelBlocks, norm: pixelNorm, context: enc.features[layer]!, plan: plan)
+                             blocks: pixelBlocks, norm: pixelNorm, context: layer.map { enc.features[$0]! }, plan: plan)
         return pixelHead.forward(run.tokens)
     }
 
@@ -184,7 +187,7 @@ public struct BootMAE: Sendable {
     }
 
     func runDecoder(_ latent: Tensor, down: Linear, maskToken: Tensor, positions: Tensor, blocks: [DecoderBlock],
-                    norm: LayerNorm, context: Tensor, plan: MaskPlan) -> DecoderRun {
+                    norm: LayerNorm, context: Tensor?, plan: MaskPlan) -> DecoderRun {
         var x = DecoderInput.assemble(down.forward(latent), plan: plan, maskToken: maskToken, maskPositions: positions)
         var caches: [DecoderBlock.Cache] = []
         for block in blocks {
@@ -196,17 +199,17 @@ public struct BootMAE: Sendable {
         return DecoderRun(latent: latent, blocks: caches, norm: nc, tokens: DecoderInput.dropClass(normed))
     }
 
-    /// Returns (d latent, d context).
+    /// Returns (d latent, d context); d context is nil for decoders without context.
     func backDecoder(_ dTokens: Tensor, run: DecoderRun, down: Linear, maskToken: Parameter, blocks: [DecoderBlock],
-                     norm: LayerNorm, plan: MaskPlan) -> (Tensor, Tensor) {
+                     norm: LayerNorm, plan: MaskPlan) -> (Tensor, Tensor?) {
         var g = norm.backward(DecoderInput.dropClassBackward(dTokens), cache: run.norm)
         var dContext: Tensor?
         for (block, cache) in zip(blocks, run.blocks).reversed() {
             let (dx, dc) = block.backward(g, cache: cache)
             g = dx
-            if dContext == nil { dContext = dc } else { dContext!.add(dc) }
+            if let dc { if dContext == nil { dContext = dc } else { dContext!.add(dc) } }
         }
         let dy = maskToken.withGradPointer { DecoderInput.backward(g, plan: plan, maskTokenGrad: $0) }
-        return (down.backward(dy, input: run.latent), dContext!)
+        return (down.backward(dy, input: run.latent), dContext)
     }
 }

@@ -24,21 +24,25 @@ public struct PretrainingConfig: Codable, Sendable, Equatable {
     public var numMask: Int?
     /// MAE: normalized-pixel target (default on).
     public var normPixLoss: Bool?
+    /// BootMAE: whether the decoders cross-attend to encoder features (the target-aware decoders;
+    /// default on). Off is the ablation: plain decoder blocks that see only the latent tokens.
+    public var decoderContext: Bool?
 
     enum CodingKeys: String, CodingKey {
         case objective, decoderEmbedDim = "decoder_embed_dim", decoderDepth = "decoder_depth"
         case decoderNumHeads = "decoder_num_heads", featureDecoderDepth = "feature_decoder_depth"
         case featureLayers = "feature_layers", maskRatio = "mask_ratio", numMask = "num_mask"
-        case normPixLoss = "norm_pix_loss"
+        case normPixLoss = "norm_pix_loss", decoderContext = "decoder_context"
     }
 
     public init(objective: Objective, encoder: ViTConfig, decoderEmbedDim: Int, decoderDepth: Int,
                 decoderNumHeads: Int? = nil, featureDecoderDepth: Int? = nil, featureLayers: [Int]? = nil,
-                maskRatio: Double? = nil, numMask: Int? = nil, normPixLoss: Bool? = nil) {
+                maskRatio: Double? = nil, numMask: Int? = nil, normPixLoss: Bool? = nil, decoderContext: Bool? = nil) {
         self.objective = objective; self.encoder = encoder; self.decoderEmbedDim = decoderEmbedDim
         self.decoderDepth = decoderDepth; self.decoderNumHeads = decoderNumHeads
         self.featureDecoderDepth = featureDecoderDepth; self.featureLayers = featureLayers
         self.maskRatio = maskRatio; self.numMask = numMask; self.normPixLoss = normPixLoss
+        self.decoderContext = decoderContext
     }
 
     public init(from decoder: Decoder) throws {
@@ -53,6 +57,7 @@ public struct PretrainingConfig: Codable, Sendable, Equatable {
         maskRatio = try c.decodeIfPresent(Double.self, forKey: .maskRatio)
         numMask = try c.decodeIfPresent(Int.self, forKey: .numMask)
         normPixLoss = try c.decodeIfPresent(Bool.self, forKey: .normPixLoss)
+        decoderContext = try c.decodeIfPresent(Bool.self, forKey: .decoderContext)
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -67,6 +72,7 @@ public struct PretrainingConfig: Codable, Sendable, Equatable {
         try c.encodeIfPresent(maskRatio, forKey: .maskRatio)
         try c.encodeIfPresent(numMask, forKey: .numMask)
         try c.encodeIfPresent(normPixLoss, forKey: .normPixLoss)
+        try c.encodeIfPresent(decoderContext, forKey: .decoderContext)
     }
 
     /// Masked patches per image.
@@ -77,6 +83,8 @@ public struct PretrainingConfig: Codable, Sendable, Equatable {
     }
 
     public var resolvedFeatureLayers: [Int] { featureLayers ?? [0, encoder.depth - 1] }
+
+    public var usesDecoderContext: Bool { decoderContext ?? true }
 
     public func validationErrors() -> [String] {
         var errors = encoder.validationErrors()
