@@ -24,7 +24,7 @@ public final class LoadedModel: @unchecked Sendable {
     public var capabilities: [String] {
         ["embed"] + (canClassify ? ["classify"] : []) + (canReconstruct ? ["reconstruct"] : [])
     }
-    public var parameterCount: Int { encoder.parameters.entries.reduce(0) { $0 + $1.parameter.value.count } }
+    public var parameterCount: Int { encoder.parameters.entries.reduce(0) { $0 + $1.parameter.elementCount } }
 
     init(directory: URL) throws {
         id = directory.lastPathComponent
@@ -37,6 +37,9 @@ public final class LoadedModel: @unchecked Sendable {
             network = nil
             encoder = try ModelDirectory.loadEncoder(directory)
         }
+        // Served weights never change: the blocks' matrices go into the AVX-512 GEMM's layout once,
+        // and the plain copies are freed so the weights are held once (no-op without AVX-512).
+        encoder.packForInference(releasingPlainValues: true)
         config = encoder.config
         preprocessor = ImagePreprocessor(imageSize: config.imgSize, channels: config.inChans, mean: config.mean, std: config.std,
                                          cropPct: config.cropPct ?? 1)

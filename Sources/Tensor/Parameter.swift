@@ -2,7 +2,10 @@
 /// share their parameters with the model's parameter list, the optimizer and the checkpoint code,
 /// and gradients accumulate in place during backward.
 public final class Parameter: @unchecked Sendable {
-    public var value: Tensor
+    /// The values. Any new value (or in-place change) drops `packed`, so it can never go stale.
+    public var value: Tensor { didSet { packed = nil } }
+    /// This weight in the inference GEMM's layout, after `packForInference`.
+    public private(set) var packed: PackedMatrix?
     /// Allocated on first use, so inference-only models never pay for gradients.
     public lazy var grad: Tensor = Tensor(zeros: value.shape)
     /// False for fixed tables (sin-cos positional embeddings) that training must not touch.
@@ -13,7 +16,26 @@ public final class Parameter: @unchecked Sendable {
         self.trainable = trainable
     }
 
-    public var shape: [Int] { value.shape }
+    /// The weight's shape (also after its plain values were released for the packed copy).
+    public var shape: [Int] { packed?.shape ?? value.shape }
+    /// Elements of the weight, however it is stored.
+    public var elementCount: Int { packed.map { $0.outFeatures * $0.inFeatures } ?? value.count }
+
+    /// Packs this (out, in) weight for inference (`LinearOp.forward` / `infer` then use the
+    /// AVX-512 GEMM). With `releasingPlainValues` the plain copy is freed, so a server holds its
+    /// weights once; such a parameter serves inference only (no backward, no checkpoint saving).
+    /// Returns false, changing nothing, where the CPU cannot run the kernel.
+    @discardableResult
+    public func packForInference(releasingPlainValues: Bool) -> Bool {
+        if packed != nil { return true }
+        guard let matrix = PackedMatrix(value) else { return false }
+        if releasingPlainValues { value = Tensor(shape: [0], data: []) }
+        packed = matrix  // after `value`: its didSet clears `packed`
+        return true
+    }
+
+    /// True when only the packed copy is left.
+    public var isPackedOnly: Bool { packed != nil && value.count == 0 }
 
     public func zeroGrad() {
         grad.withMutablePointer { $0.initialize(repeating: 0, count: value.count) }

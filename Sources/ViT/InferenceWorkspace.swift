@@ -73,5 +73,8 @@ public enum InferenceSplit: Sendable {
     case byImage
 
     /// The process-wide choice; set at start-up (servers, benchmarks), not while forwards run.
-    nonisolated(unsafe) public static var current: InferenceSplit = .byOperation
+    /// By image: on a quiet 2-core machine it won at both ends of the model range (tiny ViT b8
+    /// 262 vs 191 img/s, ViT-B/16 b8 6.0 vs 5.9; docs/PERFORMANCE.md). On a machine whose cores are
+    /// busy with other work it loses (a late shard stalls the batch); `.byOperation` suits that.
+    nonisolated(unsafe) public static var current: InferenceSplit = .byImage
 }

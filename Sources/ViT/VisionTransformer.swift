@@ -89,6 +89,21 @@ public struct VisionTransformer: Sendable {
         return patchEmbed.backward(classAndPositionBackward(dx), cache: cache.patchEmbed)
     }
 
+    /// Packs every block's four weight matrices (qkv, proj, fc1, fc2: nearly all of the FLOPs)
+    /// for the AVX-512 inference GEMM (`PackedMatrix`). With `releasingPlainValues` the plain
+    /// copies are freed and the encoder serves inference only (forward, infer; no backward).
+    /// Returns false, changing nothing, on CPUs without AVX-512.
+    @discardableResult
+    public func packForInference(releasingPlainValues: Bool) -> Bool {
+        guard PackedMatrix.isAvailable else { return false }
+        for block in blocks {
+            for weight in [block.attn.qkv.weight, block.attn.proj.weight, block.mlp.fc1.weight, block.mlp.fc2.weight] {
+                weight.packForInference(releasingPlainValues: releasingPlainValues)
+            }
+        }
+        return true
+    }
+
     /// Inference: the tokens `forward` returns, computed without anything kept for backward.
     /// Callers that run many forwards (the server) pass a workspace they keep.
     public func infer(_ images: Tensor, workspace: InferenceWorkspace = InferenceWorkspace()) -> Tensor {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ViT
 import HTTP
 import Service
 import Tensor
@@ -32,6 +33,9 @@ struct BootMAEServe: ParsableCommand {
 
     @Option(help: "Compute threads [BOOTMAE_THREADS].")
     var threads: Int = env("BOOTMAE_THREADS").flatMap(Int.init) ?? ProcessInfo.processInfo.activeProcessorCount
+
+    @Option(help: "How a batch uses the threads: image (each thread runs whole images; best on cores the server has to itself) or operation (every op split over the threads; for busy machines) [BOOTMAE_INFERENCE_SPLIT].")
+    var inferenceSplit: String = env("BOOTMAE_INFERENCE_SPLIT") ?? "image"
 
     @Option(help: "Largest batch of images per forward pass [BOOTMAE_MAX_BATCH].")
     var maxBatch: Int = env("BOOTMAE_MAX_BATCH").flatMap(Int.init) ?? 16
@@ -73,6 +77,15 @@ struct BootMAEServe: ParsableCommand {
         if !(0...65535).contains(port) { throw ValidationError("--port must be in 0...65535") }
         if maxBatch < 1 || maxQueue < 1 || maxImages < 1 || threads < 1 { throw ValidationError("batch, queue, image and thread limits must be positive") }
         if maxBatchDelayMs < 0 || requestTimeout <= 0 { throw ValidationError("delays and timeouts must be positive") }
+        if split == nil { throw ValidationError("--inference-split must be image or operation, got '\(inferenceSplit)'") }
+    }
+
+    var split: InferenceSplit? {
+        switch inferenceSplit {
+        case "image": .byImage
+        case "operation": .byOperation
+        default: nil
+        }
     }
 
     func run() throws {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ViT
 import HTTP
 import Logging
 import Service
@@ -16,6 +17,7 @@ final class Server: @unchecked Sendable {
         let o = options
         signal(SIGPIPE, SIG_IGN)
         TensorRuntime.configure(threads: o.threads)
+        InferenceSplit.current = o.split ?? .byImage
         let log: @Sendable (String) -> Void = { FileHandle.standardError.write(Data(("bootmae-serve: " + $0 + "\n").utf8)) }
         let registry: ModelRegistry
         do {

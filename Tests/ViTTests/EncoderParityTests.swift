@@ -43,6 +43,26 @@ final class EncoderParityTests: XCTestCase {
 
     func testTimmViTWithQKVBiasAndClsPooling() throws { try checkPretrainedEncoder("timm_qkv_cls") }
 
+    /// As the server runs them: block weights packed for the AVX-512 GEMM, plain copies released,
+    /// batch split by images over two workers; against the PyTorch tokens, through both paths.
+    func testPackedEncodersMatchTheReference() throws {
+        try XCTSkipUnless(PackedMatrix.isAvailable, "no AVX-512 on this CPU: weights are never packed")
+        let savedWorkers = Parallel.workers, savedSplit = InferenceSplit.current
+        defer { Parallel.workers = savedWorkers; InferenceSplit.current = savedSplit }
+        for name in ["timm_qkv_cls", "bootmae_qv"] {
+            let (model, io) = try load(name)
+            XCTAssertTrue(model.packForInference(releasingPlainValues: true))
+            XCTAssertTrue(model.blocks[0].mlp.fc1.weight.isPackedOnly)
+            let images = try io.tensor("images"), expected = try io.tensor("tokens")
+            for (workers, split) in [(1, InferenceSplit.byOperation), (2, .byOperation), (2, .byImage)] {
+                Parallel.workers = workers
+                InferenceSplit.current = split
+                assertClose(model.infer(images), expected, "\(name) infer, \(workers) worker(s), \(split)")
+                assertClose(model.forward(images).0, expected, "\(name) forward, \(workers) worker(s)")
+            }
+        }
+    }
+
     func testBootMAEEncoderWithQAndVBiases() throws { try checkPretrainedEncoder("bootmae_qv") }
 
     func testTimmAvgPoolModelWithHead() throws {

@@ -6,14 +6,17 @@ import ViT
 /// `bootmae-bench forward --model-dir D [--batch 8] [--seconds 3] [--min-iterations 3] [--threads 2] [--json] [--serve]
 ///                        [--split operation|image] [--compare-split --rounds 5]`
 ///
-/// `--split` picks how a batch uses the threads (`InferenceSplit`); `--compare-split` alternates
-/// both in this process and prints their medians and ratio.
+/// `--split` picks how a batch uses the threads (`InferenceSplit`); the blocks' weights are packed
+/// for the AVX-512 GEMM as the server packs them, unless `--no-pack`. `--compare-split` alternates
+/// BLAS / packed × split by operation / by image in this process and prints medians and ratios.
 /// Encoder forward (pooled embeddings) of a model directory on random inputs. Without `--serve`
 /// it measures `--batch` once; with `--serve` it is a worker for bench/compare, answering stdin lines:
 ///   measure <batch> <seconds> <min-iterations>   one timing, as a JSON line
 ///   embed <in.safetensors> <out.safetensors>     embeddings of the tensor "images" into "embeddings"
 struct ForwardMode {
     let model: VisionTransformer
+    /// The same weights left plain (BLAS), for `--compare-split`.
+    let plainModel: VisionTransformer?
     let name: String
     let threads: Int
     /// Kept across calls, as the server keeps one per model.
@@ -31,6 +34,8 @@ struct ForwardMode {
         guard let dir = try options.string("--model-dir") else { throw BenchError("forward needs --model-dir DIR") }
         let url = URL(fileURLWithPath: dir)
         model = try ModelDirectory.loadEncoder(url)
+        if !options.flag("--no-pack") { model.packForInference(releasingPlainValues: true) }
+        plainModel = options.flag("--compare-split") ? try ModelDirectory.loadEncoder(url) : nil
         name = url.lastPathComponent
     }
 
@@ -81,10 +86,15 @@ struct ForwardMode {
             var rng = SeededRandom(seed: UInt64(batch))
             let shape = [batch, c.inChans, c.imgSize, c.imgSize]
             let images = Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in rng.normal() })
+            nonisolated(unsafe) var current = model
+            var variants: [StepVariant] = []
+            for (engine, network) in [("blas", plainModel!), ("packed", model)] {
+                for (label, split) in [("split by operation", InferenceSplit.byOperation), ("split by image", .byImage)] {
+                    variants.append(StepVariant(name: "\(engine), \(label)") { current = network; InferenceSplit.current = split })
+                }
+            }
             compareVariants("\(name) forward", batch: batch, threads: threads,
-                            step: { _ = model.embed(images, workspace: workspace) },
-                            [StepVariant(name: "split by operation") { InferenceSplit.current = .byOperation },
-                             StepVariant(name: "split by image") { InferenceSplit.current = .byImage }],
+                            step: { _ = current.embed(images, workspace: workspace) }, variants,
                             rounds: try options.int("--rounds", default: 5), seconds: try options.double("--seconds", default: 3))
             return
         }

@@ -42,6 +42,39 @@ public enum LinearOp {
         }
     }
 
+    /// `forward` with a weight that may be packed for inference (`Parameter.packForInference`):
+    /// the packed GEMM writes y = x·Wᵀ + b directly, or adds to a copy of the residual.
+    public static func forward(_ x: Tensor, weight: Parameter, bias: Tensor?, adding residual: Tensor? = nil) -> Tensor {
+        guard let packed = weight.packed else { return forward(x, weight: weight.value, bias: bias, adding: residual) }
+        let (rows, outDim) = (x.rows, packed.outFeatures)
+        precondition(x.lastDim == packed.inFeatures, "linear: input width \(x.lastDim) vs weight \(packed.shape)")
+        precondition(bias.map { $0.count == outDim } ?? true, "linear: bias \(bias!.shape) vs out \(outDim)")
+        var outShape = x.shape
+        outShape[outShape.count - 1] = outDim
+        if let residual { precondition(residual.shape == outShape, "linear: residual \(residual.shape) vs output \(outShape)") }
+        return Tensor(shape: outShape) { y in
+            residual?.withPointer { y.update(from: $0, count: rows * outDim) }
+            x.withPointer { xp in
+                withBiasPointer(bias) { packed.multiply(xp, rows: rows, bias: $0, into: y, accumulate: residual != nil) }
+            }
+        }
+    }
+
+    /// `infer` with a weight that may be packed for inference.
+    public static func infer(_ x: UnsafePointer<Float>, rows: Int, weight: Parameter, bias: Tensor?,
+                             into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        guard let packed = weight.packed else {
+            return infer(x, rows: rows, weight: weight.value, bias: bias, into: y, accumulate: accumulate)
+        }
+        precondition(bias.map { $0.count == packed.outFeatures } ?? true, "linear: bias \(bias!.shape) vs out \(packed.outFeatures)")
+        withBiasPointer(bias) { packed.multiply(x, rows: rows, bias: $0, into: y, accumulate: accumulate) }
+    }
+
+    private static func withBiasPointer<R>(_ bias: Tensor?, _ body: (UnsafePointer<Float>?) -> R) -> R {
+        guard let bias else { return body(nil) }
+        return bias.withPointer { body($0) }
+    }
+
     /// Writes residual + bias (either may be absent) into y; returns true when there is neither,
     /// leaving y for a beta-0 GEMM to overwrite.
     static func initialize(_ y: UnsafeMutablePointer<Float>, rows: Int, cols: Int, bias: Tensor?, residual: Tensor?) -> Bool {

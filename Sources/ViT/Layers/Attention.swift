@@ -45,15 +45,16 @@ public struct QKVProjection: Sendable {
     }
 
     public func forward(_ x: Tensor) -> Tensor {
-        LinearOp.forward(x, weight: weight.value, bias: effectiveBias)
+        LinearOp.forward(x, weight: weight, bias: effectiveBias)
     }
 
     /// Inference into a buffer of rows × 3·width.
     func infer(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>) {
-        LinearOp.infer(x, rows: rows, weight: weight.value, bias: effectiveBias, into: y, accumulate: false)
+        LinearOp.infer(x, rows: rows, weight: weight, bias: effectiveBias, into: y, accumulate: false)
     }
 
     public func backward(_ dy: Tensor, input x: Tensor) -> Tensor {
+        precondition(!weight.isPackedOnly, "backward through a weight packed for inference only")
         let a = width
         switch mode {
         case .qkv:

@@ -22,17 +22,18 @@ public struct Linear: Sendable {
 
     /// y = x·Wᵀ + b, plus `residual` when given (a skip connection, added in the same pass).
     public func forward(_ x: Tensor, adding residual: Tensor? = nil) -> Tensor {
-        LinearOp.forward(x, weight: weight.value, bias: bias?.value, adding: residual)
+        LinearOp.forward(x, weight: weight, bias: bias?.value, adding: residual)
     }
 
     /// Inference into a buffer: y = x·Wᵀ + b, or with `accumulate` y += x·Wᵀ + b (y holds a
     /// skip connection that is updated in place).
     func infer(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool = false) {
-        LinearOp.infer(x, rows: rows, weight: weight.value, bias: bias?.value, into: y, accumulate: accumulate)
+        LinearOp.infer(x, rows: rows, weight: weight, bias: bias?.value, into: y, accumulate: accumulate)
     }
 
     /// Accumulates weight and bias gradients; returns dx.
     public func backward(_ dy: Tensor, input x: Tensor) -> Tensor {
+        precondition(!weight.isPackedOnly, "backward through a weight packed for inference only")
         if let bias {
             return bias.withGradPointer { gb in
                 LinearOp.backward(dy, input: x, weight: weight.value, weightGrad: &weight.grad, biasGrad: gb)
