@@ -107,7 +107,7 @@ public enum ModelDirectory {
     public static func save(config: ViTConfig, parameters: ParameterList, to dir: URL,
                             dtype: SafeTensorsFile.DType = .f32, metadata: [String: String] = [:]) throws {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        var tensors = parameters.entries.map { ($0.name, $0.parameter.value) }
+        var tensors = try parameters.savableTensors()
         if config.posEmbed == nil || config.posEmbed == .checkpoint { precondition(parameters["pos_embed"] != nil) }
         tensors.sort { $0.0 < $1.0 }
         try SafeTensorsWriter.write(tensors, to: dir.appendingPathComponent(weightsName), metadata: metadata, dtype: dtype)

@@ -44,7 +44,7 @@ extension PretrainingDirectory {
     /// Writes config.json and model.safetensors (online network + momentum encoder) atomically.
     public static func save(_ network: PretrainingNetwork, to dir: URL, metadata: [String: String] = [:]) throws {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let tensors = network.checkpointParameters.entries.map { ($0.name, $0.parameter.value) }
+        let tensors = try network.checkpointParameters.savableTensors()
         try SafeTensorsWriter.write(tensors, to: dir.appendingPathComponent(ModelDirectory.weightsName), metadata: metadata)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

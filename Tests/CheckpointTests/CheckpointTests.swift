@@ -93,6 +93,20 @@ final class ModelDirectoryTests: XCTestCase {
         }
     }
 
+    /// A served encoder holds its block weights only in the packed layout: saving it must fail with
+    /// the tensor's name, not write empty tensors.
+    func testPackedOnlyWeightsRefuseToBeSaved() throws {
+        try XCTSkipUnless(PackedMatrix.isAvailable, "no AVX-512: weights are never packed")
+        let model = try ModelDirectory.loadEncoder(Fixtures.url("encoders/timm_qkv_cls"))
+        XCTAssertTrue(model.packForInference(releasingPlainValues: true))
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("packed-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: out) }
+        XCTAssertThrowsError(try ModelDirectory.save(config: model.config, parameters: model.parameters, to: out)) { error in
+            XCTAssertEqual(error as? CheckpointError, .inferenceOnly("blocks.0.attn.qkv.weight"))
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out.appendingPathComponent(ModelDirectory.weightsName).path))
+    }
+
     func testMissingTensorIsNamedWithItsShape() throws {
         let dir = try variant(of: "timm_qkv_cls") { $0.removeAll { $0.0 == "blocks.1.norm2.bias" } }
         assertLoadError(dir, .missingTensor("blocks.1.norm2.bias", expected: [48]))

@@ -17,7 +17,7 @@ public enum TrainingCheckpoint {
 
     public static func save(model: ParameterList, optimizerOver trainable: ParameterList, optimizer: AdamW,
                             step: Int, seconds: Double, extra: [String: String] = [:], to url: URL) throws {
-        var tensors = model.entries.map { ($0.name, $0.parameter.value) }
+        var tensors = try model.savableTensors()
         tensors += optimizer.stateTensors(shapes: trainable).map { ("optim.\($0.0)", $0.1) }
         var meta = extra
         meta["step"] = String(step)
