@@ -8,7 +8,7 @@
 #
 # Streams: bootmae, mae (pretrain + eval + knn + linprobe + finetune + eval each), scratch (the
 # from-random fine-tune baseline), bootmae-short (BootMAE at MAE's wall-clock budget), ablations
-# (BootMAE with λ = 0, and without decoder context), export (models/ from the BootMAE runs; the classifier from the fine-tune of
+# (BootMAE with λ = 0, and without decoder context), figures (the charts in docs/results/), export (models/ from the BootMAE runs; the classifier from the fine-tune of
 # FT_EPOCHS). THREADS (default 2) sets compute threads.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -59,14 +59,7 @@ reconstruction_on_equal_masks() {
     nice -n 5 "$BIN" eval --model "$1" --masking random --out "$1/eval-random.json" --threads "$THREADS"
 }
 
-pretrained_# A 13-epoch BootMAE pretraining with its frozen-feature measurements.
-short_pretraining() {  # short_pretraining <out> [extra pretrain args...]
-    local pt=$1; shift
-    train pretrain "$pt" --objective bootmae "${PRETRAIN[@]}" --epochs 13 --warmup-epochs 1 --ema-ramp-epochs 2 "$@"
-    measure eval "$pt"; reconstruction_on_equal_masks "$pt"; measure knn "$pt"; measure linprobe "$pt"
-}
-
-stream() {  # pretrained_stream <name> <pretrain args...>
+pretrained_stream() {  # pretrained_stream <name> <pretrain args...>
     local name=$1; shift
     local pt=$ROOT/$name-tiny ft=$ROOT/$name-tiny-ft$FT_SUFFIX
     train pretrain "$pt" "$@" "${PRETRAIN[@]}"
@@ -83,6 +76,22 @@ short_pretraining() {  # short_pretraining <out> [extra pretrain args...]
     local pt=$1; shift
     train pretrain "$pt" --objective bootmae "${PRETRAIN[@]}" --epochs 13 --warmup-epochs 1 --ema-ramp-epochs 2 "$@"
     measure eval "$pt"; reconstruction_on_equal_masks "$pt"; measure knn "$pt"; measure linprobe "$pt"
+}
+
+# One chart of several runs; runs without metrics yet are left out.
+plot_runs() {  # plot_runs <png> <title> [plot options...] -- <run> <label> [<run> <label>...]
+    local out=$1 title=$2; shift 2
+    local options=()
+    while [[ $1 != -- ]]; do options+=("$1"); shift; done
+    shift
+    local runs=() labels=()
+    while (( $# )); do
+        if [[ -f $ROOT/$1/metrics.jsonl ]]; then runs+=("$ROOT/$1"); labels+=("$2"); fi
+        shift 2
+    done
+    (( ${#runs[@]} )) || return 0
+    log "plot $out"
+    "$BIN" plot "${runs[@]}" "${options[@]}" --labels "$(IFS=,; echo "${labels[*]}")" --title "$title" --out "$out"
 }
 
 stream() {
@@ -109,11 +118,22 @@ stream() {
             for m in bootmae-vit-tiny-fmnist bootmae-vit-tiny-fmnist-cls; do
                 nice -n 5 "$BIN" eval --model "models/$m" --out "$ROOT/shipped-$m.json" --threads "$THREADS"
             done ;;
-        *) echo "unknown stream '$1' (bootmae, mae, scratch, bootmae-short, ablations, export)" >&2; exit 2 ;;
+        figures)
+            # The charts in docs/results/ from whichever runs exist (the reconstruction figure needs a
+            # server: tools/results/reconstruction_figure.py).
+            plot_runs docs/results/finetune-top1.png "fine-tune test top-1" --metric test_top1 --x epoch -- \
+                bootmae-tiny-ft-crop035 "BootMAE crop 0.35 (20 ep)" bootmae-tiny-ft "BootMAE (20 ep)" \
+                bootmae-tiny-ft-40ep "BootMAE (40 ep)" mae-tiny-ft "MAE (20 ep)" mae-tiny-ft-40ep "MAE (40 ep)" \
+                scratch-tiny-ft "scratch (20 ep)" scratch-tiny-ft-40ep "scratch (40 ep)"
+            plot_runs docs/results/pretraining-pixel-loss.png "pretraining pixel loss" --metric pixel_loss --smooth 20 -- \
+                bootmae-tiny BootMAE mae-tiny MAE
+            plot_runs docs/results/bootmae-feature-loss.png "BootMAE feature loss" --metric feature_loss --smooth 20 -- \
+                bootmae-tiny BootMAE ;;
+        *) echo "unknown stream '$1' (bootmae, mae, scratch, bootmae-short, ablations, figures, export)" >&2; exit 2 ;;
     esac
 }
 
 [[ -x $BIN ]] || swift build -c release --product bootmae-train >&2
-if (( $# == 0 )); then set -- bootmae mae scratch bootmae-short ablations export; fi
+if (( $# == 0 )); then set -- bootmae mae scratch bootmae-short ablations figures export; fi
 for s in "$@"; do stream "$s"; done
 log "done: $*"
