@@ -31,10 +31,13 @@ FINETUNE=(--epochs "$FT_EPOCHS" --batch-size 256 --crop-scale 0.8 --checkpoint-e
 
 log() { printf '\n== %s: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
-# A training run: finished when result.json says it did not stop early; resumed when a checkpoint exists.
+# A run is finished when its result.json says it did not stop early.
+finished() { [[ -f $1/result.json ]] && grep -q '"stoppedEarly" : false' "$1/result.json"; }
+
+# A training run: skipped when finished, resumed when a checkpoint exists.
 train() {  # train <command> <out> <args...>
     local command=$1 out=$2; shift 2
-    if [[ -f $out/result.json ]] && grep -q '"stoppedEarly" : false' "$out/result.json"; then return; fi
+    if finished "$out"; then return; fi
     if [[ -f $out/checkpoint.safetensors ]]; then
         log "$command $out (resume)"
         nice -n 5 "$BIN" "$command" --out "$out" --resume --threads "$THREADS" 2>>"$out.log"
@@ -78,7 +81,7 @@ short_pretraining() {  # short_pretraining <out> [extra pretrain args...]
     measure eval "$pt"; reconstruction_on_equal_masks "$pt"; measure knn "$pt"; measure linprobe "$pt"
 }
 
-# One chart of several runs; runs without metrics yet are left out.
+# One chart of several runs; unfinished runs are left out.
 plot_runs() {  # plot_runs <png> <title> [plot options...] -- <run> <label> [<run> <label>...]
     local out=$1 title=$2; shift 2
     local options=()
@@ -86,7 +89,7 @@ plot_runs() {  # plot_runs <png> <title> [plot options...] -- <run> <label> [<ru
     shift
     local runs=() labels=()
     while (( $# )); do
-        if [[ -f $ROOT/$1/metrics.jsonl ]]; then runs+=("$ROOT/$1"); labels+=("$2"); fi
+        if finished "$ROOT/$1"; then runs+=("$ROOT/$1"); labels+=("$2"); fi
         shift 2
     done
     (( ${#runs[@]} )) || return 0
