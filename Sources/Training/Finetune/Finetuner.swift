@@ -86,7 +86,7 @@ public final class Finetuner {
         var stopped = false
         while step < lastStep && !stopped {
             let epoch = step / stepsPerEpoch
-            let loader = try BatchLoader(dataset: train, batchSize: recipe.batchSize, shuffle: true, dropLast: true, seed: recipe.seed,
+            let loader = BatchLoader(dataset: train, batchSize: recipe.batchSize, shuffle: true, dropLast: true, seed: recipe.seed,
                                          epoch: epoch, startBatch: step % stepsPerEpoch, channels: c.inChans, imageSize: c.imgSize,
                                          mean: c.mean, std: c.std, augment: Augment(size: c.imgSize, scale: recipe.cropScale), workers: 1)
             while step < lastStep, step / stepsPerEpoch == epoch, let batch = try loader.next() {

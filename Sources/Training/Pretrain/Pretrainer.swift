@@ -87,7 +87,7 @@ public final class Pretrainer {
             let epoch = step / stepsPerEpoch
             let ema = Float(recipe.ema.decay(epoch: epoch))
             let lambda = Float(featureLossWeight(epoch: epoch, epochs: recipe.epochs, weight: recipe.featureWeight))
-            let loader = try BatchLoader(dataset: dataset, batchSize: recipe.batchSize, shuffle: true, dropLast: true,
+            let loader = BatchLoader(dataset: dataset, batchSize: recipe.batchSize, shuffle: true, dropLast: true,
                                          seed: recipe.seed, epoch: epoch, startBatch: step % stepsPerEpoch,
                                          channels: c.inChans, imageSize: c.imgSize, mean: c.mean, std: c.std,
                                          augment: Augment(size: c.imgSize, scale: recipe.augmentScale), workers: 1)

@@ -13,7 +13,7 @@ public enum Evaluation {
     public static func top1(_ classifier: Classifier, dataset: any ImageDataset, batchSize: Int,
                             progress: ProgressReporter?) throws -> ClassificationResult {
         let c = classifier.model.config
-        let loader = try BatchLoader(dataset: dataset, batchSize: batchSize, shuffle: false, dropLast: false, seed: 0, epoch: 0,
+        let loader = BatchLoader(dataset: dataset, batchSize: batchSize, shuffle: false, dropLast: false, seed: 0, epoch: 0,
                                      channels: c.inChans, imageSize: c.imgSize, mean: c.mean, std: c.std, augment: nil,
                                      cropPct: c.cropPct ?? 1)
         let classes = dataset.classes
@@ -50,7 +50,7 @@ public enum Evaluation {
     public static func reconstruction(_ network: PretrainingNetwork, dataset: any ImageDataset, batchSize: Int, seed: UInt64,
                                       masking: String? = nil, maxImages: Int? = nil, progress: ProgressReporter?) throws -> ReconstructionResult {
         let c = network.config.encoder
-        let loader = try BatchLoader(dataset: dataset, batchSize: batchSize, shuffle: false, dropLast: false, seed: seed, epoch: 0,
+        let loader = BatchLoader(dataset: dataset, batchSize: batchSize, shuffle: false, dropLast: false, seed: seed, epoch: 0,
                                      channels: c.inChans, imageSize: c.imgSize, mean: c.mean, std: c.std, augment: nil)
         var pixelSE = 0.0, normSE = 0.0, count = 0, patches = 0
         let masking = masking ?? network.config.objective.defaultMasking

@@ -45,7 +45,7 @@ extension RunDirectory {
     public func recordCommand(_ arguments: [String] = CommandLine.arguments) {
         let line = "\(ISO8601DateFormatter().string(from: Date()))  " + arguments.map { $0.contains(" ") ? "'\($0)'" : $0 }.joined(separator: " ") + "\n"
         let url = file("commands.txt")
-        if !FileManager.default.fileExists(atPath: url.path) { FileManager.default.createFile(atPath: url.path, contents: nil) }
+        if !FileManager.default.fileExists(atPath: url.path) { _ = FileManager.default.createFile(atPath: url.path, contents: nil) }
         guard let handle = try? FileHandle(forWritingTo: url) else { return }
         defer { try? handle.close() }
         _ = try? handle.seekToEnd()
