@@ -9,7 +9,7 @@
 // Eight rows (not 12–14) because rows of X one K apart fall into the same L1 sets at K = 3072.
 //
 // Loop order: 64-row blocks of X (they stay in L1/L2) → K blocks of 3072 (one block at every
-// ViT shape) → 48-column W panels → 8-row tiles. Measured on Zen 4 (one thread): 112–116 GFLOP/s
+// ViT shape) → 48-column W panels → 8-row tiles. Measured on Zen 4 (one thread): 113–117 GFLOP/s
 // against OpenBLAS 0.3.21's 91–106 at ViT-B and tiny-ViT shapes.
 //
 // Every AVX-512 function carries a target attribute, so the file builds for the baseline and the

@@ -3,11 +3,13 @@ import Foundation
 import Tensor
 
 /// How to spend two cores on one GEMM, at ViT shapes: BLAS.gemm (our per-core blocks),
-/// OpenBLAS's own threads on one call, and one single-threaded call (GFLOP/s per wall and per CPU second).
+/// OpenBLAS's own threads on one call, one single-threaded call, and the packed AVX-512 inference
+/// GEMM (`PackedMatrix`) on one and on all workers (GFLOP/s per wall and per CPU second).
 func gemmStrategies(seconds: Double) {
     let shapes: [(String, Int, Int, Int)] = [
         ("vit-b qkv", 1576, 2304, 768), ("vit-b fc1", 1576, 3072, 768), ("vit-b fc2", 1576, 768, 3072),
-        ("tiny qkv b8", 520, 576, 192), ("tiny fc1 b8", 520, 768, 192), ("ft fc1", 12800, 512, 128),
+        ("tiny qkv b8", 520, 576, 192), ("tiny fc1 b8", 520, 768, 192), ("tiny fc2 b4", 260, 192, 768),
+        ("ft fc1", 12800, 512, 128),
     ]
     for (name, m, n, k) in shapes {
         var rng = SeededRandom(seed: 1)
@@ -44,6 +46,13 @@ func gemmStrategies(seconds: Double) {
                 BLAS.single(transB: true, m: m, n: n, k: k, a: A, lda: k, b: B, ldb: k, c: C, ldc: n)
             }
             BLAS.threads = 1
+            if let packed = PackedMatrix(w) {
+                let workers = Parallel.workers
+                report("packed, all workers") { packed.multiply(A, rows: m, bias: nil, into: C, accumulate: false) }
+                Parallel.workers = 1
+                report("packed, 1 thread") { packed.multiply(A, rows: m, bias: nil, into: C, accumulate: false) }
+                Parallel.workers = workers
+            }
         } } }
     }
 }

@@ -5,7 +5,7 @@ import CKernels
 ///
 /// Why: OpenBLAS packs both operands on every call; X's packing alone was 8.6% of a tiny-ViT
 /// forward, and its kernel reaches 91–106 GFLOP/s on one Zen 4 core where this one reaches
-/// 112–116 at the same shapes (bench/README.md). Weights change every training step, so only
+/// 113–117 at the same shapes (`bootmae-bench --gemm-strategies`). Weights change every training step, so only
 /// inference packs them (`Parameter.packForInference`).
 public final class PackedMatrix: @unchecked Sendable {
     /// The weight's shape: (out, in).
