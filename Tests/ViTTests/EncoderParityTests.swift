@@ -9,6 +9,10 @@ import TestSupport
 /// Tolerance: 1e-4 relative (max|Δ| / max|ref|).
 final class EncoderParityTests: XCTestCase {
     let tol: Float = 1e-4
+    // `infer` equals `forward` exactly when both split every op the same way (see InferenceWorkspaceTests).
+    private var savedSplit = InferenceSplit.current
+    override func setUp() { savedSplit = InferenceSplit.current; InferenceSplit.current = .byOperation }
+    override func tearDown() { InferenceSplit.current = savedSplit }
 
     func load(_ name: String) throws -> (VisionTransformer, SafeTensorsFile) {
         let dir = Fixtures.url("encoders/\(name)")
