@@ -19,7 +19,7 @@ public final class Parameter: @unchecked Sendable {
     /// The weight's shape (also after its plain values were released for the packed copy).
     public var shape: [Int] { packed?.shape ?? value.shape }
     /// Elements of the weight, however it is stored.
-    public var elementCount: Int { packed.map { $0.outFeatures * $0.inFeatures } ?? value.count }
+    public var elementCount: Int { shape.reduce(1, *) }
 
     /// Packs this (out, in) weight for inference (`LinearOp.forward` / `infer` then use the
     /// AVX-512 GEMM). With `releasingPlainValues` the plain copy is freed, so a server holds its

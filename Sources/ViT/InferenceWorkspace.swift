@@ -77,4 +77,13 @@ public enum InferenceSplit: Sendable {
     /// 262 vs 191 img/s, ViT-B/16 b8 6.0 vs 5.9; docs/PERFORMANCE.md). On a machine whose cores are
     /// busy with other work it loses (a late shard stalls the batch); `.byOperation` suits that.
     nonisolated(unsafe) public static var current: InferenceSplit = .byImage
+
+    /// The names flags use: "image" and "operation"; nil for anything else.
+    public init?(name: String) {
+        switch name {
+        case "image": self = .byImage
+        case "operation": self = .byOperation
+        default: return nil
+        }
+    }
 }

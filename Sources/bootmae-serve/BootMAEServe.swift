@@ -81,11 +81,7 @@ struct BootMAEServe: ParsableCommand {
     }
 
     var split: InferenceSplit? {
-        switch inferenceSplit {
-        case "image": .byImage
-        case "operation": .byOperation
-        default: nil
-        }
+        InferenceSplit(name: inferenceSplit)
     }
 
     func run() throws {

@@ -25,11 +25,9 @@ struct ForwardMode {
     init(_ options: Options) throws {
         threads = try options.int("--threads", default: 2)
         TensorRuntime.configure(threads: threads)
-        switch try options.string("--split") {
-        case nil: break
-        case "operation": InferenceSplit.current = .byOperation
-        case "image": InferenceSplit.current = .byImage
-        case let other?: throw BenchError("--split \(other): expected operation or image")
+        if let name = try options.string("--split") {
+            guard let split = InferenceSplit(name: name) else { throw BenchError("--split \(name): expected operation or image") }
+            InferenceSplit.current = split
         }
         guard let dir = try options.string("--model-dir") else { throw BenchError("forward needs --model-dir DIR") }
         let url = URL(fileURLWithPath: dir)

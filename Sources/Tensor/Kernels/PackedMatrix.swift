@@ -29,9 +29,6 @@ public final class PackedMatrix: @unchecked Sendable {
 
     public var shape: [Int] { [outFeatures, inFeatures] }
 
-    /// Bytes held (the panels round the output width up to a multiple of 48).
-    public var byteCount: Int { ck_gemm_packed_count(Int32(outFeatures), Int32(inFeatures)) * 4 }
-
     /// y = x·Wᵀ + b for `rows` rows of x, or with `accumulate` y += x·Wᵀ + b. The output columns
     /// are split over the `Parallel` workers in panel-aligned ranges (every worker reads all of x
     /// and its share of W), once the product is large enough to pay for a fork.

@@ -64,12 +64,18 @@ public struct RunDirectory: Sendable {
     /// Appends one JSON object as a line to metrics.jsonl.
     public func appendMetrics(_ fields: [String: Any]) {
         guard let data = try? JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys]) else { return }
-        let url = file("metrics.jsonl")
+        appendLine(data, to: "metrics.jsonl")
+    }
+
+    /// Appends `line` and a newline to the folder's file `name`, creating it; best effort (logs
+    /// must never stop a training run).
+    func appendLine(_ line: Data, to name: String) {
+        let url = file(name)
         if !FileManager.default.fileExists(atPath: url.path) { _ = FileManager.default.createFile(atPath: url.path, contents: nil) }
         guard let handle = try? FileHandle(forWritingTo: url) else { return }
         defer { try? handle.close() }
         _ = try? handle.seekToEnd()
-        try? handle.write(contentsOf: data + Data("\n".utf8))
+        try? handle.write(contentsOf: line + Data("\n".utf8))
     }
 
     /// Every line of metrics.jsonl as a dictionary.

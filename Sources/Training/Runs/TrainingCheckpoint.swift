@@ -43,12 +43,7 @@ public enum TrainingCheckpoint {
 extension RunDirectory {
     /// Appends this invocation's command line to commands.txt (model cards quote it).
     public func recordCommand(_ arguments: [String] = CommandLine.arguments) {
-        let line = "\(ISO8601DateFormatter().string(from: Date()))  " + arguments.map { $0.contains(" ") ? "'\($0)'" : $0 }.joined(separator: " ") + "\n"
-        let url = file("commands.txt")
-        if !FileManager.default.fileExists(atPath: url.path) { _ = FileManager.default.createFile(atPath: url.path, contents: nil) }
-        guard let handle = try? FileHandle(forWritingTo: url) else { return }
-        defer { try? handle.close() }
-        _ = try? handle.seekToEnd()
-        try? handle.write(contentsOf: Data(line.utf8))
+        let line = "\(ISO8601DateFormatter().string(from: Date()))  " + arguments.map { $0.contains(" ") ? "'\($0)'" : $0 }.joined(separator: " ")
+        appendLine(Data(line.utf8), to: "commands.txt")
     }
 }

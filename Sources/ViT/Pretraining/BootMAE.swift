@@ -111,7 +111,7 @@ public struct BootMAE: Sendable {
     /// `phase`, when given, is called with each phase's name as it ends (bench breakdowns).
     public func step(_ images: Tensor, plan: MaskPlan, weights: [Float], featureWeight lambda: Float,
                      backward: Bool = true, lossBatch: Int? = nil, phase: PhaseMarker? = nil) -> Output {
-        let layers = config.usesDecoderContext ? config.resolvedFeatureLayers : []
+        let layers = config.decoderContextLayers
         let (pixelLayer, featureLayer) = (layers.first, layers.last)
         let (enc, encCache) = encoder.forwardVisible(images, plan: plan, featureLayers: Array(Set(layers)))
         phase?("encoder forward")
@@ -170,7 +170,7 @@ public struct BootMAE: Sendable {
     /// The pixel branch alone (no momentum encoder, no feature branch): normalized-pixel
     /// predictions (B, N, C·p·p) in (c, py, px) order, for reconstructions.
     public func predictPixels(_ images: Tensor, plan: MaskPlan) -> Tensor {
-        let layer = config.usesDecoderContext ? config.resolvedFeatureLayers.first : nil
+        let layer = config.decoderContextLayers.first
         let (enc, _) = encoder.forwardVisible(images, plan: plan, featureLayers: layer.map { [$0] } ?? [])
         let run = runDecoder(enc.latent, down: down, maskToken: maskToken.value, positions: decoderPosEmbed.value,
                              blocks: pixelBlocks, norm: pixelNorm, context: layer.map { enc.features[$0]! }, plan: plan)

@@ -86,6 +86,10 @@ public struct PretrainingConfig: Codable, Sendable, Equatable {
 
     public var usesDecoderContext: Bool { decoderContext ?? true }
 
+    /// The encoder blocks the decoders cross-attend to, pixel decoder's first: the feature layers,
+    /// or none when the decoders have no context.
+    public var decoderContextLayers: [Int] { usesDecoderContext ? resolvedFeatureLayers : [] }
+
     public func validationErrors() -> [String] {
         var errors = encoder.validationErrors()
         if decoderEmbedDim <= 0 || decoderDepth <= 0 { errors.append("decoder_embed_dim and decoder_depth must be positive") }
