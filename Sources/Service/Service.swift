@@ -92,8 +92,10 @@ public final class Service: @unchecked Sendable {
     }
 
     func inputs(_ request: ServiceRequest, single: Bool = false) throws -> Inputs {
-        switch request.contentType {
-        case "application/json", nil where request.body.first == UInt8(ascii: "{"):
+        // JSON when the client says so, or when it sends no content type and the body opens an object.
+        let isJSON = request.contentType == "application/json"
+            || (request.contentType == nil && request.body.first == UInt8(ascii: "{"))
+        if isJSON {
             let json = try ImageInputs.json(request)
             guard let input = json["input"] else { throw APIError.invalid("missing 'input': a base64 image, a data URI or a list of them", param: "input") }
             if let list = input as? [Any] {
@@ -102,6 +104,8 @@ public final class Service: @unchecked Sendable {
                 return Inputs(images: try list.enumerated().map { try ImageInputs.decode($0.element, index: $0.offset) }, options: json)
             }
             return Inputs(images: [try ImageInputs.decode(input, index: nil)], options: json)
+        }
+        switch request.contentType {
         case "image/png", "image/jpeg", "image/jpg", "application/octet-stream":
             guard !request.body.isEmpty else { throw APIError.invalid("the image body is empty") }
             return Inputs(images: [request.body], options: request.query)

@@ -23,7 +23,7 @@ struct BootMAEServe: ParsableCommand {
     var modelsDir: String = env("BOOTMAE_MODELS_DIR") ?? "models"
 
     @Option(help: "Model used when a request names none (default: bootmae-vit-tiny-fmnist if present, else the first by name) [BOOTMAE_DEFAULT_MODEL].")
-    var defaultModel: String? = env("BOOTMAE_DEFAULT_MODEL")
+    var defaultModel: String?
 
     @Option(help: "Address to listen on [BOOTMAE_HOST].")
     var host: String = env("BOOTMAE_HOST") ?? "127.0.0.1"
@@ -62,7 +62,7 @@ struct BootMAEServe: ParsableCommand {
     var maxConnections: Int = env("BOOTMAE_MAX_CONNECTIONS").flatMap(Int.init) ?? 1024
 
     @Option(help: "Bearer token required on /v1/* (none: open) [BOOTMAE_API_KEY].")
-    var apiKey: String? = env("BOOTMAE_API_KEY")
+    var apiKey: String?
 
     @Option(help: "Seconds to finish in-flight requests after SIGTERM [BOOTMAE_DRAIN_TIMEOUT].")
     var drainTimeout: Double = env("BOOTMAE_DRAIN_TIMEOUT").flatMap(Double.init) ?? 20

@@ -21,7 +21,7 @@ final class Server: @unchecked Sendable {
         let log: @Sendable (String) -> Void = { FileHandle.standardError.write(Data(("bootmae-serve: " + $0 + "\n").utf8)) }
         let registry: ModelRegistry
         do {
-            let preferred = o.defaultModel ?? (FileManager.default.fileExists(atPath: o.modelsDir + "/bootmae-vit-tiny-fmnist") ? "bootmae-vit-tiny-fmnist" : nil)
+            let preferred = (o.defaultModel ?? env("BOOTMAE_DEFAULT_MODEL")) ?? (FileManager.default.fileExists(atPath: o.modelsDir + "/bootmae-vit-tiny-fmnist") ? "bootmae-vit-tiny-fmnist" : nil)
             registry = try ModelRegistry(directory: o.modelsDir, defaultModel: preferred, log: log)
         } catch {
             log("error: \(error)")
@@ -31,7 +31,7 @@ final class Server: @unchecked Sendable {
         serviceOptions.maxImagesPerRequest = o.maxImages
         serviceOptions.maxPixelsPerImage = o.maxPixels
         serviceOptions.requestTimeout = o.requestTimeout
-        serviceOptions.apiKey = o.apiKey
+        serviceOptions.apiKey = o.apiKey ?? env("BOOTMAE_API_KEY")
         serviceOptions.openAPI = try? String(contentsOfFile: o.openapi, encoding: .utf8)
         if serviceOptions.openAPI == nil { log("warning: \(o.openapi) not found; /openapi.yaml will answer 404") }
         let service = Service(registry: registry, limits: .init(maxBatch: o.maxBatch, maxDelay: o.maxBatchDelayMs / 1000, maxQueue: o.maxQueue),
