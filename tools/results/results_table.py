@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""The results table of docs/RESULTS.md, read from the run folders (never typed by hand).
+
+Each cell comes from a file that `bootmae-train` wrote: knn.json, linprobe.json, eval.json and
+eval-random.json in a pretraining run; result.json and metrics.jsonl in a fine-tune run. A run that
+has not finished shows how far it got; a run that does not exist yet shows "queued".
+
+    python3 tools/results/results_table.py                      # print the table
+    python3 tools/results/results_table.py --update docs/RESULTS.md
+        # replace the lines between <!-- results-table:begin --> and <!-- results-table:end -->
+"""
+import argparse
+import json
+import os
+import sys
+
+BEGIN, END = "<!-- results-table:begin -->", "<!-- results-table:end -->"
+
+# (label, pretraining epochs, pretraining run, {fine-tune epochs: fine-tune run})
+ROWS = [
+    ("BootMAE", "40", "bootmae-tiny", {20: "bootmae-tiny-ft", 40: "bootmae-tiny-ft-40ep"}),
+    ("MAE", "40", "mae-tiny", {20: "mae-tiny-ft", 40: "mae-tiny-ft-40ep"}),
+    ("BootMAE, MAE's wall-clock", "13", "bootmae-short-tiny", {20: "bootmae-short-tiny-ft"}),
+    ("BootMAE without feature branch (λ = 0)", "13", "bootmae-nofeat-short-tiny", {}),
+    ("BootMAE without decoder context", "13", "bootmae-noctx-short-tiny", {}),
+    ("none (scratch)", "–", None, {20: "scratch-tiny-ft", 40: "scratch-tiny-ft-40ep"}),
+]
+FINETUNE_EPOCHS = (20, 40)
+
+
+def load(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return None
+
+
+def finished(run):
+    result = load(os.path.join(run, "result.json"))
+    return result is not None and result.get("stoppedEarly") is False
+
+
+def progress(run):
+    """'epoch e of N' for an unfinished run, from its recipe and its last measured epoch."""
+    recipe = load(os.path.join(run, "recipe.json")) or {}
+    done = 0
+    try:
+        with open(os.path.join(run, "metrics.jsonl")) as f:
+            for line in f:
+                row = json.loads(line)
+                if "test_top1" in row:
+                    done = max(done, row["epoch"])
+    except FileNotFoundError:
+        pass
+    return f"in progress ({done} of {recipe.get('epochs', '?')} epochs)"
+
+
+def percent(x):
+    return f"{100 * x:.2f}%"
+
+
+def pretraining_cells(run):
+    """k-NN, linear probe, PSNR on the run's own masks, PSNR on random masks."""
+    if run is None:
+        return ["–"] * 4
+    if not os.path.isdir(run):
+        return ["queued"] * 4
+    if not finished(run):
+        return [progress(run)] + ["…"] * 3
+    knn, linear = load(os.path.join(run, "knn.json")), load(os.path.join(run, "linprobe.json"))
+    own, rand = load(os.path.join(run, "eval.json")), load(os.path.join(run, "eval-random.json"))
+    return [
+        percent(knn["top1"]) if knn else "queued",
+        percent(linear["top1"]) if linear else "queued",
+        f"{own['psnr']:.2f} dB ({own['masking']})" if own else "queued",
+        f"{rand['psnr']:.2f} dB" if rand else "queued",
+    ]
+
+
+def finetune_cell(run):
+    if run is None:
+        return "–"
+    if not os.path.isdir(run):
+        return "queued"
+    if not finished(run):
+        return progress(run)
+    measured = load(os.path.join(run, "eval.json"))
+    top1 = measured["top1"] if measured else load(os.path.join(run, "result.json"))["top1"]
+    return percent(top1)
+
+
+def table(root):
+    head = ["pretraining", "epochs", "k-NN top-1", "linear probe top-1", "PSNR, own masks",
+            "PSNR, random masks"] + [f"fine-tune top-1, {e} epochs" for e in FINETUNE_EPOCHS]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for label, epochs, pretraining, finetunes in ROWS:
+        pt = os.path.join(root, pretraining) if pretraining else None
+        cells = [label, epochs] + pretraining_cells(pt)
+        for e in FINETUNE_EPOCHS:
+            ft = finetunes.get(e)
+            cells.append(finetune_cell(os.path.join(root, ft) if ft else None))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def update(document, text):
+    with open(document) as f:
+        content = f.read()
+    if content.count(BEGIN) != 1 or content.count(END) != 1:
+        sys.exit(f"{document}: needs exactly one {BEGIN} and one {END} line")
+    start, stop = content.index(BEGIN) + len(BEGIN), content.index(END)
+    updated = content[:start] + "\n" + text + "\n" + content[stop:]
+    temporary = document + ".tmp"
+    with open(temporary, "w") as f:
+        f.write(updated)
+    os.replace(temporary, document)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", default="runs/fmnist", help="folder of run folders (default: runs/fmnist)")
+    parser.add_argument("--update", metavar="MARKDOWN", help="rewrite the table between the markers in this file")
+    args = parser.parse_args()
+    if not os.path.isdir(args.runs):
+        sys.exit(f"no run folder {args.runs}: run scripts/fmnist-experiments.sh first")
+    text = table(args.runs)
+    if args.update:
+        update(args.update, text)
+    else:
+        print(text)
+
+
+if __name__ == "__main__":
+    main()
