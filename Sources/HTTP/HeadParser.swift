@@ -64,6 +64,9 @@ struct HeadParser {
                 if hostCount > 1 {
                     return .failure(HTTPParseError(.badRequest, "More than one Host field."))
                 }
+                guard value.allSatisfy(CharacterClass.isHost) else {
+                    return .failure(HTTPParseError(.badRequest, "Invalid Host."))
+                }
             } else if name.equalsLowercase(FieldName.connection) {
                 for element in Self.listElements(value) {
                     if element.equalsLowercase(FieldName.close) { connectionClose = true }
@@ -312,6 +315,7 @@ enum CharacterClass {
     private static let tokenBit: UInt8 = 1
     private static let valueBit: UInt8 = 2
     private static let targetBit: UInt8 = 4
+    private static let hostBit: UInt8 = 8
 
     private static let table: [UInt8] = (0..<256).map { i in
         let b = UInt8(i)
@@ -321,10 +325,13 @@ enum CharacterClass {
         if b == HTAB || b == SP || (0x21...0x7E).contains(b) || b >= 0x80 { flags |= valueBit }
         // Visible ASCII except '#' (a fragment is never sent); no spaces, controls or non-ASCII.
         if (0x21...0x7E).contains(b) && b != UInt8(ascii: "#") { flags |= targetBit }
+        // uri-host [":" port]: unreserved, pct-encoded, sub-delims, ":" and the brackets of IPv6 literals.
+        if isAlnum || Array("-._~%!$&'()*+,;=:[]".utf8).contains(b) { flags |= hostBit }
         return flags
     }
 
     @inline(__always) static func isToken(_ b: UInt8) -> Bool { table[Int(b)] & tokenBit != 0 }
     @inline(__always) static func isFieldValue(_ b: UInt8) -> Bool { table[Int(b)] & valueBit != 0 }
     @inline(__always) static func isTarget(_ b: UInt8) -> Bool { table[Int(b)] & targetBit != 0 }
+    @inline(__always) static func isHost(_ b: UInt8) -> Bool { table[Int(b)] & hostBit != 0 }
 }

@@ -53,7 +53,8 @@ public struct HTTPParseError: Error, Sendable, Equatable, CustomStringConvertibl
 /// - Content-Length: digits only, one field only (a repeat, even identical, or a list is a 400).
 /// - Transfer-Encoding with Content-Length, in HTTP/1.0, or not ending in a single `chunked`: 400;
 ///   a coding other than `chunked` before it: 501.
-/// - HTTP/1.1 without exactly one Host: 400. Major version other than 1: 505.
+/// - HTTP/1.1 without exactly one Host, or a Host that is not `uri-host[:port]`: 400.
+///   Major version other than 1: 505.
 public struct RequestParser: Sendable {
     public enum Event: Sendable, Equatable {
         /// Nothing more can be decided without more bytes (some may have been consumed).

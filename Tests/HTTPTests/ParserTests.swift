@@ -153,6 +153,12 @@ final class ParserTests: XCTestCase {
     func testHostRules() {
         assertStatus("GET / HTTP/1.1\r\n\r\n", 400)
         assertStatus("GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n", 400)
+        assertStatus("GET / HTTP/1.1\r\nHost: exa mple.com\r\n\r\n", 400)
+        assertStatus("GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", 400)
+        assertStatus("GET / HTTP/1.1\r\nHost: user@a\r\n\r\n", 400)
+        for host in ["", "example.com:8080", "[::1]:80", "127.0.0.1", "xn--bcher-kva.example"] {
+            XCTAssertNil(parse("GET / HTTP/1.1\r\nHost: \(host)\r\n\r\n").error, host)
+        }
     }
 
     func testLineAndFieldSyntax() {

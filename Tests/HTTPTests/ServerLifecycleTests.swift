@@ -111,6 +111,22 @@ final class ServerLifecycleTests: XCTestCase {
         XCTAssertEqual(try slow.readResponse().text, "spun\n")
     }
 
+    /// Handlers burning every handler thread must not stall reading, parsing and writing: a route
+    /// that runs on the I/O queue still answers at once (I/O queues are overcommit serial queues).
+    func testBusyHandlerQueueDoesNotStallIO() throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let spinners = try (0..<cores + 1).map { _ in try server.client() }
+        for c in spinners { c.send(req("GET /spin?ms=500")) }
+        usleep(50_000)
+        let probe = try server.client()
+        let started = Date()
+        for _ in 0..<10 { XCTAssertEqual(try probe.request(req("GET /inline")).text, "inline\n") }
+        XCTAssertLessThan(Date().timeIntervalSince(started), 0.3)
+        for c in spinners { XCTAssertEqual(try c.readResponse().status, 200) }
+    }
+
     func testConnectionLimitAnswers503() throws {
         let server = try TestServer(limits: limits { $0.maxConnections = 3 })
         defer { server.stop() }
