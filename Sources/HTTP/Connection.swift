@@ -216,6 +216,8 @@ final class Connection: @unchecked Sendable {
             if let reading, let i = slotIndex(reading) { slots[i].bytesIn += consumed }
             switch event {
             case .needMore:
+                // Only empty lines between requests arrived: that starts no header clock.
+                if current == nil && parser.isIdle && input.unreadCount == 0 { headStart = 0 }
                 return
             case .head(let head):
                 headArrived(head, consumed: consumed)

@@ -40,6 +40,15 @@ final class ServerLifecycleTests: XCTestCase {
         XCTAssertTrue(c.unread.isEmpty, "nothing was asked, nothing is answered")
     }
 
+    func testEmptyLinesBetweenRequestsStartNoHeaderClock() throws {
+        let server = try TestServer(limits: limits { $0.headerReadTimeout = .milliseconds(200) })
+        defer { server.stop() }
+        let c = try server.client()
+        XCTAssertEqual(try c.request(req("POST /echo", ["Content-Length: 2"], body: "ok\r\n")).text, "ok")
+        usleep(500_000)  // the stray CRLF after the body must not turn into a 408
+        XCTAssertEqual(try c.request(req("GET /hello")).status, 200)
+    }
+
     func testSlowBodyGets408AndClose() throws {
         let server = try TestServer(limits: limits { $0.bodyReadTimeout = .milliseconds(300) })
         defer { server.stop() }
