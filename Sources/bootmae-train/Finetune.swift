@@ -4,10 +4,10 @@ import Tensor
 import Training
 import ViT
 
-/// `bootmae-train finetune`: a classifier from a pretrained encoder (or from scratch with --init none).
+/// `bootmae-train finetune`: a classifier from a pretrained encoder (or from scratch with --init-from none).
 struct Finetune: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Fine-tune a pretrained encoder as a classifier (or train one from scratch with --init none).",
+        abstract: "Fine-tune a pretrained encoder as a classifier (or train one from scratch with --init-from none).",
         discussion: "Mean pooling + fresh fc_norm + head, layer-wise lr decay, warmup + cosine, label smoothing. "
             + "Writes RUN_DIR/{config.json, recipe.json, checkpoint.safetensors, history.json, metrics.jsonl, result.json}.")
 
