@@ -2,8 +2,8 @@ import Foundation
 
 /// The one error body every layer uses (OpenAI's shape):
 /// `{"error": {"message": "...", "type": "...", "code": "...", "param": null}}`.
-/// The HTTP module writes it for protocol errors; the Service module calls the same function so
-/// bodies are byte-for-byte alike.
+/// The HTTP module writes it for protocol errors. The Service module (which does not import this
+/// one) writes the same keys and the same codes per status for its own errors.
 public enum ErrorEnvelope {
     public static let contentType = "application/json"
 

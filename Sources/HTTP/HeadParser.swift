@@ -64,7 +64,7 @@ struct HeadParser {
                 if hostCount > 1 {
                     return .failure(HTTPParseError(.badRequest, "More than one Host field."))
                 }
-                guard value.allSatisfy(CharacterClass.isHost) else {
+                guard Self.isValidHost(Array(value)) else {
                     return .failure(HTTPParseError(.badRequest, "Invalid Host."))
                 }
             } else if name.equalsLowercase(FieldName.connection) {
@@ -271,6 +271,22 @@ struct HeadParser {
         return n
     }
 
+    /// Host = uri-host [":" port] (RFC 9110 §7.2, RFC 3986 §3.2.2): a bracketed IP literal, or a
+    /// reg-name / IPv4 address, then an optional ":" and digits. An empty Host is allowed.
+    static func isValidHost(_ host: [UInt8]) -> Bool {
+        let colon = UInt8(ascii: ":")
+        let isPort = { (port: ArraySlice<UInt8>) in port.allSatisfy { (0x30...0x39).contains($0) } }
+        if host.first == UInt8(ascii: "[") {
+            guard let close = host.firstIndex(of: UInt8(ascii: "]")) else { return false }
+            let literal = host[1..<close], after = host[(close + 1)...]
+            guard !literal.isEmpty, literal.allSatisfy(CharacterClass.isIPLiteral) else { return false }
+            return after.isEmpty || (after.first == colon && isPort(after.dropFirst()))
+        }
+        let colonIndex = host.firstIndex(of: colon) ?? host.endIndex
+        let name = host[..<colonIndex]
+        return name.allSatisfy(CharacterClass.isRegName) && (colonIndex == host.endIndex || isPort(host[(colonIndex + 1)...]))
+    }
+
     /// Comma-separated list elements with surrounding whitespace removed; empty elements skipped.
     static func listElements(_ value: UnsafeRawBufferPointer) -> [UnsafeRawBufferPointer] {
         var elements: [UnsafeRawBufferPointer] = []
@@ -315,7 +331,8 @@ enum CharacterClass {
     private static let tokenBit: UInt8 = 1
     private static let valueBit: UInt8 = 2
     private static let targetBit: UInt8 = 4
-    private static let hostBit: UInt8 = 8
+    private static let regNameBit: UInt8 = 8
+    private static let ipLiteralBit: UInt8 = 16
 
     private static let table: [UInt8] = (0..<256).map { i in
         let b = UInt8(i)
@@ -325,13 +342,16 @@ enum CharacterClass {
         if b == HTAB || b == SP || (0x21...0x7E).contains(b) || b >= 0x80 { flags |= valueBit }
         // Visible ASCII except '#' (a fragment is never sent); no spaces, controls or non-ASCII.
         if (0x21...0x7E).contains(b) && b != UInt8(ascii: "#") { flags |= targetBit }
-        // uri-host [":" port]: unreserved, pct-encoded, sub-delims, ":" and the brackets of IPv6 literals.
-        if isAlnum || Array("-._~%!$&'()*+,;=:[]".utf8).contains(b) { flags |= hostBit }
+        // reg-name and IPv4: unreserved, pct-encoded, sub-delims. Inside an IP literal's brackets
+        // (IPv6, IPvFuture): unreserved, sub-delims and ":".
+        if isAlnum || Array("-._~%!$&'()*+,;=".utf8).contains(b) { flags |= regNameBit }
+        if isAlnum || Array("-._~!$&'()*+,;=:".utf8).contains(b) { flags |= ipLiteralBit }
         return flags
     }
 
     @inline(__always) static func isToken(_ b: UInt8) -> Bool { table[Int(b)] & tokenBit != 0 }
     @inline(__always) static func isFieldValue(_ b: UInt8) -> Bool { table[Int(b)] & valueBit != 0 }
     @inline(__always) static func isTarget(_ b: UInt8) -> Bool { table[Int(b)] & targetBit != 0 }
-    @inline(__always) static func isHost(_ b: UInt8) -> Bool { table[Int(b)] & hostBit != 0 }
+    @inline(__always) static func isRegName(_ b: UInt8) -> Bool { table[Int(b)] & regNameBit != 0 }
+    @inline(__always) static func isIPLiteral(_ b: UInt8) -> Bool { table[Int(b)] & ipLiteralBit != 0 }
 }

@@ -56,7 +56,9 @@ public final class Batcher: @unchecked Sendable {
     public init(limits: Limits, metrics: Metrics) {
         self.limits = limits
         self.metrics = metrics
-        let thread = Thread { [unowned self] in self.loop() }
+        // The compute thread owns its batcher (a strong capture): a batcher lives as long as the
+        // process, and one dropped early must not leave its thread reading a freed object.
+        let thread = Thread { self.loop() }
         thread.name = "inference"
         thread.stackSize = 8 << 20
         self.thread = thread

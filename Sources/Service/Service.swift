@@ -12,6 +12,8 @@ public final class Service: @unchecked Sendable {
         public var requestTimeout: TimeInterval = 30
         public var apiKey: String?
         public var openAPI: String?
+        /// Where unexpected errors are written (their text never reaches the client).
+        public var log: @Sendable (String) -> Void = { _ in }
         public init() {}
     }
 
@@ -79,7 +81,9 @@ public final class Service: @unchecked Sendable {
         } catch let e as APIError {
             respond(e.response)
         } catch {
-            respond(APIError(status: 500, type: "server_error", code: "internal", message: "\(error)").response)
+            options.log("error: request \(request.requestID) \(request.method) \(request.path): \(error)")
+            respond(APIError(status: 500, type: "server_error", code: "internal_error",
+                             message: "internal error (request \(request.requestID)); the server log has the details").response)
         }
     }
 

@@ -74,7 +74,7 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
         APIError(status: 415, type: "invalid_request_error", code: "unsupported_media_type", message: message)
     }
     public static func tooLarge(_ message: String, param: String? = nil) -> APIError {
-        APIError(status: 413, type: "invalid_request_error", code: "too_large", message: message, param: param)
+        APIError(status: 413, type: "invalid_request_error", code: "content_too_large", message: message, param: param)
     }
     public static func overloaded(retryAfter seconds: Int) -> APIError {
         var e = APIError(status: 429, type: "overloaded_error", code: "queue_full",

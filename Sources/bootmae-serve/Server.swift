@@ -33,6 +33,7 @@ final class Server: @unchecked Sendable {
         serviceOptions.requestTimeout = o.requestTimeout
         serviceOptions.apiKey = o.apiKey ?? env("BOOTMAE_API_KEY")
         serviceOptions.openAPI = try? String(contentsOfFile: o.openapi, encoding: .utf8)
+        serviceOptions.log = log
         if serviceOptions.openAPI == nil { log("warning: \(o.openapi) not found; /openapi.yaml will answer 404") }
         let service = Service(registry: registry, limits: .init(maxBatch: o.maxBatch, maxDelay: o.maxBatchDelayMs / 1000, maxQueue: o.maxQueue),
                               options: serviceOptions)
@@ -88,8 +89,13 @@ final class Server: @unchecked Sendable {
     }
 
     static func serviceRequest(_ r: HTTPRequest) -> ServiceRequest {
+        // Repeated field lines become one comma-separated value (RFC 9110 §5.3), so a repeated
+        // singleton such as Content-Type or Authorization fails its check instead of one copy winning.
         var headers: [String: String] = [:]
-        for field in r.headers { headers[field.name.lowercased()] = field.value }
+        for field in r.headers {
+            let name = field.name.lowercased()
+            headers[name] = headers[name].map { $0 + ", " + field.value } ?? field.value
+        }
         var query: [String: String] = [:]
         for item in r.queryItems where query[item.name] == nil { query[item.name] = item.value }
         return ServiceRequest(method: r.method.rawValue, path: r.path, query: query, headers: headers, body: [UInt8](r.body), requestID: r.requestID)

@@ -28,9 +28,12 @@ final class ServeCommandTests: XCTestCase {
         var port = 0
         let log = Pipe()
 
-        init(arguments: [String]) throws {
+        init(arguments: [String], environment: [String: String] = [:]) throws {
             process.executableURL = try BuiltExecutable("bootmae-serve").url
             process.arguments = ["--port", "0"] + arguments
+            if !environment.isEmpty {
+                process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+            }
             process.standardError = log
             process.standardOutput = FileHandle.nullDevice
             try process.run()
@@ -177,6 +180,24 @@ final class ServeCommandTests: XCTestCase {
         let authorized = try Self.exchange(port: server.port, Array("GET /v1/models HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret\r\nConnection: close\r\n\r\n".utf8))
         XCTAssertEqual(authorized.status, 200)
         XCTAssertEqual(try Self.exchange(port: server.port, Array("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8)).status, 200)
+        // A repeated Authorization line is not a second chance: the lines combine and fail the check.
+        let twice = try Self.exchange(port: server.port, Array(("GET /v1/models HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer wrong\r\n"
+            + "Authorization: Bearer s3cret\r\nConnection: close\r\n\r\n").utf8))
+        XCTAssertEqual(twice.status, 401)
+        // Neither is a repeated Content-Type.
+        let types = try Self.exchange(port: server.port, Array(("POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret\r\n"
+            + "Content-Type: text/csv\r\nContent-Type: image/png\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc").utf8))
+        XCTAssertEqual(types.status, 415)
+    }
+
+    func testAPIKeyFromTheEnvironment() throws {
+        let models = try Self.modelsFolder()
+        defer { try? FileManager.default.removeItem(at: models) }
+        let server = try RunningServer(arguments: ["--models-dir", models.path], environment: ["BOOTMAE_API_KEY": "from-env"])
+        defer { _ = server.stop() }
+        let request = { (auth: String) in Array("GET /v1/models HTTP/1.1\r\nHost: x\r\n\(auth)Connection: close\r\n\r\n".utf8) }
+        XCTAssertEqual(try Self.exchange(port: server.port, request("")).status, 401)
+        XCTAssertEqual(try Self.exchange(port: server.port, request("Authorization: Bearer from-env\r\n")).status, 200)
     }
 
     func testBrokenModelsFolderIsAClearStartupError() throws {

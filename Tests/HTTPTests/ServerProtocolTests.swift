@@ -270,7 +270,7 @@ final class ServerProtocolTests: XCTestCase {
         XCTAssertEqual(error["code"] as? String, "not_found")
         XCTAssertTrue(error["param"] is NSNull)
         XCTAssertEqual(Data(r.body), ErrorEnvelope.json(message: "No route for /nope.", type: "invalid_request_error", code: "not_found"),
-                       "the Service module's helper produces identical bytes")
+                       "the body is exactly what ErrorEnvelope.json writes")
     }
 
     func testObserverSeesEveryResponse() throws {

@@ -4,7 +4,7 @@ import Tensor
 import ViT
 import Checkpoint
 import ImageKit
-import Service
+@testable import Service
 import TestSupport
 
 /// The service in process (no sockets): every endpoint with real photographs and fixture models.
@@ -176,8 +176,30 @@ final class ServiceTests: XCTestCase {
             XCTAssertNotNil(error?["type"] as? String, name)
             XCTAssertNotNil(error?["code"] as? String, name)
             if let param { XCTAssertEqual(error?["param"] as? String, param, name) }
+            // The same code per status as the HTTP module's own errors.
+            if expected == 413 { XCTAssertEqual(error?["code"] as? String, "content_too_large", name) }
         }
         XCTAssertEqual(call("POST", "/v1/embeddings", json: ["input": png.base64EncodedString()]).status, 200, "still serving")
+    }
+
+    /// An unexpected error is a 500 whose body does not reveal it; the log gets the details.
+    func testUnexpectedErrorsAreLoggedNotSent() throws {
+        struct Secret: Error, CustomStringConvertible { var description: String { "secret /etc/path detail" } }
+        final class Lines: @unchecked Sendable { var all: [String] = [] }
+        let logged = Lines()
+        var options = Service.Options()
+        options.log = { logged.all.append($0) }
+        let service = Service(registry: ServiceTests.service.registry, limits: .init(maxBatch: 1, maxDelay: 0, maxQueue: 1), options: options)
+        nonisolated(unsafe) var response: ServiceResponse?
+        service.guarded(ServiceRequest(method: "GET", path: "/v1/models", requestID: "req-7"), { response = $0 }) { throw Secret() }
+        let r = try XCTUnwrap(response)
+        XCTAssertEqual(r.status, 500)
+        let error = try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(r.body)) as? [String: Any])?["error"] as? [String: Any])
+        XCTAssertEqual(error["code"] as? String, "internal_error")
+        XCTAssertFalse((error["message"] as? String ?? "").contains("secret"), "the error's text stays in the log")
+        XCTAssertTrue((error["message"] as? String ?? "").contains("req-7"), "the request id ties the answer to the log line")
+        XCTAssertEqual(logged.all.count, 1)
+        XCTAssertTrue(logged.all[0].contains("secret /etc/path detail") && logged.all[0].contains("req-7"))
     }
 
     func testModelsListingAndCard() throws {
