@@ -49,8 +49,10 @@ def progress(run):
         with open(os.path.join(run, "metrics.jsonl")) as f:
             for line in f:
                 row = json.loads(line)
-                if "test_top1" in row:
+                if "test_top1" in row:  # a fine-tune's evaluation after each whole epoch
                     done = max(done, row["epoch"])
+                elif isinstance(row.get("epoch"), float):  # a pretraining step: fractional epochs
+                    done = max(done, int(row["epoch"]))
     except FileNotFoundError:
         pass
     return f"in progress ({done} of {recipe.get('epochs', '?')} epochs)"
