@@ -182,7 +182,7 @@ final class TrainerTests: XCTestCase {
             XCTAssertEqual(result.psnr, 10 * log10(1 / result.mse), accuracy: 1e-9)
             // Recompute by hand from the same batch and the same mask draw (seed 9, stream 0).
             let c = Self.encoder
-            let loader = try BatchLoader(dataset: test, batchSize: 40, shuffle: false, dropLast: false, seed: 9, epoch: 0,
+            let loader = BatchLoader(dataset: test, batchSize: 40, shuffle: false, dropLast: false, seed: 9, epoch: 0,
                                          channels: 1, imageSize: c.imgSize, mean: c.mean, std: c.std, augment: nil)
             let batch = try XCTUnwrap(try loader.next())
             var maskRNG = SeededRandom(seed: 9, stream: 0)
