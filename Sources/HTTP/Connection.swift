@@ -96,6 +96,8 @@ final class Connection: @unchecked Sendable {
         parser = RequestParser(limits: core.limits)
         input = ReadBuffer(capacity: refused ? 512 : 16 * 1024)
         acceptedAt = MonotonicClock.now()
+        // Empty lines before the first request leave the connection idle, and idle counts from the accept.
+        idleSince = acceptedAt
     }
 
     var isClosed: Bool { closed.load(ordering: .acquiring) }

@@ -284,7 +284,12 @@ struct HeadParser {
         }
         let colonIndex = host.firstIndex(of: colon) ?? host.endIndex
         let name = host[..<colonIndex]
-        return name.allSatisfy(CharacterClass.isRegName) && (colonIndex == host.endIndex || isPort(host[(colonIndex + 1)...]))
+        guard name.allSatisfy(CharacterClass.isRegName) else { return false }
+        // Every "%" starts a pct-encoded byte: two hex digits.
+        for i in name.indices where name[i] == UInt8(ascii: "%") {
+            guard i + 2 < name.endIndex, name[(i + 1)...(i + 2)].allSatisfy(CharacterClass.isHexDigit) else { return false }
+        }
+        return colonIndex == host.endIndex || isPort(host[(colonIndex + 1)...])
     }
 
     /// Comma-separated list elements with surrounding whitespace removed; empty elements skipped.
@@ -352,6 +357,9 @@ enum CharacterClass {
     @inline(__always) static func isToken(_ b: UInt8) -> Bool { table[Int(b)] & tokenBit != 0 }
     @inline(__always) static func isFieldValue(_ b: UInt8) -> Bool { table[Int(b)] & valueBit != 0 }
     @inline(__always) static func isTarget(_ b: UInt8) -> Bool { table[Int(b)] & targetBit != 0 }
+    static func isHexDigit(_ b: UInt8) -> Bool {
+        (0x30...0x39).contains(b) || (0x41...0x46).contains(b) || (0x61...0x66).contains(b)
+    }
     @inline(__always) static func isRegName(_ b: UInt8) -> Bool { table[Int(b)] & regNameBit != 0 }
     @inline(__always) static func isIPLiteral(_ b: UInt8) -> Bool { table[Int(b)] & ipLiteralBit != 0 }
 }

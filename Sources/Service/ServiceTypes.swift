@@ -19,9 +19,16 @@ public struct ServiceRequest: Sendable {
 
     public func header(_ name: String) -> String? { headers[name.lowercased()] }
 
-    /// The media type of the body without parameters, lowercased ("application/json").
+    /// The media type of the body without parameters, lowercased ("application/json"). A value
+    /// holding a comma outside quotes is several Content-Type lines joined: it is returned whole, so
+    /// it matches no supported type.
     public var contentType: String? {
-        header("content-type")?.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        guard let value = header("content-type") else { return nil }
+        var quoted = false
+        for c in value {
+            if c == "\"" { quoted.toggle() } else if c == "," && !quoted { return value.lowercased() }
+        }
+        return value.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
     }
 }
 

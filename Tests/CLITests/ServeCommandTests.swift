@@ -188,6 +188,9 @@ final class ServeCommandTests: XCTestCase {
         let types = try Self.exchange(port: server.port, Array(("POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret\r\n"
             + "Content-Type: text/csv\r\nContent-Type: image/png\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc").utf8))
         XCTAssertEqual(types.status, 415)
+        let withParameters = try Self.exchange(port: server.port, Array(("POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret\r\n"
+            + "Content-Type: application/json; charset=utf-8\r\nContent-Type: image/png\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}").utf8))
+        XCTAssertEqual(withParameters.status, 415)
     }
 
     func testAPIKeyFromTheEnvironment() throws {

@@ -157,7 +157,7 @@ final class ParserTests: XCTestCase {
         assertStatus("GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", 400)
         assertStatus("GET / HTTP/1.1\r\nHost: user@a\r\n\r\n", 400)
         // Right characters, wrong shape: not uri-host[:port].
-        for host in ["a]:[b", ":::", "a:b", "a:80:81", "[::1", "[::1]x", "[::1]:8a", "[]", "a[b]", "[a/b]"] {
+        for host in ["a]:[b", ":::", "a:b", "a:80:81", "[::1", "[::1]x", "[::1]:8a", "[]", "a[b]", "[a/b]", "%", "a%4", "a%zz"] {
             assertStatus("GET / HTTP/1.1\r\nHost: \(host)\r\n\r\n", 400)
         }
         for host in ["", "example.com:8080", "[::1]:80", "[::1]", "[v1.fe]:8", "example.com:", "127.0.0.1", "xn--bcher-kva.example", "a%20b"] {

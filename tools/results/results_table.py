@@ -59,7 +59,7 @@ def progress(run):
 
 
 def percent(x):
-    return f"{100 * x:.2f}%"
+    return "–" if x is None else f"{100 * x:.2f}%"
 
 
 def pretraining_cells(run):
@@ -73,8 +73,8 @@ def pretraining_cells(run):
     knn, linear = load(os.path.join(run, "knn.json")), load(os.path.join(run, "linprobe.json"))
     own, rand = load(os.path.join(run, "eval.json")), load(os.path.join(run, "eval-random.json"))
     return [
-        percent(knn["top1"]) if knn else "queued",
-        percent(linear["top1"]) if linear else "queued",
+        percent(knn.get("top1")) if knn else "queued",
+        percent(linear.get("top1")) if linear else "queued",
         f"{own['psnr']:.2f} dB ({own['masking']})" if own else "queued",
         f"{rand['psnr']:.2f} dB" if rand else "queued",
     ]
@@ -88,7 +88,7 @@ def finetune_cell(run):
     if not finished(run):
         return progress(run)
     measured = load(os.path.join(run, "eval.json"))
-    top1 = measured["top1"] if measured else load(os.path.join(run, "result.json"))["top1"]
+    top1 = (measured or load(os.path.join(run, "result.json"))).get("top1")
     return percent(top1)
 
 
