@@ -197,17 +197,8 @@ struct HeadParser {
             guard i > schemeLength else { return nil }  // empty authority
             pathStart = i
         }
-        var queryStart = t.count
-        var i = pathStart
-        while i < t.count {
-            let b = t[i]
-            if b == UInt8(ascii: "?") { queryStart = i; break }
-            if b == UInt8(ascii: "%") {
-                guard i + 2 < t.count, PercentDecoding.hexValue(t[i + 1]) != nil,
-                      PercentDecoding.hexValue(t[i + 2]) != nil else { return nil }
-            }
-            i += 1
-        }
+        let queryStart = t[pathStart...].firstIndex(of: UInt8(ascii: "?")) ?? t.count
+        guard percentEscapesAreWhole(t[pathStart..<queryStart]) else { return nil }
         let path = pathStart == queryStart ? "/" : String(decoding: t[pathStart..<queryStart], as: UTF8.self)
         let query = queryStart < t.count ? String(decoding: t[(queryStart + 1)...], as: UTF8.self) : nil
         return (path, query)
@@ -284,12 +275,17 @@ struct HeadParser {
         }
         let colonIndex = host.firstIndex(of: colon) ?? host.endIndex
         let name = host[..<colonIndex]
-        guard name.allSatisfy(CharacterClass.isRegName) else { return false }
-        // Every "%" starts a pct-encoded byte: two hex digits.
-        for i in name.indices where name[i] == UInt8(ascii: "%") {
-            guard i + 2 < name.endIndex, name[(i + 1)...(i + 2)].allSatisfy(CharacterClass.isHexDigit) else { return false }
-        }
+        guard name.allSatisfy(CharacterClass.isRegName), percentEscapesAreWhole(name) else { return false }
         return colonIndex == host.endIndex || isPort(host[(colonIndex + 1)...])
+    }
+
+    /// Every "%" starts a pct-encoded byte: two hex digits follow (RFC 3986 §2.1).
+    static func percentEscapesAreWhole<Bytes: Collection<UInt8>>(_ bytes: Bytes) -> Bool where Bytes.Index == Int {
+        for i in bytes.indices where bytes[i] == UInt8(ascii: "%") {
+            guard i + 2 < bytes.endIndex, PercentDecoding.hexValue(bytes[i + 1]) != nil,
+                  PercentDecoding.hexValue(bytes[i + 2]) != nil else { return false }
+        }
+        return true
     }
 
     /// Comma-separated list elements with surrounding whitespace removed; empty elements skipped.
@@ -357,9 +353,6 @@ enum CharacterClass {
     @inline(__always) static func isToken(_ b: UInt8) -> Bool { table[Int(b)] & tokenBit != 0 }
     @inline(__always) static func isFieldValue(_ b: UInt8) -> Bool { table[Int(b)] & valueBit != 0 }
     @inline(__always) static func isTarget(_ b: UInt8) -> Bool { table[Int(b)] & targetBit != 0 }
-    static func isHexDigit(_ b: UInt8) -> Bool {
-        (0x30...0x39).contains(b) || (0x41...0x46).contains(b) || (0x61...0x66).contains(b)
-    }
     @inline(__always) static func isRegName(_ b: UInt8) -> Bool { table[Int(b)] & regNameBit != 0 }
     @inline(__always) static func isIPLiteral(_ b: UInt8) -> Bool { table[Int(b)] & ipLiteralBit != 0 }
 }

@@ -97,9 +97,8 @@ public final class Service: @unchecked Sendable {
 
     func inputs(_ request: ServiceRequest, single: Bool = false) throws -> Inputs {
         // JSON when the client says so, or when it sends no content type and the body opens an object.
-        let isJSON = request.contentType == "application/json"
-            || (request.contentType == nil && request.body.first == UInt8(ascii: "{"))
-        if isJSON {
+        let contentType = request.contentType
+        if contentType == "application/json" || (contentType == nil && request.body.first == UInt8(ascii: "{")) {
             let json = try ImageInputs.json(request)
             guard let input = json["input"] else { throw APIError.invalid("missing 'input': a base64 image, a data URI or a list of them", param: "input") }
             if let list = input as? [Any] {
@@ -109,7 +108,7 @@ public final class Service: @unchecked Sendable {
             }
             return Inputs(images: [try ImageInputs.decode(input, index: nil)], options: json)
         }
-        switch request.contentType {
+        switch contentType {
         case "image/png", "image/jpeg", "image/jpg", "application/octet-stream":
             guard !request.body.isEmpty else { throw APIError.invalid("the image body is empty") }
             return Inputs(images: [request.body], options: request.query)

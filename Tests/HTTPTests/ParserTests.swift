@@ -83,6 +83,9 @@ final class ParserTests: XCTestCase {
         assertStatus("GET * HTTP/1.1\r\nHost: x\r\n\r\n", 400)
         assertStatus("GET example.com/x HTTP/1.1\r\nHost: x\r\n\r\n", 400)
         assertStatus("GET /a%zz HTTP/1.1\r\nHost: x\r\n\r\n", 400)
+        assertStatus("GET /a%4?x=1 HTTP/1.1\r\nHost: x\r\n\r\n", 400)  // an escape cut short by the query
+        assertStatus("GET /a% HTTP/1.1\r\nHost: x\r\n\r\n", 400)
+        XCTAssertNil(parse("GET /a%41?x=%zz HTTP/1.1\r\nHost: x\r\n\r\n").error, "only the path's escapes are checked here")
         assertStatus("GET /a#frag HTTP/1.1\r\nHost: x\r\n\r\n", 400)
         assertStatus("GET /ä HTTP/1.1\r\nHost: x\r\n\r\n", 400)
     }
