@@ -6,6 +6,7 @@
 #   scripts/fmnist-experiments.sh                 # everything, in order (both fine-tune budgets)
 #   scripts/fmnist-experiments.sh bootmae mae     # only some streams (run two with THREADS=1 side by side)
 #   FT_EPOCHS=40 scripts/fmnist-experiments.sh scratch   # a stream with 40-epoch fine-tunes
+#   FT_SEED=1 scripts/fmnist-experiments.sh bootmae mae   # their fine-tunes again with seed 1
 #
 # Streams: bootmae, mae (pretrain + eval + knn + linprobe + finetune + eval each), scratch (the
 # from-random fine-tune baseline), bootmae-short (BootMAE at MAE's wall-clock budget, fine-tuned too), ablations
@@ -28,9 +29,12 @@ PRETRAIN=(--preset tiny --epochs 40 --batch-size 256 --lr 5e-4 --min-lr 2.083333
 # the default 35–100% a 20-epoch fine-tune under-fits this small model (train loss 0.74 against the
 # 0.50 floor of label smoothing; test top-1 90.83%, kept in bootmae-tiny-ft-crop035 for comparison).
 # FT_EPOCHS (default 20) lengthens every fine-tune; longer ones get their own folders (…-ft-40ep).
+# FT_SEED (default 0) repeats fine-tunes with another seed, in their own folders (…-ft-seed1), to
+# measure how far one fine-tune's top-1 moves with the seed alone.
 FT_EPOCHS="${FT_EPOCHS:-20}"
-FT_SUFFIX=$([[ $FT_EPOCHS == 20 ]] || echo "-${FT_EPOCHS}ep")
-FINETUNE=(--epochs "$FT_EPOCHS" --batch-size 256 --crop-scale 0.8 --checkpoint-every 200 --seed 0)
+FT_SEED="${FT_SEED:-0}"
+FT_SUFFIX=$([[ $FT_EPOCHS == 20 ]] || echo "-${FT_EPOCHS}ep")$([[ $FT_SEED == 0 ]] || echo "-seed${FT_SEED}")
+FINETUNE=(--epochs "$FT_EPOCHS" --batch-size 256 --crop-scale 0.8 --checkpoint-every 200 --seed "$FT_SEED")
 
 log() { printf '\n== %s: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
