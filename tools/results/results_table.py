@@ -3,7 +3,9 @@
 
 Each cell comes from a file that `bootmae-train` wrote: knn.json, linprobe.json, eval.json and
 eval-random.json in a pretraining run; result.json and metrics.jsonl in a fine-tune run. A run that
-has not finished shows how far it got; a run that does not exist yet shows "queued".
+has not finished shows how far it got; a run that does not exist yet shows "queued". A fine-tune
+repeated with other seeds (scripts/fmnist-experiments.sh with FT_SEED=1: <run>-seed1) adds each
+finished repeat's top-1 to its cell.
 
     python3 tools/results/results_table.py                      # print the table
     python3 tools/results/results_table.py --update docs/RESULTS.md
@@ -80,16 +82,26 @@ def pretraining_cells(run):
     ]
 
 
+def finetune_top1(run):
+    measured = load(os.path.join(run, "eval.json"))
+    return (measured or load(os.path.join(run, "result.json"))).get("top1")
+
+
 def finetune_cell(run):
+    """Seed 0's top-1, then that of every finished repeat with another seed (<run>-seed1, …)."""
     if run is None:
         return "–"
     if not os.path.isdir(run):
         return "queued"
     if not finished(run):
         return progress(run)
-    measured = load(os.path.join(run, "eval.json"))
-    top1 = (measured or load(os.path.join(run, "result.json"))).get("top1")
-    return percent(top1)
+    cell = percent(finetune_top1(run))
+    seed = 1
+    while os.path.isdir(f"{run}-seed{seed}"):
+        if finished(f"{run}-seed{seed}"):
+            cell += f" (seed {seed}: {percent(finetune_top1(f'{run}-seed{seed}'))})"
+        seed += 1
+    return cell
 
 
 def table(root):
