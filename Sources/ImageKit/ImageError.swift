@@ -20,13 +20,13 @@ public enum ImageError: Error, Sendable, Hashable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .empty:
-            return "The image is empty (0 bytes). Send the image file's bytes."
+            return "The image is empty (0 bytes)."
         case .unsupportedFormat(let detected):
             return "Unsupported image format (\(detected)). Accepted formats: PNG, JPEG. "
                 + "Convert the image to PNG or JPEG and try again."
         case .truncated(let detail):
-            return "The image file is incomplete: \(detail). It was probably cut off during upload "
-                + "or download; send the complete file."
+            return "The image file is incomplete: \(detail). It was probably cut off during an upload "
+                + "or download; use the complete file."
         case .corrupt(let detail):
             return "The image file is damaged and cannot be decoded: \(detail). Re-export or "
                 + "re-download the image."
@@ -38,7 +38,7 @@ public enum ImageError: Error, Sendable, Hashable, CustomStringConvertible {
                 + "grayscale PNG or JPEG."
         case .tooLarge(let width, let height, let limit):
             return "The image is \(width)x\(height) (\(width * height) pixels), over the limit of "
-                + "\(limit) pixels. Downscale it before sending."
+                + "\(limit) pixels. Downscale it first."
         case .outOfMemory(let detail):
             return "Not enough memory to process the image: \(detail). Try a smaller image."
         case .encodingFailed(let detail):

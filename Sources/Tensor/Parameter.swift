@@ -34,6 +34,14 @@ public final class Parameter: @unchecked Sendable {
         return true
     }
 
+    /// Sets every element, in order, to the next value of `next` (initialisation). One new tensor:
+    /// element by element through `value` would copy the whole tensor for each element, because
+    /// `value` has an observer, which made initialising a large model take hours.
+    public func fill(_ next: () -> Float) {
+        let n = value.count
+        value = Tensor(shape: value.shape) { out in for i in 0..<n { out[i] = next() } }
+    }
+
     /// True when only the packed copy is left.
     public var isPackedOnly: Bool { packed != nil && value.count == 0 }
 

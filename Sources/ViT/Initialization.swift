@@ -8,23 +8,18 @@ public enum WeightInit {
 
     static func xavierUniform(_ p: Parameter, fanIn: Int, fanOut: Int, rng: inout SeededRandom) {
         let bound = (6 / Float(fanIn + fanOut)).squareRoot()
-        for i in 0..<p.value.count { p.value.data[i] = (rng.uniform() * 2 - 1) * bound }
+        p.fill { (rng.uniform() * 2 - 1) * bound }
     }
 
     public static func initialize(_ model: VisionTransformer, style: Style, rng: inout SeededRandom) {
-        let d = model.config.embedDim
-        xavierUniform(model.patchEmbed.weight, fanIn: model.config.patchDim, fanOut: d, rng: &rng)
-        for i in 0..<d {
-            model.clsToken.value.data[i] = rng.normal() * (style == .mae ? 0.02 : 1e-6)
-        }
+        xavierUniform(model.patchEmbed.weight, fanIn: model.config.patchDim, fanOut: model.config.embedDim, rng: &rng)
+        model.clsToken.fill { rng.normal() * (style == .mae ? 0.02 : 1e-6) }
         if model.posEmbed.trainable {
-            for i in 0..<model.posEmbed.value.count {
-                model.posEmbed.value.data[i] = rng.truncatedNormal(std: 0.02, lo: -0.04, hi: 0.04)
-            }
+            model.posEmbed.fill { rng.truncatedNormal(std: 0.02, lo: -0.04, hi: 0.04) }
         }
         for block in model.blocks { initialize(block, style: style, rng: &rng) }
         if let head = model.head {
-            for i in 0..<head.weight.value.count { head.weight.value.data[i] = rng.truncatedNormal(std: 2e-5, lo: -4e-5, hi: 4e-5) }
+            head.weight.fill { rng.truncatedNormal(std: 2e-5, lo: -4e-5, hi: 4e-5) }
         }
     }
 

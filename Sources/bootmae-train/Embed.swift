@@ -3,16 +3,17 @@ import Foundation
 import Checkpoint
 import ImageKit
 import Tensor
+import Training
 import ViT
 
 /// `bootmae-train embed --model DIR IMAGE...`: one embedding per image, as JSON lines or .npy.
 struct Embed: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Compute image embeddings with a model directory (config.json + model.safetensors).")
+        abstract: "Compute image embeddings with a model directory or a training run folder.")
 
     enum Format: String, ExpressibleByArgument, CaseIterable { case jsonl, npy }
 
-    @Option(name: .long, help: "Model directory holding config.json and model.safetensors.")
+    @Option(name: .long, help: "Model directory (config.json + model.safetensors) or a training run folder (its checkpoint).")
     var model: String
 
     @Argument(help: "PNG or JPEG images to embed.")
@@ -30,7 +31,7 @@ struct Embed: ParsableCommand {
     @Option(help: "Images per forward pass.")
     var batchSize: Int = 16
 
-    @Option(help: "BLAS threads (default: all cores).")
+    @Option(help: "Compute threads.")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
     func validate() throws {
@@ -42,7 +43,7 @@ struct Embed: ParsableCommand {
     func run() throws {
         BLAS.threads = threads
         let encoder: VisionTransformer
-        do { encoder = try ModelDirectory.loadEncoder(URL(fileURLWithPath: model)) } catch {
+        do { encoder = try ModelSource.encoder(model) } catch {
             throw fail("error: cannot load model from \(model): \(error)", code: 2)
         }
         let prep = ModelInput(config: encoder.config)

@@ -34,7 +34,9 @@ struct Evaluate: ParsableCommand {
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
     func validate() throws {
-        if let masking, !["block", "random"].contains(masking) { throw ValidationError("--masking must be block or random") }
+        try ensure(masking.map { ["block", "random"].contains($0) } ?? true, "--masking must be block or random")
+        try ensure(batchSize >= 1, "--batch-size must be positive")
+        try ensure(threads >= 1, "--threads must be positive")
     }
 
     func run() throws {
@@ -97,6 +99,9 @@ struct Export: ParsableCommand {
     func run() throws {
         do {
             let summary = try Exporter.export(run: runFolder, to: out, half: half, overwrite: overwrite)
+            if !summary.runFinished {
+                FileHandle.standardError.write(Data("warning: \(runFolder) has not finished (no result.json with stoppedEarly false); exported its latest checkpoint\n".utf8))
+            }
             print("{\"kind\": \"\(summary.kind.rawValue)\", \"path\": \"\(summary.path)\", \"tensors\": \(summary.tensors), \"bytes\": \(summary.bytes), \"dtype\": \"\(summary.dtype)\"}")
         } catch {
             throw fail("error: \(error)", code: 1)

@@ -22,6 +22,9 @@ struct Finetune: ParsableCommand {
     @Option(help: "With --init-from none: attention biases of the architecture (qv as BootMAE, qkv as MAE).")
     var qkvBias: String = "qv"
 
+    @Option(help: "With --init-from none: input channels, 1 (grayscale) or 3 (RGB). Default: the dataset's: 1 for IDX files, 3 for image folders.")
+    var channels: Int?
+
     @Option(help: "Images per step.")
     var batchSize: Int = 256
 
@@ -50,9 +53,18 @@ struct Finetune: ParsableCommand {
     var checkpointEvery: Int = 200
 
     func validate() throws {
-        if initFrom == nil && !common.resume {
-            throw ValidationError("name where to start: --init-from RUN_OR_MODEL_DIR, or --init-from none to train from scratch")
-        }
+        try ensure(initFrom != nil || common.resume,
+                   "name where to start: --init-from RUN_OR_MODEL_DIR, or --init-from none to train from scratch")
+        try ensure(qkvBias == "qv" || qkvBias == "qkv", "--qkv-bias is qv or qkv")
+        try ensure(channels.map { $0 == 1 || $0 == 3 } ?? true, "--channels is 1 or 3")
+        try ensure(batchSize >= 1, "--batch-size must be positive")
+        try ensure(blr > 0 && lr.map { $0 > 0 } ?? true, "the learning rate (--blr, --lr) must be positive")
+        try ensure(layerDecay > 0 && layerDecay <= 1, "--layer-decay must be within 0 (exclusive) and 1")
+        try ensure(warmupEpochs.map { $0 >= 0 } ?? true, "--warmup-epochs cannot be negative")
+        try ensure(weightDecay >= 0, "--weight-decay cannot be negative")
+        try ensure(labelSmoothing >= 0 && labelSmoothing < 1, "--label-smoothing must be within 0 and 1 (exclusive)")
+        try ensure(cropScale > 0 && cropScale <= 1, "--crop-scale is the smallest area share kept, within 0 (exclusive) and 1")
+        try ensure(checkpointEvery >= 1, "--checkpoint-every must be positive")
     }
 
     func run() throws {
@@ -60,27 +72,28 @@ struct Finetune: ParsableCommand {
             let config: ViTConfig, recipe: FinetuneRecipe
             if common.resume {
                 config = try dir.readJSON(ViTConfig.self, from: "config.json")
-                recipe = try dir.readJSON(FinetuneRecipe.self, from: "recipe.json")
+                recipe = try dir.resumedRecipe(FinetuneRecipe.self, data: common.data)
             } else {
                 let source = initFrom == "none" ? nil : initFrom   // validate() made sure it is set
                 if let source {
                     config = try Classifier.pretrainedEncoder(source).0
                 } else {
-                    let dataset = try Datasets.open(common.data, split: .train)
+                    let dataset = try Datasets.open(common.dataPath, split: .train)
                     var c = preset.pretrainingConfig(objective: qkvBias == "qkv" ? .mae : .bootmae, imgSize: nil, patchSize: nil,
-                                                     channels: dataset.channels, maskRatio: 0.75).encoder
+                                                     channels: channels ?? dataset.channels, maskRatio: 0.75).encoder
                     c.qkvBias = qkvBias == "qkv" ? .qkv : .qv
                     config = c
                 }
                 let epochs = common.epochs ?? 50
-                recipe = FinetuneRecipe(data: common.data, initFrom: source, seed: common.seed, epochs: epochs, batchSize: batchSize,
+                recipe = FinetuneRecipe(data: common.absoluteDataPath, initFrom: source, seed: common.seed, epochs: epochs, batchSize: batchSize,
                                         lr: lr ?? blr * Double(batchSize) / 256, warmupEpochs: warmupEpochs ?? max(1, Double(epochs) * 0.05),
                                         weightDecay: weightDecay, layerDecay: layerDecay, labelSmoothing: labelSmoothing,
                                         cropScale: cropScale...1, checkpointEvery: checkpointEvery, subset: common.subset)
             }
             let trainer = try Finetuner(config: config, recipe: recipe, run: dir, resume: common.resume)
             let progress = ProgressReporter()
-            progress.log("finetune \(recipe.initFrom.map { "from \($0)" } ?? "from scratch"): \(trainer.stepsPerEpoch) steps × \(recipe.epochs) epochs, batch \(recipe.batchSize), lr \(recipe.lr) → \(dir.url.path)")
+            progress.log("finetune \(recipe.initFrom.map { "from \($0)" } ?? "from scratch"): \(channelsText(config.inChans)), "
+                         + "\(trainer.imageCount) images in \(trainer.classifier.classes.count) classes, \(trainer.stepsPerEpoch) steps × \(recipe.epochs) epochs, batch \(recipe.batchSize), lr \(recipe.lr) → \(dir.url.path)")
             let summary = try trainer.train(maxSteps: common.maxSteps, stop: stop, progress: progress)
             try dir.writeJSON(summary, to: "result.json")
             print(String(format: "{\"steps\": %d, \"epochs\": %d, \"top1\": %@, \"best_top1\": %@, \"stopped_early\": %@}",

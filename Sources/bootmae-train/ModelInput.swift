@@ -16,9 +16,10 @@ struct ModelInput {
 
     /// Reads, decodes and preprocesses one image into CHW floats.
     func load(path: String) throws -> [Float] {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw InputError(FileManager.default.fileExists(atPath: path) ? "cannot read the file" : "no such file")
-        }
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else { throw InputError("no such file") }
+        if isFolder.boolValue { throw InputError("a folder, not an image file: give its images (e.g. \(path)/*.png)") }
+        guard let data = FileManager.default.contents(atPath: path) else { throw InputError("cannot read the file (permissions?)") }
         return preprocessor.tensorCHW(try ImageDecoder.decode([UInt8](data)))
     }
 

@@ -24,6 +24,9 @@ struct Pretrain: ParsableCommand {
     @Option(help: "Input size in pixels (default: the preset's; tiny uses 28, Fashion-MNIST's native size).")
     var imgSize: Int?
 
+    @Option(help: "Input channels: 1 (grayscale) or 3 (RGB). Default: the dataset's: 1 for IDX files, 3 for image folders (converted to RGB, as torchvision does).")
+    var channels: Int?
+
     @Option(help: "Patch size (default: the preset's).")
     var patchSize: Int?
 
@@ -73,11 +76,20 @@ struct Pretrain: ParsableCommand {
     var checkpointEvery: Int = 200
 
     func validate() throws {
-        if batchSize < 1 { throw ValidationError("--batch-size must be positive") }
-        if !(0.05...0.95).contains(maskRatio) { throw ValidationError("--mask-ratio must be within 0.05...0.95") }
-        if let masking, masking != "block" && masking != "random" { throw ValidationError("--masking is block or random") }
-        if noDecoderContext && objective != .bootmae { throw ValidationError("--no-decoder-context is a BootMAE ablation") }
-        if checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be positive") }
+        try ensure(batchSize >= 1, "--batch-size must be positive")
+        try ensure(imgSize.map { $0 >= 1 } ?? true && patchSize.map { $0 >= 1 } ?? true, "--img-size and --patch-size must be positive")
+        try ensure(channels.map { $0 == 1 || $0 == 3 } ?? true, "--channels is 1 or 3")
+        try ensure((0.05...0.95).contains(maskRatio), "--mask-ratio must be within 0.05...0.95")
+        try ensure(masking.map { $0 == "block" || $0 == "random" } ?? true, "--masking is block or random")
+        try ensure(blr > 0 && lr.map { $0 > 0 } ?? true, "the learning rate (--blr, --lr) must be positive")
+        try ensure(minLR.map { $0 >= 0 && $0 <= (lr ?? blr * Double(batchSize) / 256) } ?? true, "--min-lr must be within 0 and the peak lr")
+        try ensure(warmupEpochs.map { $0 >= 0 } ?? true && emaRampEpochs.map { $0 >= 0 } ?? true, "--warmup-epochs and --ema-ramp-epochs cannot be negative")
+        try ensure(weightDecay >= 0, "--weight-decay cannot be negative")
+        try ensure((0...1).contains(emaStart) && (0...1).contains(emaEnd), "--ema-start and --ema-end are decays within 0...1")
+        try ensure(featureWeight >= 0, "--feature-weight cannot be negative")
+        try ensure(objective == .bootmae || !noDecoderContext, "--no-decoder-context is a BootMAE ablation")
+        try ensure(objective == .bootmae || !noWeightMask, "--no-weight-mask is a BootMAE option (MAE's loss has no weight mask)")
+        try ensure(checkpointEvery >= 1, "--checkpoint-every must be positive")
     }
 
     func run() throws {
@@ -86,17 +98,17 @@ struct Pretrain: ParsableCommand {
             let (config, recipe): (PretrainingConfig, PretrainRecipe)
             if common.resume {
                 config = try dir.readJSON(PretrainingConfig.self, from: "config.json")
-                recipe = try dir.readJSON(PretrainRecipe.self, from: "recipe.json")
+                recipe = try dir.resumedRecipe(PretrainRecipe.self, data: common.data)
             } else {
-                let dataset = try Datasets.open(common.data, split: .train)
+                let dataset = try Datasets.open(common.dataPath, split: .train)
                 var built = preset.pretrainingConfig(objective: objective, imgSize: imgSize, patchSize: patchSize,
-                                                     channels: dataset.channels, maskRatio: maskRatio)
+                                                     channels: channels ?? dataset.channels, maskRatio: maskRatio)
                 if noDecoderContext { built.decoderContext = false }
                 config = built
                 let epochs = common.epochs ?? 100
                 let peak = lr ?? blr * Double(batchSize) / 256
                 recipe = PretrainRecipe(
-                    data: common.data, seed: common.seed, epochs: epochs, batchSize: batchSize, lr: peak,
+                    data: common.absoluteDataPath, seed: common.seed, epochs: epochs, batchSize: batchSize, lr: peak,
                     minLR: minLR ?? (objective == .bootmae ? peak / 24 : 0),
                     warmupEpochs: warmupEpochs ?? Double(epochs) * 0.05, weightDecay: weightDecay,
                     ema: EMASchedule(start: emaStart, end: emaEnd, rampEpochs: emaRampEpochs ?? Double(epochs) / 8),
@@ -106,12 +118,13 @@ struct Pretrain: ParsableCommand {
             }
             let trainer = try Pretrainer(config: config, recipe: recipe, run: dir, resume: common.resume)
             progress.log("pretrain \(config.objective.rawValue): \(config.encoder.embedDim)×\(config.encoder.depth) ViT, "
-                         + "\(config.encoder.imgSize) px / patch \(config.encoder.patchSize), \(trainer.stepsPerEpoch) steps × \(recipe.epochs) epochs, "
+                         + "\(config.encoder.imgSize) px / patch \(config.encoder.patchSize), \(channelsText(config.encoder.inChans)), "
+                         + "\(trainer.imageCount) images, \(trainer.stepsPerEpoch) steps × \(recipe.epochs) epochs, "
                          + "batch \(recipe.batchSize), lr \(recipe.lr) → \(dir.url.path)")
             let summary = try trainer.train(maxSteps: common.maxSteps, stop: stop, progress: progress)
             try dir.writeJSON(summary, to: "result.json")
             try? trainer.writeLossPlot()
-            let loss = summary.finalLoss.map { String(format: "%.4f", $0) } ?? "-"
+            let loss = summary.finalLoss.map { String(format: "%.4f", $0) } ?? "null"
             print("{\"steps\": \(summary.steps), \"epochs\": \(String(format: "%.2f", summary.epochs)), \"final_loss\": \(loss), "
                   + "\"img_per_s\": \(String(format: "%.1f", summary.imagesPerSecond)), \"stopped_early\": \(summary.stoppedEarly)}")
         }
@@ -126,6 +139,11 @@ func runTraining(_ common: CommonTrainingOptions, _ body: (RunDirectory, StopFla
     let stop = installStopHandlers()
     do {
         let dir = try RunDirectory(common.out, mode: common.mode)
+        if common.resume && dir.isFinished {
+            // Nothing to do, and nothing to rewrite: its result.json stays as the run left it.
+            FileHandle.standardError.write(Data("\(common.out) already finished (see its result.json); nothing to resume. To train longer, start a new run.\n".utf8))
+            return
+        }
         dir.recordCommand()
         try body(dir, stop)
     } catch {
@@ -136,8 +154,8 @@ func runTraining(_ common: CommonTrainingOptions, _ body: (RunDirectory, StopFla
 
 /// Flags every training subcommand shares.
 struct CommonTrainingOptions: ParsableArguments {
-    @Option(help: "Dataset: an IDX folder (e.g. Fashion-MNIST) or an ImageFolder root (root/<class>/<image>).")
-    var data: String = "/usr/share/datasets/fashion-mnist"
+    @Option(help: "Dataset: an IDX folder or an ImageFolder root (root/<class>/<image>). Default: Fashion-MNIST in /usr/share/datasets/fashion-mnist. With --resume: where the run's dataset is now, if it moved.")
+    var data: String?
 
     @Option(help: "Run folder for checkpoints, metrics and results.")
     var out: String
@@ -145,13 +163,13 @@ struct CommonTrainingOptions: ParsableArguments {
     @Option(help: "Random seed (data order, augmentation, masks, initialisation).")
     var seed: UInt64 = 0
 
-    @Option(help: "Epochs to train.")
+    @Option(help: "Epochs to train (default: 100 for pretrain, 50 for finetune).")
     var epochs: Int?
 
     @Option(help: "Stop after N steps in this invocation (smoke runs; resume later).")
     var maxSteps: Int?
 
-    @Flag(help: "Continue the run in --out from its checkpoint (its saved recipe wins over other flags).")
+    @Flag(help: "Continue the run in --out from its checkpoint, with its saved recipe (only --threads, --max-steps and --data may be given too).")
     var resume = false
 
     @Flag(help: "Start over in an --out folder that already holds a run.")
@@ -165,10 +183,27 @@ struct CommonTrainingOptions: ParsableArguments {
 
     var mode: RunDirectory.Mode { resume ? .resume : (overwrite ? .overwrite : .fresh) }
 
+    static let defaultData = "/usr/share/datasets/fashion-mnist"
+    var dataPath: String { data ?? Self.defaultData }
+    /// Recorded in recipe.json absolute, so --resume works from any working directory.
+    var absoluteDataPath: String { URL(fileURLWithPath: dataPath).standardizedFileURL.path }
+
+    /// Flags --resume accepts; the rest describe a run, and the saved recipe already does.
+    static let resumeFlags: Set<String> = ["--out", "--resume", "--threads", "--max-steps", "--data"]
+
     func validate() throws {
-        if resume && overwrite { throw ValidationError("--resume and --overwrite exclude each other") }
-        if let maxSteps, maxSteps < 1 { throw ValidationError("--max-steps must be positive") }
-        if let epochs, epochs < 1 { throw ValidationError("--epochs must be positive") }
+        try ensure(!(resume && overwrite), "--resume and --overwrite exclude each other")
+        try ensure(maxSteps.map { $0 >= 1 } ?? true, "--max-steps must be positive")
+        try ensure(epochs.map { $0 >= 1 } ?? true, "--epochs must be positive")
+        try ensure(subset.map { $0 >= 1 } ?? true, "--subset must be positive")
+        try ensure(threads >= 1, "--threads must be positive")
+        if resume {
+            // Silently ignoring them would train with other settings than the user asked for.
+            let given = CommandLine.arguments.dropFirst(2).filter { $0.hasPrefix("--") }.map { String($0.prefix { $0 != "=" }) }
+            let ignored = given.filter { !Self.resumeFlags.contains($0) }
+            try ensure(ignored.isEmpty, "--resume continues the run with the recipe saved in \(out)/recipe.json, so "
+                       + "\(ignored.joined(separator: ", ")) cannot change it; drop them, or start a new run (another --out, or --overwrite)")
+        }
     }
 }
 
@@ -194,3 +229,13 @@ func installStopHandlers() -> StopFlag {
 
 /// Keeps the signal sources alive for the life of the process.
 nonisolated(unsafe) var signalSources: [DispatchSourceSignal] = []
+
+/// Throws `message` as a usage error (exit 64) unless `condition` holds.
+func ensure(_ condition: Bool, _ message: @autoclosure () -> String) throws {
+    if !condition { throw ValidationError(message()) }
+}
+
+/// "1 channel (grayscale)" or "3 channels (RGB)", for run headers.
+func channelsText(_ channels: Int) -> String {
+    channels == 1 ? "1 channel (grayscale)" : "\(channels) channels (RGB)"
+}

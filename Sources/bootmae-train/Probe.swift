@@ -13,7 +13,7 @@ struct FeatureOptions: ParsableArguments {
     @Option(help: "Labelled dataset with train and test splits.")
     var data: String = "/usr/share/datasets/fashion-mnist"
 
-    @Option(help: "Features: cls, mean (final-norm pooling) or block:N (mean of patch tokens after N blocks, then a parameter-free LayerNorm, as BootMAE probes). Default: see the command.")
+    @Option(help: "Features: cls, mean (final-norm pooling) or block:N (mean of patch tokens after N blocks, then a parameter-free LayerNorm, as BootMAE probes). Default: knn the model's pooling, linprobe block:⌈5/6 of the depth⌉.")
     var features: String?
 
     @Option(help: "Write the JSON result here (default: MODEL/<command>.json).")
@@ -21,6 +21,10 @@ struct FeatureOptions: ParsableArguments {
 
     @Option(help: "Compute threads.")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    func validate() throws {
+        try ensure(threads >= 1, "--threads must be positive")
+    }
 
     /// The encoder of a run folder (its checkpoint) or of a model directory.
     func encoder() throws -> VisionTransformer { try ModelSource.encoder(model) }
@@ -64,6 +68,11 @@ struct LinProbe: ParsableCommand {
     @Option(help: "Base learning rate (SGD momentum 0.9); lr = blr × batch / 256.") var blr: Double = 0.1
     @Option(help: "Seed of the probe's initialisation and shuffling.") var seed: UInt64 = 0
 
+    func validate() throws {
+        try ensure(epochs >= 1 && batchSize >= 1, "--epochs and --batch-size must be positive")
+        try ensure(blr > 0, "--blr must be positive")
+    }
+
     func run() throws {
         do {
             let progress = ProgressReporter()
@@ -92,12 +101,17 @@ struct KNN: ParsableCommand {
     @Option(help: "Neighbours.") var k: Int = 20
     @Option(help: "Vote temperature: a neighbour votes exp(similarity / T).") var temperature: Double = 0.07
 
+    func validate() throws {
+        try ensure(k >= 1, "--k must be positive")
+        try ensure(temperature > 0, "--temperature must be positive")
+    }
+
     func run() throws {
         do {
             let progress = ProgressReporter()
             let (train, test, source) = try options.features(default: { .pooled($0.config.globalPool) }, progress: progress)
             let result = try KNNClassifier(k: k, temperature: Float(temperature)).evaluate(train: train, test: test, progress: progress)
-            progress.log(String(format: "k-NN (k=%d, %@): test top-1 %.2f%%", k, source.description, 100 * result.top1))
+            progress.log(String(format: "k-NN (k=%d, %@): test top-1 %.2f%%", result.k, source.description, 100 * result.top1))
             try options.write(result, name: "knn.json")
         } catch {
             throw fail("error: \(error)", code: 1)

@@ -126,7 +126,7 @@ final class DecodeErrorTests: XCTestCase {
     func testDescriptionsSayWhatToDo() {
         XCTAssertTrue(ImageError.tooLarge(width: 50000, height: 50000, limit: 40_000_000).description
             .contains("Downscale"))
-        XCTAssertTrue(ImageError.truncated("x").description.contains("send the complete file"))
+        XCTAssertTrue(ImageError.truncated("x").description.contains("use the complete file"))
         XCTAssertTrue(ImageError.empty.description.contains("empty"))
     }
 }

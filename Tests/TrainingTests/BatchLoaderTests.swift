@@ -103,6 +103,21 @@ final class BatchLoaderTests: XCTestCase {
         XCTAssertEqual(loader.skippedSamples.first?.reason, "broken on purpose")
     }
 
+    /// A training loop names each skipped image once, however many epochs meet it again.
+    func testUnreadableImagesAreReportedOncePerFile() throws {
+        var data = SyntheticDataset(count: 23)
+        data.broken = [4, 10]
+        let unreadable = UnreadableImages()
+        let quiet = ProgressReporter(interactive: false, logEvery: .infinity)
+        for epoch in 0..<2 {
+            let loader = loader(data, epoch: epoch, maxSkipFraction: 0.1)
+            while try loader.next() != nil { unreadable.report(loader, to: quiet) }
+        }
+        XCTAssertEqual(Set(unreadable.names), ["synthetic/4.png", "synthetic/10.png"])
+        XCTAssertEqual(unreadable.names.count, 2)
+        XCTAssertNil(UnreadableImages().listed, "no key in result.json when every image was read")
+    }
+
     func testTooManyUnreadableSamplesThrowNamingOne() throws {
         var data = SyntheticDataset(count: 23)
         data.broken = [4, 10, 21]

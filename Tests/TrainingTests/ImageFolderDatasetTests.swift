@@ -47,6 +47,25 @@ final class ImageFolderDatasetTests: XCTestCase {
         XCTAssertEqual((0..<test.count).map { test.label(at: $0) }, [0, 1, 1])
     }
 
+    /// The test split's class folders are labelled by the train split's class names, so a test
+    /// split with fewer classes still scores against the right outputs.
+    func testTestSplitIsLabelledByTheTrainSplitsClassNames() throws {
+        let root = try makeTemporaryFolder(self)
+        for (i, name) in ["bird", "cat", "dog"].enumerated() { try write(png(i), to: root + "/train/\(name)/1.png") }
+        try write(png(5), to: root + "/test/cat/1.png")
+        try write(png(6), to: root + "/test/dog/1.png")
+        let test = try Datasets.open(root, split: .test)
+        XCTAssertEqual(test.classes, ["bird", "cat", "dog"])
+        XCTAssertEqual((0..<test.count).map { test.label(at: $0) }, [1, 2])
+
+        try write(png(7), to: root + "/test/zebra/1.png")
+        let error = thrownError { try Datasets.open(root, split: .test) }
+        guard case .unknownClasses(_, let unknown, let known) = error else { return XCTFail("got \(String(describing: error))") }
+        XCTAssertEqual(unknown, ["zebra"])
+        XCTAssertEqual(known, ["bird", "cat", "dog"])
+        XCTAssertTrue(error!.description.contains("zebra"), error!.description)
+    }
+
     func testValFolderIsTheTestSplit() throws {
         let root = try makeSplitFolder(testName: "val")
         XCTAssertEqual(try Datasets.open(root, split: .test).count, 3)
@@ -58,7 +77,7 @@ final class ImageFolderDatasetTests: XCTestCase {
         try write(png(2, channels: 1), to: root + "/a/2.png")
         let data = try Datasets.open(root, split: .train)
         XCTAssertEqual(data.classes, ["a", "b"])
-        XCTAssertEqual(data.channels, 1)
+        XCTAssertEqual(data.channels, 3, "image folders are RGB, whatever the files hold (as torchvision's ImageFolder)")
         let error = thrownError { try Datasets.open(root, split: .test) }
         guard case .splitNotFound(root, .test, let expected) = error else { return XCTFail("got \(String(describing: error))") }
         XCTAssertTrue(expected.contains("test/"), expected)

@@ -154,6 +154,12 @@ final class TrainerTests: XCTestCase {
     func testRunFolderRefusesToOverwriteAndResumeNeedsACheckpoint() throws {
         let path = scratch.appendingPathComponent("r").path
         _ = try Pretrainer(config: Self.bootmae, recipe: recipe(epochs: 1, subset: 32), run: try RunDirectory(path, mode: .fresh), resume: false)
+        // Config and recipe without a checkpoint are the leftovers of a start that failed: not a
+        // run yet, so a fresh start takes the folder over (clearing them) instead of refusing it.
+        _ = try RunDirectory(path, mode: .fresh)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path + "/recipe.json"))
+        let trainer = try Pretrainer(config: Self.bootmae, recipe: recipe(epochs: 1, subset: 32), run: try RunDirectory(path, mode: .fresh), resume: false)
+        try trainer.saveCheckpoint()
         XCTAssertThrowsError(try RunDirectory(path, mode: .fresh)) { XCTAssertTrue("\($0)".contains("--resume")) }
         XCTAssertThrowsError(try RunDirectory(scratch.appendingPathComponent("none").path, mode: .resume)) {
             XCTAssertTrue("\($0)".contains("no checkpoint"))

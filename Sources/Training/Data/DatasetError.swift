@@ -11,6 +11,8 @@ public enum DatasetError: Error, Sendable, Hashable, CustomStringConvertible {
     case noImages(path: String)
     /// An ImageFolder class folder holds no image files.
     case emptyClassFolders(path: String, classes: [String])
+    /// A test split's class folder that the train split does not have.
+    case unknownClasses(path: String, unknown: [String], known: [String])
     /// The dataset has no folder (or files) for the requested split.
     case splitNotFound(path: String, split: DatasetSplit, expected: String)
     /// An IDX file does not start with the expected magic number.
@@ -48,9 +50,11 @@ public enum DatasetError: Error, Sendable, Hashable, CustomStringConvertible {
                 + "*-labels-idx1-ubyte[.gz]), class subfolders of PNG/JPEG images (root/<class>/<image>), "
                 + "a flat folder of PNG/JPEG images, or train/ and test/ (or val/) folders of those."
         case .emptyClassFolders(let path, let classes):
-            let shown = classes.prefix(5).joined(separator: ", ") + (classes.count > 5 ? ", …" : "")
-            return "\(path): the class folder(s) \(shown) contain no PNG/JPEG images. "
+            return "\(path): the class folder(s) \(list(classes)) contain no PNG/JPEG images. "
                 + "Add images or remove the empty folders."
+        case .unknownClasses(let path, let unknown, let known):
+            return "\(path): the class folder(s) \(list(unknown)) are not classes of the train split (\(list(known))). "
+                + "Rename them to match, or remove them."
         case .splitNotFound(let path, let split, let expected):
             return "\(path) has no \(split) split: expected \(expected)."
         case .idxBadMagic(let path, let found, let expected):
@@ -82,6 +86,11 @@ public enum DatasetError: Error, Sendable, Hashable, CustomStringConvertible {
                 + "For example \(example): \(sentence) Fix or remove the unreadable files."
         }
     }
+}
+
+/// At most five names, then an ellipsis.
+private func list(_ names: [String]) -> String {
+    names.prefix(5).joined(separator: ", ") + (names.count > 5 ? ", …" : "")
 }
 
 private func hex(_ value: UInt32) -> String {

@@ -15,7 +15,8 @@ public protocol ImageDataset: Sendable {
     var count: Int { get }
     /// Class names in label order; empty when the dataset is unlabeled.
     var classes: [String] { get }
-    /// Native channels of the images: 1 for gray datasets such as Fashion-MNIST, 3 for RGB.
+    /// The channels a model trained on it takes by default: 1 for Fashion-MNIST's gray IDX
+    /// files, 3 for image folders (converted to RGB).
     var channels: Int { get }
     /// The label of sample `index` (an index into `classes`), or nil when unlabeled.
     func label(at index: Int) -> Int?

@@ -8,6 +8,12 @@ import ImageKit
 ///
 /// Splits: when the root has a `train/` folder, the train split is `root/train` and the test split
 /// `root/test` (or `root/val`). Otherwise the whole root is the train split and there is no test split.
+/// The test split's class folders are labelled by name with the train split's classes, so a test
+/// split may hold fewer classes than the train split; one the train split lacks is an error.
+///
+/// Images are used as RGB (3 channels), whatever each file holds, as torchvision's `ImageFolder`
+/// loader converts them: the channel count of a model never depends on which file sorts first.
+/// Grayscale training asks for it (`pretrain --channels 1`).
 public struct ImageFolderDataset: ImageDataset {
     public static let imageExtensions: Set<String> = ["png", "jpg", "jpeg"]
 
@@ -18,8 +24,8 @@ public struct ImageFolderDataset: ImageDataset {
     /// Label of each file (indices into `classes`); empty when unlabeled.
     public let labels: [Int]
     public let classes: [String]
-    /// Channels of the first image that decodes (gray 1, else 3); 3 when none does.
-    public let channels: Int
+    /// Always 3: images are converted to RGB (see the type's documentation).
+    public let channels = 3
     /// Images with more pixels are rejected before decoding.
     public let maxPixels: Int
 
@@ -47,6 +53,9 @@ public struct ImageFolderDataset: ImageDataset {
                                      expected: "a test/ or val/ folder next to \(train)")
             }
             folder = found
+            let trainClasses = try ImageFolderDataset.classFolders(in: train)
+            try self.init(directory: folder, classes: trainClasses.isEmpty ? nil : trainClasses, maxPixels: maxPixels)
+            return
         case (.test, false):
             throw .splitNotFound(path: root, split: .test,
                                  expected: "train/ and test/ (or val/) subfolders; this folder has none, so all of it is the train split")
@@ -56,15 +65,21 @@ public struct ImageFolderDataset: ImageDataset {
 
     /// All of `directory` as one dataset: labeled when it has subfolders (ImageFolder; image files
     /// directly in `directory` are then ignored, as torchvision does), unlabeled when it only holds
-    /// image files.
-    public init(directory: String, maxPixels: Int = ImageDecoder.defaultMaxPixels) throws(DatasetError) {
+    /// image files. With `classes` (another split's class list), each subfolder is labelled with
+    /// its name's index in that list, and a subfolder named otherwise is an error.
+    public init(directory: String, classes knownClasses: [String]? = nil,
+                maxPixels: Int = ImageDecoder.defaultMaxPixels) throws(DatasetError) {
         switch FileSystem.kind(directory) {
         case .missing: throw .notFound(path: directory)
         case .file: throw .notAFolder(path: directory)
         case .directory: break
         }
         let entries = try FileSystem.entries(directory).sorted(by: pythonOrder)
-        let subfolders = entries.filter { FileSystem.kind(FileSystem.join(directory, $0)) == .directory }
+        let subfolders = try ImageFolderDataset.classFolders(in: directory)
+        if let knownClasses {
+            let unknown = subfolders.filter { !knownClasses.contains($0) }
+            if !unknown.isEmpty { throw .unknownClasses(path: directory, unknown: unknown, known: knownClasses) }
+        }
         var files: [String] = []
         var labels: [Int] = []
         let flatFiles = entries.filter { name in
@@ -74,7 +89,8 @@ public struct ImageFolderDataset: ImageDataset {
             files = flatFiles
         } else {
             var empty: [String] = []
-            for (label, name) in subfolders.enumerated() {
+            for (position, name) in subfolders.enumerated() {
+                let label = knownClasses?.firstIndex(of: name) ?? position
                 let found = try ImageFolderDataset.imageFiles(under: FileSystem.join(directory, name))
                 if found.isEmpty { empty.append(name) }
                 files += found
@@ -91,17 +107,13 @@ public struct ImageFolderDataset: ImageDataset {
         self.root = directory
         self.files = files
         self.labels = labels
-        self.classes = labeled ? subfolders : []
+        self.classes = labeled ? (knownClasses ?? subfolders) : []
         self.maxPixels = maxPixels
-        // Native channels: those of the first image that decodes (a few tries at most).
-        var channels = 3
-        for path in files.prefix(8) {
-            if let bytes = try? FileSystem.readFile(path), let image = try? ImageDecoder.decode(bytes, maxPixels: maxPixels) {
-                channels = image.channels
-                break
-            }
-        }
-        self.channels = channels
+    }
+
+    /// The class names of an ImageFolder split: its subfolders, in torchvision's order.
+    static func classFolders(in directory: String) throws(DatasetError) -> [String] {
+        try FileSystem.entries(directory).filter { FileSystem.kind(FileSystem.join(directory, $0)) == .directory }.sorted(by: pythonOrder)
     }
 
     public func label(at index: Int) -> Int? { labels.isEmpty ? nil : labels[index] }

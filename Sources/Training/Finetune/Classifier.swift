@@ -30,6 +30,8 @@ public struct Classifier: Sendable {
     }
 
     public var parameters: ParameterList { model.parameters }
+    /// The class names, in the head's output order.
+    public var classes: [String] { model.config.labels ?? [] }
 
     /// A classifier of the same layout whose weights are still to be set (a data-parallel copy).
     public func sameLayout() -> Classifier {
@@ -42,7 +44,7 @@ public struct Classifier: Sendable {
         var rng = SeededRandom(seed: seed, stream: 0xF1E7)
         WeightInit.initialize(model, style: model.config.qkvBias == .qv ? .bootmae : .mae, rng: &rng)
         if let head = model.head {
-            for i in 0..<head.weight.value.count { head.weight.value.data[i] = rng.truncatedNormal(std: 0.02, lo: -0.04, hi: 0.04) * 0.001 }
+            head.weight.fill { rng.truncatedNormal(std: 0.02, lo: -0.04, hi: 0.04) * 0.001 }
         }
         guard let pretrained else { return }
         var copied = 0

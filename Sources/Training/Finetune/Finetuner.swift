@@ -36,6 +36,8 @@ public final class Finetuner {
         public var seconds: Double
         public var totalSeconds: Double
         public var stoppedEarly: Bool
+        /// Training images skipped as unreadable in this invocation (absent when none).
+        public var unreadableImages: [String]?
     }
 
     public struct FinetuneError: Error, CustomStringConvertible { public let description: String }
@@ -75,6 +77,8 @@ public final class Finetuner {
     }
 
     public var totalSteps: Int { stepsPerEpoch * recipe.epochs }
+    /// Images in the training split.
+    public var imageCount: Int { train.count }
 
     public func train(maxSteps: Int? = nil, stop: StopFlag = StopFlag(), progress: ProgressReporter = ProgressReporter()) throws -> Summary {
         let c = classifier.model.config
@@ -84,12 +88,14 @@ public final class Finetuner {
         var history = (try? run.readJSON([EpochResult].self, from: "history.json")) ?? []
         var lossSum = 0.0, lossCount = 0
         var stopped = false
+        let unreadable = UnreadableImages()
         while step < lastStep && !stopped {
             let epoch = step / stepsPerEpoch
             let loader = BatchLoader(dataset: train, batchSize: recipe.batchSize, shuffle: true, dropLast: true, seed: recipe.seed,
                                          epoch: epoch, startBatch: step % stepsPerEpoch, channels: c.inChans, imageSize: c.imgSize,
                                          mean: c.mean, std: c.std, augment: Augment(size: c.imgSize, scale: recipe.cropScale), workers: 1)
             while step < lastStep, step / stepsPerEpoch == epoch, let batch = try loader.next() {
+                unreadable.report(loader, to: progress)
                 let lr = Float(schedule.value(at: step))
                 classifier.parameters.zeroGrads()
                 let loss = stepper.trainStep(batch.images, labels: batch.labels, smoothing: Float(recipe.labelSmoothing))
@@ -124,7 +130,7 @@ public final class Finetuner {
         let seconds = Date().timeIntervalSince(started)
         return Summary(steps: step, epochs: step / stepsPerEpoch, top1: history.last?.top1, bestTop1: history.map(\.top1).max(),
                        history: history, seconds: seconds, totalSeconds: trainSeconds + Date().timeIntervalSince(invocationStart),
-                       stoppedEarly: step < totalSteps)
+                       stoppedEarly: step < totalSteps, unreadableImages: unreadable.listed)
     }
 
     public func saveCheckpoint() throws {

@@ -22,6 +22,8 @@ public final class Pretrainer {
     public private(set) var step = 0
     public let stepsPerEpoch: Int
     public var totalSteps: Int { stepsPerEpoch * recipe.epochs }
+    /// Images in the training set.
+    public var imageCount: Int { dataset.count }
     let schedule: CosineSchedule
     /// Training seconds of earlier invocations (from the checkpoint) and when this one started.
     var trainSeconds: Double = 0
@@ -36,6 +38,8 @@ public final class Pretrainer {
         public var stoppedEarly: Bool
         /// Wall time of the whole run so far, all invocations.
         public var totalSeconds: Double
+        /// Images skipped as unreadable in this invocation (absent when none).
+        public var unreadableImages: [String]?
     }
 
     public struct TrainingError: Error, CustomStringConvertible { public let description: String }
@@ -81,6 +85,7 @@ public final class Pretrainer {
         var lastLoss: Float?
         var window: (images: Int, seconds: Double, data: Double) = (0, 0, 0)
         var windowStart = Date()
+        let unreadable = UnreadableImages()
         if startStep > 0 { progress.log("resuming at step \(startStep) of \(totalSteps) (epoch \(startStep / stepsPerEpoch))") }
 
         epochs: while step < lastStep {
@@ -94,6 +99,7 @@ public final class Pretrainer {
             while step < lastStep, step / stepsPerEpoch == epoch {
                 let waitStart = Date()
                 guard let batch = try loader.next() else { break }
+                unreadable.report(loader, to: progress)
                 let dataSeconds = Date().timeIntervalSince(waitStart)
                 let lr = Float(schedule.value(at: step))
                 var rng = SeededRandom(seed: recipe.seed, stream: UInt64(step))
@@ -143,7 +149,7 @@ public final class Pretrainer {
         let done = step - startStep
         return Summary(steps: step, epochs: Double(step) / Double(stepsPerEpoch), finalLoss: lastLoss, seconds: seconds,
                        imagesPerSecond: Double(done * recipe.batchSize) / max(seconds, 1e-9), stoppedEarly: step < totalSteps,
-                       totalSeconds: trainSeconds + Date().timeIntervalSince(invocationStart))
+                       totalSeconds: trainSeconds + Date().timeIntervalSince(invocationStart), unreadableImages: unreadable.listed)
     }
 
     /// loss.png: total, pixel and feature losses against the step.

@@ -4,6 +4,8 @@ import ViT
 
 /// Test-split metrics: classifier top-1 and masked-patch reconstruction error of pretraining networks.
 public enum Evaluation {
+    public struct EvaluationError: Error, CustomStringConvertible { public let description: String }
+
     public struct ClassificationResult: Codable, Sendable {
         public var top1: Double
         public var images: Int
@@ -17,12 +19,24 @@ public enum Evaluation {
                                      channels: c.inChans, imageSize: c.imgSize, mean: c.mean, std: c.std, augment: nil,
                                      cropPct: c.cropPct ?? 1)
         let classes = dataset.classes
+        // The dataset's labels index its own class list and the head's outputs the model's: match
+        // them by name, so a test split with fewer classes (or another order) is still scored right.
+        // A model without label names (a timm checkpoint) is taken to share the dataset's order.
+        let named = !classifier.classes.isEmpty
+        let unknown = named ? classes.filter { !classifier.classes.contains($0) } : []
+        guard unknown.isEmpty else {
+            throw EvaluationError(description: "the dataset has classes the model does not know: "
+                                  + unknown.prefix(5).joined(separator: ", ") + (unknown.count > 5 ? ", …" : "")
+                                  + " (the model's: " + classifier.classes.prefix(10).joined(separator: ", ")
+                                  + (classifier.classes.count > 10 ? ", …" : "") + ")")
+        }
+        let output = named ? classes.map { classifier.classes.firstIndex(of: $0)! } : Array(classes.indices)
         var correct = [Int](repeating: 0, count: classes.count), seen = [Int](repeating: 0, count: classes.count)
         while let batch = try loader.next() {
             let predictions = CrossEntropy.argmax(classifier.logits(batch.images))
             for (p, label) in zip(predictions, batch.labels) where label >= 0 {
                 seen[label] += 1
-                if p == label { correct[label] += 1 }
+                if p == output[label] { correct[label] += 1 }
             }
             progress?.update(label: "eval", done: seen.reduce(0, +), total: dataset.count, text: "", eta: nil)
         }

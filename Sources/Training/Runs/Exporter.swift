@@ -17,10 +17,16 @@ public enum Exporter {
         public var tensors: Int
         public var bytes: Int
         public var dtype: String
+        /// False when the run stopped before its last step (the export is of an intermediate checkpoint).
+        public var runFinished: Bool
     }
 
     public static func export(run path: String, to out: String, half: Bool, overwrite: Bool, name: String? = nil) throws -> Summary {
-        let run = try RunDirectory(path, mode: .resume)
+        let run = RunDirectory(reading: path)
+        guard FileManager.default.fileExists(atPath: run.file(RunDirectory.checkpointName).path) else {
+            throw ExportError(description: "\(path) holds no \(RunDirectory.checkpointName): give the folder of a pretrain or "
+                              + "finetune run (--out of those commands) that has saved a checkpoint")
+        }
         let checkpoint = try SafeTensorsFile(contentsOf: run.file(RunDirectory.checkpointName))
         let dest = URL(fileURLWithPath: out)
         let fm = FileManager.default
@@ -62,7 +68,8 @@ public enum Exporter {
             try fm.moveItem(at: tmp, to: dest)
         }
         let bytes = (try? fm.attributesOfItem(atPath: dest.appendingPathComponent(ModelDirectory.weightsName).path)[.size] as? Int) ?? 0
-        return Summary(kind: kind, path: dest.path, tensors: parameters.count, bytes: bytes, dtype: dtype.rawValue)
+        return Summary(kind: kind, path: dest.path, tensors: parameters.count, bytes: bytes, dtype: dtype.rawValue,
+                       runFinished: run.isFinished)
     }
 
     static func prettyJSON<T: Encodable>(_ value: T) throws -> Data {

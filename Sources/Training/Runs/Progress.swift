@@ -39,6 +39,27 @@ public final class ProgressReporter: @unchecked Sendable {
     }
 }
 
+/// The images a training loop's loaders skipped as unreadable: each is logged once, when first
+/// skipped, and the run's result lists them (a skip must never go unnoticed).
+public final class UnreadableImages {
+    public private(set) var names: [String] = []
+    private var reported = Set<String>()
+
+    public init() {}
+
+    /// Logs the samples `loader` skipped that were not reported yet.
+    public func report(_ loader: BatchLoader, to progress: ProgressReporter) {
+        guard loader.skipped > 0 else { return }
+        for sample in loader.skippedSamples where reported.insert(sample.name).inserted {
+            names.append(sample.name)
+            progress.log("warning: skipped an unreadable image: \(sample.name): \(sample.reason)")
+        }
+    }
+
+    /// The names for a result file; nil (no key) when every image was read.
+    public var listed: [String]? { names.isEmpty ? nil : names }
+}
+
 /// Set by SIGINT/SIGTERM handlers, polled by training loops between steps.
 public final class StopFlag: @unchecked Sendable {
     private let lock = NSLock()

@@ -15,13 +15,20 @@ public struct RunDirectory: Sendable {
 
     public static let checkpointName = "checkpoint.safetensors"
 
+    /// The files a run writes (cleared by --overwrite, and when a fresh run takes over a folder
+    /// whose earlier run stopped before its first checkpoint).
+    static let runFiles = [checkpointName, "metrics.jsonl", "recipe.json", "config.json", "result.json", "history.json"]
+
     /// Opens (resume) or creates (fresh/overwrite) the folder. A fresh run refuses a folder that
-    /// already holds a run, so nothing is ever overwritten by accident.
+    /// holds a run (a checkpoint or a result), so nothing is ever overwritten by accident; the
+    /// leftovers of a start that failed before its first checkpoint (a bad --data, say) are not
+    /// a run, and a fresh run replaces them rather than leaving a folder that neither a fresh
+    /// run nor --resume accepts.
     public init(_ path: String, mode: Mode) throws {
         url = URL(fileURLWithPath: path)
         let fm = FileManager.default
         let hasRun = fm.fileExists(atPath: url.appendingPathComponent(Self.checkpointName).path)
-            || fm.fileExists(atPath: url.appendingPathComponent("recipe.json").path)
+            || fm.fileExists(atPath: url.appendingPathComponent("result.json").path)
         switch mode {
         case .resume:
             guard fm.fileExists(atPath: url.appendingPathComponent(Self.checkpointName).path) else {
@@ -31,10 +38,9 @@ public struct RunDirectory: Sendable {
             if hasRun {
                 throw RunError(description: "\(path) already holds a run; pass --resume to continue it or --overwrite to start over")
             }
+            for name in Self.runFiles { try? fm.removeItem(at: url.appendingPathComponent(name)) }
         case .overwrite:
-            for name in [Self.checkpointName, "metrics.jsonl", "recipe.json", "config.json", "result.json"] {
-                try? fm.removeItem(at: url.appendingPathComponent(name))
-            }
+            for name in Self.runFiles { try? fm.removeItem(at: url.appendingPathComponent(name)) }
         }
         do { try fm.createDirectory(at: url, withIntermediateDirectories: true) } catch {
             throw RunError(description: "cannot create run folder \(path): \(error.localizedDescription)")
@@ -48,6 +54,13 @@ public struct RunDirectory: Sendable {
     }
 
     public func file(_ name: String) -> URL { url.appendingPathComponent(name) }
+
+    /// True when the run trained to its last step: its result.json says it did not stop early.
+    public var isFinished: Bool {
+        guard let data = try? Data(contentsOf: file("result.json")),
+              let result = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return false }
+        return result["stoppedEarly"] as? Bool == false
+    }
 
     public func writeJSON<T: Encodable>(_ value: T, to name: String) throws {
         let encoder = JSONEncoder()
@@ -99,5 +112,29 @@ public enum ModelSource {
     public static func encoder(_ path: String) throws -> VisionTransformer {
         try ModelDirectory.encoder(config: try ModelDirectory.readConfig(URL(fileURLWithPath: path)), weights: try weights(path),
                                    extraIgnored: ["optim."])
+    }
+}
+
+/// A recipe that names its dataset (pretraining and fine-tuning recipes).
+public protocol DatasetRecipe: Codable {
+    var data: String { get set }
+}
+
+extension PretrainRecipe: DatasetRecipe {}
+extension FinetuneRecipe: DatasetRecipe {}
+
+extension RunDirectory {
+    /// The saved recipe of a run being resumed. `movedData`, the dataset's new place when it was
+    /// moved, replaces the recorded path, in recipe.json too, so later resumes find it.
+    public func resumedRecipe<Recipe: DatasetRecipe>(_ type: Recipe.Type, data movedData: String?) throws -> Recipe {
+        var recipe = try readJSON(type, from: "recipe.json")
+        if let movedData {
+            guard FileSystem.kind(movedData) == .directory else {
+                throw RunError(description: "--data \(movedData) is not a folder; the run's dataset was \(recipe.data)")
+            }
+            recipe.data = URL(fileURLWithPath: movedData).standardizedFileURL.path
+            try writeJSON(recipe, to: "recipe.json")
+        }
+        return recipe
     }
 }

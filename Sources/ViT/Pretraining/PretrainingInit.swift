@@ -11,8 +11,7 @@ public enum PretrainingInit {
         let bootmae = objective == .bootmae
         for (name, p) in parameters.entries where p.trainable {
             let shape = p.shape
-            let n = p.value.count
-            func fill(_ f: (inout SeededRandom) -> Float) { for i in 0..<n { p.value.data[i] = f(&rng) } }
+            func fill(_ f: (inout SeededRandom) -> Float) { p.fill { f(&rng) } }
             func xavier(fanIn: Int, fanOut: Int) {
                 let bound = (6 / Float(fanIn + fanOut)).squareRoot()
                 fill { ($0.uniform() * 2 - 1) * bound }

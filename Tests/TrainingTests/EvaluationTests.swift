@@ -1,0 +1,48 @@
+import ImageKit
+import Tensor
+import ViT
+import XCTest
+@testable import Training
+
+/// Classifier top-1 matches the dataset's classes to the model's by name, not by position.
+final class EvaluationTests: XCTestCase {
+    let config = ViTConfig(imgSize: 8, patchSize: 2, inChans: 3, embedDim: 16, depth: 2, numHeads: 2, mlpRatio: 2,
+                           qkvBias: .qv, layerNormEps: 1e-6, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], posEmbed: .sincosBootMAE)
+
+    /// The same images as `base`, its classes listed in another order (labels renumbered to match).
+    struct Reordered: ImageDataset {
+        let base: SyntheticDataset
+        let classes: [String]
+        var count: Int { base.count }
+        var channels: Int { base.channels }
+        func label(at index: Int) -> Int? { base.label(at: index).map { classes.firstIndex(of: base.classes[$0]) ?? 0 } }
+        func image(at index: Int) throws -> Image { try base.image(at: index) }
+    }
+
+    func classifier() throws -> Classifier {
+        let model = Classifier(config: config, classes: ["a", "b", "c"])
+        try model.initialize(from: nil, seed: 3)
+        // A visible head (the official init scales it by 0.001), so predictions differ between images.
+        let head = model.model.head!.weight
+        head.value = Tensor(shape: head.shape, data: head.value.data.map { $0 * 1000 })
+        return model
+    }
+
+    func testClassesAreMatchedByName() throws {
+        let model = try classifier()
+        let base = SyntheticDataset(count: 60)
+        let straight = try Evaluation.top1(model, dataset: base, batchSize: 16, progress: nil)
+        let reordered = try Evaluation.top1(model, dataset: Reordered(base: base, classes: ["c", "a", "b"]), batchSize: 16, progress: nil)
+        XCTAssertEqual(reordered.top1, straight.top1)
+        XCTAssertEqual(reordered.perClass, straight.perClass)
+        XCTAssertEqual(straight.images, 60)
+    }
+
+    func testAClassTheModelDoesNotKnowIsAnError() throws {
+        let model = try classifier()
+        let dataset = Reordered(base: SyntheticDataset(count: 6), classes: ["a", "b", "zebra"].reversed())
+        XCTAssertThrowsError(try Evaluation.top1(model, dataset: dataset, batchSize: 6, progress: nil)) {
+            XCTAssertTrue("\($0)".contains("zebra"), "\($0)")
+        }
+    }
+}
