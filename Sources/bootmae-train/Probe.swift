@@ -39,6 +39,7 @@ struct FeatureOptions: ParsableArguments {
     func features(default fallback: (VisionTransformer) -> FeatureSource, progress: ProgressReporter) throws
         -> (train: FeatureSet, test: FeatureSet, source: FeatureSource) {
         TensorRuntime.configure(threads: threads)
+        _ = try Datasets.open(data, split: .test)  // a missing test split fails now, not after the train features
         let encoder = try encoder()
         let source = try source(default: fallback(encoder))
         let extractor = try FeatureExtractor(model: encoder, source: source)
