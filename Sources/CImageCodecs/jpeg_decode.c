@@ -59,14 +59,16 @@ static uint32_t exif_orientation(j_decompress_ptr cinfo) {
     return 1;
 }
 
-static const char *color_space_name(J_COLOR_SPACE space) {
-    switch (space) {
-    case JCS_GRAYSCALE: return "grayscale";
-    case JCS_RGB: return "RGB";
-    case JCS_YCbCr: return "YCbCr";
-    case JCS_CMYK: return "CMYK";
-    case JCS_YCCK: return "YCCK";
-    default: return "unknown";
+/* One CMYK scanline as libjpeg returns it to RGB, as Pillow does: Pillow reads CMYK JPEGs as
+ * inverted (Adobe's convention, "CMYK;I"), then converts with r = (255 - k) - c·(255 - k)/255,
+ * the product rounded as (t + (t >> 8)) >> 8 with t = a·b + 128. */
+static void cmyk_row_to_rgb(const unsigned char *in, unsigned char *out, uint32_t width) {
+    for (uint32_t x = 0; x < width; x++, in += 4, out += 3) {
+        int not_k = in[3];  /* inverted k: 255 - k */
+        for (int i = 0; i < 3; i++) {
+            int t = (255 - in[i]) * not_k + 128;
+            out[i] = (unsigned char)(not_k - (((t >> 8) + t) >> 8));
+        }
     }
 }
 
@@ -78,6 +80,8 @@ ic_status ic_jpeg_decode(const void *data, size_t size, uint64_t max_pixels, ic_
 
     struct jpeg_decompress_struct cinfo;
     error_context errors = {.message = out->message};
+    /* A CMYK scanline before conversion; volatile: it must survive a longjmp to be freed. */
+    unsigned char *volatile cmyk_row = NULL;
     cinfo.err = jpeg_std_error(&errors.manager);
     errors.manager.error_exit = on_error_exit;
     errors.manager.emit_message = on_emit_message;
@@ -85,6 +89,7 @@ ic_status ic_jpeg_decode(const void *data, size_t size, uint64_t max_pixels, ic_
 
     if (setjmp(errors.jump)) {
         jpeg_destroy_decompress(&cinfo);
+        free(cmyk_row);
         free(out->pixels);
         out->pixels = NULL;
         return errors.saw_end_of_file ? IC_TRUNCATED : IC_CORRUPT;
@@ -100,6 +105,7 @@ ic_status ic_jpeg_decode(const void *data, size_t size, uint64_t max_pixels, ic_
     out->orientation = exif_orientation(&cinfo);
 
     ic_status refusal = IC_OK;
+    int cmyk = 0;
     switch (cinfo.jpeg_color_space) {
     case JCS_GRAYSCALE:
         cinfo.out_color_space = JCS_GRAYSCALE;
@@ -112,9 +118,10 @@ ic_status ic_jpeg_decode(const void *data, size_t size, uint64_t max_pixels, ic_
         break;
     case JCS_CMYK:
     case JCS_YCCK:
-        refusal = IC_CMYK_UNSUPPORTED;
-        ic_set_message(out->message, "JPEG uses the %s colour space (print/Adobe files); only "
-                       "grayscale and RGB/YCbCr JPEGs are supported", color_space_name(cinfo.jpeg_color_space));
+        /* Print files: libjpeg turns YCCK into CMYK, converted to RGB row by row below. */
+        cinfo.out_color_space = JCS_CMYK;
+        out->channels = 3;
+        cmyk = 1;
         break;
     default:
         refusal = IC_UNSUPPORTED;
@@ -134,7 +141,7 @@ ic_status ic_jpeg_decode(const void *data, size_t size, uint64_t max_pixels, ic_
     }
 
     jpeg_start_decompress(&cinfo);
-    if ((uint32_t)cinfo.output_components != out->channels || cinfo.output_width != out->width ||
+    if ((uint32_t)cinfo.output_components != (cmyk ? 4 : out->channels) || cinfo.output_width != out->width ||
         cinfo.output_height != out->height) {
         jpeg_destroy_decompress(&cinfo);
         ic_set_message(out->message, "unexpected JPEG output layout");
@@ -142,17 +149,28 @@ ic_status ic_jpeg_decode(const void *data, size_t size, uint64_t max_pixels, ic_
     }
     size_t stride = (size_t)out->width * out->channels;
     out->pixels = malloc(stride * out->height);
-    if (out->pixels == NULL) {
+    if (cmyk) cmyk_row = malloc((size_t)out->width * 4);
+    if (out->pixels == NULL || (cmyk && cmyk_row == NULL)) {
+        free(cmyk_row);
+        free(out->pixels);
+        out->pixels = NULL;
         jpeg_destroy_decompress(&cinfo);
         ic_set_message(out->message, "out of memory for a %ux%u JPEG", out->width, out->height);
         return IC_NO_MEMORY;
     }
     while (cinfo.output_scanline < cinfo.output_height) {
         JSAMPROW row = out->pixels + (size_t)cinfo.output_scanline * stride;
-        jpeg_read_scanlines(&cinfo, &row, 1);
+        if (cmyk) {
+            JSAMPROW source = cmyk_row;
+            jpeg_read_scanlines(&cinfo, &source, 1);
+            cmyk_row_to_rgb(cmyk_row, row, out->width);
+        } else {
+            jpeg_read_scanlines(&cinfo, &row, 1);
+        }
     }
     jpeg_finish_decompress(&cinfo);
     jpeg_destroy_decompress(&cinfo);
+    free(cmyk_row);
 
     if (errors.warnings > 0) {
         free(out->pixels);

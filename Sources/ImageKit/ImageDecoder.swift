@@ -48,7 +48,6 @@ public enum ImageDecoder {
         case IC_TRUNCATED: throw .truncated(message)
         case IC_CORRUPT: throw .corrupt(message)
         case IC_TOO_LARGE: throw .tooLarge(width: Int(result.width), height: Int(result.height), limit: maxPixels)
-        case IC_CMYK_UNSUPPORTED: throw .cmykUnsupported
         case IC_UNSUPPORTED: throw .unsupportedColorSpace(message)
         case IC_NO_MEMORY: throw .outOfMemory(message)
         default: throw .corrupt("\(format.rawValue) decoder failed (status \(status.rawValue)): \(message)")

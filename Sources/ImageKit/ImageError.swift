@@ -8,8 +8,6 @@ public enum ImageError: Error, Sendable, Hashable, CustomStringConvertible {
     case truncated(String)
     /// The decoder rejected the data.
     case corrupt(String)
-    /// A CMYK or YCCK JPEG (print workflows).
-    case cmykUnsupported
     /// A valid file in a colour layout this decoder does not handle.
     case unsupportedColorSpace(String)
     /// The header declares more pixels than allowed; nothing was decoded.
@@ -30,9 +28,6 @@ public enum ImageError: Error, Sendable, Hashable, CustomStringConvertible {
         case .corrupt(let detail):
             return "The image file is damaged and cannot be decoded: \(detail). Re-export or "
                 + "re-download the image."
-        case .cmykUnsupported:
-            return "The JPEG uses the CMYK colour space (a print format). Convert it to RGB (sRGB) "
-                + "and try again."
         case .unsupportedColorSpace(let detail):
             return "Unsupported image colour layout: \(detail). Convert the image to an RGB or "
                 + "grayscale PNG or JPEG."

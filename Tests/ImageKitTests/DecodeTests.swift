@@ -42,6 +42,7 @@ final class DecodeTests: XCTestCase {
     func testJPEGsMatchPillow() throws {
         let cases: [(file: String, channels: Int)] = [
             ("rgb_baseline_q90.jpg", 3), ("rgb_progressive.jpg", 3), ("gray.jpg", 1), ("photo_512x384.jpg", 3),
+            ("cmyk.jpg", 3),  // an Adobe CMYK JPEG, converted to RGB as Pillow's convert('RGB') does
         ]
         for (file, channels) in cases {
             let image = try ImageDecoder.decode(Fixtures.bytes(file))

@@ -197,8 +197,11 @@ def main():
     save_expected(pil_decoded("orient_6.png", "RGB"), decoded_name("orient_6.png"),
                   "Pillow: ImageOps.exif_transpose(Image.open('orient_6.png')).convert('RGB')")
 
-    # ---- Inputs that must be refused ---------------------------------------------------------
     save(rgb.convert("CMYK"), "cmyk.jpg", "rgb.png converted to CMYK, JPEG quality 90 (Adobe CMYK)", quality=90)
+    save_expected(pil_decoded("cmyk.jpg", "RGB"), decoded_name("cmyk.jpg"),
+                  "Pillow: Image.open('cmyk.jpg').convert('RGB') (read as inverted Adobe CMYK)")
+
+    # ---- Inputs that must be refused ---------------------------------------------------------
     jpeg = (OUT / "rgb_baseline_q90.jpg").read_bytes()
     write("truncated.jpg", jpeg[: len(jpeg) // 2], "first half of rgb_baseline_q90.jpg")
     scan = jpeg.index(b"\xff\xda")  # start of scan: corrupt the entropy-coded data after it

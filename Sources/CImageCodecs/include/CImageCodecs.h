@@ -20,7 +20,6 @@ typedef enum {
     IC_TRUNCATED,          /* data ends before the image does */
     IC_CORRUPT,            /* the decoder rejected the data (bad CRC, bad Huffman code, ...) */
     IC_TOO_LARGE,          /* width * height exceeds the caller's limit; nothing was decoded */
-    IC_CMYK_UNSUPPORTED,   /* JPEG in CMYK or YCCK colour space */
     IC_UNSUPPORTED,        /* a valid file this decoder does not handle (e.g. unusual colour space) */
     IC_NO_MEMORY,
     IC_INVALID_ARGUMENT,
