@@ -15,8 +15,8 @@ struct Evaluate: ParsableCommand {
     @Option(help: "Run folder (pretrain or finetune) or model directory.")
     var model: String
 
-    @Option(help: "Dataset with a test split (IDX folder or ImageFolder with test/ or val/).")
-    var data: String = "/usr/share/datasets/fashion-mnist"
+    @Option(help: "Dataset with a test split (IDX folder or ImageFolder with test/ or val/). Default: the run's own (its recipe.json), else Fashion-MNIST.")
+    var data: String?
 
     @Option(help: "Write the JSON result here (default: MODEL/eval.json).")
     var out: String?
@@ -43,7 +43,7 @@ struct Evaluate: ParsableCommand {
         TensorRuntime.configure(threads: threads)
         do {
             let dir = URL(fileURLWithPath: model)
-            let test = try Datasets.open(data, split: .test)
+            let test = try Datasets.open(data ?? defaultDataset(of: model), split: .test)
             let progress = ProgressReporter()
             let json: Data
             if let pretraining = try? PretrainingDirectory.readConfig(dir) {

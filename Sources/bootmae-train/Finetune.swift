@@ -56,6 +56,10 @@ struct Finetune: ParsableCommand {
         try ensure(initFrom != nil || common.resume,
                    "name where to start: --init-from RUN_OR_MODEL_DIR, or --init-from none to train from scratch")
         try ensure(qkvBias == "qv" || qkvBias == "qkv", "--qkv-bias is qv or qkv")
+        let architectureFlags = givenFlags().filter { ["--preset", "--qkv-bias", "--channels"].contains($0) }
+        try ensure(initFrom == "none" || architectureFlags.isEmpty,
+                   "\(architectureFlags.joined(separator: ", ")) describe a model trained from scratch (--init-from none); "
+                   + "a pretrained encoder keeps its own architecture and channels")
         try ensure(channels.map { $0 == 1 || $0 == 3 } ?? true, "--channels is 1 or 3")
         try ensure(batchSize >= 1, "--batch-size must be positive")
         try ensure(blr > 0 && lr.map { $0 > 0 } ?? true, "the learning rate (--blr, --lr) must be positive")
@@ -72,7 +76,8 @@ struct Finetune: ParsableCommand {
             let config: ViTConfig, recipe: FinetuneRecipe
             if common.resume {
                 config = try dir.readJSON(ViTConfig.self, from: "config.json")
-                recipe = try dir.resumedRecipe(FinetuneRecipe.self, data: common.data)
+                recipe = try dir.readJSON(FinetuneRecipe.self, from: "recipe.json")
+                try checkRecordedDataset(recipe.data, run: dir)
             } else {
                 let source = initFrom == "none" ? nil : initFrom   // validate() made sure it is set
                 if let source {

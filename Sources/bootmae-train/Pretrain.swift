@@ -98,7 +98,8 @@ struct Pretrain: ParsableCommand {
             let (config, recipe): (PretrainingConfig, PretrainRecipe)
             if common.resume {
                 config = try dir.readJSON(PretrainingConfig.self, from: "config.json")
-                recipe = try dir.resumedRecipe(PretrainRecipe.self, data: common.data)
+                recipe = try dir.readJSON(PretrainRecipe.self, from: "recipe.json")
+                try checkRecordedDataset(recipe.data, run: dir)
             } else {
                 let dataset = try Datasets.open(common.dataPath, split: .train)
                 var built = preset.pretrainingConfig(objective: objective, imgSize: imgSize, patchSize: patchSize,
@@ -154,7 +155,7 @@ func runTraining(_ common: CommonTrainingOptions, _ body: (RunDirectory, StopFla
 
 /// Flags every training subcommand shares.
 struct CommonTrainingOptions: ParsableArguments {
-    @Option(help: "Dataset: an IDX folder or an ImageFolder root (root/<class>/<image>). Default: Fashion-MNIST in /usr/share/datasets/fashion-mnist. With --resume: where the run's dataset is now, if it moved.")
+    @Option(help: "Dataset: an IDX folder or an ImageFolder root (root/<class>/<image>). Default: Fashion-MNIST in /usr/share/datasets/fashion-mnist.")
     var data: String?
 
     @Option(help: "Run folder for checkpoints, metrics and results.")
@@ -169,7 +170,7 @@ struct CommonTrainingOptions: ParsableArguments {
     @Option(help: "Stop after N steps in this invocation (smoke runs; resume later).")
     var maxSteps: Int?
 
-    @Flag(help: "Continue the run in --out from its checkpoint, with its saved recipe (only --threads, --max-steps and --data may be given too).")
+    @Flag(help: "Continue the run in --out from its checkpoint, with its saved recipe (only --threads and --max-steps may be given too).")
     var resume = false
 
     @Flag(help: "Start over in an --out folder that already holds a run.")
@@ -189,7 +190,7 @@ struct CommonTrainingOptions: ParsableArguments {
     var absoluteDataPath: String { URL(fileURLWithPath: dataPath).standardizedFileURL.path }
 
     /// Flags --resume accepts; the rest describe a run, and the saved recipe already does.
-    static let resumeFlags: Set<String> = ["--out", "--resume", "--threads", "--max-steps", "--data"]
+    static let resumeFlags: Set<String> = ["--out", "--resume", "--threads", "--max-steps"]
 
     func validate() throws {
         try ensure(!(resume && overwrite), "--resume and --overwrite exclude each other")
@@ -199,8 +200,7 @@ struct CommonTrainingOptions: ParsableArguments {
         try ensure(threads >= 1, "--threads must be positive")
         if resume {
             // Silently ignoring them would train with other settings than the user asked for.
-            let given = CommandLine.arguments.dropFirst(2).filter { $0.hasPrefix("--") }.map { String($0.prefix { $0 != "=" }) }
-            let ignored = given.filter { !Self.resumeFlags.contains($0) }
+            let ignored = givenFlags().filter { !Self.resumeFlags.contains($0) }
             try ensure(ignored.isEmpty, "--resume continues the run with the recipe saved in \(out)/recipe.json, so "
                        + "\(ignored.joined(separator: ", ")) cannot change it; drop them, or start a new run (another --out, or --overwrite)")
         }
@@ -229,6 +229,27 @@ func installStopHandlers() -> StopFlag {
 
 /// Keeps the signal sources alive for the life of the process.
 nonisolated(unsafe) var signalSources: [DispatchSourceSignal] = []
+
+/// A resumed run reads the dataset its recipe.json names; say so when it is gone (moved, say).
+func checkRecordedDataset(_ path: String, run: RunDirectory) throws {
+    guard !FileManager.default.fileExists(atPath: path) else { return }
+    throw ValidationError("the run's dataset \(path) no longer exists; if it moved, set \"data\" in "
+                          + "\(run.file("recipe.json").path) to its new path")
+}
+
+/// The dataset a measurement of `model` reads by default: the one its run trained on (its
+/// recipe.json), else Fashion-MNIST.
+func defaultDataset(of model: String) -> String {
+    struct Recorded: Decodable { let data: String }
+    let recipe = URL(fileURLWithPath: model).appendingPathComponent("recipe.json")
+    return (try? JSONDecoder().decode(Recorded.self, from: Data(contentsOf: recipe)))?.data ?? CommonTrainingOptions.defaultData
+}
+
+/// The long flags on this process's command line after the subcommand ("--lr=1" counts as "--lr"),
+/// for rules about flags that carry a default and so cannot be told apart from absent ones.
+func givenFlags() -> [String] {
+    CommandLine.arguments.dropFirst(2).filter { $0.hasPrefix("--") }.map { String($0.prefix { $0 != "=" }) }
+}
 
 /// Throws `message` as a usage error (exit 64) unless `condition` holds.
 func ensure(_ condition: Bool, _ message: @autoclosure () -> String) throws {

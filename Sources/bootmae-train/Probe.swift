@@ -10,8 +10,8 @@ struct FeatureOptions: ParsableArguments {
     @Option(help: "Run folder or model directory whose encoder is evaluated (frozen).")
     var model: String
 
-    @Option(help: "Labelled dataset with train and test splits.")
-    var data: String = "/usr/share/datasets/fashion-mnist"
+    @Option(help: "Labelled dataset with train and test splits. Default: the run's own (its recipe.json), else Fashion-MNIST.")
+    var data: String?
 
     @Option(help: "Features: cls, mean (final-norm pooling) or block:N (mean of patch tokens after N blocks, then a parameter-free LayerNorm, as BootMAE probes). Default: knn the model's pooling, linprobe block:⌈5/6 of the depth⌉.")
     var features: String?
@@ -39,7 +39,11 @@ struct FeatureOptions: ParsableArguments {
     func features(default fallback: (VisionTransformer) -> FeatureSource, progress: ProgressReporter) throws
         -> (train: FeatureSet, test: FeatureSet, source: FeatureSource) {
         TensorRuntime.configure(threads: threads)
-        _ = try Datasets.open(data, split: .test)  // a missing test split fails now, not after the train features
+        let data = data ?? defaultDataset(of: model)
+        // Both splits must exist and be labelled: fail now, not after the train features.
+        for split in [DatasetSplit.train, .test] where try Datasets.open(data, split: split).classes.isEmpty {
+            throw ValidationError("the \(split.rawValue) split of \(data) has no labels: give class subfolders (root/<class>/<image>)")
+        }
         let encoder = try encoder()
         let source = try source(default: fallback(encoder))
         let extractor = try FeatureExtractor(model: encoder, source: source)

@@ -34,6 +34,7 @@ final class TrainCommandTests: XCTestCase {
             (["pretrain", "--out", out, "--lr=-1"], "learning rate"),
             (["pretrain", "--out", out, "--ema-start", "5"], "--ema-start"),
             (["pretrain", "--out", out, "--channels", "2"], "--channels"),
+            (["finetune", "--out", out, "--init-from", out, "--channels", "1"], "--channels"),  // a pretrained encoder keeps its own
         ]
         for (arguments, flag) in cases {
             let result = try train.run(arguments)
@@ -49,7 +50,7 @@ final class TrainCommandTests: XCTestCase {
         let train = try BuiltExecutable("bootmae-train")
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("resume-\(UUID())").path
         defer { try? FileManager.default.removeItem(atPath: out) }
-        let data = Fixtures.url("datasets/idx-plain").path  // 20 images: 2 steps of 8
+        let data = Fixtures.url("datasets/idx-gz").path  // 20 train images (2 steps of 8), 6 test images
         let first = try train.run(["pretrain", "--data", data, "--out", out, "--epochs", "1", "--batch-size", "8", "--threads", "1"])
         XCTAssertEqual(first.status, 0, first.stderr)
         XCTAssertTrue(first.stderr.contains("1 channel (grayscale), 20 images"), first.stderr)
@@ -63,5 +64,10 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertEqual(again.status, 0, again.stderr)
         XCTAssertTrue(again.stderr.contains("already finished"), again.stderr)
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: out + "/result.json")), result, "result.json untouched")
+
+        // Measurements of a run default to the dataset it trained on, not to Fashion-MNIST.
+        let measured = try train.run(["eval", "--model", out, "--threads", "1"])
+        XCTAssertEqual(measured.status, 0, measured.stderr)
+        XCTAssertTrue(measured.stdout.contains("\"images\" : 6"), measured.stdout)
     }
 }

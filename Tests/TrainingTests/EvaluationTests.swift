@@ -19,6 +19,16 @@ final class EvaluationTests: XCTestCase {
         func image(at index: Int) throws -> Image { try base.image(at: index) }
     }
 
+    /// The same images and labels as `base` under other class names.
+    struct Renamed: ImageDataset {
+        let base: SyntheticDataset
+        let classes: [String]
+        var count: Int { base.count }
+        var channels: Int { base.channels }
+        func label(at index: Int) -> Int? { base.label(at: index) }
+        func image(at index: Int) throws -> Image { try base.image(at: index) }
+    }
+
     func classifier() throws -> Classifier {
         let model = Classifier(config: config, classes: ["a", "b", "c"])
         try model.initialize(from: nil, seed: 3)
@@ -36,6 +46,25 @@ final class EvaluationTests: XCTestCase {
         XCTAssertEqual(reordered.top1, straight.top1)
         XCTAssertEqual(reordered.perClass, straight.perClass)
         XCTAssertEqual(straight.images, 60)
+    }
+
+    /// Classes that are only numbered (IDX files without names) are the model's classes in order.
+    func testNumberedClassesAreMatchedByPosition() throws {
+        let model = try classifier()
+        let base = SyntheticDataset(count: 30)
+        let straight = try Evaluation.top1(model, dataset: base, batchSize: 16, progress: nil)
+        let byPosition = try Evaluation.top1(model, dataset: Renamed(base: base, classes: ["0", "1", "2"]), batchSize: 16, progress: nil)
+        XCTAssertEqual(byPosition.top1, straight.top1)
+        XCTAssertEqual(byPosition.perClass["0"], straight.perClass["a"])
+    }
+
+    /// Only the classes that occur in the dataset must be the model's: a test split labelled with
+    /// its train split's class list may lack some of them.
+    func testAClassWithoutSamplesNeedNotBeKnown() throws {
+        let model = try classifier()
+        let base = SyntheticDataset(count: 30)
+        let result = try Evaluation.top1(model, dataset: Renamed(base: base, classes: ["a", "b", "c", "zebra"]), batchSize: 16, progress: nil)
+        XCTAssertEqual(result.top1, try Evaluation.top1(model, dataset: base, batchSize: 16, progress: nil).top1)
     }
 
     func testAClassTheModelDoesNotKnowIsAnError() throws {

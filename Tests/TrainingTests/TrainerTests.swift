@@ -55,13 +55,16 @@ final class TrainerTests: XCTestCase {
     func testResumeIsExact() throws {
         let straight = try RunDirectory(scratch.appendingPathComponent("a").path, mode: .fresh)
         _ = try Pretrainer(config: Self.bootmae, recipe: recipe(epochs: 3, subset: 160), run: straight, resume: false).train(progress: quiet())
-        let split = try RunDirectory(scratch.appendingPathComponent("b").path, mode: .fresh)
-        _ = try Pretrainer(config: Self.bootmae, recipe: recipe(epochs: 3, subset: 160), run: split, resume: false).train(maxSteps: 7, progress: quiet())
-        let resumed = try Pretrainer(config: Self.bootmae, recipe: recipe(epochs: 3, subset: 160), run: try RunDirectory(split.url.path, mode: .resume), resume: true)
+        let split = scratch.appendingPathComponent("b")
+        do {  // the first invocation, which lets go of the folder (and its lock) when it ends
+            let run = try RunDirectory(split.path, mode: .fresh)
+            _ = try Pretrainer(config: Self.bootmae, recipe: recipe(epochs: 3, subset: 160), run: run, resume: false).train(maxSteps: 7, progress: quiet())
+        }
+        let resumed = try Pretrainer(config: Self.bootmae, recipe: recipe(epochs: 3, subset: 160), run: try RunDirectory(split.path, mode: .resume), resume: true)
         XCTAssertEqual(resumed.step, 7)
         _ = try resumed.train(progress: quiet())
         let a = try SafeTensorsFile(contentsOf: straight.file(RunDirectory.checkpointName))
-        let b = try SafeTensorsFile(contentsOf: split.file(RunDirectory.checkpointName))
+        let b = try SafeTensorsFile(contentsOf: split.appendingPathComponent(RunDirectory.checkpointName))
         XCTAssertEqual(a.names, b.names)
         XCTAssertTrue(a.names.contains("model_ema.blocks.0.attn.qkv.weight") && a.names.contains("optim.m.mask_token"))
         for name in a.names { XCTAssertEqual(try a.tensor(name), try b.tensor(name), name) }
@@ -118,13 +121,16 @@ final class TrainerTests: XCTestCase {
         config.globalPool = .mean
         let straight = try RunDirectory(scratch.appendingPathComponent("ft-a").path, mode: .fresh)
         _ = try Finetuner(config: config, recipe: recipe, run: straight, resume: false).train(progress: quiet())
-        let split = try RunDirectory(scratch.appendingPathComponent("ft-b").path, mode: .fresh)
-        _ = try Finetuner(config: config, recipe: recipe, run: split, resume: false).train(maxSteps: 5, progress: quiet())
-        let resumed = try Finetuner(config: config, recipe: recipe, run: try RunDirectory(split.url.path, mode: .resume), resume: true)
+        let split = scratch.appendingPathComponent("ft-b")
+        do {  // the first invocation, which lets go of the folder (and its lock) when it ends
+            let run = try RunDirectory(split.path, mode: .fresh)
+            _ = try Finetuner(config: config, recipe: recipe, run: run, resume: false).train(maxSteps: 5, progress: quiet())
+        }
+        let resumed = try Finetuner(config: config, recipe: recipe, run: try RunDirectory(split.path, mode: .resume), resume: true)
         XCTAssertEqual(resumed.step, 5)
         _ = try resumed.train(progress: quiet())
         let a = try SafeTensorsFile(contentsOf: straight.file(RunDirectory.checkpointName))
-        let b = try SafeTensorsFile(contentsOf: split.file(RunDirectory.checkpointName))
+        let b = try SafeTensorsFile(contentsOf: split.appendingPathComponent(RunDirectory.checkpointName))
         XCTAssertEqual(a.names, b.names)
         for name in a.names { XCTAssertEqual(try a.tensor(name), try b.tensor(name), name) }
     }
@@ -164,6 +170,25 @@ final class TrainerTests: XCTestCase {
         XCTAssertThrowsError(try RunDirectory(scratch.appendingPathComponent("none").path, mode: .resume)) {
             XCTAssertTrue("\($0)".contains("no checkpoint"))
         }
+    }
+
+    /// One trainer per folder: a second one started on it stops instead of mixing two runs, and
+    /// --overwrite clears the old run's measurements with its files.
+    func testRunFolderIsLockedAndOverwriteClearsMeasurements() throws {
+        let path = scratch.appendingPathComponent("locked").path
+        let evalFile = path + "/eval.json"
+        do {
+            let first = try RunDirectory(path, mode: .fresh)
+            try Data("{}".utf8).write(to: first.file("eval.json"))
+            XCTAssertThrowsError(try RunDirectory(path, mode: .overwrite)) {
+                XCTAssertTrue("\($0)".contains("another bootmae-train process"), "\($0)")
+            }
+            XCTAssertTrue(FileManager.default.fileExists(atPath: evalFile), "a refused open changes nothing")
+            withExtendedLifetime(first) {}  // the lock lives as long as the open folder
+        }
+        // Let go with the folder: --overwrite opens it now, and the old measurement goes with the run.
+        _ = try RunDirectory(path, mode: .overwrite)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: evalFile))
     }
 
     func testMissingDatasetIsAClearError() {

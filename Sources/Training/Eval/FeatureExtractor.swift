@@ -161,7 +161,9 @@ public struct FeatureExtractor: Sendable {
         // come again in their own batch: each index is written once.
         var have = [Bool](repeating: false, count: n)
         var done = 0
+        let unreadable = UnreadableImages()
         while let batch = try loader.next() {
+            if let progress { unreadable.report(loader, to: progress) }
             let f = features(batch.images)
             precondition(f.shape == [batch.count, d], "features: got \(f.shape) for a batch of \(batch.count)")
             f.withPointer { fp in rows.withUnsafeMutableBufferPointer { out in

@@ -88,7 +88,7 @@ public final class Finetuner {
         var history = (try? run.readJSON([EpochResult].self, from: "history.json")) ?? []
         var lossSum = 0.0, lossCount = 0
         var stopped = false
-        let unreadable = UnreadableImages()
+        let unreadable = UnreadableImages(earlier: run.earlierUnreadableImages)
         while step < lastStep && !stopped {
             let epoch = step / stepsPerEpoch
             let loader = BatchLoader(dataset: train, batchSize: recipe.batchSize, shuffle: true, dropLast: true, seed: recipe.seed,

@@ -85,7 +85,7 @@ public final class Pretrainer {
         var lastLoss: Float?
         var window: (images: Int, seconds: Double, data: Double) = (0, 0, 0)
         var windowStart = Date()
-        let unreadable = UnreadableImages()
+        let unreadable = UnreadableImages(earlier: run.earlierUnreadableImages)
         if startStep > 0 { progress.log("resuming at step \(startStep) of \(totalSteps) (epoch \(startStep / stepsPerEpoch))") }
 
         epochs: while step < lastStep {

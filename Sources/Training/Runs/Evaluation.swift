@@ -21,18 +21,22 @@ public enum Evaluation {
         let classes = dataset.classes
         // The dataset's labels index its own class list and the head's outputs the model's: match
         // them by name, so a test split with fewer classes (or another order) is still scored right.
-        // A model without label names (a timm checkpoint) is taken to share the dataset's order.
-        let named = !classifier.classes.isEmpty
-        let unknown = named ? classes.filter { !classifier.classes.contains($0) } : []
+        // A model without label names (a timm checkpoint), or a dataset whose classes are only
+        // numbered (IDX files without class names), is taken to share the other's order.
+        let named = !classifier.classes.isEmpty && classes != classes.indices.map(String.init)
+        let present = Set((0..<dataset.count).compactMap { dataset.label(at: $0) }).sorted()
+        let unknown = named ? present.map { classes[$0] }.filter { !classifier.classes.contains($0) } : []
         guard unknown.isEmpty else {
             throw EvaluationError(description: "the dataset has classes the model does not know: "
                                   + unknown.prefix(5).joined(separator: ", ") + (unknown.count > 5 ? ", …" : "")
                                   + " (the model's: " + classifier.classes.prefix(10).joined(separator: ", ")
                                   + (classifier.classes.count > 10 ? ", …" : "") + ")")
         }
-        let output = named ? classes.map { classifier.classes.firstIndex(of: $0)! } : Array(classes.indices)
+        let output = named ? classes.map { classifier.classes.firstIndex(of: $0) ?? -1 } : Array(classes.indices)
         var correct = [Int](repeating: 0, count: classes.count), seen = [Int](repeating: 0, count: classes.count)
+        let unreadable = UnreadableImages()
         while let batch = try loader.next() {
+            if let progress { unreadable.report(loader, to: progress) }
             let predictions = CrossEntropy.argmax(classifier.logits(batch.images))
             for (p, label) in zip(predictions, batch.labels) where label >= 0 {
                 seen[label] += 1
@@ -69,7 +73,9 @@ public enum Evaluation {
         var pixelSE = 0.0, normSE = 0.0, count = 0, patches = 0
         let masking = masking ?? network.config.objective.defaultMasking
         var batchIndex = 0
+        let unreadable = UnreadableImages()
         while let batch = try loader.next() {
+            if let progress { unreadable.report(loader, to: progress) }
             var rng = SeededRandom(seed: seed, stream: UInt64(batchIndex))
             batchIndex += 1
             let r = network.reconstruct(batch.images, plan: network.maskPlan(batch: batch.count, rng: &rng, masking: masking))

@@ -23,6 +23,7 @@ public enum Exporter {
 
     public static func export(run path: String, to out: String, half: Bool, overwrite: Bool, name: String? = nil) throws -> Summary {
         let run = RunDirectory(reading: path)
+        guard FileManager.default.fileExists(atPath: path) else { throw ExportError(description: "no such run folder: \(path)") }
         guard FileManager.default.fileExists(atPath: run.file(RunDirectory.checkpointName).path) else {
             throw ExportError(description: "\(path) holds no \(RunDirectory.checkpointName): give the folder of a pretrain or "
                               + "finetune run (--out of those commands) that has saved a checkpoint")

@@ -42,10 +42,15 @@ public final class ProgressReporter: @unchecked Sendable {
 /// The images a training loop's loaders skipped as unreadable: each is logged once, when first
 /// skipped, and the run's result lists them (a skip must never go unnoticed).
 public final class UnreadableImages {
-    public private(set) var names: [String] = []
-    private var reported = Set<String>()
+    public private(set) var names: [String]
+    private var reported: Set<String>
 
-    public init() {}
+    /// `earlier`: the images an earlier invocation of the same run skipped (they stay listed, and
+    /// are not logged again).
+    public init(earlier: [String] = []) {
+        names = earlier
+        reported = Set(earlier)
+    }
 
     /// Logs the samples `loader` skipped that were not reported yet.
     public func report(_ loader: BatchLoader, to progress: ProgressReporter) {

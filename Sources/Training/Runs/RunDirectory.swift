@@ -6,6 +6,8 @@ import ViT
 /// plots and results. Every file but the metrics log is written atomically.
 public struct RunDirectory: Sendable {
     public let url: URL
+    /// Held while this process trains in the folder (see `RunLock`); nil for read-only use.
+    let lock: RunLock?
 
     public enum Mode: Sendable { case fresh, resume, overwrite }
 
@@ -15,51 +17,58 @@ public struct RunDirectory: Sendable {
 
     public static let checkpointName = "checkpoint.safetensors"
 
-    /// The files a run writes (cleared by --overwrite, and when a fresh run takes over a folder
-    /// whose earlier run stopped before its first checkpoint).
-    static let runFiles = [checkpointName, "metrics.jsonl", "recipe.json", "config.json", "result.json", "history.json"]
+    /// The files a run writes, and the measurements of its model: cleared by --overwrite, and
+    /// when a fresh run takes over a folder whose earlier start failed before its first checkpoint.
+    static let runFiles = [checkpointName, "metrics.jsonl", "recipe.json", "config.json", "result.json", "history.json",
+                           "loss.png", "eval.json", "eval-random.json", "knn.json", "linprobe.json"]
 
-    /// Opens (resume) or creates (fresh/overwrite) the folder. A fresh run refuses a folder that
-    /// holds a run (a checkpoint or a result), so nothing is ever overwritten by accident; the
-    /// leftovers of a start that failed before its first checkpoint (a bad --data, say) are not
-    /// a run, and a fresh run replaces them rather than leaving a folder that neither a fresh
-    /// run nor --resume accepts.
+    /// Opens (resume) or creates (fresh/overwrite) the folder, and locks it for this process, so
+    /// a second trainer started on the same folder stops instead of mixing two runs. A fresh run
+    /// refuses a folder that holds a run (a checkpoint or a result), so nothing is ever
+    /// overwritten by accident; the leftovers of a start that failed before its first checkpoint
+    /// (unreadable images, say) are not a run, and a fresh run replaces them rather than leaving
+    /// a folder that neither a fresh run nor --resume accepts.
     public init(_ path: String, mode: Mode) throws {
         url = URL(fileURLWithPath: path)
         let fm = FileManager.default
-        let hasRun = fm.fileExists(atPath: url.appendingPathComponent(Self.checkpointName).path)
-            || fm.fileExists(atPath: url.appendingPathComponent("result.json").path)
+        let hasCheckpoint = fm.fileExists(atPath: url.appendingPathComponent(Self.checkpointName).path)
+        let hasRun = hasCheckpoint || fm.fileExists(atPath: url.appendingPathComponent("result.json").path)
         switch mode {
-        case .resume:
-            guard fm.fileExists(atPath: url.appendingPathComponent(Self.checkpointName).path) else {
-                throw RunError(description: "\(path) has no checkpoint to resume from (expected \(Self.checkpointName)); start a new run without --resume")
-            }
-        case .fresh:
-            if hasRun {
-                throw RunError(description: "\(path) already holds a run; pass --resume to continue it or --overwrite to start over")
-            }
-            for name in Self.runFiles { try? fm.removeItem(at: url.appendingPathComponent(name)) }
-        case .overwrite:
-            for name in Self.runFiles { try? fm.removeItem(at: url.appendingPathComponent(name)) }
+        case .resume where !hasCheckpoint:
+            throw RunError(description: "\(path) has no checkpoint to resume from (expected \(Self.checkpointName)); start a new run without --resume")
+        case .fresh where hasRun:
+            throw RunError(description: "\(path) already holds a run; pass --resume to continue it or --overwrite to start over")
+        default:
+            break
         }
         do { try fm.createDirectory(at: url, withIntermediateDirectories: true) } catch {
             throw RunError(description: "cannot create run folder \(path): \(error.localizedDescription)")
         }
+        lock = try RunLock(folder: url, path: path)
+        if mode != .resume {
+            for name in Self.runFiles { try? fm.removeItem(at: url.appendingPathComponent(name)) }
+        }
     }
 
     /// An existing folder opened only to read what a run left there (metrics, results), whatever
-    /// state the run is in: nothing is checked or created.
+    /// state the run is in: nothing is checked, created or locked.
     public init(reading path: String) {
         url = URL(fileURLWithPath: path)
+        lock = nil
     }
 
     public func file(_ name: String) -> URL { url.appendingPathComponent(name) }
 
     /// True when the run trained to its last step: its result.json says it did not stop early.
-    public var isFinished: Bool {
-        guard let data = try? Data(contentsOf: file("result.json")),
-              let result = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return false }
-        return result["stoppedEarly"] as? Bool == false
+    public var isFinished: Bool { result?["stoppedEarly"] as? Bool == false }
+
+    /// The images an earlier invocation of this run skipped as unreadable (from its result.json).
+    public var earlierUnreadableImages: [String] { result?["unreadableImages"] as? [String] ?? [] }
+
+    /// result.json as written at the end of the last invocation.
+    var result: [String: Any]? {
+        guard let data = try? Data(contentsOf: file("result.json")) else { return nil }
+        return try? JSONSerialization.jsonObject(with: data) as? [String: Any]
     }
 
     public func writeJSON<T: Encodable>(_ value: T, to name: String) throws {
@@ -115,26 +124,25 @@ public enum ModelSource {
     }
 }
 
-/// A recipe that names its dataset (pretraining and fine-tuning recipes).
-public protocol DatasetRecipe: Codable {
-    var data: String { get set }
-}
+/// An exclusive `flock` on `<run>/.lock`, held from opening a run folder for training until the
+/// process ends or lets go of it. The kernel drops it with the process, so a crash never leaves a
+/// stale lock behind.
+final class RunLock: @unchecked Sendable {
+    private let descriptor: Int32
 
-extension PretrainRecipe: DatasetRecipe {}
-extension FinetuneRecipe: DatasetRecipe {}
-
-extension RunDirectory {
-    /// The saved recipe of a run being resumed. `movedData`, the dataset's new place when it was
-    /// moved, replaces the recorded path, in recipe.json too, so later resumes find it.
-    public func resumedRecipe<Recipe: DatasetRecipe>(_ type: Recipe.Type, data movedData: String?) throws -> Recipe {
-        var recipe = try readJSON(type, from: "recipe.json")
-        if let movedData {
-            guard FileSystem.kind(movedData) == .directory else {
-                throw RunError(description: "--data \(movedData) is not a folder; the run's dataset was \(recipe.data)")
-            }
-            recipe.data = URL(fileURLWithPath: movedData).standardizedFileURL.path
-            try writeJSON(recipe, to: "recipe.json")
+    /// Throws when another process holds the lock (or the folder does not take a lock file).
+    init(folder: URL, path: String) throws {
+        let fd = open(folder.appendingPathComponent(".lock").path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw RunDirectory.RunError(description: "cannot write in run folder \(path): \(String(cString: strerror(errno)))")
         }
-        return recipe
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            close(fd)
+            throw RunDirectory.RunError(description: "another bootmae-train process is training in \(path); wait for it, "
+                                        + "or stop it first (SIGTERM saves its checkpoint)")
+        }
+        descriptor = fd
     }
+
+    deinit { close(descriptor) }
 }

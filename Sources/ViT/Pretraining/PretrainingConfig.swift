@@ -96,7 +96,8 @@ public struct PretrainingConfig: Codable, Sendable, Equatable {
         let heads = decoderNumHeads ?? encoder.numHeads
         if decoderEmbedDim / heads == 0 { errors.append("decoder_embed_dim \(decoderEmbedDim) is smaller than its \(heads) heads") }
         if decoderEmbedDim % 4 != 0 { errors.append("decoder_embed_dim \(decoderEmbedDim) must be divisible by 4 (2-D sin-cos positions)") }
-        if maskedCount <= 0 || maskedCount >= encoder.numPatches {
+        // Only once the patch grid itself is valid: otherwise the count says nothing.
+        if errors.isEmpty && (maskedCount <= 0 || maskedCount >= encoder.numPatches) {
             errors.append("the mask must hide between 1 and \(encoder.numPatches - 1) patches, got \(maskedCount)")
         }
         if objective == .bootmae {
