@@ -11,12 +11,20 @@ public enum ModelDirectory {
     static let decoderPrefixes = ["decode_blocks", "decode_norm", "decoder_", "down.", "down_1.", "lm_head",
                                   "mask_token", "de_pos_embed", "model_ema."]
 
-    public static func readConfig(_ dir: URL) throws -> ViTConfig {
+    /// The bytes of `dir`/config.json, or an error that says what kind of folder was expected.
+    static func configData(_ dir: URL) throws -> (url: URL, data: Data) {
         let url = dir.appendingPathComponent(configName)
-        let data: Data
-        do { data = try Data(contentsOf: url) } catch {
-            throw CheckpointError.unreadable(url.path, "no readable config.json (\(error.localizedDescription))")
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            throw CheckpointError.unreadable(dir.path, "no config.json: not a model directory (config.json + model.safetensors) "
+                                            + "or a training run folder (config.json + checkpoint.safetensors)")
         }
+        do { return (url, try Data(contentsOf: url)) } catch {
+            throw CheckpointError.unreadable(url.path, error.localizedDescription)
+        }
+    }
+
+    public static func readConfig(_ dir: URL) throws -> ViTConfig {
+        let (url, data) = try configData(dir)
         let config: ViTConfig
         do { config = try JSONDecoder().decode(ViTConfig.self, from: data) } catch {
             throw CheckpointError.badConfig(url.path, describe(error))

@@ -7,11 +7,7 @@ import ViT
 /// `model_ema.` (a checkpoint without it starts the momentum encoder as a copy of the online one).
 public enum PretrainingDirectory {
     public static func readConfig(_ dir: URL) throws -> PretrainingConfig {
-        let url = dir.appendingPathComponent(ModelDirectory.configName)
-        let data: Data
-        do { data = try Data(contentsOf: url) } catch {
-            throw CheckpointError.unreadable(url.path, "no readable config.json (\(error.localizedDescription))")
-        }
+        let (url, data) = try ModelDirectory.configData(dir)
         let config: PretrainingConfig
         do { config = try JSONDecoder().decode(PretrainingConfig.self, from: data) } catch {
             throw CheckpointError.badConfig(url.path, ModelDirectory.describe(error))
