@@ -1,0 +1,137 @@
+import ArgumentParser
+import Foundation
+import Tensor
+import Training
+import ViT
+
+// What the training and measuring subcommands share: their common flags, the run-folder shape of
+// a training command, signal handling, and the small checks their flags need.
+
+/// The shared shape of a training command: threads, SIGINT/SIGTERM handling, the run folder (with
+/// this command line recorded), errors as one-line messages, and exit status 130 after an
+/// interruption (the checkpoint is saved, but the run is not finished).
+func runTraining(_ common: CommonTrainingOptions, _ body: (RunDirectory, StopFlag) throws -> Void) throws {
+    TensorRuntime.configure(threads: common.threads)
+    let stop = installStopHandlers()
+    do {
+        let dir = try RunDirectory(common.out, mode: common.mode)
+        if common.resume && dir.isFinished {
+            // Nothing to do, and nothing to rewrite: its result.json stays as the run left it.
+            FileHandle.standardError.write(Data("\(common.out) already finished (see its result.json); nothing to resume. To train longer, start a new run.\n".utf8))
+            return
+        }
+        dir.recordCommand()
+        try body(dir, stop)
+    } catch {
+        throw fail("error: \(error)", code: 1)
+    }
+    if stop.isSet { throw ExitCode(130) }
+}
+
+/// Flags every training subcommand shares.
+struct CommonTrainingOptions: ParsableArguments {
+    @Option(help: "Dataset: an IDX folder or an ImageFolder root (root/<class>/<image>). Default: Fashion-MNIST in /usr/share/datasets/fashion-mnist.")
+    var data: String?
+
+    @Option(help: "Run folder for checkpoints, metrics and results.")
+    var out: String
+
+    @Option(help: "Random seed (data order, augmentation, masks, initialisation).")
+    var seed: UInt64 = 0
+
+    @Option(help: "Epochs to train (default: 100 for pretrain, 50 for finetune).")
+    var epochs: Int?
+
+    @Option(help: "Stop after N steps in this invocation (smoke runs; resume later).")
+    var maxSteps: Int?
+
+    @Flag(help: "Continue the run in --out from its checkpoint, with its saved recipe (only --threads and --max-steps may be given too).")
+    var resume = false
+
+    @Flag(help: "Start over in an --out folder that already holds a run.")
+    var overwrite = false
+
+    @Option(help: "Compute threads.")
+    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    @Option(help: "Train on only N images of the train split (spread evenly over it): quick experiments.")
+    var subset: Int?
+
+    var mode: RunDirectory.Mode { resume ? .resume : (overwrite ? .overwrite : .fresh) }
+
+    static let defaultData = "/usr/share/datasets/fashion-mnist"
+    var dataPath: String { data ?? Self.defaultData }
+    /// Recorded in recipe.json absolute, so --resume works from any working directory.
+    var absoluteDataPath: String { URL(fileURLWithPath: dataPath).standardizedFileURL.path }
+
+    /// Flags --resume accepts; the rest describe a run, and the saved recipe already does.
+    static let resumeFlags: Set<String> = ["--out", "--resume", "--threads", "--max-steps"]
+
+    func validate() throws {
+        try ensure(!(resume && overwrite), "--resume and --overwrite exclude each other")
+        try ensure(maxSteps.map { $0 >= 1 } ?? true, "--max-steps must be positive")
+        try ensure(epochs.map { $0 >= 1 } ?? true, "--epochs must be positive")
+        try ensure(subset.map { $0 >= 1 } ?? true, "--subset must be positive")
+        try ensure(threads >= 1, "--threads must be positive")
+        if resume {
+            // Silently ignoring them would train with other settings than the user asked for.
+            let ignored = givenFlags().filter { !Self.resumeFlags.contains($0) }
+            try ensure(ignored.isEmpty, "--resume continues the run with the recipe saved in \(out)/recipe.json, so "
+                       + "\(ignored.joined(separator: ", ")) cannot change it; drop them, or start a new run (another --out, or --overwrite)")
+        }
+    }
+}
+
+extension PretrainingConfig.Objective: ExpressibleByArgument {}
+extension ModelPreset: ExpressibleByArgument {}
+
+/// SIGINT / SIGTERM set a flag the loop polls; a second signal exits at once.
+func installStopHandlers() -> StopFlag {
+    let flag = StopFlag()
+    for sig in [SIGINT, SIGTERM] {
+        signal(sig, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+        source.setEventHandler { @Sendable in
+            if flag.isSet { exit(130) }
+            FileHandle.standardError.write(Data("\nstopping after this step (signal again to quit at once)\n".utf8))
+            flag.set()
+        }
+        source.resume()
+        signalSources.append(source)
+    }
+    return flag
+}
+
+/// Keeps the signal sources alive for the life of the process.
+nonisolated(unsafe) var signalSources: [DispatchSourceSignal] = []
+
+/// A resumed run reads the dataset its recipe.json names; say so when it is gone (moved, say).
+func checkRecordedDataset(_ path: String, run: RunDirectory) throws {
+    guard !FileManager.default.fileExists(atPath: path) else { return }
+    throw ValidationError("the run's dataset \(path) no longer exists; if it moved, set \"data\" in "
+                          + "\(run.file("recipe.json").path) to its new path")
+}
+
+/// The dataset a measurement of `model` reads by default: the one its run trained on (its
+/// recipe.json), else Fashion-MNIST.
+func defaultDataset(of model: String) -> String {
+    struct Recorded: Decodable { let data: String }
+    let recipe = URL(fileURLWithPath: model).appendingPathComponent("recipe.json")
+    return (try? JSONDecoder().decode(Recorded.self, from: Data(contentsOf: recipe)))?.data ?? CommonTrainingOptions.defaultData
+}
+
+/// The long flags on this process's command line after the subcommand ("--lr=1" counts as "--lr"),
+/// for rules about flags that carry a default and so cannot be told apart from absent ones.
+func givenFlags() -> [String] {
+    CommandLine.arguments.dropFirst(2).filter { $0.hasPrefix("--") }.map { String($0.prefix { $0 != "=" }) }
+}
+
+/// Throws `message` as a usage error (exit 64) unless `condition` holds.
+func ensure(_ condition: Bool, _ message: @autoclosure () -> String) throws {
+    if !condition { throw ValidationError(message()) }
+}
+
+/// "1 channel (grayscale)" or "3 channels (RGB)", for run headers.
+func channelsText(_ channels: Int) -> String {
+    channels == 1 ? "1 channel (grayscale)" : "\(channels) channels (RGB)"
+}
