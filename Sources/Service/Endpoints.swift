@@ -17,6 +17,10 @@ extension Service {
             pooling = v
         }
         let normalize = try Self.bool(inputs.options, "normalize") ?? false
+        if let dimensions = try Self.number(inputs.options, "dimensions"), Int(exactly: dimensions) != model.config.embedDim {
+            throw APIError.invalid("'dimensions': this model's embeddings have \(model.config.embedDim) dimensions and are not "
+                                   + "truncated; leave it out or send \(model.config.embedDim)", param: "dimensions")
+        }
         let format = try Self.string(inputs.options, "encoding_format") ?? "float"
         guard format == "float" || format == "base64" else { throw APIError.invalid("'encoding_format' must be float or base64", param: "encoding_format") }
         let tensors = try modelInputs(inputs.images, for: model)
@@ -44,7 +48,7 @@ extension Service {
 
     func classifications(_ request: ServiceRequest, _ respond: @escaping Respond) throws {
         let inputs = try inputs(request)
-        let model = try registry.model(try Self.string(inputs.options, "model"))
+        let model = try registry.model(try Self.string(inputs.options, "model"), capableOf: \.canClassify)
         guard model.canClassify, let labels = model.config.labels else {
             let classifiers = registry.models.values.filter(\.canClassify).map(\.id).sorted()
             throw APIError.invalid("model '\(model.id)' has no classification head"

@@ -110,6 +110,16 @@ public final class ModelRegistry: @unchecked Sendable {
         return m
     }
 
+    /// The model a request for a capability runs on: the one it names; else the default model
+    /// when it has the capability, or else the only model that has it (so the default
+    /// pretraining model does not make an unnamed classification fail next to a classifier).
+    public func model(_ id: String?, capableOf capable: (LoadedModel) -> Bool) throws -> LoadedModel {
+        let chosen = try model(id)
+        guard id == nil, !capable(chosen) else { return chosen }
+        let candidates = models.values.filter(capable)
+        return candidates.count == 1 ? candidates[0] : chosen
+    }
+
     /// One forward pass per model (and one reconstruction where possible), so the first request
     /// does not pay for page faults and lazy allocations.
     public func warmUp() {

@@ -8,7 +8,7 @@ extension Service {
 
     func reconstructions(_ request: ServiceRequest, _ respond: @escaping Respond) throws {
         let inputs = try inputs(request, single: true)
-        let model = try registry.model(try Self.string(inputs.options, "model"))
+        let model = try registry.model(try Self.string(inputs.options, "model"), capableOf: \.canReconstruct)
         guard let network = model.network else {
             let capable = registry.models.values.filter(\.canReconstruct).map(\.id).sorted()
             throw APIError.invalid("model '\(model.id)' has no pixel decoder and cannot reconstruct"
@@ -86,7 +86,9 @@ extension Service {
         }
         let ratio = try Self.number(options, "mask_ratio") ?? Double(network.config.maskedCount) / Double(n)
         guard ratio > 0, ratio < 1, Int((Double(n) * ratio).rounded()) >= 1, Int((Double(n) * ratio).rounded()) < n else {
-            throw APIError.invalid("'mask_ratio' must leave at least one patch visible and hide at least one (0 < ratio < 1)", param: "mask_ratio")
+            // round(n · ratio) must lie in 1...n-1: ratio ≥ 0.5/n and ratio < 1 − 0.5/n.
+            throw APIError.invalid(String(format: "'mask_ratio' must hide at least one of this model's %d patches and leave one "
+                                          + "visible: at least %.4f and below %.4f", n, 0.5 / Double(n), 1 - 0.5 / Double(n)), param: "mask_ratio")
         }
         let seed = try Self.number(options, "seed") ?? 0
         guard seed >= 0, seed == seed.rounded(), seed < 9e15 else { throw APIError.invalid("'seed' must be a non-negative integer", param: "seed") }

@@ -9,17 +9,21 @@ enum ImageInputs {
         guard var text = item as? String else {
             throw APIError.invalid("\(param) must be a string: base64 image bytes or a data URI", param: param)
         }
-        if text.hasPrefix("data:") {
+        if text.prefix(5).lowercased() == "data:" {  // URI schemes are case-insensitive
             guard let comma = text.firstIndex(of: ",") else { throw APIError.invalid("\(param) is a data URI without data", param: param) }
             let header = text[text.index(text.startIndex, offsetBy: 5)..<comma].lowercased()
             guard header.hasSuffix(";base64") else {
                 throw APIError.invalid("\(param): only base64 data URIs are accepted (data:image/png;base64,...)", param: param)
             }
-            let mime = header.dropLast(";base64".count)
-            if !mime.isEmpty && !["image/png", "image/jpeg", "image/jpg"].contains(String(mime)) {
-                throw APIError.unsupportedMedia("\(param) has media type \(mime); send image/png or image/jpeg")
+            // The media type, without parameters such as ;name=photo.png.
+            let mime = header.dropLast(";base64".count).split(separator: ";", omittingEmptySubsequences: false).first ?? ""
+            if !mime.isEmpty && !["image/png", "image/jpeg", "image/jpg", "application/octet-stream"].contains(String(mime)) {
+                throw APIError.unsupportedMedia("\(param) has media type \(mime); send image/png or image/jpeg", param: param)
             }
             text = String(text[text.index(after: comma)...])
+        } else if text.hasPrefix("http://") || text.hasPrefix("https://") {
+            throw APIError.invalid("\(param) is a URL; this server does not fetch images: "
+                                   + "send the image bytes as base64 or a data URI", param: param)
         }
         guard let data = Data(base64Encoded: text, options: [.ignoreUnknownCharacters]), !data.isEmpty,
               text.allSatisfy({ $0.isLetter || $0.isNumber || "+/=\n\r ".contains($0) }) else {

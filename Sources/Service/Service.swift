@@ -75,7 +75,7 @@ public final class Service: @unchecked Sendable {
     func guarded(_ request: ServiceRequest, _ respond: @escaping Respond, _ body: () throws -> Void) {
         do {
             if let key = options.apiKey, request.path.hasPrefix("/v1/") {
-                guard request.header("authorization") == "Bearer \(key)" else { throw APIError.unauthorized() }
+                guard Self.bearerToken(request.header("authorization")) == key else { throw APIError.unauthorized() }
             }
             try body()
         } catch let e as APIError {
@@ -85,6 +85,12 @@ public final class Service: @unchecked Sendable {
             respond(APIError(status: 500, type: "server_error", code: "internal_error",
                              message: "internal error (request \(request.requestID)); the server log has the details").response)
         }
+    }
+
+    /// The token of an `Authorization: Bearer <token>` header (the scheme name is case-insensitive, RFC 9110 §11.1).
+    static func bearerToken(_ header: String?) -> String? {
+        guard let header, let space = header.firstIndex(of: " "), header[..<space].lowercased() == "bearer" else { return nil }
+        return String(header[header.index(after: space)...].drop { $0 == " " })
     }
 
     // MARK: Inputs
@@ -99,7 +105,8 @@ public final class Service: @unchecked Sendable {
         // JSON when the client says so, or when it sends no content type and the body opens an object.
         let contentType = request.contentType
         if contentType == "application/json" || (contentType == nil && request.body.first == UInt8(ascii: "{")) {
-            let json = try ImageInputs.json(request)
+            // Options may also come as query parameters (as with the other body types); the body's win.
+            let json = try ImageInputs.json(request).merging(request.query) { body, _ in body }
             guard let input = json["input"] else { throw APIError.invalid("missing 'input': a base64 image, a data URI or a list of them", param: "input") }
             if let list = input as? [Any] {
                 if single { throw APIError.invalid("'input' must be one image here, not a list", param: "input") }

@@ -77,8 +77,8 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
     public static func notFound(_ message: String, code: String = "not_found") -> APIError {
         APIError(status: 404, type: "invalid_request_error", code: code, message: message)
     }
-    public static func unsupportedMedia(_ message: String) -> APIError {
-        APIError(status: 415, type: "invalid_request_error", code: "unsupported_media_type", message: message)
+    public static func unsupportedMedia(_ message: String, param: String? = nil) -> APIError {
+        APIError(status: 415, type: "invalid_request_error", code: "unsupported_media_type", message: message, param: param)
     }
     public static func tooLarge(_ message: String, param: String? = nil) -> APIError {
         APIError(status: 413, type: "invalid_request_error", code: "content_too_large", message: message, param: param)

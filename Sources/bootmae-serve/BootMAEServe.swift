@@ -76,6 +76,8 @@ struct BootMAEServe: ParsableCommand {
     func validate() throws {
         if !(0...65535).contains(port) { throw ValidationError("--port must be in 0...65535") }
         if maxBatch < 1 || maxQueue < 1 || maxImages < 1 || threads < 1 { throw ValidationError("batch, queue, image and thread limits must be positive") }
+        // A request larger than the whole queue could never be accepted: it would get 429 for ever.
+        if maxImages > maxQueue { throw ValidationError("--max-images (\(maxImages)) cannot exceed --max-queue (\(maxQueue))") }
         if maxBatchDelayMs < 0 || requestTimeout <= 0 { throw ValidationError("delays and timeouts must be positive") }
         if split == nil { throw ValidationError("--inference-split must be image or operation, got '\(inferenceSplit)'") }
     }

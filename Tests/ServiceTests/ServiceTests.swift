@@ -146,6 +146,43 @@ final class ServiceTests: XCTestCase {
         XCTAssertEqual(((json?["images"] as? [String: Any])?.keys.sorted()), ["composite", "masked", "original", "reconstruction", "strip"])
     }
 
+    /// Query options apply to a JSON body too (the body's own win); a request that names no model
+    /// runs on the only model able to do what it asks when the default model cannot.
+    func testQueryOptionsAndCapableDefaults() throws {
+        let input = png.base64EncodedString()
+        XCTAssertEqual(call("POST", "/v1/embeddings", json: ["input": input], query: ["model": "classifier"]).json?["model"] as? String, "classifier")
+        XCTAssertEqual(call("POST", "/v1/embeddings", json: ["input": input, "model": "bootmae"], query: ["model": "classifier"]).json?["model"] as? String,
+                       "bootmae")
+        let classified = call("POST", "/v1/classifications", json: ["input": input])
+        XCTAssertEqual(classified.status, 200, "\(classified.json ?? [:])")
+        XCTAssertEqual(classified.json?["model"] as? String, "classifier")
+        XCTAssertEqual(call("POST", "/v1/reconstructions", json: ["input": input]).status, 200)
+        XCTAssertEqual(call("POST", "/v1/embeddings", json: ["input": input]).json?["model"] as? String, "encoder", "embeddings keep the default")
+    }
+
+    /// Data URIs as browsers write them: any case in the scheme, parameters after the media type.
+    func testDataURIForms() {
+        let b64 = png.base64EncodedString()
+        for uri in ["DATA:IMAGE/PNG;BASE64,\(b64)", "data:image/png;name=a.png;base64,\(b64)", "data:;base64,\(b64)"] {
+            XCTAssertEqual(call("POST", "/v1/embeddings", json: ["input": uri]).status, 200, String(uri.prefix(40)))
+        }
+    }
+
+    func testBearerSchemeIsCaseInsensitive() {
+        XCTAssertEqual(Service.bearerToken("Bearer abc"), "abc")
+        XCTAssertEqual(Service.bearerToken("bearer abc"), "abc")
+        XCTAssertEqual(Service.bearerToken("BEARER  abc"), "abc")
+        XCTAssertNil(Service.bearerToken("Basic abc"))
+        XCTAssertNil(Service.bearerToken(nil))
+    }
+
+    func testMaskRatioErrorGivesTheModelsRange() {
+        let r = call("POST", "/v1/reconstructions", json: ["model": "bootmae", "input": png.base64EncodedString(), "mask_ratio": 0.001])
+        XCTAssertEqual(r.status, 400)
+        let message = ((r.json?["error"] as? [String: Any])?["message"] as? String) ?? ""
+        XCTAssertTrue(message.contains("64 patches") && message.contains("0.0078"), message)
+    }
+
     func testReconstructionNeedsAPixelDecoder() {
         let (status, json, _) = call("POST", "/v1/reconstructions", json: ["model": "classifier", "input": png.base64EncodedString()])
         XCTAssertEqual(status, 400)
@@ -166,7 +203,9 @@ final class ServiceTests: XCTestCase {
             ("not json", nil, Array("{oops".utf8), "application/json", 400, nil),
             ("wrong type", nil, Array("hello".utf8), "text/plain", 415, nil),
             ("too many", ["input": Array(repeating: png.base64EncodedString(), count: 9)], [], nil, 413, "input"),
-            ("gif data uri", ["input": "data:image/gif;base64,R0lGODlh"], [], nil, 415, nil),
+            ("gif data uri", ["input": "data:image/gif;base64,R0lGODlh"], [], nil, 415, "input"),
+            ("url", ["input": "https://example.com/a.png"], [], nil, 400, "input"),
+            ("dimensions", ["input": png.base64EncodedString(), "dimensions": 64], [], nil, 400, "dimensions"),
         ]
         for (name, json, body, type, expected, param) in cases {
             let r = call("POST", "/v1/embeddings", json: json, body: body, contentType: type)
