@@ -24,7 +24,13 @@ extension Service {
         let autoScale = max(1, Int((192.0 / Double(c.imgSize)).rounded(.up)))
         let scale = Int(try Self.number(inputs.options, "scale") ?? Double(autoScale))
         guard (1...16).contains(scale) else { throw APIError.invalid("'scale' must be an integer in 1...16", param: "scale") }
-        let wantsJSON = (request.header("accept") ?? "").contains("application/json")
+        let wantsJSON = Self.prefersJSON(request.header("accept"))
+        // What drew the mask, echoed in the JSON answer (maskPlan has checked these values).
+        let explicitMask = inputs.options["mask"].map { !($0 is NSNull) } ?? false
+        let chosenMasking = try Self.string(inputs.options, "masking") ?? network.config.objective.defaultMasking
+        let chosenSeed = Int(try Self.number(inputs.options, "seed") ?? 0)
+        let masking = explicitMask ? "explicit" : chosenMasking
+        let seed: Int? = explicitMask ? nil : chosenSeed
         let input = try modelInputs(inputs.images, for: model)[0]
         let images = Tensor(shape: [1, c.inChans, c.imgSize, c.imgSize], data: input)
         try batcher.schedule(deadline: Date().addingTimeInterval(options.requestTimeout), run: { [self] in
@@ -49,6 +55,7 @@ extension Service {
                     func b64(_ image: Image) throws -> String { Data(try PNGEncoder.encode(image.upscaledNearest(factor: scale))).base64EncodedString() }
                     respond(.json(["object": "reconstruction", "model": model.id, "mask": masked, "mask_ratio": Double(masked.count) / Double(n),
                                    "patches": n, "grid": c.gridSize, "stats": stats.rawValue, "mse": mse, "psnr": psnr, "scale": scale,
+                                   "masking": masking, "seed": seed.map { $0 as Any } ?? NSNull(),
                                    "images": ["strip": Data(try PNGEncoder.encode(strip)).base64EncodedString(),
                                               "original": try b64(figure.original), "masked": try b64(figure.masked),
                                               "reconstruction": try b64(figure.reconstruction), "composite": try b64(figure.composite)]]))
@@ -60,11 +67,28 @@ extension Service {
                     respond(response)
                 }
             } catch {
-                respond(APIError(status: 500, type: "server_error", code: "encode_failed", message: "\(error)").response)
+                options.log("error: request \(request.requestID) \(request.path): PNG encoding failed: \(error)")
+                respond(APIError(status: 500, type: "server_error", code: "internal_error",
+                                 message: "internal error (request \(request.requestID)); the server log has the details").response)
             }
         }, expire: {
             respond(APIError.timeout("the reconstruction waited past its deadline in the queue").response)
         })
+    }
+
+    /// Whether an Accept header ranks application/json above image/png (by q-value, RFC 9110
+    /// §12.5.1). A tie goes to JSON only when the header names it; no header gives the PNG.
+    static func prefersJSON(_ accept: String?) -> Bool {
+        guard let accept else { return false }
+        var json = 0.0, png = 0.0
+        for range in accept.split(separator: ",") {
+            let parts = range.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+            guard let type = parts.first else { continue }
+            let q = parts.dropFirst().first { $0.hasPrefix("q=") }.flatMap { Double($0.dropFirst(2)) } ?? 1
+            if ["application/json", "application/*", "*/*"].contains(type) { json = max(json, q) }
+            if ["image/png", "image/*", "*/*"].contains(type) { png = max(png, q) }
+        }
+        return json > png || (json == png && json > 0 && accept.lowercased().contains("application/json"))
     }
 
     /// The mask from `mask` (explicit patch indices), or drawn from `mask_ratio` + `seed` + `masking`.

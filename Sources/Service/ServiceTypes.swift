@@ -90,7 +90,9 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
         return e
     }
     public static func timeout(_ message: String) -> APIError {
-        APIError(status: 503, type: "timeout_error", code: "deadline_exceeded", message: message)
+        var e = APIError(status: 503, type: "timeout_error", code: "deadline_exceeded", message: message)
+        e.headers = [("Retry-After", "1")]  // the queue was long, not broken: a retry may well succeed
+        return e
     }
     public static func unavailable(_ message: String) -> APIError {
         APIError(status: 503, type: "server_error", code: "unavailable", message: message)

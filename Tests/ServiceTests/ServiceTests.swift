@@ -142,6 +142,8 @@ final class ServiceTests: XCTestCase {
         XCTAssertEqual(s2, 200)
         XCTAssertEqual(json?["mask"] as? [Int], [0, 1, 2, 9, 63])
         XCTAssertEqual(json?["stats"] as? String, "visible")
+        XCTAssertEqual(json?["masking"] as? String, "explicit")
+        XCTAssertTrue(json?["seed"] is NSNull)
         XCTAssertNotNil((json?["psnr"] as? NSNumber)?.doubleValue)
         XCTAssertEqual(((json?["images"] as? [String: Any])?.keys.sorted()), ["composite", "masked", "original", "reconstruction", "strip"])
     }
@@ -166,6 +168,18 @@ final class ServiceTests: XCTestCase {
         for uri in ["DATA:IMAGE/PNG;BASE64,\(b64)", "data:image/png;name=a.png;base64,\(b64)", "data:;base64,\(b64)"] {
             XCTAssertEqual(call("POST", "/v1/embeddings", json: ["input": uri]).status, 200, String(uri.prefix(40)))
         }
+    }
+
+    /// Content negotiation by q-value; a tie goes to JSON only when the client names it.
+    func testAcceptPreference() {
+        XCTAssertFalse(Service.prefersJSON(nil))
+        XCTAssertFalse(Service.prefersJSON("*/*"))
+        XCTAssertFalse(Service.prefersJSON("image/png"))
+        XCTAssertFalse(Service.prefersJSON("application/json;q=0.1, image/png"))
+        XCTAssertTrue(Service.prefersJSON("application/json"))
+        XCTAssertTrue(Service.prefersJSON("application/json, image/png"))
+        XCTAssertTrue(Service.prefersJSON("application/*"))
+        XCTAssertTrue(Service.prefersJSON("image/png;q=0.5, application/json;q=0.9"))
     }
 
     func testBearerSchemeIsCaseInsensitive() {
