@@ -38,11 +38,15 @@ final class EvaluationTests: XCTestCase {
         return model
     }
 
+    /// Top-1 of the test classifier on `dataset`.
+    func evaluate(_ dataset: any ImageDataset) throws -> Evaluation.ClassificationResult {
+        try Evaluation.top1(try classifier(), dataset: dataset, batchSize: 16, progress: nil)
+    }
+
+    let base = SyntheticDataset(count: 60)
+
     func testClassesAreMatchedByName() throws {
-        let model = try classifier()
-        let base = SyntheticDataset(count: 60)
-        let straight = try Evaluation.top1(model, dataset: base, batchSize: 16, progress: nil)
-        let reordered = try Evaluation.top1(model, dataset: Reordered(base: base, classes: ["c", "a", "b"]), batchSize: 16, progress: nil)
+        let straight = try evaluate(base), reordered = try evaluate(Reordered(base: base, classes: ["c", "a", "b"]))
         XCTAssertEqual(reordered.top1, straight.top1)
         XCTAssertEqual(reordered.perClass, straight.perClass)
         XCTAssertEqual(straight.images, 60)
@@ -50,10 +54,7 @@ final class EvaluationTests: XCTestCase {
 
     /// Classes that are only numbered (IDX files without names) are the model's classes in order.
     func testNumberedClassesAreMatchedByPosition() throws {
-        let model = try classifier()
-        let base = SyntheticDataset(count: 30)
-        let straight = try Evaluation.top1(model, dataset: base, batchSize: 16, progress: nil)
-        let byPosition = try Evaluation.top1(model, dataset: Renamed(base: base, classes: ["0", "1", "2"]), batchSize: 16, progress: nil)
+        let straight = try evaluate(base), byPosition = try evaluate(Renamed(base: base, classes: ["0", "1", "2"]))
         XCTAssertEqual(byPosition.top1, straight.top1)
         XCTAssertEqual(byPosition.perClass["0"], straight.perClass["a"])
     }
@@ -61,16 +62,11 @@ final class EvaluationTests: XCTestCase {
     /// Only the classes that occur in the dataset must be the model's: a test split labelled with
     /// its train split's class list may lack some of them.
     func testAClassWithoutSamplesNeedNotBeKnown() throws {
-        let model = try classifier()
-        let base = SyntheticDataset(count: 30)
-        let result = try Evaluation.top1(model, dataset: Renamed(base: base, classes: ["a", "b", "c", "zebra"]), batchSize: 16, progress: nil)
-        XCTAssertEqual(result.top1, try Evaluation.top1(model, dataset: base, batchSize: 16, progress: nil).top1)
+        XCTAssertEqual(try evaluate(Renamed(base: base, classes: ["a", "b", "c", "zebra"])).top1, try evaluate(base).top1)
     }
 
     func testAClassTheModelDoesNotKnowIsAnError() throws {
-        let model = try classifier()
-        let dataset = Reordered(base: SyntheticDataset(count: 6), classes: ["a", "b", "zebra"].reversed())
-        XCTAssertThrowsError(try Evaluation.top1(model, dataset: dataset, batchSize: 6, progress: nil)) {
+        XCTAssertThrowsError(try evaluate(Reordered(base: SyntheticDataset(count: 6), classes: ["a", "b", "zebra"].reversed()))) {
             XCTAssertTrue("\($0)".contains("zebra"), "\($0)")
         }
     }
