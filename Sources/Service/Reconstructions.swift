@@ -16,7 +16,7 @@ extension Service {
         }
         let c = model.config
         let n = c.numPatches
-        let plan = try maskPlan(inputs.options, network: network)
+        let (plan, masking, seed) = try maskPlan(inputs.options, network: network)
         let stats = try Self.string(inputs.options, "stats").map { s -> Reconstruction.Statistics in
             guard let v = Reconstruction.Statistics(rawValue: s) else { throw APIError.invalid("'stats' must be patch or visible", param: "stats") }
             return v
@@ -25,12 +25,6 @@ extension Service {
         let scale = Int(try Self.number(inputs.options, "scale") ?? Double(autoScale))
         guard (1...16).contains(scale) else { throw APIError.invalid("'scale' must be an integer in 1...16", param: "scale") }
         let wantsJSON = Self.prefersJSON(request.header("accept"))
-        // What drew the mask, echoed in the JSON answer (maskPlan has checked these values).
-        let explicitMask = inputs.options["mask"].map { !($0 is NSNull) } ?? false
-        let chosenMasking = try Self.string(inputs.options, "masking") ?? network.config.objective.defaultMasking
-        let chosenSeed = Int(try Self.number(inputs.options, "seed") ?? 0)
-        let masking = explicitMask ? "explicit" : chosenMasking
-        let seed: Int? = explicitMask ? nil : chosenSeed
         let input = try modelInputs(inputs.images, for: model)[0]
         let images = Tensor(shape: [1, c.inChans, c.imgSize, c.imgSize], data: input)
         try batcher.schedule(deadline: Date().addingTimeInterval(options.requestTimeout), run: { [self] in
@@ -91,8 +85,9 @@ extension Service {
         return json > png || (json == png && json > 0 && accept.lowercased().contains("application/json"))
     }
 
-    /// The mask from `mask` (explicit patch indices), or drawn from `mask_ratio` + `seed` + `masking`.
-    func maskPlan(_ options: [String: Any], network: PretrainingNetwork) throws -> MaskPlan {
+    /// The mask from `mask` (explicit patch indices), or drawn from `mask_ratio` + `seed` + `masking`;
+    /// with how it was drawn ("explicit", or the masking and its seed), which the JSON answer echoes.
+    func maskPlan(_ options: [String: Any], network: PretrainingNetwork) throws -> (plan: MaskPlan, masking: String, seed: Int?) {
         let c = network.config.encoder
         let n = c.numPatches
         if let explicit = options["mask"], !(explicit is NSNull) {
@@ -106,7 +101,7 @@ extension Service {
             guard Set(indices).count == indices.count else { throw APIError.invalid("'mask' repeats a patch index", param: "mask") }
             guard !indices.isEmpty, indices.count < n else { throw APIError.invalid("'mask' must hide between 1 and \(n - 1) patches", param: "mask") }
             let hidden = Set(indices)
-            return MaskPlan(order: [(0..<n).filter { !hidden.contains($0) } + indices], visible: n - indices.count)
+            return (MaskPlan(order: [(0..<n).filter { !hidden.contains($0) } + indices], visible: n - indices.count), "explicit", nil)
         }
         let ratio = try Self.number(options, "mask_ratio") ?? Double(network.config.maskedCount) / Double(n)
         guard ratio > 0, ratio < 1, Int((Double(n) * ratio).rounded()) >= 1, Int((Double(n) * ratio).rounded()) < n else {
@@ -122,9 +117,9 @@ extension Service {
         case "random":
             let visible = n - Int((Double(n) * ratio).rounded())
             let order = (0..<n).map { _ in rng.uniform() }.enumerated().sorted { $0.element < $1.element }.map(\.offset)
-            return MaskPlan(order: [order], visible: visible)
+            return (MaskPlan(order: [order], visible: visible), masking, Int(seed))
         case "block":
-            return BlockMasking.scaled(grid: c.gridSize, ratio: ratio).plan(batch: 1, grid: c.gridSize, rng: &rng)
+            return (BlockMasking.scaled(grid: c.gridSize, ratio: ratio).plan(batch: 1, grid: c.gridSize, rng: &rng), masking, Int(seed))
         default:
             throw APIError.invalid("'masking' must be random or block", param: "masking")
         }

@@ -41,14 +41,18 @@ struct FeatureOptions: ParsableArguments {
         TensorRuntime.configure(threads: threads)
         let data = data ?? defaultDataset(of: model)
         // Both splits must exist and be labelled: fail now, not after the train features.
-        for split in [DatasetSplit.train, .test] where try Datasets.open(data, split: split).classes.isEmpty {
-            throw ValidationError("the \(split.rawValue) split of \(data) has no labels: give class subfolders (root/<class>/<image>)")
+        let splits = try [DatasetSplit.train, .test].map { split in
+            let dataset = try Datasets.open(data, split: split)
+            guard !dataset.classes.isEmpty else {
+                throw ValidationError("the \(split.rawValue) split of \(data) has no labels: give class subfolders (root/<class>/<image>)")
+            }
+            return dataset
         }
         let encoder = try encoder()
         let source = try source(default: fallback(encoder))
         let extractor = try FeatureExtractor(model: encoder, source: source)
-        return (try extractor.extract(datasetAt: data, split: .train, progress: progress),
-                try extractor.extract(datasetAt: data, split: .test, progress: progress), source)
+        return (try extractor.extract(splits[0], label: "features train", progress: progress),
+                try extractor.extract(splits[1], label: "features test", progress: progress), source)
     }
 
     func write<T: Encodable>(_ value: T, name: String) throws {

@@ -50,10 +50,10 @@ public enum DatasetError: Error, Sendable, Hashable, CustomStringConvertible {
                 + "*-labels-idx1-ubyte[.gz]), class subfolders of PNG/JPEG images (root/<class>/<image>), "
                 + "a flat folder of PNG/JPEG images, or train/ and test/ (or val/) folders of those."
         case .emptyClassFolders(let path, let classes):
-            return "\(path): the class folder(s) \(list(classes)) contain no PNG/JPEG images. "
+            return "\(path): the class folder(s) \(abbreviated(classes)) contain no PNG/JPEG images. "
                 + "Add images or remove the empty folders."
         case .unknownClasses(let path, let unknown, let known):
-            return "\(path): the class folder(s) \(list(unknown)) are not classes of the train split (\(list(known))). "
+            return "\(path): the class folder(s) \(abbreviated(unknown)) are not classes of the train split (\(abbreviated(known))). "
                 + "Rename them to match, or remove them."
         case .splitNotFound(let path, let split, let expected):
             return "\(path) has no \(split) split: expected \(expected)."
@@ -88,9 +88,9 @@ public enum DatasetError: Error, Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-/// At most five names, then an ellipsis.
-private func list(_ names: [String]) -> String {
-    names.prefix(5).joined(separator: ", ") + (names.count > 5 ? ", …" : "")
+/// At most `limit` names, then an ellipsis (for messages).
+func abbreviated(_ names: [String], limit: Int = 5) -> String {
+    names.prefix(limit).joined(separator: ", ") + (names.count > limit ? ", …" : "")
 }
 
 private func hex(_ value: UInt32) -> String {

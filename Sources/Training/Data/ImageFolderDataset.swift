@@ -53,7 +53,7 @@ public struct ImageFolderDataset: ImageDataset {
                                      expected: "a test/ or val/ folder next to \(train)")
             }
             folder = found
-            let trainClasses = try ImageFolderDataset.classFolders(in: train)
+            let trainClasses = ImageFolderDataset.folders(among: try FileSystem.entries(train).sorted(by: pythonOrder), in: train)
             try self.init(directory: folder, classes: trainClasses.isEmpty ? nil : trainClasses, maxPixels: maxPixels)
             return
         case (.test, false):
@@ -75,7 +75,7 @@ public struct ImageFolderDataset: ImageDataset {
         case .directory: break
         }
         let entries = try FileSystem.entries(directory).sorted(by: pythonOrder)
-        let subfolders = try ImageFolderDataset.classFolders(in: directory)
+        let subfolders = ImageFolderDataset.folders(among: entries, in: directory)
         if let knownClasses {
             let unknown = subfolders.filter { !knownClasses.contains($0) }
             if !unknown.isEmpty { throw .unknownClasses(path: directory, unknown: unknown, known: knownClasses) }
@@ -111,9 +111,9 @@ public struct ImageFolderDataset: ImageDataset {
         self.maxPixels = maxPixels
     }
 
-    /// The class names of an ImageFolder split: its subfolders, in torchvision's order.
-    static func classFolders(in directory: String) throws(DatasetError) -> [String] {
-        try FileSystem.entries(directory).filter { FileSystem.kind(FileSystem.join(directory, $0)) == .directory }.sorted(by: pythonOrder)
+    /// The subfolders among a folder's sorted `entries`: the class names of an ImageFolder split.
+    static func folders(among entries: [String], in directory: String) -> [String] {
+        entries.filter { FileSystem.kind(FileSystem.join(directory, $0)) == .directory }
     }
 
     public func label(at index: Int) -> Int? { labels.isEmpty ? nil : labels[index] }

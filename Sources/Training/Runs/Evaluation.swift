@@ -27,10 +27,8 @@ public enum Evaluation {
         let present = Set((0..<dataset.count).compactMap { dataset.label(at: $0) }).sorted()
         let unknown = named ? present.map { classes[$0] }.filter { !classifier.classes.contains($0) } : []
         guard unknown.isEmpty else {
-            throw EvaluationError(description: "the dataset has classes the model does not know: "
-                                  + unknown.prefix(5).joined(separator: ", ") + (unknown.count > 5 ? ", …" : "")
-                                  + " (the model's: " + classifier.classes.prefix(10).joined(separator: ", ")
-                                  + (classifier.classes.count > 10 ? ", …" : "") + ")")
+            throw EvaluationError(description: "the dataset has classes the model does not know: \(abbreviated(unknown)) "
+                                  + "(the model's: \(abbreviated(classifier.classes, limit: 10)))")
         }
         let output = named ? classes.map { classifier.classes.firstIndex(of: $0) ?? -1 } : Array(classes.indices)
         var correct = [Int](repeating: 0, count: classes.count), seen = [Int](repeating: 0, count: classes.count)
