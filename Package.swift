@@ -40,6 +40,8 @@ let package = Package(
         .target(name: "ViT", dependencies: ["Tensor"], swiftSettings: optimized),
         // safetensors files, config.json, model directories, official key names.
         .target(name: "Checkpoint", dependencies: ["Tensor", "ViT"], swiftSettings: optimized),
+        // Pretraining objectives behind one seam (Seam/), one folder each (MAE/, BootMAE/, ...).
+        .target(name: "Objectives", dependencies: ["Tensor", "ViT", "Checkpoint"], swiftSettings: optimized),
         // Decode / encode / resize / normalize images.
         .target(name: "ImageKit", dependencies: ["CImageCodecs"], swiftSettings: optimized),
 
@@ -49,15 +51,15 @@ let package = Package(
         .executableTarget(name: "http-parser-fuzz", dependencies: ["HTTP"]),
 
         // Datasets, augmentation, optimizers, schedules, training loops, evaluation.
-        .target(name: "Training", dependencies: ["Tensor", "ViT", "Checkpoint", "ImageKit", "CZlib"], swiftSettings: optimized),
+        .target(name: "Training", dependencies: ["Tensor", "ViT", "Checkpoint", "Objectives", "ImageKit", "CZlib"], swiftSettings: optimized),
 
         .executableTarget(
             name: "bootmae-train",
-            dependencies: ["Tensor", "ViT", "Checkpoint", "ImageKit", "Training",
+            dependencies: ["Tensor", "ViT", "Checkpoint", "Objectives", "ImageKit", "Training",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: optimized),
         // The inference service: model registry, batching, endpoint handlers, metrics (no sockets).
-        .target(name: "Service", dependencies: ["Tensor", "ViT", "Checkpoint", "ImageKit"], swiftSettings: optimized),
+        .target(name: "Service", dependencies: ["Tensor", "ViT", "Checkpoint", "Objectives", "ImageKit"], swiftSettings: optimized),
 
         .executableTarget(
             name: "bootmae-serve",
@@ -67,7 +69,7 @@ let package = Package(
             swiftSettings: optimized),
 
         // Benchmarks (bench/): throughput of our code, run in release builds only.
-        .executableTarget(name: "bootmae-bench", dependencies: ["Tensor", "ViT", "ImageKit", "Checkpoint", "Training"], path: "bench/BootMAEBench",
+        .executableTarget(name: "bootmae-bench", dependencies: ["Tensor", "ViT", "ImageKit", "Checkpoint", "Objectives", "Training"], path: "bench/BootMAEBench",
                           swiftSettings: optimized),
         // A trivial HTTP server for load tests with wrk (bench/http-echo/README.md).
         .executableTarget(name: "http-echo", dependencies: ["HTTP"], path: "bench/http-echo", exclude: ["README.md"],
@@ -78,11 +80,11 @@ let package = Package(
         .testTarget(name: "ViTTests", dependencies: ["ViT", "Checkpoint", "TestSupport"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "TestSupport"]),
         .testTarget(name: "ImageKitTests", dependencies: ["ImageKit", "TestSupport"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "TestSupport"]),
-        .testTarget(name: "ServiceTests", dependencies: ["Service", "TestSupport"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Objectives", "TestSupport"]),
+        .testTarget(name: "ServiceTests", dependencies: ["Service", "Objectives", "TestSupport"]),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP"]),
-        .testTarget(name: "PretrainingTests", dependencies: ["ViT", "Checkpoint", "TestSupport"]),
+        .testTarget(name: "PretrainingTests", dependencies: ["ViT", "Checkpoint", "Objectives", "TestSupport"]),
         // Runs the built executables end to end (they are built by `swift build --build-tests`).
-        .testTarget(name: "CLITests", dependencies: ["Tensor", "ViT", "Checkpoint", "ImageKit", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["Tensor", "ViT", "Checkpoint", "Objectives", "ImageKit", "TestSupport"]),
     ]
 )

@@ -12,7 +12,7 @@ public enum ModelDirectory {
                                   "mask_token", "de_pos_embed", "model_ema."]
 
     /// The bytes of `dir`/config.json, or an error that says what kind of folder was expected.
-    static func configData(_ dir: URL) throws -> (url: URL, data: Data) {
+    public static func configData(_ dir: URL) throws -> (url: URL, data: Data) {
         let url = dir.appendingPathComponent(configName)
         guard FileManager.default.fileExists(atPath: url.path) else {
             throw CheckpointError.unreadable(dir.path, "no config.json: not a model directory (config.json + model.safetensors) "

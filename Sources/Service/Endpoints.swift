@@ -1,4 +1,5 @@
 import Foundation
+import Objectives
 import Tensor
 import ViT
 import ImageKit
@@ -85,7 +86,7 @@ extension Service {
             "id": m.id, "object": "model", "created": m.created, "owned_by": "bootmae-swift",
             "default": m.id == registry.defaultModel,
             "capabilities": m.capabilities,
-            "architecture": ["type": "vit", "objective": m.network.map { $0.config.objective.rawValue } ?? "encoder",
+            "architecture": ["type": "vit", "objective": m.network?.config.objective ?? "encoder",
                              "img_size": c.imgSize, "patch_size": c.patchSize, "in_chans": c.inChans, "embed_dim": c.embedDim,
                              "depth": c.depth, "num_heads": c.numHeads, "qkv_bias": c.qkvBias.rawValue,
                              "parameters": m.parameterCount] as [String: Any],
@@ -98,9 +99,9 @@ extension Service {
             "provenance": m.provenance,
         ]
         if let labels = c.labels, m.canClassify { card["labels"] = labels }
-        if let net = m.network {
-            card["reconstruction"] = ["default_mask_ratio": Double(net.config.maskedCount) / Double(c.numPatches),
-                                      "default_masking": net.config.objective.defaultMasking,
+        if let reconstructor = m.network?.reconstructor {
+            card["reconstruction"] = ["default_mask_ratio": Double(reconstructor.maskedCount) / Double(c.numPatches),
+                                      "default_masking": reconstructor.defaultMasking.rawValue,
                                       "patches": c.numPatches]
         }
         return card

@@ -2,6 +2,7 @@ import Foundation
 import Tensor
 import ViT
 import Checkpoint
+import Objectives
 import ImageKit
 
 /// One served model: its encoder, and where the directory has them, a classification head and the
@@ -20,7 +21,7 @@ public final class LoadedModel: @unchecked Sendable {
     let workspace = InferenceWorkspace()
 
     public var canClassify: Bool { encoder.head != nil && !(config.labels ?? []).isEmpty }
-    public var canReconstruct: Bool { network != nil }
+    public var canReconstruct: Bool { network?.canReconstruct ?? false }
     public var capabilities: [String] {
         ["embed"] + (canClassify ? ["classify"] : []) + (canReconstruct ? ["reconstruct"] : [])
     }
@@ -29,7 +30,9 @@ public final class LoadedModel: @unchecked Sendable {
     init(directory: URL) throws {
         id = directory.lastPathComponent
         self.directory = directory
-        if (try? PretrainingDirectory.readConfig(directory)) != nil {
+        // A config that names an objective is a pretraining network; an invalid one fails loudly
+        // (naming the field) rather than loading as a plain encoder without its decoder.
+        if try PretrainingDirectory.isPretraining(directory) {
             let network = try PretrainingDirectory.load(directory)
             self.network = network
             encoder = network.encoder
@@ -127,9 +130,9 @@ public final class ModelRegistry: @unchecked Sendable {
             let c = m.config
             let zeros = Tensor(zeros: [1, c.inChans, c.imgSize, c.imgSize])
             _ = m.encoder.embed(zeros, workspace: m.workspace)
-            if let network = m.network {
+            if let network = m.network, network.canReconstruct {
                 var rng = SeededRandom(seed: 0)
-                _ = network.reconstruct(zeros, plan: network.maskPlan(batch: 1, rng: &rng, masking: "random"))
+                _ = network.reconstruct(zeros, plan: network.defaultMaskPlan(batch: 1, rng: &rng, masking: .random))
             }
         }
     }

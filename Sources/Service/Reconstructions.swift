@@ -1,6 +1,7 @@
 import Foundation
 import Tensor
 import ViT
+import Objectives
 import ImageKit
 
 extension Service {
@@ -9,7 +10,7 @@ extension Service {
     func reconstructions(_ request: ServiceRequest, _ respond: @escaping Respond) throws {
         let inputs = try inputs(request, single: true)
         let model = try registry.model(try Self.string(inputs.options, "model"), capableOf: \.canReconstruct)
-        guard let network = model.network else {
+        guard let network = model.network, network.canReconstruct else {
             let capable = registry.models.values.filter(\.canReconstruct).map(\.id).sorted()
             throw APIError.invalid("model '\(model.id)' has no pixel decoder and cannot reconstruct"
                 + (capable.isEmpty ? "" : "; models that can: \(capable.joined(separator: ", "))"), param: "model", code: "model_cannot_reconstruct")
@@ -103,26 +104,28 @@ extension Service {
             let hidden = Set(indices)
             return (MaskPlan(order: [(0..<n).filter { !hidden.contains($0) } + indices], visible: n - indices.count), "explicit", nil)
         }
-        let ratio = try Self.number(options, "mask_ratio") ?? Double(network.config.maskedCount) / Double(n)
-        guard ratio > 0, ratio < 1, Int((Double(n) * ratio).rounded()) >= 1, Int((Double(n) * ratio).rounded()) < n else {
-            // round(n · ratio) must lie in 1...n-1: ratio ≥ 0.5/n and ratio < 1 − 0.5/n.
-            throw APIError.invalid(String(format: "'mask_ratio' must hide at least one of this model's %d patches and leave one "
-                                          + "visible: at least %.4f and below %.4f", n, 0.5 / Double(n), 1 - 0.5 / Double(n)), param: "mask_ratio")
+        let reconstructor = network.reconstructor!
+        let masked: Int
+        if let ratio = try Self.number(options, "mask_ratio") {
+            // Any share strictly between 0 and 1 hides at least one patch and leaves one visible
+            // under the trainer's rule (MAE's: ⌊N·(1 − ratio)⌋ patches stay visible, at least one).
+            guard ratio > 0, ratio < 1 else {
+                throw APIError.invalid("'mask_ratio' must be above 0 and below 1 (this model has \(n) patches)", param: "mask_ratio")
+            }
+            masked = MaskingSpec.maskedCount(ratio: ratio, patches: n)
+        } else {
+            masked = reconstructor.maskedCount
         }
         let seed = try Self.number(options, "seed") ?? 0
         guard seed >= 0, seed == seed.rounded(), seed < 9e15 else { throw APIError.invalid("'seed' must be a non-negative integer", param: "seed") }
-        let masking = try Self.string(options, "masking") ?? network.config.objective.defaultMasking
+        let masking = try Self.string(options, "masking").map { name -> MaskingSpec in
+            guard let spec = MaskingSpec(rawValue: name) else {
+                throw APIError.invalid("'masking' must be \(MaskingSpec.allCases.map(\.rawValue).joined(separator: " or "))", param: "masking")
+            }
+            return spec
+        } ?? reconstructor.defaultMasking
         var rng = SeededRandom(seed: UInt64(seed))
-        switch masking {
-        case "random":
-            let visible = n - Int((Double(n) * ratio).rounded())
-            let order = (0..<n).map { _ in rng.uniform() }.enumerated().sorted { $0.element < $1.element }.map(\.offset)
-            return (MaskPlan(order: [order], visible: visible), masking, Int(seed))
-        case "block":
-            return (BlockMasking.scaled(grid: c.gridSize, ratio: ratio).plan(batch: 1, grid: c.gridSize, rng: &rng), masking, Int(seed))
-        default:
-            throw APIError.invalid("'masking' must be random or block", param: "masking")
-        }
+        return (masking.plan(batch: 1, grid: c.gridSize, masked: masked, rng: &rng), masking.rawValue, Int(seed))
     }
 }
 

@@ -3,6 +3,7 @@ import Foundation
 import Checkpoint
 import Tensor
 import Training
+import Objectives
 import ViT
 
 /// `bootmae-train eval`: top-1 of a classifier, or masked-patch reconstruction error of a pretraining network.
@@ -28,13 +29,12 @@ struct Evaluate: ParsableCommand {
     var seed: UInt64 = 0
 
     @Option(help: "Reconstruction masks: block or random (default: the objective's own, block for BootMAE and random for MAE).")
-    var masking: String?
+    var masking: MaskingSpec?
 
     @Option(help: "Compute threads.")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
     func validate() throws {
-        try ensure(masking.map { ["block", "random"].contains($0) } ?? true, "--masking must be block or random")
         try ensure(batchSize >= 1, "--batch-size must be positive")
         try ensure(threads >= 1, "--threads must be positive")
     }
@@ -46,7 +46,10 @@ struct Evaluate: ParsableCommand {
             let test = try Datasets.open(data ?? defaultDataset(of: model), split: .test)
             let progress = ProgressReporter()
             let json: Data
-            if let pretraining = try? PretrainingDirectory.readConfig(dir) {
+            // A config naming an objective is a pretraining network: an invalid one is an error here,
+            // not a reason to evaluate it as something else.
+            if (try? PretrainingDirectory.isPretraining(dir)) == true {
+                let pretraining = try PretrainingDirectory.readConfig(dir)
                 let weights = try ModelSource.weights(model)
                 let network = try PretrainingDirectory.network(config: pretraining, weights: weights, ignoring: ["optim."])
                 let result = try Evaluation.reconstruction(network, dataset: test, batchSize: batchSize, seed: seed,

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Tensor
 import Training
+import Objectives
 import ViT
 
 /// `bootmae-train finetune`: a classifier from a pretrained encoder (or from scratch with --init-from none).
@@ -84,8 +85,9 @@ struct Finetune: ParsableCommand {
                     config = try Classifier.pretrainedEncoder(source).0
                 } else {
                     let dataset = try Datasets.open(common.dataPath, split: .train)
-                    var c = preset.pretrainingConfig(objective: qkvBias == "qkv" ? .mae : .bootmae, imgSize: nil, patchSize: nil,
-                                                     channels: channels ?? dataset.channels, maskRatio: 0.75).encoder
+                    // The encoder (preprocessing, position table) of the recipe whose attention biases it has.
+                    let family: any PretrainingObjective.Type = qkvBias == "qkv" ? MAE.self : BootMAE.self
+                    var c = try preset.pretrainingConfig(family, channels: channels ?? dataset.channels).encoder
                     c.qkvBias = qkvBias == "qkv" ? .qkv : .qv
                     config = c
                 }

@@ -3,20 +3,26 @@ import Foundation
 import Tensor
 import Training
 import ViT
+import Objectives
 
-/// `bootmae-train pretrain`: MAE or BootMAE pretraining into a run folder, resumable.
+/// `bootmae-train pretrain`: pretraining with any registered objective into a run folder, resumable.
 struct Pretrain: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Pretrain a ViT with BootMAE or MAE on an image folder or an IDX dataset.",
+    static var configuration: CommandConfiguration { CommandConfiguration(
+        abstract: "Pretrain a ViT with a masked-image-modeling objective on an image folder or an IDX dataset.",
         discussion: """
         Writes RUN_DIR/{config.json, recipe.json, checkpoint.safetensors, metrics.jsonl, loss.png, result.json}.
         Ctrl-C (SIGINT) or SIGTERM saves a checkpoint before exiting; --resume continues exactly where it stopped.
-        """)
+
+        Objectives and their own options:
+
+        \(Pretrain.objectiveHelp)
+        """) }
 
     @OptionGroup var common: CommonTrainingOptions
 
-    @Option(help: "Objective: bootmae (momentum targets + target-aware decoders) or mae.")
-    var objective: PretrainingConfig.Objective = .bootmae
+    @Option(help: ArgumentHelp("Objective: \(ObjectiveRegistry.names.joined(separator: ", ")) (each one's own options are listed below).",
+                               valueName: "name"))
+    var objective: String = BootMAE.name
 
     @Option(help: "Model size: tiny (128 wide, 6 deep; for a 2-core CPU), small (192×12), base (ViT-B/16).")
     var preset: ModelPreset = .tiny
@@ -42,7 +48,7 @@ struct Pretrain: ParsableCommand {
     @Option(help: "Peak learning rate (overrides --blr).")
     var lr: Double?
 
-    @Option(help: "Final learning rate of the cosine schedule (default: BootMAE peak/24 as 1e-4 vs 2.4e-3 officially; MAE 0).")
+    @Option(help: "Final learning rate of the cosine schedule (default: the objective's; BootMAE peak/24 as 1e-4 vs 2.4e-3 officially, MAE 0).")
     var minLR: Double?
 
     @Option(help: "Warmup epochs (default: 5% of the epochs, as 40 of 800 officially).")
@@ -51,45 +57,44 @@ struct Pretrain: ParsableCommand {
     @Option(help: "AdamW weight decay (β = 0.9, 0.95).")
     var weightDecay: Double = 0.05
 
-    @Option(help: "BootMAE momentum encoder: EMA decay at the start.")
-    var emaStart: Double = 0.999
-
-    @Option(help: "BootMAE momentum encoder: EMA decay after the ramp.")
-    var emaEnd: Double = 0.9999
-
-    @Option(help: "Epochs of the EMA ramp (default: 1/8 of the epochs, as 100 of 800 officially).")
-    var emaRampEpochs: Double?
-
-    @Option(help: "BootMAE feature-loss weight λ (ramped in over the first 25% of epochs).")
-    var featureWeight: Double = 1
-
-    @Flag(help: "BootMAE: plain masked MSE instead of the neighbourhood-weighted loss.")
-    var noWeightMask = false
-
-    @Flag(help: "BootMAE ablation: decoders without cross-attention to encoder features (plain blocks on the latent).")
-    var noDecoderContext = false
-
-    @Option(help: "Masking: block (BootMAE's block + random top-up + roll) or random (MAE). Default: the objective's.")
-    var masking: String?
-
     @Option(help: "Write a checkpoint every N steps (and at the end, and on SIGINT/SIGTERM).")
     var checkpointEvery: Int = 200
+
+    /// The chosen objective's own flags (`--feature-weight 0.5`), parsed against its declarations.
+    @Argument(parsing: .allUnrecognized, help: .hidden)
+    var objectiveArguments: [String] = []
+
+    static var objectiveHelp: String {
+        ObjectiveRegistry.all.map { o in
+            "\(o.name): \(o.summary)." + (o.flags.isEmpty ? "" : "\n" + o.flags.map { f in
+                "  --\(f.name)\(f.takesValue ? " <value>" : "")\n      \(f.help)"
+            }.joined(separator: "\n"))
+        }.joined(separator: "\n\n")
+    }
+
+    /// The objective and its flags, checked.
+    func chosenObjective() throws -> (any PretrainingObjective.Type, ObjectiveFlagValues) {
+        do {
+            let type = try ObjectiveRegistry.require(objective)
+            return (type, try ObjectiveFlagValues(parsing: objectiveArguments, declared: type.flags, objective: type.name))
+        } catch {
+            throw ValidationError("\(error)")
+        }
+    }
 
     func validate() throws {
         try ensure(batchSize >= 1, "--batch-size must be positive")
         try ensure(imgSize.map { $0 >= 1 } ?? true && patchSize.map { $0 >= 1 } ?? true, "--img-size and --patch-size must be positive")
         try ensure(channels.map { $0 == 1 || $0 == 3 } ?? true, "--channels is 1 or 3")
         try ensure((0.05...0.95).contains(maskRatio), "--mask-ratio must be within 0.05...0.95")
-        try ensure(masking.map { $0 == "block" || $0 == "random" } ?? true, "--masking is block or random")
         try ensure(blr > 0 && lr.map { $0 > 0 } ?? true, "the learning rate (--blr, --lr) must be positive")
         try ensure(minLR.map { $0 >= 0 && $0 <= (lr ?? blr * Double(batchSize) / 256) } ?? true, "--min-lr must be within 0 and the peak lr")
-        try ensure(warmupEpochs.map { $0 >= 0 } ?? true && emaRampEpochs.map { $0 >= 0 } ?? true, "--warmup-epochs and --ema-ramp-epochs cannot be negative")
+        try ensure(warmupEpochs.map { $0 >= 0 } ?? true, "--warmup-epochs cannot be negative")
         try ensure(weightDecay >= 0, "--weight-decay cannot be negative")
-        try ensure((0...1).contains(emaStart) && (0...1).contains(emaEnd), "--ema-start and --ema-end are decays within 0...1")
-        try ensure(featureWeight >= 0, "--feature-weight cannot be negative")
-        try ensure(objective == .bootmae || !noDecoderContext, "--no-decoder-context is a BootMAE ablation")
-        try ensure(objective == .bootmae || !noWeightMask, "--no-weight-mask is a BootMAE option (MAE's loss has no weight mask)")
         try ensure(checkpointEvery >= 1, "--checkpoint-every must be positive")
+        // The objective's own flags: parsed and their values checked before any folder is touched.
+        let (type, flags) = try chosenObjective()
+        do { _ = try type.options(flags: flags, epochs: common.epochs ?? 100) } catch { throw ValidationError("\(error)") }
     }
 
     func run() throws {
@@ -101,24 +106,18 @@ struct Pretrain: ParsableCommand {
                 recipe = try dir.readJSON(PretrainRecipe.self, from: "recipe.json")
                 try checkRecordedDataset(recipe.data, run: dir)
             } else {
+                let (type, flags) = try chosenObjective()
                 let dataset = try Datasets.open(common.dataPath, split: .train)
-                var built = preset.pretrainingConfig(objective: objective, imgSize: imgSize, patchSize: patchSize,
-                                                     channels: channels ?? dataset.channels, maskRatio: maskRatio)
-                if noDecoderContext { built.decoderContext = false }
-                config = built
+                config = try preset.pretrainingConfig(type, channels: channels ?? dataset.channels, imgSize: imgSize, patchSize: patchSize,
+                                                      maskRatio: maskRatio, flags: flags)
                 let epochs = common.epochs ?? 100
-                let peak = lr ?? blr * Double(batchSize) / 256
-                recipe = PretrainRecipe(
-                    data: common.absoluteDataPath, seed: common.seed, epochs: epochs, batchSize: batchSize, lr: peak,
-                    minLR: minLR ?? (objective == .bootmae ? peak / 24 : 0),
-                    warmupEpochs: warmupEpochs ?? Double(epochs) * 0.05, weightDecay: weightDecay,
-                    ema: EMASchedule(start: emaStart, end: emaEnd, rampEpochs: emaRampEpochs ?? Double(epochs) / 8),
-                    featureWeight: featureWeight, weightMask: !noWeightMask,
-                    masking: masking ?? objective.defaultMasking, checkpointEvery: checkpointEvery,
-                    subset: common.subset)
+                recipe = try PretrainRecipe.make(
+                    type, flags: flags, data: common.absoluteDataPath, seed: common.seed, epochs: epochs, batchSize: batchSize,
+                    lr: lr ?? blr * Double(batchSize) / 256, minLR: minLR, warmupEpochs: warmupEpochs ?? Double(epochs) * 0.05,
+                    weightDecay: weightDecay, checkpointEvery: checkpointEvery, subset: common.subset)
             }
             let trainer = try Pretrainer(config: config, recipe: recipe, run: dir, resume: common.resume)
-            progress.log("pretrain \(config.objective.rawValue): \(config.encoder.embedDim)×\(config.encoder.depth) ViT, "
+            progress.log("pretrain \(config.objective): \(config.encoder.embedDim)×\(config.encoder.depth) ViT, "
                          + "\(config.encoder.imgSize) px / patch \(config.encoder.patchSize), \(channelsText(config.encoder.inChans)), "
                          + "\(trainer.imageCount) images, \(trainer.stepsPerEpoch) steps × \(recipe.epochs) epochs, "
                          + "batch \(recipe.batchSize), lr \(recipe.lr) → \(dir.url.path)")

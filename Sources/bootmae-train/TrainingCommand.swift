@@ -82,7 +82,7 @@ struct CommonTrainingOptions: ParsableArguments {
     }
 }
 
-extension PretrainingConfig.Objective: ExpressibleByArgument {}
+extension MaskingSpec: ExpressibleByArgument {}
 extension ModelPreset: ExpressibleByArgument {}
 
 /// SIGINT / SIGTERM set a flag the loop polls; a second signal exits at once.

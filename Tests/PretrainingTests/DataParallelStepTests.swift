@@ -1,6 +1,7 @@
 import XCTest
 import Tensor
 import ViT
+import Objectives
 
 /// A data-parallel step must give the whole batch's losses and gradients: the same masks, the
 /// losses averaged over the whole batch, the shards' gradients summed.
@@ -8,7 +9,10 @@ final class DataParallelStepTests: XCTestCase {
     let encoder = ViTConfig(imgSize: 8, patchSize: 2, inChans: 1, embedDim: 16, depth: 2, numHeads: 2, mlpRatio: 2,
                             qkvBias: .qv, layerNormEps: 1e-6, globalPool: .cls, mean: [0.5], std: [0.5])
 
-    func compare(_ config: PretrainingConfig, masking: String, batch: Int, shards: Int) {
+    /// The first step of a one-epoch run: BootMAE's λ is its full weight there.
+    let clock = TrainingClock(step: 0, stepsPerEpoch: 10, epochs: 1)
+
+    func compare(_ config: PretrainingConfig, options: any ObjectiveOptions, batch: Int, shards: Int) {
         let single = PretrainingNetwork(config: config), sharded = PretrainingNetwork(config: config)
         single.initialize(seed: 4)
         sharded.initialize(seed: 4)
@@ -20,15 +24,17 @@ final class DataParallelStepTests: XCTestCase {
         defer { Parallel.workers = savedWorkers }
         var r1 = SeededRandom(seed: 1), r2 = SeededRandom(seed: 1)
         single.parameters.zeroGrads()
-        let expected = single.trainStep(images, rng: &r1, masking: masking, weightMask: true, featureWeight: 0.5)
+        let expected = single.trainStep(images, rng: &r1, options: options, clock: clock)
         let step = DataParallelStep(network: sharded, shards: shards)
         for _ in 0..<2 {  // twice: replica gradients must start from zero again
             sharded.parameters.zeroGrads()
             r2 = SeededRandom(seed: 1)
-            let got = step.trainStep(images, rng: &r2, masking: masking, weightMask: true, featureWeight: 0.5)
-            XCTAssertEqual(got.total, expected.total, accuracy: 1e-5 * max(1, abs(expected.total)))
-            XCTAssertEqual(got.pixel, expected.pixel, accuracy: 1e-5 * max(1, abs(expected.pixel)))
-            XCTAssertEqual(got.feature ?? 0, expected.feature ?? 0, accuracy: 1e-5 * max(1, abs(expected.feature ?? 0)))
+            let got = step.trainStep(images, rng: &r2, options: options, clock: clock)
+            XCTAssertEqual(got.losses.map(\.name), expected.losses.map(\.name))
+            for (a, b) in zip(got.losses, expected.losses) {
+                XCTAssertEqual(a.value, b.value, accuracy: 1e-5 * max(1, abs(b.value)), a.name)
+            }
+            XCTAssertEqual(got.schedule, expected.schedule)
             for ((name, a), (_, b)) in zip(single.parameters.entries, sharded.parameters.entries) where a.trainable {
                 let scale = a.grad.data.map { abs($0) }.max() ?? 0
                 for i in 0..<a.grad.count {
@@ -40,17 +46,18 @@ final class DataParallelStepTests: XCTestCase {
     }
 
     func testBootMAEShardsMatchTheWholeBatch() {
-        let config = PretrainingConfig(objective: .bootmae, encoder: encoder, decoderEmbedDim: 8, decoderDepth: 1,
-                                       featureDecoderDepth: 1, featureLayers: [0, 1], numMask: 10)
-        compare(config, masking: "block", batch: 5, shards: 2)
-        compare(config, masking: "block", batch: 6, shards: 3)
+        let config = PretrainingConfig(BootMAE.self, encoder: encoder, settings: .init(decoderEmbedDim: 8, decoderDepth: 1,
+                                       featureDecoderDepth: 1, featureLayers: [0, 1], numMask: 10))
+        let options = BootMAE.Options(masking: .block, ema: EMASchedule(rampEpochs: 0), featureWeight: 0.5, weightMask: true)
+        compare(config, options: options, batch: 5, shards: 2)
+        compare(config, options: options, batch: 6, shards: 3)
     }
 
     func testMAEShardsMatchTheWholeBatch() {
         var maeEncoder = encoder
         maeEncoder.qkvBias = .qkv
-        let config = PretrainingConfig(objective: .mae, encoder: maeEncoder, decoderEmbedDim: 8, decoderDepth: 1,
-                                       decoderNumHeads: 2, maskRatio: 0.75, normPixLoss: true)
-        compare(config, masking: "random", batch: 4, shards: 2)
+        let config = PretrainingConfig(MAE.self, encoder: maeEncoder, settings: .init(decoderEmbedDim: 8, decoderDepth: 1,
+                                       decoderNumHeads: 2, maskRatio: 0.75, normPixLoss: true))
+        compare(config, options: MAE.Options(masking: .random), batch: 4, shards: 2)
     }
 }

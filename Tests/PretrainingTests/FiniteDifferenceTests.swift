@@ -1,6 +1,7 @@
 import XCTest
 import Tensor
 import ViT
+import Objectives
 
 /// Whole-network gradients by central differences, independent of the PyTorch fixtures: every
 /// parameter tensor of a very small MAE and BootMAE gets a few coordinates checked.
@@ -53,9 +54,9 @@ final class FiniteDifferenceTests: XCTestCase {
 
     @discardableResult
     func checkBootMAE(decoderContext: Bool, file: StaticString = #filePath, line: UInt = #line) -> BootMAE {
-        let config = PretrainingConfig(objective: .bootmae, encoder: encoder, decoderEmbedDim: 8, decoderDepth: 1, decoderNumHeads: 3,
-                                       featureDecoderDepth: 1, featureLayers: [0, 1], numMask: 10, decoderContext: decoderContext)
-        let model = BootMAE(config: config)
+        let model = BootMAE(encoder: encoder, settings: .init(decoderEmbedDim: 8, decoderDepth: 1, decoderNumHeads: 3,
+                                                              featureDecoderDepth: 1, featureLayers: [0, 1], numMask: 10,
+                                                              decoderContext: decoderContext))
         var rng = SeededRandom(seed: 3)
         randomize(model.parameters, rng: &rng)
         randomize(model.momentum.parameters, rng: &rng)
@@ -73,9 +74,8 @@ final class FiniteDifferenceTests: XCTestCase {
     func testMAEWholeNetworkGradient() {
         var enc = encoder
         enc.qkvBias = .qkv
-        let config = PretrainingConfig(objective: .mae, encoder: enc, decoderEmbedDim: 8, decoderDepth: 1, decoderNumHeads: 2,
-                                       maskRatio: 0.75, normPixLoss: true)
-        let model = MAE(config: config)
+        let model = MAE(encoder: enc, settings: .init(decoderEmbedDim: 8, decoderDepth: 1, decoderNumHeads: 2,
+                                                      maskRatio: 0.75, normPixLoss: true))
         var rng = SeededRandom(seed: 4)
         randomize(model.parameters, rng: &rng)
         let images = Tensor(shape: [2, 3, 8, 8], data: (0..<384).map { _ in rng.normal() })

@@ -1,6 +1,7 @@
 import XCTest
 import Tensor
 import ViT
+import Objectives
 import Checkpoint
 import TestSupport
 
@@ -34,7 +35,7 @@ final class PretrainingParityTests: XCTestCase {
     // MARK: MAE
 
     func checkMAE(_ dir: String, gradients: Bool) throws {
-        guard case .mae(let mae) = try PretrainingDirectory.load(Fixtures.url("pretrain/\(dir)")) else { return XCTFail("not MAE") }
+        let mae = try XCTUnwrap(try PretrainingDirectory.load(Fixtures.url("pretrain/\(dir)")).objective as? MAE, "not MAE")
         let io = try Fixtures.file("pretrain/mae_tiny/io.safetensors")
         let plan = try plan(io, masked: 48)
         XCTAssertEqual(plan.lossMask, try io.tensor("mask").data)
@@ -53,7 +54,7 @@ final class PretrainingParityTests: XCTestCase {
     // MARK: BootMAE
 
     func checkBootMAE(_ dir: String, gradients: Bool) throws {
-        guard case .bootmae(let model) = try PretrainingDirectory.load(Fixtures.url("pretrain/\(dir)")) else { return XCTFail("not BootMAE") }
+        let model = try XCTUnwrap(try PretrainingDirectory.load(Fixtures.url("pretrain/\(dir)")).objective as? BootMAE, "not BootMAE")
         let io = try Fixtures.file("pretrain/bootmae_tiny/io.safetensors")
         let lambda = Float(try XCTUnwrap(io.meta("lambda")))
         let plan = try plan(io, masked: 48)
@@ -90,7 +91,7 @@ final class PretrainingParityTests: XCTestCase {
     /// The decoder's attention width is heads × (width / heads): 3 × 6 = 18 for width 20, as the
     /// official code builds it (504 for Base).
     func testDecoderAttentionWidthQuirk() throws {
-        guard case .bootmae(let model) = try PretrainingDirectory.load(Fixtures.url("pretrain/bootmae_tiny")) else { return XCTFail() }
+        let model = try XCTUnwrap(try PretrainingDirectory.load(Fixtures.url("pretrain/bootmae_tiny")).objective as? BootMAE)
         XCTAssertEqual(model.pixelBlocks[0].attn.qkv.weight.shape, [54, 20])
         XCTAssertEqual(model.pixelBlocks[0].context!.crossAttn.kv.weight.shape, [36, 24])
     }
@@ -107,7 +108,7 @@ final class PretrainingParityTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: dir) }
         let original = try PretrainingDirectory.load(Fixtures.url("pretrain/bootmae_tiny"))
         try PretrainingDirectory.save(original, to: dir)
-        guard case .bootmae(let a) = original, case .bootmae(let b) = try PretrainingDirectory.load(dir) else { return XCTFail() }
+        let a = try XCTUnwrap(original.objective as? BootMAE), b = try XCTUnwrap(try PretrainingDirectory.load(dir).objective as? BootMAE)
         for ((name, p), (_, q)) in zip(a.checkpointParameters.entries, b.checkpointParameters.entries) {
             XCTAssertEqual(p.value, q.value, name)
         }

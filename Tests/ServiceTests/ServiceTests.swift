@@ -5,6 +5,7 @@ import ViT
 import Checkpoint
 import ImageKit
 @testable import Service
+import Objectives
 import TestSupport
 
 /// The service in process (no sockets): every endpoint with real photographs and fixture models.
@@ -190,11 +191,26 @@ final class ServiceTests: XCTestCase {
         XCTAssertNil(Service.bearerToken(nil))
     }
 
-    func testMaskRatioErrorGivesTheModelsRange() {
-        let r = call("POST", "/v1/reconstructions", json: ["model": "bootmae", "input": png.base64EncodedString(), "mask_ratio": 0.001])
-        XCTAssertEqual(r.status, 400)
-        let message = ((r.json?["error"] as? [String: Any])?["message"] as? String) ?? ""
-        XCTAssertTrue(message.contains("64 patches") && message.contains("0.0078"), message)
+    func testMaskRatioOutsideZeroToOneIsRefused() {
+        for ratio in [0.0, 1.0, -0.2, 1.5] {
+            let r = call("POST", "/v1/reconstructions", json: ["model": "bootmae", "input": png.base64EncodedString(), "mask_ratio": ratio])
+            XCTAssertEqual(r.status, 400, "\(ratio)")
+            let message = ((r.json?["error"] as? [String: Any])?["message"] as? String) ?? ""
+            XCTAssertTrue(message.contains("above 0 and below 1") && message.contains("64 patches"), message)
+        }
+    }
+
+    /// The service hides as many patches as the trainer would at the same share (MAE's rule: ⌊N·(1 − r)⌋
+    /// visible). At 0.6 of 64 patches rounding the masked share would hide 38; the trainer hides 39.
+    func testMaskRatioHidesWhatTheTrainerHides() {
+        for (ratio, expected) in [(0.6, 39), (0.75, 48), (0.001, 1), (0.999, 63)] {
+            let r = call("POST", "/v1/reconstructions", json: ["model": "bootmae", "input": png.base64EncodedString(),
+                                                               "mask_ratio": ratio, "masking": "random"],
+                         headers: ["accept": "application/json"])
+            XCTAssertEqual(r.status, 200, "\(ratio)")
+            XCTAssertEqual((r.json?["mask"] as? [Any])?.count, expected, "\(ratio)")
+            XCTAssertEqual(MaskingSpec.maskedCount(ratio: ratio, patches: 64), expected)
+        }
     }
 
     func testReconstructionNeedsAPixelDecoder() {

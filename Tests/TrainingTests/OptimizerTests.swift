@@ -2,6 +2,7 @@ import XCTest
 import Foundation
 import Tensor
 import Training
+import Objectives
 import TestSupport
 
 final class OptimizerTests: XCTestCase {

@@ -4,6 +4,7 @@ import Tensor
 import ViT
 import Checkpoint
 import Training
+import Objectives
 import TestSupport
 
 /// The trainer end to end on a small Fashion-MNIST subset at a tiny size (debug build, seconds).
@@ -23,12 +24,12 @@ final class TrainerTests: XCTestCase {
 
     static let encoder = ViTConfig(imgSize: 28, patchSize: 7, inChans: 1, embedDim: 32, depth: 2, numHeads: 2, mlpRatio: 2,
                                    qkvBias: .qv, layerNormEps: 1e-6, globalPool: .cls, mean: [0.5], std: [0.5], posEmbed: .sincosBootMAE)
-    static let bootmae = PretrainingConfig(objective: .bootmae, encoder: encoder, decoderEmbedDim: 16, decoderDepth: 1,
-                                           featureDecoderDepth: 1, featureLayers: [0, 1], numMask: 11)
+    static let bootmaeSettings = BootMAE.Settings(decoderEmbedDim: 16, decoderDepth: 1, featureDecoderDepth: 1, featureLayers: [0, 1], numMask: 11)
+    static let bootmae = PretrainingConfig(BootMAE.self, encoder: encoder, settings: bootmaeSettings)
 
     func recipe(epochs: Int, batch: Int = 32, subset: Int = 256, lr: Double = 2e-3) -> PretrainRecipe {
-        PretrainRecipe(data: Self.fashionMNIST, seed: 3, epochs: epochs, batchSize: batch, lr: lr, minLR: lr / 24, warmupEpochs: 1,
-                       ema: EMASchedule(start: 0.99, end: 0.999, rampEpochs: Double(epochs) / 8), masking: "block",
+        PretrainRecipe(BootMAE.self, options: .init(masking: .block, ema: EMASchedule(start: 0.99, end: 0.999, rampEpochs: Double(epochs) / 8)),
+                       data: Self.fashionMNIST, seed: 3, epochs: epochs, batchSize: batch, lr: lr, minLR: lr / 24, warmupEpochs: 1,
                        checkpointEvery: 1000, subset: subset)
     }
 
@@ -72,9 +73,9 @@ final class TrainerTests: XCTestCase {
 
     /// ema ← m·ema + (1 − m)·online, tensor by tensor.
     func testMomentumUpdateFormula() {
-        let model = BootMAE(config: Self.bootmae)
+        let model = BootMAE(encoder: Self.encoder, settings: Self.bootmaeSettings)
         var rng = SeededRandom(seed: 1)
-        PretrainingInit.initialize(model.parameters, objective: .bootmae, rng: &rng)
+        model.initialize(rng: &rng)
         for (_, p) in model.momentum.parameters.entries where p.trainable { for i in 0..<p.value.count { p.value.data[i] = rng.normal() } }
         let before = model.momentum.parameters.entries.map { $0.parameter.value }
         model.updateMomentum(decay: 0.9)
@@ -204,11 +205,11 @@ final class TrainerTests: XCTestCase {
     func testReconstructionEvaluationAccountsOnlyMaskedPatches() throws {
         var rng = SeededRandom(seed: 5)
         let network = PretrainingNetwork(config: Self.bootmae)
-        PretrainingInit.initialize(network.parameters, objective: .bootmae, rng: &rng)
+        network.objective.initialize(rng: &rng)
         let test = SubsetDataset(try Datasets.open(Self.fashionMNIST, split: .test), count: 40)
-        for masking in ["block", "random"] {
+        for masking in MaskingSpec.allCases {
             let result = try Evaluation.reconstruction(network, dataset: test, batchSize: 40, seed: 9, masking: masking, progress: nil)
-            XCTAssertEqual(result.masking, masking)
+            XCTAssertEqual(result.masking, masking.rawValue)
             XCTAssertEqual(result.images, 40)
             XCTAssertEqual(result.psnr, 10 * log10(1 / result.mse), accuracy: 1e-9)
             // Recompute by hand from the same batch and the same mask draw (seed 9, stream 0).
@@ -217,11 +218,11 @@ final class TrainerTests: XCTestCase {
                                          channels: 1, imageSize: c.imgSize, mean: c.mean, std: c.std, augment: nil)
             let batch = try XCTUnwrap(try loader.next())
             var maskRNG = SeededRandom(seed: 9, stream: 0)
-            let r = network.reconstruct(batch.images, plan: network.maskPlan(batch: 40, rng: &maskRNG, masking: masking))
+            let r = network.reconstruct(batch.images, plan: network.defaultMaskPlan(batch: 40, rng: &maskRNG, masking: masking))
             var se = 0.0, n = 0
             for b in 0..<40 {
                 let hidden = Set(r.plan.order[b][r.plan.visible...])
-                XCTAssertEqual(hidden.count, Self.bootmae.maskedCount)
+                XCTAssertEqual(hidden.count, Self.bootmaeSettings.numMask)
                 for patch in hidden {
                     for k in 0..<r.patchDim {
                         let d = Double(r.pixels.data[(b * r.plan.numPatches + patch) * r.patchDim + k] - r.truth.data[(b * r.plan.numPatches + patch) * r.patchDim + k])
@@ -229,7 +230,7 @@ final class TrainerTests: XCTestCase {
                     }
                 }
             }
-            XCTAssertEqual(result.mse, se / Double(n), accuracy: 1e-12, masking)
+            XCTAssertEqual(result.mse, se / Double(n), accuracy: 1e-12, masking.rawValue)
         }
     }
 }

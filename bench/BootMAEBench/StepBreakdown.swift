@@ -1,4 +1,5 @@
 import Foundation
+import Objectives
 import Tensor
 import ViT
 
@@ -23,10 +24,10 @@ func stepBreakdown(_ mode: TrainStepMode, seconds: Double) {
         var rng = SeededRandom(seed: 0, stream: UInt64(mode.steps))
         mode.network.parameters.zeroGrads()
         mark("zero gradients")
-        _ = mode.network.trainStep(mode.images, rng: &rng, masking: "block", weightMask: true, featureWeight: 1, phase: mark)
+        _ = mode.network.trainStep(mode.images, rng: &rng, options: TrainStepMode.options, clock: mode.clock, phase: mark)
         mode.optimizer.step(mode.network.parameters, lr: TrainStepMode.lr)
         mark("AdamW")
-        mode.network.afterStep(emaDecay: 0.999)
+        mode.network.afterStep(options: TrainStepMode.options, clock: mode.clock)
         mark("momentum EMA update")
         mode.steps += 1
     }

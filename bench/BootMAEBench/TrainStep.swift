@@ -1,6 +1,7 @@
 import Foundation
 import Tensor
 import ViT
+import Objectives
 
 /// One pretraining step (forward + backward, no optimizer) of MAE and BootMAE on random weights
 /// and images: img/s, and the time share of each phase for BootMAE.
@@ -10,14 +11,13 @@ func trainStepRates(seconds: Double) {
     var maeEncoder = encoder
     maeEncoder.qkvBias = .qkv
     maeEncoder.posEmbed = .sincosMAE
-    let boot = BootMAE(config: PretrainingConfig(objective: .bootmae, encoder: encoder, decoderEmbedDim: 64, decoderDepth: 2,
-                                                 featureDecoderDepth: 2, featureLayers: [0, 5], numMask: 37))
-    let mae = MAE(config: PretrainingConfig(objective: .mae, encoder: maeEncoder, decoderEmbedDim: 64, decoderDepth: 2,
-                                            decoderNumHeads: 2, maskRatio: 0.75, normPixLoss: true))
+    let boot = BootMAE(encoder: encoder, settings: .init(decoderEmbedDim: 64, decoderDepth: 2, featureDecoderDepth: 2,
+                                                         featureLayers: [0, 5], numMask: 37))
+    let mae = MAE(encoder: maeEncoder, settings: .init(decoderEmbedDim: 64, decoderDepth: 2, decoderNumHeads: 2, maskRatio: 0.75,
+                                                       normPixLoss: true))
     var rng = SeededRandom(seed: 5)
-    PretrainingInit.initialize(boot.parameters, objective: .bootmae, rng: &rng)
-    boot.resetMomentum()
-    PretrainingInit.initialize(mae.parameters, objective: .mae, rng: &rng)
+    boot.initialize(rng: &rng)
+    mae.initialize(rng: &rng)
     let batch = 256
     let images = Tensor(shape: [batch, 1, 28, 28], data: (0..<(batch * 784)).map { _ in rng.normal() })
     func measure(_ name: String, _ body: () -> Void) {

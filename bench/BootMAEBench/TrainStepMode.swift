@@ -1,4 +1,5 @@
 import Checkpoint
+import Objectives
 import Foundation
 import Tensor
 import Training
@@ -29,12 +30,17 @@ final class TrainStepMode {
     var steps = 0
     /// A small fixed rate: many timed steps must not drive random weights to overflow.
     static let lr: Float = 1e-4
+    /// The official recipe at full strength: block masks, weighted loss, λ = 1, EMA decay 0.999.
+    static let options = BootMAE.Options(masking: .block, ema: EMASchedule(start: 0.999, end: 0.999, rampEpochs: 0),
+                                         featureWeight: 1, weightMask: true)
+    /// Every timed step sits in the first epoch of a long run (λ and the EMA decay stay fixed).
+    var clock: TrainingClock { TrainingClock(step: steps, stepsPerEpoch: 1_000_000, epochs: 1) }
 
     init(_ options: Options) throws {
         (threads, shards) = try configureStepRuntime(options)
         let presetName = try options.string("--preset") ?? "tiny"
         guard let preset = ModelPreset(rawValue: presetName) else { throw BenchError("unknown --preset \(presetName) (tiny, small, base)") }
-        let config = preset.pretrainingConfig(objective: .bootmae, imgSize: nil, patchSize: nil, channels: 1, maskRatio: 0.75)
+        let config = try preset.pretrainingConfig(BootMAE.self, channels: 1)
         if let dir = try options.string("--model-dir") {
             let loaded = try PretrainingDirectory.load(URL(fileURLWithPath: dir))
             guard loaded.config == config else {
@@ -60,10 +66,10 @@ final class TrainStepMode {
     func step() {
         var rng = SeededRandom(seed: 0, stream: UInt64(steps))
         network.parameters.zeroGrads()
-        let losses = stepper(shards: shards).trainStep(images, rng: &rng, masking: "block", weightMask: true, featureWeight: 1)
-        precondition(losses.total.isFinite, "train-step: the loss became \(losses.total) at step \(steps)")
+        let report = stepper(shards: shards).trainStep(images, rng: &rng, options: Self.options, clock: clock)
+        precondition(report.total.isFinite, "train-step: the loss became \(report.total) at step \(steps)")
         optimizer.step(network.parameters, lr: Self.lr)
-        network.afterStep(emaDecay: 0.999)
+        network.afterStep(options: Self.options, clock: clock)
         steps += 1
     }
 
@@ -85,7 +91,7 @@ final class TrainStepMode {
 
     /// Losses of the untouched network for given images and masks (the same numbers PyTorch must give).
     func check(_ path: String) throws -> [String: Any] {
-        guard case .bootmae(let model) = network else { throw BenchError("check needs a BootMAE network") }
+        guard let model = network.objective as? BootMAE else { throw BenchError("check needs a BootMAE network") }
         let file = try SafeTensorsFile(contentsOf: URL(fileURLWithPath: path))
         let x = try file.tensor("images")
         let (shape, ids) = try file.integers("ids_shuffle")
@@ -94,7 +100,7 @@ final class TrainStepMode {
             throw BenchError("\(path): ids_shuffle \(shape) and images \(x.shape) do not fit \(c.numPatches) patches")
         }
         let order = (0..<shape[0]).map { Array(ids[($0 * shape[1])..<(($0 + 1) * shape[1])]) }
-        let plan = MaskPlan(order: order, visible: c.numPatches - network.config.maskedCount)
+        let plan = MaskPlan(order: order, visible: c.numPatches - model.maskedCount)
         let out = model.step(x, plan: plan, weights: plan.neighbourhoodWeights(grid: c.gridSize), featureWeight: 1, backward: false)
         return ["event": "check", "loss": Double(out.loss), "pixel_loss": Double(out.pixelLoss), "feature_loss": Double(out.featureLoss)]
     }

@@ -3,9 +3,11 @@ import Tensor
 import ViT
 import Checkpoint
 import ImageKit
+import Objectives
 
-/// Runs MAE or BootMAE pretraining: AdamW with a per-iteration cosine schedule, BootMAE's momentum
-/// and feature-weight schedules per epoch, metrics, atomic checkpoints, exact resume.
+/// Runs the pretraining of any objective: AdamW with a per-iteration cosine schedule, the
+/// objective's own step and after-step hook (its schedules, EMA), metrics of whatever losses it
+/// reports, atomic checkpoints, exact resume.
 ///
 /// Every random draw is a function of (seed, epoch, sample) for data and (seed, step) for masks, so a
 /// run stopped and resumed at any step produces the same weights as an uninterrupted one.
@@ -48,6 +50,9 @@ public final class Pretrainer {
     public init(config: PretrainingConfig, recipe: PretrainRecipe, run: RunDirectory, resume: Bool) throws {
         let problems = config.validationErrors()
         guard problems.isEmpty else { throw TrainingError(description: "invalid model: " + problems.joined(separator: "; ")) }
+        guard recipe.objective == config.objective else {
+            throw TrainingError(description: "the recipe is for \(recipe.objective) but the model is \(config.objective)")
+        }
         self.config = config
         self.recipe = recipe
         self.run = run
@@ -90,8 +95,6 @@ public final class Pretrainer {
 
         epochs: while step < lastStep {
             let epoch = step / stepsPerEpoch
-            let ema = Float(recipe.ema.decay(epoch: epoch))
-            let lambda = Float(featureLossWeight(epoch: epoch, epochs: recipe.epochs, weight: recipe.featureWeight))
             let loader = BatchLoader(dataset: dataset, batchSize: recipe.batchSize, shuffle: true, dropLast: true,
                                          seed: recipe.seed, epoch: epoch, startBatch: step % stepsPerEpoch,
                                          channels: c.inChans, imageSize: c.imgSize, mean: c.mean, std: c.std,
@@ -102,17 +105,17 @@ public final class Pretrainer {
                 unreadable.report(loader, to: progress)
                 let dataSeconds = Date().timeIntervalSince(waitStart)
                 let lr = Float(schedule.value(at: step))
+                let clock = TrainingClock(step: step, stepsPerEpoch: stepsPerEpoch, epochs: recipe.epochs)
                 var rng = SeededRandom(seed: recipe.seed, stream: UInt64(step))
                 network.parameters.zeroGrads()
-                let losses = stepper.trainStep(batch.images, rng: &rng, masking: recipe.masking,
-                                               weightMask: recipe.weightMask, featureWeight: lambda)
-                guard losses.total.isFinite else {
-                    throw TrainingError(description: "loss became \(losses.total) at step \(step) (lr \(lr)); the last checkpoint is intact — lower --lr and resume or restart")
+                let report = stepper.trainStep(batch.images, rng: &rng, options: recipe.objectiveOptions, clock: clock)
+                guard report.total.isFinite else {
+                    throw TrainingError(description: "loss became \(report.total) at step \(step) (lr \(lr)); the last checkpoint is intact — lower --lr and resume or restart")
                 }
                 optimizer.step(network.parameters, lr: lr)
-                network.afterStep(emaDecay: ema)
+                network.afterStep(options: recipe.objectiveOptions, clock: clock)
                 step += 1
-                lastLoss = losses.total
+                lastLoss = report.total
 
                 window.images += batch.images.shape[0]
                 window.data += dataSeconds
@@ -120,16 +123,16 @@ public final class Pretrainer {
                 window.seconds = now.timeIntervalSince(windowStart)
                 let rate = Double(window.images) / max(window.seconds, 1e-9)
                 let eta = Double(lastStep - step) * Double(recipe.batchSize) / max(rate, 1e-9)
-                var text = String(format: "epoch %d loss %.4f", epoch, losses.total)
-                if let f = losses.feature { text += String(format: " (pix %.4f feat %.4f λ %.2f)", losses.pixel, f, lambda) }
+                var text = String(format: "epoch %d loss %.4f", epoch, report.total)
+                let parts = report.losses.dropFirst() + report.schedule
+                if !parts.isEmpty { text += " (" + parts.map { "\($0.name) " + String(format: "%.4f", $0.value) }.joined(separator: " ") + ")" }
                 text += String(format: " lr %.2e %.0f img/s", lr, rate)
                 progress.update(label: "pretrain", done: step, total: totalSteps, text: text, eta: eta)
                 if step % 10 == 0 || step == 1 || step == lastStep || step % stepsPerEpoch == 0 {
-                    var m: [String: Any] = ["step": step, "epoch": Double(step) / Double(stepsPerEpoch), "loss": losses.total,
-                                            "pixel_loss": losses.pixel, "lr": lr, "img_per_s": rate,
+                    var m: [String: Any] = ["step": step, "epoch": Double(step) / Double(stepsPerEpoch), "lr": lr, "img_per_s": rate,
                                             "data_share": window.data / max(window.seconds, 1e-9),
                                             "elapsed_s": Date().timeIntervalSince(started)]
-                    if let f = losses.feature { m["feature_loss"] = f; m["lambda"] = lambda; m["ema"] = ema }
+                    for named in report.losses + report.schedule { m[named.name] = named.value }
                     run.appendMetrics(m)
                     window = (0, 0, 0)
                     windowStart = now
@@ -152,10 +155,10 @@ public final class Pretrainer {
                        totalSeconds: trainSeconds + Date().timeIntervalSince(invocationStart), unreadableImages: unreadable.listed)
     }
 
-    /// loss.png: total, pixel and feature losses against the step.
+    /// loss.png: the objective's losses against the step.
     public func writeLossPlot() throws {
-        let keys = config.objective == .bootmae ? ["loss", "pixel_loss", "feature_loss"] : ["loss"]
-        try run.writeLossPlot(keys: keys, title: "\(config.objective == .bootmae ? "BootMAE" : "MAE") pretraining loss")
+        let objective = network.objectiveType
+        try run.writeLossPlot(keys: objective.lossNames, title: "\(objective.displayName) pretraining loss")
     }
 
     // MARK: Checkpoints
@@ -165,7 +168,7 @@ public final class Pretrainer {
     public func saveCheckpoint() throws {
         try TrainingCheckpoint.save(model: network.checkpointParameters, optimizerOver: network.parameters, optimizer: optimizer,
                                     step: step, seconds: trainSeconds + Date().timeIntervalSince(invocationStart),
-                                    extra: ["objective": config.objective.rawValue], to: run.file(RunDirectory.checkpointName))
+                                    extra: ["objective": config.objective], to: run.file(RunDirectory.checkpointName))
     }
 
     func loadCheckpoint() throws {

@@ -1,6 +1,7 @@
 import Foundation
 import Tensor
 import ViT
+import Objectives
 
 /// Test-split metrics: classifier top-1 and masked-patch reconstruction error of pretraining networks.
 public enum Evaluation {
@@ -64,19 +65,22 @@ public enum Evaluation {
     /// MAE paper's figures do), then to [0, 1] pixels with the model's mean/std. `masking` (block or
     /// random) defaults to the objective's own; pass one value to compare objectives on equal masks.
     public static func reconstruction(_ network: PretrainingNetwork, dataset: any ImageDataset, batchSize: Int, seed: UInt64,
-                                      masking: String? = nil, maxImages: Int? = nil, progress: ProgressReporter?) throws -> ReconstructionResult {
+                                      masking: MaskingSpec? = nil, maxImages: Int? = nil, progress: ProgressReporter?) throws -> ReconstructionResult {
+        guard let reconstructor = network.reconstructor else {
+            throw EvaluationError(description: "\(network.objectiveType.displayName) has no pixel decoder: it cannot reconstruct masked images")
+        }
         let c = network.config.encoder
         let loader = BatchLoader(dataset: dataset, batchSize: batchSize, shuffle: false, dropLast: false, seed: seed, epoch: 0,
                                      channels: c.inChans, imageSize: c.imgSize, mean: c.mean, std: c.std, augment: nil)
         var pixelSE = 0.0, normSE = 0.0, count = 0, patches = 0
-        let masking = masking ?? network.config.objective.defaultMasking
+        let masking = masking ?? reconstructor.defaultMasking
         var batchIndex = 0
         let unreadable = UnreadableImages()
         while let batch = try loader.next() {
             if let progress { unreadable.report(loader, to: progress) }
             var rng = SeededRandom(seed: seed, stream: UInt64(batchIndex))
             batchIndex += 1
-            let r = network.reconstruct(batch.images, plan: network.maskPlan(batch: batch.count, rng: &rng, masking: masking))
+            let r = network.reconstruct(batch.images, plan: network.defaultMaskPlan(batch: batch.count, rng: &rng, masking: masking))
             for b in 0..<r.plan.batch {
                 for n in r.plan.order[b][r.plan.visible...] {
                     let off = (b * r.plan.numPatches + n) * r.patchDim
@@ -96,6 +100,6 @@ public enum Evaluation {
         let values = Double(patches * c.patchDim)
         let mse = pixelSE / values
         return ReconstructionResult(mse: mse, psnr: 10 * log10(1 / max(mse, 1e-12)), normalizedMSE: normSE / values, images: count,
-                                    maskRatio: Double(network.config.maskedCount) / Double(c.numPatches), masking: masking)
+                                    maskRatio: Double(reconstructor.maskedCount) / Double(c.numPatches), masking: masking.rawValue)
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import Tensor
 import ViT
 import Checkpoint
+import Objectives
 
 /// Turns a finished (or stopped) run folder into a served model directory: config.json,
 /// model.safetensors (fp32 or fp16) and MODEL_CARD.md, written to a temporary folder that is
@@ -46,8 +47,8 @@ public enum Exporter {
         case .pretraining:
             let config = try PretrainingDirectory.readConfig(run.url)
             let network = try PretrainingDirectory.network(config: config, weights: checkpoint, ignoring: ["optim."])
-            // The online network (encoder + decoders); the momentum encoder is a training device only.
-            parameters = network.parameters
+            // What the objective serves (e.g. BootMAE's online network without its momentum encoder).
+            parameters = network.exportParameters
             try ModelDirectory.save(config: config.encoder, parameters: parameters, to: tmp, dtype: dtype, metadata: meta)
             try AtomicFile.write(try prettyJSON(config), to: tmp.appendingPathComponent(ModelDirectory.configName))
         case .classifier:

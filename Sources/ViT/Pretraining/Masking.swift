@@ -66,7 +66,11 @@ public struct RandomMasking: Sendable {
     public init(ratio: Double) { self.ratio = ratio }
 
     public func plan(batch: Int, numPatches n: Int, rng: inout SeededRandom) -> MaskPlan {
-        let visible = max(1, Int(Double(n) * (1 - ratio)))
+        Self.plan(batch: batch, numPatches: n, visible: n - MaskingSpec.maskedCount(ratio: ratio, patches: n), rng: &rng)
+    }
+
+    /// Per image, the patches sorted by uniform noise; the first `visible` stay visible.
+    public static func plan(batch: Int, numPatches n: Int, visible: Int, rng: inout SeededRandom) -> MaskPlan {
         let order = (0..<batch).map { _ -> [Int] in
             let noise = (0..<n).map { _ in rng.uniform() }
             return (0..<n).sorted { noise[$0] < noise[$1] }

@@ -1,4 +1,5 @@
 import Tensor
+import ViT
 
 /// Masked-image reconstruction with a pretraining network, in display units: every patch as a
 /// (c, py, px) vector of [0, 1] pixels, plus the normalized prediction and target it came from.
@@ -21,26 +22,58 @@ public struct Reconstruction: Sendable {
     }
 }
 
+/// An objective that predicts the pixels of masked patches: what the service's reconstructions,
+/// `eval` and the reconstruction figures use.
+public protocol PixelReconstructing: Sendable {
+    /// The prediction for every patch of `images` (model-normalized input) masked by `plan`.
+    func predictPixels(_ images: Tensor, plan: MaskPlan) -> PixelPrediction
+    /// The masking and the masked-patch count the objective trains with: the defaults of the
+    /// service's reconstructions and of `eval`.
+    var defaultMasking: MaskingSpec { get }
+    var maskedCount: Int { get }
+}
+
+/// A pixel decoder's output: (B, N, C·p·p) patches in (c, py, px) order, in the units of its
+/// training target.
+public struct PixelPrediction: Sendable {
+    public let patches: Tensor
+    /// How the target standardizes patch pixels; nil when it predicts the input itself.
+    public let normalization: PatchNormalization?
+
+    public init(patches: Tensor, normalization: PatchNormalization?) {
+        self.patches = patches
+        self.normalization = normalization
+    }
+}
+
+/// Per-patch standardization of a pixel target: each run of `groupSize` values of a patch vector
+/// (the whole patch, or one channel of it) to zero mean and unit std.
+public struct PatchNormalization: Sendable {
+    public let groupSize: Int
+    public let unbiased: Bool
+    public let eps: Float
+
+    public init(groupSize: Int, unbiased: Bool, eps: Float) {
+        self.groupSize = groupSize; self.unbiased = unbiased; self.eps = eps
+    }
+}
+
 extension PretrainingNetwork {
+    /// Whether this network can reconstruct masked images.
+    public var canReconstruct: Bool { reconstructor != nil }
+
     /// Masks `images` (normalized model input) with `plan` and reconstructs every patch.
     public func reconstruct(_ images: Tensor, plan: MaskPlan, statistics: Reconstruction.Statistics = .patch) -> Reconstruction {
+        guard let reconstructor else { preconditionFailure("\(config.objective) has no pixel decoder") }
         let c = config.encoder
         let p = c.patchSize
         let (b, n, dim) = (images.shape[0], c.numPatches, c.patchDim)
         let patches = PatchOps.patchify(images, patch: p)          // (c, py, px) order, model-normalized input
-        let prediction: Tensor
-        let groupSize: Int, unbiased: Bool, eps: Float
-        let normalizedOutput: Bool
-        switch self {
-        case .mae(let m):
-            let out = m.step(images, plan: plan, backward: false).prediction
-            let image = PixelTargets.unpatchifyChannelsLast(out, patch: p, channels: c.inChans, height: c.imgSize, width: c.imgSize)
-            prediction = PatchOps.patchify(image, patch: p)
-            (groupSize, unbiased, eps, normalizedOutput) = (dim, true, 1e-6, m.config.normPixLoss ?? true)
-        case .bootmae(let model):
-            prediction = model.predictPixels(images, plan: plan)
-            (groupSize, unbiased, eps, normalizedOutput) = (p * p, false, 1e-5, true)
-        }
+        let output = reconstructor.predictPixels(images, plan: plan)
+        let prediction = output.patches
+        let norm = output.normalization ?? PatchNormalization(groupSize: dim, unbiased: true, eps: 1e-6)
+        let normalizedOutput = output.normalization != nil
+        let (groupSize, unbiased, eps) = (norm.groupSize, norm.unbiased, norm.eps)
         let target = normalizedOutput ? PixelTargets.normalized(patches, groupSize: groupSize, unbiased: unbiased, eps: eps) : patches
         var stats = PixelTargets.statistics(patches, groupSize: groupSize, unbiased: unbiased, eps: eps)
         let groupsPerPatch = dim / groupSize
@@ -77,13 +110,10 @@ extension PretrainingNetwork {
                               pixels: toPixels(prediction, denormalize: normalizedOutput), truth: toPixels(patches, denormalize: false))
     }
 
-    /// The mask this network trains with, drawn from `rng`.
-    public func maskPlan(batch: Int, rng: inout SeededRandom, masking: String) -> MaskPlan {
-        let c = config.encoder
-        let ratio = Double(config.maskedCount) / Double(c.numPatches)
-        if masking == "block" {
-            return BlockMasking.scaled(grid: c.gridSize, ratio: ratio).plan(batch: batch, grid: c.gridSize, rng: &rng)
-        }
-        return RandomMasking(ratio: ratio).plan(batch: batch, numPatches: c.numPatches, rng: &rng)
+    /// A mask as the objective trains with (its masking and masked count), drawn from `rng`.
+    public func defaultMaskPlan(batch: Int, rng: inout SeededRandom, masking: MaskingSpec? = nil) -> MaskPlan {
+        guard let reconstructor else { preconditionFailure("\(config.objective) has no pixel decoder") }
+        return (masking ?? reconstructor.defaultMasking).plan(batch: batch, grid: config.encoder.gridSize,
+                                                              masked: reconstructor.maskedCount, rng: &rng)
     }
 }

@@ -1,11 +1,21 @@
+import Checkpoint
 import Foundation
 import Tensor
 import ViT
 
-/// A pretraining network on disk: `config.json` (PretrainingConfig) + `model.safetensors` holding
-/// the whole network under the official names, and for BootMAE the momentum encoder under
-/// `model_ema.` (a checkpoint without it starts the momentum encoder as a copy of the online one).
+/// A pretraining network on disk: `config.json` (`PretrainingConfig`) + `model.safetensors` holding
+/// the network under the objective's names (how missing training-only tensors are filled is the
+/// objective's `load`).
 public enum PretrainingDirectory {
+    /// Whether `dir`'s config.json describes a pretraining network (it names an `objective`), as
+    /// opposed to a plain encoder or classifier. Says nothing of the config's validity.
+    public static func isPretraining(_ dir: URL) throws -> Bool {
+        let (_, data) = try ModelDirectory.configData(dir)
+        let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+        return object?["objective"] != nil
+    }
+
+    /// The config, validated; errors name the file and the field.
     public static func readConfig(_ dir: URL) throws -> PretrainingConfig {
         let (url, data) = try ModelDirectory.configData(dir)
         let config: PretrainingConfig
@@ -25,19 +35,11 @@ public enum PretrainingDirectory {
 
     public static func network(config: PretrainingConfig, weights: SafeTensorsFile, ignoring: [String] = []) throws -> PretrainingNetwork {
         let network = PretrainingNetwork(config: config)
-        let hasMomentum = weights.entries.keys.contains { $0.hasPrefix(BootMAE.momentumPrefix) }
-        if config.objective == .bootmae && hasMomentum {
-            try ModelDirectory.load(network.checkpointParameters, from: weights, ignoring: ignoring)
-        } else {
-            try ModelDirectory.load(network.parameters, from: weights, ignoring: ignoring + [BootMAE.momentumPrefix])
-            if case .bootmae(let b) = network { b.resetMomentum() }
-        }
+        try network.load(weights, ignoring: ignoring)
         return network
     }
-}
 
-extension PretrainingDirectory {
-    /// Writes config.json and model.safetensors (online network + momentum encoder) atomically.
+    /// Writes config.json and model.safetensors (every checkpointed tensor) atomically.
     public static func save(_ network: PretrainingNetwork, to dir: URL, metadata: [String: String] = [:]) throws {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let tensors = try network.checkpointParameters.savableTensors()

@@ -1,11 +1,13 @@
 import Tensor
+import ViT
 
-/// BootMAE (Dong et al. 2022) as the official code builds it (bootmae-spec §1–5, Appendix A):
+/// BootMAE (Dong et al. 2022) as the official code builds it (LightDXY/BootMAE modeling_pretrain.py,
+/// engine_for_pretraining.py):
 /// an online encoder on visible tokens; a pixel decoder and a feature decoder, each cross-attending
 /// to an online-encoder block's output (the "target-aware" decoders); a momentum encoder that sees
 /// the whole image and provides the feature targets.
 public struct BootMAE: Sendable {
-    public let config: PretrainingConfig
+    public let settings: Settings
     public let encoder: VisionTransformer
     /// EMA copy of the encoder; saved under `model_ema.`; never receives gradients.
     public let momentum: VisionTransformer
@@ -41,23 +43,22 @@ public struct BootMAE: Sendable {
         public let latent: Tensor
     }
 
-    public init(config: PretrainingConfig) {
-        precondition(config.objective == .bootmae)
-        self.config = config
-        let c = config.encoder, dp = config.decoderEmbedDim, dim = c.embedDim, eps = Float(c.layerNormEps)
+    public init(encoder c: ViTConfig, settings: Settings) {
+        self.settings = settings
+        let dp = settings.decoderEmbedDim, dim = c.embedDim, eps = Float(c.layerNormEps)
         var enc = c
         if enc.posEmbed == nil || enc.posEmbed == .checkpoint { enc.posEmbed = .sincosBootMAE }
         encoder = VisionTransformer(config: enc, parts: .init(norm: true))
         momentum = VisionTransformer(config: enc, parts: .init(norm: true))
         var p = encoder.parameters
-        let heads = config.decoderNumHeads ?? c.numHeads
-        let usesContext = config.usesDecoderContext
+        let heads = settings.decoderNumHeads ?? c.numHeads
+        let usesContext = settings.usesDecoderContext
         down = Linear(dim, dp, name: "down", into: &p)
         maskToken = Parameter(Tensor(zeros: [1, 1, dp]))
         p.add("mask_token", maskToken)
         decoderPosEmbed = Parameter(SinCosPositionalEmbedding.table(grid: c.gridSize, dim: dp, order: .rowFirst), trainable: false)
         p.add("de_pos_embed", decoderPosEmbed)
-        pixelBlocks = (0..<config.decoderDepth).map {
+        pixelBlocks = (0..<settings.decoderDepth).map {
             DecoderBlock(dim: dp, contextDim: dim, heads: heads, mlpHidden: Int(Double(dp) * c.mlpRatio), eps: eps,
                          name: "decode_blocks.\($0)", usesContext: usesContext, into: &p)
         }
@@ -66,20 +67,13 @@ public struct BootMAE: Sendable {
         featureDown = Linear(dim, dim, name: "down_1", into: &p)
         featureMaskToken = Parameter(Tensor(zeros: [1, 1, dim]))
         p.add("mask_token_1", featureMaskToken)
-        featureBlocks = (0..<(config.featureDecoderDepth ?? config.decoderDepth)).map {
+        featureBlocks = (0..<(settings.featureDecoderDepth ?? settings.decoderDepth)).map {
             DecoderBlock(dim: dim, contextDim: dim, heads: c.numHeads, mlpHidden: c.mlpHidden, eps: eps,
                          name: "decode_blocks_1.\($0)", usesContext: usesContext, into: &p)
         }
         featureNorm = LayerNorm(dim, eps: eps, name: "decode_norm_1", into: &p)
         featureHead = Linear(dim, dim, name: "lm_head_1", into: &p)
         parameters = p
-    }
-
-    /// Online parameters followed by the momentum encoder's under `model_ema.`: a full checkpoint.
-    public var checkpointParameters: ParameterList {
-        var all = parameters
-        all.append(contentsOf: momentum.parameters, prefix: Self.momentumPrefix)
-        return all
     }
 
     /// Sets the momentum encoder to a copy of the online encoder (the start of training).
@@ -99,7 +93,7 @@ public struct BootMAE: Sendable {
 
     /// Per-(patch, channel) standardized pixels in (c, py, px) patch order: the pixel target.
     public func pixelTarget(_ images: Tensor) -> Tensor {
-        let p = config.encoder.patchSize
+        let p = encoder.config.patchSize
         return PixelTargets.normalized(PatchOps.patchify(images, patch: p), groupSize: p * p, unbiased: false, eps: 1e-5)
     }
 
@@ -111,7 +105,7 @@ public struct BootMAE: Sendable {
     /// `phase`, when given, is called with each phase's name as it ends (bench breakdowns).
     public func step(_ images: Tensor, plan: MaskPlan, weights: [Float], featureWeight lambda: Float,
                      backward: Bool = true, lossBatch: Int? = nil, phase: PhaseMarker? = nil) -> Output {
-        let layers = config.decoderContextLayers
+        let layers = settings.decoderContextLayers(depth: encoder.config.depth)
         let (pixelLayer, featureLayer) = (layers.first, layers.last)
         let (enc, encCache) = encoder.forwardVisible(images, plan: plan, featureLayers: Array(Set(layers)))
         phase?("encoder forward")
@@ -169,8 +163,8 @@ public struct BootMAE: Sendable {
 
     /// The pixel branch alone (no momentum encoder, no feature branch): normalized-pixel
     /// predictions (B, N, C·p·p) in (c, py, px) order, for reconstructions.
-    public func predictPixels(_ images: Tensor, plan: MaskPlan) -> Tensor {
-        let layer = config.decoderContextLayers.first
+    public func pixelBranch(_ images: Tensor, plan: MaskPlan) -> Tensor {
+        let layer = settings.decoderContextLayers(depth: encoder.config.depth).first
         let (enc, _) = encoder.forwardVisible(images, plan: plan, featureLayers: layer.map { [$0] } ?? [])
         let run = runDecoder(enc.latent, down: down, maskToken: maskToken.value, positions: decoderPosEmbed.value,
                              blocks: pixelBlocks, norm: pixelNorm, context: layer.map { enc.features[$0]! }, plan: plan)

@@ -1,10 +1,11 @@
 import Tensor
+import ViT
 
-/// MAE (He et al. 2022) as the official code builds it (bootmae-spec §1.2, §2.2, §4.4, §5.2):
+/// MAE (He et al. 2022) as the official code builds it (facebookresearch/mae models_mae.py):
 /// the encoder on visible patches, a light decoder that appends mask tokens, unshuffles, adds
 /// fixed sin-cos positions to every token, and predicts each patch's pixels in (py, px, c) order.
 public struct MAE: Sendable {
-    public let config: PretrainingConfig
+    public let settings: Settings
     public let encoder: VisionTransformer
     public let decoderEmbed: Linear
     public let maskToken: Parameter
@@ -23,10 +24,9 @@ public struct MAE: Sendable {
         public let latent: Tensor
     }
 
-    public init(config: PretrainingConfig) {
-        precondition(config.objective == .mae)
-        self.config = config
-        let c = config.encoder, d = config.decoderEmbedDim, eps = Float(c.layerNormEps)
+    public init(encoder c: ViTConfig, settings: Settings) {
+        self.settings = settings
+        let d = settings.decoderEmbedDim, eps = Float(c.layerNormEps)
         var enc = c
         if enc.posEmbed == nil || enc.posEmbed == .checkpoint { enc.posEmbed = .sincosMAE }
         encoder = VisionTransformer(config: enc, parts: .init(norm: true))
@@ -36,8 +36,8 @@ public struct MAE: Sendable {
         p.add("mask_token", maskToken)
         decoderPosEmbed = Parameter(SinCosPositionalEmbedding.table(grid: c.gridSize, dim: d, order: .columnFirst), trainable: false)
         p.add("decoder_pos_embed", decoderPosEmbed)
-        let heads = config.decoderNumHeads ?? 16
-        decoderBlocks = (0..<config.decoderDepth).map {
+        let heads = settings.decoderNumHeads ?? 16
+        decoderBlocks = (0..<settings.decoderDepth).map {
             Block(dim: d, heads: heads, mlpHidden: Int(Double(d) * c.mlpRatio), bias: .qkv, eps: eps,
                   name: "decoder_blocks.\($0)", into: &p)
         }
@@ -48,8 +48,8 @@ public struct MAE: Sendable {
 
     /// The pixel target: patches in (py, px, c) order, standardized per patch when `norm_pix_loss`.
     public func target(_ images: Tensor) -> Tensor {
-        let patches = PixelTargets.patchifyChannelsLast(images, patch: config.encoder.patchSize)
-        guard config.normPixLoss ?? true else { return patches }
+        let patches = PixelTargets.patchifyChannelsLast(images, patch: encoder.config.patchSize)
+        guard settings.normPixLoss ?? true else { return patches }
         return PixelTargets.normalized(patches, groupSize: patches.lastDim, unbiased: true, eps: 1e-6)
     }
 

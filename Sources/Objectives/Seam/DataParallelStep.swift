@@ -1,0 +1,33 @@
+import Tensor
+
+/// A pretraining step split over the cores by images (`DataParallel`): the batch's plan (masks) is
+/// drawn as for one network, each shard of the batch runs forward and backward on its own copy of
+/// the network under its shard of the plan, and the copies' gradients are added into the main
+/// network's. Losses and gradients equal the whole batch's up to float summation order.
+public final class DataParallelStep: @unchecked Sendable {
+    private let copies: DataParallel<PretrainingNetwork>
+
+    /// `shards` ≤ 1 runs every step on `network` alone.
+    public init(network: PretrainingNetwork, shards: Int) {
+        // Training-only state (momentum encoders, teachers) is read by the step, so copies sync
+        // every checkpointed tensor.
+        copies = DataParallel(main: network, shards: shards, makeCopy: { PretrainingNetwork(config: network.config) },
+                              weights: \.checkpointParameters, trainable: \.parameters)
+    }
+
+    /// The network the optimizer updates; it also computes shard 0.
+    public var network: PretrainingNetwork { copies.main }
+    public var shards: Int { copies.shards }
+
+    /// `PretrainingNetwork.trainStep` over the shards: one plan from `rng`, gradients accumulated
+    /// into `network`'s parameters, the shards' reports combined in shard order.
+    public func trainStep(_ images: Tensor, rng: inout SeededRandom, options: any ObjectiveOptions,
+                          clock: TrainingClock) -> StepReport {
+        let batch = images.shape[0]
+        let plan = network.plan(batch: batch, rng: &rng, options: options)
+        let reports = copies.run(batch: batch) { net, items in
+            net.step(images.batchSlice(items), plan: plan.shard(items), options: options, clock: clock, lossBatch: batch)
+        }
+        return StepReport.combining(reports)
+    }
+}

@@ -1,0 +1,171 @@
+import Checkpoint
+import Tensor
+import ViT
+
+/// A masked-image-modeling objective: its networks, its settings, one training step, and what its
+/// export serves. The trainer, checkpoints, `export`, the model registry and the service reach an
+/// objective only through this protocol (wrapped in `PretrainingNetwork`); each objective lives in
+/// its own folder and is registered in one line (`ObjectiveRegistry`).
+///
+/// A training step, as `Pretrainer` runs it: `plan` draws the batch's random choices (masks) once,
+/// `step` runs forward and backward on a shard of the batch under the shard of that plan
+/// (gradients accumulate into `parameters`), AdamW updates `parameters`, then `afterStep` runs
+/// (EMA teachers and momentum encoders).
+public protocol PretrainingObjective: Sendable {
+    /// The architecture beyond the encoder (decoders, heads, mask sizes): config.json, flat beside
+    /// the encoder's fields.
+    associatedtype Settings: ObjectiveSettings
+    /// Training-only knobs (loss weights, schedules, masking): recipe.json's `objective_options`.
+    associatedtype Options: ObjectiveOptions
+    /// The random choices of one step for the whole batch (masks), split into shards by image.
+    associatedtype Plan: ShardablePlan
+
+    /// The registered name: config.json's `objective` and `pretrain --objective`.
+    static var name: String { get }
+    /// The name people know it by, for titles and logs.
+    static var displayName: String { get }
+    /// One line for `pretrain --help`.
+    static var summary: String { get }
+    /// The losses a step reports, the total first (the loss plot draws these).
+    static var lossNames: [String] { get }
+    /// What an export of this objective serves besides embeddings.
+    static var capabilities: Set<Capability> { get }
+
+    /// The objective-specific command-line flags of `pretrain` (beyond the common ones).
+    static var flags: [ObjectiveFlag] { get }
+    /// The encoder (with this objective's preprocessing and position encoding) and settings a
+    /// preset's sizes give, shaped by the objective's flags.
+    static func configure(_ shape: BackboneShape, maskRatio: Double, flags: ObjectiveFlagValues) throws -> (ViTConfig, Settings)
+    /// Training options from the flags; `epochs` for defaults that scale with the run.
+    static func options(flags: ObjectiveFlagValues, epochs: Int) throws -> Options
+    /// The final learning rate of the cosine schedule when none is given.
+    static func defaultMinLR(peak: Double) -> Double
+
+    /// An untrained network of this shape (weights are set by `initialize` or a checkpoint).
+    init(encoder: ViTConfig, settings: Settings)
+
+    /// The encoder an export serves for embeddings.
+    var encoder: VisionTransformer { get }
+    /// What the optimizer updates.
+    var parameters: ParameterList { get }
+    /// What a training checkpoint holds: `parameters` plus training-only state (momentum encoders).
+    var checkpointParameters: ParameterList { get }
+    /// What an export holds.
+    var exportParameters: ParameterList { get }
+    /// Tensors that never decay (beyond biases and norms, which never do).
+    var noDecayNames: Set<String> { get }
+
+    /// Fresh weights from `rng`, following the official initialisation.
+    func initialize(rng: inout SeededRandom)
+    /// Loads a checkpoint or an export (the key map): by default every tensor of
+    /// `checkpointParameters` under its name.
+    func load(_ weights: SafeTensorsFile, ignoring: [String]) throws
+
+    /// The step's random choices for a batch of `batch` images.
+    func plan(batch: Int, rng: inout SeededRandom, options: Options) -> Plan
+    /// Forward and backward on `images` (one shard of a batch of `lossBatch` images: losses divide
+    /// by `lossBatch`, so shards' losses and gradients add up); gradients accumulate.
+    func step(_ images: Tensor, plan: Plan, options: Options, clock: TrainingClock, lossBatch: Int,
+              phase: PhaseMarker?) -> StepReport
+    /// After the optimizer step (EMA updates); nothing by default.
+    func afterStep(options: Options, clock: TrainingClock)
+}
+
+extension PretrainingObjective {
+    public var checkpointParameters: ParameterList { parameters }
+    public var exportParameters: ParameterList { parameters }
+    public var noDecayNames: Set<String> { [] }
+    public static var capabilities: Set<Capability> { [.embed] }
+    public static var flags: [ObjectiveFlag] { [] }
+    public static func defaultMinLR(peak: Double) -> Double { 0 }
+    public func afterStep(options: Options, clock: TrainingClock) {}
+
+    public func load(_ weights: SafeTensorsFile, ignoring: [String]) throws {
+        try ModelDirectory.load(checkpointParameters, from: weights, ignoring: ignoring)
+    }
+}
+
+/// Called with a phase's name as it ends, inside a training step: how benchmarks time the phases
+/// of a step without the step knowing about clocks.
+public typealias PhaseMarker = (String) -> Void
+
+/// What a served model can do.
+public enum Capability: String, Sendable, Codable, CaseIterable, Comparable {
+    case embed, classify, reconstruct
+
+    public static func < (a: Capability, b: Capability) -> Bool {
+        allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
+    }
+}
+
+/// An objective's architecture settings: decoded from and encoded into config.json beside the
+/// encoder's fields (snake_case keys of its own).
+public protocol ObjectiveSettings: Codable, Sendable, Equatable {
+    /// Problems of a hand-written config, as sentences naming the field; empty when valid.
+    func validationErrors(encoder: ViTConfig) -> [String]
+}
+
+extension ObjectiveSettings {
+    public func isEqual(to other: any ObjectiveSettings) -> Bool { (other as? Self) == self }
+}
+
+/// An objective's training options (recipe.json).
+public protocol ObjectiveOptions: Codable, Sendable, Equatable {}
+
+extension ObjectiveOptions {
+    public func isEqual(to other: any ObjectiveOptions) -> Bool { (other as? Self) == self }
+}
+
+/// The random choices of a step, for a batch; a shard is the plan of a contiguous range of images.
+public protocol ShardablePlan: Sendable {
+    func shard(_ images: Range<Int>) -> Self
+}
+
+extension MaskPlan: ShardablePlan {}
+
+/// Where a training step is in the run: what per-epoch and per-step schedules are functions of.
+public struct TrainingClock: Sendable, Equatable {
+    /// Optimizer steps done before this one.
+    public var step: Int
+    public var stepsPerEpoch: Int
+    public var epochs: Int
+
+    public init(step: Int, stepsPerEpoch: Int, epochs: Int) {
+        self.step = step; self.stepsPerEpoch = stepsPerEpoch; self.epochs = epochs
+    }
+
+    public var epoch: Int { step / stepsPerEpoch }
+    public var totalSteps: Int { stepsPerEpoch * epochs }
+}
+
+/// What a training step reports: named losses, the total (what the optimizer minimises) first, and
+/// the schedule values it used (logged beside the losses).
+public struct StepReport: Sendable {
+    public var losses: [Named]
+    public var schedule: [Named]
+
+    public struct Named: Sendable, Equatable {
+        public var name: String
+        public var value: Float
+        public init(_ name: String, _ value: Float) { self.name = name; self.value = value }
+    }
+
+    public init(losses: [Named], schedule: [Named] = []) {
+        precondition(!losses.isEmpty, "a step reports at least its total loss")
+        self.losses = losses
+        self.schedule = schedule
+    }
+
+    public var total: Float { losses[0].value }
+
+    public func loss(_ name: String) -> Float? { losses.first { $0.name == name }?.value }
+
+    /// The reports of a batch's shards as one: losses (already divided by the whole batch) add up
+    /// in shard order; the schedule is the same for every shard.
+    public static func combining(_ shards: [StepReport]) -> StepReport {
+        let losses = shards[0].losses.indices.map { i in
+            Named(shards[0].losses[i].name, shards.map { $0.losses[i].value }.reduce(0, +))
+        }
+        return StepReport(losses: losses, schedule: shards[0].schedule)
+    }
+}
