@@ -44,6 +44,8 @@ let package = Package(
         .target(name: "Objectives", dependencies: ["Tensor", "ViT", "Checkpoint"], swiftSettings: optimized),
         // Decode / encode / resize / normalize images.
         .target(name: "ImageKit", dependencies: ["CImageCodecs"], swiftSettings: optimized),
+        // Line charts (canvas, ticks, bitmap font) for loss curves and `bootmae-train plot`; PNG through ImageKit.
+        .target(name: "Plot", dependencies: ["ImageKit"], swiftSettings: optimized),
 
         // HTTP/1.1 server on POSIX sockets + Dispatch: parser, connections, router, responses (no ML).
         .target(name: "HTTP", dependencies: [.product(name: "Logging", package: "swift-log")], swiftSettings: optimized),
@@ -51,11 +53,11 @@ let package = Package(
         .executableTarget(name: "http-parser-fuzz", dependencies: ["HTTP"]),
 
         // Datasets, augmentation, optimizers, schedules, training loops, evaluation.
-        .target(name: "Training", dependencies: ["Tensor", "ViT", "Checkpoint", "Objectives", "ImageKit", "CZlib"], swiftSettings: optimized),
+        .target(name: "Training", dependencies: ["Tensor", "ViT", "Checkpoint", "Objectives", "ImageKit", "Plot", "CZlib"], swiftSettings: optimized),
 
         .executableTarget(
             name: "bootmae-train",
-            dependencies: ["Tensor", "ViT", "Checkpoint", "Objectives", "ImageKit", "Training",
+            dependencies: ["Tensor", "ViT", "Checkpoint", "Objectives", "ImageKit", "Plot", "Training",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: optimized),
         // The inference service: model registry, batching, endpoint handlers, metrics (no sockets).
@@ -80,6 +82,7 @@ let package = Package(
         .testTarget(name: "ViTTests", dependencies: ["ViT", "Checkpoint", "TestSupport"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "TestSupport"]),
         .testTarget(name: "ImageKitTests", dependencies: ["ImageKit", "TestSupport"]),
+        .testTarget(name: "PlotTests", dependencies: ["Plot", "ImageKit"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Objectives", "TestSupport"]),
         .testTarget(name: "ServiceTests", dependencies: ["Service", "Objectives", "TestSupport"]),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP"]),

@@ -15,8 +15,8 @@ What is read from the file:
     'module.' prefix (DistributedDataParallel) is removed.
   * checkpoint['model_ema'] (BootMAE's momentum encoder, a timm ModelEma copy of the whole network):
     its encoder tensors (cls_token, pos_embed, patch_embed.*, blocks.*, norm.*) are written under the
-    prefix 'model_ema.'. Its decoder tensors are never used by BootMAE (spec section 3) and are
-    dropped. --no-ema skips it.
+    prefix 'model_ema.'. Its decoder tensors are never used by BootMAE (run_pretraining.py runs the
+    copy only through get_feature) and are dropped. --no-ema skips it.
 
 What is inferred from tensor shapes: patch size and input channels (patch_embed.proj.weight), width,
 depth (number of blocks.i), MLP ratio, img_size (pos_embed length and patch size), the q/v-bias vs

@@ -61,7 +61,8 @@ public enum ModelDirectory {
 
     /// Copies tensors into parameters by name, each read from the file straight into the
     /// parameter's storage. BootMAE's `q_bias`/`v_bias` fill a fused `qkv.bias` as [q | 0 | v]
-    /// when the model has one (the timm mapping of spec §8.3).
+    /// when the model has one: the bias BootMAE's `Attention.forward` adds
+    /// (`models/modeling_pretrain_bootmae.py`) is timm's `attn.qkv.bias` (`vision_transformer.py`).
     /// A frozen parameter (a generated sin-cos table) keeps its value when the file lacks it;
     /// a saved table is used as saved.
     public static func load(_ params: ParameterList, from weights: SafeTensorsFile, prefix: String = "",

@@ -1,8 +1,10 @@
 import Tensor
 
-/// Fresh weights for training from scratch, following the official initialisations
-/// (bootmae-spec §1): Xavier-uniform linears (computed per q/k/v block for BootMAE's qkv),
-/// zero biases, LayerNorm 1/0, cls token N(0, 0.02²) for MAE and N(0, 1e-6²) for BootMAE.
+/// Fresh weights for training from scratch, following the official initialisations (BootMAE:
+/// `models/modeling_pretrain_bootmae.py`, `VisionTransformerForMaskedImageModeling.__init__` and
+/// `_init_weights`; MAE: `models_mae.py`, `initialize_weights` and `_init_weights`): Xavier-uniform
+/// linears (computed per q/k/v block for BootMAE's qkv), zero biases, LayerNorm 1/0, cls token
+/// N(0, 0.02²) for MAE and N(0, 1e-6²) for BootMAE.
 public enum WeightInit {
     public enum Style: Sendable { case mae, bootmae }
 

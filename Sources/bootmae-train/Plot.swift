@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
-import ImageKit
 import Checkpoint
+import Plot
 import Training
 
 /// `bootmae-train plot`: one metric of several runs on one chart, to compare them at a glance.

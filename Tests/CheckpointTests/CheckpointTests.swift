@@ -152,7 +152,8 @@ final class ModelDirectoryTests: XCTestCase {
         assertLoadError(dir, .missingTensor("pos_embed", expected: [1, 17, 48]))
     }
 
-    /// BootMAE's q_bias/v_bias load into a timm-style fused qkv bias as [q | 0 | v] (spec §8.3).
+    /// BootMAE's q_bias/v_bias load into a timm-style fused qkv bias as [q | 0 | v] (the bias
+    /// `Attention.forward` of BootMAE's `models/modeling_pretrain_bootmae.py` adds).
     func testBootMAEBiasesLoadIntoFusedQKVBias() throws {
         let original = try ModelDirectory.loadEncoder(Fixtures.url("encoders/bootmae_qv"))
         let fused = try ModelDirectory.loadEncoder(try variant(of: "bootmae_qv", config: { $0["qkv_bias"] = "qkv" }))

@@ -38,7 +38,8 @@ final class MaskingTests: XCTestCase {
     }
 
     /// After the roll, exactly r block-masked patches are visible, r ∈ 0...3 shared by the batch,
-    /// and the masked set is the rest of the block plus random top-up patches (spec §2.1).
+    /// and the masked set is the rest of the block plus random top-up patches (BootMAE `utils.py`
+    /// `mask_to_index`: argsort of block mask minus noise, then `roll(random.randint(0, 3))`).
     func testRollUnmasksTheSameNumberOfBlockPatchesInEveryImage() {
         let m = BlockMasking.scaled(grid: 14)
         var seen = Set<Int>()

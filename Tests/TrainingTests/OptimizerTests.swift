@@ -37,7 +37,8 @@ final class OptimizerTests: XCTestCase {
     }
 }
 
-/// Schedules against their closed forms (bootmae-spec §3, §5.1, §6.1).
+/// Schedules against their closed forms (BootMAE: `utils.py` `cosine_scheduler` and
+/// `adjust_ema_momentum`, the feature-weight ramp of `run_pretraining.py` `train_one_epoch`).
 final class ScheduleTests: XCTestCase {
     func testCosineScheduleWarmupAndEnds() {
         let s = CosineSchedule(base: 1e-3, final: 1e-5, totalSteps: 1000, warmupSteps: 101)

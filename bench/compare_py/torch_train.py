@@ -1,7 +1,7 @@
 """One BootMAE pretraining step in PyTorch, equivalent to ours (bootmae-bench train-step).
 
 The modules, masks and losses are the reference ones of tools/reference/make_pretrain_fixtures.py
-(written from the BootMAE spec; the Swift tests check our network against them), so both sides
+(written after the official BootMAE code; the Swift tests check our network against them), so both sides
 compute the same function. A step here: batch masks (argsort of block mask minus noise, one roll
 per batch), pixel target, momentum target (no grad), forward of both decoders, weighted losses
 (lambda 1), backward, torch.optim.AdamW (betas 0.9/0.95, weight decay 0.05 on matrices), EMA of
@@ -63,7 +63,7 @@ class TorchBootMAEStep:
         self.steps = 0
 
     def ids_shuffle(self, blocks, roll):
-        """Block-masked patches last, in random order, then one roll for the batch (spec 2.1)."""
+        """Block-masked patches last, in random order, then one roll for the batch (BootMAE utils.py mask_to_index)."""
         return torch.argsort(blocks - torch.rand(blocks.shape), dim=1).roll(roll, dims=1)
 
     def losses(self, images, ids):

@@ -304,7 +304,7 @@ def sincos_mae(dim, grid):
 
 
 # --------------------------------------------------------------------------------------------------
-# BootMAE-style modules (spec section 1.1), official key names
+# BootMAE-style modules (BootMAE models/modeling_pretrain_bootmae.py), official key names
 # --------------------------------------------------------------------------------------------------
 class QVAttention(nn.Module):
     """qkv Linear without bias + q_bias / v_bias; effective bias cat(q_bias, 0, v_bias)."""

@@ -12,9 +12,10 @@ Conventions:
   * every gradient is the result of `y.backward(dy)` with a random upstream gradient `dy` saved in
     the same file (for the weighted-MSE loss the upstream gradient is 1);
   * scalar parameters are stored as strings in the safetensors metadata (e.g. {"eps": "1e-06"});
-  * BootMAE-style modules (q_bias/v_bias attention, BootMAE sin-cos table) are written here from
-    the description in shared/reference/bootmae-spec.md sections 1, 4.1 and 8, not copied from the
-    official repositories. timm modules are used as-is (timm==1.0.31) for the timm fixtures.
+  * BootMAE-style modules (q_bias/v_bias attention, BootMAE sin-cos table) are written here after
+    BootMAE's models/modeling_pretrain_bootmae.py (Attention, Block,
+    build_2d_sincos_position_embedding) with its key names, not copied from it. timm modules are
+    used as-is (timm==1.0.31) for the timm fixtures.
 """
 
 import math
@@ -274,7 +275,7 @@ def block_qv():
     assert err < 1e-5, f"QVBlock vs timm Block mismatch {err}"
     save("blocks/block_qv.safetensors", t,
          meta={"dim": "48", "heads": "4", "mlp_ratio": "4.0", "eps": "1e-06", "qkv_bias": "qv",
-               "module": "BootMAE-style Block (spec 1.1)", "fc1_out_range": f"{lo:.3f},{hi:.3f}"}, seed=s)
+               "module": "BootMAE Block (models/modeling_pretrain_bootmae.py)", "fc1_out_range": f"{lo:.3f},{hi:.3f}"}, seed=s)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -8,8 +8,9 @@ Writes Tests/Fixtures/pretrain/{mae_tiny,bootmae_tiny}/{config.json,model.safete
 and, by running tools/convert_checkpoint.py on .pth files saved from those two models,
 Tests/Fixtures/pretrain/{converted_mae,converted_bootmae}/{config.json,model.safetensors}.
 
-The modules are written here from shared/reference/bootmae-spec.md (sections 1-5, 8, Appendix A),
-not copied from the official repositories; MAE blocks are timm's `Block` (what MAE itself uses).
+The modules are written here after the official code, not copied from it: MAE's models_mae.py, and
+BootMAE's models/modeling_pretrain_bootmae.py with the masks, targets and losses of run_pretraining.py
+(train_one_epoch) and utils.py (mask_to_index); MAE blocks are timm's `Block` (what MAE itself uses).
 Seeded, float32, one thread, sorted safetensors metadata: a re-run rewrites byte-identical files.
 Masks are inputs of the fixture (ids_shuffle), not drawn inside the network.
 
@@ -17,8 +18,9 @@ Widths are smaller than first specified (see the README "pretrain" section): the
 64-wide, 3-deep networks come to ~0.9 MB (MAE) and ~2 MB (BootMAE, with its momentum encoder) of
 weights alone, before gradients and the converted copies, against a budget of ~600 KB per directory
 and 1.5 MB in total; and a BootMAE pixel decoder of width 50 cannot have a 2-D sin-cos table
-(official build_2d_sincos_position_embedding asserts width % 4 == 0). The A != width quirk of
-spec section 4.1 is exercised instead with 3 heads: pixel decoder width 20 -> head_dim 6, A = 18.
+(official build_2d_sincos_position_embedding asserts width % 4 == 0). The A != width quirk (BootMAE's
+decoder blocks take the encoder's head count) is exercised instead with 3 heads: pixel decoder width
+20 -> head_dim 6, A = 18.
 """
 
 import json
@@ -68,7 +70,7 @@ EMA_NOISE = 0.01
 
 
 # ------------------------------------------------------------------------------------------------
-# MAE (spec 1.2, 2.2, 4.4, 5.2)
+# MAE (models_mae.py: forward_encoder, random_masking, forward_decoder, forward_loss)
 # ------------------------------------------------------------------------------------------------
 def timm_block(dim, heads, mlp_ratio):
     return TimmBlock(dim=dim, num_heads=heads, mlp_ratio=mlp_ratio, qkv_bias=True,
@@ -134,7 +136,7 @@ class MAEPretrain(nn.Module):
 
 
 # ------------------------------------------------------------------------------------------------
-# BootMAE (spec 1.1, 2.1, 3, 4, 5.1, Appendix A)
+# BootMAE (models/modeling_pretrain_bootmae.py; run_pretraining.py train_one_epoch; utils.py mask_to_index)
 # ------------------------------------------------------------------------------------------------
 class CrossAttention(nn.Module):
     """c_attn: q from the decoder tokens (q_bias), k/v from the context (no k bias, v_bias)."""
@@ -299,7 +301,7 @@ def bootmae_losses(out, target_pix, target_feat, loss_mask, weight, p, lam):
 
 
 def block_mask(rng, grid, count, min_patches, max_patches, min_aspect=0.3):
-    """A BEiT-style block mask with exactly `count` ones (spec 2.1 step 1, scaled to the grid).
+    """A BEiT-style block mask with exactly `count` ones (BootMAE masking_generator.py, scaled to the grid).
 
     Rectangles of random area in [min, cap] and log-uniform aspect in [0.3, 1/0.3] are added until
     `count` patches are covered; a rectangle must add at least one new patch and at most the
@@ -437,7 +439,7 @@ def bootmae_tiny():
     ema.eval()
 
     images = rand(BATCH, c["in_chans"], c["img_size"], c["img_size"])
-    # masking (spec 2.1): block mask, key = mask - U[0,1), argsort, roll by r (one r for the batch)
+    # masking (utils.py mask_to_index): block mask, key = mask - U[0,1), argsort, roll by r (one r for the batch)
     rng = np.random.default_rng(s)
     blk = torch.from_numpy(np.stack([block_mask(rng, g, BOOT_BLOCK_PATCHES, BOOT_BLOCK_MIN, BOOT_BLOCK_MAX).reshape(-1)
                                      for _ in range(BATCH)]).astype(np.float32))
@@ -485,7 +487,7 @@ def bootmae_tiny():
                 n = int(ids_shuffle[b, k])
                 want = y[b, 1 + k] if k < V else model.mask_token[0, 0] + model.de_pos_embed[0, 1 + n]
                 assert torch.equal(s0[b, 1 + n], want), (b, k, n)
-        # check: pixel loss on (c, p, q) patch vectors with the ConvTranspose as a Linear (spec 4.2)
+        # check: pixel loss on (c, p, q) patch vectors with the ConvTranspose (PatchDeEmbed) as a Linear
         Wt, bt = model.lm_head.proj.weight, model.lm_head.proj.bias
         W_lin = Wt.reshape(Wt.shape[0], -1).t()                      # [(c,p,q), k] = Wt[k,c,p,q]
         b_lin = bt.repeat_interleave(p * p)

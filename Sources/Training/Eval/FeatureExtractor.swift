@@ -14,9 +14,11 @@ public enum FeatureSource: Sendable, Hashable, CustomStringConvertible {
     /// cls token; `mean` is fc_norm(mean of the patch tokens) when the model has fc_norm, else the
     /// mean of the normed patch tokens.
     case pooled(ViTConfig.Pooling)
-    /// BootMAE's linear-probe features (bootmae-spec §7.2): the tokens after the first `n` blocks
-    /// (no final norm), the mean of the patch tokens, then a parameter-free LayerNorm — `fc_norm`
-    /// at its initialisation (weight 1, bias 0, the config's eps), which the official probe never trains.
+    /// BootMAE's linear-probe features (`main_linprobe.py --depth n --global_pool` on the ViT of
+    /// `mae_util/models.py`; `scripts/linear/bash_linear_BootMAE_Base_800.sh` probes after 10 of 12
+    /// blocks): the tokens after the first `n` blocks (no final norm), the mean of the patch tokens,
+    /// then a parameter-free LayerNorm — `fc_norm` at its initialisation (weight 1, bias 0, the
+    /// config's eps), which the official probe never trains.
     case block(Int)
 
     /// "cls", "mean" or "block:N" (also "blockN"), the spelling `description` gives back.

@@ -1,7 +1,7 @@
 import Foundation
 import Tensor
 
-/// The linear-probe classifier of MAE / BootMAE (bootmae-spec §7.2, §7.3):
+/// The linear-probe classifier of MAE / BootMAE (the head both `main_linprobe.py` build):
 /// `Sequential(BatchNorm1d(D, affine=False, eps=1e-6), Linear(D, K))` on frozen features.
 public struct LinearProbeModel: Sendable, Codable, Equatable {
     public var norm: BatchNorm1d

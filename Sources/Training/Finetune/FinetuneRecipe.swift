@@ -1,7 +1,8 @@
 import Foundation
 
-/// Fine-tuning hyperparameters, saved as recipe.json in the run folder (BootMAE / MAE fine-tune
-/// recipe of bootmae-spec §7, without mixup/cutmix/RandAugment/random erasing/drop path).
+/// Fine-tuning hyperparameters, saved as recipe.json in the run folder (the fine-tune recipe of
+/// BootMAE's `run_class_finetuning.py` with `scripts/finetune/bash_fine_BootMAE_Base_800.sh` and
+/// MAE's `main_finetune.py` / `FINETUNE.md`, without mixup/cutmix/RandAugment/random erasing/drop path).
 public struct FinetuneRecipe: Codable, Sendable, Equatable {
     public var data: String
     /// A pretraining run folder or model directory, or nil for training from scratch.

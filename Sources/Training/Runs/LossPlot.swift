@@ -1,6 +1,6 @@
 import Foundation
-import ImageKit
 import Checkpoint
+import Plot
 
 extension RunDirectory {
     /// Draws the named metrics of metrics.jsonl against the step as `loss.png` (log scale).

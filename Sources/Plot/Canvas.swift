@@ -1,3 +1,5 @@
+import ImageKit
+
 /// A rectangle of whole pixels: columns `x ..< x + width`, rows `y ..< y + height`.
 public struct PixelRect: Sendable, Hashable {
     public var x: Int

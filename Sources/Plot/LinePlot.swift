@@ -5,6 +5,7 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import ImageKit
 
 /// A line chart (for example training and validation loss against step), rendered without any
 /// outside dependency: 1-2-5 ticks, light grid, legend, optional log10 y axis.

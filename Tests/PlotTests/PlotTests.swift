@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
-@testable import ImageKit
+import ImageKit
+@testable import Plot
 
 final class PlotTests: XCTestCase {
     /// Loss-like curves: a noisy, decaying train loss logged every step and a smoother validation
