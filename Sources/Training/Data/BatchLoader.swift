@@ -8,12 +8,24 @@ public struct Batch: Sendable {
     /// Position of the batch in the epoch (0, 1, …).
     public let index: Int
     /// (B, C, H, W) normalized images. B is the batch size except for the last batch of an epoch
-    /// without `dropLast` (or when unreadable samples could not be replaced).
+    /// without `dropLast` (or when unreadable samples could not be replaced). For a multi-view
+    /// loader, the first view group: (views · B, C, size, size).
     public let images: Tensor
     /// Label of each image; −1 for unlabeled samples.
     public let labels: [Int]
     /// Dataset index of each image.
     public let sampleIndices: [Int]
+    /// One tensor per view group of a multi-view loader (`MultiViewTransform.groupTensors`:
+    /// (views · B, C, size, size), view-major; `images` is the first); `[images]` otherwise.
+    public let views: [Tensor]
+
+    init(index: Int, images: Tensor, labels: [Int], sampleIndices: [Int], views: [Tensor]? = nil) {
+        self.index = index
+        self.images = images
+        self.labels = labels
+        self.sampleIndices = sampleIndices
+        self.views = views ?? [images]
+    }
 
     public var count: Int { sampleIndices.count }
 }
@@ -49,10 +61,11 @@ public struct LoaderStats: Sendable, Hashable {
 /// Iterates one epoch of a dataset in batches, producing them ahead on a background queue.
 ///
 /// Determinism: the epoch order is `LoaderSeeds.epochOrder(count:shuffle:seed:epoch:)` and sample
-/// `i`'s augmentation uses `SeededRandom(seed: LoaderSeeds.sampleSeed(seed:epoch:index: i))`, so the
-/// batches depend only on (dataset, seed, epoch, settings) — not on thread timing, `prefetch` or
-/// `workers`. Batch k holds the samples at positions k·B ..< (k+1)·B of the order; a resumed run
-/// passing `startBatch: k` gets exactly the batches k, k+1, … of an uninterrupted run.
+/// `i`'s augmentation uses `SeededRandom(seed: LoaderSeeds.sampleSeed(seed:epoch:index: i))` (view v
+/// of a multi-view loader `LoaderSeeds.viewSeed(seed:epoch:index: i, view: v)`), so the batches
+/// depend only on (dataset, seed, epoch, settings) — not on thread timing, `prefetch` or `workers`.
+/// Batch k holds the samples at positions k·B ..< (k+1)·B of the order; a resumed run passing
+/// `startBatch: k` gets exactly the batches k, k+1, … of an uninterrupted run.
 ///
 /// Unreadable samples are skipped and the batch is filled from the samples at the following
 /// positions (which then also appear in their own batch: batch boundaries never move, so resuming
@@ -74,7 +87,10 @@ public final class BatchLoader: @unchecked Sendable {
     public let startBatch: Int
     public let prefetch: Int
     public let workers: Int
+    /// The transform of every sample, or of the first view group of a multi-view loader.
     public let transform: SampleTransform
+    /// Several augmented views of each sample (nil: one image per sample through `transform`).
+    public let views: MultiViewTransform?
     /// The epoch's visiting order (dataset indices).
     public let order: [Int]
     /// Number of batches in the epoch (counting from 0, not from `startBatch`).
@@ -85,10 +101,30 @@ public final class BatchLoader: @unchecked Sendable {
     private let maker: BatchMaker
     private let pipeline: Pipeline
 
-    public init(dataset: any ImageDataset, batchSize: Int, shuffle: Bool, dropLast: Bool, seed: UInt64, epoch: Int,
-                startBatch: Int = 0, channels: Int, imageSize: Int, mean: [Float], std: [Float],
-                augment: Augment?, cropPct: Double = 1, prefetch: Int = 2, workers: Int? = nil,
-                maxSkipFraction: Double = 0.01) {
+    public convenience init(dataset: any ImageDataset, batchSize: Int, shuffle: Bool, dropLast: Bool, seed: UInt64, epoch: Int,
+                            startBatch: Int = 0, channels: Int, imageSize: Int, mean: [Float], std: [Float],
+                            augment: Augment?, cropPct: Double = 1, prefetch: Int = 2, workers: Int? = nil,
+                            maxSkipFraction: Double = 0.01) {
+        let transform = SampleTransform(channels: channels, imageSize: imageSize, mean: mean, std: std,
+                                        augment: augment, cropPct: cropPct)
+        self.init(dataset: dataset, batchSize: batchSize, shuffle: shuffle, dropLast: dropLast, seed: seed, epoch: epoch,
+                  startBatch: startBatch, transform: transform, views: nil, prefetch: prefetch, workers: workers,
+                  maxSkipFraction: maxSkipFraction)
+    }
+
+    /// A multi-view loader: every sample becomes all the views of `views` (each view's crop from
+    /// (seed, epoch, index, view)); `Batch.views` holds one tensor per group.
+    public convenience init(dataset: any ImageDataset, batchSize: Int, shuffle: Bool, dropLast: Bool, seed: UInt64, epoch: Int,
+                            startBatch: Int = 0, views: MultiViewTransform, prefetch: Int = 2, workers: Int? = nil,
+                            maxSkipFraction: Double = 0.01) {
+        self.init(dataset: dataset, batchSize: batchSize, shuffle: shuffle, dropLast: dropLast, seed: seed, epoch: epoch,
+                  startBatch: startBatch, transform: views.groups[0].transform, views: views, prefetch: prefetch,
+                  workers: workers, maxSkipFraction: maxSkipFraction)
+    }
+
+    private init(dataset: any ImageDataset, batchSize: Int, shuffle: Bool, dropLast: Bool, seed: UInt64, epoch: Int,
+                 startBatch: Int, transform: SampleTransform, views: MultiViewTransform?, prefetch: Int, workers: Int?,
+                 maxSkipFraction: Double) {
         precondition(batchSize > 0, "BatchLoader: batchSize must be positive")
         precondition(startBatch >= 0, "BatchLoader: startBatch must not be negative")
         precondition(prefetch >= 0, "BatchLoader: prefetch must not be negative")
@@ -101,13 +137,13 @@ public final class BatchLoader: @unchecked Sendable {
         self.startBatch = startBatch
         self.prefetch = prefetch
         self.workers = max(1, workers ?? ProcessInfo.processInfo.activeProcessorCount)
-        transform = SampleTransform(channels: channels, imageSize: imageSize, mean: mean, std: std,
-                                    augment: augment, cropPct: cropPct)
+        self.transform = transform
+        self.views = views
         order = LoaderSeeds.epochOrder(count: dataset.count, shuffle: shuffle, seed: seed, epoch: epoch)
         batchCount = dropLast ? dataset.count / batchSize : (dataset.count + batchSize - 1) / batchSize
         allowedSkips = Int((maxSkipFraction * Double(dataset.count)).rounded(.down))
         maker = BatchMaker(dataset: dataset, order: order, batchSize: batchSize, seed: seed, epoch: epoch,
-                           transform: transform, workers: self.workers, allowedSkips: allowedSkips)
+                           transform: transform, views: views, workers: self.workers, allowedSkips: allowedSkips)
         pipeline = Pipeline(first: startBatch)
         if prefetch > 0 && startBatch < batchCount {
             let (maker, pipeline, batchCount, prefetch) = (maker, pipeline, batchCount, prefetch)
@@ -192,14 +228,18 @@ struct BatchMaker: Sendable {
     let seed: UInt64
     let epoch: Int
     let transform: SampleTransform
+    let views: MultiViewTransform?
     let workers: Int
     let allowedSkips: Int
+
+    /// Floats per sample: one image, or all of its views.
+    var perSample: Int { views?.tensorCount ?? transform.tensorCount }
 
     func make(_ k: Int, state: inout ProducerState) -> Produced {
         let started = ContinuousClock.now
         let start = k * batchSize
         let target = min(batchSize, order.count - start)
-        let per = transform.tensorCount
+        let per = perSample
         var floats = [Float](repeating: 0, count: target * per)
         var indices: [Int] = []
         indices.reserveCapacity(target)
@@ -241,16 +281,22 @@ struct BatchMaker: Sendable {
         }
         guard !indices.isEmpty else { return Produced(batch: nil, skipped: skipped, seconds: seconds, error: nil) }
         floats.removeLast(floats.count - indices.count * per)
-        let images = Tensor(shape: [indices.count, transform.channels, transform.imageSize, transform.imageSize], data: floats)
         let labels = indices.map { dataset.label(at: $0) ?? -1 }
-        let batch = Batch(index: k, images: images, labels: labels, sampleIndices: indices)
+        let batch: Batch
+        if let views {
+            let groups = views.groupTensors(floats, images: indices.count)
+            batch = Batch(index: k, images: groups[0], labels: labels, sampleIndices: indices, views: groups)
+        } else {
+            let images = Tensor(shape: [indices.count, transform.channels, transform.imageSize, transform.imageSize], data: floats)
+            batch = Batch(index: k, images: images, labels: labels, sampleIndices: indices)
+        }
         return Produced(batch: batch, skipped: skipped, seconds: seconds, error: nil)
     }
 
     /// Decodes and transforms `indices` into consecutive slots of `output`, in parallel. Returns the
     /// error of each failed slot (nil where the sample loaded).
     private func load(_ indices: [Int], into output: UnsafeMutableBufferPointer<Float>) -> [DatasetError?] {
-        let per = transform.tensorCount
+        let per = perSample
         var errors = [DatasetError?](repeating: nil, count: indices.count)
         let chunks = min(workers, indices.count)
         guard chunks > 0 else { return errors }
@@ -263,9 +309,13 @@ struct BatchMaker: Sendable {
                     let index = indices[slot]
                     switch dataset.loadImage(at: index) {
                     case .success(let image):
-                        var rng = SeededRandom(seed: LoaderSeeds.sampleSeed(seed: seed, epoch: epoch, index: index))
                         let slice = UnsafeMutableBufferPointer(rebasing: shared.output[(slot * per)..<((slot + 1) * per)])
-                        transform.apply(image, using: &rng, into: slice)
+                        if let views {
+                            views.apply(image, seed: seed, epoch: epoch, index: index, into: slice)
+                        } else {
+                            var rng = SeededRandom(seed: LoaderSeeds.sampleSeed(seed: seed, epoch: epoch, index: index))
+                            transform.apply(image, using: &rng, into: slice)
+                        }
                     case .failure(let error):
                         shared.errors[slot] = error
                     }

@@ -64,7 +64,8 @@ public struct SampleTransform: Sendable {
 /// - epoch order: `SeededRandom(seed: derive(seed, 0x6F72646572 /* "order" */, epoch))`, then a
 ///   Fisher–Yates shuffle from the top (for i in n−1…1: swap(i, below(i + 1)));
 /// - sample augmentation: `SeededRandom(seed: derive(seed, 0x73616D706C65 /* "sample" */, epoch, index))`
-///   where index is the dataset index (not the position in the epoch).
+///   where index is the dataset index (not the position in the epoch);
+/// - view v of a multi-view sample: `SeededRandom(seed: derive(seed, 0x76696577 /* "view" */, epoch, index, v))`.
 public enum LoaderSeeds {
     public static func mix(_ x: UInt64) -> UInt64 {
         var z = x &+ 0x9E37_79B9_7F4A_7C15
@@ -83,6 +84,10 @@ public enum LoaderSeeds {
 
     public static func sampleSeed(seed: UInt64, epoch: Int, index: Int) -> UInt64 {
         derive(seed, 0x7361_6D70_6C65, UInt64(bitPattern: Int64(epoch)), UInt64(bitPattern: Int64(index)))
+    }
+
+    public static func viewSeed(seed: UInt64, epoch: Int, index: Int, view: Int) -> UInt64 {
+        derive(seed, 0x7669_6577, UInt64(bitPattern: Int64(epoch)), UInt64(bitPattern: Int64(index)), UInt64(bitPattern: Int64(view)))
     }
 
     /// The order in which an epoch visits the dataset: 0..<count, shuffled when `shuffle`.

@@ -79,7 +79,7 @@ public struct RandomMasking: Sendable {
     }
 }
 
-/// BootMAE masking (spec §2.1): a BEiT block mask of `blockPatches` per image, topped up with
+/// BootMAE masking: a BEiT block mask of `blockPatches` per image, topped up with
 /// random patches to `maskCount`, then the whole batch's order rolled by one r ∈ 0...maxRoll,
 /// which un-masks r block patches.
 public struct BlockMasking: Sendable, Equatable {
@@ -100,36 +100,17 @@ public struct BlockMasking: Sendable, Equatable {
                             maxRoll: 3)
     }
 
+    /// The block generator with this port's settings: blocks capped at `maxBlock`, areas never
+    /// drawn below `minBlock`, up to 100 failed blocks before giving up.
+    public func generator(grid: Int) -> BlockMaskGenerator {
+        BlockMaskGenerator(height: grid, width: grid, minBlock: minBlock, maxBlock: maxBlock, aspectRange: aspectRange,
+                           allowedFailures: 100, clampsAreaToMinBlock: true)
+    }
+
     /// One image's BEiT block mask on a grid×grid layout: exactly `blockPatches` ones unless no
     /// block fits after many attempts (then fewer; the top-up restores the total count).
     public func blockMask(grid: Int, rng: inout SeededRandom) -> [Bool] {
-        var mask = [Bool](repeating: false, count: grid * grid)
-        var count = 0
-        var failures = 0
-        let logAspect = log(aspectRange.lowerBound)...log(aspectRange.upperBound)
-        while count < blockPatches && failures < 100 {
-            let budget = min(blockPatches - count, maxBlock)
-            var added = 0
-            for _ in 0..<10 {
-                let area = Double(minBlock) + Double(rng.uniform()) * Double(max(budget - minBlock, 0))
-                let aspect = exp(logAspect.lowerBound + Double(rng.uniform()) * (logAspect.upperBound - logAspect.lowerBound))
-                let h = Int((area * aspect).squareRoot().rounded()), w = Int((area / aspect).squareRoot().rounded())
-                guard h >= 1, w >= 1, h < grid, w < grid else { continue }
-                let top = Int(rng.next() % UInt64(grid - h + 1)), left = Int(rng.next() % UInt64(grid - w + 1))
-                var already = 0
-                for i in top..<(top + h) { for j in left..<(left + w) where mask[i * grid + j] { already += 1 } }
-                let fresh = h * w - already
-                if fresh > 0 && fresh <= budget {
-                    for i in top..<(top + h) { for j in left..<(left + w) where !mask[i * grid + j] {
-                        mask[i * grid + j] = true
-                        added += 1
-                    } }
-                }
-                if added > 0 { break }
-            }
-            if added == 0 { failures += 1 } else { count += added }
-        }
-        return mask
+        generator(grid: grid).mask(count: blockPatches, rng: &rng)
     }
 
     public func plan(batch: Int, grid: Int, rng: inout SeededRandom) -> MaskPlan {
