@@ -1,8 +1,10 @@
 import Tensor
 import ViT
 
-/// BootMAE (Dong et al. 2022) as the official code builds it (LightDXY/BootMAE modeling_pretrain.py,
-/// engine_for_pretraining.py):
+/// BootMAE (Dong et al. 2022) as the official code builds it (LightDXY/BootMAE
+/// models/modeling_pretrain_bootmae.py: VisionTransformerForMaskedImageModeling, Decode_Block,
+/// Cross_Attention, PatchDeEmbed; targets, losses and the momentum update in run_pretraining.py
+/// train_one_epoch and utils.py adjust_ema_momentum):
 /// an online encoder on visible tokens; a pixel decoder and a feature decoder, each cross-attending
 /// to an online-encoder block's output (the "target-aware" decoders); a momentum encoder that sees
 /// the whole image and provides the feature targets.
@@ -83,11 +85,8 @@ public struct BootMAE: Sendable {
 
     /// ema ← m·ema + (1 − m)·online, for every encoder tensor (timm `ModelEma`).
     public func updateMomentum(decay m: Float) {
-        for ((_, online), (_, ema)) in zip(encoder.parameters.entries, momentum.parameters.entries) {
-            let n = ema.value.count
-            online.value.withPointer { o in ema.value.withMutablePointer { e in
-                for i in 0..<n { e[i] = m * e[i] + (1 - m) * o[i] }
-            } }
+        do { try momentum.parameters.updateEMA(from: encoder.parameters, decay: m) } catch {
+            preconditionFailure("the momentum encoder is built like the online one: \(error)")
         }
     }
 

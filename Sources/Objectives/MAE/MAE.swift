@@ -1,7 +1,8 @@
 import Tensor
 import ViT
 
-/// MAE (He et al. 2022) as the official code builds it (facebookresearch/mae models_mae.py):
+/// MAE (He et al. 2022) as the official code builds it (facebookresearch/mae models_mae.py: forward_encoder,
+/// random_masking, forward_decoder, forward_loss; util/pos_embed.py for the sin-cos tables):
 /// the encoder on visible patches, a light decoder that appends mask tokens, unshuffles, adds
 /// fixed sin-cos positions to every token, and predicts each patch's pixels in (py, px, c) order.
 public struct MAE: Sendable {

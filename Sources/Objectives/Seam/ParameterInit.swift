@@ -4,7 +4,9 @@ import Tensor
 /// Xavier-uniform linears, Xavier patch embedding, zero biases, LayerNorm 1/0, a ConvTranspose pixel
 /// head (`lm_head.proj`) with PyTorch's default U(±1/√(C·p·p)), position tables truncated N(0, 0.02²)
 /// at ±2σ; the class and mask tokens and the q/k/v fan-out are the objective's choices. Frozen
-/// tables keep their generated values.
+/// tables keep their generated values. After LightDXY/BootMAE models/modeling_pretrain_bootmae.py
+/// (`_init_weights`, its `trunc_normal_` with a=−std, b=std) and facebookresearch/mae models_mae.py
+/// (`initialize_weights`).
 public struct ParameterInit: Sendable {
     /// Standard deviation of `cls_token`'s normal init.
     public var classTokenStd: Float
