@@ -33,6 +33,12 @@ final class TrainCommandTests: XCTestCase {
             (["pretrain", "--out", out, "--patch-size", "0"], "--patch-size"),
             (["pretrain", "--out", out, "--lr=-1"], "learning rate"),
             (["pretrain", "--out", out, "--ema-start", "5"], "--ema-start"),
+            (["pretrain", "--out", out, "--feature-weight=-1"], "--feature-weight"),
+            (["pretrain", "--out", out, "--objective", "mae", "--feature-weight", "0.5"], "unknown option '--feature-weight' for objective mae (mae's own options: --masking)"),
+            (["pretrain", "--out", out, "--objective", "ibot-typo"], "unknown objective 'ibot-typo'; known objectives: bootmae, mae"),
+            (["pretrain", "--out", out, "--masking", "checkerboard"], "--masking is one of random, block"),
+            (["pretrain", "--out", out, "--no-weight-mask=yes"], "--no-weight-mask takes no value"),
+            (["pretrain", "--out", out, "--ema-end"], "--ema-end needs a value"),
             (["pretrain", "--out", out, "--channels", "2"], "--channels"),
             (["finetune", "--out", out, "--init-from", out, "--channels", "1"], "--channels"),  // a pretrained encoder keeps its own
         ]
