@@ -47,7 +47,7 @@ public enum ModelDirectory {
         let keys = Set(weights.entries.keys)
         let tableInCheckpoint = keys.contains("pos_embed")
         let generatedTable = config.posEmbed == .sincosBootMAE || config.posEmbed == .sincosMAE
-        if !tableInCheckpoint && !generatedTable {
+        if !tableInCheckpoint && !generatedTable && config.posEmbed != .absent {
             throw CheckpointError.missingTensor("pos_embed", expected: [1, config.numTokens, config.embedDim])
         }
         let parts = VisionTransformer.Parts(

@@ -8,6 +8,9 @@ public struct ViTConfig: Codable, Sendable, Equatable {
         /// Generate the fixed 2-D sin-cos table: BootMAE order (row halves first) or MAE (column first).
         case sincosBootMAE = "sincos_bootmae"
         case sincosMAE = "sincos_mae"
+        /// No absolute positions at all (LoMaR: positions enter through relative attention biases).
+        /// Not `.none`: on an optional that would read as `Optional.none`.
+        case absent = "none"
     }
 
     public var imgSize: Int
@@ -26,22 +29,27 @@ public struct ViTConfig: Codable, Sendable, Equatable {
     public var posEmbed: PositionalEmbedding?
     /// Fraction of the resized image kept by the center crop at inference (timm's crop_pct).
     public var cropPct: Double?
+    /// Layer scale: every block gets `gamma_1` / `gamma_2` initialised to this (BEiT's
+    /// `init_values`); nil (absent from config.json) builds blocks without layer scale.
+    public var layerScaleInit: Double?
 
     enum CodingKeys: String, CodingKey {
         case imgSize = "img_size", patchSize = "patch_size", inChans = "in_chans", embedDim = "embed_dim"
         case depth, numHeads = "num_heads", mlpRatio = "mlp_ratio", qkvBias = "qkv_bias"
         case layerNormEps = "layer_norm_eps", globalPool = "global_pool", mean, std, labels
-        case posEmbed = "pos_embed", cropPct = "crop_pct"
+        case posEmbed = "pos_embed", cropPct = "crop_pct", layerScaleInit = "layer_scale_init"
     }
 
     public init(imgSize: Int, patchSize: Int, inChans: Int = 3, embedDim: Int, depth: Int, numHeads: Int,
                 mlpRatio: Double = 4, qkvBias: QKVBias = .qkv, layerNormEps: Double = 1e-6,
                 globalPool: Pooling = .cls, mean: [Float] = [0.5, 0.5, 0.5], std: [Float] = [0.5, 0.5, 0.5],
-                labels: [String]? = nil, posEmbed: PositionalEmbedding? = nil, cropPct: Double? = nil) {
+                labels: [String]? = nil, posEmbed: PositionalEmbedding? = nil, cropPct: Double? = nil,
+                layerScaleInit: Double? = nil) {
         self.imgSize = imgSize; self.patchSize = patchSize; self.inChans = inChans; self.embedDim = embedDim
         self.depth = depth; self.numHeads = numHeads; self.mlpRatio = mlpRatio; self.qkvBias = qkvBias
         self.layerNormEps = layerNormEps; self.globalPool = globalPool; self.mean = mean; self.std = std
         self.labels = labels; self.posEmbed = posEmbed; self.cropPct = cropPct
+        self.layerScaleInit = layerScaleInit
     }
 
     public var gridSize: Int { imgSize / patchSize }
@@ -71,6 +79,7 @@ public struct ViTConfig: Codable, Sendable, Equatable {
         }
         if std.contains(where: { $0 <= 0 }) { errors.append("std values must be positive") }
         if let c = cropPct, !(c > 0 && c <= 1) { errors.append("crop_pct must be in (0, 1], got \(c)") }
+        if let g = layerScaleInit, !g.isFinite { errors.append("layer_scale_init must be a finite number, got \(g)") }
         return errors
     }
 }

@@ -47,14 +47,17 @@ public struct VisionTransformer: Sendable {
         case .checkpoint: nil
         case .sincosBootMAE: SinCosPositionalEmbedding.table(grid: c.gridSize, dim: c.embedDim, order: .rowFirst)
         case .sincosMAE: SinCosPositionalEmbedding.table(grid: c.gridSize, dim: c.embedDim, order: .columnFirst)
+        case .absent: Tensor(zeros: [1, c.numTokens, c.embedDim])
         }
-        // Registered either way, so full checkpoints carry the table; a frozen one gets no gradient.
         posEmbed = Parameter(fixedTable ?? Tensor(zeros: [1, c.numTokens, c.embedDim]), trainable: fixedTable == nil)
-        p.add("pos_embed", posEmbed)
+        // Registered whenever there are absolute positions, so full checkpoints carry the table; a
+        // frozen one gets no gradient. Without positions (`none`) there is no `pos_embed` key, as in
+        // LoMaR's checkpoints; the frozen zero table stays only so readers of `posEmbed` see zeros.
+        if c.posEmbed != .absent { p.add("pos_embed", posEmbed) }
         patchEmbed = PatchEmbed(channels: c.inChans, patch: c.patchSize, dim: c.embedDim, name: "patch_embed.proj", into: &p)
         blocks = (0..<c.depth).map { i in
             Block(dim: c.embedDim, heads: c.numHeads, mlpHidden: c.mlpHidden, bias: c.qkvBias, eps: eps,
-                  name: "blocks.\(i)", into: &p)
+                  layerScale: c.layerScaleInit.map { Float($0) }, name: "blocks.\(i)", into: &p)
         }
         norm = parts.norm ? LayerNorm(c.embedDim, eps: eps, name: "norm", into: &p) : nil
         fcNorm = parts.fcNorm ? LayerNorm(c.embedDim, eps: eps, name: "fc_norm", into: &p) : nil
@@ -140,11 +143,24 @@ public struct VisionTransformer: Sendable {
         return x
     }
 
-    /// [cls; patch tokens] + pos_embed: (B, N, D) → (B, 1 + N, D).
+    /// False for `pos_embed: none` (LoMaR): tokens get no absolute position.
+    public var hasAbsolutePositions: Bool { config.posEmbed != .absent }
+
+    /// [cls; patch tokens] + pos_embed: (B, N, D) → (B, 1 + N, D) (no add without absolute positions).
     func addClassAndPosition(_ patches: Tensor) -> Tensor {
         let (b, n, d) = (patches.shape[0], patches.shape[1], patches.shape[2])
         let t = n + 1
         precondition(posEmbed.value.count == t * d, "pos_embed \(posEmbed.shape) does not fit \(n) patches of width \(d)")
+        guard hasAbsolutePositions else {
+            return Tensor(shape: [b, t, d]) { out in
+                patches.withPointer { pp in clsToken.value.withPointer { cls in
+                    for bi in 0..<b {
+                        (out + bi * t * d).update(from: cls, count: d)
+                        (out + bi * t * d + d).update(from: pp + bi * n * d, count: n * d)
+                    }
+                } }
+            }
+        }
         return Tensor(shape: [b, t, d]) { out in
             patches.withPointer { pp in posEmbed.value.withPointer { pos in clsToken.value.withPointer { cls in
                 for bi in 0..<b {

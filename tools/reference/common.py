@@ -190,6 +190,7 @@ def randomize_(model, fc1_gain=1.5):
     Pretraining additions (no module of make_fixtures.py has them, so its draws are unchanged):
     ConvTranspose2d weight (in, out, kh, kw) ~ N(0, (1/sqrt(in))^2) (its fan-in per output pixel),
     mask_token / mask_token_1 ~ N(0, 0.2^2).
+    Layer scale (make_seam_fixtures.py; no other generator has it): gamma_1 / gamma_2 ~ N(0.5, 0.2^2).
     """
     with torch.no_grad():
         for mname, mod in model.named_modules():
@@ -216,6 +217,8 @@ def randomize_(model, fc1_gain=1.5):
                     p.normal_(0.0, 0.2)
                 elif pname.startswith("mask_token"):
                     p.normal_(0.0, 0.2)
+                elif pname in ("gamma_1", "gamma_2"):
+                    p.normal_(0.5, 0.2)
                 else:
                     raise ValueError(f"no randomization rule for {mname}.{pname}")
 

@@ -3,7 +3,9 @@
 ///
 /// Self-attention reads one (B, N, 3A) tensor laid out [q | k | v] (timm / BootMAE `qkv`);
 /// cross-attention reads q (B, Nq, A) and kv (B, Nk, 2A) laid out [k | v] (BootMAE `c_attn.kv`).
-/// Per (batch, head): P = softmax(q·kᵀ·hd^−½), out = P·v, written to (B, Nq, A).
+/// Per (batch, head): P = softmax(q·kᵀ·hd^−½ [+ bias]), out = P·v, written to (B, Nq, A).
+/// Self-attention takes an optional additive `AttentionBias` on the logits; without one every
+/// kernel runs exactly the operations it ran before biases existed.
 public enum AttentionOp {
     /// Where q, k and v live: base pointers, row stride and the token counts.
     @usableFromInline
@@ -12,12 +14,33 @@ public enum AttentionOp {
         var k: UnsafePointer<Float>, kRow: Int
         var v: UnsafePointer<Float>, vRow: Int
         var batch: Int, heads: Int, headDim: Int, queries: Int, keys: Int
+        /// The logit bias's storage and strides (self-attention only).
+        var bias: UnsafePointer<Float>? = nil
+        var biasImageStride = 0, biasHeadStride = 0
         var width: Int { heads * headDim }
         var scale: Float { 1 / Float(headDim).squareRoot() }
+
+        func biased(by b: AttentionBias?, at p: UnsafePointer<Float>?) -> Operands {
+            guard let b, let p else { return self }
+            b.check(batch: batch, heads: heads, queries: queries, keys: keys)
+            var o = self
+            o.bias = p; o.biasImageStride = b.imageStride; o.biasHeadStride = b.headStride
+            return o
+        }
     }
 
-    /// The attention probabilities, kept for backward: (B, H, Nq, Nk).
-    public struct Saved: Sendable { public var probs: Tensor }
+    /// The attention probabilities, kept for backward: (B, H, Nq, Nk); and the logit bias the
+    /// forward added (its layout is where backward adds d bias).
+    public struct Saved: Sendable {
+        public var probs: Tensor
+        public var bias: AttentionBias?
+    }
+
+    /// `body` with the bias's storage (nil without a bias).
+    static func withBias<R>(_ bias: AttentionBias?, _ body: (UnsafePointer<Float>?) -> R) -> R {
+        guard let bias else { return body(nil) }
+        return bias.values.withPointer { body($0) }
+    }
 
     // MARK: Tensor-level entry points
 
@@ -29,28 +52,45 @@ public enum AttentionOp {
                         batch: b, heads: heads, headDim: a / heads, queries: n, keys: n)
     }
 
-    public static func selfForward(qkv: Tensor, heads: Int) -> (Tensor, Saved) {
-        qkv.withPointer { forward(selfOperands($0, shape: qkv.shape, heads: heads)) }
+    public static func selfForward(qkv: Tensor, heads: Int, bias: AttentionBias? = nil) -> (Tensor, Saved) {
+        qkv.withPointer { p in withBias(bias) { bp in
+            var (out, saved) = forward(selfOperands(p, shape: qkv.shape, heads: heads).biased(by: bias, at: bp))
+            saved.bias = bias
+            return (out, saved)
+        } }
     }
 
     /// Inference: the output alone, no probabilities kept.
-    public static func selfInfer(qkv: Tensor, heads: Int) -> Tensor {
-        qkv.withPointer { attend(selfOperands($0, shape: qkv.shape, heads: heads), savingProbabilitiesTo: nil) }
+    public static func selfInfer(qkv: Tensor, heads: Int, bias: AttentionBias? = nil) -> Tensor {
+        qkv.withPointer { p in withBias(bias) { bp in
+            attend(selfOperands(p, shape: qkv.shape, heads: heads).biased(by: bias, at: bp), savingProbabilitiesTo: nil)
+        } }
     }
 
     /// Inference into a caller's buffer: `qkv` (batch, tokens, 3A) → `out` (batch, tokens, A).
     public static func selfInfer(qkv: UnsafePointer<Float>, batch: Int, tokens: Int, width: Int, heads: Int,
-                                 into out: UnsafeMutablePointer<Float>) {
-        attend(selfOperands(qkv, shape: [batch, tokens, 3 * width], heads: heads), savingProbabilitiesTo: nil, into: out)
+                                 bias: AttentionBias? = nil, into out: UnsafeMutablePointer<Float>) {
+        withBias(bias) { bp in
+            attend(selfOperands(qkv, shape: [batch, tokens, 3 * width], heads: heads).biased(by: bias, at: bp),
+                   savingProbabilitiesTo: nil, into: out)
+        }
     }
 
-    /// Returns dqkv (B, N, 3A).
-    public static func selfBackward(_ dout: Tensor, qkv: Tensor, saved: Saved, heads: Int) -> Tensor {
+    /// Returns dqkv (B, N, 3A). With `biasGrad`, d bias (= d logits) is added into it, laid out
+    /// as the forward's bias values (a shared bias receives the sum over the pairs reading it).
+    public static func selfBackward(_ dout: Tensor, qkv: Tensor, saved: Saved, heads: Int,
+                                    biasGrad: UnsafeMutablePointer<Float>? = nil) -> Tensor {
         let a = qkv.shape[2] / 3
+        precondition(biasGrad == nil || saved.bias != nil, "self-attention backward: a bias gradient without a bias")
         // Every element is written by exactly one (batch, head) pair: no zeroing needed.
         var dqkv = Tensor(uninitialized: qkv.shape)
         qkv.withPointer { p in dqkv.withMutablePointer { g in
-            backward(dout, saved: saved, selfOperands(p, shape: qkv.shape, heads: heads), dq: g, dk: g + a, dv: g + 2 * a)
+            let o = selfOperands(p, shape: qkv.shape, heads: heads)
+            if let biasGrad, let bias = saved.bias {
+                backward(dout, saved: saved, o, dq: g, dk: g + a, dv: g + 2 * a, dBias: biasGrad, layout: bias)
+            } else {
+                backward(dout, saved: saved, o, dq: g, dk: g + a, dv: g + 2 * a)
+            }
         } }
         return dqkv
     }
@@ -90,6 +130,8 @@ public enum AttentionOp {
         var out: Int, qOffset: Int, kOffset: Int, vOffset: Int
         /// Offset of the pair's (Nq, Nk) probabilities.
         var probs: Int
+        /// The pair's (Nq, Nk) logit bias, if any.
+        var bias: UnsafePointer<Float>?
 
         init(_ o: Operands, pair: Int) {
             let (b, h) = pair.quotientAndRemainder(dividingBy: o.heads)
@@ -100,6 +142,7 @@ public enum AttentionOp {
             q = o.q + qOffset; k = o.k + kOffset; v = o.v + vOffset
             out = b * o.queries * o.width + column
             probs = pair * o.queries * o.keys
+            bias = o.bias.map { $0 + b * o.biasImageStride + h * o.biasHeadStride }
         }
     }
 
@@ -115,7 +158,7 @@ public enum AttentionOp {
         Tensor(shape: [o.batch, o.queries, o.width]) { attend(o, savingProbabilitiesTo: saved, into: $0) }
     }
 
-    /// out = softmax(scale · q kᵀ) v for every (batch, head) pair. The probabilities go to
+    /// out = softmax(scale · q kᵀ [+ bias]) v for every (batch, head) pair. The probabilities go to
     /// `saved` (pair-major, for backward) when given; inference reuses one small scratch
     /// matrix per worker instead, which stays in cache.
     static func attend(_ o: Operands, savingProbabilitiesTo saved: UnsafeMutablePointer<Float>?, into outp: UnsafeMutablePointer<Float>) {
@@ -130,6 +173,8 @@ public enum AttentionOp {
                 let p = saved.map { $0 + head.probs } ?? scratch!
                 BLAS.single(transB: true, m: nq, n: nk, k: hd, alpha: o.scale,
                             a: head.q, lda: o.qRow, b: head.k, ldb: o.kRow, c: p, ldc: nk)
+                // Added after the product, as the references add it to (q·scale)·kᵀ.
+                if let bias = head.bias { Vector.add(bias, into: p, nq * nk) }
                 SoftmaxOp.forwardRows(p, rows: nq, n: nk)
                 BLAS.single(m: nq, n: hd, k: nk, a: p, lda: nk, b: head.v, ldb: o.vRow,
                             c: outp + head.out, ldc: a)
@@ -141,6 +186,34 @@ public enum AttentionOp {
     @usableFromInline
     static func backward(_ dout: Tensor, saved: Saved, _ o: Operands,
                          dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>) {
+        backward(dout, saved: saved, o, dq: dq, dk: dk, dv: dv) { _, _ in }
+    }
+
+    /// As above, and adds each pair's d logits into `dBias` at the pair's offset in `layout`.
+    /// Pairs with their own bias matrices add in parallel; a shared bias keeps every pair's
+    /// d logits and sums them afterwards in pair order, so the result never depends on timing.
+    static func backward(_ dout: Tensor, saved: Saved, _ o: Operands,
+                         dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
+                         dBias: UnsafeMutablePointer<Float>, layout: AttentionBias) {
+        let (pairs, size) = (o.batch * o.heads, o.queries * o.keys)
+        func target(_ pair: Int) -> UnsafeMutablePointer<Float> {
+            let (b, h) = pair.quotientAndRemainder(dividingBy: o.heads)
+            return dBias + layout.offset(image: b, head: h)
+        }
+        if layout.pairsAreDisjoint(batch: o.batch, heads: o.heads, size: size) {
+            backward(dout, saved: saved, o, dq: dq, dk: dk, dv: dv) { pair, ds in Vector.add(ds, into: target(pair), size) }
+            return
+        }
+        let logits = UnsafeMutablePointer<Float>.allocate(capacity: pairs * size)
+        defer { logits.deallocate() }
+        backward(dout, saved: saved, o, dq: dq, dk: dk, dv: dv) { pair, ds in (logits + pair * size).update(from: ds, count: size) }
+        for pair in 0..<pairs { Vector.add(logits + pair * size, into: target(pair), size) }
+    }
+
+    /// The four-GEMM backward; `logitGradient(pair, dS)` sees each pair's d logits (= d bias).
+    static func backward(_ dout: Tensor, saved: Saved, _ o: Operands,
+                         dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
+                         logitGradient: (Int, UnsafePointer<Float>) -> Void) {
         let (hd, a, nq, nk) = (o.headDim, o.width, o.queries, o.keys)
         dout.withPointer { gop in saved.probs.withPointer { pp in
             Parallel.forEachChunk(o.batch * o.heads) { chunk in
@@ -155,6 +228,7 @@ public enum AttentionOp {
                     BLAS.single(transB: true, m: nq, n: nk, k: hd, a: gout, lda: a, b: head.v, ldb: o.vRow,
                                 c: dp, ldc: nk)
                     SoftmaxOp.backwardRows(p, dp, rows: nq, n: nk)
+                    logitGradient(pair, dp)
                     BLAS.single(m: nq, n: hd, k: nk, alpha: o.scale, a: dp, lda: nk, b: head.k, ldb: o.kRow,
                                 c: dq + head.qOffset, ldc: o.qRow)
                     BLAS.single(transA: true, m: nk, n: hd, k: nq, alpha: o.scale, a: dp, lda: nk, b: head.q, ldb: o.qRow,

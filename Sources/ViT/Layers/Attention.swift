@@ -76,6 +76,7 @@ public struct QKVProjection: Sendable {
 
 /// Multi-head self-attention (timm `Attention` / BootMAE `Attention`): qkv → SDPA → proj.
 /// The attention width A = heads · (dim / heads) may be less than dim (BootMAE's 504-wide decoder).
+/// An optional `AttentionBias` is added to the logits (BEiT relative positions, LoMaR's iRPE).
 public struct SelfAttention: Sendable {
     public let qkv: QKVProjection
     public let proj: Linear
@@ -93,26 +94,29 @@ public struct SelfAttention: Sendable {
     }
 
     /// x: (B, N, dim). `residual`, when given, is added to the output (the block's skip connection).
-    public func forward(_ x: Tensor, adding residual: Tensor? = nil) -> (Tensor, Cache) {
+    public func forward(_ x: Tensor, adding residual: Tensor? = nil, bias: AttentionBias? = nil) -> (Tensor, Cache) {
         let q = qkv.forward(x)
-        let (context, saved) = AttentionOp.selfForward(qkv: q, heads: heads)
+        let (context, saved) = AttentionOp.selfForward(qkv: q, heads: heads, bias: bias)
         return (proj.forward(context, adding: residual), Cache(input: x, qkv: q, attention: saved, context: context))
     }
 
     /// Inference: y += proj(attention(qkv(x))) for `batch` images of `tokens` tokens, y holding
     /// the skip connection; q, k, v and the context live in the workspace.
-    func infer(_ x: UnsafePointer<Float>, batch: Int, tokens: Int, addingInto y: UnsafeMutablePointer<Float>,
-               workspace: InferenceWorkspace) {
+    /// With `accumulate: false` y is overwritten instead (it may then be x itself: x is read
+    /// only by the qkv projection, before y is written).
+    func infer(_ x: UnsafePointer<Float>, batch: Int, tokens: Int, bias: AttentionBias? = nil,
+               addingInto y: UnsafeMutablePointer<Float>, accumulate: Bool = true, workspace: InferenceWorkspace) {
         let rows = batch * tokens
         let (q, context) = workspace.attention(rows: rows, width: qkv.width)
         qkv.infer(x, rows: rows, into: q)
-        AttentionOp.selfInfer(qkv: q, batch: batch, tokens: tokens, width: qkv.width, heads: heads, into: context)
-        proj.infer(context, rows: rows, into: y, accumulate: true)
+        AttentionOp.selfInfer(qkv: q, batch: batch, tokens: tokens, width: qkv.width, heads: heads, bias: bias, into: context)
+        proj.infer(context, rows: rows, into: y, accumulate: accumulate)
     }
 
-    public func backward(_ dy: Tensor, cache: Cache) -> Tensor {
+    /// Returns dx. With `biasGrad`, d bias is added into it (laid out as the forward's bias values).
+    public func backward(_ dy: Tensor, cache: Cache, biasGrad: UnsafeMutablePointer<Float>? = nil) -> Tensor {
         let dContext = proj.backward(dy, input: cache.context)
-        let dqkv = AttentionOp.selfBackward(dContext, qkv: cache.qkv, saved: cache.attention, heads: heads)
+        let dqkv = AttentionOp.selfBackward(dContext, qkv: cache.qkv, saved: cache.attention, heads: heads, biasGrad: biasGrad)
         return qkv.backward(dqkv, input: cache.input)
     }
 }

@@ -21,11 +21,13 @@ public struct MLP: Sendable {
 
     /// Inference: y += fc2(GELU(fc1(x))) for `rows` rows, y holding the skip connection; the
     /// hidden activations live in the workspace and GELU is applied to them in place.
-    func infer(_ x: UnsafePointer<Float>, rows: Int, addingInto y: UnsafeMutablePointer<Float>, workspace: InferenceWorkspace) {
+    /// With `accumulate: false` y is overwritten (it may be x itself: fc1 reads x before fc2 writes y).
+    func infer(_ x: UnsafePointer<Float>, rows: Int, addingInto y: UnsafeMutablePointer<Float>, accumulate: Bool = true,
+               workspace: InferenceWorkspace) {
         let hidden = workspace.hidden(rows: rows, width: fc1.outFeatures)
         fc1.infer(x, rows: rows, into: hidden)
         GELUOp.applyInPlace(hidden, count: rows * fc1.outFeatures)
-        fc2.infer(hidden, rows: rows, into: y, accumulate: true)
+        fc2.infer(hidden, rows: rows, into: y, accumulate: accumulate)
     }
 
     public func backward(_ dy: Tensor, cache: Cache) -> Tensor {
