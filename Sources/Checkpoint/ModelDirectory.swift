@@ -55,7 +55,10 @@ public enum ModelDirectory {
             fcNorm: keys.contains("fc_norm.weight"),
             headClasses: weights.entries["head.weight"]?.shape.first)
         let model = VisionTransformer(config: config, parts: parts)
-        try load(model.parameters, from: weights, ignoring: decoderPrefixes + extraIgnored)
+        // LoMaR keeps a frozen sin-cos `pos_embed` in its checkpoints that its encoder never adds
+        // (junchen14/LoMaR models_lomar.py): a model without positions ignores such a table.
+        let unusedTable = config.posEmbed == .absent ? ["pos_embed"] : []
+        try load(model.parameters, from: weights, ignoring: decoderPrefixes + extraIgnored + unusedTable)
         return model
     }
 

@@ -51,8 +51,9 @@ public struct VisionTransformer: Sendable {
         }
         posEmbed = Parameter(fixedTable ?? Tensor(zeros: [1, c.numTokens, c.embedDim]), trainable: fixedTable == nil)
         // Registered whenever there are absolute positions, so full checkpoints carry the table; a
-        // frozen one gets no gradient. Without positions (`none`) there is no `pos_embed` key, as in
-        // LoMaR's checkpoints; the frozen zero table stays only so readers of `posEmbed` see zeros.
+        // frozen one gets no gradient. Without positions (`none`) nothing is registered or saved (a
+        // table in a checkpoint is ignored on loading); the frozen zero table stays only so readers
+        // of `posEmbed` see zeros.
         if c.posEmbed != .absent { p.add("pos_embed", posEmbed) }
         patchEmbed = PatchEmbed(channels: c.inChans, patch: c.patchSize, dim: c.embedDim, name: "patch_embed.proj", into: &p)
         blocks = (0..<c.depth).map { i in

@@ -6,6 +6,7 @@ Usage (from the repository root):
 
 Writes (see Tests/Fixtures/README.md):
   ops/attention_bias_{per_head,per_image_head,per_image}.safetensors   self-attention + logit bias
+  ops/token_windows.safetensors                                        K x K windows of the patch grid
   blocks/block_layer_scale.safetensors                                 BEiT-style block: q/v biases,
                                                                        gamma_1/gamma_2, relative bias
   encoders/masked_embed_{qkv,beit}/                                    all-token encoder with masked
@@ -19,7 +20,9 @@ The modules are written here from the published formulas, not copied:
     `Block`, gamma = init_values * ones(dim));
   * mask substitution on the patch embeddings (conv output incl. bias) before cls and positions:
     x * (1 - w) + mask_token * w (beit/modeling_pretrain.py) = x[mask] = masked_embed
-    (bytedance/ibot models/vision_transformer.py); the script checks that both give the same tensor.
+    (bytedance/ibot models/vision_transformer.py); the script checks that both give the same tensor;
+  * LoMaR's windows (junchen14/LoMaR models_lomar.py `generate_window_patches`): window (top, left) of
+    size K holds patches (top + i) * W + left + j in row-major order.
 
 Seeded, float32, single-threaded; a re-run is byte-identical (REF_FIXTURES_OUT=/tmp/x redirects).
 Every gradient comes from backward of sum(output * upstream) with random upstream tensors stored
@@ -153,6 +156,24 @@ def ops():
     op_attention_bias("attention_bias_per_image_head", 502, (2, 3, 7, 7), lambda b: b)
     # one (N, N) matrix per image, shared by the heads
     op_attention_bias("attention_bias_per_image", 503, (2, 7, 7), lambda b: b.unsqueeze(1))
+    op_token_windows()
+
+
+def op_token_windows():
+    """Windows of a 4 x 5 grid (not square, so rows and columns cannot be swapped unnoticed); two
+    windows of image 0 overlap, so the backward must add."""
+    s = seed(504)
+    H, W, K, D = 4, 5, 3, 3
+    windows = torch.tensor([[0, 0, 0], [1, 1, 2], [0, 1, 1], [1, 0, 0]])  # (image, top, left)
+    x = leaf(rand(2, H * W, D))
+    index = torch.stack([(top + torch.arange(K))[:, None] * W + left + torch.arange(K)[None, :]
+                         for _, top, left in windows.tolist()]).reshape(len(windows), K * K)
+    y = x[windows[:, 0, None], index]  # (R, K*K, D)
+    dy = rand(*y.shape)
+    y.backward(dy)
+    assert x.grad[0, (1 + 1) * W + 1 + 1].abs().sum() > 0  # a token both image-0 windows read
+    save("ops/token_windows.safetensors", dict(x=x, windows=windows, dy=dy, y=y, dx=x.grad),
+         meta={"grid_height": str(H), "grid_width": str(W), "size": str(K)}, seed=s)
 
 
 # --------------------------------------------------------------------------------------------------
