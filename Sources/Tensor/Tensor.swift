@@ -62,6 +62,13 @@ public struct Tensor: Sendable, Equatable {
                       data: Array(data[(range.lowerBound * item)..<(range.upperBound * item)]))
     }
 
+    /// Tensors of the same item shape stacked along the first axis, in order.
+    public init(concatenatingBatches parts: [Tensor]) {
+        precondition(!parts.isEmpty && parts.allSatisfy { Array($0.shape.dropFirst()) == Array(parts[0].shape.dropFirst()) },
+                     "concatenating batches needs parts of one item shape")
+        self.init(shape: [parts.reduce(0) { $0 + $1.shape[0] }] + parts[0].shape.dropFirst(), data: parts.flatMap(\.data))
+    }
+
     @inlinable
     public func withPointer<R>(_ body: (UnsafePointer<Float>) throws -> R) rethrows -> R {
         try data.withUnsafeBufferPointer { try body($0.baseAddress!) }

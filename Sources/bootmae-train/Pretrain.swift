@@ -42,8 +42,8 @@ struct Pretrain: ParsableCommand {
     @Option(help: "Images per step.")
     var batchSize: Int = 256
 
-    @Option(help: "Base learning rate; the peak lr is blr × batch / 256 (the official linear scaling rule).")
-    var blr: Double = 1.5e-4
+    @Option(help: "Base learning rate; the peak lr is blr × batch / 256 (the official linear scaling rule). Default: the objective's (MAE and BootMAE 1.5e-4).")
+    var blr: Double?
 
     @Option(help: "Peak learning rate (overrides --blr).")
     var lr: Double?
@@ -51,11 +51,11 @@ struct Pretrain: ParsableCommand {
     @Option(help: "Final learning rate of the cosine schedule (default: the objective's; BootMAE peak/24 as 1e-4 vs 2.4e-3 officially, MAE 0).")
     var minLR: Double?
 
-    @Option(help: "Warmup epochs (default: 5% of the epochs, as 40 of 800 officially).")
+    @Option(help: "Warmup epochs (default: the objective's share; MAE and BootMAE 5% of the epochs, as 40 of 800 officially).")
     var warmupEpochs: Double?
 
-    @Option(help: "AdamW weight decay (β = 0.9, 0.95).")
-    var weightDecay: Double = 0.05
+    @Option(help: "AdamW weight decay (default: the objective's; MAE and BootMAE 0.05 with β = 0.9, 0.95).")
+    var weightDecay: Double?
 
     @Option(help: "Write a checkpoint every N steps (and at the end, and on SIGINT/SIGTERM).")
     var checkpointEvery: Int = 200
@@ -87,13 +87,14 @@ struct Pretrain: ParsableCommand {
         try ensure(imgSize.map { $0 >= 1 } ?? true && patchSize.map { $0 >= 1 } ?? true, "--img-size and --patch-size must be positive")
         try ensure(channels.map { $0 == 1 || $0 == 3 } ?? true, "--channels is 1 or 3")
         try ensure((0.05...0.95).contains(maskRatio), "--mask-ratio must be within 0.05...0.95")
-        try ensure(blr > 0 && lr.map { $0 > 0 } ?? true, "the learning rate (--blr, --lr) must be positive")
-        try ensure(minLR.map { $0 >= 0 && $0 <= (lr ?? blr * Double(batchSize) / 256) } ?? true, "--min-lr must be within 0 and the peak lr")
+        let (type, flags) = try chosenObjective()
+        try ensure(blr.map { $0 > 0 } ?? true && lr.map { $0 > 0 } ?? true, "the learning rate (--blr, --lr) must be positive")
+        let peak = lr ?? (blr ?? type.defaultBaseLR) * Double(batchSize) / 256
+        try ensure(minLR.map { $0 >= 0 && $0 <= peak } ?? true, "--min-lr must be within 0 and the peak lr")
         try ensure(warmupEpochs.map { $0 >= 0 } ?? true, "--warmup-epochs cannot be negative")
-        try ensure(weightDecay >= 0, "--weight-decay cannot be negative")
+        try ensure(weightDecay.map { $0 >= 0 } ?? true, "--weight-decay cannot be negative")
         try ensure(checkpointEvery >= 1, "--checkpoint-every must be positive")
         // The objective's own flags: parsed and their values checked before any folder is touched.
-        let (type, flags) = try chosenObjective()
         do { _ = try type.options(flags: flags, epochs: common.epochs ?? 100) } catch { throw ValidationError("\(error)") }
     }
 
@@ -113,7 +114,7 @@ struct Pretrain: ParsableCommand {
                 let epochs = common.epochs ?? 100
                 recipe = try PretrainRecipe.make(
                     type, flags: flags, data: common.absoluteDataPath, seed: common.seed, epochs: epochs, batchSize: batchSize,
-                    lr: lr ?? blr * Double(batchSize) / 256, minLR: minLR, warmupEpochs: warmupEpochs ?? Double(epochs) * 0.05,
+                    lr: lr ?? blr.map { $0 * Double(batchSize) / 256 }, minLR: minLR, warmupEpochs: warmupEpochs,
                     weightDecay: weightDecay, checkpointEvery: checkpointEvery, subset: common.subset)
             }
             let trainer = try Pretrainer(config: config, recipe: recipe, run: dir, resume: common.resume)

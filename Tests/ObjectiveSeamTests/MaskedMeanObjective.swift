@@ -44,17 +44,17 @@ struct MaskedMeanObjective: PretrainingObjective {
         ParameterInit(classTokenStd: 0.02, truncatedMaskTokens: false, xavierPerQKVBlock: false).initialize(parameters, rng: &rng)
     }
 
-    func plan(batch: Int, rng: inout SeededRandom, options: Options) -> MaskPlan {
+    func plan(batch: Int, rng: inout SeededRandom, options: Options, clock: TrainingClock) -> MaskPlan {
         let c = encoder.config
         return options.masking.plan(batch: batch, grid: c.gridSize, masked: MaskingSpec.maskedCount(ratio: settings.maskRatio, patches: c.numPatches), rng: &rng)
     }
 
-    func step(_ images: Tensor, plan: MaskPlan, options: Options, clock: TrainingClock, lossBatch: Int, phase: PhaseMarker?) -> StepReport {
-        let (encoded, cache) = encoder.forwardVisible(images, plan: plan)
+    func step(_ batch: PretrainingBatch, plan: MaskPlan, options: Options, clock: TrainingClock, lossBatch: Int, phase: PhaseMarker?) -> StepReport {
+        let (encoded, cache) = encoder.forwardVisible(batch.images, plan: plan)
         let classRows = [[Int]](repeating: [0], count: plan.batch)
         let cls = TokenOps.gather(encoded.latent, index: classRows)
         let prediction = head.forward(cls)                                    // (B, 1, 1)
-        let patches = PatchOps.patchify(images, patch: encoder.config.patchSize)
+        let patches = PatchOps.patchify(batch.images, patch: encoder.config.patchSize)
         let target = Tensor(shape: [plan.batch, 1, 1], data: plan.maskedPatches.enumerated().map { b, hidden in
             let values = hidden.flatMap { n in (0..<patches.lastDim).map { patches.data[(b * plan.numPatches + n) * patches.lastDim + $0] } }
             return values.reduce(0, +) / Float(values.count)

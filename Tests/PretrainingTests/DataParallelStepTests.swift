@@ -24,12 +24,12 @@ final class DataParallelStepTests: XCTestCase {
         defer { Parallel.workers = savedWorkers }
         var r1 = SeededRandom(seed: 1), r2 = SeededRandom(seed: 1)
         single.parameters.zeroGrads()
-        let expected = single.trainStep(images, rng: &r1, options: options, clock: clock)
+        let expected = single.trainStep(PretrainingBatch(images: images), rng: &r1, options: options, clock: clock)
         let step = DataParallelStep(network: sharded, shards: shards)
         for _ in 0..<2 {  // twice: replica gradients must start from zero again
             sharded.parameters.zeroGrads()
             r2 = SeededRandom(seed: 1)
-            let got = step.trainStep(images, rng: &r2, options: options, clock: clock)
+            let got = step.trainStep(PretrainingBatch(images: images), rng: &r2, options: options, clock: clock)
             XCTAssertEqual(got.losses.map(\.name), expected.losses.map(\.name))
             for (a, b) in zip(got.losses, expected.losses) {
                 XCTAssertEqual(a.value, b.value, accuracy: 1e-5 * max(1, abs(b.value)), a.name)

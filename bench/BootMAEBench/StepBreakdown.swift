@@ -24,7 +24,7 @@ func stepBreakdown(_ mode: TrainStepMode, seconds: Double) {
         var rng = SeededRandom(seed: 0, stream: UInt64(mode.steps))
         mode.network.parameters.zeroGrads()
         mark("zero gradients")
-        _ = mode.network.trainStep(mode.images, rng: &rng, options: TrainStepMode.options, clock: mode.clock, phase: mark)
+        _ = mode.network.trainStep(PretrainingBatch(images: mode.images), rng: &rng, options: TrainStepMode.options, clock: mode.clock, phase: mark)
         mode.optimizer.step(mode.network.parameters, lr: TrainStepMode.lr)
         mark("AdamW")
         mode.network.afterStep(options: TrainStepMode.options, clock: mode.clock)

@@ -66,7 +66,7 @@ final class TrainStepMode {
     func step() {
         var rng = SeededRandom(seed: 0, stream: UInt64(steps))
         network.parameters.zeroGrads()
-        let report = stepper(shards: shards).trainStep(images, rng: &rng, options: Self.options, clock: clock)
+        let report = stepper(shards: shards).trainStep(PretrainingBatch(images: images), rng: &rng, options: Self.options, clock: clock)
         precondition(report.total.isFinite, "train-step: the loss became \(report.total) at step \(steps)")
         optimizer.step(network.parameters, lr: Self.lr)
         network.afterStep(options: Self.options, clock: clock)

@@ -162,15 +162,15 @@ extension BootMAE: PretrainingObjective, PixelReconstructing {
     public var maskedCount: Int { settings.maskedCount(patches: encoder.config.numPatches) }
     public var defaultMasking: MaskingSpec { .block }
 
-    public func plan(batch: Int, rng: inout SeededRandom, options: Options) -> MaskPlan {
+    public func plan(batch: Int, rng: inout SeededRandom, options: Options, clock: TrainingClock) -> MaskPlan {
         options.masking.plan(batch: batch, grid: encoder.config.gridSize, masked: maskedCount, rng: &rng)
     }
 
-    public func step(_ images: Tensor, plan: MaskPlan, options: Options, clock: TrainingClock, lossBatch: Int,
+    public func step(_ batch: PretrainingBatch, plan: MaskPlan, options: Options, clock: TrainingClock, lossBatch: Int,
                      phase: PhaseMarker?) -> StepReport {
         let weights = options.weightMask ? plan.neighbourhoodWeights(grid: encoder.config.gridSize) : plan.lossMask
         let lambda = options.lambda(at: clock)
-        let out = step(images, plan: plan, weights: weights, featureWeight: lambda, lossBatch: lossBatch, phase: phase)
+        let out = step(batch.images, plan: plan, weights: weights, featureWeight: lambda, lossBatch: lossBatch, phase: phase)
         return StepReport(losses: [.init("loss", out.loss), .init("pixel_loss", out.pixelLoss), .init("feature_loss", out.featureLoss)],
                           schedule: [.init("lambda", lambda), .init("ema", options.emaDecay(at: clock))])
     }

@@ -66,13 +66,13 @@ extension MAE: PretrainingObjective, PixelReconstructing {
     public var maskedCount: Int { settings.maskedCount(patches: encoder.config.numPatches) }
     public var defaultMasking: MaskingSpec { .random }
 
-    public func plan(batch: Int, rng: inout SeededRandom, options: Options) -> MaskPlan {
+    public func plan(batch: Int, rng: inout SeededRandom, options: Options, clock: TrainingClock) -> MaskPlan {
         options.masking.plan(batch: batch, grid: encoder.config.gridSize, masked: maskedCount, rng: &rng)
     }
 
-    public func step(_ images: Tensor, plan: MaskPlan, options: Options, clock: TrainingClock, lossBatch: Int,
+    public func step(_ batch: PretrainingBatch, plan: MaskPlan, options: Options, clock: TrainingClock, lossBatch: Int,
                      phase: PhaseMarker?) -> StepReport {
-        let out = step(images, plan: plan, lossBatch: lossBatch)
+        let out = step(batch.images, plan: plan, lossBatch: lossBatch)
         phase?("mae forward + backward")
         // The pixel loss is the whole loss; it is reported under both names so that runs of every
         // objective plot their pixel losses on one chart.

@@ -21,12 +21,12 @@ public final class DataParallelStep: @unchecked Sendable {
 
     /// `PretrainingNetwork.trainStep` over the shards: one plan from `rng`, gradients accumulated
     /// into `network`'s parameters, the shards' reports combined in shard order.
-    public func trainStep(_ images: Tensor, rng: inout SeededRandom, options: any ObjectiveOptions,
+    public func trainStep(_ batch: PretrainingBatch, rng: inout SeededRandom, options: any ObjectiveOptions,
                           clock: TrainingClock) -> StepReport {
-        let batch = images.shape[0]
-        let plan = network.plan(batch: batch, rng: &rng, options: options)
-        let reports = copies.run(batch: batch) { net, items in
-            net.step(images.batchSlice(items), plan: plan.shard(items), options: options, clock: clock, lossBatch: batch)
+        let count = batch.count
+        let plan = network.plan(batch: count, rng: &rng, options: options, clock: clock)
+        let reports = copies.run(batch: count) { net, items in
+            net.step(batch.shard(items), plan: plan.shard(items), options: options, clock: clock, lossBatch: count)
         }
         return StepReport.combining(reports)
     }

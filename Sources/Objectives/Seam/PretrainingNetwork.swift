@@ -40,30 +40,42 @@ public struct PretrainingNetwork: Sendable {
     }
 
     /// The step's random choices for a batch, drawn from `rng`.
-    public func plan(batch: Int, rng: inout SeededRandom, options: any ObjectiveOptions) -> any ShardablePlan {
+    public func plan(batch: Int, rng: inout SeededRandom, options: any ObjectiveOptions, clock: TrainingClock) -> any ShardablePlan {
         func draw<O: PretrainingObjective>(_ o: O, _ rng: inout SeededRandom) -> any ShardablePlan {
-            o.plan(batch: batch, rng: &rng, options: Self.cast(options, for: O.self))
+            o.plan(batch: batch, rng: &rng, options: Self.cast(options, for: O.self), clock: clock)
         }
         return draw(objective, &rng)
     }
 
     /// Forward and backward of one shard under its plan (see `PretrainingObjective.step`).
-    public func step(_ images: Tensor, plan: any ShardablePlan, options: any ObjectiveOptions, clock: TrainingClock,
+    public func step(_ batch: PretrainingBatch, plan: any ShardablePlan, options: any ObjectiveOptions, clock: TrainingClock,
                      lossBatch: Int? = nil, phase: PhaseMarker? = nil) -> StepReport {
         func run<O: PretrainingObjective>(_ o: O) -> StepReport {
             guard let plan = plan as? O.Plan else { preconditionFailure("a \(type(of: plan)) is no plan of \(O.name)") }
-            return o.step(images, plan: plan, options: Self.cast(options, for: O.self), clock: clock,
-                          lossBatch: lossBatch ?? images.shape[0], phase: phase)
+            return o.step(batch, plan: plan, options: Self.cast(options, for: O.self), clock: clock,
+                          lossBatch: lossBatch ?? batch.count, phase: phase)
         }
         return run(objective)
     }
 
     /// Draws the plan from `rng` and runs one step on the whole batch.
-    public func trainStep(_ images: Tensor, rng: inout SeededRandom, options: any ObjectiveOptions, clock: TrainingClock,
+    public func trainStep(_ batch: PretrainingBatch, rng: inout SeededRandom, options: any ObjectiveOptions, clock: TrainingClock,
                           phase: PhaseMarker? = nil) -> StepReport {
-        let plan = plan(batch: images.shape[0], rng: &rng, options: options)
+        let plan = plan(batch: batch.count, rng: &rng, options: options, clock: clock)
         phase?("masks")
-        return step(images, plan: plan, options: options, clock: clock, phase: phase)
+        return step(batch, plan: plan, options: options, clock: clock, phase: phase)
+    }
+
+    /// The views each image needs (nil: one view at the model's size).
+    public func dataViews(options: any ObjectiveOptions) -> [ViewGroupSpec]? {
+        func ask<O: PretrainingObjective>(_ o: O) -> [ViewGroupSpec]? { o.dataViews(options: Self.cast(options, for: O.self)) }
+        return ask(objective)
+    }
+
+    /// Between backward and the optimizer step (clipping, freezing, scheduled weight decay).
+    public func prepareUpdate(options: any ObjectiveOptions, clock: TrainingClock) -> UpdateAdjustment {
+        func run<O: PretrainingObjective>(_ o: O) -> UpdateAdjustment { o.prepareUpdate(options: Self.cast(options, for: O.self), clock: clock) }
+        return run(objective)
     }
 
     /// After the optimizer step (EMA updates).

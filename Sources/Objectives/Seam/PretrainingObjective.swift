@@ -38,8 +38,13 @@ public protocol PretrainingObjective: Sendable {
     static func configure(_ shape: BackboneShape, maskRatio: Double, flags: ObjectiveFlagValues) throws -> (ViTConfig, Settings)
     /// Training options from the flags; `epochs` for defaults that scale with the run.
     static func options(flags: ObjectiveFlagValues, epochs: Int) throws -> Options
-    /// The final learning rate of the cosine schedule when none is given.
+    /// The official recipe's optimizer defaults: learning rate per 256 images, the final rate of
+    /// the cosine schedule, warmup as a share of the epochs, AdamW's betas and weight decay.
+    static var defaultBaseLR: Double { get }
     static func defaultMinLR(peak: Double) -> Double
+    static var defaultWarmupShare: Double { get }
+    static var defaultBetas: (beta1: Double, beta2: Double) { get }
+    static var defaultWeightDecay: Double { get }
 
     /// An untrained network of this shape (weights are set by `initialize` or a checkpoint).
     init(encoder: ViTConfig, settings: Settings)
@@ -52,6 +57,9 @@ public protocol PretrainingObjective: Sendable {
     var checkpointParameters: ParameterList { get }
     /// What an export holds.
     var exportParameters: ParameterList { get }
+    /// When an export is only an encoder (iBOT serves its teacher), that encoder; nil exports the
+    /// whole network under its pretraining config.
+    var exportedEncoder: VisionTransformer? { get }
     /// Tensors that never decay (beyond biases and norms, which never do).
     var noDecayNames: Set<String> { get }
 
@@ -61,12 +69,18 @@ public protocol PretrainingObjective: Sendable {
     /// `checkpointParameters` under its name.
     func load(_ weights: SafeTensorsFile, ignoring: [String]) throws
 
+    /// The views of each image a step needs; nil (the default) is one view at the model's size
+    /// with the recipe's crop scale.
+    func dataViews(options: Options) -> [ViewGroupSpec]?
     /// The step's random choices for a batch of `batch` images.
-    func plan(batch: Int, rng: inout SeededRandom, options: Options) -> Plan
-    /// Forward and backward on `images` (one shard of a batch of `lossBatch` images: losses divide
+    func plan(batch: Int, rng: inout SeededRandom, options: Options, clock: TrainingClock) -> Plan
+    /// Forward and backward on `batch` (one shard of a batch of `lossBatch` images: losses divide
     /// by `lossBatch`, so shards' losses and gradients add up); gradients accumulate.
-    func step(_ images: Tensor, plan: Plan, options: Options, clock: TrainingClock, lossBatch: Int,
+    func step(_ batch: PretrainingBatch, plan: Plan, options: Options, clock: TrainingClock, lossBatch: Int,
               phase: PhaseMarker?) -> StepReport
+    /// Between the backward pass and the optimizer step: clips or freezes gradients and sets the
+    /// step's scheduled optimizer values; nothing by default.
+    func prepareUpdate(options: Options, clock: TrainingClock) -> UpdateAdjustment
     /// After the optimizer step (EMA updates); nothing by default.
     func afterStep(options: Options, clock: TrainingClock)
 }
@@ -77,7 +91,14 @@ extension PretrainingObjective {
     public var noDecayNames: Set<String> { [] }
     public static var capabilities: Set<Capability> { [.embed] }
     public static var flags: [ObjectiveFlag] { [] }
+    public static var defaultBaseLR: Double { 1.5e-4 }
     public static func defaultMinLR(peak: Double) -> Double { 0 }
+    public static var defaultWarmupShare: Double { 0.05 }
+    public static var defaultBetas: (beta1: Double, beta2: Double) { (0.9, 0.95) }
+    public static var defaultWeightDecay: Double { 0.05 }
+    public var exportedEncoder: VisionTransformer? { nil }
+    public func dataViews(options: Options) -> [ViewGroupSpec]? { nil }
+    public func prepareUpdate(options: Options, clock: TrainingClock) -> UpdateAdjustment { UpdateAdjustment() }
     public func afterStep(options: Options, clock: TrainingClock) {}
 
     public func load(_ weights: SafeTensorsFile, ignoring: [String]) throws {

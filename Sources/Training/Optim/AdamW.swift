@@ -21,6 +21,9 @@ public struct AdamW: Sendable {
     /// First and second moments, one pair per trainable parameter, in `names` order.
     public private(set) var names: [String] = []
     var groups: [Group] = []
+    /// Per parameter, the steps it sat out (frozen): its own step count, which its bias
+    /// corrections use, is `steps` minus these (PyTorch keeps a step count per tensor).
+    public private(set) var skipped: [Int] = []
     var m: [[Float]] = []
     var v: [[Float]] = []
 
@@ -33,6 +36,7 @@ public struct AdamW: Sendable {
             m.append([Float](repeating: 0, count: p.value.count))
             v.append([Float](repeating: 0, count: p.value.count))
         }
+        skipped = [Int](repeating: 0, count: names.count)
     }
 
     /// The official no-decay rules: 1-D tensors and biases never decay; BootMAE also exempts
@@ -41,12 +45,21 @@ public struct AdamW: Sendable {
         !(p.shape.count == 1 || name.hasSuffix(".bias") || exempt.contains(name))
     }
 
-    public mutating func step(_ parameters: ParameterList, lr: Float) {
+    /// One update. `weightDecay` replaces the configured decay for this step (a scheduled decay);
+    /// `frozen` tensors are left as they are, moments included.
+    public mutating func step(_ parameters: ParameterList, lr: Float, weightDecay scheduled: Float? = nil, frozen: Set<String> = []) {
         steps += 1
         let c1 = 1 - pow(beta1, Float(steps)), c2 = (1 - pow(beta2, Float(steps))).squareRoot()
         let (b1, b2, eps) = (beta1, beta2, eps)
+        let weightDecay = scheduled ?? self.weightDecay
         for (k, name) in names.enumerated() {
             guard let p = parameters[name] else { preconditionFailure("optimizer: parameter \(name) disappeared") }
+            if frozen.contains(name) { skipped[k] += 1; continue }
+            var (c1, c2) = (c1, c2)
+            if skipped[k] > 0 {
+                let t = Float(steps - skipped[k])
+                (c1, c2) = (1 - pow(beta1, t), (1 - pow(beta2, t)).squareRoot())
+            }
             let g = groups[k]
             let rate = lr * g.lrScale
             let shrink = g.decay ? 1 - rate * weightDecay : 1
@@ -79,8 +92,14 @@ public struct AdamW: Sendable {
         return out
     }
 
-    public mutating func restore(steps: Int, tensor: (String) throws -> Tensor) rethrows {
+    /// The parameters that sat out steps, with how many (empty when none did).
+    public var skippedSteps: [String: Int] {
+        Dictionary(uniqueKeysWithValues: zip(names, skipped).filter { $0.1 > 0 })
+    }
+
+    public mutating func restore(steps: Int, skipped: [String: Int] = [:], tensor: (String) throws -> Tensor) rethrows {
         self.steps = steps
+        self.skipped = names.map { skipped[$0] ?? 0 }
         for (k, name) in names.enumerated() {
             m[k] = try tensor("m.\(name)").data
             v[k] = try tensor("v.\(name)").data

@@ -83,7 +83,6 @@ public final class Pretrainer {
     // MARK: Loop
 
     public func train(maxSteps: Int? = nil, stop: StopFlag = StopFlag(), progress: ProgressReporter = ProgressReporter()) throws -> Summary {
-        let c = config.encoder
         let startStep = step
         let lastStep = min(totalSteps, maxSteps.map { startStep + $0 } ?? totalSteps)
         let started = Date()
@@ -95,10 +94,7 @@ public final class Pretrainer {
 
         epochs: while step < lastStep {
             let epoch = step / stepsPerEpoch
-            let loader = BatchLoader(dataset: dataset, batchSize: recipe.batchSize, shuffle: true, dropLast: true,
-                                         seed: recipe.seed, epoch: epoch, startBatch: step % stepsPerEpoch,
-                                         channels: c.inChans, imageSize: c.imgSize, mean: c.mean, std: c.std,
-                                         augment: Augment(size: c.imgSize, scale: recipe.augmentScale), workers: 1)
+            let loader = makeLoader(epoch: epoch, startBatch: step % stepsPerEpoch)
             while step < lastStep, step / stepsPerEpoch == epoch {
                 let waitStart = Date()
                 guard let batch = try loader.next() else { break }
@@ -108,11 +104,15 @@ public final class Pretrainer {
                 let clock = TrainingClock(step: step, stepsPerEpoch: stepsPerEpoch, epochs: recipe.epochs)
                 var rng = SeededRandom(seed: recipe.seed, stream: UInt64(step))
                 network.parameters.zeroGrads()
-                let report = stepper.trainStep(batch.images, rng: &rng, options: recipe.objectiveOptions, clock: clock)
+                let images = viewGroups.map { groups in
+                    PretrainingBatch(groups: zip(groups, batch.views).map { PretrainingBatch.Group(views: $0.views, images: $1) })
+                } ?? PretrainingBatch(images: batch.images)
+                let report = stepper.trainStep(images, rng: &rng, options: recipe.objectiveOptions, clock: clock)
                 guard report.total.isFinite else {
                     throw TrainingError(description: "loss became \(report.total) at step \(step) (lr \(lr)); the last checkpoint is intact — lower --lr and resume or restart")
                 }
-                optimizer.step(network.parameters, lr: lr)
+                let adjustment = network.prepareUpdate(options: recipe.objectiveOptions, clock: clock)
+                optimizer.step(network.parameters, lr: lr, weightDecay: adjustment.weightDecay.map { Float($0) }, frozen: adjustment.frozen)
                 network.afterStep(options: recipe.objectiveOptions, clock: clock)
                 step += 1
                 lastLoss = report.total
@@ -153,6 +153,26 @@ public final class Pretrainer {
         return Summary(steps: step, epochs: Double(step) / Double(stepsPerEpoch), finalLoss: lastLoss, seconds: seconds,
                        imagesPerSecond: Double(done * recipe.batchSize) / max(seconds, 1e-9), stoppedEarly: step < totalSteps,
                        totalSeconds: trainSeconds + Date().timeIntervalSince(invocationStart), unreadableImages: unreadable.listed)
+    }
+
+    /// The view groups the objective asks for (nil: one view per image at the model's size).
+    var viewGroups: [ViewGroupSpec]? { network.dataViews(options: recipe.objectiveOptions) }
+
+    /// This epoch's batches from `startBatch` on, shaped as the objective asks.
+    func makeLoader(epoch: Int, startBatch: Int) -> BatchLoader {
+        let c = config.encoder
+        guard let groups = viewGroups else {
+            return BatchLoader(dataset: dataset, batchSize: recipe.batchSize, shuffle: true, dropLast: true, seed: recipe.seed,
+                               epoch: epoch, startBatch: startBatch, channels: c.inChans, imageSize: c.imgSize, mean: c.mean,
+                               std: c.std, augment: Augment(size: c.imgSize, scale: recipe.augmentScale), workers: 1)
+        }
+        let views = MultiViewTransform(groups: groups.map { g in
+            MultiViewTransform.Group(views: g.views, transform: SampleTransform(
+                channels: c.inChans, imageSize: g.size, mean: c.mean, std: c.std,
+                augment: Augment(size: g.size, scale: g.scale ?? recipe.augmentScale)))
+        })
+        return BatchLoader(dataset: dataset, batchSize: recipe.batchSize, shuffle: true, dropLast: true, seed: recipe.seed,
+                           epoch: epoch, startBatch: startBatch, views: views, workers: 1)
     }
 
     /// loss.png: the objective's losses against the step.

@@ -47,10 +47,16 @@ public enum Exporter {
         case .pretraining:
             let config = try PretrainingDirectory.readConfig(run.url)
             let network = try PretrainingDirectory.network(config: config, weights: checkpoint, ignoring: ["optim."])
-            // What the objective serves (e.g. BootMAE's online network without its momentum encoder).
-            parameters = network.exportParameters
-            try ModelDirectory.save(config: config.encoder, parameters: parameters, to: tmp, dtype: dtype, metadata: meta)
-            try AtomicFile.write(try prettyJSON(config), to: tmp.appendingPathComponent(ModelDirectory.configName))
+            if let encoder = network.objective.exportedEncoder {
+                // An objective that serves only an encoder (iBOT's teacher): a plain encoder directory.
+                parameters = encoder.parameters
+                try ModelDirectory.save(config: encoder.config, parameters: parameters, to: tmp, dtype: dtype, metadata: meta)
+            } else {
+                // What the objective serves (e.g. BootMAE's online network without its momentum encoder).
+                parameters = network.exportParameters
+                try ModelDirectory.save(config: config.encoder, parameters: parameters, to: tmp, dtype: dtype, metadata: meta)
+                try AtomicFile.write(try prettyJSON(config), to: tmp.appendingPathComponent(ModelDirectory.configName))
+            }
         case .classifier:
             let config = try ModelDirectory.readConfig(run.url)
             let model = try ModelDirectory.encoder(config: config, weights: checkpoint, extraIgnored: ["optim."])

@@ -22,6 +22,10 @@ public enum TrainingCheckpoint {
         var meta = extra
         meta["step"] = String(step)
         meta["adam_steps"] = String(optimizer.steps)
+        let skipped = optimizer.skippedSteps
+        if !skipped.isEmpty {
+            meta["adam_skipped"] = String(decoding: try JSONSerialization.data(withJSONObject: skipped, options: .sortedKeys), as: UTF8.self)
+        }
         meta["train_seconds"] = String(seconds)
         meta["format"] = format
         try SafeTensorsWriter.write(tensors, to: url, metadata: meta)
@@ -34,7 +38,8 @@ public enum TrainingCheckpoint {
             throw CheckpointError.malformed(url.path, "not a training checkpoint (no step metadata)")
         }
         try ModelDirectory.load(model, from: file, ignoring: ["optim."])
-        try optimizer.restore(steps: adam) { try file.tensor("optim.\($0)") }
+        let skipped = file.metadata["adam_skipped"].flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Int] } ?? [:]
+        try optimizer.restore(steps: adam, skipped: skipped) { try file.tensor("optim.\($0)") }
         return Position(step: step, adamSteps: adam, seconds: file.metadata["train_seconds"].flatMap(Double.init) ?? 0,
                         metadata: file.metadata)
     }

@@ -1,0 +1,74 @@
+import Tensor
+
+/// One step's images as the objective asked for them (`PretrainingObjective.dataViews`): groups of
+/// augmented views, each group one tensor (views·B, C, S, S), view-major (all images' first view,
+/// then all images' second view, ...). Most objectives take one view per image: `images`.
+public struct PretrainingBatch: Sendable {
+    public struct Group: Sendable {
+        public let views: Int
+        public let images: Tensor
+        public init(views: Int, images: Tensor) {
+            precondition(images.shape[0] % views == 0, "a group of \(views) views needs a multiple of \(views) rows")
+            self.views = views
+            self.images = images
+        }
+    }
+
+    public let groups: [Group]
+    /// Images (not views) in the batch.
+    public let count: Int
+
+    /// One view per image.
+    public init(images: Tensor) {
+        groups = [Group(views: 1, images: images)]
+        count = images.shape[0]
+    }
+
+    public init(groups: [Group]) {
+        precondition(!groups.isEmpty, "a batch has at least one view group")
+        let count = groups[0].images.shape[0] / groups[0].views
+        precondition(groups.allSatisfy { $0.images.shape[0] == count * $0.views }, "every group must hold the same images")
+        self.groups = groups
+        self.count = count
+    }
+
+    /// The first group's tensor: one view per image for single-view objectives.
+    public var images: Tensor { groups[0].images }
+
+    /// View `v` of group `g` for every image, (B, C, S, S).
+    public func view(_ v: Int, group g: Int = 0) -> Tensor {
+        groups[g].images.batchSlice((v * count)..<((v + 1) * count))
+    }
+
+    /// The images `items` of every view (a data-parallel shard), in the same layout.
+    public func shard(_ items: Range<Int>) -> PretrainingBatch {
+        if items == 0..<count { return self }
+        return PretrainingBatch(groups: groups.map { group in
+            if group.views == 1 { return Group(views: 1, images: group.images.batchSlice(items)) }
+            let views = (0..<group.views).map { v in group.images.batchSlice((v * count + items.lowerBound)..<(v * count + items.upperBound)) }
+            return Group(views: group.views, images: Tensor(concatenatingBatches: views))
+        })
+    }
+}
+
+/// A group of views an objective wants per image: `views` crops at `size` pixels, each a
+/// random-resized crop of `scale` of the image (nil: the recipe's scale), flipped half the time.
+public struct ViewGroupSpec: Sendable, Equatable {
+    public var views: Int
+    public var size: Int
+    public var scale: ClosedRange<Double>?
+    public init(views: Int, size: Int, scale: ClosedRange<Double>? = nil) {
+        self.views = views; self.size = size; self.scale = scale
+    }
+}
+
+/// What the objective changes about one optimizer step: the weight decay of a schedule, and
+/// tensors left untouched this step (no moment update, no decay: PyTorch skips a tensor whose
+/// gradient is None).
+public struct UpdateAdjustment: Sendable, Equatable {
+    public var weightDecay: Double?
+    public var frozen: Set<String>
+    public init(weightDecay: Double? = nil, frozen: Set<String> = []) {
+        self.weightDecay = weightDecay; self.frozen = frozen
+    }
+}
