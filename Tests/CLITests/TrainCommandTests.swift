@@ -35,7 +35,7 @@ final class TrainCommandTests: XCTestCase {
             (["pretrain", "--out", out, "--ema-start", "5"], "--ema-start"),
             (["pretrain", "--out", out, "--feature-weight=-1"], "--feature-weight"),
             (["pretrain", "--out", out, "--objective", "mae", "--feature-weight", "0.5"], "unknown option '--feature-weight' for objective mae (mae's own options: --masking)"),
-            (["pretrain", "--out", out, "--objective", "ibot-typo"], "unknown objective 'ibot-typo'; known objectives: bootmae, mae"),
+            (["pretrain", "--out", out, "--objective", "ibot-typo"], "unknown objective 'ibot-typo'; known objectives: bootmae, mae, ibot"),
             (["pretrain", "--out", out, "--masking", "checkerboard"], "--masking is one of random, block"),
             (["pretrain", "--out", out, "--no-weight-mask=yes"], "--no-weight-mask takes no value"),
             (["pretrain", "--out", out, "--ema-end"], "--ema-end needs a value"),

@@ -24,10 +24,10 @@ func stepBreakdown(_ mode: TrainStepMode, seconds: Double) {
         var rng = SeededRandom(seed: 0, stream: UInt64(mode.steps))
         mode.network.parameters.zeroGrads()
         mark("zero gradients")
-        _ = mode.network.trainStep(PretrainingBatch(images: mode.images), rng: &rng, options: TrainStepMode.options, clock: mode.clock, phase: mark)
+        let report = mode.network.trainStep(PretrainingBatch(images: mode.images), rng: &rng, options: TrainStepMode.options, clock: mode.clock, phase: mark)
         mode.optimizer.step(mode.network.parameters, lr: TrainStepMode.lr)
         mark("AdamW")
-        mode.network.afterStep(options: TrainStepMode.options, clock: mode.clock)
+        mode.network.afterStep(options: TrainStepMode.options, clock: mode.clock, report: report)
         mark("momentum EMA update")
         mode.steps += 1
     }

@@ -69,7 +69,7 @@ final class TrainStepMode {
         let report = stepper(shards: shards).trainStep(PretrainingBatch(images: images), rng: &rng, options: Self.options, clock: clock)
         precondition(report.total.isFinite, "train-step: the loss became \(report.total) at step \(steps)")
         optimizer.step(network.parameters, lr: Self.lr)
-        network.afterStep(options: Self.options, clock: clock)
+        network.afterStep(options: Self.options, clock: clock, report: report)
         steps += 1
     }
 

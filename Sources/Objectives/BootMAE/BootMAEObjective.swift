@@ -175,7 +175,7 @@ extension BootMAE: PretrainingObjective, PixelReconstructing {
                           schedule: [.init("lambda", lambda), .init("ema", options.emaDecay(at: clock))])
     }
 
-    public func afterStep(options: Options, clock: TrainingClock) {
+    public func afterStep(options: Options, clock: TrainingClock, report: StepReport) {
         updateMomentum(decay: options.emaDecay(at: clock))
     }
 

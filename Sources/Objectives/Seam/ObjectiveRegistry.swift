@@ -6,6 +6,7 @@ public enum ObjectiveRegistry {
     private static let builtIn: [any PretrainingObjective.Type] = [
         BootMAE.self,
         MAE.self,
+        IBOT.self,
     ]
 
     private static let lock = NSLock()

@@ -73,14 +73,16 @@ public struct PretrainingNetwork: Sendable {
     }
 
     /// Between backward and the optimizer step (clipping, freezing, scheduled weight decay).
-    public func prepareUpdate(options: any ObjectiveOptions, clock: TrainingClock) -> UpdateAdjustment {
-        func run<O: PretrainingObjective>(_ o: O) -> UpdateAdjustment { o.prepareUpdate(options: Self.cast(options, for: O.self), clock: clock) }
+    public func prepareUpdate(options: any ObjectiveOptions, clock: TrainingClock, baseWeightDecay: Double) -> UpdateAdjustment {
+        func run<O: PretrainingObjective>(_ o: O) -> UpdateAdjustment {
+            o.prepareUpdate(options: Self.cast(options, for: O.self), clock: clock, baseWeightDecay: baseWeightDecay)
+        }
         return run(objective)
     }
 
-    /// After the optimizer step (EMA updates).
-    public func afterStep(options: any ObjectiveOptions, clock: TrainingClock) {
-        func run<O: PretrainingObjective>(_ o: O) { o.afterStep(options: Self.cast(options, for: O.self), clock: clock) }
+    /// After the optimizer step (EMA updates, centres), with the whole batch's report.
+    public func afterStep(options: any ObjectiveOptions, clock: TrainingClock, report: StepReport) {
+        func run<O: PretrainingObjective>(_ o: O) { o.afterStep(options: Self.cast(options, for: O.self), clock: clock, report: report) }
         run(objective)
     }
 

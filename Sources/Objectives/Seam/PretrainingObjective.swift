@@ -80,9 +80,11 @@ public protocol PretrainingObjective: Sendable {
               phase: PhaseMarker?) -> StepReport
     /// Between the backward pass and the optimizer step: clips or freezes gradients and sets the
     /// step's scheduled optimizer values; nothing by default.
-    func prepareUpdate(options: Options, clock: TrainingClock) -> UpdateAdjustment
-    /// After the optimizer step (EMA updates); nothing by default.
-    func afterStep(options: Options, clock: TrainingClock)
+    /// `baseWeightDecay` is the recipe's (the start of a scheduled decay).
+    func prepareUpdate(options: Options, clock: TrainingClock, baseWeightDecay: Double) -> UpdateAdjustment
+    /// After the optimizer step (EMA updates, centres from the step's summed statistics); nothing
+    /// by default. `report` is the whole batch's, shards combined.
+    func afterStep(options: Options, clock: TrainingClock, report: StepReport)
 }
 
 extension PretrainingObjective {
@@ -98,8 +100,8 @@ extension PretrainingObjective {
     public static var defaultWeightDecay: Double { 0.05 }
     public var exportedEncoder: VisionTransformer? { nil }
     public func dataViews(options: Options) -> [ViewGroupSpec]? { nil }
-    public func prepareUpdate(options: Options, clock: TrainingClock) -> UpdateAdjustment { UpdateAdjustment() }
-    public func afterStep(options: Options, clock: TrainingClock) {}
+    public func prepareUpdate(options: Options, clock: TrainingClock, baseWeightDecay: Double) -> UpdateAdjustment { UpdateAdjustment() }
+    public func afterStep(options: Options, clock: TrainingClock, report: StepReport) {}
 
     public func load(_ weights: SafeTensorsFile, ignoring: [String]) throws {
         try ModelDirectory.load(checkpointParameters, from: weights, ignoring: ignoring)
@@ -159,11 +161,21 @@ public struct TrainingClock: Sendable, Equatable {
     public var totalSteps: Int { stepsPerEpoch * epochs }
 }
 
-/// What a training step reports: named losses, the total (what the optimizer minimises) first, and
-/// the schedule values it used (logged beside the losses).
+/// What a training step reports: named losses, the total (what the optimizer minimises) first, the
+/// schedule values it used (logged beside the losses), and named vector sums over the shard's
+/// images that the objective needs after the step (iBOT's centre statistics).
 public struct StepReport: Sendable {
     public var losses: [Named]
     public var schedule: [Named]
+    public var sums: [NamedVector]
+
+    public struct NamedVector: Sendable, Equatable {
+        public var name: String
+        public var values: [Float]
+        public init(_ name: String, _ values: [Float]) { self.name = name; self.values = values }
+    }
+
+    public func sum(_ name: String) -> [Float]? { sums.first { $0.name == name }?.values }
 
     public struct Named: Sendable, Equatable {
         public var name: String
@@ -171,22 +183,28 @@ public struct StepReport: Sendable {
         public init(_ name: String, _ value: Float) { self.name = name; self.value = value }
     }
 
-    public init(losses: [Named], schedule: [Named] = []) {
+    public init(losses: [Named], schedule: [Named] = [], sums: [NamedVector] = []) {
         precondition(!losses.isEmpty, "a step reports at least its total loss")
         self.losses = losses
         self.schedule = schedule
+        self.sums = sums
     }
 
     public var total: Float { losses[0].value }
 
     public func loss(_ name: String) -> Float? { losses.first { $0.name == name }?.value }
 
-    /// The reports of a batch's shards as one: losses (already divided by the whole batch) add up
-    /// in shard order; the schedule is the same for every shard.
+    /// The reports of a batch's shards as one: losses (already divided by the whole batch) and
+    /// sums add up in shard order; the schedule is the same for every shard.
     public static func combining(_ shards: [StepReport]) -> StepReport {
         let losses = shards[0].losses.indices.map { i in
             Named(shards[0].losses[i].name, shards.map { $0.losses[i].value }.reduce(0, +))
         }
-        return StepReport(losses: losses, schedule: shards[0].schedule)
+        let sums = shards[0].sums.indices.map { i in
+            NamedVector(shards[0].sums[i].name, shards.dropFirst().reduce(shards[0].sums[i].values) { total, shard in
+                zip(total, shard.sums[i].values).map { $0 + $1 }
+            })
+        }
+        return StepReport(losses: losses, schedule: shards[0].schedule, sums: sums)
     }
 }

@@ -111,9 +111,9 @@ public final class Pretrainer {
                 guard report.total.isFinite else {
                     throw TrainingError(description: "loss became \(report.total) at step \(step) (lr \(lr)); the last checkpoint is intact — lower --lr and resume or restart")
                 }
-                let adjustment = network.prepareUpdate(options: recipe.objectiveOptions, clock: clock)
+                let adjustment = network.prepareUpdate(options: recipe.objectiveOptions, clock: clock, baseWeightDecay: recipe.weightDecay)
                 optimizer.step(network.parameters, lr: lr, weightDecay: adjustment.weightDecay.map { Float($0) }, frozen: adjustment.frozen)
-                network.afterStep(options: recipe.objectiveOptions, clock: clock)
+                network.afterStep(options: recipe.objectiveOptions, clock: clock, report: report)
                 step += 1
                 lastLoss = report.total
 

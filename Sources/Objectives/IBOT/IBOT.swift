@@ -1,0 +1,130 @@
+import Tensor
+import ViT
+
+/// iBOT (Zhou et al., ICLR 2022) as the official code trains it (bytedance/ibot main_ibot.py,
+/// models/vision_transformer.py, models/head.py): a student ViT sees each global crop with
+/// block-masked patches replaced by a learned `masked_embed`; an EMA teacher sees the crops
+/// unmasked; one shared projection head on both; the student's [CLS] distils the teacher's [CLS] of
+/// the other crops, and its masked patch tokens the teacher's patch tokens of the same crop
+/// (`IBOTLoss`), against centred and sharpened teacher distributions.
+public struct IBOT: Sendable {
+    public let settings: Settings
+    public let student: VisionTransformer
+    /// Replaces the patch embedding of masked patches (zero-initialised, never EMA'd).
+    public let maskedEmbed: Parameter
+    public let studentHead: IBOTHead
+    /// The EMA teacher: backbone and head under the student's names, saved under `teacher.`.
+    public let teacher: VisionTransformer
+    public let teacherHead: IBOTHead
+    /// The loss's running centres of the teacher's [CLS] and patch logits (1, K).
+    public let center: Parameter
+    public let center2: Parameter
+
+    /// The student (backbone, `masked_embed`, `head.*`): what the optimizer updates.
+    public let parameters: ParameterList
+    /// The teacher's tensors under the student's names.
+    public let teacherParameters: ParameterList
+    public static let teacherPrefix = "teacher."
+
+    /// config.json beside the encoder: the head's sizes (official `--out_dim`, and the `DINOHead`
+    /// hidden and bottleneck widths) and `norm_last_layer`.
+    public struct Settings: ObjectiveSettings {
+        public var outDim: Int
+        public var headHidden: Int
+        public var headBottleneck: Int
+        public var normLastLayer: Bool
+
+        enum CodingKeys: String, CodingKey {
+            case outDim = "out_dim", headHidden = "head_hidden_dim", headBottleneck = "head_bottleneck_dim"
+            case normLastLayer = "norm_last_layer"
+        }
+
+        public init(outDim: Int = 1024, headHidden: Int = 512, headBottleneck: Int = 256, normLastLayer: Bool = true) {
+            self.outDim = outDim; self.headHidden = headHidden; self.headBottleneck = headBottleneck
+            self.normLastLayer = normLastLayer
+        }
+
+        public func validationErrors(encoder: ViTConfig) -> [String] {
+            var errors: [String] = []
+            if outDim < 2 { errors.append("out_dim must be at least 2, got \(outDim)") }
+            if headHidden < 1 || headBottleneck < 1 { errors.append("head_hidden_dim and head_bottleneck_dim must be positive") }
+            if encoder.posEmbed == .absent { errors.append("iBOT's encoder adds learned positions: pos_embed cannot be \"none\"") }
+            return errors
+        }
+    }
+
+    public init(encoder c: ViTConfig, settings: Settings) {
+        self.settings = settings
+        var encoderConfig = c
+        if encoderConfig.posEmbed == nil { encoderConfig.posEmbed = .checkpoint }
+        student = VisionTransformer(config: encoderConfig, parts: .init(norm: true))
+        var p = student.parameters
+        maskedEmbed = Parameter(Tensor(zeros: [1, c.embedDim]))
+        p.add("masked_embed", maskedEmbed)
+        studentHead = IBOTHead(dim: c.embedDim, hidden: settings.headHidden, bottleneck: settings.headBottleneck,
+                               outDim: settings.outDim, normLastLayer: settings.normLastLayer, name: "head", into: &p)
+        parameters = p
+        teacher = VisionTransformer(config: encoderConfig, parts: .init(norm: true))
+        var t = teacher.parameters
+        teacherHead = IBOTHead(dim: c.embedDim, hidden: settings.headHidden, bottleneck: settings.headBottleneck,
+                               outDim: settings.outDim, normLastLayer: settings.normLastLayer, name: "head", into: &t)
+        teacherParameters = t
+        center = Parameter(Tensor(zeros: [1, settings.outDim]), trainable: false)
+        center2 = Parameter(Tensor(zeros: [1, settings.outDim]), trainable: false)
+    }
+
+    /// The teacher as the student (the start of training; `main_ibot.py` loads the student's state).
+    public func copyStudentToTeacher() {
+        for (name, t) in teacherParameters.entries {
+            guard let s = parameters[name] else { continue }
+            t.value = s.value
+        }
+    }
+
+    /// One step's forward and backward on `views` (B images each), with `masks[v][b]` the
+    /// student's masks. Returns the loss's result; gradients accumulate into the student.
+    func forwardBackward(views: [Tensor], masks: [[[Bool]]], temperatures: IBOTLoss.Temperatures, images: Int,
+                         phase: PhaseMarker?) -> IBOTLoss.Result {
+        var teacherLogits: [IBOTLoss.ViewLogits] = [], studentLogits: [IBOTLoss.ViewLogits] = []
+        var caches: [(VisionTransformer.MaskedCache, IBOTHead.Cache)] = []
+        for (v, x) in views.enumerated() {
+            teacherLogits.append(Self.split(teacherHead.infer(teacher.infer(x))))
+            let (encoded, encoderCache) = student.forwardMasked(x, mask: masks[v], maskEmbed: maskedEmbed)
+            let (logits, headCache) = studentHead.forward(encoded.latent)
+            studentLogits.append(Self.split(logits))
+            caches.append((encoderCache, headCache))
+        }
+        phase?("teacher and student forward")
+        let flags = masks.map { view in view.flatMap { $0.map { $0 ? Float(1) : 0 } } }
+        let result = IBOTLoss.compute(student: studentLogits, teacher: teacherLogits, masks: flags, center: center.value,
+                                      center2: center2.value, temperatures: temperatures, images: images)
+        phase?("loss")
+        for (grad, (encoderCache, headCache)) in zip(result.studentGrads, caches) {
+            let dLatent = studentHead.backward(Self.join(grad), cache: headCache)
+            _ = student.backwardMasked(dLatent: dLatent, cache: encoderCache)
+        }
+        phase?("student backward")
+        return result
+    }
+
+    /// (B, 1 + N, K) head output → [CLS] rows (B, K) and patch rows (B·N, K).
+    static func split(_ logits: Tensor) -> IBOTLoss.ViewLogits {
+        let (b, t, k) = (logits.shape[0], logits.shape[1], logits.shape[2])
+        let patches = DecoderInput.dropClass(logits)
+        return IBOTLoss.ViewLogits(cls: TokenOps.select(logits, token: 0), patches: patches.reshaped([b * (t - 1), k]))
+    }
+
+    /// The inverse of `split`, for gradients.
+    static func join(_ view: IBOTLoss.ViewLogits) -> Tensor {
+        let (b, k) = (view.cls.shape[0], view.cls.shape[1])
+        let n = view.patches.rows / b
+        return Tensor(shape: [b, 1 + n, k]) { out in
+            view.cls.withPointer { c in view.patches.withPointer { p in
+                for image in 0..<b {
+                    (out + image * (1 + n) * k).update(from: c + image * k, count: k)
+                    (out + (image * (1 + n) + 1) * k).update(from: p + image * n * k, count: n * k)
+                }
+            } }
+        }
+    }
+}
