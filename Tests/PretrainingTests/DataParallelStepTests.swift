@@ -12,29 +12,34 @@ final class DataParallelStepTests: XCTestCase {
     /// The first step of a one-epoch run: BootMAE's λ is its full weight there.
     let clock = TrainingClock(step: 0, stepsPerEpoch: 10, epochs: 1)
 
-    func compare(_ config: PretrainingConfig, options: any ObjectiveOptions, batch: Int, shards: Int) {
+    func compare(_ config: PretrainingConfig, options: any ObjectiveOptions, batch: Int, shards: Int, views: Int = 1) {
         let single = PretrainingNetwork(config: config), sharded = PretrainingNetwork(config: config)
         single.initialize(seed: 4)
         sharded.initialize(seed: 4)
         var rng = SeededRandom(seed: 8)
-        let images = Tensor(shape: [batch, 1, 8, 8], data: (0..<(batch * 64)).map { _ in rng.normal() })
+        let images = PretrainingBatch(groups: [.init(views: views, images: Tensor(shape: [views * batch, 1, 8, 8],
+                                                                                  data: (0..<(views * batch * 64)).map { _ in rng.normal() }))])
 
         let savedWorkers = Parallel.workers
         Parallel.workers = 2
         defer { Parallel.workers = savedWorkers }
         var r1 = SeededRandom(seed: 1), r2 = SeededRandom(seed: 1)
         single.parameters.zeroGrads()
-        let expected = single.trainStep(PretrainingBatch(images: images), rng: &r1, options: options, clock: clock)
+        let expected = single.trainStep(images, rng: &r1, options: options, clock: clock)
         let step = DataParallelStep(network: sharded, shards: shards)
         for _ in 0..<2 {  // twice: replica gradients must start from zero again
             sharded.parameters.zeroGrads()
             r2 = SeededRandom(seed: 1)
-            let got = step.trainStep(PretrainingBatch(images: images), rng: &r2, options: options, clock: clock)
+            let got = step.trainStep(images, rng: &r2, options: options, clock: clock)
             XCTAssertEqual(got.losses.map(\.name), expected.losses.map(\.name))
             for (a, b) in zip(got.losses, expected.losses) {
                 XCTAssertEqual(a.value, b.value, accuracy: 1e-5 * max(1, abs(b.value)), a.name)
             }
             XCTAssertEqual(got.schedule, expected.schedule)
+            for (a, b) in zip(got.sums, expected.sums) {
+                XCTAssertEqual(a.name, b.name)
+                for (x, y) in zip(a.values, b.values) { XCTAssertEqual(x, y, accuracy: 1e-5 * max(1, abs(y)), a.name) }
+            }
             for ((name, a), (_, b)) in zip(single.parameters.entries, sharded.parameters.entries) where a.trainable {
                 let scale = a.grad.data.map { abs($0) }.max() ?? 0
                 for i in 0..<a.grad.count {
@@ -51,6 +56,17 @@ final class DataParallelStepTests: XCTestCase {
         let options = BootMAE.Options(masking: .block, ema: EMASchedule(rampEpochs: 0), featureWeight: 0.5, weightMask: true)
         compare(config, options: options, batch: 5, shards: 2)
         compare(config, options: options, batch: 6, shards: 3)
+    }
+
+    /// Two global crops per image: shards take every view of their images.
+    func testIBOTShardsMatchTheWholeBatch() {
+        var ibotEncoder = encoder
+        ibotEncoder.qkvBias = .qkv
+        let config = PretrainingConfig(IBOT.self, encoder: ibotEncoder, settings: .init(outDim: 16, headHidden: 12, headBottleneck: 8))
+        var options = IBOT.Options(warmupTeacherTempEpochs: 1)
+        options.predRatio = [0.3]
+        options.predRatioVar = [0.2]
+        compare(config, options: options, batch: 5, shards: 2, views: 2)
     }
 
     func testMAEShardsMatchTheWholeBatch() {

@@ -25,6 +25,37 @@ final class OptimizerTests: XCTestCase {
         }
     }
 
+    /// A tensor frozen for some steps is left as it was, moments included, and then steps as if
+    /// its first unfrozen step were its first (PyTorch keeps a step count per tensor; iBOT freezes
+    /// its last layer in epoch 0). A scheduled weight decay replaces the configured one.
+    func testFrozenTensorsKeepTheirOwnStepCount() {
+        func makeParams() -> (ParameterList, Parameter, Parameter) {
+            var params = ParameterList()
+            let a = Parameter(Tensor(shape: [2, 2], data: [1, -2, 3, -4])), b = Parameter(Tensor(shape: [2, 2], data: [0.5, 0.25, -1, 2]))
+            params.add("a", a)
+            params.add("last_layer.weight_v", b)
+            return (params, a, b)
+        }
+        let (params, a, b) = makeParams()
+        var adam = AdamW(parameters: params, weightDecay: 0.05) { _, _ in .init(decay: true) }
+        let grads: [[Float]] = [[0.1, -0.2, 0.3, 0.4], [0.5, 0.1, -0.1, 0.2], [-0.3, 0.2, 0.1, 0.05]]
+        let frozenStart = b.value
+        for k in 0..<2 {
+            a.grad = Tensor(shape: [2, 2], data: grads[k]); b.grad = Tensor(shape: [2, 2], data: grads[k])
+            adam.step(params, lr: 0.1, frozen: ["last_layer.weight_v"])
+        }
+        XCTAssertEqual(b.value, frozenStart, "a frozen tensor does not move (no decay either)")
+        XCTAssertEqual(adam.skippedSteps, ["last_layer.weight_v": 2])
+        a.grad = Tensor(shape: [2, 2], data: grads[2]); b.grad = Tensor(shape: [2, 2], data: grads[2])
+        adam.step(params, lr: 0.1, weightDecay: 0.4)
+        // b's first real step, from a fresh optimizer: the same bits.
+        let (fresh, _, freshB) = makeParams()
+        var reference = AdamW(parameters: fresh, weightDecay: 0.4) { _, _ in .init(decay: true) }
+        freshB.grad = Tensor(shape: [2, 2], data: grads[2])
+        reference.step(fresh, lr: 0.1, frozen: ["a"])
+        XCTAssertEqual(b.value, freshB.value)
+    }
+
     func testOfficialNoDecayRules() {
         let matrix = Parameter(Tensor(zeros: [2, 2])), vector = Parameter(Tensor(zeros: [2])), token = Parameter(Tensor(zeros: [1, 1, 2]))
         XCTAssertTrue(AdamW.officialDecay("blocks.0.mlp.fc1.weight", matrix, exempt: []))

@@ -1,0 +1,75 @@
+import XCTest
+import Foundation
+import Tensor
+import ViT
+import Checkpoint
+import Objectives
+import Training
+import TestSupport
+
+/// iBOT through the trainer on a Fashion-MNIST subset: two global crops per image, resume bit for
+/// bit across the epoch whose last layer is frozen (AdamW's per-tensor step counts and the
+/// centres are in the checkpoint), and an export that is the teacher as a plain encoder.
+final class IBOTTrainingTests: XCTestCase {
+    static let fashionMNIST = "/usr/share/datasets/fashion-mnist"
+    var scratch: URL!
+
+    override func setUpWithError() throws {
+        XCTAssertTrue(FileManager.default.fileExists(atPath: Self.fashionMNIST), "run scripts/setup.sh: Fashion-MNIST is missing")
+        TensorRuntime.configure(threads: 2)
+        scratch = FileManager.default.temporaryDirectory.appendingPathComponent("ibot-\(UUID())")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws { if let scratch { try? FileManager.default.removeItem(at: scratch) } }
+
+    let config = PretrainingConfig(IBOT.self, encoder: ViTConfig(
+        imgSize: 28, patchSize: 7, inChans: 1, embedDim: 32, depth: 2, numHeads: 2, mlpRatio: 2, qkvBias: .qkv,
+        layerNormEps: 1e-6, globalPool: .cls, mean: [0.5], std: [0.5], posEmbed: .checkpoint),
+        settings: .init(outDim: 64, headHidden: 32, headBottleneck: 16))
+
+    var recipe: PretrainRecipe {
+        PretrainRecipe(IBOT.self, options: IBOT.Options(warmupTeacherTempEpochs: 1), data: Self.fashionMNIST, seed: 2, epochs: 2,
+                       batchSize: 32, lr: 5e-4, minLR: 1e-6, warmupEpochs: 0.5, weightDecay: 0.04, beta1: 0.9, beta2: 0.999,
+                       checkpointEvery: 1000, subset: 128)
+    }
+
+    func quiet() -> ProgressReporter { ProgressReporter(interactive: false, logEvery: 1e9) }
+
+    func testResumeIsExactAndTheExportIsTheTeacher() throws {
+        let straight = try RunDirectory(scratch.appendingPathComponent("straight").path, mode: .fresh)
+        let trainer = try Pretrainer(config: config, recipe: recipe, run: straight, resume: false)
+        let before = try XCTUnwrap(trainer.network.objective as? IBOT).studentHead.lastLayer.weightV.value
+        XCTAssertEqual(try trainer.train(progress: quiet()).steps, 8)
+        let ibot = try XCTUnwrap(trainer.network.objective as? IBOT)
+        XCTAssertNotEqual(ibot.center.value.data, [Float](repeating: 0, count: 64), "the centres moved")
+        XCTAssertNotEqual(ibot.studentHead.lastLayer.weightV.value, before, "the last layer trains after epoch 0")
+        let metrics = straight.readMetrics()
+        XCTAssertEqual((metrics.first?["momentum"] as? NSNumber)?.doubleValue ?? 0, 0.996, accuracy: 1e-6)
+        XCTAssertNotNil(metrics.first?["patch_loss"])
+
+        // Stopped in epoch 0 (last layer frozen: 3 of 4 steps) and resumed.
+        let splitPath = scratch.appendingPathComponent("split").path
+        do {
+            let first = try Pretrainer(config: config, recipe: recipe, run: try RunDirectory(splitPath, mode: .fresh), resume: false)
+            _ = try first.train(maxSteps: 3, progress: quiet())
+            XCTAssertEqual(try XCTUnwrap(first.network.objective as? IBOT).studentHead.lastLayer.weightV.value, before,
+                           "frozen during the first epoch")
+        }
+        let checkpoint = URL(fileURLWithPath: splitPath).appendingPathComponent(RunDirectory.checkpointName)
+        XCTAssertEqual(try SafeTensorsFile(contentsOf: checkpoint).metadata["adam_skipped"], "{\"head.last_layer.weight_v\":3}")
+        _ = try Pretrainer(config: config, recipe: recipe, run: try RunDirectory(splitPath, mode: .resume), resume: true).train(progress: quiet())
+        let a = try SafeTensorsFile(contentsOf: straight.file(RunDirectory.checkpointName)), b = try SafeTensorsFile(contentsOf: checkpoint)
+        XCTAssertTrue(a.names.contains("teacher.head.last_layer.weight_v") && a.names.contains("ibot_loss.center2"))
+        for name in a.names { XCTAssertEqual(try a.tensor(name), try b.tensor(name), name) }
+
+        // The export is the teacher, as a plain encoder directory.
+        let out = scratch.appendingPathComponent("ibot-export")
+        _ = try Exporter.export(run: straight.url.path, to: out.path, half: false, overwrite: false)
+        let served = try ModelDirectory.loadEncoder(out)
+        XCTAssertFalse(try PretrainingDirectory.isPretraining(out))
+        var rng = SeededRandom(seed: 1)
+        let images = Tensor(shape: [2, 1, 28, 28], data: (0..<(2 * 784)).map { _ in rng.normal() })
+        XCTAssertEqual(served.embed(images, pooling: .cls), ibot.teacher.embed(images, pooling: .cls))
+    }
+}
