@@ -1,5 +1,6 @@
 import Foundation
 import Checkpoint
+import Objectives
 import ViT
 
 /// A training run's folder: config and recipe as JSON, the rolling checkpoint, metrics as JSON lines,
@@ -117,10 +118,15 @@ public enum ModelSource {
                                    : dir.appendingPathComponent(ModelDirectory.weightsName))
     }
 
-    /// The encoder (with its final norm, or fc_norm + head for classifiers) of a run folder or model directory.
+    /// The encoder (with its final norm, or fc_norm + head for classifiers) of a run folder or model
+    /// directory. A pretraining network's is the one its objective serves (iBOT: the teacher).
     public static func encoder(_ path: String) throws -> VisionTransformer {
-        try ModelDirectory.encoder(config: try ModelDirectory.readConfig(URL(fileURLWithPath: path)), weights: try weights(path),
-                                   extraIgnored: ["optim."])
+        let dir = URL(fileURLWithPath: path)
+        if try PretrainingDirectory.isPretraining(dir) {
+            return try PretrainingDirectory.network(config: try PretrainingDirectory.readConfig(dir), weights: try weights(path),
+                                                    ignoring: ["optim."]).encoder
+        }
+        return try ModelDirectory.encoder(config: try ModelDirectory.readConfig(dir), weights: try weights(path), extraIgnored: ["optim."])
     }
 }
 
