@@ -18,8 +18,8 @@ extension Service {
         let c = model.config
         let n = c.numPatches
         let (plan, masking, seed) = try maskPlan(inputs.options, network: network)
-        let stats = try Self.string(inputs.options, "stats").map { s -> Reconstruction.Statistics in
-            guard let v = Reconstruction.Statistics(rawValue: s) else { throw APIError.invalid("'stats' must be patch or visible", param: "stats") }
+        let stats = try Self.string(inputs.options, "stats").map { s -> ReconstructionStats in
+            guard let v = ReconstructionStats(rawValue: s) else { throw APIError.invalid("'stats' must be patch or visible", param: "stats") }
             return v
         } ?? .patch
         let autoScale = max(1, Int((192.0 / Double(c.imgSize)).rounded(.up)))
@@ -30,7 +30,7 @@ extension Service {
         let images = Tensor(shape: [1, c.inChans, c.imgSize, c.imgSize], data: input)
         try batcher.schedule(deadline: Date().addingTimeInterval(options.requestTimeout), run: { [self] in
             let start = Date()
-            let r = network.reconstruct(images, plan: plan, statistics: stats)
+            let r = network.reconstruct(images, plan: plan, statistics: stats.statistics)
             metrics.observe("bootmae_reconstruction_seconds", [("model", model.id)], Date().timeIntervalSince(start))
             let figure = ReconstructionFigure(reconstruction: r, config: c)
             var se = 0.0
@@ -48,12 +48,12 @@ extension Service {
                 let masked = plan.order[0][plan.visible...].sorted()
                 if wantsJSON {
                     func b64(_ image: Image) throws -> String { Data(try PNGEncoder.encode(image.upscaledNearest(factor: scale))).base64EncodedString() }
-                    respond(.json(["object": "reconstruction", "model": model.id, "mask": masked, "mask_ratio": Double(masked.count) / Double(n),
-                                   "patches": n, "grid": c.gridSize, "stats": stats.rawValue, "mse": mse, "psnr": psnr, "scale": scale,
-                                   "masking": masking, "seed": seed.map { $0 as Any } ?? NSNull(),
-                                   "images": ["strip": Data(try PNGEncoder.encode(strip)).base64EncodedString(),
-                                              "original": try b64(figure.original), "masked": try b64(figure.masked),
-                                              "reconstruction": try b64(figure.reconstruction), "composite": try b64(figure.composite)]]))
+                    respond(.json(ReconstructionResponse(
+                        model: model.id, mask: masked, maskRatio: Double(masked.count) / Double(n), patches: n, grid: c.gridSize,
+                        stats: stats, masking: masking, seed: Nullable(seed), mse: mse, psnr: psnr, scale: scale,
+                        images: .init(strip: Data(try PNGEncoder.encode(strip)).base64EncodedString(),
+                                      original: try b64(figure.original), masked: try b64(figure.masked),
+                                      reconstruction: try b64(figure.reconstruction), composite: try b64(figure.composite)))))
                 } else {
                     var response = ServiceResponse.png(try PNGEncoder.encode(strip))
                     response.headers += [("X-Mask-Ratio", String(format: "%.4f", Double(masked.count) / Double(n))),
@@ -87,8 +87,9 @@ extension Service {
     }
 
     /// The mask from `mask` (explicit patch indices), or drawn from `mask_ratio` + `seed` + `masking`;
-    /// with how it was drawn ("explicit", or the masking and its seed), which the JSON answer echoes.
-    func maskPlan(_ options: [String: Any], network: PretrainingNetwork) throws -> (plan: MaskPlan, masking: String, seed: Int?) {
+    /// with how it was drawn (explicit, or the masking and its seed), which the JSON answer echoes.
+    func maskPlan(_ options: [String: Any], network: PretrainingNetwork) throws
+        -> (plan: MaskPlan, masking: ReconstructionResponse.Masking, seed: Int?) {
         let c = network.config.encoder
         let n = c.numPatches
         if let explicit = options["mask"], !(explicit is NSNull) {
@@ -102,7 +103,7 @@ extension Service {
             guard Set(indices).count == indices.count else { throw APIError.invalid("'mask' repeats a patch index", param: "mask") }
             guard !indices.isEmpty, indices.count < n else { throw APIError.invalid("'mask' must hide between 1 and \(n - 1) patches", param: "mask") }
             let hidden = Set(indices)
-            return (MaskPlan(order: [(0..<n).filter { !hidden.contains($0) } + indices], visible: n - indices.count), "explicit", nil)
+            return (MaskPlan(order: [(0..<n).filter { !hidden.contains($0) } + indices], visible: n - indices.count), .explicit, nil)
         }
         let reconstructor = network.reconstructor!
         let masked: Int
@@ -125,7 +126,7 @@ extension Service {
             return spec
         } ?? reconstructor.defaultMasking
         var rng = SeededRandom(seed: UInt64(seed))
-        return (masking.plan(batch: 1, grid: c.gridSize, masked: masked, rng: &rng), masking.rawValue, Int(seed))
+        return (masking.plan(batch: 1, grid: c.gridSize, masked: masked, rng: &rng), .init(masking), Int(seed))
     }
 }
 

@@ -55,9 +55,10 @@ public final class Service: @unchecked Sendable {
             Route(method: "GET", pattern: "/v1/models/{id}") { [self] r, params, respond in
                 guarded(r, respond) { respond(.json(try self.modelCard(self.registry.model(params["id"] ?? "")))) }
             },
-            Route(method: "GET", pattern: "/healthz") { _, _, respond in respond(.json(["status": "ok"])) },
+            Route(method: "GET", pattern: "/healthz") { _, _, respond in respond(.json(StatusResponse(status: "ok"))) },
             Route(method: "GET", pattern: "/readyz") { [self] _, _, respond in
-                respond(self.isReady ? .json(["status": "ready"]) : .json(["status": self._draining ? "draining" : "starting"], status: 503))
+                respond(self.isReady ? .json(StatusResponse(status: "ready"))
+                                     : .json(StatusResponse(status: self._draining ? "draining" : "starting"), status: 503))
             },
             Route(method: "GET", pattern: "/metrics") { [self] _, _, respond in
                 self.metrics.set("bootmae_resident_memory_bytes", [], Metrics.residentBytes())
