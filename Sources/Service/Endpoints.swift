@@ -8,25 +8,16 @@ extension Service {
     // MARK: POST /v1/embeddings
 
     func embeddings(_ request: ServiceRequest, _ respond: @escaping Respond) throws {
-        let inputs = try inputs(request)
-        let model = try registry.model(try Self.string(inputs.options, "model"))
-        let pooling: ViTConfig.Pooling
-        switch try Self.string(inputs.options, "pooling") {
-        case nil: pooling = model.config.globalPool
-        case let p?:
-            guard let v = ViTConfig.Pooling(rawValue: p) else { throw APIError.invalid("'pooling' must be cls or mean", param: "pooling") }
-            pooling = v
-        }
-        let normalize = try Self.bool(inputs.options, "normalize") ?? false
-        if let dimensions = try Self.number(inputs.options, "dimensions"), Int(exactly: dimensions) != model.config.embedDim {
+        let (images, body) = try decode(EmbeddingRequest.self, request)
+        let model = try registry.model(try body.model.get())
+        let pooling = try body.pooling.get()?.vit ?? model.config.globalPool
+        let normalize = try body.normalize.get() ?? false
+        if let dimensions = try body.dimensions.get(), Int(exactly: dimensions) != model.config.embedDim {
             throw APIError.invalid("'dimensions': this model's embeddings have \(model.config.embedDim) dimensions and are not "
                                    + "truncated; leave it out or send \(model.config.embedDim)", param: "dimensions")
         }
-        let format = try Self.string(inputs.options, "encoding_format").map { name -> EncodingFormat in
-            guard let v = EncodingFormat(rawValue: name) else { throw APIError.invalid("'encoding_format' must be float or base64", param: "encoding_format") }
-            return v
-        } ?? .float
-        let tensors = try modelInputs(inputs.images, for: model)
+        let format = try body.encodingFormat.get() ?? .float
+        let tensors = try modelInputs(images, for: model)
         let tokensPerImage = model.config.numTokens
         let gather = Gather<[Float]>(count: tensors.count, finish: { vectors in
             let data = vectors.enumerated().map { i, raw in
@@ -49,17 +40,15 @@ extension Service {
     // MARK: POST /v1/classifications
 
     func classifications(_ request: ServiceRequest, _ respond: @escaping Respond) throws {
-        let inputs = try inputs(request)
-        let model = try registry.model(try Self.string(inputs.options, "model"), capableOf: \.canClassify)
+        let (images, body) = try decode(ClassificationRequest.self, request)
+        let model = try registry.model(try body.model.get(), capableOf: \.canClassify)
         guard model.canClassify, let labels = model.config.labels else {
             let classifiers = registry.models.values.filter(\.canClassify).map(\.id).sorted()
             throw APIError.invalid("model '\(model.id)' has no classification head"
                 + (classifiers.isEmpty ? "" : "; classifiers: \(classifiers.joined(separator: ", "))"), param: "model", code: "model_cannot_classify")
         }
-        let requested = try Self.number(inputs.options, "top_k") ?? 5
-        guard requested >= 1, requested == requested.rounded() else { throw APIError.invalid("'top_k' must be a positive integer", param: "top_k") }
-        let k = min(Int(requested), labels.count)
-        let tensors = try modelInputs(inputs.images, for: model)
+        let k = min(try body.topK.get() ?? 5, labels.count)
+        let tensors = try modelInputs(images, for: model)
         let gather = Gather<[Float]>(count: tensors.count, finish: { all in
             let data = all.enumerated().map { i, logits in
                 let m = logits.max() ?? 0
