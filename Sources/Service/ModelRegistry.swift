@@ -22,8 +22,8 @@ public final class LoadedModel: @unchecked Sendable {
 
     public var canClassify: Bool { encoder.head != nil && !(config.labels ?? []).isEmpty }
     public var canReconstruct: Bool { network?.canReconstruct ?? false }
-    public var capabilities: [String] {
-        ["embed"] + (canClassify ? ["classify"] : []) + (canReconstruct ? ["reconstruct"] : [])
+    public var capabilities: [Capability] {
+        [.embed] + (canClassify ? [.classify] : []) + (canReconstruct ? [.reconstruct] : [])
     }
     public var parameterCount: Int { encoder.parameters.entries.reduce(0) { $0 + $1.parameter.elementCount } }
 
@@ -89,7 +89,7 @@ public final class ModelRegistry: @unchecked Sendable {
                 let model = try LoadedModel(directory: dir)
                 models[name] = model
                 log("loaded \(name): \(model.config.embedDim)×\(model.config.depth) ViT, \(model.config.imgSize) px, "
-                    + "\(model.capabilities.joined(separator: "/")) in \(String(format: "%.2f", Date().timeIntervalSince(start))) s")
+                    + "\(model.capabilities.map(\.rawValue).joined(separator: "/")) in \(String(format: "%.2f", Date().timeIntervalSince(start))) s")
             } catch {
                 throw LoadError(description: "cannot load model \(name) from \(dir.path): \(error)")
             }

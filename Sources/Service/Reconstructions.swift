@@ -8,8 +8,8 @@ extension Service {
     // MARK: POST /v1/reconstructions
 
     func reconstructions(_ request: ServiceRequest, _ respond: @escaping Respond) throws {
-        let inputs = try inputs(request, single: true)
-        let model = try registry.model(try Self.string(inputs.options, "model"), capableOf: \.canReconstruct)
+        let (images, body) = try decode(ReconstructionRequest.self, request, single: true)
+        let model = try registry.model(try body.model.get(), capableOf: \.canReconstruct)
         guard let network = model.network, network.canReconstruct else {
             let capable = registry.models.values.filter(\.canReconstruct).map(\.id).sorted()
             throw APIError.invalid("model '\(model.id)' has no pixel decoder and cannot reconstruct"
@@ -17,20 +17,15 @@ extension Service {
         }
         let c = model.config
         let n = c.numPatches
-        let (plan, masking, seed) = try maskPlan(inputs.options, network: network)
-        let stats = try Self.string(inputs.options, "stats").map { s -> Reconstruction.Statistics in
-            guard let v = Reconstruction.Statistics(rawValue: s) else { throw APIError.invalid("'stats' must be patch or visible", param: "stats") }
-            return v
-        } ?? .patch
-        let autoScale = max(1, Int((192.0 / Double(c.imgSize)).rounded(.up)))
-        let scale = Int(try Self.number(inputs.options, "scale") ?? Double(autoScale))
-        guard (1...16).contains(scale) else { throw APIError.invalid("'scale' must be an integer in 1...16", param: "scale") }
+        let (plan, masking, seed) = try maskPlan(body, network: network)
+        let stats = try body.stats.get() ?? .patch
+        let scale = try body.scale.get() ?? max(1, Int((192.0 / Double(c.imgSize)).rounded(.up)))   // about 192 px
         let wantsJSON = Self.prefersJSON(request.header("accept"))
-        let input = try modelInputs(inputs.images, for: model)[0]
-        let images = Tensor(shape: [1, c.inChans, c.imgSize, c.imgSize], data: input)
+        let input = try modelInputs(images, for: model)[0]
+        let pixels = Tensor(shape: [1, c.inChans, c.imgSize, c.imgSize], data: input)
         try batcher.schedule(deadline: Date().addingTimeInterval(options.requestTimeout), run: { [self] in
             let start = Date()
-            let r = network.reconstruct(images, plan: plan, statistics: stats)
+            let r = network.reconstruct(pixels, plan: plan, statistics: stats.statistics)
             metrics.observe("bootmae_reconstruction_seconds", [("model", model.id)], Date().timeIntervalSince(start))
             let figure = ReconstructionFigure(reconstruction: r, config: c)
             var se = 0.0
@@ -48,12 +43,12 @@ extension Service {
                 let masked = plan.order[0][plan.visible...].sorted()
                 if wantsJSON {
                     func b64(_ image: Image) throws -> String { Data(try PNGEncoder.encode(image.upscaledNearest(factor: scale))).base64EncodedString() }
-                    respond(.json(["object": "reconstruction", "model": model.id, "mask": masked, "mask_ratio": Double(masked.count) / Double(n),
-                                   "patches": n, "grid": c.gridSize, "stats": stats.rawValue, "mse": mse, "psnr": psnr, "scale": scale,
-                                   "masking": masking, "seed": seed.map { $0 as Any } ?? NSNull(),
-                                   "images": ["strip": Data(try PNGEncoder.encode(strip)).base64EncodedString(),
-                                              "original": try b64(figure.original), "masked": try b64(figure.masked),
-                                              "reconstruction": try b64(figure.reconstruction), "composite": try b64(figure.composite)]]))
+                    respond(.json(ReconstructionResponse(
+                        model: model.id, mask: masked, maskRatio: Double(masked.count) / Double(n), patches: n, grid: c.gridSize,
+                        stats: stats, masking: masking, seed: Nullable(seed), mse: mse, psnr: psnr, scale: scale,
+                        images: .init(strip: Data(try PNGEncoder.encode(strip)).base64EncodedString(),
+                                      original: try b64(figure.original), masked: try b64(figure.masked),
+                                      reconstruction: try b64(figure.reconstruction), composite: try b64(figure.composite)))))
                 } else {
                     var response = ServiceResponse.png(try PNGEncoder.encode(strip))
                     response.headers += [("X-Mask-Ratio", String(format: "%.4f", Double(masked.count) / Double(n))),
@@ -87,14 +82,14 @@ extension Service {
     }
 
     /// The mask from `mask` (explicit patch indices), or drawn from `mask_ratio` + `seed` + `masking`;
-    /// with how it was drawn ("explicit", or the masking and its seed), which the JSON answer echoes.
-    func maskPlan(_ options: [String: Any], network: PretrainingNetwork) throws -> (plan: MaskPlan, masking: String, seed: Int?) {
+    /// with how it was drawn (explicit, or the masking and its seed), which the JSON answer echoes.
+    func maskPlan(_ body: ReconstructionRequest, network: PretrainingNetwork) throws
+        -> (plan: MaskPlan, masking: ReconstructionResponse.Masking, seed: Int?) {
         let c = network.config.encoder
         let n = c.numPatches
-        if let explicit = options["mask"], !(explicit is NSNull) {
-            guard let list = explicit as? [Any] else { throw APIError.invalid("'mask' must be a list of patch indices", param: "mask") }
+        if let list = try body.mask.get() {
             let indices = try list.map { v -> Int in
-                guard let d = v as? Double, d == d.rounded(), d >= 0, d < Double(n) else {
+                guard let d = v, d == d.rounded(), d >= 0, d < Double(n) else {
                     throw APIError.invalid("'mask' holds patch indices 0..<\(n) (row-major on the \(c.gridSize)×\(c.gridSize) grid)", param: "mask")
                 }
                 return Int(d)
@@ -102,11 +97,11 @@ extension Service {
             guard Set(indices).count == indices.count else { throw APIError.invalid("'mask' repeats a patch index", param: "mask") }
             guard !indices.isEmpty, indices.count < n else { throw APIError.invalid("'mask' must hide between 1 and \(n - 1) patches", param: "mask") }
             let hidden = Set(indices)
-            return (MaskPlan(order: [(0..<n).filter { !hidden.contains($0) } + indices], visible: n - indices.count), "explicit", nil)
+            return (MaskPlan(order: [(0..<n).filter { !hidden.contains($0) } + indices], visible: n - indices.count), .explicit, nil)
         }
         let reconstructor = network.reconstructor!
         let masked: Int
-        if let ratio = try Self.number(options, "mask_ratio") {
+        if let ratio = try body.maskRatio.get() {
             // Any share strictly between 0 and 1 hides at least one patch and leaves one visible
             // under the trainer's rule (MAE's: ⌊N·(1 − ratio)⌋ patches stay visible, at least one).
             guard ratio > 0, ratio < 1 else {
@@ -116,16 +111,10 @@ extension Service {
         } else {
             masked = reconstructor.maskedCount
         }
-        let seed = try Self.number(options, "seed") ?? 0
-        guard seed >= 0, seed == seed.rounded(), seed < 9e15 else { throw APIError.invalid("'seed' must be a non-negative integer", param: "seed") }
-        let masking = try Self.string(options, "masking").map { name -> MaskingSpec in
-            guard let spec = MaskingSpec(rawValue: name) else {
-                throw APIError.invalid("'masking' must be \(MaskingSpec.allCases.map(\.rawValue).joined(separator: " or "))", param: "masking")
-            }
-            return spec
-        } ?? reconstructor.defaultMasking
+        let seed = try body.seed.get() ?? 0
+        let masking = try body.masking.get() ?? reconstructor.defaultMasking
         var rng = SeededRandom(seed: UInt64(seed))
-        return (masking.plan(batch: 1, grid: c.gridSize, masked: masked, rng: &rng), masking.rawValue, Int(seed))
+        return (masking.plan(batch: 1, grid: c.gridSize, masked: masked, rng: &rng), .init(masking), seed)
     }
 }
 

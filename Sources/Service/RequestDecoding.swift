@@ -4,9 +4,9 @@ import Foundation
 /// and multipart/form-data file parts.
 enum ImageInputs {
     /// Decodes one JSON `input` item: a base64 string or a `data:image/...;base64,` URI.
-    static func decode(_ item: Any, index: Int?) throws -> [UInt8] {
+    static func decode(_ item: String?, index: Int?) throws -> [UInt8] {
         let param = index.map { "input[\($0)]" } ?? "input"
-        guard var text = item as? String else {
+        guard var text = item else {
             throw APIError.invalid("\(param) must be a string: base64 image bytes or a data URI", param: param)
         }
         if text.prefix(5).lowercased() == "data:" {  // URI schemes are case-insensitive
@@ -32,14 +32,18 @@ enum ImageInputs {
         return [UInt8](data)
     }
 
-    /// The JSON object of a request body.
-    static func json(_ request: ServiceRequest) throws -> [String: Any] {
+    /// A JSON object body as the request type `Body`, the query's strings behind its own fields.
+    static func json<Body: ImageRequest>(_ type: Body.Type, _ request: ServiceRequest) throws -> Body {
         guard !request.body.isEmpty else { throw APIError.invalid("the request body is empty; send a JSON object") }
-        guard let object = try? JSONSerialization.jsonObject(with: Data(request.body)) else {
+        let decoder = JSONDecoder()
+        decoder.userInfo[RequestFields.fallbackKey] = request.query
+        do {
+            return try decoder.decode(Body.self, from: Data(request.body))
+        } catch let error as APIError {
+            throw error
+        } catch {
             throw APIError.invalid("the request body is not valid JSON")
         }
-        guard let dict = object as? [String: Any] else { throw APIError.invalid("the request body must be a JSON object") }
-        return dict
     }
 
     /// `multipart/form-data`: the bodies of its parts that carry a file (or any part named input/file/image).

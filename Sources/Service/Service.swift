@@ -55,9 +55,10 @@ public final class Service: @unchecked Sendable {
             Route(method: "GET", pattern: "/v1/models/{id}") { [self] r, params, respond in
                 guarded(r, respond) { respond(.json(try self.modelCard(self.registry.model(params["id"] ?? "")))) }
             },
-            Route(method: "GET", pattern: "/healthz") { _, _, respond in respond(.json(["status": "ok"])) },
+            Route(method: "GET", pattern: "/healthz") { _, _, respond in respond(.json(StatusResponse(status: "ok"))) },
             Route(method: "GET", pattern: "/readyz") { [self] _, _, respond in
-                respond(self.isReady ? .json(["status": "ready"]) : .json(["status": self._draining ? "draining" : "starting"], status: 503))
+                respond(self.isReady ? .json(StatusResponse(status: "ready"))
+                                     : .json(StatusResponse(status: self._draining ? "draining" : "starting"), status: 503))
             },
             Route(method: "GET", pattern: "/metrics") { [self] _, _, respond in
                 self.metrics.set("bootmae_resident_memory_bytes", [], Metrics.residentBytes())
@@ -95,35 +96,34 @@ public final class Service: @unchecked Sendable {
 
     // MARK: Inputs
 
-    /// Images and options from a JSON body, a raw PNG/JPEG body (options in the query) or multipart parts.
-    struct Inputs {
-        var images: [[UInt8]]
-        var options: [String: Any]
-    }
-
-    func inputs(_ request: ServiceRequest, single: Bool = false) throws -> Inputs {
+    /// A request's images and typed options: from a JSON body (options may also come as query
+    /// parameters; the body's own win), a raw PNG/JPEG body (options in the query) or multipart
+    /// parts (options in form fields, then the query).
+    func decode<Body: ImageRequest>(_ type: Body.Type, _ request: ServiceRequest, single: Bool = false) throws -> (images: [[UInt8]], body: Body) {
         // JSON when the client says so, or when it sends no content type and the body opens an object.
         let contentType = request.contentType
         if contentType == "application/json" || (contentType == nil && request.body.first == UInt8(ascii: "{")) {
-            // Options may also come as query parameters (as with the other body types); the body's win.
-            let json = try ImageInputs.json(request).merging(request.query) { body, _ in body }
-            guard let input = json["input"] else { throw APIError.invalid("missing 'input': a base64 image, a data URI or a list of them", param: "input") }
-            if let list = input as? [Any] {
+            let body = try ImageInputs.json(Body.self, request)
+            switch try body.input.get() {
+            case nil:
+                throw APIError.invalid("missing 'input': a base64 image, a data URI or a list of them", param: "input")
+            case .one(let item):
+                return ([try ImageInputs.decode(item, index: nil)], body)
+            case .list(let items):
                 if single { throw APIError.invalid("'input' must be one image here, not a list", param: "input") }
-                guard !list.isEmpty else { throw APIError.invalid("'input' is an empty list", param: "input") }
-                return Inputs(images: try list.enumerated().map { try ImageInputs.decode($0.element, index: $0.offset) }, options: json)
+                guard !items.isEmpty else { throw APIError.invalid("'input' is an empty list", param: "input") }
+                return (try items.enumerated().map { try ImageInputs.decode($0.element, index: $0.offset) }, body)
             }
-            return Inputs(images: [try ImageInputs.decode(input, index: nil)], options: json)
         }
         switch contentType {
         case "image/png", "image/jpeg", "image/jpg", "application/octet-stream":
             guard !request.body.isEmpty else { throw APIError.invalid("the image body is empty") }
-            return Inputs(images: [request.body], options: request.query)
+            return ([request.body], try Body(fields: RequestFields(strings: request.query)))
         case "multipart/form-data":
             let (files, fields) = try ImageInputs.multipart(request)
             guard !files.isEmpty else { throw APIError.invalid("the multipart body has no file part", param: "input") }
             if single && files.count > 1 { throw APIError.invalid("send one image here, got \(files.count) file parts", param: "input") }
-            return Inputs(images: files, options: fields.merging(request.query) { a, _ in a })
+            return (files, try Body(fields: RequestFields(strings: fields.merging(request.query) { form, _ in form })))
         default:
             throw APIError.unsupportedMedia("unsupported Content-Type \(request.header("content-type") ?? "(none)"); "
                 + "send application/json, image/png, image/jpeg or multipart/form-data")
@@ -146,29 +146,6 @@ public final class Service: @unchecked Sendable {
                 throw APIError.invalid("\(param): \(e)", param: param, code: "invalid_image")
             }
         }
-    }
-
-    static func string(_ options: [String: Any], _ key: String) throws -> String? {
-        guard let v = options[key], !(v is NSNull) else { return nil }
-        guard let s = v as? String else { throw APIError.invalid("'\(key)' must be a string", param: key) }
-        return s
-    }
-
-    static func bool(_ options: [String: Any], _ key: String) throws -> Bool? {
-        guard let v = options[key], !(v is NSNull) else { return nil }
-        if let s = v as? String, let b = Bool(s.lowercased()) { return b }
-        if let b = v as? Bool { return b }
-        throw APIError.invalid("'\(key)' must be true or false", param: key)
-    }
-
-    static func number(_ options: [String: Any], _ key: String) throws -> Double? {
-        guard let v = options[key], !(v is NSNull) else { return nil }
-        if let s = v as? String {
-            guard let d = Double(s) else { throw APIError.invalid("'\(key)' must be a number", param: key) }
-            return d
-        }
-        if let d = v as? Double { return d }
-        throw APIError.invalid("'\(key)' must be a number", param: key)
     }
 
     /// Collects one result per image, then responds once (or with the first error).

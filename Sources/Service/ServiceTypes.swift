@@ -41,8 +41,10 @@ public struct ServiceResponse: Sendable {
         self.status = status; self.headers = headers; self.body = body
     }
 
-    public static func json(_ object: Any, status: Int = 200) -> ServiceResponse {
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+    /// A body written with the service's one JSON configuration (`APIJSON.encoder`). A value that
+    /// cannot be written (a NaN) gives `{}`, as JSONSerialization-built bodies did.
+    public static func json(_ value: some Encodable, status: Int = 200) -> ServiceResponse {
+        let data = (try? APIJSON.encoder.encode(value)) ?? Data("{}".utf8)
         return ServiceResponse(status: status, headers: [("Content-Type", "application/json")], body: [UInt8](data))
     }
 
@@ -105,7 +107,7 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
     }
 
     public var response: ServiceResponse {
-        var r = ServiceResponse.json(["error": ["message": message, "type": type, "code": code, "param": param as Any? ?? NSNull()]],
+        var r = ServiceResponse.json(ErrorResponse(error: .init(message: message, type: type, code: code, param: Nullable(param))),
                                      status: status)
         r.headers += headers
         return r

@@ -1,0 +1,100 @@
+import Foundation
+import ViT
+
+// The request bodies of the /v1 endpoints, field for field as openapi.yaml's schemas
+// (EmbeddingRequest, ClassificationRequest, ReconstructionRequest). Raw-image and multipart
+// requests fill the same types from query parameters and form fields.
+
+/// `input`: one image, or a list of them; a list item that is not a string is nil, refused in
+/// its turn (so an earlier item's fault is reported first).
+enum ImageInput {
+    case one(String)
+    case list([String?])
+}
+
+/// A body whose images come in `input` (JSON) or beside its options (raw image, multipart).
+protocol ImageRequest: Decodable {
+    /// Reads every option; throws only when a JSON body is not valid JSON.
+    init(fields: RequestFields) throws
+    var input: Field<ImageInput> { get }
+}
+
+/// POST /v1/embeddings.
+struct EmbeddingRequest: ImageRequest {
+    var model: Field<String>
+    var input: Field<ImageInput>
+    var pooling: Field<Pooling>
+    var normalize: Field<Bool>
+    var encodingFormat: Field<EncodingFormat>
+    /// Must equal the model's width. Kept as the number sent: 32.5 is simply a width the model lacks.
+    var dimensions: Field<Double>
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case model, input, pooling, normalize, encodingFormat = "encoding_format", dimensions
+    }
+
+    init(from decoder: any Decoder) throws { try self.init(fields: RequestFields(decoder, keys: CodingKeys.self)) }
+
+    init(fields f: RequestFields) throws {
+        model = try f.string(CodingKeys.model)
+        input = try f.images(CodingKeys.input)
+        pooling = try f.choice(CodingKeys.pooling)
+        normalize = try f.bool(CodingKeys.normalize)
+        encodingFormat = try f.choice(CodingKeys.encodingFormat)
+        dimensions = try f.number(CodingKeys.dimensions)
+    }
+}
+
+/// POST /v1/classifications.
+struct ClassificationRequest: ImageRequest {
+    var model: Field<String>
+    var input: Field<ImageInput>
+    /// At least 1; clamped to the number of labels.
+    var topK: Field<Int>
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case model, input, topK = "top_k"
+    }
+
+    init(from decoder: any Decoder) throws { try self.init(fields: RequestFields(decoder, keys: CodingKeys.self)) }
+
+    init(fields f: RequestFields) throws {
+        model = try f.string(CodingKeys.model)
+        input = try f.images(CodingKeys.input)
+        topK = try f.integer(CodingKeys.topK, "'top_k' must be a positive integer") { $0 >= 1 && $0 == $0.rounded() }
+    }
+}
+
+/// POST /v1/reconstructions.
+struct ReconstructionRequest: ImageRequest {
+    var model: Field<String>
+    var input: Field<ImageInput>
+    /// Strictly between 0 and 1 (checked against the model's patch count).
+    var maskRatio: Field<Double>
+    var seed: Field<Int>
+    /// Masked patch indices, row-major; replaces mask_ratio, seed and masking. An item that is not
+    /// a number is nil: the handler, which knows the patch count, refuses it.
+    var mask: Field<[Double?]>
+    var masking: Field<MaskingSpec>
+    var scale: Field<Int>
+    var stats: Field<ReconstructionStats>
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case model, input, maskRatio = "mask_ratio", seed, mask, masking, scale, stats
+    }
+
+    init(from decoder: any Decoder) throws { try self.init(fields: RequestFields(decoder, keys: CodingKeys.self)) }
+
+    init(fields f: RequestFields) throws {
+        model = try f.string(CodingKeys.model)
+        input = try f.images(CodingKeys.input)
+        maskRatio = try f.number(CodingKeys.maskRatio)
+        // Below 9e15 every integer is exact as a Double.
+        seed = try f.integer(CodingKeys.seed, "'seed' must be a non-negative integer") { $0 >= 0 && $0 == $0.rounded() && $0 < 9e15 }
+        mask = try f.numbers(CodingKeys.mask, notAList: "'mask' must be a list of patch indices")
+        masking = try f.choice(CodingKeys.masking)
+        // A fraction is cut off (2.5 is 2), as it always was.
+        scale = try f.integer(CodingKeys.scale, "'scale' must be an integer in 1...16") { $0 >= 1 && $0 < 17 }
+        stats = try f.choice(CodingKeys.stats)
+    }
+}

@@ -1,0 +1,243 @@
+import Foundation
+import ViT
+import Objectives
+
+// The response bodies, field for field as openapi.yaml's schemas, and the one JSON configuration
+// they are written with.
+
+enum APIJSON {
+    /// Sorted keys, slashes unescaped: byte for byte what the JSONSerialization-built bodies were
+    /// (Doubles print the same shortest round-trip digits; no key holds a digit, where the two
+    /// sort orders differ).
+    static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
+}
+
+/// A value the schema requires even when there is none: written as null, not left out.
+struct Nullable<Wrapped: Codable>: Codable {
+    var value: Wrapped?
+
+    init(_ value: Wrapped?) { self.value = value }
+
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        value = c.decodeNil() ? nil : try c.decode(Wrapped.self)
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        if let value { try c.encode(value) } else { try c.encodeNil() }
+    }
+}
+
+/// Every error: `{"error": {"message", "type", "code", "param"}}`.
+struct ErrorResponse: Codable {
+    struct Detail: Codable {
+        var message: String
+        var type: String
+        var code: String
+        var param: Nullable<String>
+    }
+    var error: Detail
+}
+
+/// GET /healthz and /readyz.
+struct StatusResponse: Codable {
+    var status: String
+}
+
+/// POST /v1/embeddings → 200.
+struct EmbeddingResponse: Codable {
+    var object = "list"
+    var model: String
+    var data: [Item]
+    var usage: Usage
+
+    struct Item: Codable {
+        var object = "embedding"
+        var index: Int
+        var embedding: Embedding
+    }
+
+    /// JSON numbers — each float32 widened to the Double of the same value, so a client parsing
+    /// Doubles gets the model's floats exactly — or base64 of the little-endian float32 bytes.
+    enum Embedding: Codable, Equatable {
+        case float([Double])
+        case base64(String)
+
+        init(_ vector: [Float], format: EncodingFormat) {
+            switch format {
+            case .float: self = .float(vector.map(Double.init))
+            case .base64: self = .base64(vector.withUnsafeBytes { Data($0).base64EncodedString() })
+            }
+        }
+
+        init(from decoder: any Decoder) throws {
+            let c = try decoder.singleValueContainer()
+            if let text = try? c.decode(String.self) { self = .base64(text) } else { self = .float(try c.decode([Double].self)) }
+        }
+
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.singleValueContainer()
+            switch self {
+            case .float(let values): try c.encode(values)
+            case .base64(let text): try c.encode(text)
+            }
+        }
+    }
+
+    struct Usage: Codable {
+        var images: Int
+        /// Tokens (patches + cls) processed.
+        var promptTokens: Int
+        var totalTokens: Int
+        enum CodingKeys: String, CodingKey { case images, promptTokens = "prompt_tokens", totalTokens = "total_tokens" }
+    }
+}
+
+/// POST /v1/classifications → 200.
+struct ClassificationResponse: Codable {
+    var object = "list"
+    var model: String
+    var data: [Item]
+
+    struct Item: Codable {
+        var index: Int
+        /// Best first.
+        var labels: [Label]
+    }
+
+    struct Label: Codable {
+        var label: String
+        /// Softmax probability.
+        var score: Double
+    }
+}
+
+/// POST /v1/reconstructions → 200 with `Accept: application/json`.
+struct ReconstructionResponse: Codable {
+    var object = "reconstruction"
+    var model: String
+    var mask: [Int]
+    var maskRatio: Double
+    var patches: Int
+    var grid: Int
+    var stats: ReconstructionStats
+    var masking: Masking
+    /// The seed the mask was drawn with; null for an explicit mask.
+    var seed: Nullable<Int>
+    /// Masked-patch mean squared error in [0, 1] pixel units.
+    var mse: Double
+    var psnr: Double
+    var scale: Int
+    var images: Images
+
+    /// How the mask was drawn; `explicit` is the request's `mask`.
+    enum Masking: String, Codable, CaseIterable {
+        case random, block, explicit
+
+        init(_ spec: MaskingSpec) {
+            switch spec { case .random: self = .random; case .block: self = .block }
+        }
+    }
+
+    /// Base64 PNGs, each panel upscaled by `scale`.
+    struct Images: Codable {
+        var strip: String
+        var original: String
+        var masked: String
+        var reconstruction: String
+        var composite: String
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case object, model, mask, maskRatio = "mask_ratio", patches, grid, stats, masking, seed, mse, psnr, scale, images
+    }
+}
+
+/// GET /v1/models → 200.
+struct ModelList: Codable {
+    var object = "list"
+    var data: [ModelCard]
+}
+
+/// GET /v1/models/{id} → 200 (openapi: Model).
+struct ModelCard: Codable {
+    var id: String
+    var object = "model"
+    var created: Int
+    var ownedBy = "bootmae-swift"
+    var isDefault: Bool
+    var capabilities: [Capability]
+    var architecture: Architecture
+    var embedding: Embedding
+    var preprocessing: Preprocessing
+    var limits: Limits
+    var provenance: [String: String]
+    /// Only for models that classify.
+    var labels: [String]?
+    /// Only for models that reconstruct.
+    var reconstruction: ReconstructionDefaults?
+
+    enum CodingKeys: String, CodingKey {
+        case id, object, created, ownedBy = "owned_by", isDefault = "default", capabilities, architecture, embedding,
+             preprocessing, limits, provenance, labels, reconstruction
+    }
+
+    struct Architecture: Codable {
+        var type = "vit"
+        /// The pretraining objective, or "encoder" for a plain encoder.
+        var objective: String
+        var imgSize: Int
+        var patchSize: Int
+        var inChans: Int
+        var embedDim: Int
+        var depth: Int
+        var numHeads: Int
+        var qkvBias: QKVBias
+        var parameters: Int
+        enum CodingKeys: String, CodingKey {
+            case type, objective, imgSize = "img_size", patchSize = "patch_size", inChans = "in_chans", embedDim = "embed_dim",
+                 depth, numHeads = "num_heads", qkvBias = "qkv_bias", parameters
+        }
+    }
+
+    struct Embedding: Codable {
+        var dimensions: Int
+        var defaultPooling: Pooling
+        var poolings = Pooling.allCases
+        enum CodingKeys: String, CodingKey { case dimensions, defaultPooling = "default_pooling", poolings }
+    }
+
+    struct Preprocessing: Codable {
+        var mean: [Double]
+        var std: [Double]
+        var cropPct: Double
+        var resize = "bicubic (antialiased), shorter side, then center crop"
+        enum CodingKeys: String, CodingKey { case mean, std, cropPct = "crop_pct", resize }
+    }
+
+    struct Limits: Codable {
+        var maxBatch: Int
+        var maxBatchDelayMs: Double
+        var maxQueue: Int
+        var maxImagesPerRequest: Int
+        var maxPixelsPerImage: Int
+        var requestTimeoutS: Double
+        enum CodingKeys: String, CodingKey {
+            case maxBatch = "max_batch", maxBatchDelayMs = "max_batch_delay_ms", maxQueue = "max_queue",
+                 maxImagesPerRequest = "max_images_per_request", maxPixelsPerImage = "max_pixels_per_image",
+                 requestTimeoutS = "request_timeout_s"
+        }
+    }
+
+    struct ReconstructionDefaults: Codable {
+        var defaultMaskRatio: Double
+        var defaultMasking: MaskingSpec
+        var patches: Int
+        enum CodingKeys: String, CodingKey { case defaultMaskRatio = "default_mask_ratio", defaultMasking = "default_masking", patches }
+    }
+}
