@@ -68,7 +68,7 @@ final class ObjectiveSeamTests: XCTestCase {
         let registry = try ModelRegistry(directory: models.path)
         let served = try registry.model("toy")
         XCTAssertEqual(served.network?.config.objective, MaskedMeanObjective.name)
-        XCTAssertEqual(served.capabilities, ["embed"], "a toy without a pixel decoder reconstructs nothing")
+        XCTAssertEqual(served.capabilities, [.embed], "a toy without a pixel decoder reconstructs nothing")
         let service = Service(registry: registry, limits: .init(maxBatch: 4, maxDelay: 0.001, maxQueue: 8), options: .init())
         service.markReady()
         let png = try Data(contentsOf: Fixtures.url("fmnist/test00000-ankle-boot.png"))
