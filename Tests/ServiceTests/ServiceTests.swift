@@ -213,6 +213,22 @@ final class ServiceTests: XCTestCase {
         }
     }
 
+    /// A pretraining export whose config fails validation is refused, naming the field; it is not
+    /// served as a plain encoder without its decoder.
+    func testInvalidPretrainingConfigFailsLoudly() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("bad-pretraining-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let model = dir.appendingPathComponent("broken")
+        try FileManager.default.createDirectory(at: model, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: Fixtures.url("pretrain/bootmae_tiny/model.safetensors"), to: model.appendingPathComponent("model.safetensors"))
+        var config = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: Fixtures.url("pretrain/bootmae_tiny/config.json"))) as? [String: Any])
+        config["feature_layers"] = [0, 7]
+        try JSONSerialization.data(withJSONObject: config).write(to: model.appendingPathComponent("config.json"))
+        XCTAssertThrowsError(try ModelRegistry(directory: dir.path)) { error in
+            XCTAssertTrue("\(error)".contains("feature_layers must name encoder blocks 0..<3"), "\(error)")
+        }
+    }
+
     func testReconstructionNeedsAPixelDecoder() {
         let (status, json, _) = call("POST", "/v1/reconstructions", json: ["model": "classifier", "input": png.base64EncodedString()])
         XCTAssertEqual(status, 400)
