@@ -225,7 +225,7 @@ extension IBOT: PretrainingObjective {
 
     public func step(_ batch: PretrainingBatch, plan: IBOTPlan, options: Options, clock: TrainingClock, lossBatch: Int,
                      phase: PhaseMarker?) -> StepReport {
-        let views = (0..<plan.views).map { batch.view($0) }
+        let views = Array(batch.allViews.prefix(plan.views))
         let masks = (0..<plan.views).map { v in Array(plan.masks[(v * plan.count)..<((v + 1) * plan.count)]) }
         let temperatures = options.temperatures(at: clock)
         let result = forwardBackward(views: views, masks: masks, temperatures: temperatures, images: lossBatch, phase: phase)

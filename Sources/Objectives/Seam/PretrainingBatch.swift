@@ -40,6 +40,11 @@ public struct PretrainingBatch: Sendable {
         groups[g].images.batchSlice((v * count)..<((v + 1) * count))
     }
 
+    /// Every view of every group, in order, each (B, C, S, S).
+    public var allViews: [Tensor] {
+        groups.indices.flatMap { g in (0..<groups[g].views).map { view($0, group: g) } }
+    }
+
     /// The images `items` of every view (a data-parallel shard), in the same layout.
     public func shard(_ items: Range<Int>) -> PretrainingBatch {
         if items == 0..<count { return self }
@@ -52,14 +57,47 @@ public struct PretrainingBatch: Sendable {
 }
 
 /// A group of views an objective wants per image: `views` crops at `size` pixels, each a
-/// random-resized crop of `scale` of the image (nil: the recipe's scale), flipped half the time.
+/// random-resized crop of `scale` of the image (nil: the recipe's scale), flipped half the time,
+/// then the photometric changes of `photometric` (none when nil).
 public struct ViewGroupSpec: Sendable, Equatable {
     public var views: Int
     public var size: Int
     public var scale: ClosedRange<Double>?
-    public init(views: Int, size: Int, scale: ClosedRange<Double>? = nil) {
-        self.views = views; self.size = size; self.scale = scale
+    public var photometric: PhotometricSpec?
+    public init(views: Int, size: Int, scale: ClosedRange<Double>? = nil, photometric: PhotometricSpec? = nil) {
+        self.views = views; self.size = size; self.scale = scale; self.photometric = photometric
     }
+}
+
+/// Photometric augmentations of a view, in torchvision's order and meaning (DINO/iBOT's
+/// `DataAugmentationiBOT`): colour jitter with probability `jitterProbability`, random grayscale,
+/// Gaussian blur with σ drawn from `blurSigma` (in pixels of a 224-pixel crop, scaled to the view's
+/// size), solarization at 128. On one-channel images saturation, hue and grayscale do nothing.
+public struct PhotometricSpec: Sendable, Equatable {
+    public var brightness: Double = 0
+    public var contrast: Double = 0
+    public var saturation: Double = 0
+    public var hue: Double = 0
+    public var jitterProbability: Double = 0
+    public var grayscaleProbability: Double = 0
+    public var blurProbability: Double = 0
+    public var blurSigma: ClosedRange<Double> = 0.1...2.0
+    public var solarizeProbability: Double = 0
+
+    public init(brightness: Double = 0, contrast: Double = 0, saturation: Double = 0, hue: Double = 0, jitterProbability: Double = 0,
+                grayscaleProbability: Double = 0, blurProbability: Double = 0, blurSigma: ClosedRange<Double> = 0.1...2.0,
+                solarizeProbability: Double = 0) {
+        self.brightness = brightness; self.contrast = contrast; self.saturation = saturation; self.hue = hue
+        self.jitterProbability = jitterProbability; self.grayscaleProbability = grayscaleProbability
+        self.blurProbability = blurProbability; self.blurSigma = blurSigma; self.solarizeProbability = solarizeProbability
+    }
+
+    /// DINO/iBOT's first global crop: jitter (0.4, 0.4, 0.2, 0.1) p 0.8, grayscale p 0.2, blur p 1.
+    public static let ibotFirstGlobal = PhotometricSpec(brightness: 0.4, contrast: 0.4, saturation: 0.2, hue: 0.1, jitterProbability: 0.8,
+                                                        grayscaleProbability: 0.2, blurProbability: 1)
+    /// The second: the same jitter and grayscale, blur p 0.1, solarization p 0.2.
+    public static let ibotSecondGlobal = PhotometricSpec(brightness: 0.4, contrast: 0.4, saturation: 0.2, hue: 0.1, jitterProbability: 0.8,
+                                                         grayscaleProbability: 0.2, blurProbability: 0.1, solarizeProbability: 0.2)
 }
 
 /// What the objective changes about one optimizer step: the weight decay of a schedule, and
