@@ -130,4 +130,27 @@ final class IBOTParityTests: XCTestCase {
         XCTAssertTrue(ibot.studentHead.lastLayer.weightG.trainable)
         try check(network, io)
     }
+
+    /// main_ibot.py `iBOTLoss.__init__`: concat(np.linspace(warmup, final, W), ones(epochs − W) · final),
+    /// read at the epoch. np.linspace(a, b, 1) is [a]: a one-epoch warmup still starts at the warmup value.
+    func testTeacherTemperatureScheduleIsTheOfficialLinspace() {
+        func schedule(warmupEpochs: Int, epochs: Int) -> [Float] {
+            var o = IBOT.Options(warmupTeacherTempEpochs: warmupEpochs)
+            (o.warmupTeacherTemp, o.teacherTemp, o.warmupTeacherPatchTemp, o.teacherPatchTemp) = (0.04, 0.07, 0.04, 0.07)
+            return (0..<epochs).map { e in
+                let t = o.temperatures(at: TrainingClock(step: e, stepsPerEpoch: 1, epochs: epochs))
+                XCTAssertEqual(t.teacherCls, t.teacherPatch)
+                return t.teacherPatch
+            }
+        }
+        // np.concatenate((np.linspace(0.04, 0.07, W), np.ones(E - W) * 0.07)) for (W, E) = (1, 3), (2, 3), (3, 4)
+        XCTAssertEqual(schedule(warmupEpochs: 1, epochs: 3), [0.04, 0.07, 0.07])
+        XCTAssertEqual(schedule(warmupEpochs: 2, epochs: 3), [0.04, 0.07, 0.07])
+        XCTAssertEqual(schedule(warmupEpochs: 3, epochs: 4), [0.04, 0.055, 0.07, 0.07].map { Float($0) })
+        let long = schedule(warmupEpochs: 30, epochs: 100)
+        XCTAssertEqual(long[0], 0.04)
+        XCTAssertEqual(long[10], Float(0.050344827586206897))
+        XCTAssertEqual(long[29], 0.07)
+        XCTAssertEqual(long[99], 0.07)
+    }
 }
