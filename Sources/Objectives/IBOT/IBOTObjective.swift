@@ -49,9 +49,11 @@ extension IBOT: PretrainingObjective {
 
         public init(warmupTeacherTempEpochs: Int) { self.warmupTeacherTempEpochs = warmupTeacherTempEpochs }
 
-        /// `np.linspace(warmup, final, epochs)` for the first epochs, then `final`.
+        /// `np.linspace(warmup, final, epochs)` for the first epochs, then `final` (main_ibot.py
+        /// `iBOTLoss.__init__`). `np.linspace(a, b, 1)` is `[a]`: a one-epoch warmup spends epoch 0 at `warmup`.
         static func warmed(_ warmup: Double, _ final: Double, epochs: Int, at epoch: Int) -> Double {
-            guard epoch < epochs, epochs > 1 else { return final }
+            guard epoch < epochs else { return final }
+            guard epochs > 1 else { return warmup }
             return warmup + (final - warmup) * Double(epoch) / Double(epochs - 1)
         }
 
