@@ -34,6 +34,11 @@ final class ImageFolderDatasetTests: XCTestCase {
         XCTAssertEqual(train.channels, 3)
         XCTAssertEqual(try train.image(at: 1), patternImage(width: 9, height: 7, channels: 3, seed: 2))
         XCTAssertEqual(train.sampleName(at: 3), root + "/train/dog/c.jpg")
+        // Files that are not images are counted and named once, not skipped silently (hidden ones are not counted).
+        XCTAssertEqual(train.ignoredFiles, [root + "/train/dog/readme.txt"])
+        XCTAssertEqual(train.ignoredFilesWarning,
+                       "warning: 1 file is not PNG/JPEG and not used (1 .txt; e.g. readme.txt); convert them to PNG or JPEG to train on them")
+        XCTAssertEqual(SubsetDataset(train, count: 2).ignoredFiles, train.ignoredFiles)
 
         // The corrupt file throws, naming the file.
         let error = thrownError { try train.image(at: 3) }
@@ -45,6 +50,22 @@ final class ImageFolderDatasetTests: XCTestCase {
         let test = try Datasets.open(root, split: .test)
         XCTAssertEqual(test.classes, ["cat", "dog"])
         XCTAssertEqual((0..<test.count).map { test.label(at: $0) }, [0, 1, 1])
+    }
+
+    /// A flat folder's GIFs and notes are counted and a few named; the images are used.
+    func testNonImageFilesOfAFlatFolderAreReported() throws {
+        let root = try makeTemporaryFolder(self)
+        try write(png(1, width: 64, height: 48), to: root + "/a.png")
+        try write(png(2, width: 64, height: 48), to: root + "/b.png")
+        for name in ["c.gif", "d.gif", "e.GIF", "notes.txt", "LICENSE"] { try write(Array("x".utf8), to: root + "/" + name) }
+        let data = try Datasets.open(root, split: .train)
+        XCTAssertEqual(data.count, 2)
+        XCTAssertEqual(data.ignoredFiles.count, 5)
+        XCTAssertEqual(data.ignoredFilesWarning, "warning: 5 files are not PNG/JPEG and not used (3 .gif, 1 without extension, 1 .txt; "
+                       + "e.g. LICENSE, c.gif, d.gif, …); convert them to PNG or JPEG to train on them")
+        let size = try XCTUnwrap(data.typicalImageSize())
+        XCTAssertEqual(size.width, 64)
+        XCTAssertEqual(size.height, 48)
     }
 
     /// The test split's class folders are labelled by the train split's class names, so a test

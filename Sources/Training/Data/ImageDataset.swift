@@ -29,6 +29,32 @@ public protocol ImageDataset: Sendable {
 extension ImageDataset {
     public func sampleName(at index: Int) -> String { "sample #\(index)" }
 
+    /// Files the dataset found but does not use (not images); see `ImageFolderDataset.ignoredFiles`.
+    public var ignoredFiles: [String] { (self as? ImageFolderDataset)?.ignoredFiles ?? (self as? SubsetDataset)?.base.ignoredFiles ?? [] }
+
+    /// One line for the log when the dataset left files out, naming a few; nil when it used every file.
+    public var ignoredFilesWarning: String? {
+        let ignored = ignoredFiles
+        guard !ignored.isEmpty else { return nil }
+        let names = ignored.prefix(3).map { ($0 as NSString).lastPathComponent }
+        var extensions: [String: Int] = [:]
+        for file in ignored { extensions[(file as NSString).pathExtension.lowercased(), default: 0] += 1 }
+        let kinds = extensions.sorted { ($0.value, $1.key) > ($1.value, $0.key) }.prefix(4)
+            .map { "\($0.value) \($0.key.isEmpty ? "without extension" : "." + $0.key)" }.joined(separator: ", ")
+        return "warning: \(ignored.count) file\(ignored.count == 1 ? " is" : "s are") not PNG/JPEG and not used (\(kinds); e.g. "
+            + names.joined(separator: ", ") + (ignored.count > 3 ? ", …" : "") + "); convert them to PNG or JPEG to train on them"
+    }
+
+    /// The typical size of the images (median width and height of a few spread over the dataset),
+    /// nil when none of them decodes. IDX datasets answer from their header without decoding.
+    public func typicalImageSize(probes: Int = 5) -> (width: Int, height: Int)? {
+        guard count > 0 else { return nil }
+        let picks = Set((0..<min(probes, count)).map { $0 * (count - 1) / max(min(probes, count) - 1, 1) }).sorted()
+        let sizes = picks.compactMap { try? image(at: $0) }.map { ($0.width, $0.height) }
+        guard !sizes.isEmpty else { return nil }
+        return (sizes.map(\.0).sorted()[sizes.count / 2], sizes.map(\.1).sorted()[sizes.count / 2])
+    }
+
     /// The image of sample `index`, or a `DatasetError.unreadableImage` naming the sample.
     /// The batch loader uses this to skip unreadable samples and count them.
     public func loadImage(at index: Int) -> Result<Image, DatasetError> {

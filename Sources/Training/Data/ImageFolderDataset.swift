@@ -28,6 +28,9 @@ public struct ImageFolderDataset: ImageDataset {
     public let channels = 3
     /// Images with more pixels are rejected before decoding.
     public let maxPixels: Int
+    /// Files in the split's folders that are not PNG/JPEG images (by extension: `.gif`, `.txt`, ...),
+    /// so not used; hidden files (`.DS_Store`) are not counted.
+    public let ignoredFiles: [String]
 
     public var count: Int { files.count }
 
@@ -82,16 +85,17 @@ public struct ImageFolderDataset: ImageDataset {
         }
         var files: [String] = []
         var labels: [Int] = []
-        let flatFiles = entries.filter { name in
-            ImageFolderDataset.isImageFile(name) && FileSystem.kind(FileSystem.join(directory, name)) == .file
-        }.map { FileSystem.join(directory, $0) }
+        var ignored: [String] = []
+        let plainFiles = entries.filter { FileSystem.kind(FileSystem.join(directory, $0)) == .file }
+        let flatFiles = plainFiles.filter(ImageFolderDataset.isImageFile).map { FileSystem.join(directory, $0) }
+        let flatIgnored = plainFiles.filter { !ImageFolderDataset.isImageFile($0) }.map { FileSystem.join(directory, $0) }
         if subfolders.isEmpty {
             files = flatFiles
         } else {
             var empty: [String] = []
             for (position, name) in subfolders.enumerated() {
                 let label = knownClasses?.firstIndex(of: name) ?? position
-                let found = try ImageFolderDataset.imageFiles(under: FileSystem.join(directory, name))
+                let found = try ImageFolderDataset.imageFiles(under: FileSystem.join(directory, name), ignored: &ignored)
                 if found.isEmpty { empty.append(name) }
                 files += found
                 labels += [Int](repeating: label, count: found.count)
@@ -102,10 +106,14 @@ public struct ImageFolderDataset: ImageDataset {
         }
         // Subfolders without any images next to image files: a flat folder with stray subfolders.
         let labeled = !files.isEmpty
-        if !labeled { files = flatFiles; labels = [] }
+        if !labeled { files = flatFiles; labels = []; ignored = [] }
+        // Loose files beside class folders are ignored as torchvision does; only stray non-images
+        // among the samples' own files are worth a word.
+        if subfolders.isEmpty || !labeled { ignored += flatIgnored }
         guard !files.isEmpty else { throw .noImages(path: directory) }
         self.root = directory
         self.files = files
+        self.ignoredFiles = ignored
         self.labels = labels
         self.classes = labeled ? (knownClasses ?? subfolders) : []
         self.maxPixels = maxPixels
@@ -144,6 +152,12 @@ public struct ImageFolderDataset: ImageDataset {
     /// Image files under `folder`, recursively, in torchvision's order: folders sorted by path
     /// (as `sorted(os.walk(folder))`), the files of each sorted by name.
     static func imageFiles(under folder: String) throws(DatasetError) -> [String] {
+        var ignored: [String] = []
+        return try imageFiles(under: folder, ignored: &ignored)
+    }
+
+    /// The same, adding the other files found (not PNG/JPEG by name) to `ignored`.
+    static func imageFiles(under folder: String, ignored: inout [String]) throws(DatasetError) -> [String] {
         var groups: [(folder: String, files: [String])] = []
         var pending = [folder]
         while let current = pending.popLast() {
@@ -154,6 +168,7 @@ public struct ImageFolderDataset: ImageDataset {
                 switch FileSystem.kind(path) {
                 case .directory: pending.append(path)
                 case .file where isImageFile(name): files.append(name)
+                case .file: ignored.append(path)
                 default: break
                 }
             }
