@@ -105,6 +105,9 @@ struct Export: ParsableCommand {
             if !summary.runFinished {
                 FileHandle.standardError.write(Data("warning: \(runFolder) has not finished (no result.json with stoppedEarly false); exported its latest checkpoint\n".utf8))
             }
+            if summary.kind == .classifier, let warning = Exporter.nearChanceWarning(run: runFolder) {
+                FileHandle.standardError.write(Data((warning + "\n").utf8))
+            }
             print("{\"kind\": \"\(summary.kind.rawValue)\", \"path\": \"\(summary.path)\", \"tensors\": \(summary.tensors), \"bytes\": \(summary.bytes), \"dtype\": \"\(summary.dtype)\"}")
         } catch {
             throw fail("error: \(error)", code: 1)

@@ -70,4 +70,29 @@ final class EvaluationTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("zebra"), "\($0)")
         }
     }
+
+    /// Exporting a classifier that is barely better than guessing says so (with what to change);
+    /// a useful one exports quietly.
+    func testExportWarnsWhenAClassifierIsNearChance() throws {
+        let run = try makeTemporaryFolder(self, "run")
+        var c = config
+        c.labels = (0..<10).map { "class\($0)" }
+        try JSONEncoder().encode(c).write(to: URL(fileURLWithPath: run + "/config.json"))
+        func top1(_ value: Double, in name: String) throws {
+            try Data("{\"top1\": \(value)}".utf8).write(to: URL(fileURLWithPath: run + "/" + name))
+        }
+        XCTAssertNil(Exporter.nearChanceWarning(run: run), "nothing measured, nothing said")
+        try top1(0.21, in: "result.json")
+        let warning = try XCTUnwrap(Exporter.nearChanceWarning(run: run))
+        XCTAssertTrue(warning.contains("test top-1 is 21.0% (the last epoch) where chance is 10.0% with 10 classes"), warning)
+        XCTAssertTrue(warning.contains("--epochs") && warning.contains("--lr"), warning)
+        try top1(0.64, in: "eval.json")  // eval.json, when there is one, is what counts
+        XCTAssertNil(Exporter.nearChanceWarning(run: run))
+        c.labels = ["a", "b"]
+        try JSONEncoder().encode(c).write(to: URL(fileURLWithPath: run + "/config.json"))
+        XCTAssertNil(Exporter.nearChanceWarning(run: run), "64% of 2 classes clears 60%")
+        try top1(0.58, in: "eval.json")
+        XCTAssertNotNil(Exporter.nearChanceWarning(run: run), "58% of 2 classes is barely above 50%")
+    }
 }
+

@@ -80,6 +80,27 @@ public enum Exporter {
                        runFinished: run.isFinished)
     }
 
+    /// A warning when a classifier run's test top-1 (its eval.json, else the fine-tune's last epoch)
+    /// is barely above chance: below 1/K + 0.2 · (1 − 1/K) for K classes (28% of 10 classes, 60% of 2).
+    /// Such a model answers with near-uniform scores; nil for a better one or when nothing was measured.
+    public static func nearChanceWarning(run path: String) -> String? {
+        let run = RunDirectory(reading: path)
+        func top1(_ name: String) -> Double? {
+            guard let data = try? Data(contentsOf: run.file(name)),
+                  let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
+            return (object["top1"] as? NSNumber)?.doubleValue
+        }
+        guard let config = try? ModelDirectory.readConfig(run.url), let classes = config.labels?.count, classes >= 2,
+              let (measured, source) = top1("eval.json").map({ ($0, "eval.json") }) ?? top1("result.json").map({ ($0, "the last epoch") })
+        else { return nil }
+        let chance = 1 / Double(classes)
+        guard measured < chance + 0.2 * (1 - chance) else { return nil }
+        return String(format: "warning: this classifier's test top-1 is %.1f%% (%@) where chance is %.1f%% with %d classes: it is barely "
+                      + "better than guessing and will answer near-uniform scores. Fine-tune longer (--epochs), with a larger learning "
+                      + "rate (--lr; small batches scale it down), or from a better pretrained run, then export again",
+                      100 * measured, source, 100 * chance, classes)
+    }
+
     static func prettyJSON<T: Encodable>(_ value: T) throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
