@@ -14,7 +14,7 @@ struct Finetune: ParsableCommand {
 
     @OptionGroup var common: CommonTrainingOptions
 
-    @Option(help: "Pretraining run folder or model directory to start from, or 'none' to train from scratch (not needed with --resume).")
+    @Option(help: "Pretraining run folder or model directory to start from, or 'none' to train from scratch (not needed with --resume). Without --data, a run folder's own dataset (its recipe.json) is fine-tuned on.")
     var initFrom: String?
 
     @Option(help: "With --init-from none: the architecture preset (matches `pretrain --preset`).")
@@ -26,8 +26,8 @@ struct Finetune: ParsableCommand {
     @Option(help: "With --init-from none: input channels, 1 (grayscale) or 3 (RGB). Default: the dataset's: 1 for IDX files, 3 for image folders.")
     var channels: Int?
 
-    @Option(help: "Images per step.")
-    var batchSize: Int = 256
+    @Option(help: "Images per step (default: 256, or for small datasets the largest power of two that leaves 4 steps per epoch).")
+    var batchSize: Int?
 
     @Option(help: "Base learning rate; the peak lr is blr × batch / 256.")
     var blr: Double = 5e-4
@@ -58,11 +58,11 @@ struct Finetune: ParsableCommand {
                    "name where to start: --init-from RUN_OR_MODEL_DIR, or --init-from none to train from scratch")
         try ensure(qkvBias == "qv" || qkvBias == "qkv", "--qkv-bias is qv or qkv")
         let architectureFlags = givenFlags().filter { ["--preset", "--qkv-bias", "--channels"].contains($0) }
-        try ensure(initFrom == "none" || architectureFlags.isEmpty,
+        try ensure(initFrom == "none" || architectureFlags.isEmpty || (common.resume && initFrom == nil),
                    "\(architectureFlags.joined(separator: ", ")) describe a model trained from scratch (--init-from none); "
                    + "a pretrained encoder keeps its own architecture and channels")
         try ensure(channels.map { $0 == 1 || $0 == 3 } ?? true, "--channels is 1 or 3")
-        try ensure(batchSize >= 1, "--batch-size must be positive")
+        try ensure(batchSize.map { $0 >= 1 } ?? true, "--batch-size must be positive")
         try ensure(blr > 0 && lr.map { $0 > 0 } ?? true, "the learning rate (--blr, --lr) must be positive")
         try ensure(layerDecay > 0 && layerDecay <= 1, "--layer-decay must be within 0 (exclusive) and 1")
         try ensure(warmupEpochs.map { $0 >= 0 } ?? true, "--warmup-epochs cannot be negative")
@@ -70,35 +70,115 @@ struct Finetune: ParsableCommand {
         try ensure(labelSmoothing >= 0 && labelSmoothing < 1, "--label-smoothing must be within 0 and 1 (exclusive)")
         try ensure(cropScale > 0 && cropScale <= 1, "--crop-scale is the smallest area share kept, within 0 (exclusive) and 1")
         try ensure(checkpointEvery >= 1, "--checkpoint-every must be positive")
+        if let (config, recipe) = common.recordedRun(ViTConfig.self, FinetuneRecipe.self) {
+            try ensureAgrees(resumeDifferences(config: config, recipe: recipe), run: common.out)
+        }
+    }
+
+    /// Where this command line differs from the recorded run (the flags it does not give take the
+    /// recorded values; see `differingFields`).
+    func resumeDifferences(config: ViTConfig, recipe recorded: FinetuneRecipe) -> [ResumeDifference] {
+        let given = common.recipeFlags
+        let batch = batchSize ?? recorded.batchSize
+        var derived = recorded
+        derived.data = common.data.map { canonicalPath($0) } ?? canonicalPath(recorded.data)
+        derived.seed = given.contains("--seed") ? common.seed : recorded.seed
+        derived.epochs = common.epochs ?? recorded.epochs
+        derived.batchSize = batch
+        derived.lr = lr ?? (given.contains("--blr") ? blr * Double(batch) / 256 : recorded.lr)
+        derived.warmupEpochs = warmupEpochs ?? recorded.warmupEpochs
+        if given.contains("--weight-decay") { derived.weightDecay = weightDecay }
+        if given.contains("--layer-decay") { derived.layerDecay = layerDecay }
+        if given.contains("--label-smoothing") { derived.labelSmoothing = labelSmoothing }
+        if given.contains("--crop-scale") { derived.cropScale = cropScale...1 }
+        if given.contains("--checkpoint-every") { derived.checkpointEvery = checkpointEvery }
+        derived.subset = common.subset ?? recorded.subset
+        var recordedFields = flattenedJSON(recorded)
+        recordedFields["data"] = canonicalPath(recorded.data) as NSString
+        let flags = ["data": "--data", "seed": "--seed", "epochs": "--epochs", "batchSize": "--batch-size",
+                     "lr": given.contains("--lr") || !given.contains("--blr") ? "--lr" : "--blr", "warmupEpochs": "--warmup-epochs",
+                     "weightDecay": "--weight-decay", "layerDecay": "--layer-decay", "labelSmoothing": "--label-smoothing",
+                     "cropScale": "--crop-scale", "checkpointEvery": "--checkpoint-every", "subset": "--subset"]
+        var found = differingFields(recorded: recordedFields, given: flattenedJSON(derived), defaults: [:], givenFlags: given,
+                                    flagOf: { flags[$0] })
+        if let initFrom {
+            let start = initFrom == "none" ? nil : canonicalPath(initFrom)
+            if start != recorded.initFrom.map({ canonicalPath($0) }) {
+                found.append(ResumeDifference(name: "--init-from", recorded: recorded.initFrom ?? "none", given: initFrom))
+            }
+        }
+        // The architecture flags of a from-scratch run, against its config.json.
+        if let channels, channels != config.inChans {
+            found.append(ResumeDifference(name: "--channels", recorded: "\(config.inChans)", given: "\(channels)"))
+        }
+        if given.contains("--qkv-bias"), qkvBias != config.qkvBias.rawValue {
+            found.append(ResumeDifference(name: "--qkv-bias", recorded: config.qkvBias.rawValue, given: qkvBias))
+        }
+        if given.contains("--preset") {
+            let shape = preset.shape(channels: config.inChans)
+            if (shape.embedDim, shape.depth, shape.numHeads) != (config.embedDim, config.depth, config.numHeads) {
+                found.append(ResumeDifference(name: "--preset", recorded: "\(config.embedDim)×\(config.depth), \(config.numHeads) heads",
+                                              given: "\(preset.rawValue) (\(shape.embedDim)×\(shape.depth), \(shape.numHeads) heads)"))
+            }
+        }
+        return found
+    }
+
+    /// A fresh run's model and recipe, with the log lines of what was chosen from the data.
+    func freshRun() throws -> (ViTConfig, FinetuneRecipe, notes: [String]) {
+        let source = initFrom == "none" ? nil : initFrom   // validate() made sure it is set
+        var dataPath = common.dataPath, notes: [String] = []
+        if let source, common.data == nil, let recorded = recordedDataset(of: source) {
+            dataPath = recorded
+            notes.append("data: \(recorded) (what \(source) trained on; --data to change)")
+        }
+        let config: ViTConfig, dataset: any ImageDataset
+        do {
+            dataset = try Datasets.open(dataPath, split: .train)
+            if let source {
+                config = try Classifier.pretrainedEncoder(source).0
+            } else {
+                // The encoder (preprocessing, position table) of the recipe whose attention biases it has.
+                let family: any PretrainingObjective.Type = qkvBias == "qkv" ? MAE.self : BootMAE.self
+                var c = try preset.pretrainingConfig(family, channels: channels ?? dataset.channels).encoder
+                c.qkvBias = qkvBias == "qkv" ? .qkv : .qv
+                config = c
+            }
+        } catch {
+            throw fail("error: \(error)", code: 1)
+        }
+        let images = common.subset.map { min($0, dataset.count) } ?? dataset.count
+        let batch = batchSize ?? defaultBatchSize(images: images)
+        if batch > images { throw batchTooLarge(batch, images: images, data: dataPath) }
+        let epochs = common.epochs ?? 50
+        let recipe = FinetuneRecipe(data: URL(fileURLWithPath: dataPath).standardizedFileURL.path, initFrom: source, seed: common.seed,
+                                    epochs: epochs, batchSize: batch, lr: lr ?? blr * Double(batch) / 256,
+                                    warmupEpochs: warmupEpochs ?? max(1, Double(epochs) * 0.05), weightDecay: weightDecay,
+                                    layerDecay: layerDecay, labelSmoothing: labelSmoothing, cropScale: cropScale...1,
+                                    checkpointEvery: checkpointEvery, subset: common.subset)
+        notes += batchNotes(batch: batch, chosen: batchSize == nil, images: images, lr: recipe.lr, scaledFrom: lr == nil ? blr : nil)
+        if let warning = imageSizeWarning(dataset, data: dataPath, imgSize: config.imgSize, patchSize: config.patchSize,
+                                          preset: source == nil ? preset.rawValue : nil) {
+            notes.append(warning)
+        }
+        if let warning = dataset.ignoredFilesWarning { notes.append(warning) }
+        return (config, recipe, notes)
     }
 
     func run() throws {
+        let fresh = common.resume ? nil : try freshRun()
         try runTraining(common) { dir, stop in
+            let progress = ProgressReporter()
             let config: ViTConfig, recipe: FinetuneRecipe
-            if common.resume {
+            if let fresh {
+                (config, recipe) = (fresh.0, fresh.1)
+                for note in fresh.notes { progress.log(note) }
+            } else {
                 config = try dir.readJSON(ViTConfig.self, from: "config.json")
                 recipe = try dir.readJSON(FinetuneRecipe.self, from: "recipe.json")
                 try checkRecordedDataset(recipe.data, run: dir)
-            } else {
-                let source = initFrom == "none" ? nil : initFrom   // validate() made sure it is set
-                if let source {
-                    config = try Classifier.pretrainedEncoder(source).0
-                } else {
-                    let dataset = try Datasets.open(common.dataPath, split: .train)
-                    // The encoder (preprocessing, position table) of the recipe whose attention biases it has.
-                    let family: any PretrainingObjective.Type = qkvBias == "qkv" ? MAE.self : BootMAE.self
-                    var c = try preset.pretrainingConfig(family, channels: channels ?? dataset.channels).encoder
-                    c.qkvBias = qkvBias == "qkv" ? .qkv : .qv
-                    config = c
-                }
-                let epochs = common.epochs ?? 50
-                recipe = FinetuneRecipe(data: common.absoluteDataPath, initFrom: source, seed: common.seed, epochs: epochs, batchSize: batchSize,
-                                        lr: lr ?? blr * Double(batchSize) / 256, warmupEpochs: warmupEpochs ?? max(1, Double(epochs) * 0.05),
-                                        weightDecay: weightDecay, layerDecay: layerDecay, labelSmoothing: labelSmoothing,
-                                        cropScale: cropScale...1, checkpointEvery: checkpointEvery, subset: common.subset)
             }
             let trainer = try Finetuner(config: config, recipe: recipe, run: dir, resume: common.resume)
-            let progress = ProgressReporter()
             progress.log("finetune \(recipe.initFrom.map { "from \($0)" } ?? "from scratch"): \(channelsText(config.inChans)), "
                          + "\(trainer.imageCount) images in \(trainer.classifier.classes.count) classes, \(trainer.stepsPerEpoch) steps × \(recipe.epochs) epochs, batch \(recipe.batchSize), lr \(recipe.lr) → \(dir.url.path)")
             let summary = try trainer.train(maxSteps: common.maxSteps, stop: stop, progress: progress)

@@ -39,8 +39,8 @@ struct Pretrain: ParsableCommand {
     @Option(help: "Share of patches masked.")
     var maskRatio: Double = 0.75
 
-    @Option(help: "Images per step.")
-    var batchSize: Int = 256
+    @Option(help: "Images per step (default: 256, or for small datasets the largest power of two that leaves 4 steps per epoch).")
+    var batchSize: Int?
 
     @Option(help: "Base learning rate; the peak lr is blr × batch / 256 (the official linear scaling rule). Default: the objective's (MAE and BootMAE 1.5e-4).")
     var blr: Double?
@@ -72,10 +72,19 @@ struct Pretrain: ParsableCommand {
         }.joined(separator: "\n\n")
     }
 
+    /// The objective named on the command line; with --resume and no --objective, the recorded one
+    /// (its own flags are parsed against it).
+    var objectiveName: String {
+        struct Recorded: Decodable { let objective: String }
+        guard common.resume, !givenFlags().contains("--objective"),
+              let recorded = try? RunDirectory(reading: common.out).readJSON(Recorded.self, from: "recipe.json") else { return objective }
+        return recorded.objective
+    }
+
     /// The objective and its flags, checked.
     func chosenObjective() throws -> (any PretrainingObjective.Type, ObjectiveFlagValues) {
         do {
-            let type = try ObjectiveRegistry.require(objective)
+            let type = try ObjectiveRegistry.require(objectiveName)
             return (type, try ObjectiveFlagValues(parsing: objectiveArguments, declared: type.flags, objective: type.name))
         } catch {
             throw ValidationError("\(error)")
@@ -83,39 +92,110 @@ struct Pretrain: ParsableCommand {
     }
 
     func validate() throws {
-        try ensure(batchSize >= 1, "--batch-size must be positive")
+        try ensure(batchSize.map { $0 >= 1 } ?? true, "--batch-size must be positive")
         try ensure(imgSize.map { $0 >= 1 } ?? true && patchSize.map { $0 >= 1 } ?? true, "--img-size and --patch-size must be positive")
         try ensure(channels.map { $0 == 1 || $0 == 3 } ?? true, "--channels is 1 or 3")
         try ensure((0.05...0.95).contains(maskRatio), "--mask-ratio must be within 0.05...0.95")
         let (type, flags) = try chosenObjective()
         try ensure(blr.map { $0 > 0 } ?? true && lr.map { $0 > 0 } ?? true, "the learning rate (--blr, --lr) must be positive")
-        let peak = lr ?? (blr ?? type.defaultBaseLR) * Double(batchSize) / 256
-        try ensure(minLR.map { $0 >= 0 && $0 <= peak } ?? true, "--min-lr must be within 0 and the peak lr")
+        if let batchSize {  // else checked once the batch is chosen from the data
+            let peak = lr ?? (blr ?? type.defaultBaseLR) * Double(batchSize) / 256
+            try ensure(minLR.map { $0 >= 0 && $0 <= peak } ?? true, "--min-lr must be within 0 and the peak lr")
+        } else {
+            try ensure(minLR.map { $0 >= 0 } ?? true, "--min-lr cannot be negative")
+        }
         try ensure(warmupEpochs.map { $0 >= 0 } ?? true, "--warmup-epochs cannot be negative")
         try ensure(weightDecay.map { $0 >= 0 } ?? true, "--weight-decay cannot be negative")
         try ensure(checkpointEvery >= 1, "--checkpoint-every must be positive")
         // The objective's own flags: parsed and their values checked before any folder is touched.
         do { _ = try type.options(flags: flags, epochs: common.epochs ?? 100) } catch { throw ValidationError("\(error)") }
+        if let (config, recipe) = common.recordedRun(PretrainingConfig.self, PretrainRecipe.self) {
+            try ensureAgrees(try resumeDifferences(config: config, recipe: recipe), run: common.out)
+        }
+    }
+
+    /// Where this command line differs from the recorded run: the recipe and model it would start,
+    /// with the recorded values for every flag it does not give, compared field by field.
+    func resumeDifferences(config recordedConfig: PretrainingConfig, recipe recorded: PretrainRecipe) throws -> [ResumeDifference] {
+        let given = common.recipeFlags
+        if given.contains("--objective") && objective != recorded.objective {
+            return [ResumeDifference(name: "--objective", recorded: recorded.objective, given: objective)]
+        }
+        let (type, flags) = try chosenObjective()
+        let defaultFlags = ObjectiveFlagValues()
+        let epochs = common.epochs ?? recorded.epochs
+        let batch = batchSize ?? recorded.batchSize
+        func recipe(_ flags: ObjectiveFlagValues) throws -> PretrainRecipe {
+            try PretrainRecipe.make(
+                type, flags: flags, data: common.data.map { canonicalPath($0) } ?? recorded.data,
+                seed: given.contains("--seed") ? common.seed : recorded.seed, epochs: epochs, batchSize: batch,
+                lr: lr ?? blr.map { $0 * Double(batch) / 256 } ?? recorded.lr, minLR: minLR ?? recorded.minLR,
+                warmupEpochs: warmupEpochs ?? recorded.warmupEpochs, weightDecay: weightDecay ?? recorded.weightDecay,
+                checkpointEvery: given.contains("--checkpoint-every") ? checkpointEvery : recorded.checkpointEvery,
+                subset: common.subset ?? recorded.subset)
+        }
+        var recordedRecipe = flattenedJSON(recorded)
+        recordedRecipe["data"] = canonicalPath(recorded.data) as NSString
+        let recipeFlags = ["data": "--data", "seed": "--seed", "epochs": "--epochs", "batchSize": "--batch-size",
+                           "lr": given.contains("--lr") || !given.contains("--blr") ? "--lr" : "--blr", "minLR": "--min-lr",
+                           "warmupEpochs": "--warmup-epochs", "weightDecay": "--weight-decay",
+                           "checkpointEvery": "--checkpoint-every", "subset": "--subset"]
+        let flagOf = { (key: String) -> String? in
+            recipeFlags[key] ?? (key.hasPrefix("objective_options.") ? conventionalFlag(String(key.dropFirst("objective_options.".count))) : nil)
+        }
+        var found = differingFields(recorded: recordedRecipe, given: flattenedJSON(try recipe(flags)),
+                                    defaults: flattenedJSON(try recipe(defaultFlags)), givenFlags: given, flagOf: flagOf)
+        // The model: what the preset, sizes and the objective's flags build, against config.json.
+        let encoder = recordedConfig.encoder
+        func config(_ preset: ModelPreset, _ maskRatio: Double, _ flags: ObjectiveFlagValues) throws -> PretrainingConfig {
+            try preset.pretrainingConfig(type, channels: channels ?? encoder.inChans, imgSize: imgSize ?? encoder.imgSize,
+                                         patchSize: patchSize ?? encoder.patchSize, maskRatio: maskRatio, flags: flags)
+        }
+        let configFlags = ["embed_dim": "--preset", "depth": "--preset", "num_heads": "--preset", "in_chans": "--channels"]
+        found += differingFields(recorded: flattenedJSON(recordedConfig), given: flattenedJSON(try config(preset, maskRatio, flags)),
+                                            defaults: flattenedJSON(try config(.tiny, 0.75, defaultFlags)), givenFlags: given,
+                                            flagOf: { configFlags[$0] ?? conventionalFlag($0) })
+        return found
+    }
+
+    /// A fresh run's model and recipe, with the log lines of what was chosen from the data.
+    func freshRun() throws -> (PretrainingConfig, PretrainRecipe, notes: [String]) {
+        let (type, flags) = try chosenObjective()
+        let dataset: any ImageDataset
+        do { dataset = try Datasets.open(common.dataPath, split: .train) } catch { throw fail("error: \(error)", code: 1) }
+        let images = common.subset.map { min($0, dataset.count) } ?? dataset.count
+        let batch = batchSize ?? defaultBatchSize(images: images)
+        if batch > images { throw batchTooLarge(batch, images: images, data: common.dataPath) }
+        let config = try preset.pretrainingConfig(type, channels: channels ?? dataset.channels, imgSize: imgSize, patchSize: patchSize,
+                                                  maskRatio: maskRatio, flags: flags)
+        let epochs = common.epochs ?? 100
+        let recipe = try PretrainRecipe.make(
+            type, flags: flags, data: common.absoluteDataPath, seed: common.seed, epochs: epochs, batchSize: batch,
+            lr: lr ?? blr.map { $0 * Double(batch) / 256 }, minLR: minLR, warmupEpochs: warmupEpochs,
+            weightDecay: weightDecay, checkpointEvery: checkpointEvery, subset: common.subset)
+        try ensure(recipe.minLR <= recipe.lr, "--min-lr \(recipe.minLR) is above the peak lr \(recipe.lr) (batch \(batch)); lower it or give --lr")
+        var notes = batchNotes(batch: batch, chosen: batchSize == nil, images: images, lr: recipe.lr,
+                               scaledFrom: lr == nil ? (blr ?? type.defaultBaseLR) : nil)
+        if imgSize == nil, let warning = imageSizeWarning(dataset, data: common.dataPath, imgSize: config.encoder.imgSize,
+                                                         patchSize: config.encoder.patchSize, preset: preset.rawValue) {
+            notes.append(warning)
+        }
+        if let warning = dataset.ignoredFilesWarning { notes.append(warning) }
+        return (config, recipe, notes)
     }
 
     func run() throws {
+        let fresh = common.resume ? nil : try freshRun()
         try runTraining(common) { dir, stop in
             let progress = ProgressReporter()
             let (config, recipe): (PretrainingConfig, PretrainRecipe)
-            if common.resume {
+            if let fresh {
+                (config, recipe) = (fresh.0, fresh.1)
+                for note in fresh.notes { progress.log(note) }
+            } else {
                 config = try dir.readJSON(PretrainingConfig.self, from: "config.json")
                 recipe = try dir.readJSON(PretrainRecipe.self, from: "recipe.json")
                 try checkRecordedDataset(recipe.data, run: dir)
-            } else {
-                let (type, flags) = try chosenObjective()
-                let dataset = try Datasets.open(common.dataPath, split: .train)
-                config = try preset.pretrainingConfig(type, channels: channels ?? dataset.channels, imgSize: imgSize, patchSize: patchSize,
-                                                      maskRatio: maskRatio, flags: flags)
-                let epochs = common.epochs ?? 100
-                recipe = try PretrainRecipe.make(
-                    type, flags: flags, data: common.absoluteDataPath, seed: common.seed, epochs: epochs, batchSize: batchSize,
-                    lr: lr ?? blr.map { $0 * Double(batchSize) / 256 }, minLR: minLR, warmupEpochs: warmupEpochs,
-                    weightDecay: weightDecay, checkpointEvery: checkpointEvery, subset: common.subset)
             }
             let trainer = try Pretrainer(config: config, recipe: recipe, run: dir, resume: common.resume)
             progress.log("pretrain \(config.objective): \(config.encoder.embedDim)×\(config.encoder.depth) ViT, "

@@ -45,7 +45,7 @@ struct CommonTrainingOptions: ParsableArguments {
     @Option(help: "Stop after N steps in this invocation (smoke runs; resume later).")
     var maxSteps: Int?
 
-    @Flag(help: "Continue the run in --out from its checkpoint, with its saved recipe (only --threads and --max-steps may be given too).")
+    @Flag(help: "Continue the run in --out from its checkpoint, with its saved recipe (other flags may be given when they equal the recorded values; --threads and --max-steps may change).")
     var resume = false
 
     @Flag(help: "Start over in an --out folder that already holds a run.")
@@ -73,12 +73,20 @@ struct CommonTrainingOptions: ParsableArguments {
         try ensure(epochs.map { $0 >= 1 } ?? true, "--epochs must be positive")
         try ensure(subset.map { $0 >= 1 } ?? true, "--subset must be positive")
         try ensure(threads >= 1, "--threads must be positive")
-        if resume {
-            // Silently ignoring them would train with other settings than the user asked for.
-            let ignored = givenFlags().filter { !Self.resumeFlags.contains($0) }
-            try ensure(ignored.isEmpty, "--resume continues the run with the recipe saved in \(out)/recipe.json, so "
-                       + "\(ignored.joined(separator: ", ")) cannot change it; drop them, or start a new run (another --out, or --overwrite)")
-        }
+        // With --resume, each command compares the other flags with the recorded run (`ensureAgrees`).
+    }
+
+    /// The flags given besides those --resume always takes: they must agree with the recorded run.
+    var recipeFlags: Set<String> { Set(givenFlags()).subtracting(Self.resumeFlags) }
+
+    /// The recorded run's recipe and model when --resume is given with flags that must agree with
+    /// them; nil otherwise, or when the folder holds no readable run (`run()` then says what is wrong).
+    func recordedRun<Config: Decodable, Recipe: Decodable>(_: Config.Type, _: Recipe.Type) -> (Config, Recipe)? {
+        guard resume, !recipeFlags.isEmpty else { return nil }
+        let run = RunDirectory(reading: out)
+        guard let config = try? run.readJSON(Config.self, from: "config.json"),
+              let recipe = try? run.readJSON(Recipe.self, from: "recipe.json") else { return nil }
+        return (config, recipe)
     }
 }
 
@@ -115,9 +123,14 @@ func checkRecordedDataset(_ path: String, run: RunDirectory) throws {
 /// The dataset a measurement of `model` reads by default: the one its run trained on (its
 /// recipe.json), else Fashion-MNIST.
 func defaultDataset(of model: String) -> String {
+    recordedDataset(of: model) ?? CommonTrainingOptions.defaultData
+}
+
+/// The dataset the run in folder `model` trained on (its recipe.json), if it is a run folder.
+func recordedDataset(of model: String) -> String? {
     struct Recorded: Decodable { let data: String }
     let recipe = URL(fileURLWithPath: model).appendingPathComponent("recipe.json")
-    return (try? JSONDecoder().decode(Recorded.self, from: Data(contentsOf: recipe)))?.data ?? CommonTrainingOptions.defaultData
+    return (try? JSONDecoder().decode(Recorded.self, from: Data(contentsOf: recipe)))?.data
 }
 
 /// The long flags on this process's command line after the subcommand ("--lr=1" counts as "--lr"),
@@ -134,4 +147,55 @@ func ensure(_ condition: Bool, _ message: @autoclosure () -> String) throws {
 /// "1 channel (grayscale)" or "3 channels (RGB)", for run headers.
 func channelsText(_ channels: Int) -> String {
     channels == 1 ? "1 channel (grayscale)" : "\(channels) channels (RGB)"
+}
+
+// MARK: Defaults chosen from the data
+
+/// The batch of a run that gave no --batch-size: 256 (the official recipes' unit) when the data
+/// holds at least 4 such batches, else the largest power of two that leaves 4 steps per epoch
+/// (at least 8 images, and never more than the data holds).
+func defaultBatchSize(images: Int) -> Int {
+    var batch = 256
+    while batch > 8 && images / batch < 4 { batch /= 2 }
+    return max(1, min(batch, images))
+}
+
+/// The usage error of a batch larger than the training data: which flag, and what would work.
+func batchTooLarge(_ batch: Int, images: Int, data: String) -> ValidationError {
+    let suggestion = defaultBatchSize(images: images)
+    return ValidationError("--batch-size \(batch) is more than the \(images) training images of \(data), so not one step "
+                           + "would run: pass --batch-size \(suggestion) (\(images / suggestion) steps per epoch; at most \(images)), "
+                           + "or leave --batch-size out to have one chosen from the data size")
+}
+
+/// The log lines of a batch picked from the data, and of a learning rate the linear scaling rule
+/// (base × batch / 256) made small, saying what to change.
+func batchNotes(batch: Int, chosen: Bool, images: Int, lr: Double, scaledFrom base: Double?) -> [String] {
+    var notes: [String] = []
+    if chosen && batch != 256 {
+        notes.append("batch \(batch): chosen for \(images) training images (\(images / batch) steps per epoch; --batch-size to change)")
+    }
+    if let base, batch <= 64 {
+        notes.append(String(format: "warning: the peak learning rate is %.3g (base %.3g × batch %d / 256, the linear scaling rule): ", lr, base, batch)
+                     + "small batches make it small, and a short run may barely move the weights; "
+                     + String(format: "pass --lr (e.g. --lr %.3g, the unscaled base) or train more --epochs", base))
+    }
+    return notes
+}
+
+/// A warning when the images are clearly larger than the model's input (they are scaled down to
+/// it), saying how to train at their size; nil when they are not, or when --img-size was given.
+func imageSizeWarning(_ dataset: any ImageDataset, data: String, imgSize: Int, patchSize: Int, preset: String?) -> String? {
+    guard dataset is ImageFolderDataset || (dataset as? SubsetDataset)?.base is ImageFolderDataset,
+          let size = dataset.typicalImageSize() else { return nil }
+    let side = min(size.width, size.height)
+    guard Double(side) >= 1.25 * Double(imgSize) else { return nil }
+    let native = side / patchSize * patchSize
+    let cost = pow(Double(native) / Double(imgSize), 2)
+    let what = preset.map { "the \($0) preset trains at \(imgSize) px" } ?? "the pretrained encoder takes \(imgSize) px"
+    let fix = preset != nil
+        ? String(format: "pass --img-size %d (a multiple of the patch size %d; about %.1f× the compute per image) to train at their size, or --img-size %d to confirm", native, patchSize, cost, imgSize)
+        : "pretrain with --img-size \(native) to use their detail"
+    return "warning: the images of \(data) are about \(size.width)×\(size.height) px and \(what): every image is scaled down to "
+        + "\(imgSize)×\(imgSize), losing detail; \(fix)"
 }

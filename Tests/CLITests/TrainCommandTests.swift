@@ -1,6 +1,7 @@
 import XCTest
 import Foundation
 import TestSupport
+import ImageKit
 
 /// `bootmae-train` argument handling that a user meets before any training starts.
 final class TrainCommandTests: XCTestCase {
@@ -50,20 +51,41 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: out), "nothing is created")
     }
 
-    /// --resume trains on with the saved recipe: flags that would change it are an error (not
-    /// silently ignored), and resuming a finished run leaves its results as they are.
+    /// --resume trains on with the saved recipe: the identical command line plus --resume continues
+    /// it, flags that would change it are refused naming both values (not silently ignored), and
+    /// resuming a finished run leaves its results as they are.
     func testResumeKeepsTheRecipeAndLeavesAFinishedRunAlone() throws {
         let train = try BuiltExecutable("bootmae-train")
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("resume-\(UUID())").path
         defer { try? FileManager.default.removeItem(atPath: out) }
         let data = Fixtures.url("datasets/idx-gz").path  // 20 train images (2 steps of 8), 6 test images
-        let first = try train.run(["pretrain", "--data", data, "--out", out, "--epochs", "1", "--batch-size", "8", "--threads", "1"])
+        let command = ["pretrain", "--data", data, "--out", out, "--epochs", "2", "--batch-size", "8", "--threads", "1",
+                       "--feature-weight", "0.5", "--ema-start=0.99", "--seed", "3"]
+        let first = try train.run(command + ["--max-steps", "1"])
         XCTAssertEqual(first.status, 0, first.stderr)
         XCTAssertTrue(first.stderr.contains("1 channel (grayscale), 20 images"), first.stderr)
 
-        let changed = try train.run(["pretrain", "--out", out, "--resume", "--epochs", "3", "--lr=1e-3"])
-        XCTAssertEqual(changed.status, 64, changed.stderr)
-        XCTAssertTrue(changed.stderr.contains("--epochs, --lr"), changed.stderr)
+        let refused: [([String], [String])] = [
+            (["--epochs", "3", "--lr=1e-3"], ["--epochs: recorded 2, given 3", "--lr: recorded 4.6875e-06, given 0.001"]),
+            (["--feature-weight", "1"], ["--feature-weight: recorded 0.5, given 1"]),   // an objective's own flag, at its default
+            (["--no-weight-mask"], ["weight_mask: recorded true, given false"]),
+            (["--objective", "mae"], ["--objective: recorded bootmae, given mae"]),
+            (["--preset", "small"], ["--preset: recorded 128, given 192"]),
+            (["--batch-size", "4", "--seed", "3"], ["--batch-size: recorded 8, given 4"]),
+        ]
+        for (flags, expected) in refused {
+            let changed = try train.run(["pretrain", "--out", out, "--resume"] + flags)
+            XCTAssertEqual(changed.status, 64, "\(flags): \(changed.stderr)")
+            for text in expected { XCTAssertTrue(changed.stderr.contains(text), "\(flags): \(changed.stderr)") }
+            XCTAssertTrue(changed.stderr.contains("start a new run"), changed.stderr)
+        }
+        // Flags equal to the recorded ones (some of them, or the whole first command line) continue the run.
+        let some = try train.run(["pretrain", "--out", out, "--resume", "--ema-start", "0.99", "--epochs", "2", "--max-steps", "1"])
+        XCTAssertEqual(some.status, 0, some.stderr)
+        XCTAssertTrue(some.stderr.contains("resuming at step 1 of 4"), some.stderr)
+        let same = try train.run(command + ["--resume"])
+        XCTAssertEqual(same.status, 0, same.stderr)
+        XCTAssertTrue(same.stderr.contains("resuming at step 2 of 4"), same.stderr)
 
         let result = try Data(contentsOf: URL(fileURLWithPath: out + "/result.json"))
         let again = try train.run(["pretrain", "--out", out, "--resume", "--threads", "1"])
@@ -75,5 +97,57 @@ final class TrainCommandTests: XCTestCase {
         let measured = try train.run(["eval", "--model", out, "--threads", "1"])
         XCTAssertEqual(measured.status, 0, measured.stderr)
         XCTAssertTrue(measured.stdout.contains("\"images\" : 6"), measured.stdout)
+    }
+
+    /// A small folder of larger photos, as a new user brings one: a batch bigger than the data names
+    /// --batch-size and a value that works; without one, a batch is chosen from the data (and said),
+    /// the small scaled learning rate, the downscaled images and the files that are not images are
+    /// warned about; a fine-tune from the run reads the run's own folder, and resuming it with the
+    /// same flags is accepted.
+    func testASmallFolderOfPhotos() throws {
+        let train = try BuiltExecutable("bootmae-train")
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("photos-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        for (split, count) in [("train", 6), ("test", 2)] {
+            for (c, name) in ["cat", "dog"].enumerated() {
+                try FileManager.default.createDirectory(atPath: "\(root)/\(split)/\(name)", withIntermediateDirectories: true)
+                for i in 0..<count {
+                    let pixels = (0..<(64 * 64 * 3)).map { UInt8(truncatingIfNeeded: $0 * (i + 3) + c * 91) }
+                    let png = try PNGEncoder.encode(Image(width: 64, height: 64, channels: 3, pixels: pixels))
+                    try Data(png).write(to: URL(fileURLWithPath: "\(root)/\(split)/\(name)/\(i).png"))
+                }
+            }
+        }
+        try Data("GIF89a".utf8).write(to: URL(fileURLWithPath: root + "/train/cat/anim.gif"))
+        try Data("notes".utf8).write(to: URL(fileURLWithPath: root + "/train/dog/notes.txt"))
+        let pt = root + "/runs/pt", ft = root + "/runs/ft"
+
+        let tooBig = try train.run(["pretrain", "--data", root, "--out", pt, "--batch-size", "256", "--threads", "1"])
+        XCTAssertEqual(tooBig.status, 64, tooBig.stderr)
+        XCTAssertTrue(tooBig.stderr.contains("--batch-size 256 is more than the 12 training images"), tooBig.stderr)
+        XCTAssertTrue(tooBig.stderr.contains("pass --batch-size 8"), tooBig.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: pt), "nothing is created")
+
+        let pretrain = try train.run(["pretrain", "--data", root, "--out", pt, "--epochs", "1", "--threads", "1"])
+        XCTAssertEqual(pretrain.status, 0, pretrain.stderr)
+        for text in ["batch 8: chosen for 12 training images (1 steps per epoch; --batch-size to change)",
+                     "warning: the peak learning rate is 4.69e-06", "pass --lr",
+                     "about 64×64 px and the tiny preset trains at 28 px", "--img-size 64",
+                     "warning: 2 files are not PNG/JPEG and not used", "anim.gif"] {
+            XCTAssertTrue(pretrain.stderr.contains(text), "\(text): \(pretrain.stderr)")
+        }
+
+        let finetune = ["finetune", "--init-from", pt, "--out", ft, "--epochs", "2", "--threads", "1", "--lr", "1e-3"]
+        let first = try train.run(finetune + ["--max-steps", "1"])
+        XCTAssertEqual(first.status, 0, first.stderr)
+        XCTAssertTrue(first.stderr.contains("data: \(root) (what \(pt) trained on; --data to change)"), first.stderr)
+        XCTAssertTrue(first.stderr.contains("12 images in 2 classes"), first.stderr)
+        XCTAssertFalse(first.stderr.contains("peak learning rate"), "--lr was given: \(first.stderr)")
+        let resumed = try train.run(finetune + ["--resume"])
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        let changed = try train.run(["finetune", "--out", ft, "--resume", "--init-from", "none", "--layer-decay", "0.5"])
+        XCTAssertEqual(changed.status, 64, changed.stderr)
+        XCTAssertTrue(changed.stderr.contains("--layer-decay: recorded 0.75, given 0.5"), changed.stderr)
+        XCTAssertTrue(changed.stderr.contains("--init-from: recorded \(pt), given none"), changed.stderr)
     }
 }

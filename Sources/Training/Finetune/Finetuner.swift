@@ -55,7 +55,8 @@ public final class Finetuner {
         classifier = Classifier(config: config, classes: train.classes)
         stepper = FinetuneStep(classifier: classifier, shards: Parallel.workers)
         stepsPerEpoch = train.count / recipe.batchSize
-        guard stepsPerEpoch > 0 else { throw FinetuneError(description: "fewer training images than one batch of \(recipe.batchSize)") }
+        guard stepsPerEpoch > 0 else { throw FinetuneError(description: "the training split has \(train.count) images, fewer than one batch of \(recipe.batchSize): "
+                                                                    + "a smaller batch (--batch-size) would train") }
         let depth = config.depth
         optimizer = AdamW(parameters: classifier.parameters, beta1: 0.9, beta2: 0.999, weightDecay: Float(recipe.weightDecay)) { name, p in
             .init(decay: AdamW.officialDecay(name, p, exempt: ["cls_token", "pos_embed"]),

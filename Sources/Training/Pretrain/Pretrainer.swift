@@ -60,7 +60,8 @@ public final class Pretrainer {
         dataset = recipe.subset.map { SubsetDataset(full, count: $0) } ?? full
         stepsPerEpoch = dataset.count / recipe.batchSize
         guard stepsPerEpoch > 0 else {
-            throw TrainingError(description: "the dataset has \(dataset.count) images, fewer than one batch of \(recipe.batchSize)")
+            throw TrainingError(description: "the dataset has \(dataset.count) images, fewer than one batch of \(recipe.batchSize): "
+                                + "a smaller batch (--batch-size) would train")
         }
         network = PretrainingNetwork(config: config)
         stepper = DataParallelStep(network: network, shards: Parallel.workers)
