@@ -7,5 +7,7 @@ swift build --build-tests
 swift test --skip-build
 # Black-box checks of the real server: OpenAPI conformance (schemathesis) and a short load run (wrk).
 bash scripts/server-checks.sh
+# Trainer faults (SIGKILL at 4 moments and resume, a full disk during a checkpoint, a vanished dataset file): ~1 min.
+bash scripts/fault-check.sh 4
 # A short bounded fuzz run of the HTTP request parser (libFuzzer + AddressSanitizer).
 bash scripts/fuzz-http.sh 20 > /dev/null 2>&1 || { echo "fuzz-http: the parser fuzzer found a failure (see .build-fuzz/artifacts)" >&2; exit 1; }

@@ -229,23 +229,57 @@ public enum SafeTensorsWriter {
     }
 }
 
-/// Temp-file-then-rename writes, so a crash never leaves a half-written file under the real name.
+/// Temp-file-then-rename writes, so a crash never leaves a half-written file under the real name:
+/// the bytes go to a hidden temporary file in the same folder (`.<name>.tmp-<pid>-<random>`), which
+/// is flushed to the disk (fsync) before it is renamed over the target, and the folder after, so a
+/// power cut leaves the old file or the new one. A failed write (a full disk, say) removes the
+/// temporary file and leaves the target as it was.
 public enum AtomicFile {
+    /// The prefix of this process's temporary files for `name` (other processes' end in their pid).
+    public static func temporaryPrefix(for name: String) -> String { ".\(name).tmp-" }
+
     public static func write(_ data: Data, to url: URL) throws {
         let dir = url.deletingLastPathComponent()
-        let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
-        do {
-            try data.write(to: tmp)
-            if rename(tmp.path, url.path) != 0 {
-                let reason = String(cString: strerror(errno))
-                try? FileManager.default.removeItem(at: tmp)
-                throw CheckpointError.unwritable(url.path, reason)
+        let tmp = dir.appendingPathComponent(temporaryPrefix(for: url.lastPathComponent) + "\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        func failure(_ what: String) -> CheckpointError {
+            let reason = String(cString: strerror(errno))
+            unlink(tmp.path)
+            let kept = FileManager.default.fileExists(atPath: url.path) ? "; the previous \(url.lastPathComponent) is intact" : ""
+            return CheckpointError.unwritable(url.path, "\(what): \(reason)\(kept)")
+        }
+        let fd = open(tmp.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw failure("cannot create a temporary file in \(dir.path)") }
+        let written: Bool = data.withUnsafeBytes { raw in
+            var done = 0
+            while done < raw.count {
+                let n = posixWrite(fd, raw.baseAddress! + done, raw.count - done)
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else { return false }
+                done += n
             }
-        } catch let e as CheckpointError {
-            throw e
-        } catch {
-            try? FileManager.default.removeItem(at: tmp)
-            throw CheckpointError.unwritable(url.path, error.localizedDescription)
+            return true
+        }
+        guard written, fsync(fd) == 0 else {
+            let error = failure("writing \(data.count) bytes failed")
+            close(fd)
+            throw error
+        }
+        guard close(fd) == 0 else { throw failure("writing \(data.count) bytes failed") }
+        guard rename(tmp.path, url.path) == 0 else { throw failure("cannot rename the temporary file into place") }
+        // The rename itself reaches the disk with the folder's entry (best effort: some file systems refuse).
+        let dirFD = open(dir.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if dirFD >= 0 { _ = fsync(dirFD); close(dirFD) }
+    }
+
+    /// Removes the temporary files that processes killed mid-write left in `folder` (names starting
+    /// with `.<name>.tmp-`). Only for a folder no other process writes in (a locked run folder).
+    public static func removeLeftovers(in folder: URL) {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder.path) else { return }
+        for name in names where name.hasPrefix(".") && name.contains(".tmp-") {
+            try? FileManager.default.removeItem(at: folder.appendingPathComponent(name))
         }
     }
 }
+
+/// POSIX write(2), named apart from `AtomicFile.write`.
+private func posixWrite(_ fd: Int32, _ bytes: UnsafeRawPointer, _ count: Int) -> Int { write(fd, bytes, count) }

@@ -58,6 +58,35 @@ final class SafeTensorsTests: XCTestCase {
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path), ["w.safetensors"])
         XCTAssertEqual(try SafeTensorsFile(contentsOf: url).tensor("x").data, [1, 1, 1])
     }
+
+    /// A write that fails (here: the folder took no new files) says why and that the old file is
+    /// intact; leftovers of writers killed mid-write are removed by name, nothing else is.
+    func testFailedAtomicWriteKeepsTheOldFileAndLeftoversAreRemoved() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("st-\(UUID())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("w.safetensors")
+        try SafeTensorsWriter.write([("x", Tensor(zeros: [3]))], to: url)
+        let killed = dir.appendingPathComponent(AtomicFile.temporaryPrefix(for: "w.safetensors") + "999-1")
+        try Data("half a checkpoint".utf8).write(to: killed)
+        try Data("{}".utf8).write(to: dir.appendingPathComponent(".lock"))
+        AtomicFile.removeLeftovers(in: dir)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted(), [".lock", "w.safetensors"])
+
+        let missing = dir.appendingPathComponent("gone/w.safetensors")
+        XCTAssertThrowsError(try SafeTensorsWriter.write([("x", Tensor(zeros: [3]))], to: missing)) {
+            XCTAssertTrue("\($0)".hasPrefix("cannot write \(missing.path): cannot create a temporary file in"), "\($0)")
+            XCTAssertTrue("\($0)".contains("No such file or directory"), "\($0)")
+        }
+        try FileManager.default.setAttributes([.posixPermissions: 0o500], ofItemAtPath: dir.path)
+        defer { try? FileManager.default.setAttributes([.posixPermissions: 0o700], ofItemAtPath: dir.path) }
+        if getuid() != 0 {  // root writes anywhere
+            XCTAssertThrowsError(try SafeTensorsWriter.write([("x", Tensor(repeating: 1, shape: [3]))], to: url)) {
+                XCTAssertTrue("\($0)".contains("the previous w.safetensors is intact"), "\($0)")
+            }
+        }
+        XCTAssertEqual(try SafeTensorsFile(contentsOf: url).tensor("x").data, [0, 0, 0])
+    }
 }
 
 /// Loading model directories by name: the errors a user sees for wrong checkpoints.

@@ -69,6 +69,7 @@ public final class Finetuner {
                                                        from: run.file(RunDirectory.checkpointName))
             step = position.step
             trainSeconds = position.seconds
+            checkpointImages = position.metadata["images"].flatMap(Int.init)
         } else {
             let pretrained = try recipe.initFrom.map { try Classifier.pretrainedEncoder($0).1 }
             try classifier.initialize(from: pretrained, seed: recipe.seed)
@@ -76,6 +77,9 @@ public final class Finetuner {
             try run.writeJSON(recipe, to: "recipe.json")
         }
     }
+
+    /// The number of training images when the checkpoint resumed from was written (nil: older checkpoints).
+    var checkpointImages: Int?
 
     public var totalSteps: Int { stepsPerEpoch * recipe.epochs }
     /// Images in the training split.
@@ -90,6 +94,7 @@ public final class Finetuner {
         var lossSum = 0.0, lossCount = 0
         var stopped = false
         let unreadable = UnreadableImages(earlier: run.earlierUnreadableImages)
+        if let warning = datasetChangeWarning(checkpointImages, now: train.count, data: recipe.data) { progress.log(warning) }
         while step < lastStep && !stopped {
             let epoch = step / stepsPerEpoch
             let loader = BatchLoader(dataset: train, batchSize: recipe.batchSize, shuffle: true, dropLast: true, seed: recipe.seed,
@@ -136,7 +141,7 @@ public final class Finetuner {
 
     public func saveCheckpoint() throws {
         try TrainingCheckpoint.save(model: classifier.parameters, optimizerOver: classifier.parameters, optimizer: optimizer, step: step,
-                                    seconds: trainSeconds + Date().timeIntervalSince(invocationStart), extra: ["kind": "finetune"],
+                                    seconds: trainSeconds + Date().timeIntervalSince(invocationStart), extra: ["kind": "finetune", "images": String(train.count)],
                                     to: run.file(RunDirectory.checkpointName))
     }
 }

@@ -92,6 +92,7 @@ public final class Pretrainer {
         var windowStart = Date()
         let unreadable = UnreadableImages(earlier: run.earlierUnreadableImages)
         if startStep > 0 { progress.log("resuming at step \(startStep) of \(totalSteps) (epoch \(startStep / stepsPerEpoch))") }
+        if let warning = datasetChangeWarning(checkpointImages, now: dataset.count, data: recipe.data) { progress.log(warning) }
 
         epochs: while step < lastStep {
             let epoch = step / stepsPerEpoch
@@ -189,7 +190,7 @@ public final class Pretrainer {
     public func saveCheckpoint() throws {
         try TrainingCheckpoint.save(model: network.checkpointParameters, optimizerOver: network.parameters, optimizer: optimizer,
                                     step: step, seconds: trainSeconds + Date().timeIntervalSince(invocationStart),
-                                    extra: ["objective": config.objective], to: run.file(RunDirectory.checkpointName))
+                                    extra: ["objective": config.objective, "images": String(dataset.count)], to: run.file(RunDirectory.checkpointName))
     }
 
     func loadCheckpoint() throws {
@@ -197,5 +198,9 @@ public final class Pretrainer {
                                                    from: run.file(RunDirectory.checkpointName))
         step = position.step
         trainSeconds = position.seconds
+        checkpointImages = position.metadata["images"].flatMap(Int.init)
     }
+
+    /// The number of training images when the checkpoint resumed from was written (nil: older checkpoints).
+    var checkpointImages: Int?
 }

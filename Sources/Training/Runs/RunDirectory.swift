@@ -46,6 +46,9 @@ public struct RunDirectory: Sendable {
             throw RunError(description: "cannot create run folder \(path): \(error.localizedDescription)")
         }
         lock = try RunLock(folder: url, path: path)
+        // A trainer killed while writing (SIGKILL, a power cut) leaves its temporary file; the lock
+        // says no one else writes here now.
+        AtomicFile.removeLeftovers(in: url)
         if mode != .resume {
             for name in Self.runFiles { try? fm.removeItem(at: url.appendingPathComponent(name)) }
         }

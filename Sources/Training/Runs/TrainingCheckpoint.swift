@@ -52,3 +52,12 @@ extension RunDirectory {
         appendLine(Data(line.utf8), to: "commands.txt")
     }
 }
+
+/// A warning when a resumed run's dataset no longer has the number of images its checkpoint was
+/// written with (files added or removed in between): training goes on, but not with the batches an
+/// uninterrupted run would have seen.
+func datasetChangeWarning(_ recorded: Int?, now: Int, data: String) -> String? {
+    guard let recorded, recorded != now else { return nil }
+    return "warning: \(data) now has \(now) training images, the run's checkpoint was written with \(recorded): files were "
+        + "added or removed since, so the batches from here on are not those an uninterrupted run would have seen"
+}
