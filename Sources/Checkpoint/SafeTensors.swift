@@ -58,7 +58,8 @@ public struct SafeTensorsFile: Sendable {
         let lengthBytes = try source.bytes(0..<8)
         let length = lengthBytes.enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << UInt64(8 * $1.offset) }
         guard length <= UInt64(source.count - 8) else {
-            throw CheckpointError.malformed(source.origin, "header length \(length) exceeds file size \(source.count)")
+            throw CheckpointError.malformed(source.origin, "header length \(length) exceeds file size \(source.count) "
+                                            + "(the file is truncated, e.g. a copy or download cut short, or not safetensors)")
         }
         return Int(length)
     }
@@ -90,6 +91,10 @@ public struct SafeTensorsFile: Sendable {
         }
         guard let dtype = DType(rawValue: dt) else {
             throw CheckpointError.malformed(origin, "tensor \(name): unsupported dtype \(dt)")
+        }
+        if offsets[1] > payload, offsets[0] >= 0, offsets[0] <= offsets[1] {
+            throw CheckpointError.malformed(origin, "the file is truncated: tensor \(name) ends at byte \(offsets[1]) of the data, "
+                                            + "which holds only \(payload) bytes (a copy or download cut short?)")
         }
         guard let expected = byteCount(shape: shape, elementSize: dtype.size),
               offsets[0] >= 0, offsets[0] <= offsets[1], offsets[1] <= payload, offsets[1] - offsets[0] == expected else {

@@ -183,20 +183,32 @@ final class Connection: @unchecked Sendable {
             discardUntilClosed()
             return
         }
-        guard readState == .reading else { return }
-        switch input.receive(from: fd) {
-        case .bytes:
-            receivedAny = true
-            if headStart == 0 && current == nil { headStart = MonotonicClock.now() }
-            processInput()
-        case .end:
-            peerFinished()
-        case .wouldBlock:
-            break
-        case .failed:
-            close()
+        // Read until the socket has nothing more: libdispatch reports a hang-up (EPOLLHUP, a peer's
+        // RST) once and then stops watching the descriptor, so bytes left unread then would never
+        // be read, and the connection would hang until the body timeout. At most `receivesPerEvent`
+        // reads per turn keep one fast client from starving the others; the rest comes next turn.
+        for _ in 0..<Self.receivesPerEvent {
+            guard readState == .reading, !isClosed else { return }
+            switch input.receive(from: fd) {
+            case .bytes:
+                receivedAny = true
+                if headStart == 0 && current == nil { headStart = MonotonicClock.now() }
+                processInput()
+            case .end:
+                peerFinished()
+                return
+            case .wouldBlock:
+                return
+            case .failed:
+                close()
+                return
+            }
         }
+        loop.queue.async { [self] in readable() }
     }
+
+    /// recv calls per read event before yielding the loop to other connections.
+    static let receivesPerEvent = 64
 
     /// Parses as far as the buffered bytes allow.
     private func processInput() {
