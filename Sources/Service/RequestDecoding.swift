@@ -72,7 +72,8 @@ enum ImageInputs {
                 throw APIError.invalid("malformed multipart part")
             }
             let headerText = String(decoding: body[partStart..<split], as: UTF8.self).lowercased()
-            let content = Array(body[(split + 4)..<partEnd])
+            // Headers that end right at the next boundary ("...\r\n\r\n--B") share their CRLF with it: no content.
+            let content = Array(body[min(split + 4, partEnd)..<partEnd])
             let disposition = headerText.split(separator: "\r\n").first { $0.hasPrefix("content-disposition:") } ?? ""
             let name = value(of: "name", in: String(disposition))
             if disposition.contains("filename=") || headerText.contains("content-type: image/") || ["input", "file", "image"].contains(name ?? "") {

@@ -118,6 +118,18 @@ extension ServiceTests {
         XCTAssertTrue((b64.json?["data"] as? [[String: Any]])?.first?["embedding"] is String)
     }
 
+    /// A part whose headers end right at the next boundary has no content; it crashed the server
+    /// (a range with its bounds reversed) until request fuzzing found it.
+    func testAPartWhoseHeadersRunIntoTheNextBoundaryIsEmpty() throws {
+        let body = Array("--a b\r\nContent-Disposition: form-data; name=input\u{cb}\n\r\n\r\n--a b--".utf8)
+        let request = ServiceRequest(method: "POST", path: "/v1/embeddings",
+                                     headers: ["Content-Type": "multipart/form-data; boundary=\"a b\""], body: body)
+        let (files, fields) = try ImageInputs.multipart(request)
+        XCTAssertEqual(files, [])
+        XCTAssertEqual(Array(fields.values), [""], "one field (its name garbled), empty")
+        XCTAssertEqual(call("POST", "/v1/embeddings", body: body, contentType: "multipart/form-data; boundary=\"a b\"").status, 400)
+    }
+
     /// A decoded request holds typed values; a bad one throws its 400 only when read.
     func testRequestTypesDecode() throws {
         let decoder = JSONDecoder()
