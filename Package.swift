@@ -51,6 +51,8 @@ let package = Package(
         .target(name: "HTTP", dependencies: [.product(name: "Logging", package: "swift-log")], swiftSettings: optimized),
         // libFuzzer harness for the request parser (scripts/fuzz-http.sh); a corpus replayer in normal builds.
         .executableTarget(name: "http-parser-fuzz", dependencies: ["HTTP"]),
+        // libFuzzer harness for decode → preprocess → PNG (scripts/fuzz-images.sh); a corpus replayer in normal builds.
+        .executableTarget(name: "image-decode-fuzz", dependencies: ["ImageKit"]),
 
         // Datasets, augmentation, optimizers, schedules, training loops, evaluation.
         .target(name: "Training", dependencies: ["Tensor", "ViT", "Checkpoint", "Objectives", "ImageKit", "Plot", "CZlib"], swiftSettings: optimized),
@@ -62,6 +64,8 @@ let package = Package(
             swiftSettings: optimized),
         // The inference service: model registry, batching, endpoint handlers, metrics (no sockets).
         .target(name: "Service", dependencies: ["Tensor", "ViT", "Checkpoint", "Objectives", "ImageKit"], swiftSettings: optimized),
+        // libFuzzer harness for JSON and multipart request decoding (scripts/fuzz-requests.sh); a corpus replayer in normal builds.
+        .executableTarget(name: "request-decode-fuzz", dependencies: ["Service"]),
 
         .executableTarget(
             name: "bootmae-serve",
