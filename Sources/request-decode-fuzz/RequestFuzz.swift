@@ -64,7 +64,7 @@ func check(_ bytes: [UInt8]) {
     default:
         var query: [String: String] = [:]
         for pair in line.split(separator: "&") {
-            let kv = pair.split(separator: "=", maxSplits: 1)
+            let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             query[String(kv[0])] = kv.count > 1 ? String(kv[1]) : ""
         }
         let request = ServiceRequest(method: "POST", path: "/v1/x", query: query, headers: ["Content-Type": "application/json"], body: body)
