@@ -169,7 +169,7 @@ public final class Pretrainer {
         let views = MultiViewTransform(groups: groups.map { g in
             MultiViewTransform.Group(views: g.views, transform: SampleTransform(
                 channels: c.inChans, imageSize: g.size, mean: c.mean, std: c.std,
-                augment: Augment(size: g.size, scale: g.scale ?? recipe.augmentScale)))
+                augment: Augment(size: g.size, scale: g.scale ?? recipe.augmentScale), photometric: g.photometric))
         })
         return BatchLoader(dataset: dataset, batchSize: recipe.batchSize, shuffle: true, dropLast: true, seed: recipe.seed,
                            epoch: epoch, startBatch: startBatch, views: views, workers: 1)
