@@ -6,19 +6,20 @@
 #   (b) killing one rank mid-run ends the job with Open MPI's message naming the rank, the
 #       checkpoint stays intact, and --resume with 2 ranks reaches the uninterrupted run's final
 #       checkpoint bit for bit;
-#   (c) with --netns (root, iproute2): the same as (a) for bootmae with the two ranks on two
-#       "hosts", network namespaces joined by a veth pair, launched through `ip netns exec`.
+#   (c) where network namespaces can be made (root, iproute2; skipped otherwise or with
+#       --no-netns): the same as (a) for bootmae with the two ranks on two "hosts", network
+#       namespaces joined by a veth pair, the second launched through `ip netns exec`.
 # Every process is started and ended by its PID and every run is bounded by `timeout`.
-#   usage: scripts/mpi-check.sh [--netns] [--keep]     (work folder: .build/mpi-check)
+#   usage: scripts/mpi-check.sh [--no-netns] [--keep]     (work folder: .build/mpi-check)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-NETNS=0; KEEP=0
+NETNS=1; KEEP=0
 for a in "$@"; do
   case "$a" in
-    --netns) NETNS=1 ;;
+    --no-netns) NETNS=0 ;;
     --keep) KEEP=1 ;;
-    *) echo "usage: $0 [--netns] [--keep]" >&2; exit 64 ;;
+    *) echo "usage: $0 [--no-netns] [--keep]" >&2; exit 64 ;;
   esac
 done
 
@@ -122,9 +123,13 @@ fi
 
 # (c) two "hosts": network namespaces joined by a veth pair; mpirun reaches the second one through
 # `ip netns exec` instead of ssh (plm_rsh_agent), and the ranks talk TCP over the veth link.
-if [ "$NETNS" = 1 ]; then
+probe="bmprobe$$"
+if [ "$NETNS" = 1 ] && [ "$(id -u)" -eq 0 ] && command -v ip >/dev/null && ip netns add "$probe" 2>/dev/null; then
+  ip netns del "$probe"
   bash scripts/mpi-netns.sh "$WORK" "$BIN" && same "two network namespaces, 2 ranks = 1 process × 2 shards" bootmae-1proc netns \
     || fail "netns run failed (see $WORK/netns.log)"
+elif [ "$NETNS" = 1 ]; then
+  echo "mpi-check: SKIP two network namespaces (needs root and a working 'ip netns add')"
 fi
 
 [ "$KEEP" = 1 ] || rm -rf "$WORK"/*/checkpoint.safetensors
