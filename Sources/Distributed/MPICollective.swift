@@ -9,6 +9,9 @@ import Tensor
 public final class MPICollective: Collective, @unchecked Sendable {
     public let rank: Int
     public let size: Int
+    /// Wall seconds of every `sumInRankOrder` (the gradient sums, one per step) and their length.
+    private var sumSeconds: [Double] = []
+    private var summedFloats = 0
 
     init(rank: Int, size: Int) {
         self.rank = rank
@@ -21,6 +24,11 @@ public final class MPICollective: Collective, @unchecked Sendable {
     /// summed slice. Each element is added exactly as in ((b₀ + b₁) + b₂) + …, and every rank
     /// sends and receives (N−1)/N of the vector twice: the bytes of a ring all-reduce.
     public func sumInRankOrder(_ buffer: UnsafeMutableBufferPointer<Float>) {
+        let started = DispatchTime.now().uptimeNanoseconds
+        defer {
+            sumSeconds.append(Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9)
+            summedFloats = buffer.count
+        }
         let n = buffer.count
         let starts = (0...size).map { $0 * n / size }
         let counts = (0..<size).map { Int32(starts[$0 + 1] - starts[$0]) }
@@ -56,9 +64,23 @@ public final class MPICollective: Collective, @unchecked Sendable {
         return result != 0
     }
 
-    /// Ends this rank's part of the job normally (every rank must call it).
+    /// Ends this rank's part of the job normally (every rank must call it); rank 0 reports what
+    /// the gradient sums cost.
     public func finish() {
+        if rank == 0, let report = sumReport { FileHandle.standardError.write(Data((report + "\n").utf8)) }
         _ = bm_mpi_finalize()
+    }
+
+    /// "mpi: 6 gradient sums of … floats …": the vector, the bytes each rank sent per sum (the
+    /// Alltoallv and the Allgatherv each send (N−1)/N of it) and the median and fastest wall time.
+    var sumReport: String? {
+        guard !sumSeconds.isEmpty else { return nil }
+        let sorted = sumSeconds.sorted()
+        let megabytes = Double(summedFloats * 4) / 1e6
+        let sent = 2 * Double(size - 1) / Double(size) * megabytes
+        return String(format: "mpi: %d gradient sums over %d ranks of %d floats (%.2f MB) each; every rank sent %.2f MB per sum; "
+                      + "median %.2f ms, fastest %.2f ms", sumSeconds.count, size, summedFloats, megabytes, sent,
+                      sorted[sorted.count / 2] * 1e3, sorted[0] * 1e3)
     }
 
     /// Says `message` (with this rank's index) and ends every rank of the job with `code`.
