@@ -5,6 +5,8 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 swift build --build-tests
 swift test --skip-build
+# Training over Open MPI: 2 ranks bit-identical to one process with 2 shards, a killed rank, SIGTERM.
+bash scripts/mpi-check.sh
 # Black-box checks of the real server: OpenAPI conformance (schemathesis) and a short load run (wrk).
 bash scripts/server-checks.sh
 # A short bounded fuzz run of the HTTP request parser (libFuzzer + AddressSanitizer).

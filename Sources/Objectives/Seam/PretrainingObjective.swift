@@ -208,3 +208,12 @@ public struct StepReport: Sendable {
         return StepReport(losses: losses, schedule: shards[0].schedule, sums: sums)
     }
 }
+
+/// Ranks exchange a report's loss values (the names and the schedule are the same on every rank).
+extension StepReport: ShardResult {
+    public var exchangedValues: [Float] { losses.map(\.value) }
+
+    public func replacingValues(_ values: [Float]) -> StepReport {
+        StepReport(losses: zip(losses, values).map { Named($0.name, $1) }, schedule: schedule)
+    }
+}
