@@ -54,8 +54,8 @@ same() {   # label, run A, run B
   fi
 }
 
-# (a) bit-identity: pretraining with both objectives, and fine-tuning from the bootmae run.
-for objective in bootmae mae; do
+# (a) bit-identity: pretraining with every objective (iBOT: two crops per image, the centres summed across ranks), and fine-tuning from the bootmae run.
+for objective in bootmae mae ibot; do
   one "$objective-1proc" pretrain --objective "$objective" "${SMALL[@]}" && two "$objective-2ranks" pretrain --objective "$objective" "${SMALL[@]}" \
     && same "pretrain $objective, 2 ranks = 1 process × 2 shards" "$objective-1proc" "$objective-2ranks" \
     || fail "pretrain $objective did not run (see $WORK/$objective-*.log)"
