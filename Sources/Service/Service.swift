@@ -70,11 +70,22 @@ public final class Service: @unchecked Sendable {
                 self.metrics.set("bootmae_queue_depth", [], Double(self.batcher.depth))
                 respond(.text(self.metrics.render(), contentType: "text/plain; version=0.0.4; charset=utf-8"))
             },
+            Route(method: "GET", pattern: "/") { _, _, respond in respond(Self.page(PageAssets.html, "text/html; charset=utf-8")) },
+            Route(method: "GET", pattern: "/page.css") { _, _, respond in respond(Self.page(PageAssets.css, "text/css; charset=utf-8")) },
+            Route(method: "GET", pattern: "/page.js") { _, _, respond in respond(Self.page(PageAssets.js, "text/javascript; charset=utf-8")) },
             Route(method: "GET", pattern: "/openapi.yaml") { [self] _, _, respond in
                 if let spec = self.options.openAPI { respond(.text(spec, contentType: "application/yaml")) }
                 else { respond(APIError.notFound("this server was started without its openapi.yaml").response) }
             },
         ]
+    }
+
+    /// One of the page's files. It loads nothing from elsewhere, which the policy states.
+    static func page(_ text: String, _ contentType: String) -> ServiceResponse {
+        var r = ServiceResponse.text(text, contentType: contentType)
+        r.headers += [("Cache-Control", "no-cache"), ("X-Content-Type-Options", "nosniff"),
+                      ("Content-Security-Policy", "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; frame-ancestors 'none'")]
+        return r
     }
 
     /// Authorization for /v1/*, then the handler; any thrown APIError becomes its JSON response.

@@ -160,4 +160,16 @@ extension ServiceTests {
         XCTAssertNotNil(OODScore(percentile: 0.5, maskedPatchMSE: 1, referenceModel: "m", calibrationImages: 4).warning)
         XCTAssertNil(OODScore(percentile: 50, maskedPatchMSE: 1, referenceModel: "m", calibrationImages: 4).warning)
     }
+
+    func testThePageIsServed() {
+        for (path, type) in [("/", "text/html; charset=utf-8"), ("/page.css", "text/css; charset=utf-8"), ("/page.js", "text/javascript; charset=utf-8")] {
+            let r = call("GET", path)
+            XCTAssertEqual(r.status, 200, path)
+            XCTAssertTrue(r.response.headers.contains { $0 == ("Content-Type", type) }, path)
+            XCTAssertTrue(r.response.headers.contains { $0.0 == "Content-Security-Policy" }, path)
+        }
+        let html = String(decoding: call("GET", "/").response.body, as: UTF8.self)
+        XCTAssertTrue(html.contains("<script src=\"/page.js\" defer></script>"))
+        XCTAssertFalse(html.contains("http://") || html.contains("https://"), "nothing loads from elsewhere")
+    }
 }
