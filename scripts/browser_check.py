@@ -3,7 +3,9 @@
 argv: page URL, the server's API key, a scratch folder, and a file to save the desktop screenshot to ("" for none).
 Every step prints one line; the first failed check raises and the script exits non-zero.
 """
+import json
 import os
+import subprocess
 import sys
 import time
 
@@ -113,6 +115,17 @@ try:
     wait.until(lambda d: (d.find_elements(By.CSS_SELECTOR, "#grid button")[24].get_attribute("aria-pressed") == "true") != was)
     check("explicit" in text_of("recon-stats"), text_of("recon-stats"))
     step(f"patch 24 toggled by click ({'masked' if not was else 'visible'} now); the request sends an explicit mask")
+
+    # "Copy as curl" copies a command that makes the same call: run it and get the same mask back.
+    driver.find_element(By.CSS_SELECTOR, "button.copy[data-call=recon]").click()
+    wait.until(lambda d: text_of("copied").startswith("Copied"))
+    command = driver.execute_script("return state.curls.recon")
+    answer = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=30,
+                            env={**os.environ, "BOOTMAE_API_KEY": KEY})
+    echoed = json.loads(answer.stdout)
+    check(echoed.get("masking") == "explicit" and echoed.get("mask") == driver.execute_script("return state.mask"),
+          f"the copied curl command answers {answer.stdout[:200]!r}")
+    step(f"'Copy as curl' ({len(command)} characters) run in a shell: same explicit mask of {len(echoed['mask'])} patches")
 
     # ...and by keyboard: focus the grid, arrow right, Space.
     buttons = driver.find_elements(By.CSS_SELECTOR, "#grid button")
