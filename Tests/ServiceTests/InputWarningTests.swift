@@ -124,8 +124,8 @@ extension ServiceTests {
         }
         let errors = network.maskedPatchErrors(Tensor(shape: [4, 3, 32, 32], data: inputs.flatMap { $0 }), protocol: measure)
         XCTAssertEqual(errors.count, 4)
-        // Every image gets the same masks whatever else is in the batch.
-        XCTAssertEqual(network.maskedPatchErrors(Tensor(shape: [1, 3, 32, 32], data: inputs[2]), protocol: measure)[0], errors[2], accuracy: 1e-9)
+        // Every image gets the same masks whatever else is in the batch (the sums differ only by rounding).
+        XCTAssertEqual(network.maskedPatchErrors(Tensor(shape: [1, 3, 32, 32], data: inputs[2]), protocol: measure)[0], errors[2], accuracy: 1e-5 * errors[2])
         let calibration = ReconstructionErrorCalibration(measure: measure, dataset: "fixtures", errors: errors)
         try JSONEncoder().encode(calibration).write(to: dir.appendingPathComponent("bootmae/\(ReconstructionErrorCalibration.fileName)"))
 
@@ -138,8 +138,8 @@ extension ServiceTests {
         let ood = try XCTUnwrap(recon.json?["ood"] as? [String: Any])
         XCTAssertEqual(ood["reference_model"] as? String, "bootmae")
         XCTAssertEqual(ood["calibration_images"] as? Int, 4)
-        XCTAssertEqual(ood["masked_patch_mse"] as! Double, errors[2], accuracy: 1e-9)
-        XCTAssertEqual(ood["percentile"] as? Double, calibration.percentile(of: errors[2]))
+        XCTAssertEqual(ood["masked_patch_mse"] as! Double, errors[2], accuracy: 1e-5 * errors[2])
+        XCTAssertEqual(ood["percentile"] as? Double, calibration.percentile(of: ood["masked_patch_mse"] as! Double))
         let embedding = call("POST", "/v1/embeddings", json: ["model": "bootmae", "input": photo.base64EncodedString()], service: service)
         XCTAssertNotNil((embedding.json?["data"] as? [[String: Any]])?.first?["ood"])
         // The classifier's encoder differs (8-px patches, ImageNet statistics): it says nothing.
