@@ -9,5 +9,7 @@ swift test --skip-build
 bash scripts/mpi-check.sh
 # Black-box checks of the real server: OpenAPI conformance (schemathesis) and a short load run (wrk).
 bash scripts/server-checks.sh
+# The page at GET / in headless Chromium (Selenium): upload, reconstruction, patch toggles, labels, screenshots.
+bash scripts/browser-check.sh
 # A short bounded fuzz run of the HTTP request parser (libFuzzer + AddressSanitizer).
 bash scripts/fuzz-http.sh 20 > /dev/null 2>&1 || { echo "fuzz-http: the parser fuzzer found a failure (see .build-fuzz/artifacts)" >&2; exit 1; }
