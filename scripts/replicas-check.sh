@@ -17,9 +17,9 @@ cd "$(dirname "$0")/.."
 REPO=$PWD
 source scripts/lib/replicas.sh
 
-REQUESTS=${REQUESTS:-300}          # the debug build serves ~8 requests/s per replica on one thread
+REQUESTS=${REQUESTS:-200}          # the debug build serves 5-10 requests/s per replica on one thread
 CONCURRENCY=${CONCURRENCY:-6}
-LOAD_DEADLINE=${LOAD_DEADLINE:-90} # seconds; the client sends nothing after it and fails
+LOAD_DEADLINE=${LOAD_DEADLINE:-120} # seconds; the client sends nothing after it and fails (a loaded machine takes ~50)
 DRAIN_TIMEOUT=10
 started=$SECONDS
 
@@ -125,12 +125,12 @@ wait_progress() {  # wait_progress N SECONDS: until the client has finished N re
     sleep 0.1
   done
 }
-wait_progress $((REQUESTS / 3)) "$LOAD_DEADLINE"
+wait_progress $((REQUESTS * 3 / 10)) "$LOAD_DEADLINE"
 check_metrics "under load" 0 1 2
 kill -TERM "${RPID[0]}"
 term_at=$SECONDS
 echo "replicas-check: SIGTERM to replica 0 (port ${REPLICAS[0]}) after $(cat "$WORK/progress") requests" >&2
-wait_progress $((REQUESTS / 2)) "$LOAD_DEADLINE"
+wait_progress $((REQUESTS * 45 / 100)) "$LOAD_DEADLINE"
 kill -KILL "${RPID[1]}"
 echo "replicas-check: SIGKILL to replica 1 (port ${REPLICAS[1]}) after $(cat "$WORK/progress") requests" >&2
 rc=0
