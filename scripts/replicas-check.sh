@@ -44,6 +44,8 @@ cleanup() {
   exit "$rc"
 }
 trap cleanup EXIT
+trap 'exit 143' TERM
+trap 'exit 130' INT
 fail() { echo "replicas-check: FAIL: $*" >&2; exit 1; }
 
 read -r -a PORTS <<< "$(free_ports 5)"
