@@ -9,6 +9,10 @@ swift test --skip-build
 bash scripts/mpi-check.sh
 # Black-box checks of the real server: OpenAPI conformance (schemathesis) and a short load run (wrk).
 bash scripts/server-checks.sh
+# The deployment manifests, offline: kubernetes-validate --strict, cross-checks, promtool (deploy/).
+bash scripts/k8s-validate.sh
+# Three replicas behind nginx, scraped by Prometheus: one SIGTERMed, one SIGKILLed under load, no failed request.
+bash scripts/replicas-check.sh
 # The page at GET / in headless Chromium (Selenium): upload, reconstruction, patch toggles, labels, screenshots.
 bash scripts/browser-check.sh
 # A short bounded fuzz run of the HTTP request parser (libFuzzer + AddressSanitizer).
