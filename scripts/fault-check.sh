@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Trainer fault checks (issue 24), each against the real bootmae-train binary:
-#  1. SIGKILL: a short pretrain run (15 steps, more for more kills; a checkpoint after every step) is killed KILLS times,
-#     half of them at random moments and half the moment a checkpoint write is under way, and resumed
+#  1. SIGKILL: a short pretrain run (5 steps per epoch, 4 epochs for 4 kills, 13 for 20; a checkpoint after every
+#     step) is killed KILLS times, 0-2 steps after each start, half of them at a random moment of the next step
+#     and half the moment a checkpoint write is under way, and resumed
 #     each time (the identical command line plus --resume; a fresh start if no checkpoint was written
 #     yet). After every kill each file of the run folder must parse; at the end the checkpoint must
 #     equal an uninterrupted run's tensor by tensor, bit for bit (optimizer moments included), and no
@@ -35,7 +36,7 @@ die() { say "FAIL: $*"; exit 1; }
 finished() { [[ -f $1/result.json ]] && grep -q '"stoppedEarly" : false' "$1/result.json"; }
 
 DATA="$PWD/Tests/Fixtures/datasets/idx-gz"   # 20 images: 5 steps of 4 per epoch
-EPOCHS=$(( KILLS < 6 ? 3 : KILLS / 2 + 2 ))   # enough steps that every kill lands in a running trainer
+EPOCHS=$(( (3 * KILLS + 4) / 5 + 1 ))   # each kill lets at most 3 steps pass: every kill lands in a running trainer
 ARGS=(--data "$DATA" --epochs "$EPOCHS" --batch-size 4 --img-size 16 --checkpoint-every 1 --threads 2 --seed 7)
 
 # ---- 1. SIGKILL at random moments, resumed each time ------------------------------------------
@@ -43,12 +44,24 @@ say "seed $SEED; $KILLS kills"
 "$BIN" pretrain --out "$WORK/reference" "${ARGS[@]}" > /dev/null 2> "$WORK/reference.log" || { cat "$WORK/reference.log" >&2; die "the uninterrupted run failed"; }
 run="$WORK/killed"
 kills=0 in_write=0 starts=0
+# Waits until N more checkpoints were renamed into place (each has a new inode), or the trainer ends.
+steps_pass() {
+  local n=$1 seen=0 last cur
+  last=$(stat -c %i "$run/checkpoint.safetensors" 2>/dev/null || echo none)
+  while (( seen < n )) && kill -0 "$pid" 2>/dev/null; do
+    sleep 0.02
+    cur=$(stat -c %i "$run/checkpoint.safetensors" 2>/dev/null || echo none)
+    if [[ $cur != "$last" ]]; then seen=$((seen + 1)); last=$cur; fi
+  done
+}
 while ! finished "$run"; do
   (( starts++ < 4 * KILLS + 10 )) || die "the run does not finish (see $run)"
   if [[ -f $run/checkpoint.safetensors ]]; then mode=(--resume); else mode=(); fi
   "$BIN" pretrain --out "$run" "${ARGS[@]}" "${mode[@]}" > /dev/null 2>> "$WORK/killed.log" &
   pid=$!
   if (( kills < KILLS )); then
+    # 0-2 more checkpoints (steps) first, so the kills spread over the whole run.
+    steps_pass $(( RANDOM % 3 ))
     if (( kills % 2 )); then
       # The moment a checkpoint write is under way: its temporary file exists.
       for _ in $(seq 1 20000); do
@@ -57,7 +70,8 @@ while ! finished "$run"; do
         sleep 0.001
       done
     else
-      sleep "$(awk -v r="$RANDOM" 'BEGIN { printf "%.3f", 0.3 + 2.7 * r / 32767 }')"
+      # A random moment of the next step (its compute, its checkpoint write or the start-up).
+      sleep "$(awk -v r="$RANDOM" 'BEGIN { printf "%.3f", 0.5 * r / 32767 }')"
     fi
     if kill -9 "$pid" 2>/dev/null; then
       kills=$((kills + 1))
@@ -70,6 +84,7 @@ while ! finished "$run"; do
   (( status == 0 || status == 137 )) || { tail -5 "$WORK/killed.log" >&2; die "the trainer exited with $status"; }
   $FILES readable "$run" || die "the run folder is unreadable after kill $kills"
 done
+(( kills == KILLS )) || die "only $kills of $KILLS kills landed before the run finished"
 $FILES same "$WORK/reference/checkpoint.safetensors" "$run/checkpoint.safetensors" >&2 \
   || die "the resumed run's checkpoint differs from the uninterrupted run's"
 ! compgen -G "$run/.*tmp-*" > /dev/null || die "temporary files left in the run folder: $(ls -a "$run")"

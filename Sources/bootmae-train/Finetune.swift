@@ -1,4 +1,5 @@
 import ArgumentParser
+import Distributed
 import Foundation
 import Tensor
 import Training
@@ -52,6 +53,12 @@ struct Finetune: ParsableCommand {
 
     @Option(help: "Write a checkpoint every N steps (and after every epoch).")
     var checkpointEvery: Int = 200
+
+    /// What rank 0 hands every rank of a job before training.
+    struct Setup: Codable {
+        var config: ViTConfig
+        var recipe: FinetuneRecipe
+    }
 
     func validate() throws {
         try ensure(initFrom != nil || common.resume,
@@ -166,21 +173,33 @@ struct Finetune: ParsableCommand {
     }
 
     func run() throws {
-        let fresh = common.resume ? nil : try freshRun()
-        try runTraining(common) { dir, stop in
-            let progress = ProgressReporter()
-            let config: ViTConfig, recipe: FinetuneRecipe
-            if let fresh {
-                (config, recipe) = (fresh.0, fresh.1)
-                for note in fresh.notes { progress.log(note) }
-            } else {
-                config = try dir.readJSON(ViTConfig.self, from: "config.json")
-                recipe = try dir.readJSON(FinetuneRecipe.self, from: "recipe.json")
-                try checkRecordedDataset(recipe.data, run: dir)
+        // One process checks and plans a fresh run before the folder is touched (a usage error exits
+        // 64 and creates nothing); under mpirun rank 0 plans it inside the job (only it reads the
+        // pretrained model).
+        let early = common.resume || MPIJob.launchedByMPI ? nil : try freshRun()
+        try runTraining(common) { dir, stop, job in
+            var notes: [String] = []
+            // Rank 0 reads or makes the run's config and recipe; every rank trains with them.
+            let run = try onRoot(job) { () throws -> Setup in
+                if common.resume {
+                    let recipe = try dir.readJSON(FinetuneRecipe.self, from: "recipe.json")
+                    try checkRecordedDataset(recipe.data, run: dir)
+                    return Setup(config: try dir.readJSON(ViTConfig.self, from: "config.json"), recipe: recipe)
+                }
+                let fresh = try early ?? freshRun()
+                notes = fresh.notes
+                return Setup(config: fresh.0, recipe: fresh.1)
             }
-            let trainer = try Finetuner(config: config, recipe: recipe, run: dir, resume: common.resume)
+            let (config, recipe) = (run.config, run.recipe)
+            let trainer = try Finetuner(config: config, recipe: recipe, run: dir, resume: common.resume, collective: job)
+            let progress = ProgressReporter()
+            guard job.isRoot else {
+                _ = try trainer.train(maxSteps: common.maxSteps, stop: stop, progress: progress)
+                return
+            }
+            for note in notes { progress.log(note) }
             progress.log("finetune \(recipe.initFrom.map { "from \($0)" } ?? "from scratch"): \(channelsText(config.inChans)), "
-                         + "\(trainer.imageCount) images in \(trainer.classifier.classes.count) classes, \(trainer.stepsPerEpoch) steps × \(recipe.epochs) epochs, batch \(recipe.batchSize), lr \(recipe.lr) → \(dir.url.path)")
+                         + "\(trainer.imageCount) images in \(trainer.classifier.classes.count) classes, \(trainer.stepsPerEpoch) steps × \(recipe.epochs) epochs, batch \(recipe.batchSize)\(job.isDistributed ? " over \(job.size) ranks" : ""), lr \(recipe.lr) → \(dir.url.path)")
             let summary = try trainer.train(maxSteps: common.maxSteps, stop: stop, progress: progress)
             try dir.writeJSON(summary, to: "result.json")
             print(String(format: "{\"steps\": %d, \"epochs\": %d, \"top1\": %@, \"best_top1\": %@, \"stopped_early\": %@}",

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Distributed
 import Foundation
 import Tensor
 import Training
@@ -63,6 +64,12 @@ struct Pretrain: ParsableCommand {
     /// The chosen objective's own flags (`--feature-weight 0.5`), parsed against its declarations.
     @Argument(parsing: .allUnrecognized, help: .hidden)
     var objectiveArguments: [String] = []
+
+    /// What rank 0 hands every rank of a job before training.
+    struct Setup: Codable {
+        var config: PretrainingConfig
+        var recipe: PretrainRecipe
+    }
 
     static var objectiveHelp: String {
         ObjectiveRegistry.all.map { o in
@@ -185,23 +192,34 @@ struct Pretrain: ParsableCommand {
     }
 
     func run() throws {
-        let fresh = common.resume ? nil : try freshRun()
-        try runTraining(common) { dir, stop in
+        // One process checks and plans a fresh run before the folder is touched (a usage error exits
+        // 64 and creates nothing); under mpirun rank 0 plans it inside the job.
+        let early = common.resume || MPIJob.launchedByMPI ? nil : try freshRun()
+        try runTraining(common) { dir, stop, job in
             let progress = ProgressReporter()
-            let (config, recipe): (PretrainingConfig, PretrainRecipe)
-            if let fresh {
-                (config, recipe) = (fresh.0, fresh.1)
-                for note in fresh.notes { progress.log(note) }
-            } else {
-                config = try dir.readJSON(PretrainingConfig.self, from: "config.json")
-                recipe = try dir.readJSON(PretrainRecipe.self, from: "recipe.json")
-                try checkRecordedDataset(recipe.data, run: dir)
+            var notes: [String] = []
+            // Rank 0 reads or makes the run's config and recipe; every rank trains with them.
+            let run = try onRoot(job) { () throws -> Setup in
+                if common.resume {
+                    let recipe = try dir.readJSON(PretrainRecipe.self, from: "recipe.json")
+                    try checkRecordedDataset(recipe.data, run: dir)
+                    return Setup(config: try dir.readJSON(PretrainingConfig.self, from: "config.json"), recipe: recipe)
+                }
+                let fresh = try early ?? freshRun()
+                notes = fresh.notes
+                return Setup(config: fresh.0, recipe: fresh.1)
             }
-            let trainer = try Pretrainer(config: config, recipe: recipe, run: dir, resume: common.resume)
+            let (config, recipe) = (run.config, run.recipe)
+            let trainer = try Pretrainer(config: config, recipe: recipe, run: dir, resume: common.resume, collective: job)
+            guard job.isRoot else {
+                _ = try trainer.train(maxSteps: common.maxSteps, stop: stop, progress: progress)
+                return
+            }
+            for note in notes { progress.log(note) }
             progress.log("pretrain \(config.objective): \(config.encoder.embedDim)×\(config.encoder.depth) ViT, "
                          + "\(config.encoder.imgSize) px / patch \(config.encoder.patchSize), \(channelsText(config.encoder.inChans)), "
                          + "\(trainer.imageCount) images, \(trainer.stepsPerEpoch) steps × \(recipe.epochs) epochs, "
-                         + "batch \(recipe.batchSize), lr \(recipe.lr) → \(dir.url.path)")
+                         + "batch \(recipe.batchSize)\(job.isDistributed ? " over \(job.size) ranks" : ""), lr \(recipe.lr) → \(dir.url.path)")
             let summary = try trainer.train(maxSteps: common.maxSteps, stop: stop, progress: progress)
             try dir.writeJSON(summary, to: "result.json")
             try? trainer.writeLossPlot()
