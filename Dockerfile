@@ -14,8 +14,9 @@ RUN apt-get update \
       pkg-config libopenblas-dev libpng-dev libjpeg62-turbo-dev zlib1g-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-# The manifest names every target, so its folders come along (the test fixtures are small).
-COPY Package.swift ./
+# The manifest names every target, so its folders come along (the test fixtures are small);
+# openapi.yaml is compiled into bootmae-serve (Sources/bootmae-serve/openapi.yaml links to it).
+COPY Package.swift openapi.yaml ./
 COPY Sources ./Sources
 COPY Tests ./Tests
 COPY bench ./bench
@@ -32,10 +33,9 @@ RUN apt-get update \
  && useradd --system --uid 10001 --home-dir /srv --shell /usr/sbin/nologin bootmae
 COPY --from=build /usr/local/bin/bootmae-serve /usr/local/bin/bootmae-train /usr/local/bin/
 COPY models /srv/models
-COPY openapi.yaml /srv/openapi.yaml
 USER bootmae
 WORKDIR /srv
-ENV BOOTMAE_HOST=0.0.0.0 BOOTMAE_PORT=8080 BOOTMAE_MODELS_DIR=/srv/models BOOTMAE_OPENAPI=/srv/openapi.yaml
+ENV BOOTMAE_HOST=0.0.0.0 BOOTMAE_PORT=8080 BOOTMAE_MODELS_DIR=/srv/models
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 CMD ["/usr/local/bin/bootmae-serve", "--healthcheck"]
 # The server is PID 1: it handles SIGTERM itself (drain, then exit).

@@ -81,6 +81,8 @@ let package = Package(
             dependencies: ["Tensor", "ViT", "Checkpoint", "ImageKit", "Service", "HTTP",
                            .product(name: "Logging", package: "swift-log"),
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            // openapi.yaml (a link to the repository's) compiled in: /openapi.yaml answers from any directory.
+            resources: [.embedInCode("openapi.yaml")],
             swiftSettings: optimized),
 
         // Benchmarks (bench/): throughput of our code, run in release builds only.

@@ -73,8 +73,8 @@ struct BootMAEServe: ParsableCommand {
     @Option(help: "Seconds to finish in-flight requests after SIGTERM [BOOTMAE_DRAIN_TIMEOUT].")
     var drainTimeout: Double = env("BOOTMAE_DRAIN_TIMEOUT").flatMap(Double.init) ?? 20
 
-    @Option(help: "The OpenAPI document to serve at /openapi.yaml [BOOTMAE_OPENAPI].")
-    var openapi: String = env("BOOTMAE_OPENAPI") ?? "openapi.yaml"
+    @Option(help: "An OpenAPI document to serve at /openapi.yaml instead of the one built into this binary [BOOTMAE_OPENAPI].")
+    var openapi: String?
 
     @Flag(help: "Check GET /healthz on --host/--port and exit 0 if it answers 200 (for container health checks).")
     var healthcheck = false

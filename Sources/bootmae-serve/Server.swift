@@ -32,11 +32,17 @@ final class Server: @unchecked Sendable {
         serviceOptions.maxPixelsPerImage = o.maxPixels
         serviceOptions.requestTimeout = o.requestTimeout
         serviceOptions.apiKey = o.apiKey ?? env("BOOTMAE_API_KEY")
-        serviceOptions.openAPI = try? String(contentsOfFile: o.openapi, encoding: .utf8)
+        // The spec this binary was built with (openapi.yaml, compiled in), unless --openapi names another.
+        serviceOptions.openAPI = String(decoding: PackageResources.openapi_yaml, as: UTF8.self)
+        if let path = o.openapi ?? env("BOOTMAE_OPENAPI") {
+            do { serviceOptions.openAPI = try String(contentsOfFile: path, encoding: .utf8) } catch {
+                log("error: --openapi \(path) cannot be read (\(error.localizedDescription)); leave it out to serve the built-in openapi.yaml")
+                throw ExitCode(2)
+            }
+        }
         serviceOptions.log = log
         serviceOptions.cropWarningShare = o.warnCropShare
         serviceOptions.oodScores = o.oodScore
-        if serviceOptions.openAPI == nil { log("warning: \(o.openapi) not found; /openapi.yaml will answer 404") }
         let service = Service(registry: registry, limits: .init(maxBatch: o.maxBatch, maxDelay: o.maxBatchDelayMs / 1000, maxQueue: o.maxQueue),
                               options: serviceOptions)
 

@@ -1,0 +1,51 @@
+import XCTest
+import Foundation
+import TestSupport
+
+/// `bootmae-serve` as a new user meets it: started from any directory.
+final class ServeFirstUseTests: XCTestCase {
+    /// The OpenAPI document is built into the binary: served from any working directory, equal to
+    /// the repository's openapi.yaml; --openapi still overrides it, and a path that cannot be read
+    /// stops the start (exit 2) naming it, instead of a server whose /openapi.yaml answers 404.
+    func testTheOpenAPIDocumentIsBuiltIn() throws {
+        let models = try ServeCommandTests.modelsFolder()
+        defer { try? FileManager.default.removeItem(at: models) }
+        let elsewhere = FileManager.default.temporaryDirectory.appendingPathComponent("serve-cwd-\(UUID())")
+        try FileManager.default.createDirectory(at: elsewhere, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: elsewhere) }
+
+        let process = Process()
+        process.executableURL = try BuiltExecutable("bootmae-serve").url
+        process.arguments = ["--models-dir", models.path, "--port", "0", "--threads", "1"]
+        process.currentDirectoryURL = elsewhere
+        var environment = ProcessInfo.processInfo.environment
+        environment.removeValue(forKey: "BOOTMAE_OPENAPI")
+        process.environment = environment
+        let log = Pipe()
+        process.standardError = log
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        defer { process.terminate(); process.waitUntilExit() }
+        var text = "", port = 0
+        let deadline = Date().addingTimeInterval(30)
+        while port == 0 && Date() < deadline {
+            let chunk = log.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            text += String(decoding: chunk, as: UTF8.self)
+            if let range = text.range(of: #"ready on http://127\.0\.0\.1:(\d+)"#, options: .regularExpression) {
+                port = Int(text[range].split(separator: ":").last!)!
+            }
+        }
+        XCTAssertNotEqual(port, 0, text)
+        XCTAssertFalse(text.contains("openapi"), "no warning about a missing file: \(text)")
+        let spec = try ServeCommandTests.exchange(port: port, Array("GET /openapi.yaml HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8))
+        XCTAssertEqual(spec.status, 200)
+        let repository = try Data(contentsOf: Fixtures.url("../../openapi.yaml"))
+        XCTAssertEqual(Data(spec.body), repository, "the built-in document is the repository's openapi.yaml")
+
+        let missing = try BuiltExecutable("bootmae-serve").run(["--models-dir", models.path, "--port", "0", "--openapi", "/nonexistent/spec.yaml"])
+        XCTAssertEqual(missing.status, 2, missing.stderr)
+        XCTAssertTrue(missing.stderr.contains("--openapi /nonexistent/spec.yaml cannot be read"), missing.stderr)
+        XCTAssertTrue(missing.stderr.contains("built-in openapi.yaml"), missing.stderr)
+    }
+}
