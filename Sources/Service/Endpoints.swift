@@ -44,9 +44,14 @@ extension Service {
 
     func classifications(_ request: ServiceRequest, _ respond: @escaping Respond) throws {
         let (images, body) = try decode(ClassificationRequest.self, request)
-        let model = try registry.model(try body.model.get(), capableOf: \.canClassify)
+        let named = try body.model.get()
+        let model = try registry.model(named, capableOf: \.canClassify)
         guard model.canClassify, let labels = model.config.labels else {
             let classifiers = registry.models.values.filter(\.canClassify).map(\.id).sorted()
+            if named == nil {
+                throw registry.unnamedModelError(default: model, lacking: "has no classification head", action: "classify",
+                                                 able: classifiers, code: "model_cannot_classify")
+            }
             throw APIError.invalid("model '\(model.id)' has no classification head"
                 + (classifiers.isEmpty ? "" : "; classifiers: \(classifiers.joined(separator: ", "))"), param: "model", code: "model_cannot_classify")
         }

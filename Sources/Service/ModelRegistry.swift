@@ -156,6 +156,17 @@ public final class ModelRegistry: @unchecked Sendable {
     /// The model a request for a capability runs on: the one it names; else the default model
     /// when it has the capability, or else the only model that has it (so the default
     /// pretraining model does not make an unnamed classification fail next to a classifier).
+    /// The 400 of a request that named no model when the default cannot do what it asks (and no
+    /// single other model could): it says so and lists the models that can, rather than talking
+    /// about a default model the user never chose.
+    func unnamedModelError(default model: LoadedModel, lacking: String, action: String, able: [String], code: String) -> APIError {
+        let message = able.isEmpty
+            ? "no loaded model can \(action): the default model '\(model.id)' \(lacking)"
+            : "no model was named and the default model '\(model.id)' \(lacking); \(able.count) loaded models can \(action) "
+                + "(\(able.joined(separator: ", "))): name one with 'model'"
+        return APIError.invalid(message, param: "model", code: code)
+    }
+
     public func model(_ id: String?, capableOf capable: (LoadedModel) -> Bool) throws -> LoadedModel {
         let chosen = try model(id)
         guard id == nil, !capable(chosen) else { return chosen }

@@ -9,9 +9,14 @@ extension Service {
 
     func reconstructions(_ request: ServiceRequest, _ respond: @escaping Respond) throws {
         let (images, body) = try decode(ReconstructionRequest.self, request, single: true)
-        let model = try registry.model(try body.model.get(), capableOf: \.canReconstruct)
+        let named = try body.model.get()
+        let model = try registry.model(named, capableOf: \.canReconstruct)
         guard let network = model.network, network.canReconstruct else {
             let capable = registry.models.values.filter(\.canReconstruct).map(\.id).sorted()
+            if named == nil {
+                throw registry.unnamedModelError(default: model, lacking: "has no pixel decoder", action: "reconstruct",
+                                                 able: capable, code: "model_cannot_reconstruct")
+            }
             throw APIError.invalid("model '\(model.id)' has no pixel decoder and cannot reconstruct"
                 + (capable.isEmpty ? "" : "; models that can: \(capable.joined(separator: ", "))"), param: "model", code: "model_cannot_reconstruct")
         }

@@ -1,0 +1,55 @@
+import XCTest
+import Foundation
+@testable import Service
+import TestSupport
+
+/// Which model a request that names none runs on, and what it is told when the default cannot.
+final class ModelChoiceTests: XCTestCase {
+    /// A service on a folder of `models` (name → fixture) with `defaultModel`.
+    func service(_ models: [(String, String)], defaultModel: String) throws -> (Service, URL) {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("model-choice-\(UUID())")
+        for (name, fixture) in models {
+            let dest = dir.appendingPathComponent(name)
+            try FileManager.default.createDirectory(at: dest, withIntermediateDirectories: true)
+            for file in ["config.json", "model.safetensors"] {
+                try FileManager.default.copyItem(at: Fixtures.url("\(fixture)/\(file)"), to: dest.appendingPathComponent(file))
+            }
+        }
+        let service = Service(registry: try ModelRegistry(directory: dir.path, defaultModel: defaultModel),
+                              limits: .init(maxBatch: 4, maxDelay: 0.002, maxQueue: 16), options: Service.Options())
+        service.markReady()
+        return (service, dir)
+    }
+
+    func post(_ service: Service, _ path: String, _ json: [String: Any]) throws -> (status: Int, message: String?) {
+        let request = ServiceRequest(method: "POST", path: path, headers: ["content-type": "application/json"],
+                                     body: [UInt8](try JSONSerialization.data(withJSONObject: json)))
+        let route = try XCTUnwrap(service.routes.first { $0.method == "POST" && $0.pattern == path })
+        let done = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var result: ServiceResponse?
+        route.handler(request, [:]) { result = $0; done.signal() }
+        XCTAssertEqual(done.wait(timeout: .now() + 30), .success)
+        let response = try XCTUnwrap(result)
+        let body = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any]
+        return (response.status, (body?["error"] as? [String: Any])?["message"] as? String)
+    }
+
+    /// Two classifiers and a default that cannot classify: a classification without 'model' is told
+    /// that several classifiers are loaded and which, not that "model 'encoder'" lacks a head.
+    func testSeveralCapableModelsAndNoneNamedListsThem() throws {
+        let (service, dir) = try service([("encoder", "encoders/timm_qkv_cls"), ("cls-a", "encoders/timm_qkv_avg_head"),
+                                          ("cls-b", "encoders/timm_qkv_avg_head")], defaultModel: "encoder")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let image = try Data(contentsOf: Fixtures.url("images/rgb.png")).base64EncodedString()
+        let unnamed = try post(service, "/v1/classifications", ["input": image])
+        XCTAssertEqual(unnamed.status, 400)
+        XCTAssertEqual(unnamed.message, "no model was named and the default model 'encoder' has no classification head; "
+                       + "2 loaded models can classify (cls-a, cls-b): name one with 'model'")
+        XCTAssertEqual(try post(service, "/v1/classifications", ["input": image, "model": "cls-b"]).status, 200)
+        let named = try post(service, "/v1/classifications", ["input": image, "model": "encoder"])
+        XCTAssertEqual(named.message, "model 'encoder' has no classification head; classifiers: cls-a, cls-b", "a named model is named")
+        let reconstruct = try post(service, "/v1/reconstructions", ["input": image])
+        XCTAssertEqual(reconstruct.status, 400)
+        XCTAssertEqual(reconstruct.message, "no loaded model can reconstruct: the default model 'encoder' has no pixel decoder")
+    }
+}
