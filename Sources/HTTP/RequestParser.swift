@@ -72,6 +72,8 @@ public struct RequestParser: Sendable {
     /// Body limit for the current message. The connection lowers or raises it per route right
     /// after `.head`; it resets to `limits.maxBodyBytes` for each message.
     public var bodyLimit: Int
+    /// Added to the 413 of this request (the route's `tooLargeAdvice`); reset with the limit.
+    public var bodyLimitAdvice: String?
 
     static let maxChunkLineBytes = 4096
 
@@ -159,7 +161,7 @@ public struct RequestParser: Sendable {
                     state = .complete
                 case .length(let n):
                     if n > bodyLimit {
-                        return fail(Self.tooLarge(bodyLimit), offset)
+                        return fail(Self.tooLarge(bodyLimit, advice: bodyLimitAdvice), offset)
                     }
                     state = n == 0 ? .complete : .body(remaining: n)
                 case .chunked:
@@ -189,7 +191,7 @@ public struct RequestParser: Sendable {
                         if size == 0 {
                             state = .trailers
                         } else if size > bodyLimit - bodyReceived {
-                            return fail(Self.tooLarge(bodyLimit), offset)
+                            return fail(Self.tooLarge(bodyLimit, advice: bodyLimitAdvice), offset)
                         } else {
                             state = .chunkData(remaining: size)
                         }
@@ -256,6 +258,7 @@ public struct RequestParser: Sendable {
         trailerBytes = 0
         trailers = HTTPHeaders()
         bodyLimit = limits.maxBodyBytes
+        bodyLimitAdvice = nil
     }
 
     private mutating func fail(_ error: HTTPParseError, _ offset: Int) -> (event: Event, consumed: Int) {
@@ -263,8 +266,8 @@ public struct RequestParser: Sendable {
         return (.error(error), offset)
     }
 
-    static func tooLarge(_ limit: Int) -> HTTPParseError {
-        HTTPParseError(.contentTooLarge, "The request body is larger than the limit of \(limit) bytes.")
+    static func tooLarge(_ limit: Int, advice: String? = nil) -> HTTPParseError {
+        HTTPParseError(.contentTooLarge, "The request body is larger than the limit of \(limit) bytes." + (advice.map { " " + $0 } ?? ""))
     }
 
     // MARK: Head scan

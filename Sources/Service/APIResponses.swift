@@ -256,10 +256,12 @@ struct ModelCard: Codable {
         var maxImagesPerRequest: Int
         var maxPixelsPerImage: Int
         var requestTimeoutS: Double
+        /// Request bodies above it get 413 (JSON carries images as base64: a third larger than the files).
+        var maxBodyBytes: Int
         enum CodingKeys: String, CodingKey {
             case maxBatch = "max_batch", maxBatchDelayMs = "max_batch_delay_ms", maxQueue = "max_queue",
                  maxImagesPerRequest = "max_images_per_request", maxPixelsPerImage = "max_pixels_per_image",
-                 requestTimeoutS = "request_timeout_s"
+                 requestTimeoutS = "request_timeout_s", maxBodyBytes = "max_body_bytes"
         }
     }
 

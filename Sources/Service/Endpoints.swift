@@ -97,7 +97,7 @@ extension Service {
             preprocessing: .init(mean: c.mean.map(Double.init), std: c.std.map(Double.init), cropPct: c.cropPct ?? 1),
             limits: .init(maxBatch: batcher.limits.maxBatch, maxBatchDelayMs: batcher.limits.maxDelay * 1000, maxQueue: batcher.limits.maxQueue,
                           maxImagesPerRequest: options.maxImagesPerRequest, maxPixelsPerImage: options.maxPixelsPerImage,
-                          requestTimeoutS: options.requestTimeout),
+                          requestTimeoutS: options.requestTimeout, maxBodyBytes: options.maxBodyBytes),
             provenance: m.provenance,
             labels: m.canClassify ? c.labels : nil,
             reconstruction: m.network?.reconstructor.map {

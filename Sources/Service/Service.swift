@@ -11,6 +11,8 @@ public final class Service: @unchecked Sendable {
         public var maxImagesPerRequest = 64
         public var maxPixelsPerImage = 40_000_000
         public var requestTimeout: TimeInterval = 30
+        /// The HTTP layer's body limit, shown in /v1/models (the HTTP layer enforces it).
+        public var maxBodyBytes = 32 << 20
         public var apiKey: String?
         public var openAPI: String?
         /// Warn (`cropped`) when the center crop cuts away more than this share of an image's area for its aspect ratio.

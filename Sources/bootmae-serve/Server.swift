@@ -41,6 +41,7 @@ final class Server: @unchecked Sendable {
             }
         }
         serviceOptions.log = log
+        serviceOptions.maxBodyBytes = o.maxBodyBytes
         serviceOptions.cropWarningShare = o.warnCropShare
         serviceOptions.oodScores = o.oodScore
         let service = Service(registry: registry, limits: .init(maxBatch: o.maxBatch, maxDelay: o.maxBatchDelayMs / 1000, maxQueue: o.maxQueue),
@@ -48,7 +49,8 @@ final class Server: @unchecked Sendable {
 
         var router = Router()
         for route in service.routes {
-            router.add(HTTPMethod(route.method), route.pattern, options: RouteOptions(requiresBody: route.method == "POST")) { request, responder in
+            let options = RouteOptions(requiresBody: route.method == "POST", tooLargeAdvice: route.method == "POST" ? Self.tooLargeAdvice : nil)
+            router.add(HTTPMethod(route.method), route.pattern, options: options) { request, responder in
                 route.handler(Self.serviceRequest(request), request.pathParameters) { responder.send(Self.httpResponse($0)) }
             }
         }
@@ -95,6 +97,11 @@ final class Server: @unchecked Sendable {
         log("drained; bye")
         _ = sources
     }
+
+    /// What a 413 of the /v1 endpoints adds to the size limit.
+    static let tooLargeAdvice = "JSON bodies carry images as base64, a third larger than the files: send one image as the "
+        + "raw body (Content-Type: image/png or image/jpeg) or several as multipart/form-data parts. "
+        + "GET /v1/models lists every limit (max_body_bytes here; --max-body-bytes raises it)."
 
     static func serviceRequest(_ r: HTTPRequest) -> ServiceRequest {
         // Repeated field lines become one comma-separated value (RFC 9110 §5.3), so a repeated

@@ -48,4 +48,29 @@ final class ServeFirstUseTests: XCTestCase {
         XCTAssertTrue(missing.stderr.contains("--openapi /nonexistent/spec.yaml cannot be read"), missing.stderr)
         XCTAssertTrue(missing.stderr.contains("built-in openapi.yaml"), missing.stderr)
     }
+
+    /// A body over the limit gets a 413 that says how to send less (raw or multipart bodies skip
+    /// base64's third) and where the limits are; /v1/models lists the body limit with the others.
+    func testA413SaysHowToSendLessAndTheLimitsAreListed() throws {
+        let models = try ServeCommandTests.modelsFolder()
+        defer { try? FileManager.default.removeItem(at: models) }
+        let server = try ServeCommandTests.RunningServer(arguments: ["--models-dir", models.path, "--max-body-bytes", "1000", "--threads", "1"])
+        defer { _ = server.stop() }
+        let png = try Data(contentsOf: Fixtures.url("images/rgb.png")).base64EncodedString()
+        let declared = try ServeCommandTests.exchange(port: server.port, ServeCommandTests.post("/v1/embeddings", json: ["input": png]))
+        let chunk = Array(repeating: UInt8(ascii: "a"), count: 1500)
+        let chunked = try ServeCommandTests.exchange(port: server.port, Array(("POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n5dc\r\n").utf8) + chunk + Array("\r\n0\r\n\r\n".utf8))
+        for response in [declared, chunked] {
+            XCTAssertEqual(response.status, 413)
+            let message = String(decoding: response.body, as: UTF8.self)
+            for text in ["larger than the limit of 1000 bytes", "base64, a third larger", "multipart/form-data", "GET /v1/models", "max_body_bytes"] {
+                XCTAssertTrue(message.contains(text), "\(text): \(message)")
+            }
+        }
+        let list = try ServeCommandTests.exchange(port: server.port, Array("GET /v1/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8))
+        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(list.body)) as? [String: Any])
+        let limits = try XCTUnwrap(((json["data"] as? [[String: Any]])?.first)?["limits"] as? [String: Any])
+        XCTAssertEqual(limits["max_body_bytes"] as? Int, 1000)
+    }
 }
