@@ -20,6 +20,8 @@ enum MaskInput {
 
 /// A body whose images come in `input` (JSON) or beside its options (raw image, multipart).
 protocol ImageRequest: Decodable {
+    /// Every option the endpoint takes (JSON fields, query parameters, form fields); any other name is refused.
+    associatedtype CodingKeys: CodingKey & CaseIterable
     /// Reads every option; throws only when a JSON body is not valid JSON.
     init(fields: RequestFields) throws
     var input: Field<ImageInput> { get }
@@ -35,8 +37,9 @@ struct EmbeddingRequest: ImageRequest {
     /// Must equal the model's width. Kept as the number sent: 32.5 is simply a width the model lacks.
     var dimensions: Field<Double>
 
+    /// `user` is OpenAI's end-user tag, which its clients may send: accepted and ignored.
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case model, input, pooling, normalize, encodingFormat = "encoding_format", dimensions
+        case model, input, pooling, normalize, encodingFormat = "encoding_format", dimensions, user
     }
 
     init(from decoder: any Decoder) throws { try self.init(fields: RequestFields(decoder, keys: CodingKeys.self)) }

@@ -55,12 +55,45 @@ struct RequestFields {
             if (try? decoder.unkeyedContainer()) != nil { throw APIError.invalid("the request body must be a JSON object") }
             throw APIError.invalid("the request body is not valid JSON")   // a string, number or boolean
         }
-        let known = Set(Keys.allCases.map(\.stringValue))
-        for key in object.allKeys where !known.contains(key.stringValue) {
-            _ = try object.decode(AnyJSON.self, forKey: key)
-        }
+        let known = Keys.allCases.map(\.stringValue)
+        let unknown = object.allKeys.map(\.stringValue).filter { !known.contains($0) }.sorted()
+        for key in unknown { _ = try object.decode(AnyJSON.self, forKey: AnyKey(key)) }
+        if !unknown.isEmpty { throw Self.unknownOptions(unknown, accepted: known) }
         body = object
         strings = decoder.userInfo[Self.fallbackKey] as? [String: String] ?? [:]
+    }
+
+    /// The 400 of options an endpoint does not take, as OpenAI's API answers them: a misspelt
+    /// option must not silently fall back to its default. Names the first, the likely intended
+    /// one, and every accepted option.
+    static func unknownOptions(_ names: [String], accepted: [String]) -> APIError {
+        let name = names[0]
+        let guess = accepted.map { ($0, editDistance($0, name)) }.filter { $0.1 <= 2 }.min { $0.1 < $1.1 }?.0
+        let others = names.count > 1 ? " (and \(names.dropFirst().map { "'\($0)'" }.joined(separator: ", ")))" : ""
+        return APIError.invalid("unknown option '\(name)'\(others)" + (guess.map { "; did you mean '\($0)'?" } ?? ".")
+                                + " This endpoint takes: \(accepted.joined(separator: ", "))", param: name, code: "unknown_parameter")
+    }
+
+    /// Options of `names` (query parameters, form fields) that the request type does not take, as a 400.
+    static func refuseUnknown<Keys: CodingKey & CaseIterable>(_ names: some Sequence<String>, _ keys: Keys.Type) throws {
+        let accepted = Keys.allCases.map(\.stringValue)
+        let unknown = names.filter { !accepted.contains($0) }.sorted()
+        if !unknown.isEmpty { throw unknownOptions(unknown, accepted: accepted) }
+    }
+
+    /// Levenshtein distance (insertions, deletions, substitutions), for "did you mean".
+    static func editDistance(_ a: String, _ b: String) -> Int {
+        let a = Array(a), b = Array(b)
+        guard !a.isEmpty, !b.isEmpty else { return max(a.count, b.count) }
+        var previous = Array(0...b.count)
+        for i in 1...a.count {
+            var current = [i] + [Int](repeating: 0, count: b.count)
+            for j in 1...b.count {
+                current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+            }
+            previous = current
+        }
+        return previous[b.count]
     }
 
     /// The raw source of one option.

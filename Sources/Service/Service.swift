@@ -120,6 +120,8 @@ public final class Service: @unchecked Sendable {
     func decode<Body: ImageRequest>(_ type: Body.Type, _ request: ServiceRequest, single: Bool = false) throws -> (images: [[UInt8]], body: Body) {
         // JSON when the client says so, or when it sends no content type and the body opens an object.
         let contentType = request.contentType
+        // A misspelt option must not quietly fall back to its default (`?poolng=mean`).
+        try RequestFields.refuseUnknown(request.query.keys, Body.CodingKeys.self)
         if contentType == "application/json" || (contentType == nil && request.body.first == UInt8(ascii: "{")) {
             let body = try ImageInputs.json(Body.self, request)
             switch try body.input.get() {
@@ -139,6 +141,7 @@ public final class Service: @unchecked Sendable {
             return ([request.body], try Body(fields: RequestFields(strings: request.query)))
         case "multipart/form-data":
             let (files, fields) = try ImageInputs.multipart(request)
+            try RequestFields.refuseUnknown(fields.keys, Body.CodingKeys.self)
             guard !files.isEmpty else { throw APIError.invalid("the multipart body has no file part", param: "input") }
             if single && files.count > 1 { throw APIError.invalid("send one image here, got \(files.count) file parts", param: "input") }
             return (files, try Body(fields: RequestFields(strings: fields.merging(request.query) { form, _ in form })))

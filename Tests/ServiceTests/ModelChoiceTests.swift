@@ -22,8 +22,11 @@ final class ModelChoiceTests: XCTestCase {
     }
 
     func post(_ service: Service, _ path: String, _ json: [String: Any]) throws -> (status: Int, message: String?) {
-        let request = ServiceRequest(method: "POST", path: path, headers: ["content-type": "application/json"],
-                                     body: [UInt8](try JSONSerialization.data(withJSONObject: json)))
+        try post(service, path, body: [UInt8](try JSONSerialization.data(withJSONObject: json)), contentType: "application/json")
+    }
+
+    func post(_ service: Service, _ path: String, body: [UInt8], contentType: String, query: [String: String] = [:]) throws -> (status: Int, message: String?) {
+        let request = ServiceRequest(method: "POST", path: path, query: query, headers: ["content-type": contentType], body: body)
         let route = try XCTUnwrap(service.routes.first { $0.method == "POST" && $0.pattern == path })
         let done = DispatchSemaphore(value: 0)
         nonisolated(unsafe) var result: ServiceResponse?
@@ -51,5 +54,25 @@ final class ModelChoiceTests: XCTestCase {
         let reconstruct = try post(service, "/v1/reconstructions", ["input": image])
         XCTAssertEqual(reconstruct.status, 400)
         XCTAssertEqual(reconstruct.message, "no loaded model can reconstruct: the default model 'encoder' has no pixel decoder")
+    }
+
+    /// A misspelt option is a 400 naming it in every body type (raw image + query, multipart form
+    /// fields), not a silent fallback to the default.
+    func testUnknownOptionsOfRawAndMultipartBodiesAreRefused() throws {
+        let (service, dir) = try service([("encoder", "encoders/timm_qkv_cls")], defaultModel: "encoder")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let png = [UInt8](try Data(contentsOf: Fixtures.url("images/rgb.png")))
+        let raw = try post(service, "/v1/embeddings", body: png, contentType: "image/png", query: ["poolng": "mean"])
+        XCTAssertEqual(raw.status, 400)
+        XCTAssertTrue(raw.message?.hasPrefix("unknown option 'poolng'; did you mean 'pooling'?") ?? false, raw.message ?? "")
+        XCTAssertEqual(try post(service, "/v1/embeddings", body: png, contentType: "image/png", query: ["pooling": "mean"]).status, 200)
+        func form(_ field: String) -> [UInt8] {
+            Array("--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\n".utf8) + png
+                + Array("\r\n--B\r\nContent-Disposition: form-data; name=\"\(field)\"\r\n\r\nmean\r\n--B--\r\n".utf8)
+        }
+        let multipart = try post(service, "/v1/embeddings", body: form("pooling_mode"), contentType: "multipart/form-data; boundary=B")
+        XCTAssertEqual(multipart.status, 400)
+        XCTAssertTrue(multipart.message?.hasPrefix("unknown option 'pooling_mode'") ?? false, multipart.message ?? "")
+        XCTAssertEqual(try post(service, "/v1/embeddings", body: form("pooling"), contentType: "multipart/form-data; boundary=B").status, 200)
     }
 }
