@@ -4,23 +4,23 @@
 # with libFuzzer + AddressSanitizer (+ LeakSanitizer at exit); C code in the build also gets UBSan.
 # Every error must come back as a 4xx API error. Input format: Sources/request-decode-fuzz/RequestFuzz.swift.
 #   scripts/fuzz-requests.sh [SECONDS] [more libFuzzer flags...]      (default 60 s)
-# Builds in its own scratch path (.build-fuzz-requests), starts from the committed seeds
-# (Tests/Fixtures/request-corpus, never written to) and keeps what it learns in .build-fuzz-requests/corpus.
-# A failing input is saved under .build-fuzz-requests/artifacts/; replay it with a normal build:
-#   swift run request-decode-fuzz .build-fuzz-requests/artifacts/crash-...
+# Builds in its own scratch path (.build-fuzz-decoders, shared with the other decoder fuzzer: same flags), starts from the committed seeds
+# (Tests/Fixtures/request-corpus, never written to) and keeps what it learns in .build-fuzz-decoders/request-corpus.
+# A failing input is saved under .build-fuzz-decoders/request-artifacts/; replay it with a normal build:
+#   swift run request-decode-fuzz .build-fuzz-decoders/request-artifacts/crash-...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-60}"
 shift || true
 
-swift build -c debug --scratch-path .build-fuzz-requests --product request-decode-fuzz \
-  -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library -Xswiftc -DREQUEST_FUZZ \
+swift build -c debug --scratch-path .build-fuzz-decoders --product request-decode-fuzz \
+  -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library -Xswiftc -DIMAGE_FUZZ -Xswiftc -DREQUEST_FUZZ \
   -Xcc -fsanitize=fuzzer-no-link,address,undefined -Xcc -fno-sanitize-recover=undefined
 
-mkdir -p .build-fuzz-requests/corpus .build-fuzz-requests/artifacts
+mkdir -p .build-fuzz-decoders/request-corpus .build-fuzz-decoders/request-artifacts
 # libFuzzer reports crashes itself; Swift's backtracer would only slow that down.
 SWIFT_BACKTRACE=enable=no UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 \
-  exec .build-fuzz-requests/debug/request-decode-fuzz \
+  exec .build-fuzz-decoders/debug/request-decode-fuzz \
   -max_total_time="$seconds" -max_len=16384 -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
-  -dict=Tests/Fixtures/request-fuzz.dict -artifact_prefix=.build-fuzz-requests/artifacts/ \
-  "$@" .build-fuzz-requests/corpus Tests/Fixtures/request-corpus
+  -dict=Tests/Fixtures/request-fuzz.dict -artifact_prefix=.build-fuzz-decoders/request-artifacts/ \
+  "$@" .build-fuzz-decoders/request-corpus Tests/Fixtures/request-corpus

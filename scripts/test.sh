@@ -20,5 +20,5 @@ bash scripts/browser-check.sh
 # A short bounded fuzz run of the HTTP request parser (libFuzzer + AddressSanitizer).
 bash scripts/fuzz-http.sh 20 > /dev/null 2>&1 || { echo "fuzz-http: the parser fuzzer found a failure (see .build-fuzz/artifacts)" >&2; exit 1; }
 # The same for the image decoders (ASan + UBSan on the C code) and the service's JSON / multipart decoding: 30 s each.
-bash scripts/fuzz-images.sh 30 > /dev/null 2>&1 || { echo "fuzz-images: the image fuzzer found a failure (see .build-fuzz-images/artifacts)" >&2; exit 1; }
-bash scripts/fuzz-requests.sh 30 > /dev/null 2>&1 || { echo "fuzz-requests: the request fuzzer found a failure (see .build-fuzz-requests/artifacts)" >&2; exit 1; }
+bash scripts/fuzz-images.sh 30 > /dev/null 2>&1 || { echo "fuzz-images: the image fuzzer found a failure (see .build-fuzz-decoders/image-artifacts)" >&2; exit 1; }
+bash scripts/fuzz-requests.sh 30 > /dev/null 2>&1 || { echo "fuzz-requests: the request fuzzer found a failure (see .build-fuzz-decoders/request-artifacts)" >&2; exit 1; }
