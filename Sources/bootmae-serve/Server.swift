@@ -36,13 +36,14 @@ final class Server: @unchecked Sendable {
         serviceOptions.log = log
         serviceOptions.cropWarningShare = o.warnCropShare
         serviceOptions.oodScores = o.oodScore
+        serviceOptions.modelControl = o.modelControl
         if serviceOptions.openAPI == nil { log("warning: \(o.openapi) not found; /openapi.yaml will answer 404") }
         let service = Service(registry: registry, limits: .init(maxBatch: o.maxBatch, maxDelay: o.maxBatchDelayMs / 1000, maxQueue: o.maxQueue),
                               options: serviceOptions)
 
         var router = Router()
         for route in service.routes {
-            router.add(HTTPMethod(route.method), route.pattern, options: RouteOptions(requiresBody: route.method == "POST")) { request, responder in
+            router.add(HTTPMethod(route.method), route.pattern, options: RouteOptions(requiresBody: route.requiresBody)) { request, responder in
                 route.handler(Self.serviceRequest(request), request.pathParameters) { responder.send(Self.httpResponse($0)) }
             }
         }
@@ -69,6 +70,7 @@ final class Server: @unchecked Sendable {
             throw ExitCode(2)
         }
         service.markReady()
+        if o.watchModels { service.watchModels(every: Double(o.watchIntervalMs) / 1000) }
         log("ready on http://\(o.host):\(server.port) with \(registry.models.count) model(s) (default \(registry.defaultModel)); warm-up \(String(format: "%.2f", Date().timeIntervalSince(start))) s")
 
         // SIGTERM/SIGINT: stop accepting, finish in-flight requests, exit within the drain timeout.
