@@ -71,10 +71,13 @@ final class Server: @unchecked Sendable {
         }
         service.markReady()
         if o.watchModels { service.watchModels(every: Double(o.watchIntervalMs) / 1000) }
-        log("ready on http://\(o.host):\(server.port) with \(registry.models.count) model(s) (default \(registry.defaultModel)); warm-up \(String(format: "%.2f", Date().timeIntervalSince(start))) s")
 
         // SIGTERM/SIGINT: stop accepting, finish in-flight requests, exit within the drain timeout.
+        // Dispatch registers a signal source asynchronously; "ready" is logged once both are
+        // registered, so a supervisor that signals as soon as it reads "ready" gets a drain, not a
+        // signal ignored (or a kill by the default action).
         let done = DispatchSemaphore(value: 0)
+        let registered = DispatchSemaphore(value: 0)
         var sources: [DispatchSourceSignal] = []
         for sig in [SIGTERM, SIGINT] {
             signal(sig, SIG_IGN)
@@ -84,9 +87,12 @@ final class Server: @unchecked Sendable {
                 service.markDraining()
                 server.beginDrain(timeout: .milliseconds(Int(o.drainTimeout * 1000))) { done.signal() }
             }
+            source.setRegistrationHandler { @Sendable in registered.signal() }
             source.resume()
             sources.append(source)
         }
+        for _ in sources { _ = registered.wait(timeout: .now() + 5) }
+        log("ready on http://\(o.host):\(server.port) with \(registry.models.count) model(s) (default \(registry.defaultModel)); warm-up \(String(format: "%.2f", Date().timeIntervalSince(start))) s")
         done.wait()
         log("drained; bye")
         _ = sources
