@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Assembles an ImageFolder of photographs and wallpapers that a fresh Debian 12 machine can install,
 # for pretraining a model on colour photographs (docs/PHOTO_DATA.md lists every source and licence):
-#   scripts/photo-dataset.sh OUT [TEST_PERCENT]
+#   scripts/photo-dataset.sh OUT [TEST_PERCENT]        (MAX_SIDE=192 by default; MAX_SIDE=0 keeps full size)
 # OUT/train/<source>/<image> and OUT/test/<source>/<image>, where <source> is the package the image
 # came from (plasma, mate, ukui, opencv, skimage; not classes, only an ImageFolder's layout), and
 # OUT/SOURCES.tsv with every image's split, source, package version, licence and sha256.
-# Images are PNG or JPEG, copied unchanged (the trainer resizes and crops). The split is deterministic:
+# Images are PNG or JPEG. Wallpapers are up to 4K: decoding one costs far more than a training step of a
+# 64-px model, so each image's shorter side is brought down to MAX_SIDE pixels (Pillow, bicubic with
+# antialiasing, from Debian's python3-pil; SOURCES.tsv keeps the original's sha256). The split is deterministic:
 # an image is held out when the first 8 hex digits of its sha256 are below TEST_PERCENT % (default 15)
 # of the range, so it does not depend on file order and stays put when sources are added.
 # Needs apt (Debian packages) and pip (scikit-image's wheel, downloaded, never installed); nothing else
@@ -15,7 +17,8 @@ cd "$(dirname "$0")/.."
 [ $# -ge 1 ] || { sed -n 2,13p "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 OUT="$(realpath -m "$1")"
 TEST_PERCENT="${2:-15}"
-PACKAGES=(plasma-workspace-wallpapers mate-backgrounds ukui-wallpapers opencv-doc)
+PACKAGES=(plasma-workspace-wallpapers mate-backgrounds ukui-wallpapers opencv-doc python3-pil)
+MAX_SIDE="${MAX_SIDE:-192}"
 SKIMAGE_VERSION="${SKIMAGE_VERSION:-0.26.0}"
 
 missing=()
@@ -31,7 +34,7 @@ echo "photo-dataset: scikit-image $SKIMAGE_VERSION wheel (for its data folder)" 
 python3 -m pip download -q --no-deps --only-binary=:all: --dest "$CACHE" "scikit-image==$SKIMAGE_VERSION"
 python3 -m zipfile -e "$CACHE"/scikit_image-*.whl "$CACHE/wheel"
 
-python3 - "$OUT" "$TEST_PERCENT" "$CACHE/wheel/skimage/data" "$SKIMAGE_VERSION" "${PACKAGES[@]}" <<'PY'
+python3 - "$OUT" "$TEST_PERCENT" "$CACHE/wheel/skimage/data" "$SKIMAGE_VERSION" "${PACKAGES[@]:0:4}" <<'PY'
 import fnmatch, hashlib, os, re, shutil, subprocess, sys
 
 out, test_percent, skimage_dir, skimage_version, packages = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5:]
@@ -134,3 +137,26 @@ for source in sorted({s for _, s in counts}):
     print(f"photo-dataset: {source:8s} train {counts.get(('train', source), 0):4d}  test {counts.get(('test', source), 0):3d}", file=sys.stderr)
 print(f"photo-dataset: {len(rows)} images in {out} (train/ and test/; SOURCES.tsv lists each with its licence)", file=sys.stderr)
 PY
+
+if [ "$MAX_SIDE" -gt 0 ]; then
+  /usr/bin/python3 - "$OUT" "$MAX_SIDE" <<'PY'
+import os, sys
+from PIL import Image
+out, side = sys.argv[1], int(sys.argv[2])
+shrunk = 0
+for root, _, files in os.walk(out):
+    for name in files:
+        path = os.path.join(root, name)
+        if not name.lower().endswith((".png", ".jpg", ".jpeg")):
+            continue
+        with Image.open(path) as im:
+            w, h = im.size
+            if min(w, h) <= side:
+                continue
+            scale = side / min(w, h)
+            small = im.convert("RGB").resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.BICUBIC)
+        small.save(path, quality=95) if name.lower().endswith((".jpg", ".jpeg")) else small.save(path)
+        shrunk += 1
+print(f"photo-dataset: {shrunk} images brought down to a shorter side of {side} px", file=sys.stderr)
+PY
+fi

@@ -2,7 +2,8 @@
 # Black-box checks of a running bootmae-serve, run by scripts/test.sh after the unit tests:
 #  1. every response conforms to openapi.yaml (schemathesis, from PyPI, in a venv this script makes);
 #  2. a short, bounded load run over loopback (wrk) with no unexpected errors.
-# The server runs on fixture models (small random-weight ViTs) on a loopback port, then is stopped.
+# The server runs on fixture models (small random-weight ViTs) on a loopback port, with --model-control
+# (so the load/unload routes are checked against the schema too) and --watch-models, then is stopped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PORT="${PORT:-18181}"
@@ -21,7 +22,7 @@ for spec in "classifier encoders/timm_qkv_avg_head" "bootmae pretrain/bootmae_ti
   set -- $spec
   mkdir -p "$WORK/models/$1" && cp "Tests/Fixtures/$2/config.json" "Tests/Fixtures/$2/model.safetensors" "$WORK/models/$1/"
 done
-"$BIN" --models-dir "$WORK/models" --default-model encoder --port "$PORT" --openapi openapi.yaml 2> "$WORK/server.log" &
+"$BIN" --models-dir "$WORK/models" --default-model encoder --model-control --watch-models --port "$PORT" --openapi openapi.yaml 2> "$WORK/server.log" &
 SERVER=$!
 for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
 curl -fs "http://127.0.0.1:$PORT/readyz" >/dev/null || { cat "$WORK/server.log"; echo "server-checks: server did not start" >&2; exit 1; }

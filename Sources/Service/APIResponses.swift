@@ -53,8 +53,12 @@ struct StatusResponse: Codable {
 struct EmbeddingResponse: Codable {
     var object = "list"
     var model: String
+    /// The first 12 hex digits of the SHA-256 of the model's weights file.
+    var modelVersion: String
     var data: [Item]
     var usage: Usage
+
+    enum CodingKeys: String, CodingKey { case object, model, modelVersion = "model_version", data, usage }
 
     struct Item: Codable {
         var object = "embedding"
@@ -106,7 +110,10 @@ struct EmbeddingResponse: Codable {
 struct ClassificationResponse: Codable {
     var object = "list"
     var model: String
+    var modelVersion: String
     var data: [Item]
+
+    enum CodingKeys: String, CodingKey { case object, model, modelVersion = "model_version", data }
 
     struct Item: Codable {
         var index: Int
@@ -127,6 +134,7 @@ struct ClassificationResponse: Codable {
 struct ReconstructionResponse: Codable {
     var object = "reconstruction"
     var model: String
+    var modelVersion: String
     var mask: [Int]
     var maskRatio: Double
     var patches: Int
@@ -166,8 +174,17 @@ struct ReconstructionResponse: Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case object, model, mask, maskRatio = "mask_ratio", patches, grid, stats, masking, seed, mse, psnr, scale, errors, warnings, ood, images
+        case object, model, modelVersion = "model_version", mask, maskRatio = "mask_ratio", patches, grid, stats, masking, seed, mse, psnr, scale, errors, warnings, ood, images
     }
+}
+
+/// POST /v1/models/{id}/unload → 200.
+struct ModelUnloaded: Codable {
+    var id: String
+    var object = "model"
+    var status = "unloaded"
+    var modelVersion: String
+    enum CodingKeys: String, CodingKey { case id, object, status, modelVersion = "model_version" }
 }
 
 /// GET /v1/models → 200.
@@ -181,6 +198,9 @@ struct ModelCard: Codable {
     var id: String
     var object = "model"
     var created: Int
+    /// The first 12 hex digits of `weightsSHA256`.
+    var modelVersion: String
+    var weightsSHA256: String
     var ownedBy = "bootmae-swift"
     var isDefault: Bool
     var capabilities: [Capability]
@@ -199,7 +219,7 @@ struct ModelCard: Codable {
     var oodScore: OODScoring?
 
     enum CodingKeys: String, CodingKey {
-        case id, object, created, ownedBy = "owned_by", isDefault = "default", capabilities, architecture, embedding,
+        case id, object, created, modelVersion = "model_version", weightsSHA256 = "weights_sha256", ownedBy = "owned_by", isDefault = "default", capabilities, architecture, embedding,
              preprocessing, limits, provenance, labels, reconstruction, intendedInput = "intended_input", oodScore = "ood_score"
     }
 

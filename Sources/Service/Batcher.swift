@@ -48,7 +48,10 @@ public final class Batcher: @unchecked Sendable {
     public let limits: Limits
     let metrics: Metrics
     private let condition = NSCondition()
-    private var queues: [String: [Job]] = [:]
+    /// One queue per loaded model instance: a model swapped while its jobs wait keeps them apart
+    /// from the new instance's, so a batch never mixes weights. A key's jobs hold its model, so the
+    /// identifier cannot be reused while the queue exists; empty queues are dropped.
+    private var queues: [ObjectIdentifier: [Job]] = [:]
     private var tasks: [Task] = []
     private var waiting = 0
     private var thread: Thread?
@@ -79,7 +82,7 @@ public final class Batcher: @unchecked Sendable {
         }
         let now = Date()
         for (i, input) in inputs.enumerated() {
-            queues[model.id, default: []].append(Job(model: model, input: input, kind: kind, enqueued: now, deadline: deadline,
+            queues[ObjectIdentifier(model), default: []].append(Job(model: model, input: input, kind: kind, enqueued: now, deadline: deadline,
                                                      completion: { completion(i, $0) }))
         }
         waiting += inputs.count
@@ -115,6 +118,7 @@ public final class Batcher: @unchecked Sendable {
             let take = min(limits.maxBatch, queues[id]!.count)
             let jobs = Array(queues[id]!.prefix(take))
             queues[id]!.removeFirst(take)
+            if queues[id]!.isEmpty { queues[id] = nil }
             waiting -= take
             metrics.set("bootmae_queue_depth", [], Double(waiting))
             condition.unlock()

@@ -32,8 +32,8 @@ extension Service {
                                               warnings: Self.warnings(prepared[i], scores?[i]), ood: scores?[i])
             }
             let tokens = vectors.count * tokensPerImage
-            respond(.json(EmbeddingResponse(model: model.id, data: data,
-                                            usage: .init(images: vectors.count, promptTokens: tokens, totalTokens: tokens))))
+            respond(Self.versioned(.json(EmbeddingResponse(model: model.id, modelVersion: model.version, data: data,
+                                                           usage: .init(images: vectors.count, promptTokens: tokens, totalTokens: tokens))), model))
         } }, fail: { respond($0.response) })
         try batcher.submit(model: model, inputs: tensors, kind: .embed(pooling), deadline: deadline) { i, result in
             gather.complete(i, result.map { if case .embedding(let e) = $0 { return e } else { return [] } })
@@ -68,7 +68,7 @@ extension Service {
                 return ClassificationResponse.Item(index: i, labels: ranked.map { .init(label: labels[$0], score: e[$0] / z) },
                                                    warnings: Self.warnings(prepared[i], scores?[i]), ood: scores?[i])
             }
-            respond(.json(ClassificationResponse(model: model.id, data: data)))
+            respond(Self.versioned(.json(ClassificationResponse(model: model.id, modelVersion: model.version, data: data)), model))
         } }, fail: { respond($0.response) })
         try batcher.submit(model: model, inputs: tensors, kind: .classify, deadline: deadline) { i, result in
             gather.complete(i, result.map { if case .logits(let l) = $0 { return l } else { return [] } })
@@ -83,13 +83,14 @@ extension Service {
     // MARK: GET /v1/models
 
     func listModels() -> ServiceResponse {
-        .json(ModelList(data: registry.models.keys.sorted().map { modelCard(registry.models[$0]!) }))
+        let models = registry.models
+        return .json(ModelList(data: models.keys.sorted().map { modelCard(models[$0]!) }))
     }
 
     func modelCard(_ m: LoadedModel) -> ModelCard {
         let c = m.config
         return ModelCard(
-            id: m.id, created: m.created, isDefault: m.id == registry.defaultModel, capabilities: m.capabilities,
+            id: m.id, created: m.created, modelVersion: m.version, weightsSHA256: m.weightsSHA256, isDefault: m.id == registry.defaultModel, capabilities: m.capabilities,
             architecture: .init(objective: m.network?.config.objective ?? "encoder", imgSize: c.imgSize, patchSize: c.patchSize,
                                 inChans: c.inChans, embedDim: c.embedDim, depth: c.depth, numHeads: c.numHeads, qkvBias: c.qkvBias,
                                 parameters: m.parameterCount),

@@ -43,6 +43,14 @@ public final class Metrics: @unchecked Sendable {
         lock.lock(); gauges[name, default: [:]][Self.key(labels)] = value; lock.unlock()
     }
 
+    /// Drops one labelled series of a gauge (an info metric whose labels changed).
+    public func remove(_ name: String, _ labels: [(String, String)]) {
+        lock.lock()
+        gauges[name]?[Self.key(labels)] = nil
+        if gauges[name]?.isEmpty == true { gauges[name] = nil }
+        lock.unlock()
+    }
+
     public func observe(_ name: String, _ labels: [(String, String)] = [], _ value: Double, buckets: [Double] = Metrics.latencyBuckets) {
         lock.lock()
         let k = Self.key(labels)

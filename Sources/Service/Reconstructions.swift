@@ -48,14 +48,14 @@ extension Service {
                     let strip = Image.hstack(panels.map { $0.upscaledNearest(factor: scale) }, gap: 2 * scale)
                     if wantsJSON {
                         func b64(_ image: Image) throws -> String { Data(try PNGEncoder.encode(image.upscaledNearest(factor: scale))).base64EncodedString() }
-                        respond(.json(ReconstructionResponse(
-                            model: model.id, mask: masked, maskRatio: Double(masked.count) / Double(n), patches: n, grid: c.gridSize,
+                        respond(Self.versioned(.json(ReconstructionResponse(
+                            model: model.id, modelVersion: model.version, mask: masked, maskRatio: Double(masked.count) / Double(n), patches: n, grid: c.gridSize,
                             stats: stats, masking: masking, seed: Nullable(seed), mse: mse, psnr: psnr, scale: scale,
                             errors: errors.map(Nullable.init), warnings: warnings, ood: score,
                             images: .init(strip: Data(try PNGEncoder.encode(strip)).base64EncodedString(),
                                           original: try b64(figure.original), masked: try b64(figure.masked),
                                           reconstruction: try b64(figure.reconstruction), composite: try b64(figure.composite),
-                                          heatmap: try b64(figure.heatmap)))))
+                                          heatmap: try b64(figure.heatmap)))), model))
                     } else {
                         var response = ServiceResponse.png(try PNGEncoder.encode(strip))
                         response.headers += [("X-Mask-Ratio", String(format: "%.4f", Double(masked.count) / Double(n))),
@@ -63,7 +63,7 @@ extension Service {
                                              ("X-Panels", "original,masked,reconstruction,reconstruction+visible,error_heatmap")]
                         if !warnings.isEmpty { response.headers.append(("X-Warnings", warnings.map(\.code).joined(separator: ","))) }
                         if let score { response.headers.append(("X-OOD-Percentile", String(format: "%.1f", score.percentile))) }
-                        respond(response)
+                        respond(Self.versioned(response, model))
                     }
                 } catch {
                     options.log("error: request \(request.requestID) \(request.path): PNG encoding failed: \(error)")

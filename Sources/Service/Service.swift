@@ -19,6 +19,8 @@ public final class Service: @unchecked Sendable {
         public var cropWarningShare = 0.2
         /// Score every image's reconstruction error where a calibrated pixel decoder shares the model's encoder.
         public var oodScores = true
+        /// `POST /v1/models/{id}/load` and `/unload` (off: those paths are not routed, 404).
+        public var modelControl = false
         /// Where unexpected errors are written (their text never reaches the client).
         public var log: @Sendable (String) -> Void = { _ in }
         public init() {}
@@ -30,6 +32,8 @@ public final class Service: @unchecked Sendable {
     public let batcher: Batcher
     public let metrics: Metrics
     public let options: Options
+    /// Loads, swaps and unloads models while serving (control API and folder watcher).
+    public let loader: ModelLoader
     private let stateLock = NSLock()
     private var _ready = false
     private var _draining = false
@@ -39,6 +43,7 @@ public final class Service: @unchecked Sendable {
         self.metrics = metrics
         self.options = options
         batcher = Batcher(limits: limits, metrics: metrics)
+        loader = ModelLoader(registry: registry, batcher: batcher, metrics: metrics, log: options.log)
         describeMetrics()
     }
 
@@ -46,11 +51,21 @@ public final class Service: @unchecked Sendable {
     public func markReady() { stateLock.lock(); _ready = true; stateLock.unlock() }
     public func markDraining() { stateLock.lock(); _draining = true; stateLock.unlock() }
 
+    /// Watches the models folder for added, replaced and removed model directories (`--watch-models`).
+    public func watchModels(every interval: TimeInterval) { loader.watch(every: interval) }
+
     /// A route the HTTP layer registers: method, path pattern (`{id}` segments) and handler.
     public struct Route: Sendable {
         public let method: String
         public let pattern: String
+        /// Whether a request must send a body (a POST that needs none, such as a model load, does not).
+        public let requiresBody: Bool
         public let handler: @Sendable (ServiceRequest, [String: String], @escaping Respond) -> Void
+
+        public init(method: String, pattern: String, requiresBody: Bool? = nil,
+                    handler: @escaping @Sendable (ServiceRequest, [String: String], @escaping Respond) -> Void) {
+            self.method = method; self.pattern = pattern; self.requiresBody = requiresBody ?? (method == "POST"); self.handler = handler
+        }
     }
 
     public var routes: [Route] {
@@ -60,7 +75,10 @@ public final class Service: @unchecked Sendable {
             Route(method: "POST", pattern: "/v1/reconstructions") { [self] r, _, respond in guarded(r, respond) { try self.reconstructions(r, respond) } },
             Route(method: "GET", pattern: "/v1/models") { [self] r, _, respond in guarded(r, respond) { respond(self.listModels()) } },
             Route(method: "GET", pattern: "/v1/models/{id}") { [self] r, params, respond in
-                guarded(r, respond) { respond(.json(try self.modelCard(self.registry.model(params["id"] ?? "")))) }
+                guarded(r, respond) {
+                    let model = try self.registry.model(params["id"] ?? "")
+                    respond(Self.versioned(.json(self.modelCard(model)), model))
+                }
             },
             Route(method: "GET", pattern: "/healthz") { _, _, respond in respond(.json(StatusResponse(status: "ok"))) },
             Route(method: "GET", pattern: "/readyz") { [self] _, _, respond in
@@ -72,6 +90,7 @@ public final class Service: @unchecked Sendable {
                 self.metrics.set("bootmae_queue_depth", [], Double(self.batcher.depth))
                 respond(.text(self.metrics.render(), contentType: "text/plain; version=0.0.4; charset=utf-8"))
             },
+        ] + (options.modelControl ? controlRoutes : []) + [
             Route(method: "GET", pattern: "/") { _, _, respond in respond(Self.page(PageAssets.html, "text/html; charset=utf-8")) },
             Route(method: "GET", pattern: "/page.css") { _, _, respond in respond(Self.page(PageAssets.css, "text/css; charset=utf-8")) },
             Route(method: "GET", pattern: "/page.js") { _, _, respond in respond(Self.page(PageAssets.js, "text/javascript; charset=utf-8")) },
@@ -80,6 +99,42 @@ public final class Service: @unchecked Sendable {
                 else { respond(APIError.notFound("this server was started without its openapi.yaml").response) }
             },
         ]
+    }
+
+    /// `POST /v1/models/{id}/load` and `/unload` (with `--model-control`): answered once the loader
+    /// queue has done the work, so a 200 means the new weights (or none) serve the next request.
+    var controlRoutes: [Route] {
+        [
+            Route(method: "POST", pattern: "/v1/models/{id}/load", requiresBody: false) { [self] r, params, respond in
+                guarded(r, respond) {
+                    loader.load(params["id"] ?? "") { [self] result in
+                        switch result {
+                        case .success(let model): respond(Self.versioned(.json(modelCard(model)), model))
+                        case .failure(let error): respond(error.response)
+                        }
+                    }
+                }
+            },
+            Route(method: "POST", pattern: "/v1/models/{id}/unload", requiresBody: false) { [self] r, params, respond in
+                guarded(r, respond) {
+                    loader.unload(params["id"] ?? "") { result in
+                        switch result {
+                        case .success(let model):
+                            respond(.json(ModelUnloaded(id: model.id, modelVersion: model.version)))
+                        case .failure(let error): respond(error.response)
+                        }
+                    }
+                }
+            },
+        ]
+    }
+
+    /// An answer computed by `model`, with its version in the `X-Model-Version` header (the only
+    /// place a PNG answer can carry it; JSON answers also have `model_version`).
+    static func versioned(_ response: ServiceResponse, _ model: LoadedModel) -> ServiceResponse {
+        var r = response
+        r.headers.append(("X-Model-Version", model.version))
+        return r
     }
 
     /// One of the page's files. It loads nothing from elsewhere, which the policy states.

@@ -70,6 +70,15 @@ struct BootMAEServe: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Score each image's reconstruction error against a calibrated pixel decoder with the model's encoder (an 'ood' field and warning) [BOOTMAE_OOD_SCORE=0 turns it off].")
     var oodScore: Bool = env("BOOTMAE_OOD_SCORE").map { !["0", "false", "no", "off"].contains($0.lowercased()) } ?? true
 
+    @Flag(help: "Pick up model directories added to, replaced in or removed from --models-dir without a restart, once their files have been unchanged for one poll [BOOTMAE_WATCH_MODELS=1].")
+    var watchModels: Bool = env("BOOTMAE_WATCH_MODELS").map { ["1", "true", "yes", "on"].contains($0.lowercased()) } ?? false
+
+    @Option(help: "How often --watch-models looks at the folder, in ms [BOOTMAE_WATCH_INTERVAL_MS].")
+    var watchIntervalMs: Int = env("BOOTMAE_WATCH_INTERVAL_MS").flatMap(Int.init) ?? 1000
+
+    @Flag(help: "Enable POST /v1/models/{id}/load and /unload (behind --api-key when one is set) [BOOTMAE_MODEL_CONTROL=1].")
+    var modelControl: Bool = env("BOOTMAE_MODEL_CONTROL").map { ["1", "true", "yes", "on"].contains($0.lowercased()) } ?? false
+
     @Option(help: "Seconds to finish in-flight requests after SIGTERM [BOOTMAE_DRAIN_TIMEOUT].")
     var drainTimeout: Double = env("BOOTMAE_DRAIN_TIMEOUT").flatMap(Double.init) ?? 20
 
@@ -85,6 +94,7 @@ struct BootMAEServe: ParsableCommand {
         // A request larger than the whole queue could never be accepted: it would get 429 for ever.
         if maxImages > maxQueue { throw ValidationError("--max-images (\(maxImages)) cannot exceed --max-queue (\(maxQueue))") }
         if maxBatchDelayMs < 0 || requestTimeout <= 0 { throw ValidationError("delays and timeouts must be positive") }
+        if watchIntervalMs < 10 || watchIntervalMs > 3_600_000 { throw ValidationError("--watch-interval-ms must be in 10...3600000") }
         if !(warnCropShare >= 0 && warnCropShare <= 1) { throw ValidationError("--warn-crop-share must be in 0...1") }
         if split == nil { throw ValidationError("--inference-split must be image or operation, got '\(inferenceSplit)'") }
     }

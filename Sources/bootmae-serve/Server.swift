@@ -44,12 +44,13 @@ final class Server: @unchecked Sendable {
         serviceOptions.maxBodyBytes = o.maxBodyBytes
         serviceOptions.cropWarningShare = o.warnCropShare
         serviceOptions.oodScores = o.oodScore
+        serviceOptions.modelControl = o.modelControl
         let service = Service(registry: registry, limits: .init(maxBatch: o.maxBatch, maxDelay: o.maxBatchDelayMs / 1000, maxQueue: o.maxQueue),
                               options: serviceOptions)
 
         var router = Router()
         for route in service.routes {
-            let options = RouteOptions(requiresBody: route.method == "POST", tooLargeAdvice: route.method == "POST" ? Self.tooLargeAdvice : nil)
+            let options = RouteOptions(requiresBody: route.requiresBody, tooLargeAdvice: route.requiresBody ? Self.tooLargeAdvice : nil)
             router.add(HTTPMethod(route.method), route.pattern, options: options) { request, responder in
                 route.handler(Self.serviceRequest(request), request.pathParameters) { responder.send(Self.httpResponse($0)) }
             }
@@ -77,10 +78,14 @@ final class Server: @unchecked Sendable {
             throw ExitCode(2)
         }
         service.markReady()
-        log("ready on http://\(o.host):\(server.port) with \(registry.models.count) model(s) (default \(registry.defaultModel)); warm-up \(String(format: "%.2f", Date().timeIntervalSince(start))) s")
+        if o.watchModels { service.watchModels(every: Double(o.watchIntervalMs) / 1000) }
 
         // SIGTERM/SIGINT: stop accepting, finish in-flight requests, exit within the drain timeout.
+        // Dispatch registers a signal source asynchronously; "ready" is logged once both are
+        // registered, so a supervisor that signals as soon as it reads "ready" gets a drain, not a
+        // signal ignored (or a kill by the default action).
         let done = DispatchSemaphore(value: 0)
+        let registered = DispatchSemaphore(value: 0)
         var sources: [DispatchSourceSignal] = []
         for sig in [SIGTERM, SIGINT] {
             signal(sig, SIG_IGN)
@@ -90,9 +95,12 @@ final class Server: @unchecked Sendable {
                 service.markDraining()
                 server.beginDrain(timeout: .milliseconds(Int(o.drainTimeout * 1000))) { done.signal() }
             }
+            source.setRegistrationHandler { @Sendable in registered.signal() }
             source.resume()
             sources.append(source)
         }
+        for _ in sources { _ = registered.wait(timeout: .now() + 5) }
+        log("ready on http://\(o.host):\(server.port) with \(registry.models.count) model(s) (default \(registry.defaultModel)); warm-up \(String(format: "%.2f", Date().timeIntervalSince(start))) s")
         done.wait()
         log("drained; bye")
         _ = sources

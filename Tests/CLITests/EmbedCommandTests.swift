@@ -67,7 +67,7 @@ final class EmbedCommandTests: XCTestCase {
 
     func testUnloadableModelExitsWithStatus2() throws {
         try requireExecutable()
-        // An empty folder of its own: the shared temporary directory may hold anyone's config.json.
+        // An empty folder of our own (the shared temporary directory may hold anything, even a config.json).
         let empty = FileManager.default.temporaryDirectory.appendingPathComponent("no-model-\(UUID())")
         try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: empty) }

@@ -10,19 +10,7 @@ import TestSupport
 /// iBOT through the trainer on a Fashion-MNIST subset: two global crops per image, resume bit for
 /// bit across the epoch whose last layer is frozen (AdamW's per-tensor step counts and the
 /// centres are in the checkpoint), and an export that is the teacher as a plain encoder.
-final class IBOTTrainingTests: XCTestCase {
-    static let fashionMNIST = "/usr/share/datasets/fashion-mnist"
-    var scratch: URL!
-
-    override func setUpWithError() throws {
-        XCTAssertTrue(FileManager.default.fileExists(atPath: Self.fashionMNIST), "run scripts/setup.sh: Fashion-MNIST is missing")
-        TensorRuntime.configure(threads: 2)
-        scratch = FileManager.default.temporaryDirectory.appendingPathComponent("ibot-\(UUID())")
-        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws { if let scratch { try? FileManager.default.removeItem(at: scratch) } }
-
+final class IBOTTrainingTests: TrainingTestCase {
     let config = PretrainingConfig(IBOT.self, encoder: ViTConfig(
         imgSize: 28, patchSize: 7, inChans: 1, embedDim: 32, depth: 2, numHeads: 2, mlpRatio: 2, qkvBias: .qkv,
         layerNormEps: 1e-6, globalPool: .cls, mean: [0.5], std: [0.5], posEmbed: .checkpoint),

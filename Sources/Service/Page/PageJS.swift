@@ -278,7 +278,7 @@ async function runEmbedding() {
     const item = r.data[0], v = item.embedding;
     const norm = Math.sqrt(v.reduce((s, x) => s + x * x, 0));
     const card = state.models.find((x) => x.id === r.model) || m;
-    const version = [card.created ? new Date(card.created * 1000).toISOString().slice(0, 10) : null,
+    const version = [r.model_version, card.created ? new Date(card.created * 1000).toISOString().slice(0, 10) : null,
                      card.provenance && card.provenance.exported_from].filter(Boolean).join(' · ');
     const facts = [['model', r.model], ['version', version || '—'], ['dimensions', String(v.length)], ['L2 norm', norm.toFixed(4)],
                    ['pooling', card.embedding ? card.embedding.default_pooling : '—'],
