@@ -126,5 +126,10 @@ status=0; wait "$pid" || status=$?
 grep -q "could not be loaded" "$WORK/vanish.log" && grep -q "No such file or directory" "$WORK/vanish.log" \
   || { cat "$WORK/vanish.log" >&2; die "the message does not say which file went missing"; }
 $FILES readable "$WORK/vanish" || die "the run folder is unreadable after the dataset error"
-say "OK: vanished dataset files: \"$(grep -m1 -o 'error: .*' "$WORK/vanish.log" | cut -c1-160)…\""
+# Resuming on the shrunken folder trains on, but says its batches are no longer an uninterrupted run's.
+"$BIN" pretrain --data "$photos" --out "$WORK/vanish" --epochs 3 --batch-size 4 --checkpoint-every 1 --threads 2 --resume --max-steps 1 \
+  > /dev/null 2> "$WORK/vanish-resume.log" || { cat "$WORK/vanish-resume.log" >&2; die "resuming on the shrunken dataset failed"; }
+grep -q "now has 29 training images, the run's checkpoint was written with 40" "$WORK/vanish-resume.log" \
+  || { cat "$WORK/vanish-resume.log" >&2; die "resuming on the shrunken dataset does not warn"; }
+say "OK: vanished dataset files: \"$(grep -m1 -o 'error: .*' "$WORK/vanish.log" | cut -c1-160)…\"; --resume warns that the dataset changed"
 say "OK"
