@@ -202,6 +202,7 @@ struct Finetune: ParsableCommand {
                          + "\(trainer.imageCount) images in \(trainer.classifier.classes.count) classes, \(trainer.stepsPerEpoch) steps × \(recipe.epochs) epochs, batch \(recipe.batchSize)\(job.isDistributed ? " over \(job.size) ranks" : ""), lr \(recipe.lr) → \(dir.url.path)")
             let summary = try trainer.train(maxSteps: common.maxSteps, stop: stop, progress: progress)
             try dir.writeJSON(summary, to: "result.json")
+            if !summary.stoppedEarly, let warning = Exporter.nearChanceWarning(run: dir.url.path) { progress.log(warning) }
             print(String(format: "{\"steps\": %d, \"epochs\": %d, \"top1\": %@, \"best_top1\": %@, \"stopped_early\": %@}",
                          summary.steps, summary.epochs, summary.top1.map { String(format: "%.4f", $0) } ?? "null",
                          summary.bestTop1.map { String(format: "%.4f", $0) } ?? "null", summary.stoppedEarly ? "true" : "false"))
