@@ -5,8 +5,8 @@
 #     and half the moment a checkpoint write is under way, and resumed
 #     each time (the identical command line plus --resume; a fresh start if no checkpoint was written
 #     yet). After every kill each file of the run folder must parse; at the end the checkpoint must
-#     equal an uninterrupted run's tensor by tensor, bit for bit (optimizer moments included), and no
-#     temporary file may be left.
+#     equal an uninterrupted run's tensor by tensor, bit for bit (optimizer moments included), its
+#     metrics.jsonl log the same steps with the same losses, and no temporary file may be left.
 #  2. Full disk: the run folder on a small tmpfs (mounted here; root needed) that holds one checkpoint
 #     but not a second: the run must end with a message naming the file and the cause, the previous
 #     checkpoint must be intact, and with room again --resume must finish the run.
@@ -88,7 +88,8 @@ done
 $FILES same "$WORK/reference/checkpoint.safetensors" "$run/checkpoint.safetensors" >&2 \
   || die "the resumed run's checkpoint differs from the uninterrupted run's"
 ! compgen -G "$run/.*tmp-*" > /dev/null || die "temporary files left in the run folder: $(ls -a "$run")"
-say "OK: $kills kills ($in_write during a checkpoint write), $starts starts; final checkpoint bit-identical to the uninterrupted run"
+$FILES same-steps "$WORK/reference" "$run" >&2 || die "metrics.jsonl of the resumed run differs from the uninterrupted run's"
+say "OK: $kills kills ($in_write during a checkpoint write), $starts starts; final checkpoint bit-identical to the uninterrupted run, metrics.jsonl the same steps and losses"
 
 # ---- 2. A full disk during a checkpoint -------------------------------------------------------
 disk="$WORK/disk"; mkdir -p "$disk"

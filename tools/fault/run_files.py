@@ -6,6 +6,8 @@
   run_files.py same A B            two safetensors files hold the same tensors, bit for bit (names,
                                    dtypes, shapes, bytes; metadata such as train_seconds is ignored)
   run_files.py meta FILE KEY       prints one metadata value of a safetensors file
+  run_files.py same-steps A B      two run folders' metrics.jsonl log the same steps, each once, with the
+                                   same losses (timings such as img_per_s and elapsed_s may differ)
 """
 import json
 import os
@@ -93,11 +95,32 @@ def same(a, b):
     return 1 if differ else 0
 
 
+TIMINGS = {"img_per_s", "data_share", "elapsed_s"}
+
+
+def same_steps(a, b):
+    def lines(run):
+        with open(os.path.join(run, "metrics.jsonl")) as f:
+            return [{k: v for k, v in json.loads(line).items() if k not in TIMINGS} for line in f if line.strip()]
+    la, lb = lines(a), lines(b)
+    if la == lb:
+        print(f"{len(la)} metrics lines, the same steps and values")
+        return 0
+    print(f"metrics differ: steps {[m.get('step') for m in la]} vs {[m.get('step') for m in lb]}", file=sys.stderr)
+    for x, y in zip(la, lb):
+        if x != y:
+            print(f"first difference: {x} vs {y}", file=sys.stderr)
+            break
+    return 1
+
+
 def main(argv):
     if len(argv) == 3 and argv[1] == "readable":
         return readable(argv[2])
     if len(argv) == 4 and argv[1] == "same":
         return same(argv[2], argv[3])
+    if len(argv) == 4 and argv[1] == "same-steps":
+        return same_steps(argv[2], argv[3])
     if len(argv) == 4 and argv[1] == "meta":
         head, _ = header(argv[2])
         print(head.get("__metadata__", {}).get(argv[3], ""))

@@ -90,6 +90,7 @@ public final class Finetuner {
             trainSeconds = position.seconds
             checkpointImages = position.metadata["images"].flatMap(Int.init)
             checkpointShards = position.shards
+            run.dropMetrics(after: step)
         } else {
             let pretrained = try recipe.initFrom.map { try Classifier.pretrainedEncoder($0).1 }
             try classifier.initialize(from: pretrained, seed: recipe.seed)

@@ -233,6 +233,7 @@ public final class Pretrainer {
         trainSeconds = position.seconds
         checkpointImages = position.metadata["images"].flatMap(Int.init)
         checkpointShards = position.shards
+        run.dropMetrics(after: step)
     }
 
     /// The number of training images when the checkpoint resumed from was written (nil: older checkpoints).

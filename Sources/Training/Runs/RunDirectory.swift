@@ -104,6 +104,20 @@ public struct RunDirectory: Sendable {
         try? handle.write(contentsOf: line + Data("\n".utf8))
     }
 
+    /// Drops the metrics.jsonl lines of steps after `step` (and any line cut short): what a run
+    /// logged after its last checkpoint before it was killed, which the resumed run logs again, so
+    /// the file and loss.png hold each step once. Rewritten atomically, only when something goes.
+    public func dropMetrics(after step: Int) {
+        guard let text = try? String(contentsOf: file("metrics.jsonl"), encoding: .utf8) else { return }
+        let lines = text.split(separator: "\n")
+        let kept = lines.filter { line in
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return false }
+            return ((object["step"] as? NSNumber)?.intValue ?? 0) <= step
+        }
+        guard kept.count != lines.count else { return }
+        try? AtomicFile.write(Data(kept.map { $0 + "\n" }.joined().utf8), to: file("metrics.jsonl"))
+    }
+
     /// Every line of metrics.jsonl as a dictionary.
     public func readMetrics() -> [[String: Any]] {
         guard let text = try? String(contentsOf: file("metrics.jsonl"), encoding: .utf8) else { return [] }
