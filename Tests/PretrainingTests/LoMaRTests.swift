@@ -171,8 +171,8 @@ final class LoMaRTests: XCTestCase {
         let lomar = try XCTUnwrap(network.objective as? LoMaR)
         XCTAssertTrue(lomar.encoder.blocks.allSatisfy { $0.attn.rpeK!.table.value.data.allSatisfy { $0 == 0 } }, "zero tables")
         XCTAssertTrue(lomar.maskToken.value.data.contains { $0 != 0 })
-        XCTAssertEqual(network.capabilities, [.embed])
-        XCTAssertFalse(network.canReconstruct)
+        XCTAssertEqual(network.capabilities, [.embed, .reconstruct])
+        XCTAssertTrue(network.canReconstruct)
         XCTAssertEqual(ObjectiveRegistry.objective(named: "lomar").map { $0.name }, "lomar")
 
         // config.json round trip, and a config with absolute positions is refused by field name.
@@ -183,6 +183,34 @@ final class LoMaRTests: XCTestCase {
         XCTAssertTrue(bad.validationErrors().contains { $0.contains("pos_embed") })
         XCTAssertThrowsError(try LoMaR.configure(shape, maskRatio: 0.8, flags: try ObjectiveFlagValues(
             parsing: ["--window-size", "9"], declared: LoMaR.flags, objective: "lomar")))
+    }
+
+    /// Reconstructions tile the grid with training-sized windows: on the 8×8 grid four 4×4 tiles
+    /// cover each patch once, so the prediction is the training forward's on those windows with the
+    /// mask's patches masked, scattered back to the grid.
+    func testReconstructionPredictsEveryWindowAsTraining() throws {
+        XCTAssertEqual(LoMaR.tileStarts(grid: 8, size: 4), [0, 4])
+        XCTAssertEqual(LoMaR.tileStarts(grid: 7, size: 4), [0, 3])
+        XCTAssertEqual(LoMaR.tileStarts(grid: 28, size: 4).count, 7)
+        let (model, io) = try loadTiny()
+        let images = try io.tensor("images")
+        var rng = SeededRandom(seed: 21)
+        XCTAssertEqual(model.maskedCount, 52, "MAE's rule: N − ⌊N·0.2⌋")
+        let mask = RandomMasking.plan(batch: 3, numPatches: 64, visible: 64 - model.maskedCount, rng: &rng)
+        let got = model.predictPixels(images, plan: mask)
+        let windows = (0..<3).flatMap { n in [0, 4].flatMap { top in [0, 4].map { TokenWindow(image: n, top: top, left: $0) } } }
+        let loss = mask.lossMask
+        let plan = LoMaRPlan(batch: 3, size: 4, windows: windows,
+                             masks: windows.map { w in (0..<16).map { loss[w.image * 64 + (w.top + $0 / 4) * 8 + w.left + $0 % 4] == 1 } })
+        let rows = model.step(images, plan: plan, backward: false).prediction
+        let grid = TokenOps.windowsBackward(rows, batch: 3, tokens: 64, gridWidth: 8, size: 4, windows: windows)
+        let expected = PatchOps.patchify(PixelTargets.unpatchifyChannelsLast(grid, patch: 4, channels: 3, height: 32, width: 32), patch: 4)
+        XCTAssertEqual(got.patches, expected)
+        XCTAssertEqual(got.normalization?.groupSize, 48)
+        let network = try PretrainingDirectory.load(Fixtures.url("pretrain/lomar_tiny"))
+        let reconstruction = network.reconstruct(images, plan: mask, statistics: .visible)
+        XCTAssertEqual(reconstruction.pixels.shape, [3, 64, 48])
+        XCTAssertTrue(reconstruction.pixels.data.allSatisfy(\.isFinite))
     }
 
     /// A saved LoMaR network loads back and serves the same embeddings (the encoder the service runs).

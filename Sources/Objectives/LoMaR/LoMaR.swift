@@ -49,6 +49,22 @@ public struct LoMaR: Sendable {
         return PixelTargets.normalized(patches, groupSize: patches.lastDim, unbiased: true, eps: 1e-6)
     }
 
+    /// What one forward keeps for backward.
+    struct Forward {
+        let prediction: Tensor, latent: Tensor, tokens: Tensor
+        let patchCache: PatchEmbed.Cache, cache: VisionTransformer.TokenCache
+    }
+
+    /// patch_embed on the whole image → the plan's windows → masked patches ← mask_token → cls +
+    /// encoder + norm per window → encoder_pred on the window tokens: (R, K², p·p·C).
+    func forward(_ images: Tensor, windows: [TokenWindow], size k: Int, maskFlags flags: [Bool]) -> Forward {
+        let (patches, patchCache) = encoder.patchEmbed.forward(images)
+        let rows = TokenOps.windows(patches, gridWidth: encoder.config.gridSize, size: k, windows: windows)
+        let (latent, cache) = encoder.forwardTokens(TokenOps.replaceMasked(rows, mask: flags, with: maskToken.value))
+        let tokens = DecoderInput.dropClass(latent)
+        return Forward(prediction: encoderPred.forward(tokens), latent: latent, tokens: tokens, patchCache: patchCache, cache: cache)
+    }
+
     /// Forward, and with `backward` every trainable gradient (accumulated). `lossBatch`: the images
     /// the loss averages over when `images` are one shard of them: the loss is the mean over the
     /// masked patches of all the batch's windows (`(loss * mask).sum() / mask.sum()`).
@@ -56,25 +72,21 @@ public struct LoMaR: Sendable {
         let c = encoder.config
         let (b, n, grid, k) = (images.shape[0], c.numPatches, c.gridSize, plan.size)
         precondition(plan.batch == b, "LoMaR: a plan of \(plan.batch) images for \(b)")
-        let (patches, patchCache) = encoder.patchEmbed.forward(images)
-        let windows = TokenOps.windows(patches, gridWidth: grid, size: k, windows: plan.windows)
         let flags = plan.maskFlags
-        let (latent, cache) = encoder.forwardTokens(TokenOps.replaceMasked(windows, mask: flags, with: maskToken.value))
-        let tokens = DecoderInput.dropClass(latent)
-        let prediction = encoderPred.forward(tokens)
+        let f = forward(images, windows: plan.windows, size: k, maskFlags: flags)
         let target = TokenOps.windows(target(images), gridWidth: grid, size: k, windows: plan.windows)
 
-        let dim = prediction.lastDim
+        let dim = f.prediction.lastDim
         let masked = plan.maskedPerWindow * plan.windowsPerImage * (lossBatch ?? b)
-        let (loss, dPrediction) = WeightedMSE.forwardBackward(prediction: prediction, target: target, weight: flags.map { $0 ? 1 : 0 },
+        let (loss, dPrediction) = WeightedMSE.forwardBackward(prediction: f.prediction, target: target, weight: flags.map { $0 ? 1 : 0 },
                                                               normalizer: Float(masked * dim))
         if backward {
-            let dLatent = DecoderInput.dropClassBackward(encoderPred.backward(dPrediction, input: tokens))
-            let dMasked = encoder.backwardTokens(dLatent, cache: cache)
+            let dLatent = DecoderInput.dropClassBackward(encoderPred.backward(dPrediction, input: f.tokens))
+            let dMasked = encoder.backwardTokens(dLatent, cache: f.cache)
             let dWindows = maskToken.withGradPointer { TokenOps.replaceMaskedBackward(dMasked, mask: flags, embeddingGrad: $0) }
             let dPatches = TokenOps.windowsBackward(dWindows, batch: b, tokens: n, gridWidth: grid, size: k, windows: plan.windows)
-            _ = encoder.patchEmbed.backward(dPatches, cache: patchCache)
+            _ = encoder.patchEmbed.backward(dPatches, cache: f.patchCache)
         }
-        return Output(loss: loss, prediction: prediction, target: target, latent: latent)
+        return Output(loss: loss, prediction: f.prediction, target: target, latent: f.latent)
     }
 }
