@@ -28,6 +28,12 @@ let package = Package(
         .systemLibrary(name: "CLibPNG", pkgConfig: "libpng16", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CLibJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg62-turbo-dev"])]),
+        // Open MPI for training over several processes (`mpirun`). Optional: the module map links
+        // nothing itself, so without libopenmpi-dev (pkg-config ompi-c not found: a warning) the
+        // shim compiles stubs that report "built without Open MPI" and training runs in one process.
+        .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
+        // The MPI calls bootmae-train makes, as C functions (MPI's handles are macros Swift cannot import).
+        .target(name: "CMPIShim", dependencies: ["CMPI"], cSettings: optimizedC),
         // setjmp-safe wrappers around libpng / libjpeg: errors come back as codes, never abort().
         .target(name: "CImageCodecs", dependencies: ["CLibPNG", "CLibJPEG"], cSettings: optimizedC),
 
@@ -52,12 +58,15 @@ let package = Package(
         // libFuzzer harness for the request parser (scripts/fuzz-http.sh); a corpus replayer in normal builds.
         .executableTarget(name: "http-parser-fuzz", dependencies: ["HTTP"]),
 
+        // The ranks of an Open MPI job as a `Collective` (order-preserving sums from MPI collectives).
+        .target(name: "Distributed", dependencies: ["Tensor", "CMPIShim"], swiftSettings: optimized),
+
         // Datasets, augmentation, optimizers, schedules, training loops, evaluation.
         .target(name: "Training", dependencies: ["Tensor", "ViT", "Checkpoint", "Objectives", "ImageKit", "Plot", "CZlib"], swiftSettings: optimized),
 
         .executableTarget(
             name: "bootmae-train",
-            dependencies: ["Tensor", "ViT", "Checkpoint", "Objectives", "ImageKit", "Plot", "Training",
+            dependencies: ["Tensor", "ViT", "Checkpoint", "Objectives", "ImageKit", "Plot", "Training", "Distributed",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: optimized),
         // The inference service: model registry, batching, endpoint handlers, metrics (no sockets).

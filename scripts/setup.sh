@@ -10,6 +10,8 @@ PACKAGES=(
   libjpeg62-turbo-dev   # JPEG decode
   zlib1g-dev            # gunzip for the IDX dataset files
   dataset-fashion-mnist # training/eval data (IDX files under /usr/share/datasets/fashion-mnist)
+  openmpi-bin           # mpirun: training over several processes/machines (scripts/mpi-check.sh)
+  libopenmpi-dev        # mpi.h + pkg-config ompi-c (optional at build time: without it, one process only)
 )
 
 missing=()

@@ -5,7 +5,15 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 swift build --build-tests
 swift test --skip-build
+# Training over Open MPI: 2 ranks bit-identical to one process with 2 shards, a killed rank, SIGTERM.
+bash scripts/mpi-check.sh
 # Black-box checks of the real server: OpenAPI conformance (schemathesis) and a short load run (wrk).
 bash scripts/server-checks.sh
+# The deployment manifests, offline: kubernetes-validate --strict, cross-checks, promtool (deploy/).
+bash scripts/k8s-validate.sh
+# Three replicas behind nginx, scraped by Prometheus: one SIGTERMed, one SIGKILLed under load, no failed request.
+bash scripts/replicas-check.sh
+# The page at GET / in headless Chromium (Selenium): upload, reconstruction, patch toggles, labels, screenshots.
+bash scripts/browser-check.sh
 # A short bounded fuzz run of the HTTP request parser (libFuzzer + AddressSanitizer).
 bash scripts/fuzz-http.sh 20 > /dev/null 2>&1 || { echo "fuzz-http: the parser fuzzer found a failure (see .build-fuzz/artifacts)" >&2; exit 1; }

@@ -12,6 +12,12 @@ enum ImageInput {
     case list([String?])
 }
 
+/// `mask`: patch indices, or an image (base64 or a data URI) whose white parts are masked.
+enum MaskInput {
+    case indices([Double?])
+    case image(String)
+}
+
 /// A body whose images come in `input` (JSON) or beside its options (raw image, multipart).
 protocol ImageRequest: Decodable {
     /// Reads every option; throws only when a JSON body is not valid JSON.
@@ -72,9 +78,9 @@ struct ReconstructionRequest: ImageRequest {
     /// Strictly between 0 and 1 (checked against the model's patch count).
     var maskRatio: Field<Double>
     var seed: Field<Int>
-    /// Masked patch indices, row-major; replaces mask_ratio, seed and masking. An item that is not
-    /// a number is nil: the handler, which knows the patch count, refuses it.
-    var mask: Field<[Double?]>
+    /// Masked patch indices, row-major, or a mask image; replaces mask_ratio, seed and masking. An
+    /// index that is not a number is nil: the handler, which knows the patch count, refuses it.
+    var mask: Field<MaskInput>
     var masking: Field<MaskingSpec>
     var scale: Field<Int>
     var stats: Field<ReconstructionStats>
@@ -91,7 +97,7 @@ struct ReconstructionRequest: ImageRequest {
         maskRatio = try f.number(CodingKeys.maskRatio)
         // Below 9e15 every integer is exact as a Double.
         seed = try f.integer(CodingKeys.seed, "'seed' must be a non-negative integer") { $0 >= 0 && $0 == $0.rounded() && $0 < 9e15 }
-        mask = try f.numbers(CodingKeys.mask, notAList: "'mask' must be a list of patch indices")
+        mask = try f.numbersOrImage(CodingKeys.mask, neither: "'mask' must be a list of patch indices or a mask image (base64 or a data URI)")
         masking = try f.choice(CodingKeys.masking)
         // A fraction is cut off (2.5 is 2), as it always was.
         scale = try f.integer(CodingKeys.scale, "'scale' must be an integer in 1...16") { $0 >= 1 && $0 < 17 }

@@ -60,6 +60,10 @@ struct EmbeddingResponse: Codable {
         var object = "embedding"
         var index: Int
         var embedding: Embedding
+        /// What about this image the model was not trained for (empty when nothing).
+        var warnings: [InputWarning]
+        /// Absent when no calibrated pixel decoder shares this model's encoder.
+        var ood: OODScore?
     }
 
     /// JSON numbers — each float32 widened to the Double of the same value, so a client parsing
@@ -108,6 +112,8 @@ struct ClassificationResponse: Codable {
         var index: Int
         /// Best first.
         var labels: [Label]
+        var warnings: [InputWarning]
+        var ood: OODScore?
     }
 
     struct Label: Codable {
@@ -133,6 +139,10 @@ struct ReconstructionResponse: Codable {
     var mse: Double
     var psnr: Double
     var scale: Int
+    /// Per patch (row-major): the masked patch's MSE in [0, 1] pixel units; null for visible patches.
+    var errors: [Nullable<Double>]
+    var warnings: [InputWarning]
+    var ood: OODScore?
     var images: Images
 
     /// How the mask was drawn; `explicit` is the request's `mask`.
@@ -151,10 +161,12 @@ struct ReconstructionResponse: Codable {
         var masked: String
         var reconstruction: String
         var composite: String
+        /// Masked patches coloured by their error (0 to this image's largest), visible ones dimmed gray.
+        var heatmap: String
     }
 
     enum CodingKeys: String, CodingKey {
-        case object, model, mask, maskRatio = "mask_ratio", patches, grid, stats, masking, seed, mse, psnr, scale, images
+        case object, model, mask, maskRatio = "mask_ratio", patches, grid, stats, masking, seed, mse, psnr, scale, errors, warnings, ood, images
     }
 }
 
@@ -181,10 +193,27 @@ struct ModelCard: Codable {
     var labels: [String]?
     /// Only for models that reconstruct.
     var reconstruction: ReconstructionDefaults?
+    /// What the model was made for, when its config.json says (`intended_input`).
+    var intendedInput: IntendedInput?
+    /// How its answers' `ood` scores are measured; absent when they have none.
+    var oodScore: OODScoring?
 
     enum CodingKeys: String, CodingKey {
         case id, object, created, ownedBy = "owned_by", isDefault = "default", capabilities, architecture, embedding,
-             preprocessing, limits, provenance, labels, reconstruction
+             preprocessing, limits, provenance, labels, reconstruction, intendedInput = "intended_input", oodScore = "ood_score"
+    }
+
+    struct OODScoring: Codable {
+        var referenceModel: String
+        var calibrationImages: Int
+        var dataset: String
+        var metric: String
+        var `protocol`: ReconstructionErrorProtocol
+        var warningPercentile: Double
+        enum CodingKeys: String, CodingKey {
+            case referenceModel = "reference_model", calibrationImages = "calibration_images", dataset, metric, `protocol`,
+                 warningPercentile = "warning_percentile"
+        }
     }
 
     struct Architecture: Codable {

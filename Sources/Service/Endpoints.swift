@@ -17,22 +17,25 @@ extension Service {
                                    + "truncated; leave it out or send \(model.config.embedDim)", param: "dimensions")
         }
         let format = try body.encodingFormat.get() ?? .float
-        let tensors = try modelInputs(images, for: model)
+        let prepared = try modelInputs(images, for: model)
+        let tensors = prepared.map(\.tensor)
         let tokensPerImage = model.config.numTokens
-        let gather = Gather<[Float]>(count: tensors.count, finish: { vectors in
+        let deadline = Date().addingTimeInterval(options.requestTimeout)
+        let gather = Gather<[Float]>(count: tensors.count, finish: { [self] vectors in oodScores(tensors, for: model, deadline: deadline) { scores in
             let data = vectors.enumerated().map { i, raw in
                 var v = raw
                 if normalize {
                     let norm = v.reduce(0) { $0 + $1 * $1 }.squareRoot()
                     if norm > 0 { v = v.map { $0 / norm } }
                 }
-                return EmbeddingResponse.Item(index: i, embedding: .init(v, format: format))
+                return EmbeddingResponse.Item(index: i, embedding: .init(v, format: format),
+                                              warnings: Self.warnings(prepared[i], scores?[i]), ood: scores?[i])
             }
             let tokens = vectors.count * tokensPerImage
             respond(.json(EmbeddingResponse(model: model.id, data: data,
                                             usage: .init(images: vectors.count, promptTokens: tokens, totalTokens: tokens))))
-        }, fail: { respond($0.response) })
-        try batcher.submit(model: model, inputs: tensors, kind: .embed(pooling), deadline: Date().addingTimeInterval(options.requestTimeout)) { i, result in
+        } }, fail: { respond($0.response) })
+        try batcher.submit(model: model, inputs: tensors, kind: .embed(pooling), deadline: deadline) { i, result in
             gather.complete(i, result.map { if case .embedding(let e) = $0 { return e } else { return [] } })
         }
     }
@@ -48,20 +51,28 @@ extension Service {
                 + (classifiers.isEmpty ? "" : "; classifiers: \(classifiers.joined(separator: ", "))"), param: "model", code: "model_cannot_classify")
         }
         let k = min(try body.topK.get() ?? 5, labels.count)
-        let tensors = try modelInputs(images, for: model)
-        let gather = Gather<[Float]>(count: tensors.count, finish: { all in
+        let prepared = try modelInputs(images, for: model)
+        let tensors = prepared.map(\.tensor)
+        let deadline = Date().addingTimeInterval(options.requestTimeout)
+        let gather = Gather<[Float]>(count: tensors.count, finish: { [self] all in oodScores(tensors, for: model, deadline: deadline) { scores in
             let data = all.enumerated().map { i, logits in
                 let m = logits.max() ?? 0
                 let e = logits.map { Foundation.exp(Double($0 - m)) }
                 let z = e.reduce(0, +)
                 let ranked = e.indices.sorted { e[$0] > e[$1] || (e[$0] == e[$1] && $0 < $1) }.prefix(k)
-                return ClassificationResponse.Item(index: i, labels: ranked.map { .init(label: labels[$0], score: e[$0] / z) })
+                return ClassificationResponse.Item(index: i, labels: ranked.map { .init(label: labels[$0], score: e[$0] / z) },
+                                                   warnings: Self.warnings(prepared[i], scores?[i]), ood: scores?[i])
             }
             respond(.json(ClassificationResponse(model: model.id, data: data)))
-        }, fail: { respond($0.response) })
-        try batcher.submit(model: model, inputs: tensors, kind: .classify, deadline: Date().addingTimeInterval(options.requestTimeout)) { i, result in
+        } }, fail: { respond($0.response) })
+        try batcher.submit(model: model, inputs: tensors, kind: .classify, deadline: deadline) { i, result in
             gather.complete(i, result.map { if case .logits(let l) = $0 { return l } else { return [] } })
         }
+    }
+
+    /// An image's conversion warnings, then the out-of-distribution one when its score earns it.
+    static func warnings(_ image: PreparedImage, _ score: OODScore?) -> [InputWarning] {
+        image.warnings + (score?.warning.map { [$0] } ?? [])
     }
 
     // MARK: GET /v1/models
@@ -86,6 +97,11 @@ extension Service {
             labels: m.canClassify ? c.labels : nil,
             reconstruction: m.network?.reconstructor.map {
                 .init(defaultMaskRatio: Double($0.maskedCount) / Double(c.numPatches), defaultMasking: $0.defaultMasking, patches: c.numPatches)
-            })
+            },
+            intendedInput: m.intendedInput,
+            oodScore: (options.oodScores ? registry.oodReference(for: m) : nil).flatMap { ref in ref.calibration.map {
+                .init(referenceModel: ref.id, calibrationImages: $0.errors.count, dataset: $0.dataset, metric: $0.metric, protocol: $0.measure,
+                      warningPercentile: OODScore.warningPercentile)
+            } })
     }
 }

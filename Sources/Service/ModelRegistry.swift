@@ -16,6 +16,11 @@ public final class LoadedModel: @unchecked Sendable {
     public let preprocessor: ImagePreprocessor
     public let created: Int
     public let provenance: [String: String]
+    /// What the directory says it was made for (config.json `intended_input`).
+    public let intendedInput: IntendedInput?
+    /// The masked-patch errors of held-out images (`ood_calibration.json`), kept only when this
+    /// model's pixel decoder can measure with its protocol.
+    public let calibration: ReconstructionErrorCalibration?
     /// The encoder's inference buffers, reused by every batch. Only the compute thread (and the
     /// warm-up before it starts) runs forwards, so one workspace per model suffices.
     let workspace = InferenceWorkspace()
@@ -50,6 +55,26 @@ public final class LoadedModel: @unchecked Sendable {
         let attributes = try? FileManager.default.attributesOfItem(atPath: weights.path)
         created = Int((attributes?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0)
         provenance = Self.readProvenance(directory.appendingPathComponent("MODEL_CARD.md"))
+        intendedInput = try IntendedInput.read(directory)
+        let calibration = try ReconstructionErrorCalibration.read(directory)
+        if let calibration, network?.canReconstruct != true || calibration.errors.isEmpty
+            || !(1..<config.numPatches).contains(calibration.measure.maskedPatches) || calibration.measure.seeds.isEmpty {
+            throw ModelRegistry.LoadError(description: "\(ReconstructionErrorCalibration.fileName) needs a model with a pixel decoder, "
+                + "at least one error, one seed, and 1..<\(config.numPatches) masked patches")
+        }
+        self.calibration = calibration
+    }
+
+    /// What must match for one model's pixel decoder to score another's inputs: the encoder's
+    /// shape and its preprocessing (the same images become the same tensors).
+    var inputSignature: [Double] {
+        let c = config
+        let shape: [Int] = [c.imgSize, c.patchSize, c.inChans, c.embedDim, c.depth, c.numHeads]
+        var out: [Double] = shape.map { Double($0) }
+        out += c.mean.map { Double($0) }
+        out += c.std.map { Double($0) }
+        out.append(c.cropPct ?? 1)
+        return out
     }
 
     /// The first paragraph of MODEL_CARD.md and its "- key: value"-style bullet lines.
@@ -71,6 +96,9 @@ public final class LoadedModel: @unchecked Sendable {
 public final class ModelRegistry: @unchecked Sendable {
     public let models: [String: LoadedModel]
     public let defaultModel: String
+    /// Model id → the calibrated model that scores its inputs (itself, or a sibling pretraining
+    /// export with the same encoder shape and preprocessing, the first by name).
+    let oodReferences: [String: String]
 
     public struct LoadError: Error, CustomStringConvertible { public let description: String }
 
@@ -102,6 +130,18 @@ public final class ModelRegistry: @unchecked Sendable {
         }
         self.models = models
         self.defaultModel = defaultModel ?? models.keys.sorted()[0]
+        var references: [String: String] = [:]
+        let calibrated = models.keys.sorted().filter { models[$0]!.calibration != nil }
+        for (name, m) in models {
+            if m.calibration != nil { references[name] = name; continue }
+            if let sibling = calibrated.first(where: { models[$0]!.inputSignature == m.inputSignature }) { references[name] = sibling }
+        }
+        oodReferences = references
+    }
+
+    /// The calibrated model that scores `model`'s inputs, if any.
+    func oodReference(for model: LoadedModel) -> LoadedModel? {
+        oodReferences[model.id].flatMap { models[$0] }
     }
 
     public func model(_ id: String?) throws -> LoadedModel {

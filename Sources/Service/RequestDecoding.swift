@@ -4,8 +4,8 @@ import Foundation
 /// and multipart/form-data file parts.
 enum ImageInputs {
     /// Decodes one JSON `input` item: a base64 string or a `data:image/...;base64,` URI.
-    static func decode(_ item: String?, index: Int?) throws -> [UInt8] {
-        let param = index.map { "input[\($0)]" } ?? "input"
+    static func decode(_ item: String?, index: Int?, param name: String = "input") throws -> [UInt8] {
+        let param = index.map { "\(name)[\($0)]" } ?? name
         guard var text = item else {
             throw APIError.invalid("\(param) must be a string: base64 image bytes or a data URI", param: param)
         }
@@ -75,7 +75,10 @@ enum ImageInputs {
             let content = Array(body[(split + 4)..<partEnd])
             let disposition = headerText.split(separator: "\r\n").first { $0.hasPrefix("content-disposition:") } ?? ""
             let name = value(of: "name", in: String(disposition))
-            if disposition.contains("filename=") || headerText.contains("content-type: image/") || ["input", "file", "image"].contains(name ?? "") {
+            if name == "mask" && (disposition.contains("filename=") || headerText.contains("content-type: image/")) {
+                // A mask image travels as the string a JSON body would send: a data URI.
+                fields["mask"] = "data:application/octet-stream;base64," + Data(content).base64EncodedString()
+            } else if disposition.contains("filename=") || headerText.contains("content-type: image/") || ["input", "file", "image"].contains(name ?? "") {
                 files.append(content)
             } else if let name {
                 fields[name] = String(decoding: content, as: UTF8.self)

@@ -151,17 +151,19 @@ struct RequestFields {
         }
     }
 
-    /// A list of numbers; an item that is not one is nil (the handler names what it needed).
-    func numbers(_ key: some CodingKey, notAList message: String) throws -> Field<[Double?]> {
+    /// A list of numbers (an item that is not one is nil: the handler names what it needed), or a
+    /// string: an image (base64 or a data URI; the only form a query parameter or form field can take).
+    func numbersOrImage(_ key: some CodingKey, neither message: String) throws -> Field<MaskInput> {
         let name = key.stringValue
         let error = APIError.invalid(message, param: name)
         switch source(key) {
         case .absent: return Field(nil)
-        case .string: return Field(error: error)
+        case .string(let s): return Field(.image(s))
         case .json(let body, let k):
             if try body.decodeNil(forKey: k) { return Field(nil) }
+            if let s = try Self.attempt(String.self, body, k) { return Field(.image(s)) }
             guard let items = try Self.attempt([AnyJSON].self, body, k) else { return try Self.refuse(body, k, error) }
-            return Field(items.map(\.number))
+            return Field(.indices(items.map(\.number)))
         }
     }
 

@@ -2,6 +2,7 @@ import Foundation
 import Tensor
 import ViT
 import ImageKit
+import Objectives
 
 /// The inference service: decodes requests, runs models through the batcher, encodes responses.
 /// It knows requests and models, not sockets; the executable connects it to the HTTP server.
@@ -12,6 +13,10 @@ public final class Service: @unchecked Sendable {
         public var requestTimeout: TimeInterval = 30
         public var apiKey: String?
         public var openAPI: String?
+        /// Warn (`cropped`) when the center crop cuts away more than this share of an image's area for its aspect ratio.
+        public var cropWarningShare = 0.2
+        /// Score every image's reconstruction error where a calibrated pixel decoder shares the model's encoder.
+        public var oodScores = true
         /// Where unexpected errors are written (their text never reaches the client).
         public var log: @Sendable (String) -> Void = { _ in }
         public init() {}
@@ -65,11 +70,22 @@ public final class Service: @unchecked Sendable {
                 self.metrics.set("bootmae_queue_depth", [], Double(self.batcher.depth))
                 respond(.text(self.metrics.render(), contentType: "text/plain; version=0.0.4; charset=utf-8"))
             },
+            Route(method: "GET", pattern: "/") { _, _, respond in respond(Self.page(PageAssets.html, "text/html; charset=utf-8")) },
+            Route(method: "GET", pattern: "/page.css") { _, _, respond in respond(Self.page(PageAssets.css, "text/css; charset=utf-8")) },
+            Route(method: "GET", pattern: "/page.js") { _, _, respond in respond(Self.page(PageAssets.js, "text/javascript; charset=utf-8")) },
             Route(method: "GET", pattern: "/openapi.yaml") { [self] _, _, respond in
                 if let spec = self.options.openAPI { respond(.text(spec, contentType: "application/yaml")) }
                 else { respond(APIError.notFound("this server was started without its openapi.yaml").response) }
             },
         ]
+    }
+
+    /// One of the page's files. It loads nothing from elsewhere, which the policy states.
+    static func page(_ text: String, _ contentType: String) -> ServiceResponse {
+        var r = ServiceResponse.text(text, contentType: contentType)
+        r.headers += [("Cache-Control", "no-cache"), ("X-Content-Type-Options", "nosniff"),
+                      ("Content-Security-Policy", "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; frame-ancestors 'none'")]
+        return r
     }
 
     /// Authorization for /v1/*, then the handler; any thrown APIError becomes its JSON response.
@@ -130,8 +146,9 @@ public final class Service: @unchecked Sendable {
         }
     }
 
-    /// Decodes and preprocesses every image (on the caller's thread, overlapping other requests' inference).
-    func modelInputs(_ images: [[UInt8]], for model: LoadedModel) throws -> [[Float]] {
+    /// Decodes and preprocesses every image (on the caller's thread, overlapping other requests' inference),
+    /// noting what the conversion did to each that the model was not trained for.
+    func modelInputs(_ images: [[UInt8]], for model: LoadedModel) throws -> [PreparedImage] {
         guard images.count <= options.maxImagesPerRequest else {
             throw APIError.tooLarge("\(images.count) images in one request; the limit is \(options.maxImagesPerRequest)", param: "input")
         }
@@ -140,11 +157,35 @@ public final class Service: @unchecked Sendable {
         return try images.enumerated().map { i, bytes in
             let param = images.count == 1 ? "input" : "input[\(i)]"
             do {
-                return model.preprocessor.tensorCHW(try ImageDecoder.decode(bytes, maxPixels: options.maxPixelsPerImage))
+                let image = try ImageDecoder.decode(bytes, maxPixels: options.maxPixelsPerImage)
+                return PreparedImage(tensor: model.preprocessor.tensorCHW(image),
+                                     warnings: InputChecks.warnings(image: image, bytes: bytes, preprocessor: model.preprocessor,
+                                                                    cropShare: options.cropWarningShare))
             } catch let e as ImageError {
                 if case .tooLarge = e { throw APIError.tooLarge("\(param): \(e)", param: param) }
                 throw APIError.invalid("\(param): \(e)", param: param, code: "invalid_image")
             }
+        }
+    }
+
+    /// The out-of-distribution score of each of `tensors` (`model`'s input), measured on the compute
+    /// thread by the calibrated model that shares `model`'s encoder; `done` gets nil when there is
+    /// none, scores are off, or the queue cannot take the work in time (a score is never a reason to fail).
+    func oodScores(_ tensors: [[Float]], for model: LoadedModel, deadline: Date, _ done: @escaping @Sendable ([OODScore]?) -> Void) {
+        guard options.oodScores, let reference = registry.oodReference(for: model), let network = reference.network,
+              let calibration = reference.calibration else { return done(nil) }
+        let c = reference.config
+        do {
+            try batcher.schedule(deadline: deadline, run: { [metrics] in
+                let start = Date()
+                let images = Tensor(shape: [tensors.count, c.inChans, c.imgSize, c.imgSize], data: tensors.flatMap { $0 })
+                let errors = network.maskedPatchErrors(images, protocol: calibration.measure)
+                metrics.observe("bootmae_ood_seconds", [("model", reference.id)], Date().timeIntervalSince(start))
+                done(errors.map { OODScore(percentile: calibration.percentile(of: $0), maskedPatchMSE: $0, referenceModel: reference.id,
+                                           calibrationImages: calibration.errors.count) })
+            }, expire: { done(nil) })
+        } catch {
+            done(nil)
         }
     }
 
@@ -190,5 +231,6 @@ public final class Service: @unchecked Sendable {
         metrics.describe("bootmae_rejected_total", type: "counter", "Requests refused by the queue (full or deadline)")
         metrics.describe("bootmae_resident_memory_bytes", type: "gauge", "Resident set size of the server process")
         metrics.describe("bootmae_reconstruction_seconds", type: "histogram", "Masked-image reconstruction time")
+        metrics.describe("bootmae_ood_seconds", type: "histogram", "Out-of-distribution scoring time per request (reconstructions under the calibration masks)")
     }
 }

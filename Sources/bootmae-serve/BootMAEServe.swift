@@ -64,6 +64,12 @@ struct BootMAEServe: ParsableCommand {
     @Option(help: "Bearer token required on /v1/* (none: open) [BOOTMAE_API_KEY].")
     var apiKey: String?
 
+    @Option(help: "Warn (code 'cropped') when the center crop cuts away more than this share of an image's area for its aspect ratio [BOOTMAE_WARN_CROP_SHARE].")
+    var warnCropShare: Double = env("BOOTMAE_WARN_CROP_SHARE").flatMap(Double.init) ?? 0.2
+
+    @Flag(inversion: .prefixedNo, help: "Score each image's reconstruction error against a calibrated pixel decoder with the model's encoder (an 'ood' field and warning) [BOOTMAE_OOD_SCORE=0 turns it off].")
+    var oodScore: Bool = env("BOOTMAE_OOD_SCORE").map { !["0", "false", "no", "off"].contains($0.lowercased()) } ?? true
+
     @Option(help: "Seconds to finish in-flight requests after SIGTERM [BOOTMAE_DRAIN_TIMEOUT].")
     var drainTimeout: Double = env("BOOTMAE_DRAIN_TIMEOUT").flatMap(Double.init) ?? 20
 
@@ -79,6 +85,7 @@ struct BootMAEServe: ParsableCommand {
         // A request larger than the whole queue could never be accepted: it would get 429 for ever.
         if maxImages > maxQueue { throw ValidationError("--max-images (\(maxImages)) cannot exceed --max-queue (\(maxQueue))") }
         if maxBatchDelayMs < 0 || requestTimeout <= 0 { throw ValidationError("delays and timeouts must be positive") }
+        if !(warnCropShare >= 0 && warnCropShare <= 1) { throw ValidationError("--warn-crop-share must be in 0...1") }
         if split == nil { throw ValidationError("--inference-split must be image or operation, got '\(inferenceSplit)'") }
     }
 

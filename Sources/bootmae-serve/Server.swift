@@ -34,6 +34,8 @@ final class Server: @unchecked Sendable {
         serviceOptions.apiKey = o.apiKey ?? env("BOOTMAE_API_KEY")
         serviceOptions.openAPI = try? String(contentsOfFile: o.openapi, encoding: .utf8)
         serviceOptions.log = log
+        serviceOptions.cropWarningShare = o.warnCropShare
+        serviceOptions.oodScores = o.oodScore
         if serviceOptions.openAPI == nil { log("warning: \(o.openapi) not found; /openapi.yaml will answer 404") }
         let service = Service(registry: registry, limits: .init(maxBatch: o.maxBatch, maxDelay: o.maxBatchDelayMs / 1000, maxQueue: o.maxQueue),
                               options: serviceOptions)

@@ -53,6 +53,12 @@ struct Finetune: ParsableCommand {
     @Option(help: "Write a checkpoint every N steps (and after every epoch).")
     var checkpointEvery: Int = 200
 
+    /// What rank 0 hands every rank of a job before training.
+    struct Setup: Codable {
+        var config: ViTConfig
+        var recipe: FinetuneRecipe
+    }
+
     func validate() throws {
         try ensure(initFrom != nil || common.resume,
                    "name where to start: --init-from RUN_OR_MODEL_DIR, or --init-from none to train from scratch")
@@ -73,13 +79,15 @@ struct Finetune: ParsableCommand {
     }
 
     func run() throws {
-        try runTraining(common) { dir, stop in
-            let config: ViTConfig, recipe: FinetuneRecipe
-            if common.resume {
-                config = try dir.readJSON(ViTConfig.self, from: "config.json")
-                recipe = try dir.readJSON(FinetuneRecipe.self, from: "recipe.json")
-                try checkRecordedDataset(recipe.data, run: dir)
-            } else {
+        try runTraining(common) { dir, stop, job in
+            // Rank 0 reads or makes the run's config and recipe; every rank trains with them.
+            let run = try onRoot(job) { () throws -> Setup in
+                if common.resume {
+                    let recipe = try dir.readJSON(FinetuneRecipe.self, from: "recipe.json")
+                    try checkRecordedDataset(recipe.data, run: dir)
+                    return Setup(config: try dir.readJSON(ViTConfig.self, from: "config.json"), recipe: recipe)
+                }
+                let config: ViTConfig
                 let source = initFrom == "none" ? nil : initFrom   // validate() made sure it is set
                 if let source {
                     config = try Classifier.pretrainedEncoder(source).0
@@ -92,15 +100,21 @@ struct Finetune: ParsableCommand {
                     config = c
                 }
                 let epochs = common.epochs ?? 50
-                recipe = FinetuneRecipe(data: common.absoluteDataPath, initFrom: source, seed: common.seed, epochs: epochs, batchSize: batchSize,
+                let recipe = FinetuneRecipe(data: common.absoluteDataPath, initFrom: source, seed: common.seed, epochs: epochs, batchSize: batchSize,
                                         lr: lr ?? blr * Double(batchSize) / 256, warmupEpochs: warmupEpochs ?? max(1, Double(epochs) * 0.05),
                                         weightDecay: weightDecay, layerDecay: layerDecay, labelSmoothing: labelSmoothing,
                                         cropScale: cropScale...1, checkpointEvery: checkpointEvery, subset: common.subset)
+                return Setup(config: config, recipe: recipe)
             }
-            let trainer = try Finetuner(config: config, recipe: recipe, run: dir, resume: common.resume)
+            let (config, recipe) = (run.config, run.recipe)
+            let trainer = try Finetuner(config: config, recipe: recipe, run: dir, resume: common.resume, collective: job)
             let progress = ProgressReporter()
+            guard job.isRoot else {
+                _ = try trainer.train(maxSteps: common.maxSteps, stop: stop, progress: progress)
+                return
+            }
             progress.log("finetune \(recipe.initFrom.map { "from \($0)" } ?? "from scratch"): \(channelsText(config.inChans)), "
-                         + "\(trainer.imageCount) images in \(trainer.classifier.classes.count) classes, \(trainer.stepsPerEpoch) steps × \(recipe.epochs) epochs, batch \(recipe.batchSize), lr \(recipe.lr) → \(dir.url.path)")
+                         + "\(trainer.imageCount) images in \(trainer.classifier.classes.count) classes, \(trainer.stepsPerEpoch) steps × \(recipe.epochs) epochs, batch \(recipe.batchSize)\(job.isDistributed ? " over \(job.size) ranks" : ""), lr \(recipe.lr) → \(dir.url.path)")
             let summary = try trainer.train(maxSteps: common.maxSteps, stop: stop, progress: progress)
             try dir.writeJSON(summary, to: "result.json")
             print(String(format: "{\"steps\": %d, \"epochs\": %d, \"top1\": %@, \"best_top1\": %@, \"stopped_early\": %@}",

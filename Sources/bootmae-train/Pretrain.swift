@@ -64,6 +64,12 @@ struct Pretrain: ParsableCommand {
     @Argument(parsing: .allUnrecognized, help: .hidden)
     var objectiveArguments: [String] = []
 
+    /// What rank 0 hands every rank of a job before training.
+    struct Setup: Codable {
+        var config: PretrainingConfig
+        var recipe: PretrainRecipe
+    }
+
     static var objectiveHelp: String {
         ObjectiveRegistry.all.map { o in
             "\(o.name): \(o.summary)." + (o.flags.isEmpty ? "" : "\n" + o.flags.map { f in
@@ -99,29 +105,36 @@ struct Pretrain: ParsableCommand {
     }
 
     func run() throws {
-        try runTraining(common) { dir, stop in
+        try runTraining(common) { dir, stop, job in
             let progress = ProgressReporter()
-            let (config, recipe): (PretrainingConfig, PretrainRecipe)
-            if common.resume {
-                config = try dir.readJSON(PretrainingConfig.self, from: "config.json")
-                recipe = try dir.readJSON(PretrainRecipe.self, from: "recipe.json")
-                try checkRecordedDataset(recipe.data, run: dir)
-            } else {
+            // Rank 0 reads or makes the run's config and recipe; every rank trains with them.
+            let run = try onRoot(job) { () throws -> Setup in
+                if common.resume {
+                    let recipe = try dir.readJSON(PretrainRecipe.self, from: "recipe.json")
+                    try checkRecordedDataset(recipe.data, run: dir)
+                    return Setup(config: try dir.readJSON(PretrainingConfig.self, from: "config.json"), recipe: recipe)
+                }
                 let (type, flags) = try chosenObjective()
                 let dataset = try Datasets.open(common.dataPath, split: .train)
-                config = try preset.pretrainingConfig(type, channels: channels ?? dataset.channels, imgSize: imgSize, patchSize: patchSize,
-                                                      maskRatio: maskRatio ?? type.defaultMaskRatio, flags: flags)
+                let config = try preset.pretrainingConfig(type, channels: channels ?? dataset.channels, imgSize: imgSize, patchSize: patchSize,
+                                                          maskRatio: maskRatio ?? type.defaultMaskRatio, flags: flags)
                 let epochs = common.epochs ?? 100
-                recipe = try PretrainRecipe.make(
+                let recipe = try PretrainRecipe.make(
                     type, flags: flags, data: common.absoluteDataPath, seed: common.seed, epochs: epochs, batchSize: batchSize,
                     lr: lr ?? blr.map { $0 * Double(batchSize) / 256 }, minLR: minLR, warmupEpochs: warmupEpochs,
                     weightDecay: weightDecay, checkpointEvery: checkpointEvery, subset: common.subset)
+                return Setup(config: config, recipe: recipe)
             }
-            let trainer = try Pretrainer(config: config, recipe: recipe, run: dir, resume: common.resume)
+            let (config, recipe) = (run.config, run.recipe)
+            let trainer = try Pretrainer(config: config, recipe: recipe, run: dir, resume: common.resume, collective: job)
+            guard job.isRoot else {
+                _ = try trainer.train(maxSteps: common.maxSteps, stop: stop, progress: progress)
+                return
+            }
             progress.log("pretrain \(config.objective): \(config.encoder.embedDim)×\(config.encoder.depth) ViT, "
                          + "\(config.encoder.imgSize) px / patch \(config.encoder.patchSize), \(channelsText(config.encoder.inChans)), "
                          + "\(trainer.imageCount) images, \(trainer.stepsPerEpoch) steps × \(recipe.epochs) epochs, "
-                         + "batch \(recipe.batchSize), lr \(recipe.lr) → \(dir.url.path)")
+                         + "batch \(recipe.batchSize)\(job.isDistributed ? " over \(job.size) ranks" : ""), lr \(recipe.lr) → \(dir.url.path)")
             let summary = try trainer.train(maxSteps: common.maxSteps, stop: stop, progress: progress)
             try dir.writeJSON(summary, to: "result.json")
             try? trainer.writeLossPlot()

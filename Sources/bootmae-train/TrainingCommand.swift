@@ -1,4 +1,5 @@
 import ArgumentParser
+import Distributed
 import Foundation
 import Tensor
 import Training
@@ -10,22 +11,48 @@ import ViT
 /// The shared shape of a training command: threads, SIGINT/SIGTERM handling, the run folder (with
 /// this command line recorded), errors as one-line messages, and exit status 130 after an
 /// interruption (the checkpoint is saved, but the run is not finished).
-func runTraining(_ common: CommonTrainingOptions, _ body: (RunDirectory, StopFlag) throws -> Void) throws {
-    TensorRuntime.configure(threads: common.threads)
+///
+/// Under `mpirun` the process is one rank of a data-parallel job (`MPIJob`): rank 0 owns the run
+/// folder (the others open it only by name and never write), and an error on any rank ends the
+/// whole job with its message instead of leaving the other ranks waiting.
+func runTraining(_ common: CommonTrainingOptions, _ body: (RunDirectory, StopFlag, any Collective) throws -> Void) throws {
+    let job: any Collective
+    do { job = try MPIJob.join() } catch { throw fail("error: \(error)", code: 1) }
+    TensorRuntime.configure(threads: common.threadsPerProcess)
     let stop = installStopHandlers()
     do {
-        let dir = try RunDirectory(common.out, mode: common.mode)
-        if common.resume && dir.isFinished {
+        let dir: RunDirectory
+        var finished = false
+        if job.isRoot {
+            dir = try RunDirectory(common.out, mode: common.mode)
+            finished = common.resume && dir.isFinished
+        } else {
+            dir = RunDirectory(reading: common.out)
+        }
+        if job.any(finished) {
             // Nothing to do, and nothing to rewrite: its result.json stays as the run left it.
-            FileHandle.standardError.write(Data("\(common.out) already finished (see its result.json); nothing to resume. To train longer, start a new run.\n".utf8))
+            if job.isRoot {
+                FileHandle.standardError.write(Data("\(common.out) already finished (see its result.json); nothing to resume. To train longer, start a new run.\n".utf8))
+            }
+            (job as? MPICollective)?.finish()
             return
         }
-        dir.recordCommand()
-        try body(dir, stop)
+        if job.isRoot { dir.recordCommand() }
+        try body(dir, stop, job)
     } catch {
+        if let mpi = job as? MPICollective { mpi.abort("error: \(error)") }
         throw fail("error: \(error)", code: 1)
     }
+    (job as? MPICollective)?.finish()
     if stop.isSet { throw ExitCode(130) }
+}
+
+/// Rank 0's `make()` on every rank of the job, as JSON: what only rank 0 reads (the run folder,
+/// a pretrained model's config) or decides. One process just calls `make`.
+func onRoot<T: Codable>(_ job: any Collective, _ make: () throws -> T) throws -> T {
+    guard job.isDistributed else { return try make() }
+    let bytes = job.isRoot ? Array(try JSONEncoder().encode(try make())) : []
+    return try JSONDecoder().decode(T.self, from: Data(job.broadcast(bytes)))
 }
 
 /// Flags every training subcommand shares.
@@ -51,11 +78,17 @@ struct CommonTrainingOptions: ParsableArguments {
     @Flag(help: "Start over in an --out folder that already holds a run.")
     var overwrite = false
 
-    @Option(help: "Compute threads.")
+    @Option(help: "Compute threads (data-parallel shards in one process; per rank under mpirun, where the default is the cores divided by the ranks on the machine).")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
     @Option(help: "Train on only N images of the train split (spread evenly over it): quick experiments.")
     var subset: Int?
+
+    /// --threads, or under mpirun without it, this rank's share of the machine's cores.
+    var threadsPerProcess: Int {
+        guard MPIJob.launchedByMPI && !givenFlags().contains("--threads") else { return threads }
+        return max(1, ProcessInfo.processInfo.activeProcessorCount / MPIJob.localRanks)
+    }
 
     var mode: RunDirectory.Mode { resume ? .resume : (overwrite ? .overwrite : .fresh) }
 

@@ -67,7 +67,11 @@ final class EmbedCommandTests: XCTestCase {
 
     func testUnloadableModelExitsWithStatus2() throws {
         try requireExecutable()
-        let result = try run(["embed", "--model", FileManager.default.temporaryDirectory.path, png])
+        // An empty folder of our own (the shared temporary directory may hold anything, even a config.json).
+        let empty = FileManager.default.temporaryDirectory.appendingPathComponent("no-model-\(UUID())")
+        try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: empty) }
+        let result = try run(["embed", "--model", empty.path, png])
         XCTAssertEqual(result.status, 2)
         XCTAssertTrue(result.stderr.contains("config.json"), result.stderr)
     }

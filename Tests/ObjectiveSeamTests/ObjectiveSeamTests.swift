@@ -12,19 +12,11 @@ import TestSupport
 /// The seam is open: an objective defined only in this test target (`MaskedMeanObjective`) trains,
 /// checkpoints, resumes exactly, exports, and is served for embeddings, through the same code paths
 /// as MAE and BootMAE.
-final class ObjectiveSeamTests: XCTestCase {
-    static let fashionMNIST = "/usr/share/datasets/fashion-mnist"
-    var scratch: URL!
-
+final class ObjectiveSeamTests: TrainingTestCase {
     override func setUpWithError() throws {
-        XCTAssertTrue(FileManager.default.fileExists(atPath: Self.fashionMNIST), "run scripts/setup.sh: Fashion-MNIST is missing")
-        TensorRuntime.configure(threads: 2)
+        try super.setUpWithError()
         ObjectiveRegistry.register(MaskedMeanObjective.self)
-        scratch = FileManager.default.temporaryDirectory.appendingPathComponent("seam-\(UUID())")
-        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
     }
-
-    override func tearDownWithError() throws { if let scratch { try? FileManager.default.removeItem(at: scratch) } }
 
     let config = PretrainingConfig(MaskedMeanObjective.self, encoder: ViTConfig(
         imgSize: 28, patchSize: 7, inChans: 1, embedDim: 32, depth: 2, numHeads: 2, mlpRatio: 2, qkvBias: .qkv,

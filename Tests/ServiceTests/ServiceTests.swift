@@ -146,7 +146,7 @@ final class ServiceTests: XCTestCase {
         XCTAssertEqual(json?["masking"] as? String, "explicit")
         XCTAssertTrue(json?["seed"] is NSNull)
         XCTAssertNotNil((json?["psnr"] as? NSNumber)?.doubleValue)
-        XCTAssertEqual(((json?["images"] as? [String: Any])?.keys.sorted()), ["composite", "masked", "original", "reconstruction", "strip"])
+        XCTAssertEqual(((json?["images"] as? [String: Any])?.keys.sorted()), ["composite", "heatmap", "masked", "original", "reconstruction", "strip"])
     }
 
     /// Query options apply to a JSON body too (the body's own win); a request that names no model

@@ -4,25 +4,13 @@ import Tensor
 import ViT
 import Checkpoint
 import Objectives
-import Training
+@testable import Training
 import TestSupport
 
 /// iBOT through the trainer on a Fashion-MNIST subset: two global crops per image, resume bit for
 /// bit across the epoch whose last layer is frozen (AdamW's per-tensor step counts and the
 /// centres are in the checkpoint), and an export that is the teacher as a plain encoder.
-final class IBOTTrainingTests: XCTestCase {
-    static let fashionMNIST = "/usr/share/datasets/fashion-mnist"
-    var scratch: URL!
-
-    override func setUpWithError() throws {
-        XCTAssertTrue(FileManager.default.fileExists(atPath: Self.fashionMNIST), "run scripts/setup.sh: Fashion-MNIST is missing")
-        TensorRuntime.configure(threads: 2)
-        scratch = FileManager.default.temporaryDirectory.appendingPathComponent("ibot-\(UUID())")
-        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws { if let scratch { try? FileManager.default.removeItem(at: scratch) } }
-
+final class IBOTTrainingTests: TrainingTestCase {
     let config = PretrainingConfig(IBOT.self, encoder: ViTConfig(
         imgSize: 28, patchSize: 7, inChans: 1, embedDim: 32, depth: 2, numHeads: 2, mlpRatio: 2, qkvBias: .qkv,
         layerNormEps: 1e-6, globalPool: .cls, mean: [0.5], std: [0.5], posEmbed: .checkpoint),
@@ -35,6 +23,46 @@ final class IBOTTrainingTests: XCTestCase {
     }
 
     func quiet() -> ProgressReporter { ProgressReporter(interactive: false, logEvery: 1e9) }
+
+    /// With `photometric` (the default) the global crops come as main_ibot.py's
+    /// `DataAugmentationiBOT` makes them: the first with `global_transfo1`, every other with
+    /// `global_transfo2`; `--no-photometric` gives the plain crops of before, and a recipe written
+    /// before the option existed reads as without it. The trainer's loader gets the recipes.
+    func testGlobalCropsFollowTheOfficialRecipes() throws {
+        let network = PretrainingNetwork(config: config)
+        let size = config.encoder.imgSize
+        var options = IBOT.Options(warmupTeacherTempEpochs: 1)
+        XCTAssertTrue(options.photometric)
+        XCTAssertEqual(network.dataViews(options: options), [
+            ViewGroupSpec(views: 1, size: size, scale: 0.14...1, photometric: .ibotFirstGlobal),
+            ViewGroupSpec(views: 1, size: size, scale: 0.14...1, photometric: .ibotSecondGlobal)])
+        options.globalCrops = 4
+        XCTAssertEqual(network.dataViews(options: options)?.map(\.views), [1, 3])
+        XCTAssertEqual(network.dataViews(options: options)?.map(\.photometric), [.ibotFirstGlobal, .ibotSecondGlobal])
+        options.photometric = false
+        XCTAssertEqual(network.dataViews(options: options), [ViewGroupSpec(views: 4, size: size, scale: 0.14...1)])
+
+        // Flags, recipe.json round trip, and a recipe from before the option.
+        func parsed(_ tokens: [String]) throws -> IBOT.Options {
+            try IBOT.options(flags: ObjectiveFlagValues(parsing: tokens, declared: IBOT.flags, objective: "ibot"), epochs: 10)
+        }
+        XCTAssertTrue(try parsed([]).photometric)
+        XCTAssertFalse(try parsed(["--no-photometric"]).photometric)
+        let encoded = try JSONEncoder().encode(try parsed([]))
+        XCTAssertEqual(try JSONDecoder().decode(IBOT.Options.self, from: encoded), try parsed([]))
+        var old = try XCTUnwrap(JSONSerialization.jsonObject(with: encoded) as? [String: Any])
+        XCTAssertEqual(old.removeValue(forKey: "photometric") as? Bool, true)
+        let before = try JSONDecoder().decode(IBOT.Options.self, from: JSONSerialization.data(withJSONObject: old))
+        XCTAssertFalse(before.photometric)
+
+        // The loader's view groups carry the recipes.
+        let run = try RunDirectory(scratch.appendingPathComponent("views").path, mode: .fresh)
+        let trainer = try Pretrainer(config: config, recipe: recipe, run: run, resume: false)
+        let groups = try XCTUnwrap(trainer.makeLoader(epoch: 0, startBatch: 0).views).groups
+        XCTAssertEqual(groups.map(\.views), [1, 1])
+        XCTAssertEqual(groups.map { $0.transform.photometric?.spec }, [.ibotFirstGlobal, .ibotSecondGlobal])
+        XCTAssertEqual(groups.map { $0.transform.photometric?.viewSize }, [28, 28])
+    }
 
     func testResumeIsExactAndTheExportIsTheTeacher() throws {
         let straight = try RunDirectory(scratch.appendingPathComponent("straight").path, mode: .fresh)

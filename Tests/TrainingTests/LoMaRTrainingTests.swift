@@ -10,19 +10,7 @@ import TestSupport
 /// LoMaR through the trainer on a small Fashion-MNIST subset (28 px, patch 4: 7×7 grid, 4×4 windows):
 /// its loss falls, a stopped and resumed run ends with the same bytes, and the export serves the
 /// RPE-only encoder and reconstructions.
-final class LoMaRTrainingTests: XCTestCase {
-    static let fashionMNIST = "/usr/share/datasets/fashion-mnist"
-    var scratch: URL!
-
-    override func setUpWithError() throws {
-        XCTAssertTrue(FileManager.default.fileExists(atPath: Self.fashionMNIST), "run scripts/setup.sh: Fashion-MNIST is missing")
-        TensorRuntime.configure(threads: 2)
-        scratch = FileManager.default.temporaryDirectory.appendingPathComponent("lomar-\(UUID())")
-        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws { if let scratch { try? FileManager.default.removeItem(at: scratch) } }
-
+final class LoMaRTrainingTests: TrainingTestCase {
     let config: PretrainingConfig = {
         let shape = BackboneShape(imgSize: 28, patchSize: 4, channels: 1, embedDim: 32, depth: 2, numHeads: 2,
                                   decoderDim: 16, decoderDepth: 1, deepDecoderDepth: 1)

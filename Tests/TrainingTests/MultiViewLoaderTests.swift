@@ -1,5 +1,6 @@
 import Foundation
 import ImageKit
+import Objectives
 import Tensor
 import XCTest
 @testable import Training
@@ -92,6 +93,33 @@ final class MultiViewLoaderTests: XCTestCase {
         let other = BatchLoader(dataset: data, batchSize: 3, shuffle: true, dropLast: false, seed: 5, epoch: 1,
                                 views: views, maxSkipFraction: 0.1)
         XCTAssertNotEqual(try all(other).first?.views, full.first?.views)
+    }
+
+    /// iBOT's photometric groups (one view each, the first and second global recipes) through the
+    /// loader: each view is its group's transform on its own stream, views counted across groups;
+    /// the same loader run twice gives the same batches.
+    func testPhotometricGroupsThroughTheLoader() throws {
+        func group(_ spec: PhotometricSpec?) -> MultiViewTransform.Group {
+            .init(views: 1, transform: SampleTransform(channels: 3, imageSize: 8, mean: mean, std: std, augment: Augment(size: 8),
+                                                       photometric: spec))
+        }
+        let photometric = MultiViewTransform(groups: [group(.ibotFirstGlobal), group(.ibotSecondGlobal)])
+        let plain = MultiViewTransform(groups: [group(nil), group(nil)])
+        let data = SyntheticDataset(count: 5)
+        func run(_ views: MultiViewTransform) throws -> [Batch] {
+            try all(BatchLoader(dataset: data, batchSize: 5, shuffle: true, dropLast: false, seed: 4, epoch: 1, views: views))
+        }
+        let batch = try XCTUnwrap(try run(photometric).first)
+        assertSame([batch], try run(photometric))
+        XCTAssertEqual(batch.views.map(\.shape), [[5, 3, 8, 8], [5, 3, 8, 8]])
+        for (view, g) in photometric.groups.enumerated() {
+            for (slot, index) in batch.sampleIndices.enumerated() {
+                var rng = SeededRandom(seed: LoaderSeeds.viewSeed(seed: 4, epoch: 1, index: index, view: view))
+                XCTAssertEqual(Array(batch.views[view].data[(slot * 192)..<((slot + 1) * 192)]),
+                               g.transform.apply(try data.image(at: index), using: &rng), "view \(view) slot \(slot)")
+            }
+        }
+        XCTAssertNotEqual(batch.views, try XCTUnwrap(try run(plain).first).views)
     }
 
     /// A single-view loader's batch lists its images as its only view.

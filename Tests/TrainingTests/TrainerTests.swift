@@ -8,20 +8,7 @@ import Objectives
 import TestSupport
 
 /// The trainer end to end on a small Fashion-MNIST subset at a tiny size (debug build, seconds).
-final class TrainerTests: XCTestCase {
-    static let fashionMNIST = "/usr/share/datasets/fashion-mnist"
-    var scratch: URL!
-
-    override func setUpWithError() throws {
-        // scripts/setup.sh installs Debian's dataset-fashion-mnist; without it these tests fail loudly.
-        XCTAssertTrue(FileManager.default.fileExists(atPath: Self.fashionMNIST), "run scripts/setup.sh: Fashion-MNIST is missing")
-        TensorRuntime.configure(threads: 2)
-        scratch = FileManager.default.temporaryDirectory.appendingPathComponent("trainer-\(UUID())")
-        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws { if let scratch { try? FileManager.default.removeItem(at: scratch) } }
-
+final class TrainerTests: TrainingTestCase {
     static let encoder = ViTConfig(imgSize: 28, patchSize: 7, inChans: 1, embedDim: 32, depth: 2, numHeads: 2, mlpRatio: 2,
                                    qkvBias: .qv, layerNormEps: 1e-6, globalPool: .cls, mean: [0.5], std: [0.5], posEmbed: .sincosBootMAE)
     static let bootmaeSettings = BootMAE.Settings(decoderEmbedDim: 16, decoderDepth: 1, featureDecoderDepth: 1, featureLayers: [0, 1], numMask: 11)

@@ -26,7 +26,10 @@ ROWS = [
     ("BootMAE without feature branch (λ = 0)", "13", "bootmae-nofeat-short-tiny", {}),
     ("BootMAE without decoder context", "13", "bootmae-noctx-short-tiny", {}),
     ("none (scratch)", "–", None, {20: "scratch-tiny-ft", 40: "scratch-tiny-ft-40ep"}),
+    ("iBOT", "40", "ibot-tiny", {20: "ibot-tiny-ft"}),
 ]
+# Pretrainings without a pixel decoder: no reconstruction PSNR to measure.
+NO_PIXEL_DECODER = {"ibot-tiny"}
 FINETUNE_EPOCHS = (20, 40)
 
 
@@ -73,6 +76,9 @@ def pretraining_cells(run):
     if not finished(run):
         return [progress(run)] + ["…"] * 3
     knn, linear = load(os.path.join(run, "knn.json")), load(os.path.join(run, "linprobe.json"))
+    if os.path.basename(run) in NO_PIXEL_DECODER:
+        return [percent(knn.get("top1")) if knn else "queued", percent(linear.get("top1")) if linear else "queued",
+                "– (no pixel decoder)", "– (no pixel decoder)"]
     own, rand = load(os.path.join(run, "eval.json")), load(os.path.join(run, "eval-random.json"))
     return [
         percent(knn.get("top1")) if knn else "queued",
@@ -104,7 +110,24 @@ def finetune_cell(run):
     return cell
 
 
-def table(root):
+def previous_rows(document):
+    """The table's rows as the document has them, by label: measured cells survive a machine whose
+    run folders are gone (a folder that does not exist says nothing new about a measured cell)."""
+    rows = {}
+    try:
+        with open(document) as f:
+            content = f.read()
+    except FileNotFoundError:
+        return rows
+    if BEGIN in content and END in content:
+        for line in content[content.index(BEGIN):content.index(END)].splitlines()[3:]:
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if cells and cells[0]:
+                rows[cells[0]] = cells
+    return rows
+
+
+def table(root, previous=None):
     head = ["pretraining", "epochs", "k-NN top-1", "linear probe top-1", "PSNR, own masks",
             "PSNR, random masks"] + [f"fine-tune top-1, {e} epochs" for e in FINETUNE_EPOCHS]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -114,6 +137,10 @@ def table(root):
         for e in FINETUNE_EPOCHS:
             ft = finetunes.get(e)
             cells.append(finetune_cell(os.path.join(root, ft) if ft else None))
+        old = (previous or {}).get(label)
+        if old and len(old) == len(cells):
+            # Keep what was measured where this machine has no run folder to say otherwise.
+            cells = [o if c == "queued" and o not in ("queued", "") else c for c, o in zip(cells, old)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -138,7 +165,7 @@ def main():
     args = parser.parse_args()
     if not os.path.isdir(args.runs):
         sys.exit(f"no run folder {args.runs}: run scripts/fmnist-experiments.sh first")
-    text = table(args.runs)
+    text = table(args.runs, previous_rows(args.update) if args.update else None)
     if args.update:
         update(args.update, text)
     else:

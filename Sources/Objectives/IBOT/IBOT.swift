@@ -83,28 +83,57 @@ public struct IBOT: Sendable {
 
     /// One step's forward and backward on `views` (B images each), with `masks[v][b]` the
     /// student's masks. Returns the loss's result; gradients accumulate into the student.
+    /// The student's head runs only on [CLS] and the masked tokens: the loss reads no other
+    /// student output (the teacher's head runs on every token, which the patch centre needs).
     func forwardBackward(views: [Tensor], masks: [[[Bool]]], temperatures: IBOTLoss.Temperatures, images: Int,
                          phase: PhaseMarker?) -> IBOTLoss.Result {
         var teacherLogits: [IBOTLoss.ViewLogits] = [], studentLogits: [IBOTLoss.ViewLogits] = []
-        var caches: [(VisionTransformer.MaskedCache, IBOTHead.Cache)] = []
+        var caches: [(VisionTransformer.MaskedCache, IBOTHead.Cache, rows: [Int], tokens: Int)] = []
         for (v, x) in views.enumerated() {
             teacherLogits.append(Self.split(teacherHead.infer(teacher.infer(x))))
             let (encoded, encoderCache) = student.forwardMasked(x, mask: masks[v], maskEmbed: maskedEmbed)
-            let (logits, headCache) = studentHead.forward(encoded.latent)
-            studentLogits.append(Self.split(logits))
-            caches.append((encoderCache, headCache))
+            let tokens = encoded.latent.shape[1]
+            let rows = Self.readRows(masks[v])
+            let (logits, headCache) = studentHead.forward(Self.gatherRows(encoded.latent, rows))
+            studentLogits.append(Self.split(Self.scatterRows(logits, rows, images: x.shape[0], tokens: tokens)))
+            caches.append((encoderCache, headCache, rows, tokens))
         }
         phase?("teacher and student forward")
         let flags = masks.map { view in view.flatMap { $0.map { $0 ? Float(1) : 0 } } }
         let result = IBOTLoss.compute(student: studentLogits, teacher: teacherLogits, masks: flags, center: center.value,
                                       center2: center2.value, temperatures: temperatures, images: images)
         phase?("loss")
-        for (grad, (encoderCache, headCache)) in zip(result.studentGrads, caches) {
-            let dLatent = studentHead.backward(Self.join(grad), cache: headCache)
-            _ = student.backwardMasked(dLatent: dLatent, cache: encoderCache)
+        for (grad, cache) in zip(result.studentGrads, caches) {
+            let dRows = studentHead.backward(Self.gatherRows(Self.join(grad), cache.rows), cache: cache.1)
+            let dLatent = Self.scatterRows(dRows, cache.rows, images: grad.cls.rows, tokens: cache.tokens)
+            _ = student.backwardMasked(dLatent: dLatent, cache: cache.0)
         }
         phase?("student backward")
         return result
+    }
+
+    /// Rows of a (B, 1 + N, ·) tensor the loss reads: each image's [CLS] and its masked patches.
+    static func readRows(_ masks: [[Bool]]) -> [Int] {
+        let tokens = 1 + (masks.first?.count ?? 0)
+        return masks.enumerated().flatMap { b, mask in [b * tokens] + mask.indices.filter { mask[$0] }.map { b * tokens + 1 + $0 } }
+    }
+
+    /// (B, T, W) → (rows, W).
+    static func gatherRows(_ x: Tensor, _ rows: [Int]) -> Tensor {
+        let w = x.shape[x.rank - 1]
+        return Tensor(shape: [rows.count, w]) { out in
+            x.withPointer { xp in for (i, r) in rows.enumerated() { (out + i * w).update(from: xp + r * w, count: w) } }
+        }
+    }
+
+    /// (rows, W) → (B, T, W), zeros elsewhere.
+    static func scatterRows(_ x: Tensor, _ rows: [Int], images: Int, tokens: Int) -> Tensor {
+        let w = x.lastDim
+        var out = Tensor(zeros: [images, tokens, w])
+        out.withMutablePointer { o in x.withPointer { xp in
+            for (i, r) in rows.enumerated() { (o + r * w).update(from: xp + i * w, count: w) }
+        } }
+        return out
     }
 
     /// (B, 1 + N, K) head output → [CLS] rows (B, K) and patch rows (B·N, K).

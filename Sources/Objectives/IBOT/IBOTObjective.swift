@@ -37,6 +37,10 @@ extension IBOT: PretrainingObjective {
         public var clipGrad: Double = 3
         /// Epochs during which the head's last layer does not move (`--freeze_last_layer`).
         public var freezeLastLayer: Int = 1
+        /// The global crops' colour jitter, grayscale, blur and solarization (`DataAugmentationiBOT`;
+        /// no official switch). A recipe written before this option decodes as false: its run was
+        /// trained without them, and a resume must see the same data.
+        public var photometric: Bool = true
 
         enum CodingKeys: String, CodingKey {
             case globalCrops = "global_crops_number", globalCropScale = "global_crops_scale", predRatio = "pred_ratio"
@@ -44,14 +48,36 @@ extension IBOT: PretrainingObjective {
             case teacherTemp = "teacher_temp", warmupTeacherTemp = "warmup_teacher_temp", teacherPatchTemp = "teacher_patch_temp"
             case warmupTeacherPatchTemp = "warmup_teacher_patch_temp", warmupTeacherTempEpochs = "warmup_teacher_temp_epochs"
             case momentumTeacher = "momentum_teacher", weightDecayEnd = "weight_decay_end", clipGrad = "clip_grad"
-            case freezeLastLayer = "freeze_last_layer"
+            case freezeLastLayer = "freeze_last_layer", photometric
+        }
+
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            globalCrops = try c.decode(Int.self, forKey: .globalCrops)
+            globalCropScale = try c.decode(ClosedRange<Double>.self, forKey: .globalCropScale)
+            predRatio = try c.decode([Double].self, forKey: .predRatio)
+            predRatioVar = try c.decode([Double].self, forKey: .predRatioVar)
+            predShape = try c.decode(MaskShape.self, forKey: .predShape)
+            studentTemp = try c.decode(Double.self, forKey: .studentTemp)
+            teacherTemp = try c.decode(Double.self, forKey: .teacherTemp)
+            warmupTeacherTemp = try c.decode(Double.self, forKey: .warmupTeacherTemp)
+            teacherPatchTemp = try c.decode(Double.self, forKey: .teacherPatchTemp)
+            warmupTeacherPatchTemp = try c.decode(Double.self, forKey: .warmupTeacherPatchTemp)
+            warmupTeacherTempEpochs = try c.decode(Int.self, forKey: .warmupTeacherTempEpochs)
+            momentumTeacher = try c.decode(Double.self, forKey: .momentumTeacher)
+            weightDecayEnd = try c.decode(Double.self, forKey: .weightDecayEnd)
+            clipGrad = try c.decode(Double.self, forKey: .clipGrad)
+            freezeLastLayer = try c.decode(Int.self, forKey: .freezeLastLayer)
+            photometric = try c.decodeIfPresent(Bool.self, forKey: .photometric) ?? false
         }
 
         public init(warmupTeacherTempEpochs: Int) { self.warmupTeacherTempEpochs = warmupTeacherTempEpochs }
 
-        /// `np.linspace(warmup, final, epochs)` for the first epochs, then `final`.
+        /// `np.linspace(warmup, final, epochs)` for the first epochs, then `final` (main_ibot.py
+        /// `iBOTLoss.__init__`). `np.linspace(a, b, 1)` is `[a]`: a one-epoch warmup spends epoch 0 at `warmup`.
         static func warmed(_ warmup: Double, _ final: Double, epochs: Int, at epoch: Int) -> Double {
-            guard epoch < epochs, epochs > 1 else { return final }
+            guard epoch < epochs else { return final }
+            guard epochs > 1 else { return warmup }
             return warmup + (final - warmup) * Double(epoch) / Double(epochs - 1)
         }
 
@@ -88,6 +114,7 @@ extension IBOT: PretrainingObjective {
         .value("weight-decay-end", "Weight decay at the end of its cosine schedule (default 0.4; it starts at --weight-decay)."),
         .value("clip-grad", "Per-tensor gradient norm clip (default 3; 0 turns it off)."),
         .value("freeze-last-layer", "Epochs the head's last layer stays frozen (default 1)."),
+        .toggle("no-photometric", "Global crops without colour jitter, grayscale, blur and solarization (default: iBOT's two recipes)."),
     ]
 
     static func list(_ flags: ObjectiveFlagValues, _ name: String) throws -> [Double]? {
@@ -132,6 +159,7 @@ extension IBOT: PretrainingObjective {
         if let w = try flags.double("weight-decay-end") { o.weightDecayEnd = w }
         if let c = try flags.double("clip-grad") { o.clipGrad = c }
         if let f = try flags.int("freeze-last-layer") { o.freezeLastLayer = f }
+        o.photometric = !flags.isSet("no-photometric")
         try require(o.globalCrops >= 2, "--global-crops must be at least 2 (the [CLS] loss pairs different crops)")
         try require(o.predRatio.allSatisfy { (0..<1).contains($0) } && (o.predRatioVar.count == 1 || o.predRatioVar.count == o.predRatio.count)
                     && zip(o.predRatio, o.predRatioVar.count == 1 ? Array(repeating: o.predRatioVar[0], count: o.predRatio.count) : o.predRatioVar)
@@ -196,8 +224,16 @@ extension IBOT: PretrainingObjective {
         copyStudentToTeacher()
     }
 
+    /// The global crops at the model's size. With `photometric`, the first crop follows
+    /// `DataAugmentationiBOT.global_transfo1` (blur always) and the rest `global_transfo2` (blur
+    /// p 0.1, solarization p 0.2): main_ibot.py appends `global_transfo2` for each of the
+    /// `global_crops_number − 1` other crops. Views are numbered across groups, so each crop keeps
+    /// its random stream (and its geometry) with or without the photometric part.
     public func dataViews(options: Options) -> [ViewGroupSpec]? {
-        [ViewGroupSpec(views: options.globalCrops, size: student.config.imgSize, scale: options.globalCropScale)]
+        let (size, scale) = (student.config.imgSize, options.globalCropScale)
+        guard options.photometric else { return [ViewGroupSpec(views: options.globalCrops, size: size, scale: scale)] }
+        return [ViewGroupSpec(views: 1, size: size, scale: scale, photometric: .ibotFirstGlobal),
+                ViewGroupSpec(views: options.globalCrops - 1, size: size, scale: scale, photometric: .ibotSecondGlobal)]
     }
 
     /// Per image and crop, a share from `pred_ratio` and a block (or random) mask of it

@@ -7,11 +7,12 @@ import Tensor
 public final class DataParallelStep: @unchecked Sendable {
     private let copies: DataParallel<PretrainingNetwork>
 
-    /// `shards` ≤ 1 runs every step on `network` alone.
-    public init(network: PretrainingNetwork, shards: Int) {
+    /// `shards` ≤ 1 runs every step on `network` alone; a distributed `collective` has one shard
+    /// per rank (see `DataParallel`).
+    public init(network: PretrainingNetwork, shards: Int, collective: any Collective = SingleProcess()) {
         // Training-only state (momentum encoders, teachers) is read by the step, so copies sync
         // every checkpointed tensor.
-        copies = DataParallel(main: network, shards: shards, makeCopy: { PretrainingNetwork(config: network.config) },
+        copies = DataParallel(main: network, shards: shards, collective: collective, makeCopy: { PretrainingNetwork(config: network.config) },
                               weights: \.checkpointParameters, trainable: \.parameters)
     }
 

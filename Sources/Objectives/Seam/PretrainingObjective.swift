@@ -211,3 +211,19 @@ public struct StepReport: Sendable {
         return StepReport(losses: losses, schedule: shards[0].schedule, sums: sums)
     }
 }
+
+/// Ranks exchange a report's loss values (the names and the schedule are the same on every rank).
+/// A rank's report crosses to the others as its losses followed by its sums, flattened.
+extension StepReport: ShardResult {
+    public var exchangedValues: [Float] { losses.map(\.value) + sums.flatMap(\.values) }
+
+    public func replacingValues(_ values: [Float]) -> StepReport {
+        precondition(values.count == exchangedValues.count, "a step report of \(exchangedValues.count) values got \(values.count)")
+        var offset = losses.count
+        let newSums = sums.map { sum -> NamedVector in
+            defer { offset += sum.values.count }
+            return NamedVector(sum.name, Array(values[offset..<(offset + sum.values.count)]))
+        }
+        return StepReport(losses: zip(losses, values).map { Named($0.name, $1) }, schedule: schedule, sums: newSums)
+    }
+}

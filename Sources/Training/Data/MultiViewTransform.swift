@@ -4,8 +4,9 @@ import Tensor
 /// Several augmented crops ("views") of each image, in groups of one size: the multi-crop input of
 /// DINO and iBOT (bytedance/ibot main_ibot.py `DataAugmentationiBOT`: 2 global crops at the model
 /// size with scale (0.25, 1) and `local_crops_number` local crops of 96 px with scale (0.05, 0.25)).
-/// Each view is RandomResizedCrop + flip here; iBOT's colour jitter, grayscale, blur and
-/// solarization are not part of it.
+/// Each view is RandomResizedCrop + flip, then its group's photometric augmentations when the
+/// group's transform has them (`SampleTransform.photometric`: iBOT's colour jitter, grayscale,
+/// blur, solarization).
 ///
 /// Determinism: view v of dataset index i draws from its own stream,
 /// `SeededRandom(seed: LoaderSeeds.viewSeed(seed:epoch:index: i, view: v))`, v counted over all

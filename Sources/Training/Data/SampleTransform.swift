@@ -1,4 +1,5 @@
 import ImageKit
+import Objectives
 import Tensor
 
 /// Turns one dataset image into model input: `channels` planes of `imageSize` × `imageSize`
@@ -6,21 +7,28 @@ import Tensor
 ///
 /// - Training (`augment` set): convert to the model's channels (gray: PIL's `convert('L')`; RGB:
 ///   gray copied to R, G, B), then the augmentation (its output is `imageSize` × `imageSize`), then
-///   x / 255, (x − mean) / std — torchvision's `ToTensor` + `Normalize`.
+///   the photometric augmentations when `photometric` is set (on the 8-bit crop, drawing from the
+///   same stream after the crop and flip), then x / 255, (x − mean) / std — torchvision's
+///   `ToTensor` + `Normalize`.
 /// - Evaluation (`augment` nil): ImageKit's `ImagePreprocessor` (timm's eval transform: bicubic
 ///   resize of the shorter side to imageSize / cropPct, centre crop, normalize).
 public struct SampleTransform: Sendable {
     public let channels: Int
     public let imageSize: Int
     public let augment: Augment?
+    /// Colour jitter, grayscale, blur, solarization after the crop (nil: none; training only).
+    public let photometric: PhotometricAugment?
     public let preprocessor: ImagePreprocessor
     /// (x / 255 − mean[c]) / std[c] for every byte value, channel by channel (the preprocessor's
     /// float32 arithmetic, so both paths agree bit for bit on an image already at the target size).
     private let table: [Float]
 
-    public init(channels: Int, imageSize: Int, mean: [Float], std: [Float], augment: Augment?, cropPct: Double = 1) {
+    public init(channels: Int, imageSize: Int, mean: [Float], std: [Float], augment: Augment?, photometric: PhotometricSpec? = nil,
+                cropPct: Double = 1) {
         precondition(augment == nil || augment!.size == imageSize,
                      "SampleTransform: the augmentation crops to \(augment?.size ?? 0) px but the model takes \(imageSize)")
+        precondition(photometric == nil || augment != nil, "SampleTransform: photometric augmentations need a training augmentation")
+        self.photometric = photometric.map { PhotometricAugment($0, viewSize: imageSize) }
         preprocessor = ImagePreprocessor(imageSize: imageSize, channels: channels, mean: mean, std: std, cropPct: cropPct)
         self.channels = channels
         self.imageSize = imageSize
@@ -36,7 +44,8 @@ public struct SampleTransform: Sendable {
         guard let augment else { return preprocessor.tensorCHW(image, into: output) }
         precondition(output.count >= tensorCount, "output needs \(tensorCount) floats")
         let converted = channels == 1 ? image.toGray() : image.toRGB()
-        let augmented = augment(converted, using: &rng)
+        let cropped = augment(converted, using: &rng)
+        let augmented = photometric.map { $0(cropped, using: &rng) } ?? cropped
         let plane = imageSize * imageSize, c = channels
         augmented.pixels.withUnsafeBufferPointer { pixels in
             table.withUnsafeBufferPointer { table in

@@ -7,9 +7,10 @@ import Tensor
 public final class FinetuneStep: @unchecked Sendable {
     private let copies: DataParallel<Classifier>
 
-    /// `shards` ≤ 1 runs every step on `classifier` alone (ops split over the threads).
-    public init(classifier: Classifier, shards: Int) {
-        copies = DataParallel(main: classifier, shards: shards, makeCopy: { classifier.sameLayout() },
+    /// `shards` ≤ 1 runs every step on `classifier` alone (ops split over the threads); a
+    /// distributed `collective` has one shard per rank (see `DataParallel`).
+    public init(classifier: Classifier, shards: Int, collective: any Collective = SingleProcess()) {
+        copies = DataParallel(main: classifier, shards: shards, collective: collective, makeCopy: { classifier.sameLayout() },
                               weights: \.parameters, trainable: \.parameters)
     }
 

@@ -6,12 +6,21 @@ import Checkpoint
 /// Supervised fine-tuning (or training from scratch) of a `Classifier`: AdamW (β 0.9/0.999) with
 /// layer-wise lr decay, warmup + cosine per iteration, label smoothing, RandomResizedCrop + flip;
 /// top-1 on the test split after every epoch; atomic checkpoints and exact resume.
+///
+/// In a distributed job (`collective` of N ranks) every rank reads the same batches and computes
+/// its shard; rank 0 alone reads and writes the run folder and evaluates, and a stop on any rank
+/// stops every rank after the same step.
 public final class Finetuner {
     public let recipe: FinetuneRecipe
     public let run: RunDirectory
     public let classifier: Classifier
-    /// Splits each batch over the cores (one classifier copy per worker; see `FinetuneStep`).
+    /// Splits each batch over the cores (one classifier copy per worker), or over the ranks of a
+    /// job (see `FinetuneStep`).
     let stepper: FinetuneStep
+    /// The processes of the job (`SingleProcess` unless started by mpirun).
+    public let collective: any Collective
+    /// Rank 0 writes the run folder and evaluates; the other ranks only train.
+    var writes: Bool { collective.isRoot }
     let train: any ImageDataset
     let test: any ImageDataset
     var optimizer: AdamW
@@ -19,6 +28,8 @@ public final class Finetuner {
     public private(set) var step = 0
     public let stepsPerEpoch: Int
     var trainSeconds: Double = 0
+    /// Shards per batch of the invocation that wrote the checkpoint resumed from (nil: fresh, or unrecorded).
+    var checkpointShards: Int?
     let invocationStart = Date()
 
     public struct EpochResult: Codable, Sendable {
@@ -42,7 +53,8 @@ public final class Finetuner {
 
     public struct FinetuneError: Error, CustomStringConvertible { public let description: String }
 
-    public init(config: ViTConfig, recipe: FinetuneRecipe, run: RunDirectory, resume: Bool) throws {
+    public init(config: ViTConfig, recipe: FinetuneRecipe, run: RunDirectory, resume: Bool,
+                collective: any Collective = SingleProcess()) throws {
         self.recipe = recipe
         self.run = run
         let full = try Datasets.open(recipe.data, split: .train)
@@ -53,7 +65,11 @@ public final class Finetuner {
             throw FinetuneError(description: "\(recipe.data) has no labels: fine-tuning needs class folders or an IDX label file")
         }
         classifier = Classifier(config: config, classes: train.classes)
-        stepper = FinetuneStep(classifier: classifier, shards: Parallel.workers)
+        if collective.isDistributed && recipe.batchSize < collective.size {
+            throw FinetuneError(description: "a batch of \(recipe.batchSize) cannot give each of \(collective.size) ranks an image")
+        }
+        self.collective = collective
+        stepper = FinetuneStep(classifier: classifier, shards: Parallel.workers, collective: collective)
         stepsPerEpoch = train.count / recipe.batchSize
         guard stepsPerEpoch > 0 else { throw FinetuneError(description: "fewer training images than one batch of \(recipe.batchSize)") }
         let depth = config.depth
@@ -63,17 +79,25 @@ public final class Finetuner {
         }
         schedule = CosineSchedule(base: recipe.lr, final: recipe.minLR, totalSteps: stepsPerEpoch * recipe.epochs,
                                   warmupSteps: Int((recipe.warmupEpochs * Double(stepsPerEpoch)).rounded()))
-        if resume {
+        if !collective.isRoot {
+            // Rank 0's weights (pretrained or from its checkpoint) arrive below.
+            try classifier.initialize(from: nil, seed: recipe.seed)
+        } else if resume {
             let position = try TrainingCheckpoint.load(into: classifier.parameters, optimizer: &optimizer,
                                                        from: run.file(RunDirectory.checkpointName))
             step = position.step
             trainSeconds = position.seconds
+            checkpointShards = position.shards
         } else {
             let pretrained = try recipe.initFrom.map { try Classifier.pretrainedEncoder($0).1 }
             try classifier.initialize(from: pretrained, seed: recipe.seed)
             try run.writeJSON(classifier.model.config, to: "config.json")
             try run.writeJSON(recipe, to: "recipe.json")
         }
+        collective.shareValues(classifier.parameters)
+        optimizer.share(over: collective)
+        step = collective.share(step)
+        trainSeconds = collective.share(trainSeconds)
     }
 
     public var totalSteps: Int { stepsPerEpoch * recipe.epochs }
@@ -85,10 +109,13 @@ public final class Finetuner {
         let startStep = step
         let lastStep = min(totalSteps, maxSteps.map { startStep + $0 } ?? totalSteps)
         let started = Date()
-        var history = (try? run.readJSON([EpochResult].self, from: "history.json")) ?? []
+        var history = writes ? (try? run.readJSON([EpochResult].self, from: "history.json")) ?? [] : []
         var lossSum = 0.0, lossCount = 0
         var stopped = false
         let unreadable = UnreadableImages(earlier: run.earlierUnreadableImages)
+        if startStep > 0 && writes, let note = TrainingCheckpoint.shardChangeNote(saved: checkpointShards, now: stepper.shards) {
+            progress.log(note)
+        }
         while step < lastStep && !stopped {
             let epoch = step / stepsPerEpoch
             let loader = BatchLoader(dataset: train, batchSize: recipe.batchSize, shuffle: true, dropLast: true, seed: recipe.seed,
@@ -105,6 +132,12 @@ public final class Finetuner {
                 optimizer.step(classifier.parameters, lr: lr)
                 step += 1
                 lossSum += Double(loss); lossCount += 1
+                // Every rank agrees whether to stop after this step (a signal may reach only some).
+                let stopping = collective.any(stop.isSet)
+                guard writes else {
+                    if stopping { stopped = true; break }
+                    continue
+                }
                 let elapsed = Date().timeIntervalSince(started)
                 let rate = Double((step - startStep) * recipe.batchSize) / max(elapsed, 1e-9)
                 progress.update(label: "finetune", done: step, total: totalSteps,
@@ -112,9 +145,9 @@ public final class Finetuner {
                                 eta: Double(lastStep - step) * Double(recipe.batchSize) / max(rate, 1e-9))
                 if step % 10 == 0 { run.appendMetrics(["step": step, "epoch": Double(step) / Double(stepsPerEpoch), "loss": loss, "lr": lr, "img_per_s": rate]) }
                 if step % recipe.checkpointEvery == 0 { try saveCheckpoint() }
-                if stop.isSet { stopped = true; break }
+                if stopping { stopped = true; break }
             }
-            if step % stepsPerEpoch == 0 && !stopped {
+            if step % stepsPerEpoch == 0 && !stopped && writes {
                 let top1 = try Evaluation.top1(classifier, dataset: test, batchSize: 500, progress: nil).top1
                 let result = EpochResult(epoch: step / stepsPerEpoch, top1: top1, trainLoss: lossCount > 0 ? lossSum / Double(lossCount) : .nan)
                 history.append(result)
@@ -126,7 +159,7 @@ public final class Finetuner {
                 try? run.writeLossPlot(keys: ["loss"], title: "fine-tuning loss")
             }
         }
-        if step > startStep { try saveCheckpoint() }
+        if step > startStep && writes { try saveCheckpoint() }
         let seconds = Date().timeIntervalSince(started)
         return Summary(steps: step, epochs: step / stepsPerEpoch, top1: history.last?.top1, bestTop1: history.map(\.top1).max(),
                        history: history, seconds: seconds, totalSeconds: trainSeconds + Date().timeIntervalSince(invocationStart),
@@ -135,7 +168,7 @@ public final class Finetuner {
 
     public func saveCheckpoint() throws {
         try TrainingCheckpoint.save(model: classifier.parameters, optimizerOver: classifier.parameters, optimizer: optimizer, step: step,
-                                    seconds: trainSeconds + Date().timeIntervalSince(invocationStart), extra: ["kind": "finetune"],
+                                    seconds: trainSeconds + Date().timeIntervalSince(invocationStart), extra: ["kind": "finetune", TrainingCheckpoint.shardsKey: String(stepper.shards)],
                                     to: run.file(RunDirectory.checkpointName))
     }
 }

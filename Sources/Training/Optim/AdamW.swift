@@ -17,7 +17,7 @@ public struct AdamW: Sendable {
     public var eps: Float
     public var weightDecay: Float
     /// Steps taken (t of the bias corrections).
-    public private(set) var steps = 0
+    public internal(set) var steps = 0
     /// First and second moments, one pair per trainable parameter, in `names` order.
     public private(set) var names: [String] = []
     var groups: [Group] = []

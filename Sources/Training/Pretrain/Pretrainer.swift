@@ -11,13 +11,22 @@ import Objectives
 ///
 /// Every random draw is a function of (seed, epoch, sample) for data and (seed, step) for masks, so a
 /// run stopped and resumed at any step produces the same weights as an uninterrupted one.
+///
+/// In a distributed job (`collective` of N ranks) every rank reads the same batches and computes
+/// its shard; rank 0 alone reads and writes the run folder (its state is shared with the other
+/// ranks before the first step), and a stop on any rank stops every rank after the same step.
 public final class Pretrainer {
     public let config: PretrainingConfig
     public let recipe: PretrainRecipe
     public let run: RunDirectory
     public let network: PretrainingNetwork
-    /// Splits each batch over the cores (one network copy per worker; see `DataParallelStep`).
+    /// Splits each batch over the cores (one network copy per worker), or over the ranks of a job
+    /// (see `DataParallelStep`).
     let stepper: DataParallelStep
+    /// The processes of the job (`SingleProcess` unless started by mpirun).
+    public let collective: any Collective
+    /// Rank 0 writes the run folder, metrics and plots; the other ranks only train.
+    var writes: Bool { collective.isRoot }
     let dataset: any ImageDataset
     var optimizer: AdamW
     /// Optimizer steps done so far.
@@ -29,6 +38,8 @@ public final class Pretrainer {
     let schedule: CosineSchedule
     /// Training seconds of earlier invocations (from the checkpoint) and when this one started.
     var trainSeconds: Double = 0
+    /// Shards per batch of the invocation that wrote the checkpoint resumed from (nil: fresh, or unrecorded).
+    var checkpointShards: Int?
     let invocationStart = Date()
 
     public struct Summary: Codable, Sendable {
@@ -46,8 +57,10 @@ public final class Pretrainer {
 
     public struct TrainingError: Error, CustomStringConvertible { public let description: String }
 
-    /// A new run (writes config.json and recipe.json) or, with `resume`, the run in `run`.
-    public init(config: PretrainingConfig, recipe: PretrainRecipe, run: RunDirectory, resume: Bool) throws {
+    /// A new run (writes config.json and recipe.json) or, with `resume`, the run in `run`. In a
+    /// distributed job only rank 0 touches `run`; the other ranks take its weights and position.
+    public init(config: PretrainingConfig, recipe: PretrainRecipe, run: RunDirectory, resume: Bool,
+                collective: any Collective = SingleProcess()) throws {
         let problems = config.validationErrors()
         guard problems.isEmpty else { throw TrainingError(description: "invalid model: " + problems.joined(separator: "; ")) }
         guard recipe.objective == config.objective else {
@@ -62,8 +75,12 @@ public final class Pretrainer {
         guard stepsPerEpoch > 0 else {
             throw TrainingError(description: "the dataset has \(dataset.count) images, fewer than one batch of \(recipe.batchSize)")
         }
+        if collective.isDistributed && recipe.batchSize < collective.size {
+            throw TrainingError(description: "a batch of \(recipe.batchSize) cannot give each of \(collective.size) ranks an image")
+        }
+        self.collective = collective
         network = PretrainingNetwork(config: config)
-        stepper = DataParallelStep(network: network, shards: Parallel.workers)
+        stepper = DataParallelStep(network: network, shards: Parallel.workers, collective: collective)
         let exempt = network.noDecayNames
         optimizer = AdamW(parameters: network.parameters, beta1: Float(recipe.beta1), beta2: Float(recipe.beta2),
                           weightDecay: Float(recipe.weightDecay)) { name, p in
@@ -71,13 +88,19 @@ public final class Pretrainer {
         }
         schedule = CosineSchedule(base: recipe.lr, final: recipe.minLR, totalSteps: stepsPerEpoch * recipe.epochs,
                                   warmupSteps: Int((recipe.warmupEpochs * Double(stepsPerEpoch)).rounded()))
-        if resume {
+        if !collective.isRoot {
+            // Rank 0's state arrives below.
+        } else if resume {
             try loadCheckpoint()
         } else {
             network.initialize(seed: recipe.seed)
             try run.writeJSON(config, to: "config.json")
             try run.writeJSON(recipe, to: "recipe.json")
         }
+        collective.shareValues(network.checkpointParameters)
+        optimizer.share(over: collective)
+        step = collective.share(step)
+        trainSeconds = collective.share(trainSeconds)
     }
 
     // MARK: Loop
@@ -90,7 +113,10 @@ public final class Pretrainer {
         var window: (images: Int, seconds: Double, data: Double) = (0, 0, 0)
         var windowStart = Date()
         let unreadable = UnreadableImages(earlier: run.earlierUnreadableImages)
-        if startStep > 0 { progress.log("resuming at step \(startStep) of \(totalSteps) (epoch \(startStep / stepsPerEpoch))") }
+        if startStep > 0 && writes {
+            progress.log("resuming at step \(startStep) of \(totalSteps) (epoch \(startStep / stepsPerEpoch))")
+            if let note = TrainingCheckpoint.shardChangeNote(saved: checkpointShards, now: stepper.shards) { progress.log(note) }
+        }
 
         epochs: while step < lastStep {
             let epoch = step / stepsPerEpoch
@@ -116,6 +142,12 @@ public final class Pretrainer {
                 network.afterStep(options: recipe.objectiveOptions, clock: clock, report: report)
                 step += 1
                 lastLoss = report.total
+                // Every rank agrees whether to stop after this step (a signal may reach only some).
+                let stopping = collective.any(stop.isSet)
+                guard writes else {
+                    if stopping { break epochs }
+                    continue
+                }
 
                 window.images += batch.images.shape[0]
                 window.data += dataSeconds
@@ -141,7 +173,7 @@ public final class Pretrainer {
                     try saveCheckpoint()
                     try? writeLossPlot()
                 }
-                if stop.isSet {
+                if stopping {
                     try saveCheckpoint()
                     progress.log("stopped at step \(step); checkpoint saved — resume with --resume")
                     break epochs
@@ -169,7 +201,7 @@ public final class Pretrainer {
         let views = MultiViewTransform(groups: groups.map { g in
             MultiViewTransform.Group(views: g.views, transform: SampleTransform(
                 channels: c.inChans, imageSize: g.size, mean: c.mean, std: c.std,
-                augment: Augment(size: g.size, scale: g.scale ?? recipe.augmentScale)))
+                augment: Augment(size: g.size, scale: g.scale ?? recipe.augmentScale), photometric: g.photometric))
         })
         return BatchLoader(dataset: dataset, batchSize: recipe.batchSize, shuffle: true, dropLast: true, seed: recipe.seed,
                            epoch: epoch, startBatch: startBatch, views: views, workers: 1)
@@ -188,7 +220,7 @@ public final class Pretrainer {
     public func saveCheckpoint() throws {
         try TrainingCheckpoint.save(model: network.checkpointParameters, optimizerOver: network.parameters, optimizer: optimizer,
                                     step: step, seconds: trainSeconds + Date().timeIntervalSince(invocationStart),
-                                    extra: ["objective": config.objective], to: run.file(RunDirectory.checkpointName))
+                                    extra: ["objective": config.objective, TrainingCheckpoint.shardsKey: String(stepper.shards)], to: run.file(RunDirectory.checkpointName))
     }
 
     func loadCheckpoint() throws {
@@ -196,5 +228,6 @@ public final class Pretrainer {
                                                    from: run.file(RunDirectory.checkpointName))
         step = position.step
         trainSeconds = position.seconds
+        checkpointShards = position.shards
     }
 }

@@ -106,7 +106,10 @@ enum ModelCard {
             if let text = file(n) { metrics += "\n`\(n)`:\n\n```json\n\(text)\n```\n" }
         }
         if !metrics.isEmpty { s += "\n## Metrics\n\n" + summary(run: run) + "\nThe measurements in full:\n" + metrics }
-        s += "\n## Limits\n\nTrained and evaluated only on the data named above; inputs are resized and center-cropped to the configured size.\n"
+        s += "\n## Limitations\n\nTrained and evaluated only on the data named above; inputs are resized and center-cropped to the configured size, "
+            + "and images unlike the training data get answers that mean little. State the intended input (channels, size, domain) here and as "
+            + "`intended_input` in config.json (`/v1/models` shows it)"
+            + (kind == .pretraining ? ", and run `bootmae-train calibrate --model DIR --data DATA` so that answers carry an out-of-distribution score.\n" : ".\n")
         return s
     }
 

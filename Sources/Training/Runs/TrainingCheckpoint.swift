@@ -13,6 +13,20 @@ public enum TrainingCheckpoint {
         /// Training seconds summed over every invocation of the run.
         public var seconds: Double
         public var metadata: [String: String]
+        /// Data-parallel shards per batch of the job that wrote it (threads or mpirun ranks).
+        public var shards: Int? { metadata[TrainingCheckpoint.shardsKey].flatMap(Int.init) }
+    }
+
+    /// The metadata key of the shards per batch (`Position.shards`).
+    public static let shardsKey = "shards"
+
+    /// What a resume with another shard count than the checkpoint's means, or nil when it is the same.
+    public static func shardChangeNote(saved: Int?, now: Int) -> String? {
+        guard let saved, saved != now else { return nil }
+        func job(_ n: Int) -> String { n == 1 ? "1 shard (one process, --threads 1)" : "\(n) shards (mpirun -np \(n), or --threads \(n) in one process)" }
+        return "note: the checkpoint was written with \(job(saved)) per batch and this job has \(job(now)). Training continues "
+            + "correctly (the same batches, the same mean gradient), but the gradients are summed in another order, so from "
+            + "here on the weights differ in the last bits from an uninterrupted run; resume with \(job(saved)) to match it bit for bit."
     }
 
     public static func save(model: ParameterList, optimizerOver trainable: ParameterList, optimizer: AdamW,

@@ -1,0 +1,64 @@
+import ArgumentParser
+import Foundation
+import Checkpoint
+import Tensor
+import Training
+import Objectives
+
+/// `bootmae-train calibrate`: the reconstruction errors of held-out images, which the server ranks
+/// a request's image among for its out-of-distribution score.
+struct Calibrate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write ood_calibration.json into a model directory: the masked-patch reconstruction errors of test images.",
+        discussion: """
+            The server scores every image it serves with a model that has (or shares its encoder with) a pixel decoder:
+            the percentile of the image's masked-patch error among these test images. A model directory without
+            ood_calibration.json gets no score. Run this after `export`, on the test split of the training data.
+            """)
+
+    @Option(help: "Model directory with a pixel decoder (an export of a pretraining run).")
+    var model: String
+
+    @Option(help: "Dataset with a test split (IDX folder or ImageFolder with test/ or val/). Default: Fashion-MNIST.")
+    var data: String?
+
+    @Option(help: "Test images to measure (the first ones of the split).")
+    var images: Int = 2000
+
+    @Option(help: "Masks per image (seeds 0..<N), averaged.")
+    var masks: Int = 4
+
+    @Option(help: "Images per forward pass.")
+    var batchSize: Int = 250
+
+    @Option(help: "Compute threads.")
+    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    func validate() throws {
+        try ensure(images >= 10, "--images must be at least 10")
+        try ensure(masks >= 1, "--masks must be positive")
+        try ensure(batchSize >= 1, "--batch-size must be positive")
+        try ensure(threads >= 1, "--threads must be positive")
+    }
+
+    func run() throws {
+        TensorRuntime.configure(threads: threads)
+        do {
+            let dir = URL(fileURLWithPath: model)
+            let source = data ?? defaultDataset(of: model)
+            let test = try Datasets.open(source, split: .test)
+            let network = try PretrainingDirectory.load(dir)
+            let progress = ProgressReporter()
+            let calibration = try Evaluation.errorCalibration(network, dataset: test, describing: "\(URL(fileURLWithPath: source).lastPathComponent) test split",
+                                                              maxImages: images, batchSize: batchSize, seeds: masks, progress: progress)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            try AtomicFile.write(try encoder.encode(calibration), to: dir.appendingPathComponent(ReconstructionErrorCalibration.fileName))
+            let e = calibration.errors
+            progress.log("\(e.count) images: masked-patch MSE median \(String(format: "%.5f", e[e.count / 2])), "
+                         + "99th percentile \(String(format: "%.5f", e[min(e.count - 1, e.count * 99 / 100)])); wrote \(dir.path)/\(ReconstructionErrorCalibration.fileName)")
+        } catch {
+            throw fail("error: \(error)", code: 1)
+        }
+    }
+}
