@@ -16,6 +16,8 @@ public final class InferenceWorkspace: @unchecked Sendable {
     /// Attention's q | k | v and context, and later the MLP's hidden activations: a block never
     /// needs both at once.
     private let wide = GrowingBuffer()
+    /// Relative-position attention biases and their lookups (LoMaR's iRPE); never grown without one.
+    private let relative = GrowingBuffer()
 
     /// One workspace per shard when a batch is split by images over the workers.
     private var shardSpaces: [InferenceWorkspace] = []
@@ -23,7 +25,7 @@ public final class InferenceWorkspace: @unchecked Sendable {
     public init() {}
 
     /// Bytes currently held.
-    public var byteCount: Int { 4 * (normed.capacity + wide.capacity) + shardSpaces.reduce(0) { $0 + $1.byteCount } }
+    public var byteCount: Int { 4 * (normed.capacity + wide.capacity + relative.capacity) + shardSpaces.reduce(0) { $0 + $1.byteCount } }
 
     /// `count` workspaces for the shards of one forward, kept for the next.
     func shards(_ count: Int) -> [InferenceWorkspace] {
@@ -39,6 +41,12 @@ public final class InferenceWorkspace: @unchecked Sendable {
     func attention(rows: Int, width: Int) -> (qkv: UnsafeMutablePointer<Float>, context: UnsafeMutablePointer<Float>) {
         let base = wide.reserve(rows * 4 * width)
         return (base, base + rows * 3 * width)
+    }
+
+    /// (bias: `bias` floats, lookup: `lookup` floats), side by side, apart from the other buffers.
+    func relativeBias(bias: Int, lookup: Int) -> (bias: UnsafeMutablePointer<Float>, lookup: UnsafeMutablePointer<Float>) {
+        let base = relative.reserve(bias + lookup)
+        return (base, base + bias)
     }
 
     /// rows × hidden, overlapping `attention`'s buffers.

@@ -13,6 +13,13 @@ public struct ViTConfig: Codable, Sendable, Equatable {
         case absent = "none"
     }
 
+    /// Relative position encodings inside attention.
+    public enum RelativePosition: String, Codable, Sendable {
+        /// iRPE, contextual, product method, on keys, one table shared by the heads (LoMaR:
+        /// junchen14/LoMaR vision_transformer_irpe.py `rpe_config`); `blocks.N.attn.rpe_k.lookup_table_weight`.
+        case irpeProductK = "irpe_product_k"
+    }
+
     public var imgSize: Int
     public var patchSize: Int
     public var inChans: Int
@@ -32,24 +39,28 @@ public struct ViTConfig: Codable, Sendable, Equatable {
     /// Layer scale: every block gets `gamma_1` / `gamma_2` initialised to this (BEiT's
     /// `init_values`); nil (absent from config.json) builds blocks without layer scale.
     public var layerScaleInit: Double?
+    /// A relative position encoding in every block's attention; nil (absent from config.json): none.
+    public var relativePosition: RelativePosition?
 
     enum CodingKeys: String, CodingKey {
         case imgSize = "img_size", patchSize = "patch_size", inChans = "in_chans", embedDim = "embed_dim"
         case depth, numHeads = "num_heads", mlpRatio = "mlp_ratio", qkvBias = "qkv_bias"
         case layerNormEps = "layer_norm_eps", globalPool = "global_pool", mean, std, labels
         case posEmbed = "pos_embed", cropPct = "crop_pct", layerScaleInit = "layer_scale_init"
+        case relativePosition = "relative_position"
     }
 
     public init(imgSize: Int, patchSize: Int, inChans: Int = 3, embedDim: Int, depth: Int, numHeads: Int,
                 mlpRatio: Double = 4, qkvBias: QKVBias = .qkv, layerNormEps: Double = 1e-6,
                 globalPool: Pooling = .cls, mean: [Float] = [0.5, 0.5, 0.5], std: [Float] = [0.5, 0.5, 0.5],
                 labels: [String]? = nil, posEmbed: PositionalEmbedding? = nil, cropPct: Double? = nil,
-                layerScaleInit: Double? = nil) {
+                layerScaleInit: Double? = nil, relativePosition: RelativePosition? = nil) {
         self.imgSize = imgSize; self.patchSize = patchSize; self.inChans = inChans; self.embedDim = embedDim
         self.depth = depth; self.numHeads = numHeads; self.mlpRatio = mlpRatio; self.qkvBias = qkvBias
         self.layerNormEps = layerNormEps; self.globalPool = globalPool; self.mean = mean; self.std = std
         self.labels = labels; self.posEmbed = posEmbed; self.cropPct = cropPct
         self.layerScaleInit = layerScaleInit
+        self.relativePosition = relativePosition
     }
 
     public var gridSize: Int { imgSize / patchSize }

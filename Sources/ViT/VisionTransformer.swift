@@ -58,7 +58,7 @@ public struct VisionTransformer: Sendable {
         patchEmbed = PatchEmbed(channels: c.inChans, patch: c.patchSize, dim: c.embedDim, name: "patch_embed.proj", into: &p)
         blocks = (0..<c.depth).map { i in
             Block(dim: c.embedDim, heads: c.numHeads, mlpHidden: c.mlpHidden, bias: c.qkvBias, eps: eps,
-                  layerScale: c.layerScaleInit.map { Float($0) }, name: "blocks.\(i)", into: &p)
+                  layerScale: c.layerScaleInit.map { Float($0) }, relativePosition: c.relativePosition, name: "blocks.\(i)", into: &p)
         }
         norm = parts.norm ? LayerNorm(c.embedDim, eps: eps, name: "norm", into: &p) : nil
         fcNorm = parts.fcNorm ? LayerNorm(c.embedDim, eps: eps, name: "fc_norm", into: &p) : nil

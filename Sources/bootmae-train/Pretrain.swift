@@ -37,8 +37,8 @@ struct Pretrain: ParsableCommand {
     @Option(help: "Patch size (default: the preset's).")
     var patchSize: Int?
 
-    @Option(help: "Share of patches masked.")
-    var maskRatio: Double = 0.75
+    @Option(help: "Share of patches masked (default: the objective's; MAE and BootMAE 0.75, LoMaR 0.8 of each window).")
+    var maskRatio: Double?
 
     @Option(help: "Images per step (default: 256, or for small datasets the largest power of two that leaves 4 steps per epoch).")
     var batchSize: Int?
@@ -102,7 +102,7 @@ struct Pretrain: ParsableCommand {
         try ensure(batchSize.map { $0 >= 1 } ?? true, "--batch-size must be positive")
         try ensure(imgSize.map { $0 >= 1 } ?? true && patchSize.map { $0 >= 1 } ?? true, "--img-size and --patch-size must be positive")
         try ensure(channels.map { $0 == 1 || $0 == 3 } ?? true, "--channels is 1 or 3")
-        try ensure((0.05...0.95).contains(maskRatio), "--mask-ratio must be within 0.05...0.95")
+        try ensure(maskRatio.map { (0.05...0.95).contains($0) } ?? true, "--mask-ratio must be within 0.05...0.95")
         let (type, flags) = try chosenObjective()
         try ensure(blr.map { $0 > 0 } ?? true && lr.map { $0 > 0 } ?? true, "the learning rate (--blr, --lr) must be positive")
         if let batchSize {  // else checked once the batch is chosen from the data
@@ -159,8 +159,8 @@ struct Pretrain: ParsableCommand {
                                          patchSize: patchSize ?? encoder.patchSize, maskRatio: maskRatio, flags: flags)
         }
         let configFlags = ["embed_dim": "--preset", "depth": "--preset", "num_heads": "--preset", "in_chans": "--channels"]
-        found += differingFields(recorded: flattenedJSON(recordedConfig), given: flattenedJSON(try config(preset, maskRatio, flags)),
-                                            defaults: flattenedJSON(try config(.tiny, 0.75, defaultFlags)), givenFlags: given,
+        found += differingFields(recorded: flattenedJSON(recordedConfig), given: flattenedJSON(try config(preset, maskRatio ?? type.defaultMaskRatio, flags)),
+                                            defaults: flattenedJSON(try config(.tiny, type.defaultMaskRatio, defaultFlags)), givenFlags: given,
                                             flagOf: { configFlags[$0] ?? conventionalFlag($0) })
         return found
     }
@@ -174,7 +174,7 @@ struct Pretrain: ParsableCommand {
         let batch = batchSize ?? defaultBatchSize(images: images)
         if batch > images { throw batchTooLarge(batch, images: images, data: common.dataPath) }
         let config = try preset.pretrainingConfig(type, channels: channels ?? dataset.channels, imgSize: imgSize, patchSize: patchSize,
-                                                  maskRatio: maskRatio, flags: flags)
+                                                  maskRatio: maskRatio ?? type.defaultMaskRatio, flags: flags)
         let epochs = common.epochs ?? 100
         let recipe = try PretrainRecipe.make(
             type, flags: flags, data: common.absoluteDataPath, seed: common.seed, epochs: epochs, batchSize: batch,

@@ -77,3 +77,18 @@ final class DataParallelStepTests: XCTestCase {
         compare(config, options: MAE.Options(masking: .random), batch: 4, shards: 2)
     }
 }
+
+extension DataParallelStepTests {
+    /// LoMaR's rows are windows: a shard keeps its images' rows, and the loss divides by the whole
+    /// batch's masked window patches. Both pairings (the official one spreads an image's rows).
+    func testLoMaRShardsMatchTheWholeBatch() {
+        var lomarEncoder = encoder
+        lomarEncoder.qkvBias = .qkv
+        lomarEncoder.posEmbed = .absent
+        lomarEncoder.relativePosition = .irpeProductK
+        let config = PretrainingConfig(LoMaR.self, encoder: lomarEncoder, settings: .init(windowSize: 2, numWindow: 3))
+        for pairing in WindowPairing.allCases {
+            compare(config, options: LoMaR.Options(windowPairing: pairing), batch: 5, shards: 2)
+        }
+    }
+}

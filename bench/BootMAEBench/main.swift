@@ -15,12 +15,13 @@ struct Case {
 let arguments = CommandLine.arguments
 
 // Machine-readable modes (one JSON line per measurement) driven by bench/compare.
-if let mode = arguments.dropFirst().first, ["forward", "train-step", "finetune-step"].contains(mode) {
+if let mode = arguments.dropFirst().first, ["forward", "train-step", "finetune-step", "lomar-cost"].contains(mode) {
     let options = Options(arguments: Array(arguments.dropFirst(2)))
     do {
         switch mode {
         case "forward": try ForwardMode(options).run(options)
         case "train-step": try TrainStepMode(options).run(options)
+        case "lomar-cost": try LoMaRCostMode(options).run()
         default: try FinetuneStepMode(options).run(options)
         }
         exit(0)

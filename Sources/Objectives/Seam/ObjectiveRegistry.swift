@@ -7,6 +7,7 @@ public enum ObjectiveRegistry {
         BootMAE.self,
         MAE.self,
         IBOT.self,
+        LoMaR.self,
     ]
 
     private static let lock = NSLock()

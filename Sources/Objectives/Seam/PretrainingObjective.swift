@@ -38,6 +38,8 @@ public protocol PretrainingObjective: Sendable {
     static func configure(_ shape: BackboneShape, maskRatio: Double, flags: ObjectiveFlagValues) throws -> (ViTConfig, Settings)
     /// Training options from the flags; `epochs` for defaults that scale with the run.
     static func options(flags: ObjectiveFlagValues, epochs: Int) throws -> Options
+    /// The masked share `configure` gets when the command line sets none.
+    static var defaultMaskRatio: Double { get }
     /// The official recipe's optimizer defaults: learning rate per 256 images, the final rate of
     /// the cosine schedule, warmup as a share of the epochs, AdamW's betas and weight decay.
     static var defaultBaseLR: Double { get }
@@ -93,6 +95,7 @@ extension PretrainingObjective {
     public var noDecayNames: Set<String> { [] }
     public static var capabilities: Set<Capability> { [.embed] }
     public static var flags: [ObjectiveFlag] { [] }
+    public static var defaultMaskRatio: Double { 0.75 }
     public static var defaultBaseLR: Double { 1.5e-4 }
     public static func defaultMinLR(peak: Double) -> Double { 0 }
     public static var defaultWarmupShare: Double { 0.05 }

@@ -76,6 +76,15 @@ public enum AttentionOp {
         }
     }
 
+    /// Inference into a caller's buffer with a (batch, heads, tokens, tokens) bias in the caller's
+    /// storage (LoMaR's iRPE term, computed into the inference workspace: no Tensor copy).
+    public static func selfInfer(qkv: UnsafePointer<Float>, batch: Int, tokens: Int, width: Int, heads: Int,
+                                 perImageAndHeadBias bias: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>) {
+        var o = selfOperands(qkv, shape: [batch, tokens, 3 * width], heads: heads)
+        o.bias = bias; o.biasHeadStride = tokens * tokens; o.biasImageStride = heads * tokens * tokens
+        attend(o, savingProbabilitiesTo: nil, into: out)
+    }
+
     /// Returns dqkv (B, N, 3A). With `biasGrad`, d bias (= d logits) is added into it, laid out
     /// as the forward's bias values (a shared bias receives the sum over the pairs reading it).
     public static func selfBackward(_ dout: Tensor, qkv: Tensor, saved: Saved, heads: Int,

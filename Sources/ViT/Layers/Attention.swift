@@ -76,27 +76,40 @@ public struct QKVProjection: Sendable {
 
 /// Multi-head self-attention (timm `Attention` / BootMAE `Attention`): qkv → SDPA → proj.
 /// The attention width A = heads · (dim / heads) may be less than dim (BootMAE's 504-wide decoder).
-/// An optional `AttentionBias` is added to the logits (BEiT relative positions, LoMaR's iRPE).
+/// An optional `AttentionBias` is added to the logits (BEiT relative positions); with `rpeK`
+/// (LoMaR) the layer computes its own bias from q, the contextual iRPE term.
 public struct SelfAttention: Sendable {
     public let qkv: QKVProjection
     public let proj: Linear
     public let heads: Int
+    /// iRPE on keys (junchen14/LoMaR vision_transformer_irpe.py `Attention.rpe_k`), or nil.
+    public let rpeK: RelativePositionKeys?
 
     public struct Cache: Sendable {
         let input: Tensor, qkv: Tensor, attention: AttentionOp.Saved, context: Tensor
     }
 
-    public init(dim: Int, heads: Int, bias: QKVBias, name: String, into params: inout ParameterList) {
+    public init(dim: Int, heads: Int, bias: QKVBias, relativePosition: ViTConfig.RelativePosition? = nil,
+                name: String, into params: inout ParameterList) {
         let width = heads * (dim / heads)
         self.heads = heads
         qkv = QKVProjection(dim: dim, width: width, mode: bias, name: name, into: &params)
         proj = Linear(width, dim, name: "\(name).proj", into: &params)
+        // After qkv and proj, as the official module registers rpe_k.
+        rpeK = relativePosition.map { _ in RelativePositionKeys(headDim: dim / heads, name: "\(name).rpe_k", into: &params) }
+    }
+
+    /// The logit bias of this layer for `q` (the qkv output): the caller's, or iRPE's own.
+    private func logitBias(_ q: Tensor, _ bias: AttentionBias?) -> AttentionBias? {
+        guard let rpeK else { return bias }
+        precondition(bias == nil, "self-attention with iRPE takes no extra logit bias")
+        return rpeK.bias(qkv: q, heads: heads)
     }
 
     /// x: (B, N, dim). `residual`, when given, is added to the output (the block's skip connection).
     public func forward(_ x: Tensor, adding residual: Tensor? = nil, bias: AttentionBias? = nil) -> (Tensor, Cache) {
         let q = qkv.forward(x)
-        let (context, saved) = AttentionOp.selfForward(qkv: q, heads: heads, bias: bias)
+        let (context, saved) = AttentionOp.selfForward(qkv: q, heads: heads, bias: logitBias(q, bias))
         return (proj.forward(context, adding: residual), Cache(input: x, qkv: q, attention: saved, context: context))
     }
 
@@ -109,14 +122,34 @@ public struct SelfAttention: Sendable {
         let rows = batch * tokens
         let (q, context) = workspace.attention(rows: rows, width: qkv.width)
         qkv.infer(x, rows: rows, into: q)
-        AttentionOp.selfInfer(qkv: q, batch: batch, tokens: tokens, width: qkv.width, heads: heads, bias: bias, into: context)
+        if let rpeK {
+            precondition(bias == nil, "self-attention with iRPE takes no extra logit bias")
+            // The bias lives in the workspace; the kernel reads it through a Tensor-free path.
+            let count = batch * heads * tokens * tokens
+            let (values, lookup) = workspace.relativeBias(bias: count, lookup: rpeK.lookupCount(batch: batch, tokens: tokens, heads: heads))
+            rpeK.bias(qkv: q, batch: batch, tokens: tokens, heads: heads, lookup: lookup, into: values)
+            AttentionOp.selfInfer(qkv: q, batch: batch, tokens: tokens, width: qkv.width, heads: heads,
+                                  perImageAndHeadBias: values, into: context)
+        } else {
+            AttentionOp.selfInfer(qkv: q, batch: batch, tokens: tokens, width: qkv.width, heads: heads, bias: bias, into: context)
+        }
         proj.infer(context, rows: rows, into: y, accumulate: accumulate)
     }
 
     /// Returns dx. With `biasGrad`, d bias is added into it (laid out as the forward's bias values).
     public func backward(_ dy: Tensor, cache: Cache, biasGrad: UnsafeMutablePointer<Float>? = nil) -> Tensor {
         let dContext = proj.backward(dy, input: cache.context)
-        let dqkv = AttentionOp.selfBackward(dContext, qkv: cache.qkv, saved: cache.attention, heads: heads, biasGrad: biasGrad)
+        guard let rpeK, let bias = cache.attention.bias else {
+            let dqkv = AttentionOp.selfBackward(dContext, qkv: cache.qkv, saved: cache.attention, heads: heads, biasGrad: biasGrad)
+            return qkv.backward(dqkv, input: cache.input)
+        }
+        precondition(biasGrad == nil, "self-attention with iRPE has no caller's bias to take a gradient")
+        // iRPE's bias is a function of q: its gradient flows back into the q columns of dqkv.
+        var dBias = Tensor(zeros: bias.values.shape)
+        var dqkv = dBias.withMutablePointer {
+            AttentionOp.selfBackward(dContext, qkv: cache.qkv, saved: cache.attention, heads: heads, biasGrad: $0)
+        }
+        rpeK.backward(dBias: dBias, qkv: cache.qkv, heads: heads, addingInto: &dqkv)
         return qkv.backward(dqkv, input: cache.input)
     }
 }

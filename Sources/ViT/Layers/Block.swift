@@ -23,10 +23,11 @@ public struct Block: Sendable {
 
     /// `layerScale`: γ's initial value; nil builds the block without layer scale (and without
     /// `gamma_1` / `gamma_2` parameters).
+    /// `relativePosition`: the attention's own relative position encoding (LoMaR's iRPE), or nil.
     public init(dim: Int, heads: Int, mlpHidden: Int, bias: QKVBias, eps: Float, layerScale: Float? = nil,
-                name: String, into params: inout ParameterList) {
+                relativePosition: ViTConfig.RelativePosition? = nil, name: String, into params: inout ParameterList) {
         norm1 = LayerNorm(dim, eps: eps, name: "\(name).norm1", into: &params)
-        attn = SelfAttention(dim: dim, heads: heads, bias: bias, name: "\(name).attn", into: &params)
+        attn = SelfAttention(dim: dim, heads: heads, bias: bias, relativePosition: relativePosition, name: "\(name).attn", into: &params)
         norm2 = LayerNorm(dim, eps: eps, name: "\(name).norm2", into: &params)
         mlp = MLP(dim: dim, hidden: mlpHidden, name: "\(name).mlp", into: &params)
         // After the MLP, as BEiT's Block defines (and so orders) them.

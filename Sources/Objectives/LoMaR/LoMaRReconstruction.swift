@@ -1,0 +1,49 @@
+import Tensor
+import ViT
+
+/// Reconstructions with LoMaR's own head, window by window: the patch grid is tiled by K×K windows
+/// (the last row and column of tiles moved back to fit, so they may overlap the previous ones),
+/// each window is encoded as in training with the plan's masked patches replaced by `mask_token`,
+/// and `encoder_pred` predicts its patches. A patch covered by two tiles takes the first tile's
+/// prediction. LoMaR trains on windows only, so this is the view of the image its head has; the
+/// default mask is random, N − ⌊N·0.2⌋ patches (MAE's rule; each window then holds about its training share).
+extension LoMaR: PixelReconstructing {
+    public var defaultMasking: MaskingSpec { .random }
+    public var maskedCount: Int { MaskingSpec.maskedCount(ratio: settings.maskRatio ?? 0.8, patches: encoder.config.numPatches) }
+
+    /// Tiles' top (and left) rows: 0, K, 2K, … and grid − K.
+    public static func tileStarts(grid: Int, size k: Int) -> [Int] {
+        var starts = Array(stride(from: 0, through: grid - k, by: k))
+        if starts.last != grid - k { starts.append(grid - k) }
+        return starts
+    }
+
+    public func predictPixels(_ images: Tensor, plan: MaskPlan) -> PixelPrediction {
+        let c = encoder.config
+        let (b, n, grid, k, p) = (images.shape[0], c.numPatches, c.gridSize, windowSize, c.patchSize)
+        let starts = Self.tileStarts(grid: grid, size: k)
+        let windows = (0..<b).flatMap { image in starts.flatMap { top in starts.map { TokenWindow(image: image, top: top, left: $0) } } }
+        let masked = plan.lossMask
+        let patchOf = { (w: TokenWindow, i: Int) in (w.top + i / k) * grid + w.left + i % k }
+        let flags = windows.flatMap { w in (0..<(k * k)).map { masked[w.image * n + patchOf(w, $0)] == 1 } }
+        let prediction = forward(images, windows: windows, size: k, maskFlags: flags).prediction
+        let dim = prediction.lastDim
+        // Window rows back to (B, N, p·p·C) in (p, q, c) order, first tile first.
+        var filled = [Bool](repeating: false, count: b * n)
+        let patches = Tensor(shape: [b, n, dim]) { out in
+            prediction.withPointer { src in
+                for (r, w) in windows.enumerated() {
+                    for i in 0..<(k * k) {
+                        let row = w.image * n + patchOf(w, i)
+                        if filled[row] { continue }
+                        filled[row] = true
+                        (out + row * dim).update(from: src + (r * k * k + i) * dim, count: dim)
+                    }
+                }
+            }
+        }
+        let image = PixelTargets.unpatchifyChannelsLast(patches, patch: p, channels: c.inChans, height: c.imgSize, width: c.imgSize)
+        return PixelPrediction(patches: PatchOps.patchify(image, patch: p),
+                               normalization: (settings.normPixLoss ?? true) ? PatchNormalization(groupSize: c.patchDim, unbiased: true, eps: 1e-6) : nil)
+    }
+}
