@@ -207,6 +207,8 @@ final class LoMaRTests: XCTestCase {
         let expected = PatchOps.patchify(PixelTargets.unpatchifyChannelsLast(grid, patch: 4, channels: 3, height: 32, width: 32), patch: 4)
         XCTAssertEqual(got.patches, expected)
         XCTAssertEqual(got.normalization?.groupSize, 48)
+        // One image per pass gives the same patches (the eval batches are split so).
+        XCTAssertEqual(model.predictPixels(images, plan: mask, rowsPerPass: 4).patches, expected)
         let network = try PretrainingDirectory.load(Fixtures.url("pretrain/lomar_tiny"))
         let reconstruction = network.reconstruct(images, plan: mask, statistics: .visible)
         XCTAssertEqual(reconstruction.pixels.shape, [3, 64, 48])

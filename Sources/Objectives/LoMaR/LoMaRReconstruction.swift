@@ -19,18 +19,43 @@ extension LoMaR: PixelReconstructing {
     }
 
     public func predictPixels(_ images: Tensor, plan: MaskPlan) -> PixelPrediction {
+        predictPixels(images, plan: plan, rowsPerPass: 2048)
+    }
+
+    /// `rowsPerPass` bounds the window rows encoded at once, whole images per pass (an eval batch of
+    /// 500 images at 112 px is 24 500 windows; kept whole, the forward held 22 GB).
+    public func predictPixels(_ images: Tensor, plan: MaskPlan, rowsPerPass: Int) -> PixelPrediction {
         let c = encoder.config
         let (b, n, grid, k, p) = (images.shape[0], c.numPatches, c.gridSize, windowSize, c.patchSize)
         let starts = Self.tileStarts(grid: grid, size: k)
-        let windows = (0..<b).flatMap { image in starts.flatMap { top in starts.map { TokenWindow(image: image, top: top, left: $0) } } }
+        let chunk = max(1, rowsPerPass / (starts.count * starts.count))
         let masked = plan.lossMask
+        let workspace = InferenceWorkspace()
+        let parts = stride(from: 0, to: b, by: chunk).map { lo in
+            let range = lo..<min(b, lo + chunk)
+            return predictTiles(images.batchSlice(range), mask: Array(masked[(lo * n)..<(range.upperBound * n)]), starts: starts,
+                                workspace: workspace)
+        }
+        let patches = parts.count == 1 ? parts[0] : Tensor(concatenatingBatches: parts)
+        let image = PixelTargets.unpatchifyChannelsLast(patches, patch: p, channels: c.inChans, height: c.imgSize, width: c.imgSize)
+        return PixelPrediction(patches: PatchOps.patchify(image, patch: p),
+                               normalization: (settings.normPixLoss ?? true) ? PatchNormalization(groupSize: c.patchDim, unbiased: true, eps: 1e-6) : nil)
+    }
+
+    /// (B, N, p·p·C) predictions in (p, q, c) order for `images` tiled at `starts`, `mask` = B·N flags (1 = masked).
+    func predictTiles(_ images: Tensor, mask: [Float], starts: [Int], workspace: InferenceWorkspace) -> Tensor {
+        let c = encoder.config
+        let (b, n, grid, k) = (images.shape[0], c.numPatches, c.gridSize, windowSize)
+        let windows = (0..<b).flatMap { image in starts.flatMap { top in starts.map { TokenWindow(image: image, top: top, left: $0) } } }
         let patchOf = { (w: TokenWindow, i: Int) in (w.top + i / k) * grid + w.left + i % k }
-        let flags = windows.flatMap { w in (0..<(k * k)).map { masked[w.image * n + patchOf(w, $0)] == 1 } }
-        let prediction = forward(images, windows: windows, size: k, maskFlags: flags).prediction
+        let flags = windows.flatMap { w in (0..<(k * k)).map { mask[w.image * n + patchOf(w, $0)] == 1 } }
+        let rows = TokenOps.windows(encoder.patchEmbed.forward(images).0, gridWidth: grid, size: k, windows: windows)
+        let latent = encoder.inferTokens(TokenOps.replaceMasked(rows, mask: flags, with: maskToken.value), workspace: workspace)
+        let prediction = encoderPred.forward(DecoderInput.dropClass(latent))
         let dim = prediction.lastDim
-        // Window rows back to (B, N, p·p·C) in (p, q, c) order, first tile first.
+        // Window rows back to (B, N, p·p·C), first tile first.
         var filled = [Bool](repeating: false, count: b * n)
-        let patches = Tensor(shape: [b, n, dim]) { out in
+        return Tensor(shape: [b, n, dim]) { out in
             prediction.withPointer { src in
                 for (r, w) in windows.enumerated() {
                     for i in 0..<(k * k) {
@@ -42,8 +67,5 @@ extension LoMaR: PixelReconstructing {
                 }
             }
         }
-        let image = PixelTargets.unpatchifyChannelsLast(patches, patch: p, channels: c.inChans, height: c.imgSize, width: c.imgSize)
-        return PixelPrediction(patches: PatchOps.patchify(image, patch: p),
-                               normalization: (settings.normPixLoss ?? true) ? PatchNormalization(groupSize: c.patchDim, unbiased: true, eps: 1e-6) : nil)
     }
 }

@@ -36,6 +36,15 @@ extension VisionTransformer {
         return classAndPositionBackward(dx)
     }
 
+    /// Inference on token rows: `forwardTokens`' output computed without caches (blocks in place,
+    /// intermediates in the workspace), the same arithmetic as `infer` on whole images.
+    public func inferTokens(_ patches: Tensor, workspace: InferenceWorkspace = InferenceWorkspace()) -> Tensor {
+        precondition(!hasAbsolutePositions, "token sequences other than a whole image need an encoder without absolute positions")
+        var x = prependClass(patches)
+        for block in blocks { block.infer(&x, workspace: workspace) }
+        return norm?.infer(x) ?? x
+    }
+
     /// [cls; patches]: (R, T, D) → (R, 1 + T, D).
     func prependClass(_ patches: Tensor) -> Tensor {
         let (r, t, d) = (patches.shape[0], patches.shape[1], patches.shape[2])
