@@ -55,10 +55,12 @@ let package = Package(
 
         // HTTP/1.1 server on POSIX sockets + Dispatch: parser, connections, router, responses (no ML).
         .target(name: "HTTP", dependencies: [.product(name: "Logging", package: "swift-log")], swiftSettings: optimized),
+        // What the fuzz harnesses share: libFuzzer's driver in fuzzing builds, the corpus replayer otherwise.
+        .target(name: "FuzzSupport"),
         // libFuzzer harness for the request parser (scripts/fuzz-http.sh); a corpus replayer in normal builds.
-        .executableTarget(name: "http-parser-fuzz", dependencies: ["HTTP"]),
+        .executableTarget(name: "http-parser-fuzz", dependencies: ["HTTP", "FuzzSupport"]),
         // libFuzzer harness for decode → preprocess → PNG (scripts/fuzz-images.sh); a corpus replayer in normal builds.
-        .executableTarget(name: "image-decode-fuzz", dependencies: ["ImageKit"]),
+        .executableTarget(name: "image-decode-fuzz", dependencies: ["ImageKit", "FuzzSupport"]),
 
         // The ranks of an Open MPI job as a `Collective` (order-preserving sums from MPI collectives).
         .target(name: "Distributed", dependencies: ["Tensor", "CMPIShim"], swiftSettings: optimized),
@@ -74,7 +76,7 @@ let package = Package(
         // The inference service: model registry, batching, endpoint handlers, metrics (no sockets).
         .target(name: "Service", dependencies: ["Tensor", "ViT", "Checkpoint", "Objectives", "ImageKit"], swiftSettings: optimized),
         // libFuzzer harness for JSON and multipart request decoding (scripts/fuzz-requests.sh); a corpus replayer in normal builds.
-        .executableTarget(name: "request-decode-fuzz", dependencies: ["Service"]),
+        .executableTarget(name: "request-decode-fuzz", dependencies: ["Service", "FuzzSupport"]),
 
         .executableTarget(
             name: "bootmae-serve",

@@ -5,6 +5,7 @@
 // it replays files or directories of inputs (a crash reproducer, Tests/Fixtures/images) through the
 // same checks.
 import Foundation
+import FuzzSupport
 import ImageKit
 
 /// Small enough that a lying header costs nothing; larger than every seed.
@@ -43,46 +44,13 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     return 0
 }
 
-@_silgen_name("LLVMFuzzerRunDriver")
-func LLVMFuzzerRunDriver(
-    _ argc: UnsafeMutablePointer<CInt>,
-    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt) -> CInt
-
-// SwiftPM links executables with `--defsym main=<module>_main`, which hides libFuzzer's own
-// `main`; hand control to libFuzzer's driver from here instead.
 @_cdecl("image_decode_fuzz_main")
 func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
-    var argc = argc
-    var argv = argv
-    return LLVMFuzzerRunDriver(&argc, &argv, fuzzOneInput)
+    FuzzHarness.runDriver(argc, argv, fuzzOneInput)
 }
 #else
 @main
 enum Replay {
-    static func main() {
-        let paths = CommandLine.arguments.dropFirst()
-        guard !paths.isEmpty else {
-            print("usage: image-decode-fuzz FILE|DIR...   (replays inputs through the decode → preprocess → PNG checks)")
-            exit(2)
-        }
-        var count = 0
-        for path in paths {
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-                print("no such file: \(path)")
-                exit(2)
-            }
-            let files = isDirectory.boolValue
-                ? ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted().map { "\(path)/\($0)" }
-                : [path]
-            for file in files {
-                guard let data = FileManager.default.contents(atPath: file) else { continue }
-                check(Array(data))
-                count += 1
-            }
-        }
-        print("\(count) inputs replayed, all properties hold")
-    }
+    static func main() { FuzzHarness.replay(usage: "image-decode-fuzz FILE|DIR...   (replays inputs through the decode → preprocess → PNG checks)", check) }
 }
 #endif

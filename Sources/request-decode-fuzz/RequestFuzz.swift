@@ -7,6 +7,7 @@
 // An input is: one mode byte (JSON embeddings / classifications / reconstructions, multipart), a
 // first line (the query string "k=v&k=v", or for multipart the boundary), then the body.
 import Foundation
+import FuzzSupport
 @testable import Service
 
 /// Any option of a request body, read the way a handler reads it.
@@ -83,46 +84,13 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     return 0
 }
 
-@_silgen_name("LLVMFuzzerRunDriver")
-func LLVMFuzzerRunDriver(
-    _ argc: UnsafeMutablePointer<CInt>,
-    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt) -> CInt
-
-// SwiftPM links executables with `--defsym main=<module>_main`, which hides libFuzzer's own
-// `main`; hand control to libFuzzer's driver from here instead.
 @_cdecl("request_decode_fuzz_main")
 func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
-    var argc = argc
-    var argv = argv
-    return LLVMFuzzerRunDriver(&argc, &argv, fuzzOneInput)
+    FuzzHarness.runDriver(argc, argv, fuzzOneInput)
 }
 #else
 @main
 enum Replay {
-    static func main() {
-        let paths = CommandLine.arguments.dropFirst()
-        guard !paths.isEmpty else {
-            print("usage: request-decode-fuzz FILE|DIR...   (replays inputs through the request-decoding checks)")
-            exit(2)
-        }
-        var count = 0
-        for path in paths {
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-                print("no such file: \(path)")
-                exit(2)
-            }
-            let files = isDirectory.boolValue
-                ? ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted().map { "\(path)/\($0)" }
-                : [path]
-            for file in files {
-                guard let data = FileManager.default.contents(atPath: file) else { continue }
-                check(Array(data))
-                count += 1
-            }
-        }
-        print("\(count) inputs replayed, all properties hold")
-    }
+    static func main() { FuzzHarness.replay(usage: "request-decode-fuzz FILE|DIR...   (replays inputs through the request-decoding checks)", check) }
 }
 #endif
