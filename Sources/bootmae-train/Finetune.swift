@@ -54,12 +54,6 @@ struct Finetune: ParsableCommand {
     @Option(help: "Write a checkpoint every N steps (and after every epoch).")
     var checkpointEvery: Int = 200
 
-    /// What rank 0 hands every rank of a job before training.
-    struct Setup: Codable {
-        var config: ViTConfig
-        var recipe: FinetuneRecipe
-    }
-
     func validate() throws {
         try ensure(initFrom != nil || common.resume,
                    "name where to start: --init-from RUN_OR_MODEL_DIR, or --init-from none to train from scratch")
@@ -178,19 +172,8 @@ struct Finetune: ParsableCommand {
         // pretrained model).
         let early = common.resume || MPIJob.launchedByMPI ? nil : try freshRun()
         try runTraining(common) { dir, stop, job in
-            var notes: [String] = []
             // Rank 0 reads or makes the run's config and recipe; every rank trains with them.
-            let run = try onRoot(job) { () throws -> Setup in
-                if common.resume {
-                    let recipe = try dir.readJSON(FinetuneRecipe.self, from: "recipe.json")
-                    try checkRecordedDataset(recipe.data, run: dir)
-                    return Setup(config: try dir.readJSON(ViTConfig.self, from: "config.json"), recipe: recipe)
-                }
-                let fresh = try early ?? freshRun()
-                notes = fresh.notes
-                return Setup(config: fresh.0, recipe: fresh.1)
-            }
-            let (config, recipe) = (run.config, run.recipe)
+            let (config, recipe, notes) = try runSetup(common, dir: dir, job: job) { try early ?? freshRun() }
             let trainer = try Finetuner(config: config, recipe: recipe, run: dir, resume: common.resume, collective: job)
             let progress = ProgressReporter()
             guard job.isRoot else {

@@ -65,12 +65,6 @@ struct Pretrain: ParsableCommand {
     @Argument(parsing: .allUnrecognized, help: .hidden)
     var objectiveArguments: [String] = []
 
-    /// What rank 0 hands every rank of a job before training.
-    struct Setup: Codable {
-        var config: PretrainingConfig
-        var recipe: PretrainRecipe
-    }
-
     static var objectiveHelp: String {
         ObjectiveRegistry.all.map { o in
             "\(o.name): \(o.summary)." + (o.flags.isEmpty ? "" : "\n" + o.flags.map { f in
@@ -197,19 +191,8 @@ struct Pretrain: ParsableCommand {
         let early = common.resume || MPIJob.launchedByMPI ? nil : try freshRun()
         try runTraining(common) { dir, stop, job in
             let progress = ProgressReporter()
-            var notes: [String] = []
             // Rank 0 reads or makes the run's config and recipe; every rank trains with them.
-            let run = try onRoot(job) { () throws -> Setup in
-                if common.resume {
-                    let recipe = try dir.readJSON(PretrainRecipe.self, from: "recipe.json")
-                    try checkRecordedDataset(recipe.data, run: dir)
-                    return Setup(config: try dir.readJSON(PretrainingConfig.self, from: "config.json"), recipe: recipe)
-                }
-                let fresh = try early ?? freshRun()
-                notes = fresh.notes
-                return Setup(config: fresh.0, recipe: fresh.1)
-            }
-            let (config, recipe) = (run.config, run.recipe)
+            let (config, recipe, notes) = try runSetup(common, dir: dir, job: job) { try early ?? freshRun() }
             let trainer = try Pretrainer(config: config, recipe: recipe, run: dir, resume: common.resume, collective: job)
             guard job.isRoot else {
                 _ = try trainer.train(maxSteps: common.maxSteps, stop: stop, progress: progress)

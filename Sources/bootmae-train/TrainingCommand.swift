@@ -55,6 +55,38 @@ func onRoot<T: Codable>(_ job: any Collective, _ make: () throws -> T) throws ->
     return try JSONDecoder().decode(T.self, from: Data(job.broadcast(bytes)))
 }
 
+/// A run's recorded recipe: where its dataset was.
+protocol RecordedRecipe: Codable { var data: String { get } }
+extension PretrainRecipe: RecordedRecipe {}
+extension FinetuneRecipe: RecordedRecipe {}
+
+/// What rank 0 hands every rank of a job before training.
+struct RunSetup<Config: Codable, Recipe: Codable>: Codable {
+    var config: Config
+    var recipe: Recipe
+}
+
+/// The model and recipe every rank of a job trains with: rank 0 reads them from the run folder when
+/// resuming (and checks the recorded dataset is still there) or plans a fresh run with `fresh`, whose
+/// log notes come back too (rank 0's; empty elsewhere and on resume).
+func runSetup<Config: Codable, Recipe: RecordedRecipe>(
+    _ common: CommonTrainingOptions, dir: RunDirectory, job: any Collective,
+    fresh: () throws -> (Config, Recipe, notes: [String])
+) throws -> (config: Config, recipe: Recipe, notes: [String]) {
+    var notes: [String] = []
+    let run = try onRoot(job) { () throws -> RunSetup<Config, Recipe> in
+        if common.resume {
+            let recipe = try dir.readJSON(Recipe.self, from: "recipe.json")
+            try checkRecordedDataset(recipe.data, run: dir)
+            return RunSetup(config: try dir.readJSON(Config.self, from: "config.json"), recipe: recipe)
+        }
+        let planned = try fresh()
+        notes = planned.notes
+        return RunSetup(config: planned.0, recipe: planned.1)
+    }
+    return (run.config, run.recipe, notes)
+}
+
 /// Flags every training subcommand shares.
 struct CommonTrainingOptions: ParsableArguments {
     @Option(help: "Dataset: an IDX folder or an ImageFolder root (root/<class>/<image>). Default: Fashion-MNIST in /usr/share/datasets/fashion-mnist.")
