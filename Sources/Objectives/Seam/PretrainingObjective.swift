@@ -116,12 +116,8 @@ extension PretrainingObjective {
 public typealias PhaseMarker = (String) -> Void
 
 /// What a served model can do.
-public enum Capability: String, Sendable, Codable, CaseIterable, Comparable {
+public enum Capability: String, Sendable, Codable, CaseIterable {
     case embed, classify, reconstruct
-
-    public static func < (a: Capability, b: Capability) -> Bool {
-        allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
-    }
 }
 
 /// An objective's architecture settings: decoded from and encoded into config.json beside the
