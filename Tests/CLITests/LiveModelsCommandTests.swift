@@ -64,28 +64,10 @@ final class LiveModelsCommandTests: XCTestCase {
 
     static func modelsFolder(_ models: [String: String]) throws -> URL {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("live-cli-\(UUID())")
-        for (name, fixture) in models { try put(fixture, as: name, in: dir) }
+        for (name, fixture) in models { try Fixtures.installModel(fixture, as: name, in: dir) }
         return dir
     }
 
-    /// Writes a model into a hidden folder, then renames it into place (the recommended way).
-    static func put(_ fixture: String, as name: String, in dir: URL) throws {
-        let fm = FileManager.default
-        let staging = dir.appendingPathComponent(".staging-\(UUID())")
-        try fm.createDirectory(at: staging, withIntermediateDirectories: true)
-        for file in ["config.json", "model.safetensors"] {
-            try fm.copyItem(at: Fixtures.url("\(fixture)/\(file)"), to: staging.appendingPathComponent(file))
-        }
-        let target = dir.appendingPathComponent(name)
-        if fm.fileExists(atPath: target.path) {
-            let old = dir.appendingPathComponent(".old-\(UUID())")
-            try fm.moveItem(at: target, to: old)
-            try fm.moveItem(at: staging, to: target)
-            try fm.removeItem(at: old)
-        } else {
-            try fm.moveItem(at: staging, to: target)
-        }
-    }
 
     func embed(_ server: Server, _ model: String) throws -> (status: Int, version: String?, header: String?, first: Double?) {
         let r = try server.request("POST", "/v1/embeddings", json: ["model": model, "input": photo])
@@ -125,7 +107,7 @@ final class LiveModelsCommandTests: XCTestCase {
         }
         Thread.sleep(forTimeInterval: 0.3)
         let replaced = Date()
-        try Self.put("encoders/timm_qkv_avg_head", as: "m", in: dir)
+        try Fixtures.installModel("encoders/timm_qkv_avg_head", as: "m", in: dir)
         let v2 = try Server.wait(seconds: 10) { server.version("m").flatMap { $0 == v1 ? nil : $0 } }
         let pickup = Date().timeIntervalSince(replaced)
         Thread.sleep(forTimeInterval: 0.3)
@@ -150,7 +132,7 @@ final class LiveModelsCommandTests: XCTestCase {
         XCTAssertEqual(try embed(server, "m").version, v2)
 
         // Added, then removed.
-        try Self.put("encoders/timm_qkv_cls", as: "n", in: dir)
+        try Fixtures.installModel("encoders/timm_qkv_cls", as: "n", in: dir)
         XCTAssertEqual(try Server.wait(seconds: 10) { server.version("n") }, v1, "the same weights as m had: the same version")
         try FileManager.default.removeItem(at: dir.appendingPathComponent("n"))
         XCTAssertNotNil(try Server.wait(seconds: 10) { try server.request("GET", "/v1/models/n").status == 404 ? true : nil })
@@ -175,7 +157,7 @@ final class LiveModelsCommandTests: XCTestCase {
         let server = try Server(["--models-dir", dir.path, "--default-model", "other", "--model-control", "--api-key", "k"])
         defer { _ = server.stop() }
         let v1 = try XCTUnwrap(server.version("m", key: "k"))
-        try Self.put("encoders/timm_qkv_avg_head", as: "m", in: dir)
+        try Fixtures.installModel("encoders/timm_qkv_avg_head", as: "m", in: dir)
         XCTAssertEqual(try server.request("POST", "/v1/models/m/load").status, 401)
         XCTAssertEqual(try server.request("POST", "/v1/models/m/load", key: "wrong").status, 401)
         XCTAssertEqual(server.version("m", key: "k"), v1, "no watcher: unchanged until loaded")

@@ -18,7 +18,7 @@ extension ServiceTests {
     func liveService(_ models: [String: String], defaultModel: String, control: Bool = false, maxDelay: TimeInterval = 0.002)
         throws -> (dir: URL, service: Service, log: Log) {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("live-models-\(UUID())")
-        for (name, fixture) in models { try Self.put(fixture, as: name, in: dir) }
+        for (name, fixture) in models { try Fixtures.installModel(fixture, as: name, in: dir) }
         let log = Log()
         var options = Service.Options()
         options.modelControl = control
@@ -30,25 +30,6 @@ extension ServiceTests {
         return (dir, service, log)
     }
 
-    /// Writes a fixture's model as `name` the way a deployment should: into a hidden folder, then
-    /// one rename (replacing what was there).
-    static func put(_ fixture: String, as name: String, in dir: URL) throws {
-        let fm = FileManager.default
-        let staging = dir.appendingPathComponent(".staging-\(UUID())")
-        try fm.createDirectory(at: staging, withIntermediateDirectories: true)
-        for file in ["config.json", "model.safetensors"] {
-            try fm.copyItem(at: Fixtures.url("\(fixture)/\(file)"), to: staging.appendingPathComponent(file))
-        }
-        let target = dir.appendingPathComponent(name)
-        if fm.fileExists(atPath: target.path) {
-            let old = dir.appendingPathComponent(".old-\(UUID())")
-            try fm.moveItem(at: target, to: old)
-            try fm.moveItem(at: staging, to: target)
-            try fm.removeItem(at: old)
-        } else {
-            try fm.moveItem(at: staging, to: target)
-        }
-    }
 
     func poll(_ service: Service) { service.loader.sync { service.loader.poll() } }
 
@@ -102,7 +83,7 @@ extension ServiceTests {
         defer { try? FileManager.default.removeItem(at: dir) }
         let old = embedding(service, "m")
         poll(service)
-        try Self.put("encoders/bootmae_qv", as: "m", in: dir)
+        try Fixtures.installModel("encoders/bootmae_qv", as: "m", in: dir)
         poll(service)
         XCTAssertEqual(version(service, "m"), old.version, "one poll has seen the change: not settled yet")
 
@@ -195,7 +176,7 @@ extension ServiceTests {
         let (dir, service, log) = try liveService(["m": "encoders/timm_qkv_cls"], defaultModel: "m")
         defer { try? FileManager.default.removeItem(at: dir) }
         XCTAssertEqual(embedding(service, "new").status, 404)
-        try Self.put("encoders/bootmae_qv", as: "new", in: dir)
+        try Fixtures.installModel("encoders/bootmae_qv", as: "new", in: dir)
         try FileManager.default.createDirectory(at: dir.appendingPathComponent("notes"), withIntermediateDirectories: true)
         poll(service)
         XCTAssertEqual(embedding(service, "new").status, 404, "not settled yet")
@@ -222,7 +203,7 @@ extension ServiceTests {
         let (dir, service, _) = try liveService(["m": "encoders/timm_qkv_cls", "other": "encoders/bootmae_qv"], defaultModel: "other", control: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let old = try XCTUnwrap(version(service, "m"))
-        try Self.put("encoders/timm_qkv_avg_head", as: "m", in: dir)
+        try Fixtures.installModel("encoders/timm_qkv_avg_head", as: "m", in: dir)
         let loaded = call("POST", "/v1/models/m/load", service: service)
         XCTAssertEqual(loaded.status, 200)
         let new = try XCTUnwrap(loaded.json?["model_version"] as? String)
@@ -263,7 +244,7 @@ extension ServiceTests {
         poll(service); poll(service)
         XCTAssertEqual(embedding(service, "m").status, 404, "an unloaded directory stays unloaded while it is unchanged")
         XCTAssertEqual(call("POST", "/v1/models/m/load", service: service).status, 422, "its config.json is still broken")
-        try Self.put("encoders/timm_qkv_cls", as: "m", in: dir)
+        try Fixtures.installModel("encoders/timm_qkv_cls", as: "m", in: dir)
         XCTAssertEqual(call("POST", "/v1/models/m/load", service: service).json?["model_version"] as? String, old)
 
         // Off by default: the routes do not exist.

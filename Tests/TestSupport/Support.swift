@@ -12,6 +12,26 @@ public enum Fixtures {
     public static func file(_ relative: String) throws -> SafeTensorsFile {
         try SafeTensorsFile(contentsOf: url(relative))
     }
+
+    /// Writes a fixture's model directory as `name` in `dir` the way a deployment should: into a
+    /// hidden folder, then one rename (replacing what was there).
+    public static func installModel(_ fixture: String, as name: String, in dir: URL) throws {
+        let fm = FileManager.default
+        let staging = dir.appendingPathComponent(".staging-\(UUID())")
+        try fm.createDirectory(at: staging, withIntermediateDirectories: true)
+        for file in ["config.json", "model.safetensors"] {
+            try fm.copyItem(at: url("\(fixture)/\(file)"), to: staging.appendingPathComponent(file))
+        }
+        let target = dir.appendingPathComponent(name)
+        if fm.fileExists(atPath: target.path) {
+            let old = dir.appendingPathComponent(".old-\(UUID())")
+            try fm.moveItem(at: target, to: old)
+            try fm.moveItem(at: staging, to: target)
+            try fm.removeItem(at: old)
+        } else {
+            try fm.moveItem(at: staging, to: target)
+        }
+    }
 }
 
 /// max|a − b| / max|b|: the error relative to the reference tensor's scale. Elementwise relative
