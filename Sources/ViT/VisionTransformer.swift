@@ -72,7 +72,13 @@ public struct VisionTransformer: Sendable {
     /// (raw block output when the model has no `norm`).
     public func forward(_ images: Tensor) -> (Tensor, Cache) {
         let (patches, pc) = patchEmbed.forward(images)
-        var x = addClassAndPosition(patches)
+        let (x, blockCaches, normCache) = forwardBlocks(addClassAndPosition(patches))
+        return (x, Cache(patchEmbed: pc, blocks: blockCaches, norm: normCache, batch: images.shape[0]))
+    }
+
+    /// Every block, then the final norm when the model has one, keeping what backward needs.
+    func forwardBlocks(_ tokens: Tensor) -> (Tensor, [Block.Cache], LayerNorm.Cache?) {
+        var x = tokens
         var caches: [Block.Cache] = []
         caches.reserveCapacity(blocks.count)
         for block in blocks {
@@ -82,7 +88,7 @@ public struct VisionTransformer: Sendable {
         }
         var normCache: LayerNorm.Cache?
         if let norm { (x, normCache) = norm.forward(x) }
-        return (x, Cache(patchEmbed: pc, blocks: caches, norm: normCache, batch: images.shape[0]))
+        return (x, caches, normCache)
     }
 
     /// Backward from d tokens: accumulates every parameter gradient and returns d images.

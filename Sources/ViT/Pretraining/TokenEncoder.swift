@@ -14,17 +14,8 @@ extension VisionTransformer {
     /// patches (R, T, D) → (R, 1 + T, D) after the final norm (the last block's output without one).
     public func forwardTokens(_ patches: Tensor) -> (Tensor, TokenCache) {
         precondition(!hasAbsolutePositions, "token sequences other than a whole image need an encoder without absolute positions")
-        var x = prependClass(patches)
-        var caches: [Block.Cache] = []
-        caches.reserveCapacity(blocks.count)
-        for block in blocks {
-            let (y, cache) = block.forward(x)
-            x = y
-            caches.append(cache)
-        }
-        var normCache: LayerNorm.Cache?
-        if let norm { (x, normCache) = norm.forward(x) }
-        return (x, TokenCache(blocks: caches, norm: normCache))
+        let (x, blockCaches, normCache) = forwardBlocks(prependClass(patches))
+        return (x, TokenCache(blocks: blockCaches, norm: normCache))
     }
 
     /// Accumulates every encoder gradient (cls summed over the rows) and returns d patches (R, T, D).
