@@ -243,6 +243,19 @@ public final class ModelRegistry: @unchecked Sendable {
         return candidates.count == 1 ? candidates[0] : chosen
     }
 
+    /// As `model(_:capableOf:)`, for a request about one image with `channels` channels (3 for a
+    /// colourful image, 1 otherwise): a request that names no model goes to a capable model that takes
+    /// such images when the one chosen above does not (the first by name when several do). So a photo
+    /// is reconstructed by the photograph model, not squeezed into a 28-px grayscale one, while the
+    /// default model keeps every image it was made for.
+    public func model(_ id: String?, capableOf capable: (LoadedModel) -> Bool, channels: Int) throws -> LoadedModel {
+        let chosen = try model(id, capableOf: capable)
+        guard id == nil, chosen.config.inChans != channels else { return chosen }
+        let models = self.models
+        return models.keys.sorted().lazy.compactMap { models[$0] }
+            .first { capable($0) && $0.config.inChans == channels } ?? chosen
+    }
+
     /// One forward pass per model (and one reconstruction where possible), so the first request
     /// does not pay for page faults and lazy allocations. At start-up, before the compute thread
     /// has work; a model loaded later is warmed up on the compute thread (`ModelLoader`).

@@ -10,7 +10,9 @@ extension Service {
     func reconstructions(_ request: ServiceRequest, _ respond: @escaping Respond) throws {
         let (images, body) = try decode(ReconstructionRequest.self, request, single: true)
         let named = try body.model.get()
-        let model = try registry.model(named, capableOf: \.canReconstruct)
+        let decoded = try decodeImages(images)
+        let channels = InputChecks.isColourful(decoded[0].image) ? 3 : 1
+        let model = try registry.model(named, capableOf: \.canReconstruct, channels: channels)
         guard let network = model.network, network.canReconstruct else {
             let capable = registry.models.values.filter(\.canReconstruct).map(\.id).sorted()
             if named == nil {
@@ -26,7 +28,7 @@ extension Service {
         let stats = try body.stats.get() ?? .patch
         let scale = try body.scale.get() ?? max(1, Int((192.0 / Double(c.imgSize)).rounded(.up)))   // about 192 px
         let wantsJSON = Self.prefersJSON(request.header("accept"))
-        let prepared = try modelInputs(images, for: model)[0]
+        let prepared = prepare(decoded, for: model)[0]
         let input = prepared.tensor
         let pixels = Tensor(shape: [1, c.inChans, c.imgSize, c.imgSize], data: input)
         let deadline = Date().addingTimeInterval(options.requestTimeout)

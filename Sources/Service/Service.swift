@@ -209,6 +209,11 @@ public final class Service: @unchecked Sendable {
     /// Decodes and preprocesses every image (on the caller's thread, overlapping other requests' inference),
     /// noting what the conversion did to each that the model was not trained for.
     func modelInputs(_ images: [[UInt8]], for model: LoadedModel) throws -> [PreparedImage] {
+        try prepare(try decodeImages(images), for: model)
+    }
+
+    /// A request's images decoded (with their bytes, which the alpha warning reads), in request order.
+    func decodeImages(_ images: [[UInt8]]) throws -> [(image: Image, bytes: [UInt8])] {
         guard images.count <= options.maxImagesPerRequest else {
             throw APIError.tooLarge("\(images.count) images in one request; the limit is \(options.maxImagesPerRequest)", param: "input")
         }
@@ -217,14 +222,20 @@ public final class Service: @unchecked Sendable {
         return try images.enumerated().map { i, bytes in
             let param = images.count == 1 ? "input" : "input[\(i)]"
             do {
-                let image = try ImageDecoder.decode(bytes, maxPixels: options.maxPixelsPerImage)
-                return PreparedImage(tensor: model.preprocessor.tensorCHW(image),
-                                     warnings: InputChecks.warnings(image: image, bytes: bytes, preprocessor: model.preprocessor,
-                                                                    cropShare: options.cropWarningShare))
+                return (try ImageDecoder.decode(bytes, maxPixels: options.maxPixelsPerImage), bytes)
             } catch let e as ImageError {
                 if case .tooLarge = e { throw APIError.tooLarge("\(param): \(e)", param: param) }
                 throw APIError.invalid("\(param): \(e)", param: param, code: "invalid_image")
             }
+        }
+    }
+
+    /// Decoded images as `model`'s input tensors, with the warnings their conversion earns.
+    func prepare(_ decoded: [(image: Image, bytes: [UInt8])], for model: LoadedModel) -> [PreparedImage] {
+        decoded.map { image, bytes in
+            PreparedImage(tensor: model.preprocessor.tensorCHW(image),
+                          warnings: InputChecks.warnings(image: image, bytes: bytes, preprocessor: model.preprocessor,
+                                                         cropShare: options.cropWarningShare))
         }
     }
 

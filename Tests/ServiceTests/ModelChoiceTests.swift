@@ -1,6 +1,8 @@
 import XCTest
 import Foundation
 @testable import Service
+import Checkpoint
+import Tensor
 import TestSupport
 
 /// Which model a request that names none runs on, and what it is told when the default cannot.
@@ -54,6 +56,67 @@ final class ModelChoiceTests: XCTestCase {
         let reconstruct = try post(service, "/v1/reconstructions", ["input": image])
         XCTAssertEqual(reconstruct.status, 400)
         XCTAssertEqual(reconstruct.message, "no loaded model can reconstruct: the default model 'encoder' has no pixel decoder")
+    }
+
+    /// Writes a grayscale copy of the 3-channel MAE fixture as model directory `name`: channel 0 of the
+    /// patch embedding and of the pixel head, one mean and std. (Its weights mean nothing; it only
+    /// has to be a 1-channel model that can reconstruct.)
+    func installGrayMAE(as name: String, in dir: URL) throws {
+        let source = try SafeTensorsFile(contentsOf: Fixtures.url("pretrain/mae_tiny/model.safetensors"))
+        var tensors: [(String, Tensor)] = []
+        for key in source.names {
+            let t = try source.tensor(key)
+            switch key {
+            case "patch_embed.proj.weight":   // (D, 3, p, p) → (D, 1, p, p)
+                let (d, pp) = (t.shape[0], t.shape[2] * t.shape[3])
+                tensors.append((key, Tensor(shape: [d, 1, t.shape[2], t.shape[3]],
+                                            data: (0..<d).flatMap { o in t.data[(o * 3 * pp)..<(o * 3 * pp + pp)] })))
+            case "decoder_pred.weight", "decoder_pred.bias":   // rows (p, p, 3) → (p, p, 1)
+                let width = t.rank == 2 ? t.shape[1] : 1
+                let rows = Array(stride(from: 0, to: t.shape[0], by: 3))
+                tensors.append((key, Tensor(shape: t.rank == 2 ? [rows.count, width] : [rows.count],
+                                            data: rows.flatMap { r in t.data[(r * width)..<((r + 1) * width)] })))
+            default: tensors.append((key, t))
+            }
+        }
+        let dest = dir.appendingPathComponent(name)
+        try FileManager.default.createDirectory(at: dest, withIntermediateDirectories: true)
+        try SafeTensorsWriter.write(tensors, to: dest.appendingPathComponent("model.safetensors"))
+        var config = try XCTUnwrap(JSONSerialization.jsonObject(
+            with: Data(contentsOf: Fixtures.url("pretrain/mae_tiny/config.json"))) as? [String: Any])
+        config["in_chans"] = 1; config["mean"] = [0.5]; config["std"] = [0.5]
+        try JSONSerialization.data(withJSONObject: config).write(to: dest.appendingPathComponent("config.json"))
+    }
+
+    /// With a grayscale default and a colour model that can reconstruct, an unnamed reconstruction of a
+    /// colour photo runs on the colour model, a grayscale image stays with the default, and a named
+    /// model is always the one that runs.
+    func testUnnamedReconstructionOfAColourImageGoesToTheColourModel() throws {
+        let (_, dir) = try service([("photo", "pretrain/mae_tiny")], defaultModel: "photo")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try installGrayMAE(as: "garments", in: dir)
+        let registry = try ModelRegistry(directory: dir.path, defaultModel: "garments")
+        let grayDefault = Service(registry: registry, limits: .init(maxBatch: 4, maxDelay: 0.002, maxQueue: 16), options: Service.Options())
+        grayDefault.markReady()
+        func model(_ image: String, named: String? = nil) throws -> String? {
+            var json: [String: Any] = ["input": try Data(contentsOf: Fixtures.url("images/\(image)")).base64EncodedString(), "seed": 1]
+            if let named { json["model"] = named }
+            let request = ServiceRequest(method: "POST", path: "/v1/reconstructions", query: [:],
+                                         headers: ["content-type": "application/json", "accept": "application/json"],
+                                         body: [UInt8](try JSONSerialization.data(withJSONObject: json)))
+            let route = try XCTUnwrap(grayDefault.routes.first { $0.method == "POST" && $0.pattern == "/v1/reconstructions" })
+            let done = DispatchSemaphore(value: 0)
+            nonisolated(unsafe) var result: ServiceResponse?
+            route.handler(request, [:]) { result = $0; done.signal() }
+            XCTAssertEqual(done.wait(timeout: .now() + 30), .success)
+            let response = try XCTUnwrap(result)
+            XCTAssertEqual(response.status, 200, String(decoding: response.body, as: UTF8.self))
+            return (try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any])?["model"] as? String
+        }
+        XCTAssertEqual(try model("photo_512x384.jpg"), "photo", "a colour photo goes to the colour model")
+        XCTAssertEqual(try model("gray.png"), "garments", "a grayscale image stays with the grayscale default")
+        XCTAssertEqual(try model("photo_512x384.jpg", named: "garments"), "garments", "a named model runs")
+        XCTAssertEqual(try model("gray.png", named: "photo"), "photo", "a named model runs")
     }
 
     /// A misspelt option is a 400 naming it in every body type (raw image + query, multipart form
