@@ -140,8 +140,12 @@ stream() {
             short_pretraining "$ROOT/bootmae-noctx-short-tiny" --no-decoder-context ;;
         export)
             log "export into models/"
-            "$BIN" export --run "$ROOT/bootmae-tiny" --out models/bootmae-vit-tiny-fmnist --half --overwrite
-            "$BIN" export --run "$ROOT/bootmae-tiny-ft${EXPORT_FT_SUFFIX--40ep}" --out models/bootmae-vit-tiny-fmnist-cls --half --overwrite
+            # The intended input and the card's Limitations notes live in scripts/cards/, so a re-export keeps them.
+            local domain="Fashion-MNIST: 28×28 grayscale pictures of single garments, shoes and bags (ten classes), a light object centred on a black background"
+            "$BIN" export --run "$ROOT/bootmae-tiny" --out models/bootmae-vit-tiny-fmnist --half --overwrite \
+                --domain "$domain" --limitations scripts/cards/bootmae-vit-tiny-fmnist.md
+            "$BIN" export --run "$ROOT/bootmae-tiny-ft${EXPORT_FT_SUFFIX--40ep}" --out models/bootmae-vit-tiny-fmnist-cls --half --overwrite \
+                --domain "$domain" --limitations scripts/cards/bootmae-vit-tiny-fmnist-cls.md
             # The shipped (fp16) weights, measured again; results stay in runs/, not in models/.
             for m in bootmae-vit-tiny-fmnist bootmae-vit-tiny-fmnist-cls; do
                 nice -n 5 "$BIN" eval --model "models/$m" --out "$ROOT/shipped-$m.json" --threads "$THREADS"

@@ -99,9 +99,22 @@ struct Export: ParsableCommand {
     @Flag(help: "Replace --out if it exists.")
     var overwrite = false
 
+    @Option(help: "What the model is for, in words (e.g. \"Fashion-MNIST garments, light on black\"): written as intended_input in config.json (with the model's channels and size), shown by /v1/models and in the card.")
+    var domain: String?
+
+    @Option(help: "A Markdown file for the card's Limitations section (with --domain).")
+    var limitations: String?
+
     func run() throws {
+        if limitations != nil && domain == nil { throw fail("error: --limitations needs --domain (the intended input it qualifies)", code: 64) }
+        let notes = try limitations.map { path in
+            do { return try String(contentsOfFile: path, encoding: .utf8) } catch {
+                throw fail("error: cannot read --limitations \(path): \(error.localizedDescription)", code: 66)
+            }
+        }
         do {
-            let summary = try Exporter.export(run: runFolder, to: out, half: half, overwrite: overwrite)
+            let summary = try Exporter.export(run: runFolder, to: out, half: half, overwrite: overwrite,
+                                              intended: domain.map { Exporter.Intended(domain: $0, limitations: notes) })
             if !summary.runFinished {
                 FileHandle.standardError.write(Data("warning: \(runFolder) has not finished (no result.json with stoppedEarly false); exported its latest checkpoint\n".utf8))
             }

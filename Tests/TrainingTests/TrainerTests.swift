@@ -96,6 +96,21 @@ final class TrainerTests: TrainingTestCase {
         XCTAssertTrue(card.contains("## Data and recipe"))
         XCTAssertTrue(card.contains("| k-NN top-1 (frozen) | 83.61% |"), card)
         XCTAssertTrue(card.contains("| masked-patch PSNR, block masks | 17.70 dB |"), card)
+
+        // With the intended input: config.json carries it (the model's channels and size, the words given)
+        // and the card's Limitations section states it, followed by the notes.
+        let described = scratch.appendingPathComponent("models/described")
+        _ = try Exporter.export(run: run.url.path, to: described.path, half: false, overwrite: false,
+                                intended: .init(domain: "garments on black", limitations: "- Not for photographs.\n"))
+        let config = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: described.appendingPathComponent("config.json"))) as? [String: Any])
+        let intended = try XCTUnwrap(config["intended_input"] as? [String: Any])
+        XCTAssertEqual(intended["channels"] as? Int, 1)
+        XCTAssertEqual(intended["size"] as? Int, 28)
+        XCTAssertEqual(intended["domain"] as? String, "garments on black")
+        XCTAssertNoThrow(try PretrainingDirectory.load(described), "the extra key does not stop the model loading")
+        let describedCard = try String(contentsOf: described.appendingPathComponent("MODEL_CARD.md"), encoding: .utf8)
+        XCTAssertTrue(describedCard.hasSuffix("## Limitations\n\nIntended input (also `intended_input` in `config.json` and in `/v1/models`): "
+                                              + "**1 channel (grayscale), 28×28 px, garments on black**.\n\n- Not for photographs.\n"), describedCard)
     }
 
     /// Fine-tuning with data-parallel shards (2 workers) stopped after 5 steps and resumed from

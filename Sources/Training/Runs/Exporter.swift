@@ -22,7 +22,17 @@ public enum Exporter {
         public var runFinished: Bool
     }
 
-    public static func export(run path: String, to out: String, half: Bool, overwrite: Bool, name: String? = nil) throws -> Summary {
+    /// What a model is for, written into its directory: `intended_input` in config.json (channels and
+    /// size from the model, `domain` in words) and the card's Limitations section (`limitations`,
+    /// Markdown). Kept beside the scripts that export, so a re-export reproduces the card.
+    public struct Intended: Sendable {
+        public var domain: String
+        public var limitations: String?
+        public init(domain: String, limitations: String? = nil) { self.domain = domain; self.limitations = limitations }
+    }
+
+    public static func export(run path: String, to out: String, half: Bool, overwrite: Bool, name: String? = nil,
+                              intended: Intended? = nil) throws -> Summary {
         let run = RunDirectory(reading: path)
         guard FileManager.default.fileExists(atPath: path) else { throw ExportError(description: "no such run folder: \(path)") }
         guard FileManager.default.fileExists(atPath: run.file(RunDirectory.checkpointName).path) else {
@@ -63,7 +73,9 @@ public enum Exporter {
             parameters = model.parameters
             try ModelDirectory.save(config: config, parameters: parameters, to: tmp, dtype: dtype, metadata: meta)
         }
-        let card = ModelCard.render(name: name ?? dest.lastPathComponent, kind: kind, run: run, checkpoint: checkpoint, dtype: dtype)
+        if let intended { try writeIntendedInput(intended, into: tmp.appendingPathComponent(ModelDirectory.configName)) }
+        let card = ModelCard.render(name: name ?? dest.lastPathComponent, kind: kind, run: run, checkpoint: checkpoint, dtype: dtype,
+                                    intended: intended)
         try AtomicFile.write(Data(card.utf8), to: tmp.appendingPathComponent("MODEL_CARD.md"))
         // Swap the new folder into place.
         if fm.fileExists(atPath: dest.path) {
@@ -101,6 +113,16 @@ public enum Exporter {
                       100 * measured, source, 100 * chance, classes)
     }
 
+    /// Adds `intended_input` {channels, size, domain} to a written config.json (channels and size are
+    /// the model's own: `in_chans`, `img_size`).
+    static func writeIntendedInput(_ intended: Intended, into config: URL) throws {
+        guard var object = try JSONSerialization.jsonObject(with: Data(contentsOf: config)) as? [String: Any] else {
+            throw ExportError(description: "\(config.path) is not a JSON object")
+        }
+        object["intended_input"] = ["channels": object["in_chans"] ?? 3, "size": object["img_size"] ?? 224, "domain": intended.domain]
+        try AtomicFile.write(try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]), to: config)
+    }
+
     static func prettyJSON<T: Encodable>(_ value: T) throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -110,7 +132,8 @@ public enum Exporter {
 
 /// MODEL_CARD.md: what the model is, the data and recipe, the exact commands, wall time and metrics.
 enum ModelCard {
-    static func render(name: String, kind: Exporter.Kind, run: RunDirectory, checkpoint: SafeTensorsFile, dtype: SafeTensorsFile.DType) -> String {
+    static func render(name: String, kind: Exporter.Kind, run: RunDirectory, checkpoint: SafeTensorsFile, dtype: SafeTensorsFile.DType,
+                       intended: Exporter.Intended? = nil) -> String {
         func file(_ n: String) -> String? { try? String(contentsOf: run.file(n), encoding: .utf8) }
         let seconds = checkpoint.metadata["train_seconds"].flatMap(Double.init)
         var s = "# \(name)\n\n"
@@ -127,7 +150,16 @@ enum ModelCard {
             if let text = file(n) { metrics += "\n`\(n)`:\n\n```json\n\(text)\n```\n" }
         }
         if !metrics.isEmpty { s += "\n## Metrics\n\n" + summary(run: run) + "\nThe measurements in full:\n" + metrics }
-        s += "\n## Limitations\n\nTrained and evaluated only on the data named above; inputs are resized and center-cropped to the configured size, "
+        s += "\n## Limitations\n\n"
+        if let intended {
+            let config = (try? Data(contentsOf: run.file("config.json"))).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
+            let channels = (config?["in_chans"] as? Int) ?? 3, size = (config?["img_size"] as? Int) ?? 224
+            s += "Intended input (also `intended_input` in `config.json` and in `/v1/models`): **\(channels) channel\(channels == 1 ? " (grayscale)" : "s (RGB)"), "
+                + "\(size)×\(size) px, \(intended.domain)**.\n"
+            if let limitations = intended.limitations { s += "\n" + limitations.trimmingCharacters(in: .whitespacesAndNewlines) + "\n" }
+            return s
+        }
+        s += "Trained and evaluated only on the data named above; inputs are resized and center-cropped to the configured size, "
             + "and images unlike the training data get answers that mean little. State the intended input (channels, size, domain) here and as "
             + "`intended_input` in config.json (`/v1/models` shows it)"
             + (kind == .pretraining ? ", and run `bootmae-train calibrate --model DIR --data DATA` so that answers carry an out-of-distribution score.\n" : ".\n")
