@@ -3,8 +3,9 @@ import Objectives
 import Tensor
 import ViT
 
-/// Where one whole training step's time goes: the step's phases (masks, encoder, both decoders,
-/// momentum encoder, losses, backward passes, AdamW, EMA), timed by the phase markers the step
+/// Where one whole training step's time goes: the step's phases (BootMAE: masks, encoder, both
+/// decoders, momentum encoder, losses, backward passes, AdamW, EMA; iBOT: masks, teacher and student
+/// forward, loss, student backward, clipping, AdamW, teacher EMA and centres), timed by the phase markers the step
 /// calls, wall and process-CPU ms, medians over the runs. Runs the whole batch on one network
 /// (ops split over the threads), so the phases are sequential and their times add up.
 func stepBreakdown(_ mode: TrainStepMode, seconds: Double) {
@@ -24,12 +25,8 @@ func stepBreakdown(_ mode: TrainStepMode, seconds: Double) {
         var rng = SeededRandom(seed: 0, stream: UInt64(mode.steps))
         mode.network.parameters.zeroGrads()
         mark("zero gradients")
-        let report = mode.network.trainStep(PretrainingBatch(images: mode.images), rng: &rng, options: TrainStepMode.options, clock: mode.clock, phase: mark)
-        mode.optimizer.step(mode.network.parameters, lr: TrainStepMode.lr)
-        mark("AdamW")
-        mode.network.afterStep(options: TrainStepMode.options, clock: mode.clock, report: report)
-        mark("momentum EMA update")
-        mode.steps += 1
+        let report = mode.network.trainStep(mode.batch, rng: &rng, options: mode.options, clock: mode.clock, phase: mark)
+        mode.update(report, phase: mark)
     }
     run(record: false)
     let start = Clock.wall()
@@ -37,11 +34,11 @@ func stepBreakdown(_ mode: TrainStepMode, seconds: Double) {
     while Clock.wall() - start < seconds || runs < 5 { run(record: true); runs += 1 }
     let rows = order.map { ($0, median(samples[$0]!.wall), median(samples[$0]!.cpu)) }
     let (wallTotal, cpuTotal) = (rows.reduce(0) { $0 + $1.1 }, rows.reduce(0) { $0 + $1.2 })
-    print("bootmae step breakdown, batch \(mode.images.shape[0]), \(mode.threads) thread(s), one network, \(runs) runs (median ms)")
+    print("\(mode.name) step breakdown, batch \(mode.batch.count), \(mode.threads) thread(s), one network, \(runs) runs (median ms)")
     for (phase, w, c) in rows {
         print("  " + phase.padding(toLength: 30, withPad: " ", startingAt: 0)
               + String(format: " wall %8.2f  cpu %8.2f  %5.1f%%", w * 1e3, c * 1e3, 100 * w / wallTotal))
     }
     print("  " + "total".padding(toLength: 30, withPad: " ", startingAt: 0)
-          + String(format: " wall %8.2f  cpu %8.2f  (%.1f img/s)", wallTotal * 1e3, cpuTotal * 1e3, Double(mode.images.shape[0]) / wallTotal))
+          + String(format: " wall %8.2f  cpu %8.2f  (%.1f img/s)", wallTotal * 1e3, cpuTotal * 1e3, Double(mode.batch.count) / wallTotal))
 }

@@ -5,24 +5,29 @@ import Tensor
 import Training
 import ViT
 
-/// `bootmae-bench train-step [--model-dir D] [--preset tiny] [--batch 128] [--seconds 3] [--min-iterations 3]
+/// `bootmae-bench train-step [--objective bootmae|ibot] [--model-dir D] [--preset tiny] [--batch 128] [--seconds 3] [--min-iterations 3]
 ///  [--threads 2] [--shards N] [--json] [--serve] [--breakdown] [--compare-shards A,B] [--with-one-thread] [--rounds 5] [--malloc-arenas N]`
 ///
-/// One BootMAE pretraining step as `Pretrainer` runs it — block masks, forward and backward of
-/// both decoders and the momentum target, AdamW, momentum EMA — on a fixed random batch (no data
-/// loading). The network is the preset's (1-channel, as for Fashion-MNIST); `--model-dir` loads its
-/// weights from a pretraining directory, which must describe exactly that network. `--shards`
-/// splits the batch over that many data-parallel network copies (default: one per thread, as the
-/// trainer does). `--breakdown` prints where one step's time goes, phase by phase (StepBreakdown.swift);
-/// `--compare-shards 1,2` alternates the two settings in this process and prints medians; `--malloc-arenas`
-/// overrides glibc's arena limit (`applyMallocArenas`). With `--serve`
-/// it answers stdin lines:
+/// One pretraining step of `--objective` (default bootmae) as `Pretrainer` runs it — the plan (masks)
+/// drawn inside the step, forward and backward over the shards, the objective's `prepareUpdate`
+/// (iBOT: per-tensor clip, scheduled weight decay), AdamW with the objective's betas and decay,
+/// `afterStep` (BootMAE: momentum EMA; iBOT: teacher EMA and centres) — on a fixed random batch
+/// with the view groups the objective's `dataViews` asks for (no data loading; iBOT: 2 global crops).
+/// What differs per objective is in TrainStepObjective.swift. The network is the preset's
+/// (1-channel, as for Fashion-MNIST); `--model-dir` loads its weights from a pretraining directory,
+/// which must describe exactly that network. `--shards` splits the batch over that many
+/// data-parallel network copies (default: one per thread, as the trainer does). `--breakdown`
+/// prints where one step's time goes, phase by phase (StepBreakdown.swift); `--compare-shards 1,2`
+/// alternates the two settings in this process and prints medians; `--malloc-arenas` overrides
+/// glibc's arena limit (`applyMallocArenas`). With `--serve` it answers stdin lines:
 ///   measure <seconds> <min-iterations>   one timing, as a JSON line
-///   check <io.safetensors>               losses for the tensors "images" and "ids_shuffle" (no update)
+///   check <io.safetensors>               losses for given inputs, no update (BootMAE: tensors "images" and
+///                                        "ids_shuffle"; iBOT: "images" and "masks", TrainStepObjective.swift)
 final class TrainStepMode {
+    let objective: any TrainStepObjective
     let network: PretrainingNetwork
     var optimizer: AdamW
-    let images: Tensor
+    let batch: PretrainingBatch
     let threads: Int
     /// Data-parallel shards per step (1: the whole batch on `network`, ops split over threads).
     var shards: Int
@@ -30,21 +35,21 @@ final class TrainStepMode {
     var steps = 0
     /// A small fixed rate: many timed steps must not drive random weights to overflow.
     static let lr: Float = 1e-4
-    /// The official recipe at full strength: block masks, weighted loss, λ = 1, EMA decay 0.999.
-    static let options = BootMAE.Options(masking: .block, ema: EMASchedule(start: 0.999, end: 0.999, rampEpochs: 0),
-                                         featureWeight: 1, weightMask: true)
-    /// Every timed step sits in the first epoch of a long run (λ and the EMA decay stay fixed).
-    var clock: TrainingClock { TrainingClock(step: steps, stepsPerEpoch: 1_000_000, epochs: 1) }
+    var options: any ObjectiveOptions { objective.options }
+    var clock: TrainingClock { objective.clock(step: steps) }
+    var name: String { objective.type.name }
 
     init(_ options: Options) throws {
         (threads, shards) = try configureStepRuntime(options)
+        objective = try trainStepObjective(named: try options.string("--objective") ?? BootMAE.name)
         let presetName = try options.string("--preset") ?? "tiny"
         guard let preset = ModelPreset(rawValue: presetName) else { throw BenchError("unknown --preset \(presetName) (tiny, small, base)") }
-        let config = try preset.pretrainingConfig(BootMAE.self, channels: 1)
+        let type = objective.type
+        let config = try preset.pretrainingConfig(type, channels: 1)
         if let dir = try options.string("--model-dir") {
             let loaded = try PretrainingDirectory.load(URL(fileURLWithPath: dir))
             guard loaded.config == config else {
-                throw BenchError("\(dir) holds \(loaded.config), not the \(presetName) BootMAE preset \(config)")
+                throw BenchError("\(dir) holds \(loaded.config), not the \(presetName) \(type.displayName) preset \(config)")
             }
             network = loaded
         } else {
@@ -52,24 +57,42 @@ final class TrainStepMode {
             network.initialize(seed: 0)
         }
         let exempt = network.noDecayNames
-        optimizer = AdamW(parameters: network.parameters, beta1: 0.9, beta2: 0.95, weightDecay: 0.05) { name, p in
+        optimizer = AdamW(parameters: network.parameters, beta1: Float(type.defaultBetas.beta1), beta2: Float(type.defaultBetas.beta2),
+                          weightDecay: Float(type.defaultWeightDecay)) { name, p in
             .init(decay: AdamW.officialDecay(name, p, exempt: exempt))
         }
-        let batch = try options.int("--batch", default: 128)
-        let c = config.encoder
+        batch = Self.randomBatch(images: try options.int("--batch", default: 128), network: network, options: objective.options)
+    }
+
+    /// Normal noise in every view group the objective asks for, drawn group after group.
+    static func randomBatch(images: Int, network: PretrainingNetwork, options: any ObjectiveOptions) -> PretrainingBatch {
+        let c = network.config.encoder
+        let groups = network.dataViews(options: options) ?? [ViewGroupSpec(views: 1, size: c.imgSize)]
         var rng = SeededRandom(seed: 7)
-        let shape = [batch, c.inChans, c.imgSize, c.imgSize]
-        images = Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in rng.normal() })
+        return PretrainingBatch(groups: groups.map { g in
+            let shape = [g.views * images, c.inChans, g.size, g.size]
+            return PretrainingBatch.Group(views: g.views, images: Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in rng.normal() }))
+        })
     }
 
     /// What `Pretrainer.train` does per batch, minus data loading and logging.
     func step() {
         var rng = SeededRandom(seed: 0, stream: UInt64(steps))
         network.parameters.zeroGrads()
-        let report = stepper(shards: shards).trainStep(PretrainingBatch(images: images), rng: &rng, options: Self.options, clock: clock)
-        precondition(report.total.isFinite, "train-step: the loss became \(report.total) at step \(steps)")
-        optimizer.step(network.parameters, lr: Self.lr)
-        network.afterStep(options: Self.options, clock: clock, report: report)
+        let report = stepper(shards: shards).trainStep(batch, rng: &rng, options: options, clock: clock)
+        update(report)
+    }
+
+    /// The end of a step after its backward pass, as `Pretrainer.train`: the objective's
+    /// adjustment (clipping, frozen tensors, scheduled decay), AdamW, then `afterStep`.
+    func update(_ report: StepReport, phase: PhaseMarker? = nil) {
+        precondition(report.total.isFinite, "train-step: the \(name) loss became \(report.total) at step \(steps)")
+        let adjustment = network.prepareUpdate(options: options, clock: clock, baseWeightDecay: objective.type.defaultWeightDecay)
+        if let phase, adjustment != UpdateAdjustment() { phase("clip, freeze (prepareUpdate)") }
+        optimizer.step(network.parameters, lr: Self.lr, weightDecay: adjustment.weightDecay.map { Float($0) }, frozen: adjustment.frozen)
+        phase?("AdamW")
+        network.afterStep(options: options, clock: clock, report: report)
+        phase?(objective.afterStepPhase)
         steps += 1
     }
 
@@ -82,32 +105,21 @@ final class TrainStepMode {
 
     func measure(seconds: Double, minIterations: Int) -> [String: Any] {
         let timing = timeRuns(seconds: seconds, minIterations: minIterations) { step() }
-        let t = timing.medianSeconds, batch = images.shape[0]
+        let t = timing.medianSeconds, batch = self.batch.count
         let result: [String: Any] = ["event": "train_step", "engine": "swift", "batch": batch, "threads": threads,
                                      "iterations": timing.times.count, "median_s": t, "img_per_s": Double(batch) / t,
                                      "faults_per_call": timing.faultsPerCall]
         return result.merging(memoryStatus()) { a, _ in a }
     }
 
-    /// Losses of the untouched network for given images and masks (the same numbers PyTorch must give).
+    /// Losses of the untouched network for given inputs (the same numbers PyTorch must give).
     func check(_ path: String) throws -> [String: Any] {
-        guard let model = network.objective as? BootMAE else { throw BenchError("check needs a BootMAE network") }
-        let file = try SafeTensorsFile(contentsOf: URL(fileURLWithPath: path))
-        let x = try file.tensor("images")
-        let (shape, ids) = try file.integers("ids_shuffle")
-        let c = network.config.encoder
-        guard shape.count == 2, shape[1] == c.numPatches, x.shape.count == 4, x.shape[0] == shape[0] else {
-            throw BenchError("\(path): ids_shuffle \(shape) and images \(x.shape) do not fit \(c.numPatches) patches")
-        }
-        let order = (0..<shape[0]).map { Array(ids[($0 * shape[1])..<(($0 + 1) * shape[1])]) }
-        let plan = MaskPlan(order: order, visible: c.numPatches - model.maskedCount)
-        let out = model.step(x, plan: plan, weights: plan.neighbourhoodWeights(grid: c.gridSize), featureWeight: 1, backward: false)
-        return ["event": "check", "loss": Double(out.loss), "pixel_loss": Double(out.pixelLoss), "feature_loss": Double(out.featureLoss)]
+        try objective.check(try SafeTensorsFile(contentsOf: URL(fileURLWithPath: path)), path: path, network: network, clock: clock)
     }
 
     func run(_ options: Options) throws {
         if options.flag("--serve") {
-            serveCommands(ready: ["engine": "swift", "batch": images.shape[0], "threads": threads]) { words in
+            serveCommands(ready: ["engine": "swift", "batch": batch.count, "threads": threads]) { words in
                 switch words[0] {
                 case "measure":
                     return measure(seconds: try argument(words, 1, "seconds"), minIterations: try argument(words, 2, "min-iterations"))
@@ -127,7 +139,7 @@ final class TrainStepMode {
         let (rounds, seconds) = (try options.int("--rounds", default: 5), try options.double("--seconds", default: 3))
         let variants = try shardVariants(options, threads: threads) { self.shards = $0 }
         if !variants.isEmpty {
-            compareVariants("bootmae train step", batch: images.shape[0], threads: threads, step: step, variants,
+            compareVariants("\(name) train step", batch: batch.count, threads: threads, step: step, variants,
                             rounds: rounds, seconds: seconds)
             return
         }
@@ -135,7 +147,7 @@ final class TrainStepMode {
         if options.flag("--json") {
             emitJSON(r)
         } else {
-            print(String(format: "bootmae train step batch %d: %.1f img/s, %.1f ms/step (median of %d)", r["batch"] as! Int,
+            print(String(format: "%@ train step batch %d: %.1f img/s, %.1f ms/step (median of %d)", name as NSString, r["batch"] as! Int,
                          r["img_per_s"] as! Double, (r["median_s"] as! Double) * 1000, r["iterations"] as! Int))
         }
     }

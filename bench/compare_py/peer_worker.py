@@ -3,11 +3,12 @@
 
     peer_worker.py prepare --out DIR [--force]                 write the encoders' model directories
     peer_worker.py forward --engine pytorch|onnxruntime --model-dir D [--threads 2]
-    peer_worker.py train-step --out DIR [--batch 128] [--threads 2]
+    peer_worker.py train-step --out DIR [--objective bootmae|ibot] [--batch 128] [--threads 2]
 
 `forward` and `train-step` speak the protocol of `bootmae-bench forward|train-step --serve`: a
 `ready` JSON line, then one JSON line per command (`measure ...`, `embed IN OUT`, `quit`).
-`train-step` first writes its network into DIR (a pretraining directory our side then loads).
+`train-step` first writes its network into DIR (a pretraining directory our side then loads); its
+step is torch_train.py's (BootMAE) or torch_ibot.py's (iBOT).
 """
 
 import argparse
@@ -115,8 +116,11 @@ def forward_worker(args):
 
 def train_worker(args):
     import torch
-    from torch_train import TorchBootMAEStep
-    step = TorchBootMAEStep(args.batch)
+    if args.objective == "ibot":
+        from torch_ibot import TorchIBOTStep as TorchStep
+    else:
+        from torch_train import TorchBootMAEStep as TorchStep
+    step = TorchStep(args.batch)
     torch.set_num_threads(args.threads)   # after the reference import, which sets one thread
     check = step.write_directory(Path(args.out))
 
@@ -152,6 +156,7 @@ def main():
     f.add_argument("--threads", type=int, default=2)
     t = sub.add_parser("train-step")
     t.add_argument("--out", required=True)
+    t.add_argument("--objective", choices=["bootmae", "ibot"], default="bootmae")
     t.add_argument("--batch", type=int, default=128)
     t.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()

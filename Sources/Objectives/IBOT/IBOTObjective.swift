@@ -307,6 +307,12 @@ public struct IBOTPlan: ShardablePlan, Equatable {
     public let count: Int
     public let masks: [[Bool]]
 
+    /// `masks[view * count + image]`: N flags (true: masked), row-major patches.
+    public init(views: Int, count: Int, masks: [[Bool]]) {
+        precondition(masks.count == views * count, "an iBOT plan of \(views) views × \(count) images needs \(views * count) masks")
+        self.views = views; self.count = count; self.masks = masks
+    }
+
     public func shard(_ images: Range<Int>) -> IBOTPlan {
         IBOTPlan(views: views, count: images.count,
                  masks: (0..<views).flatMap { v in masks[(v * count + images.lowerBound)..<(v * count + images.upperBound)] })

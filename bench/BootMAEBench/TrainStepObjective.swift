@@ -1,0 +1,94 @@
+import Checkpoint
+import Foundation
+import Objectives
+import Tensor
+import Training
+import ViT
+
+/// The objective a `train-step` times (`--objective`), and what the bench needs of it beyond the
+/// seam: its options at full strength, where in a run the timed steps sit (the schedules read the
+/// clock), and how the `check` command turns a file of inputs into the losses PyTorch must give.
+/// Everything else — network, batch, step, optimizer, EMA — `TrainStepMode` does through the seam.
+protocol TrainStepObjective {
+    var type: any PretrainingObjective.Type { get }
+    var options: any ObjectiveOptions { get }
+    /// The clock of the `step`-th timed step.
+    func clock(step: Int) -> TrainingClock
+    /// The phase name of `afterStep` in `--breakdown`.
+    var afterStepPhase: String { get }
+    /// Losses of `network`, untouched, for the inputs in `file` (no update).
+    func check(_ file: SafeTensorsFile, path: String, network: PretrainingNetwork, clock: TrainingClock) throws -> [String: Any]
+}
+
+/// `--objective NAME` → the objective's bench case.
+func trainStepObjective(named name: String) throws -> any TrainStepObjective {
+    switch name {
+    case BootMAE.name: return BootMAEStep()
+    case IBOT.name: return try IBOTStep()
+    default: throw BenchError("train-step times bootmae or ibot, not '\(name)'")
+    }
+}
+
+/// BootMAE as the official recipe runs it at full strength: block masks, weighted loss, λ = 1, EMA
+/// decay 0.999; every timed step sits in the first epoch of a long run (λ and the decay stay fixed).
+struct BootMAEStep: TrainStepObjective {
+    var type: any PretrainingObjective.Type { BootMAE.self }
+    let options: any ObjectiveOptions = BootMAE.Options(masking: .block, ema: EMASchedule(start: 0.999, end: 0.999, rampEpochs: 0),
+                                                        featureWeight: 1, weightMask: true)
+    func clock(step: Int) -> TrainingClock { TrainingClock(step: step, stepsPerEpoch: 1_000_000, epochs: 1) }
+    var afterStepPhase: String { "momentum EMA update" }
+
+    /// The tensors "images" and "ids_shuffle" (each image's patch order: kept patches first).
+    func check(_ file: SafeTensorsFile, path: String, network: PretrainingNetwork, clock: TrainingClock) throws -> [String: Any] {
+        guard let model = network.objective as? BootMAE else { throw BenchError("check needs a BootMAE network") }
+        let x = try file.tensor("images")
+        let (shape, ids) = try file.integers("ids_shuffle")
+        let c = network.config.encoder
+        guard shape.count == 2, shape[1] == c.numPatches, x.shape.count == 4, x.shape[0] == shape[0] else {
+            throw BenchError("\(path): ids_shuffle \(shape) and images \(x.shape) do not fit \(c.numPatches) patches")
+        }
+        let order = (0..<shape[0]).map { Array(ids[($0 * shape[1])..<(($0 + 1) * shape[1])]) }
+        let plan = MaskPlan(order: order, visible: c.numPatches - model.maskedCount)
+        let out = model.step(x, plan: plan, weights: plan.neighbourhoodWeights(grid: c.gridSize), featureWeight: 1, backward: false)
+        return ["event": "check", "loss": Double(out.loss), "pixel_loss": Double(out.pixelLoss), "feature_loss": Double(out.featureLoss)]
+    }
+}
+
+/// iBOT with its default options for a 100-epoch run (2 global crops, block masks with
+/// `pred_ratio` 0 / 0.3 ± 0.2, teacher temperatures warmed up over 30 epochs, per-tensor clip 3,
+/// cosine momentum and weight decay). The timed steps sit at the start of epoch 1: past the first
+/// epoch's frozen last layer (as in 99 of the 100 epochs), so every student tensor is updated.
+struct IBOTStep: TrainStepObjective {
+    static let epochs = 100
+    static let stepsPerEpoch = 1_000_000
+    var type: any PretrainingObjective.Type { IBOT.self }
+    let options: any ObjectiveOptions
+    init() throws { options = try IBOT.options(flags: ObjectiveFlagValues(), epochs: Self.epochs) }
+    func clock(step: Int) -> TrainingClock {
+        TrainingClock(step: Self.stepsPerEpoch + step, stepsPerEpoch: Self.stepsPerEpoch, epochs: Self.epochs)
+    }
+    var afterStepPhase: String { "teacher EMA and centres" }
+
+    /// The tensors "images" (views·B, C, S, S; view-major, as a view group) and "masks" (views, B,
+    /// H, W; 1 = masked): the student's masks given instead of drawn. Forward, loss and backward
+    /// run (the step always computes gradients); no update, no centre change.
+    func check(_ file: SafeTensorsFile, path: String, network: PretrainingNetwork, clock: TrainingClock) throws -> [String: Any] {
+        let x = try file.tensor("images")
+        let (shape, flags) = try file.integers("masks")
+        let c = network.config.encoder
+        guard shape.count == 4, shape[2] == c.gridSize, shape[3] == c.gridSize,
+              x.shape == [shape[0] * shape[1], c.inChans, c.imgSize, c.imgSize] else {
+            throw BenchError("\(path): masks \(shape) and images \(x.shape) do not fit \(c.gridSize)×\(c.gridSize) patches "
+                             + "of \(c.inChans)×\(c.imgSize)×\(c.imgSize) crops")
+        }
+        let (views, count, n) = (shape[0], shape[1], c.numPatches)
+        guard views == (options as? IBOT.Options)?.globalCrops else { throw BenchError("\(path): \(views) views, not the options' global crops") }
+        let masks = (0..<(views * count)).map { crop in flags[(crop * n)..<((crop + 1) * n)].map { $0 != 0 } }
+        network.parameters.zeroGrads()
+        let report = network.step(PretrainingBatch(groups: [.init(views: views, images: x)]),
+                                  plan: IBOTPlan(views: views, count: count, masks: masks), options: options, clock: clock)
+        var out: [String: Any] = ["event": "check"]
+        for entry in report.losses + report.schedule { out[entry.name] = Double(entry.value) }
+        return out
+    }
+}
