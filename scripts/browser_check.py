@@ -20,6 +20,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 PHOTO = os.path.join(ROOT, "Tests/Fixtures/images/photo_512x384.jpg")
 GARMENT = os.path.join(ROOT, "Tests/Fixtures/fmnist/test00000-ankle-boot.png")
 PRETRAINED, CLASSIFIER = "bootmae-vit-tiny-fmnist", "bootmae-vit-tiny-fmnist-cls"
+PHOTO_MODEL = "bootmae-vit-photo-64"
 started = time.time()
 
 
@@ -89,6 +90,17 @@ try:
     key.send_keys(KEY)
     key.send_keys(Keys.TAB)
     wait.until(lambda d: len(Select(by_id("model")).options) >= 2 and by_id("model").get_attribute("value"))
+
+    # Before any model is picked, a colour photo goes to the photograph model (as the server does for a
+    # request that names no model) and the page says why.
+    check(by_id("model").get_attribute("value") == PRETRAINED, "the default model is selected first")
+    by_id("file").send_keys(PHOTO)
+    wait.until(lambda d: by_id("model").get_attribute("value") == PHOTO_MODEL)
+    check("chosen for this colour image" in text_of("model-info"), text_of("model-info"))
+    card_done("recon-card")
+    check("converted_to_grayscale" not in text_of("recon-warnings"), text_of("recon-warnings"))
+    step("a colour photo switched the page to " + PHOTO_MODEL)
+
     Select(by_id("model")).select_by_value(PRETRAINED)
     step("models listed after the key was given: " + ", ".join(o.get_attribute("value") for o in Select(by_id("model")).options))
 

@@ -45,7 +45,9 @@ stream() {
         bootmae) train "$ROOT/bootmae-photo64" --objective bootmae "${COMMON[@]}"; psnr "$ROOT/bootmae-photo64" ;;
         mae) train "$ROOT/mae-photo64" --objective mae "${COMMON[@]}"; psnr "$ROOT/mae-photo64" ;;
         export)
-            "$BIN" export --run "$ROOT/bootmae-photo64" --out models/bootmae-vit-photo-64 --half --overwrite
+            "$BIN" export --run "$ROOT/bootmae-photo64" --out models/bootmae-vit-photo-64 --half --overwrite \
+                --domain "colour photographs and wallpapers (landscapes, nature, objects), whole scenes" \
+                --limitations scripts/cards/bootmae-vit-photo-64.md
             "$BIN" calibrate --model models/bootmae-vit-photo-64 --data "$DATA" --threads "$THREADS" ;;
         *) echo "unknown stream '$1' (bootmae, mae, export)" >&2; exit 2 ;;
     esac

@@ -9,6 +9,7 @@ const state = {
   mask: null,          // explicit mask (patch indices) once the user toggles a patch; null: drawn from ratio/seed
   shownMask: [], grid: 0, focus: 0,
   curls: {}, seq: { recon: 0, cls: 0, emb: 0 }, busy: 0,
+  picked: false,       // the user chose a model in the list: never switch it for them
 };
 
 // ---- calls ----------------------------------------------------------------------------------
@@ -133,7 +134,7 @@ async function loadModels() {
   selectModel();
 }
 
-function selectModel() {
+function selectModel(run = true) {
   state.model = state.models.find((m) => m.id === $('model').value) || null;
   state.mask = null;
   const m = state.model, info = $('model-info');
@@ -147,7 +148,43 @@ function selectModel() {
     $('ratio').value = String(Math.round(m.reconstruction.default_mask_ratio * 20) / 20);
     $('ratio-out').textContent = Number($('ratio').value).toFixed(2);
   }
-  runAll();
+  if (run) runAll();
+}
+
+// A colour photo on a grayscale model is a 28-px gray thumbnail to it: until the user picks a model,
+// an image goes to a model made for its kind (colour or grayscale) that reconstructs, as the server
+// does for a request that names no model. Colourful: as the server's check, more than 0.5% of pixels
+// with channels more than 24 apart (here on a 64×64 copy).
+function isColourful(img) {
+  const c = document.createElement('canvas'); c.width = 64; c.height = 64;
+  const g = c.getContext('2d'); g.drawImage(img, 0, 0, 64, 64);
+  const px = g.getImageData(0, 0, 64, 64).data;
+  let coloured = 0;
+  for (let i = 0; i < px.length; i += 4) {
+    if (Math.max(px[i], px[i + 1], px[i + 2]) - Math.min(px[i], px[i + 1], px[i + 2]) > 24) coloured++;
+  }
+  return coloured * 200 > 64 * 64;
+}
+
+function matchModelToImage(dataURI) {
+  return new Promise((resolve) => {
+    if (state.picked || !state.model) return resolve();
+    const img = new Image();
+    img.onload = () => {
+      const channels = isColourful(img) ? 3 : 1;
+      const current = state.model, takes = (m) => (m.architecture || {}).in_chans === channels;
+      const fit = state.models.find((m) => m.default && takes(m) && m.capabilities.includes('reconstruct'))
+        || state.models.find((m) => takes(m) && m.capabilities.includes('reconstruct'));
+      if (!takes(current) && fit) {
+        $('model').value = fit.id;
+        selectModel(false);
+        $('model-info').textContent += ' · chosen for this ' + (channels === 3 ? 'colour' : 'grayscale') + ' image (pick another above)';
+      }
+      resolve();
+    };
+    img.onerror = () => resolve();
+    img.src = dataURI;
+  });
 }
 
 // ---- image input ---------------------------------------------------------------------------------
@@ -161,7 +198,7 @@ function readFile(file) {
     preview.onload = () => preview.classList.toggle('small', preview.naturalWidth < 112 && preview.naturalHeight < 112);
     preview.src = state.image.dataURI; preview.hidden = false;
     $('drop-help').textContent = state.image.name + ' — drop, choose or paste another image to replace it.';
-    runAll();
+    matchModelToImage(state.image.dataURI).then(runAll);
   };
   reader.onerror = () => showError(new Error('could not read ' + (file.name || 'the file')));
   reader.readAsDataURL(file);
@@ -363,7 +400,7 @@ function debounce(fn, ms) { let t = 0; return (...a) => { clearTimeout(t); t = s
 
 function setup() {
   setupInput();
-  $('model').addEventListener('change', selectModel);
+  $('model').addEventListener('change', () => { state.picked = true; selectModel(); });
   const rerun = debounce(() => { state.mask = null; if (state.image && state.model) runReconstruction(); }, 200);
   $('ratio').addEventListener('input', () => { $('ratio-out').textContent = Number($('ratio').value).toFixed(2); rerun(); });
   $('seed').addEventListener('input', rerun);
