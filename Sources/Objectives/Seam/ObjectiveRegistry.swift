@@ -8,6 +8,7 @@ public enum ObjectiveRegistry {
         MAE.self,
         IBOT.self,
         LoMaR.self,
+        PeCoTokenizer.self,
     ]
 
     private static let lock = NSLock()
