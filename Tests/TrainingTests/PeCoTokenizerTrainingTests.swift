@@ -10,7 +10,8 @@ import TestSupport
 /// PeCo's tokenizer through the trainer on a small Fashion-MNIST subset: the perceptual network
 /// is loaded from a model directory and stays bit for bit what that directory holds, codebook
 /// health is logged, a stopped and resumed run ends with the same bytes, and the export is a
-/// tokenizer without the perceptual network that gives the trained run's codes.
+/// tokenizer without the perceptual network that gives the trained run's codes, on which stage 2
+/// (`peco`) trains and exports.
 final class PeCoTokenizerTrainingTests: TrainingTestCase {
     /// A small random encoder saved as a model directory: the stand-in for a self-supervised one.
     func perceptualModel() throws -> URL {
@@ -28,8 +29,6 @@ final class PeCoTokenizerTrainingTests: TrainingTestCase {
     }
 
     func config(perceptual: URL) throws -> PretrainingConfig {
-        let shape = BackboneShape(imgSize: 28, patchSize: 4, channels: 1, embedDim: 32, depth: 2, numHeads: 2,
-                                  decoderDim: 16, decoderDepth: 1, deepDecoderDepth: 1)
         let flags = try ObjectiveFlagValues(parsing: ["--perceptual-model", perceptual.path, "--tokenizer-depth", "1", "--codebook-size", "64",
                                                       "--code-dim", "8"], declared: PeCoTokenizer.flags, objective: PeCoTokenizer.name)
         let (encoder, settings) = try PeCoTokenizer.configure(shape, maskRatio: 0, flags: flags)
@@ -95,5 +94,40 @@ final class PeCoTokenizerTrainingTests: TrainingTestCase {
         let codes = tokenizer.codes(images)
         XCTAssertEqual(codes, (trained.objective as! PeCoTokenizer).codes(images))
         XCTAssertNil(tokenizer.perceptual)
+
+        try checkStageTwo(tokenizer: out)
     }
+
+    /// Stage 2 on the exported tokenizer through the trainer: K and the grid come from the
+    /// tokenizer, the first loss is near ln K, mlm_acc is logged, and the export is a plain encoder.
+    func checkStageTwo(tokenizer: URL) throws {
+        XCTAssertThrowsError(try PeCo.configure(shape, maskRatio: 0.4, flags: ObjectiveFlagValues())) { error in
+            XCTAssertTrue("\(error)".contains("--tokenizer"), "\(error)")
+        }
+        let flags = try ObjectiveFlagValues(parsing: ["--tokenizer", tokenizer.path], declared: PeCo.flags, objective: PeCo.name)
+        let (encoder, settings) = try PeCo.configure(shape, maskRatio: PeCo.defaultMaskRatio, flags: flags)
+        XCTAssertEqual(settings, PeCo.Settings(vocabSize: 64, numMaskPatches: 20))
+        XCTAssertEqual(encoder.layerScaleInit, 0.1)
+        let options = try PeCo.options(flags: flags, epochs: 1)
+        XCTAssertEqual(options.minMaskPatchesPerBlock, 4)
+        let recipe = PretrainRecipe(PeCo.self, options: options, data: Self.fashionMNIST, seed: 5, epochs: 1, batchSize: 32, lr: 1e-3,
+                                    minLR: 0, warmupEpochs: 0, weightDecay: 0.05, beta1: 0.9, beta2: 0.98, checkpointEvery: 1000, subset: 64)
+        let run = try RunDirectory(scratch.appendingPathComponent("peco").path, mode: .fresh)
+        let summary = try Pretrainer(config: PretrainingConfig(PeCo.self, encoder: encoder, settings: settings), recipe: recipe, run: run,
+                                     resume: false).train(progress: quiet())
+        XCTAssertEqual(summary.steps, 2)
+        let first = try XCTUnwrap(run.readMetrics().first)
+        XCTAssertEqual(try XCTUnwrap((first["loss"] as? NSNumber)?.doubleValue), log(64), accuracy: 0.1)
+        XCTAssertNotNil(first["mlm_acc"])
+        let out = scratch.appendingPathComponent("peco-export")
+        _ = try Exporter.export(run: run.url.path, to: out.path, half: false, overwrite: false)
+        let network = try PretrainingDirectory.load(out)
+        XCTAssertEqual(network.config.objective, PeCo.name)
+        var rng = SeededRandom(seed: 2)
+        let images = Tensor(shape: [2, 1, 28, 28], data: (0..<(2 * 784)).map { _ in rng.normal() })
+        XCTAssertEqual(network.encoder.embed(images).shape, [2, 32])
+    }
+
+    let shape = BackboneShape(imgSize: 28, patchSize: 4, channels: 1, embedDim: 32, depth: 2, numHeads: 2,
+                              decoderDim: 16, decoderDepth: 1, deepDecoderDepth: 1)
 }

@@ -9,6 +9,7 @@ public enum ObjectiveRegistry {
         IBOT.self,
         LoMaR.self,
         PeCoTokenizer.self,
+        PeCo.self,
     ]
 
     private static let lock = NSLock()
