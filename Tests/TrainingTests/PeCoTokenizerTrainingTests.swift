@@ -101,15 +101,16 @@ final class PeCoTokenizerTrainingTests: TrainingTestCase {
     /// Stage 2 on the exported tokenizer through the trainer: K and the grid come from the
     /// tokenizer, the first loss is near ln K, mlm_acc is logged, and the export is a plain encoder.
     func checkStageTwo(tokenizer: URL) throws {
-        XCTAssertThrowsError(try PeCo.configure(shape, maskRatio: 0.4, flags: ObjectiveFlagValues())) { error in
-            XCTAssertTrue("\(error)".contains("--tokenizer"), "\(error)")
-        }
+        let (bare, bareSettings) = try PeCo.configure(shape, maskRatio: 0.4, flags: ObjectiveFlagValues())
+        XCTAssertEqual(PretrainingConfig(PeCo.self, encoder: bare, settings: bareSettings).validationErrors(),
+                       ["peco needs --tokenizer DIR: a tokenizer trained with --objective peco-tokenizer (then exported)"])
         let flags = try ObjectiveFlagValues(parsing: ["--tokenizer", tokenizer.path], declared: PeCo.flags, objective: PeCo.name)
         let (encoder, settings) = try PeCo.configure(shape, maskRatio: PeCo.defaultMaskRatio, flags: flags)
-        XCTAssertEqual(settings, PeCo.Settings(vocabSize: 64, numMaskPatches: 20))
+        XCTAssertEqual(settings, PeCo.Settings(vocabSize: 64, numMaskPatches: 20, tokenizer: tokenizer.standardizedFileURL.path))
         XCTAssertEqual(encoder.layerScaleInit, 0.1)
         let options = try PeCo.options(flags: flags, epochs: 1)
-        XCTAssertEqual(options.minMaskPatchesPerBlock, 4)
+        XCTAssertEqual(options, PeCo.Options())
+        XCTAssertEqual(options.minBlock(patches: 49), 4)
         let recipe = PretrainRecipe(PeCo.self, options: options, data: Self.fashionMNIST, seed: 5, epochs: 1, batchSize: 32, lr: 1e-3,
                                     minLR: 0, warmupEpochs: 0, weightDecay: 0.05, beta1: 0.9, beta2: 0.98, checkpointEvery: 1000, subset: 64)
         let run = try RunDirectory(scratch.appendingPathComponent("peco").path, mode: .fresh)

@@ -17,12 +17,25 @@ extension PeCo: PretrainingObjective {
         public var vocabSize: Int
         /// Masked patches per image (`--num_mask_patches`; officially 75 of 196).
         public var numMaskPatches: Int
+        /// The frozen tokenizer whose codes are the targets (absolute path of an export or a run
+        /// folder of `peco-tokenizer`; BEiT's `--discrete_vae_weight_path`). Kept with the model: it
+        /// is what the model's predictions mean. nil only in the model `pretrain --resume` builds
+        /// from default flags; a config without it is invalid.
+        public var tokenizer: String?
 
-        enum CodingKeys: String, CodingKey { case vocabSize = "vocab_size", numMaskPatches = "num_mask_patches" }
+        enum CodingKeys: String, CodingKey { case vocabSize = "vocab_size", numMaskPatches = "num_mask_patches", tokenizer }
 
-        public init(vocabSize: Int, numMaskPatches: Int) { self.vocabSize = vocabSize; self.numMaskPatches = numMaskPatches }
+        public init(vocabSize: Int, numMaskPatches: Int, tokenizer: String?) {
+            self.vocabSize = vocabSize; self.numMaskPatches = numMaskPatches; self.tokenizer = tokenizer
+        }
 
         public func validationErrors(encoder: ViTConfig) -> [String] {
+            var errors = shapeErrors(encoder: encoder)
+            if tokenizer == nil { errors.append("peco needs --tokenizer DIR: a tokenizer trained with --objective peco-tokenizer (then exported)") }
+            return errors
+        }
+
+        func shapeErrors(encoder: ViTConfig) -> [String] {
             var errors: [String] = []
             if vocabSize < 2 { errors.append("vocab_size must be at least 2, got \(vocabSize)") }
             if !(1..<encoder.numPatches).contains(numMaskPatches) {
@@ -33,29 +46,28 @@ extension PeCo: PretrainingObjective {
         }
     }
 
-    /// Training knobs (recipe.json): the tokenizer and BEiT's block-mask knobs.
+    /// Training knobs (recipe.json): BEiT's block-mask knobs.
     public struct Options: ObjectiveOptions {
-        /// The frozen tokenizer's directory (absolute): an export or a run folder of `peco-tokenizer`.
-        public var tokenizer: String
-        /// `--min_mask_patches_per_block` (officially 16 of 196, scaled to the grid).
-        public var minMaskPatchesPerBlock: Int
+        /// `--min_mask_patches_per_block` (nil: officially 16 of 196, as the same share of the grid).
+        public var minMaskPatchesPerBlock: Int?
         /// `--max_mask_patches_per_block` (officially None: what remains of the target).
         public var maxMaskPatchesPerBlock: Int?
         /// `MaskingGenerator(min_aspect=0.3)`: aspects in [0.3, 1/0.3].
         public var minAspect: Double = 0.3
 
         enum CodingKeys: String, CodingKey {
-            case tokenizer, minMaskPatchesPerBlock = "min_mask_patches_per_block", maxMaskPatchesPerBlock = "max_mask_patches_per_block"
+            case minMaskPatchesPerBlock = "min_mask_patches_per_block", maxMaskPatchesPerBlock = "max_mask_patches_per_block"
             case minAspect = "min_aspect"
         }
 
-        public init(tokenizer: String, minMaskPatchesPerBlock: Int, maxMaskPatchesPerBlock: Int? = nil, minAspect: Double = 0.3) {
-            self.tokenizer = tokenizer; self.minMaskPatchesPerBlock = minMaskPatchesPerBlock
+        public init(minMaskPatchesPerBlock: Int? = nil, maxMaskPatchesPerBlock: Int? = nil, minAspect: Double = 0.3) {
+            self.minMaskPatchesPerBlock = minMaskPatchesPerBlock
             self.maxMaskPatchesPerBlock = maxMaskPatchesPerBlock; self.minAspect = minAspect
         }
 
         /// BEiT's minimum block, 16 of 196 patches, as the same share of `patches` (at least 1).
         public static func defaultMinBlock(patches: Int) -> Int { max(1, Int((16 * Double(patches) / 196).rounded())) }
+        public func minBlock(patches: Int) -> Int { minMaskPatchesPerBlock ?? Self.defaultMinBlock(patches: patches) }
     }
 
     public static let flags: [ObjectiveFlag] = [
@@ -68,43 +80,39 @@ extension PeCo: PretrainingObjective {
     /// BEiT masks 75 of 196 patches (38%); PeCo's tiny design about 40%.
     public static var defaultMaskRatio: Double { 0.4 }
 
-    /// The tokenizer directory of the flags, as an absolute path.
-    static func tokenizerPath(_ flags: ObjectiveFlagValues) throws -> String {
-        guard let dir = flags.string("tokenizer") else {
-            throw ObjectiveFlagError("peco needs --tokenizer DIR: a tokenizer trained with --objective peco-tokenizer (then exported)")
-        }
-        return URL(fileURLWithPath: dir).standardizedFileURL.path
-    }
-
     /// The encoder of BEiT's recipe with its `--abs_pos_emb` option (a served PeCo model is then a
     /// standard ViT; the official default is a shared relative position bias instead): learned
-    /// positions, q/v biases, layer scale 0.1; the tokenizer's normalization and sizes.
+    /// positions, q/v biases, layer scale 0.1; the tokenizer's codebook size, normalization and
+    /// sizes. Without --tokenizer (which only `pretrain --resume`'s default model may lack) the
+    /// settings have no tokenizer and the config is invalid.
     public static func configure(_ shape: BackboneShape, maskRatio: Double, flags: ObjectiveFlagValues) throws -> (ViTConfig, Settings) {
-        let path = try tokenizerPath(flags)
-        let tokenizer: PeCoTokenizer
-        do { tokenizer = try FrozenTokenizers.load(path) } catch { throw ObjectiveFlagError("--tokenizer \(path): \(error)") }
-        let t = tokenizer.encoder.config
-        var encoder = shape.encoder(qkvBias: .qv, mean: t.mean, std: t.std, posEmbed: .checkpoint)
+        let (mean, std) = shape.imageNetNormalization
+        var encoder = shape.encoder(qkvBias: .qv, mean: mean, std: std, posEmbed: .checkpoint)
         encoder.layerScaleInit = 0.1
-        try require(t.imgSize == encoder.imgSize && t.patchSize == encoder.patchSize && t.inChans == encoder.inChans,
-                    "the tokenizer's code grid is for \(t.imgSize)-pixel \(t.inChans)-channel images at patch \(t.patchSize); "
-                    + "the model is \(encoder.imgSize) px, \(encoder.inChans) channels, patch \(encoder.patchSize): give matching --img-size/--patch-size/--channels")
-        let settings = Settings(vocabSize: tokenizer.quantizer.codes,
-                                numMaskPatches: Int((maskRatio * Double(encoder.numPatches)).rounded()))
-        let problems = settings.validationErrors(encoder: encoder)
+        var settings = Settings(vocabSize: 512, numMaskPatches: Int((maskRatio * Double(encoder.numPatches)).rounded()), tokenizer: nil)
+        if let dir = flags.string("tokenizer") {
+            let path = URL(fileURLWithPath: dir).standardizedFileURL.path
+            let tokenizer: PeCoTokenizer
+            do { tokenizer = try FrozenTokenizers.load(path) } catch { throw ObjectiveFlagError("--tokenizer \(dir): \(error)") }
+            let t = tokenizer.encoder.config
+            try require(t.imgSize == encoder.imgSize && t.patchSize == encoder.patchSize && t.inChans == encoder.inChans,
+                        "the tokenizer's code grid is for \(t.imgSize)-pixel \(t.inChans)-channel images at patch \(t.patchSize); "
+                        + "the model is \(encoder.imgSize) px, \(encoder.inChans) channels, patch \(encoder.patchSize): "
+                        + "give matching --img-size/--patch-size/--channels")
+            (encoder.mean, encoder.std) = (t.mean, t.std)   // the images feed both networks
+            settings.vocabSize = tokenizer.quantizer.codes
+            settings.tokenizer = path
+        }
+        let problems = settings.shapeErrors(encoder: encoder)
         try require(problems.isEmpty, problems.joined(separator: "; "))
         return (encoder, settings)
     }
 
     public static func options(flags: ObjectiveFlagValues, epochs: Int) throws -> Options {
-        let path = try tokenizerPath(flags)
-        let tokenizer: PeCoTokenizer
-        do { tokenizer = try FrozenTokenizers.load(path) } catch { throw ObjectiveFlagError("--tokenizer \(path): \(error)") }
-        let patches = tokenizer.encoder.config.numPatches
-        var o = Options(tokenizer: path, minMaskPatchesPerBlock: try flags.int("min-mask-patches-per-block") ?? Options.defaultMinBlock(patches: patches),
+        var o = Options(minMaskPatchesPerBlock: try flags.int("min-mask-patches-per-block"),
                         maxMaskPatchesPerBlock: try flags.int("max-mask-patches-per-block"))
         if let a = try flags.double("min-aspect") { o.minAspect = a }
-        try require(o.minMaskPatchesPerBlock >= 1 && (o.maxMaskPatchesPerBlock ?? o.minMaskPatchesPerBlock) >= o.minMaskPatchesPerBlock,
+        try require((o.minMaskPatchesPerBlock ?? 1) >= 1 && (o.maxMaskPatchesPerBlock ?? Int.max) >= (o.minMaskPatchesPerBlock ?? 1),
                     "--min-mask-patches-per-block is at least 1 and at most --max-mask-patches-per-block")
         try require(o.minAspect > 0 && o.minAspect <= 1, "--min-aspect is within (0, 1]")
         return o
@@ -153,7 +161,7 @@ extension PeCo: PretrainingObjective {
     /// drawn per step instead of in the loader), and the batch's masked total (the loss's mean).
     public func plan(batch: Int, rng: inout SeededRandom, options: Options, clock: TrainingClock) -> PeCoPlan {
         let grid = encoder.config.gridSize
-        let generator = BlockMaskGenerator.beit(height: grid, width: grid, minBlock: options.minMaskPatchesPerBlock,
+        let generator = BlockMaskGenerator.beit(height: grid, width: grid, minBlock: options.minBlock(patches: grid * grid),
                                                 maxBlock: options.maxMaskPatchesPerBlock, minAspect: options.minAspect)
         let masks = (0..<batch).map { _ in generator.mask(count: settings.numMaskPatches, rng: &rng) }
         return PeCoPlan(masks: masks, maskedInBatch: masks.reduce(0) { $0 + $1.filter { $0 }.count })
@@ -163,12 +171,13 @@ extension PeCo: PretrainingObjective {
     /// `torch.no_grad()`), then the masked prediction.
     public func step(_ batch: PretrainingBatch, plan: PeCoPlan, options: Options, clock: TrainingClock, lossBatch: Int,
                      phase: PhaseMarker?) -> StepReport {
+        guard let path = settings.tokenizer else { preconditionFailure("a peco config without its tokenizer is invalid") }
         let tokenizer: PeCoTokenizer
-        do { tokenizer = try FrozenTokenizers.load(options.tokenizer) } catch {
-            preconditionFailure("the tokenizer \(options.tokenizer) (recipe.json objective_options.tokenizer) cannot be loaded: \(error)")
+        do { tokenizer = try FrozenTokenizers.load(path) } catch {
+            preconditionFailure("the tokenizer \(path) (config.json \"tokenizer\") cannot be loaded: \(error)")
         }
         precondition(tokenizer.quantizer.codes == settings.vocabSize,
-                     "the tokenizer \(options.tokenizer) has \(tokenizer.quantizer.codes) codes, the model's head \(settings.vocabSize)")
+                     "the tokenizer \(path) has \(tokenizer.quantizer.codes) codes, the model's head \(settings.vocabSize)")
         let labels = tokenizer.codes(batch.images)
         phase?("tokenizer codes")
         let out = step(batch.images, masks: plan.masks, labels: labels, maskedInBatch: plan.maskedInBatch)

@@ -33,18 +33,22 @@ extension PeCoTokenizer: PretrainingObjective {
         public var perceptualModel: String?
         /// 0-based blocks whose outputs the perceptual loss compares (nil: `PerceptualLoss.defaultLayers`).
         public var perceptualLayers: [Int]?
+        /// λ_per (seeds: start at 1 [not verified]). Part of what the tokenizer is: 0 is the
+        /// pixel-only tokenizer of the BEiT-style baseline, PeCo's central comparison.
+        public var lambdaPerceptual: Double
 
         enum CodingKeys: String, CodingKey {
             case codebookSize = "codebook_size", codeDim = "code_dim", decoderEmbedDim = "decoder_embed_dim"
             case decoderDepth = "decoder_depth", decoderNumHeads = "decoder_num_heads", perceptualEncoder = "perceptual_encoder"
-            case perceptualModel = "perceptual_model", perceptualLayers = "perceptual_layers"
+            case perceptualModel = "perceptual_model", perceptualLayers = "perceptual_layers", lambdaPerceptual = "lambda_perceptual"
         }
 
         public init(codebookSize: Int = 512, codeDim: Int = 32, decoderEmbedDim: Int, decoderDepth: Int, decoderNumHeads: Int,
-                    perceptualEncoder: ViTConfig? = nil, perceptualModel: String? = nil, perceptualLayers: [Int]? = nil) {
+                    perceptualEncoder: ViTConfig? = nil, perceptualModel: String? = nil, perceptualLayers: [Int]? = nil,
+                    lambdaPerceptual: Double = 1) {
             self.codebookSize = codebookSize; self.codeDim = codeDim; self.decoderEmbedDim = decoderEmbedDim
             self.decoderDepth = decoderDepth; self.decoderNumHeads = decoderNumHeads; self.perceptualEncoder = perceptualEncoder
-            self.perceptualModel = perceptualModel; self.perceptualLayers = perceptualLayers
+            self.perceptualModel = perceptualModel; self.perceptualLayers = perceptualLayers; self.lambdaPerceptual = lambdaPerceptual
         }
 
         /// The same tokenizer without its perceptual network (what stage 2 and the service load).
@@ -55,6 +59,19 @@ extension PeCoTokenizer: PretrainingObjective {
         }
 
         public func validationErrors(encoder: ViTConfig) -> [String] {
+            shapeErrors(encoder: encoder) + (missingNetwork.map { [$0] } ?? [])
+        }
+
+        /// A perceptual loss without its network. An error of the config (a fresh run's), not of
+        /// `configure`: `pretrain --resume` also builds the model of the default flags.
+        var missingNetwork: String? {
+            lambdaPerceptual > 0 && perceptualEncoder == nil
+                ? "the perceptual loss (lambda_perceptual \(lambdaPerceptual)) needs a network: give --perceptual-model DIR, "
+                    + "or --lambda-perceptual 0 for the pixel-only tokenizer"
+                : nil
+        }
+
+        func shapeErrors(encoder: ViTConfig) -> [String] {
             var errors: [String] = []
             if codebookSize < 2 { errors.append("codebook_size must be at least 2, got \(codebookSize)") }
             if codeDim < 1 { errors.append("code_dim must be positive, got \(codeDim)") }
@@ -62,6 +79,7 @@ extension PeCoTokenizer: PretrainingObjective {
                 errors.append("decoder_embed_dim \(decoderEmbedDim) must be a multiple of 4 and of decoder_num_heads \(decoderNumHeads); decoder_depth ≥ 1")
             }
             if encoder.posEmbed == .absent { errors.append("the tokenizer's encoder adds sin-cos positions: pos_embed cannot be \"none\"") }
+            if lambdaPerceptual < 0 { errors.append("lambda_perceptual cannot be negative, got \(lambdaPerceptual)") }
             if let p = perceptualEncoder {
                 if p.imgSize != encoder.imgSize || p.inChans != encoder.inChans {
                     errors.append("the perceptual network takes \(p.imgSize)-pixel \(p.inChans)-channel images, the tokenizer \(encoder.imgSize)-pixel \(encoder.inChans)-channel")
@@ -76,8 +94,6 @@ extension PeCoTokenizer: PretrainingObjective {
 
     /// Training knobs (recipe.json).
     public struct Options: ObjectiveOptions {
-        /// λ_per (seeds: start at 1 [not verified]; 0 is the pixel-only BEiT-style baseline).
-        public var lambdaPerceptual: Double = 1
         /// β of the commitment loss (VQ-VAE's 0.25).
         public var commitment: Double = 0.25
         /// γ of the EMA codebook (0.99, VQ-VAE appendix A.1).
@@ -86,7 +102,7 @@ extension PeCoTokenizer: PretrainingObjective {
         public var deadShare: Double = 0.03
 
         enum CodingKeys: String, CodingKey {
-            case lambdaPerceptual = "lambda_perceptual", commitment = "commitment_beta", emaDecay = "ema_decay", deadShare = "dead_share"
+            case commitment = "commitment_beta", emaDecay = "ema_decay", deadShare = "dead_share"
         }
 
         public init() {}
@@ -116,6 +132,7 @@ extension PeCoTokenizer: PretrainingObjective {
         var settings = Settings(decoderEmbedDim: shape.embedDim, decoderDepth: depth, decoderNumHeads: shape.numHeads)
         if let k = try flags.int("codebook-size") { settings.codebookSize = k }
         if let d = try flags.int("code-dim") { settings.codeDim = d }
+        if let l = try flags.double("lambda-perceptual") { settings.lambdaPerceptual = l }
         if let dir = flags.string("perceptual-model") {
             let url = URL(fileURLWithPath: dir).standardizedFileURL
             let network: VisionTransformer
@@ -132,20 +149,17 @@ extension PeCoTokenizer: PretrainingObjective {
         } else {
             try require(flags.string("perceptual-layers") == nil, "--perceptual-layers needs --perceptual-model")
         }
-        let problems = settings.validationErrors(encoder: encoder)
+        let problems = settings.shapeErrors(encoder: encoder)   // `missingNetwork` is the config's error
         try require(problems.isEmpty, problems.joined(separator: "; "))
         return (encoder, settings)
     }
 
     public static func options(flags: ObjectiveFlagValues, epochs: Int) throws -> Options {
         var o = Options()
-        if let l = try flags.double("lambda-perceptual") { o.lambdaPerceptual = l }
         if let b = try flags.double("commitment") { o.commitment = b }
         if let g = try flags.double("ema-decay") { o.emaDecay = g }
         if let s = try flags.double("dead-share") { o.deadShare = s }
-        try require(o.lambdaPerceptual >= 0 && o.commitment >= 0, "--lambda-perceptual and --commitment cannot be negative")
-        try require(o.lambdaPerceptual == 0 || flags.string("perceptual-model") != nil,
-                    "the perceptual loss needs a network: give --perceptual-model DIR, or --lambda-perceptual 0 for the pixel-only tokenizer")
+        try require(o.commitment >= 0, "--commitment cannot be negative")
         try require((0..<1).contains(o.emaDecay), "--ema-decay is within [0, 1)")
         try require((0..<1).contains(o.deadShare), "--dead-share is within [0, 1)")
         return o
@@ -207,7 +221,7 @@ extension PeCoTokenizer: PretrainingObjective {
     /// code statistics and restart candidates travel as sums to `afterStep`.
     public func step(_ batch: PretrainingBatch, plan: TokenizerPlan, options: Options, clock: TrainingClock, lossBatch: Int,
                      phase: PhaseMarker?) -> StepReport {
-        let out = step(batch.images, plan: plan, lambdaPerceptual: Float(options.lambdaPerceptual), beta: Float(options.commitment),
+        let out = step(batch.images, plan: plan, lambdaPerceptual: Float(settings.lambdaPerceptual), beta: Float(options.commitment),
                        lossBatch: lossBatch)
         phase?("tokenizer forward + backward")
         let health = quantizer.lastHealth
