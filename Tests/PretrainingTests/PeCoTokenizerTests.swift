@@ -39,6 +39,10 @@ final class PeCoTokenizerTests: XCTestCase {
         let yx = loss.forwardBackward(reconstruction: y, target: x, backward: false).loss
         XCTAssertGreaterThan(xy, 0)
         XCTAssertEqual(xy, yx)
+        // Per-image distances average to the batch loss.
+        let d = loss.distances(x, y)
+        XCTAssertEqual(d.reduce(0, +) / 3, xy, accuracy: 1e-5 * xy)
+        XCTAssertEqual(loss.distances(x, x), [0, 0, 0])
     }
 
     /// The default taps: depth 12 → blocks 3, 6, 9, 12; depth 6 → 2, 4, 6 (1-based).

@@ -63,6 +63,23 @@ public struct PerceptualLoss: Sendable {
         return network.forwardMasked(toNetwork(images), mask: flags, maskEmbed: unusedMaskEmbed, featureLayers: layers)
     }
 
+    /// Each image's loss (no gradient): Σ_l mean over its tokens and channels of (f_l(a) − f_l(b))².
+    /// What PeCo's shift-versus-blur comparison ranks images by.
+    public func distances(_ a: Tensor, _ b: Tensor) -> [Float] {
+        precondition(a.shape == b.shape, "perceptual distances: \(a.shape) against \(b.shape)")
+        let (fa, fb) = (features(a).0, features(b).0)
+        let images = a.shape[0]
+        return (0..<images).map { i in
+            layers.reduce(Float(0)) { total, l in
+                let (x, y) = (fa.features[l]!, fb.features[l]!)
+                let per = x.count / images
+                var sum: Double = 0
+                for j in (i * per)..<((i + 1) * per) { let diff = x.data[j] - y.data[j]; sum += Double(diff * diff) }
+                return total + Float(sum / Double(per))
+            }
+        }
+    }
+
     /// The loss of `reconstruction` against `target` (both (B, C, H, W) in the input
     /// normalization), averaged over `lossBatch` images (the whole batch when these are a shard of
     /// it), and its gradient with respect to `reconstruction` when `backward`.
