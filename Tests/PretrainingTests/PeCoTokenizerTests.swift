@@ -149,7 +149,8 @@ final class PeCoTokenizerTests: XCTestCase {
         }
     }
 
-    /// The codes are deterministic and decode to an image of the input's shape.
+    /// The codes are deterministic, the training step's (through `forward`) bit for bit, and decode
+    /// to an image of the input's shape.
     func testCodesAreDeterministic() {
         let tokenizer = makeTokenizer()
         let images = Self.images(2, seed: 14)
@@ -162,6 +163,7 @@ final class PeCoTokenizerTests: XCTestCase {
         let out = tokenizer.step(images, plan: TokenizerPlan.draw(codes: 8, batch: 2, patches: 16, rng: &rng), lambdaPerceptual: 0,
                                  beta: 0.25, backward: false)
         XCTAssertEqual(out.indices, codes.flatMap { $0 })
+        XCTAssertEqual(tokenizer.project(tokenizer.encoder.infer(images)).z, tokenizer.encode(images).z, "infer is forward, bit for bit")
         XCTAssertEqual(out.reconstruction, tokenizer.decode(codes))
     }
 }

@@ -66,15 +66,22 @@ public struct PeCoTokenizer: Sendable {
     /// z_e: the encoder's patch tokens projected to the code width, (B·N, d).
     func encode(_ images: Tensor) -> (z: Tensor, patches: Tensor, cache: VisionTransformer.Cache) {
         let (tokens, cache) = encoder.forward(images)
+        let (z, patches) = project(tokens)
+        return (z, patches, cache)
+    }
+
+    /// Encoder tokens (B, 1 + N, D) → z_e (B·N, d) and the patch tokens it came from.
+    func project(_ tokens: Tensor) -> (z: Tensor, patches: Tensor) {
         let patches = DecoderInput.dropClass(tokens)
         let z = quantProj.forward(patches)
-        return (z.reshaped([z.count / settings.codeDim, settings.codeDim]), patches, cache)
+        return (z.reshaped([z.count / settings.codeDim, settings.codeDim]), patches)
     }
 
     /// Each image's code grid, (B, N) row-major patch order: what stage 2 predicts. Deterministic
-    /// (no dropout, no sampling): the same image always gives the same codes.
+    /// (no dropout, no sampling): the same image always gives the same codes. The encoder runs its
+    /// inference path (`infer`: the arithmetic of `forward`, bit for bit, nothing kept for backward).
     public func codes(_ images: Tensor) -> [[Int]] {
-        let indices = quantizer.nearest(encode(images).z)
+        let indices = quantizer.nearest(project(encoder.infer(images)).z)
         let n = encoder.config.numPatches
         return (0..<images.shape[0]).map { Array(indices[($0 * n)..<(($0 + 1) * n)]) }
     }
