@@ -169,6 +169,9 @@ struct Pretrain: ParsableCommand {
         if batch > images { throw batchTooLarge(batch, images: images, data: common.dataPath) }
         let config = try preset.pretrainingConfig(type, channels: channels ?? dataset.channels, imgSize: imgSize, patchSize: patchSize,
                                                   maskRatio: maskRatio ?? type.defaultMaskRatio, flags: flags)
+        // A model the flags leave incomplete (PeCo without --tokenizer) is a usage error before any folder is made.
+        let problems = config.validationErrors()
+        try ensure(problems.isEmpty, problems.joined(separator: "; "))
         let epochs = common.epochs ?? 100
         let recipe = try PretrainRecipe.make(
             type, flags: flags, data: common.absoluteDataPath, seed: common.seed, epochs: epochs, batchSize: batch,

@@ -94,8 +94,8 @@ public struct IBOT: Sendable {
             let (encoded, encoderCache) = student.forwardMasked(x, mask: masks[v], maskEmbed: maskedEmbed)
             let tokens = encoded.latent.shape[1]
             let rows = Self.readRows(masks[v])
-            let (logits, headCache) = studentHead.forward(Self.gatherRows(encoded.latent, rows))
-            studentLogits.append(Self.split(Self.scatterRows(logits, rows, images: x.shape[0], tokens: tokens)))
+            let (logits, headCache) = studentHead.forward(TokenRows.gather(encoded.latent, rows))
+            studentLogits.append(Self.split(TokenRows.scatter(logits, rows, images: x.shape[0], tokens: tokens)))
             caches.append((encoderCache, headCache, rows, tokens))
         }
         phase?("teacher and student forward")
@@ -104,8 +104,8 @@ public struct IBOT: Sendable {
                                       center2: center2.value, temperatures: temperatures, images: images)
         phase?("loss")
         for (grad, cache) in zip(result.studentGrads, caches) {
-            let dRows = studentHead.backward(Self.gatherRows(Self.join(grad), cache.rows), cache: cache.1)
-            let dLatent = Self.scatterRows(dRows, cache.rows, images: grad.cls.rows, tokens: cache.tokens)
+            let dRows = studentHead.backward(TokenRows.gather(Self.join(grad), cache.rows), cache: cache.1)
+            let dLatent = TokenRows.scatter(dRows, cache.rows, images: grad.cls.rows, tokens: cache.tokens)
             _ = student.backwardMasked(dLatent: dLatent, cache: cache.0)
         }
         phase?("student backward")
@@ -116,24 +116,6 @@ public struct IBOT: Sendable {
     static func readRows(_ masks: [[Bool]]) -> [Int] {
         let tokens = 1 + (masks.first?.count ?? 0)
         return masks.enumerated().flatMap { b, mask in [b * tokens] + mask.indices.filter { mask[$0] }.map { b * tokens + 1 + $0 } }
-    }
-
-    /// (B, T, W) → (rows, W).
-    static func gatherRows(_ x: Tensor, _ rows: [Int]) -> Tensor {
-        let w = x.shape[x.rank - 1]
-        return Tensor(shape: [rows.count, w]) { out in
-            x.withPointer { xp in for (i, r) in rows.enumerated() { (out + i * w).update(from: xp + r * w, count: w) } }
-        }
-    }
-
-    /// (rows, W) → (B, T, W), zeros elsewhere.
-    static func scatterRows(_ x: Tensor, _ rows: [Int], images: Int, tokens: Int) -> Tensor {
-        let w = x.lastDim
-        var out = Tensor(zeros: [images, tokens, w])
-        out.withMutablePointer { o in x.withPointer { xp in
-            for (i, r) in rows.enumerated() { (o + r * w).update(from: xp + i * w, count: w) }
-        } }
-        return out
     }
 
     /// (B, 1 + N, K) head output → [CLS] rows (B, K) and patch rows (B·N, K).

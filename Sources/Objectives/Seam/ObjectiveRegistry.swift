@@ -8,6 +8,8 @@ public enum ObjectiveRegistry {
         MAE.self,
         IBOT.self,
         LoMaR.self,
+        PeCoTokenizer.self,
+        PeCo.self,
     ]
 
     private static let lock = NSLock()

@@ -1,0 +1,212 @@
+import Foundation
+import Tensor
+import ViT
+
+/// PeCo's stage 2 behind the objective seam: BEiT's recipe (microsoft/unilm
+/// beit/run_beit_pretraining.py defaults) with the codes of a frozen `peco-tokenizer` as targets.
+extension PeCo: PretrainingObjective {
+    public static let name = "peco"
+    public static let displayName = "PeCo"
+    public static let summary = "PeCo stage 2 (BEiT-style): a ViT with block-masked patches replaced by a mask token predicts "
+        + "the codes a frozen perceptual tokenizer (--tokenizer DIR, from peco-tokenizer) gives those patches"
+    public static let lossNames = ["loss"]
+
+    /// config.json beside the encoder.
+    public struct Settings: ObjectiveSettings {
+        /// K: the tokenizer's codebook size (`vocab_size`).
+        public var vocabSize: Int
+        /// Masked patches per image (`--num_mask_patches`; officially 75 of 196).
+        public var numMaskPatches: Int
+        /// The frozen tokenizer whose codes are the targets (absolute path of an export or a run
+        /// folder of `peco-tokenizer`; BEiT's `--discrete_vae_weight_path`). Kept with the model: it
+        /// is what the model's predictions mean. nil only in the model `pretrain --resume` builds
+        /// from default flags; a config without it is invalid.
+        public var tokenizer: String?
+
+        enum CodingKeys: String, CodingKey { case vocabSize = "vocab_size", numMaskPatches = "num_mask_patches", tokenizer }
+
+        public init(vocabSize: Int, numMaskPatches: Int, tokenizer: String?) {
+            self.vocabSize = vocabSize; self.numMaskPatches = numMaskPatches; self.tokenizer = tokenizer
+        }
+
+        public func validationErrors(encoder: ViTConfig) -> [String] {
+            var errors = shapeErrors(encoder: encoder)
+            if tokenizer == nil { errors.append("peco needs --tokenizer DIR: a tokenizer trained with --objective peco-tokenizer (then exported)") }
+            return errors
+        }
+
+        func shapeErrors(encoder: ViTConfig) -> [String] {
+            var errors: [String] = []
+            if vocabSize < 2 { errors.append("vocab_size must be at least 2, got \(vocabSize)") }
+            if !(1..<encoder.numPatches).contains(numMaskPatches) {
+                errors.append("num_mask_patches must be within 1..<\(encoder.numPatches), got \(numMaskPatches)")
+            }
+            if encoder.posEmbed == .absent { errors.append("PeCo's encoder adds learned positions (BEiT's --abs_pos_emb): pos_embed cannot be \"none\"") }
+            return errors
+        }
+    }
+
+    /// Training knobs (recipe.json): BEiT's block-mask knobs.
+    public struct Options: ObjectiveOptions {
+        /// `--min_mask_patches_per_block` (nil: officially 16 of 196, as the same share of the grid).
+        public var minMaskPatchesPerBlock: Int?
+        /// `--max_mask_patches_per_block` (officially None: what remains of the target).
+        public var maxMaskPatchesPerBlock: Int?
+        /// `MaskingGenerator(min_aspect=0.3)`: aspects in [0.3, 1/0.3].
+        public var minAspect: Double = 0.3
+
+        enum CodingKeys: String, CodingKey {
+            case minMaskPatchesPerBlock = "min_mask_patches_per_block", maxMaskPatchesPerBlock = "max_mask_patches_per_block"
+            case minAspect = "min_aspect"
+        }
+
+        public init(minMaskPatchesPerBlock: Int? = nil, maxMaskPatchesPerBlock: Int? = nil, minAspect: Double = 0.3) {
+            self.minMaskPatchesPerBlock = minMaskPatchesPerBlock
+            self.maxMaskPatchesPerBlock = maxMaskPatchesPerBlock; self.minAspect = minAspect
+        }
+
+        /// BEiT's minimum block, 16 of 196 patches, as the same share of `patches` (at least 1).
+        public static func defaultMinBlock(patches: Int) -> Int { max(1, Int((16 * Double(patches) / 196).rounded())) }
+        public func minBlock(patches: Int) -> Int { minMaskPatchesPerBlock ?? Self.defaultMinBlock(patches: patches) }
+    }
+
+    public static let flags: [ObjectiveFlag] = [
+        .value("tokenizer", "The frozen tokenizer: a model directory exported from a peco-tokenizer run, or the run folder (required)."),
+        .value("min-mask-patches-per-block", "Smallest masked block in patches (default: BEiT's 16 of 196 as the same share of the grid, 4 of 49)."),
+        .value("max-mask-patches-per-block", "Largest masked block in patches (default: none, as BEiT)."),
+        .value("min-aspect", "Block aspect ratios within [a, 1/a] (default 0.3)."),
+    ]
+
+    /// BEiT masks 75 of 196 patches (38%); PeCo's tiny design about 40%.
+    public static var defaultMaskRatio: Double { 0.4 }
+
+    /// The encoder of BEiT's recipe with its `--abs_pos_emb` option (a served PeCo model is then a
+    /// standard ViT; the official default is a shared relative position bias instead): learned
+    /// positions, q/v biases, layer scale 0.1; the tokenizer's codebook size, normalization and
+    /// sizes. Without --tokenizer (which only `pretrain --resume`'s default model may lack) the
+    /// settings have no tokenizer and the config is invalid.
+    public static func configure(_ shape: BackboneShape, maskRatio: Double, flags: ObjectiveFlagValues) throws -> (ViTConfig, Settings) {
+        let (mean, std) = shape.imageNetNormalization
+        var encoder = shape.encoder(qkvBias: .qv, mean: mean, std: std, posEmbed: .checkpoint)
+        encoder.layerScaleInit = 0.1
+        var settings = Settings(vocabSize: 512, numMaskPatches: Int((maskRatio * Double(encoder.numPatches)).rounded()), tokenizer: nil)
+        if let dir = flags.string("tokenizer") {
+            let path = URL(fileURLWithPath: dir).standardizedFileURL.path
+            let tokenizer: PeCoTokenizer
+            do { tokenizer = try FrozenTokenizers.load(path) } catch { throw ObjectiveFlagError("--tokenizer \(dir): \(error)") }
+            let t = tokenizer.encoder.config
+            try require(t.imgSize == encoder.imgSize && t.patchSize == encoder.patchSize && t.inChans == encoder.inChans,
+                        "the tokenizer's code grid is for \(t.imgSize)-pixel \(t.inChans)-channel images at patch \(t.patchSize); "
+                        + "the model is \(encoder.imgSize) px, \(encoder.inChans) channels, patch \(encoder.patchSize): "
+                        + "give matching --img-size/--patch-size/--channels")
+            (encoder.mean, encoder.std) = (t.mean, t.std)   // the images feed both networks
+            settings.vocabSize = tokenizer.quantizer.codes
+            settings.tokenizer = path
+        }
+        let problems = settings.shapeErrors(encoder: encoder)
+        try require(problems.isEmpty, problems.joined(separator: "; "))
+        return (encoder, settings)
+    }
+
+    public static func options(flags: ObjectiveFlagValues, epochs: Int) throws -> Options {
+        var o = Options(minMaskPatchesPerBlock: try flags.int("min-mask-patches-per-block"),
+                        maxMaskPatchesPerBlock: try flags.int("max-mask-patches-per-block"))
+        if let a = try flags.double("min-aspect") { o.minAspect = a }
+        try require((o.minMaskPatchesPerBlock ?? 1) >= 1 && (o.maxMaskPatchesPerBlock ?? Int.max) >= (o.minMaskPatchesPerBlock ?? 1),
+                    "--min-mask-patches-per-block is at least 1 and at most --max-mask-patches-per-block")
+        try require(o.minAspect > 0 && o.minAspect <= 1, "--min-aspect is within (0, 1]")
+        return o
+    }
+
+    /// run_beit_pretraining.py: lr 5e-4 (taken per 256 images here), 5 warmup epochs of 300,
+    /// cosine to min_lr 1e-5, AdamW β (0.9, 0.98), weight decay 0.05 (constant: weight_decay_end
+    /// defaults to it), no gradient clipping.
+    public static var defaultBaseLR: Double { 5e-4 }
+    public static func defaultMinLR(peak: Double) -> Double { min(1e-5, peak) }
+    public static var defaultWarmupShare: Double { 5.0 / 300 }
+    public static var defaultBetas: (beta1: Double, beta2: Double) { (0.9, 0.98) }
+    public static var defaultWeightDecay: Double { 0.05 }
+
+    /// `no_weight_decay()` = {pos_embed, cls_token}; 1-D tensors and biases never decay.
+    public var noDecayNames: Set<String> { ["pos_embed", "cls_token"] }
+
+    /// BEiT's init (modeling_pretrain.py `__init__`, `_init_weights`, `fix_init_weight`): every
+    /// Linear and the patch-embedding conv weight, `cls_token`, `mask_token`, `pos_embed`
+    /// ~ N(0, 0.02²) truncated at ±1σ (its `trunc_normal_` passes a=−std, b=std); biases, q_bias,
+    /// v_bias 0; LayerNorm 1/0; layer scale γ = `layer_scale_init`; then each block's `attn.proj`
+    /// and `mlp.fc2` weights divided by √(2·layer_id), layer_id = block index + 1.
+    public func initialize(rng: inout SeededRandom) {
+        let gamma = Float(encoder.config.layerScaleInit ?? 1)
+        for (name, p) in parameters.entries where p.trainable {
+            if name.hasSuffix("gamma_1") || name.hasSuffix("gamma_2") {
+                p.fill { gamma }
+            } else if name == "cls_token" || name == "mask_token" || name == "pos_embed" || (p.shape.count >= 2 && name.hasSuffix("weight")) {
+                p.fill { rng.truncatedNormal(std: 0.02, lo: -0.02, hi: 0.02) }
+            } else if p.shape.count == 1 && name.hasSuffix(".weight") {
+                p.fill { 1 }   // LayerNorm scale
+            } else {
+                p.fill { 0 }
+            }
+        }
+        for (i, block) in encoder.blocks.enumerated() {
+            let factor = 1 / Float(2 * Double(i + 1)).squareRoot()
+            for p in [block.attn.proj.weight, block.mlp.fc2.weight] {
+                let count = p.value.count
+                p.value.withMutablePointer { Vector.scale($0, by: factor, count) }
+            }
+        }
+    }
+
+    /// Per image a BEiT block mask of `num_mask_patches` (masking_generator.py `MaskingGenerator`,
+    /// drawn per step instead of in the loader), and the batch's masked total (the loss's mean).
+    public func plan(batch: Int, rng: inout SeededRandom, options: Options, clock: TrainingClock) -> PeCoPlan {
+        let grid = encoder.config.gridSize
+        let generator = BlockMaskGenerator.beit(height: grid, width: grid, minBlock: options.minBlock(patches: grid * grid),
+                                                maxBlock: options.maxMaskPatchesPerBlock, minAspect: options.minAspect)
+        let masks = (0..<batch).map { _ in generator.mask(count: settings.numMaskPatches, rng: &rng) }
+        return PeCoPlan(masks: masks, maskedInBatch: masks.reduce(0) { $0 + $1.filter { $0 }.count })
+    }
+
+    /// The tokenizer's codes (frozen, under no gradient: engine_for_pretraining.py computes them in
+    /// `torch.no_grad()`), then the masked prediction.
+    public func step(_ batch: PretrainingBatch, plan: PeCoPlan, options: Options, clock: TrainingClock, lossBatch: Int,
+                     phase: PhaseMarker?) -> StepReport {
+        guard let path = settings.tokenizer else { preconditionFailure("a peco config without its tokenizer is invalid") }
+        let tokenizer: PeCoTokenizer
+        do { tokenizer = try FrozenTokenizers.load(path) } catch {
+            preconditionFailure("the tokenizer \(path) (config.json \"tokenizer\") cannot be loaded: \(error)")
+        }
+        precondition(tokenizer.quantizer.codes == settings.vocabSize,
+                     "the tokenizer \(path) has \(tokenizer.quantizer.codes) codes, the model's head \(settings.vocabSize)")
+        let labels = tokenizer.codes(batch.images)
+        phase?("tokenizer codes")
+        let out = step(batch.images, masks: plan.masks, labels: labels, maskedInBatch: plan.maskedInBatch)
+        phase?("peco forward + backward")
+        return StepReport(losses: [.init("loss", out.loss), .init("mlm_acc", out.accuracy)])
+    }
+}
+
+/// One step's masks for the batch; a shard keeps the whole batch's masked count.
+public struct PeCoPlan: ShardablePlan, Equatable {
+    public let masks: [[Bool]]
+    public let maskedInBatch: Int
+
+    public func shard(_ images: Range<Int>) -> PeCoPlan { PeCoPlan(masks: Array(masks[images]), maskedInBatch: maskedInBatch) }
+}
+
+/// Frozen tokenizers by directory, loaded once per process and shared by every network copy:
+/// stage 2 only reads them (`codes` runs the encoder forward and the nearest-code lookup, which
+/// write nothing shared), so the shards of a step may use one concurrently.
+public enum FrozenTokenizers {
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var loaded: [String: PeCoTokenizer] = [:]
+
+    public static func load(_ path: String) throws -> PeCoTokenizer {
+        try lock.withLock {
+            if let t = loaded[path] { return t }
+            let t = try PeCoTokenizer.loadFrozen(URL(fileURLWithPath: path))
+            loaded[path] = t
+            return t
+        }
+    }
+}

@@ -1,0 +1,134 @@
+import XCTest
+import Foundation
+import Tensor
+import ViT
+import Checkpoint
+import Training
+import Objectives
+import TestSupport
+
+/// PeCo's tokenizer through the trainer on a small Fashion-MNIST subset: the perceptual network
+/// is loaded from a model directory and stays bit for bit what that directory holds, codebook
+/// health is logged, a stopped and resumed run ends with the same bytes, and the export is a
+/// tokenizer without the perceptual network that gives the trained run's codes, on which stage 2
+/// (`peco`) trains and exports.
+final class PeCoTokenizerTrainingTests: TrainingTestCase {
+    /// A small random encoder saved as a model directory: the stand-in for a self-supervised one.
+    func perceptualModel() throws -> URL {
+        let config = ViTConfig(imgSize: 28, patchSize: 7, inChans: 1, embedDim: 16, depth: 2, numHeads: 2, mlpRatio: 2, qkvBias: .qkv,
+                               layerNormEps: 1e-6, globalPool: .cls, mean: [0.5], std: [0.5], posEmbed: .sincosBootMAE)
+        let net = VisionTransformer(config: config, parts: .init(norm: true))
+        var rng = SeededRandom(seed: 21)
+        for (name, p) in net.parameters.entries where p.trainable {
+            let gain: Float = p.value.rank == 1 && name.hasSuffix(".weight") ? 1 : 0
+            p.fill { gain + rng.normal() * 0.2 }
+        }
+        let dir = scratch.appendingPathComponent("perceptual")
+        try ModelDirectory.save(config: config, parameters: net.parameters, to: dir)
+        return dir
+    }
+
+    func config(perceptual: URL) throws -> PretrainingConfig {
+        let flags = try ObjectiveFlagValues(parsing: ["--perceptual-model", perceptual.path, "--tokenizer-depth", "1", "--codebook-size", "64",
+                                                      "--code-dim", "8"], declared: PeCoTokenizer.flags, objective: PeCoTokenizer.name)
+        let (encoder, settings) = try PeCoTokenizer.configure(shape, maskRatio: 0, flags: flags)
+        return PretrainingConfig(PeCoTokenizer.self, encoder: encoder, settings: settings)
+    }
+
+    func recipe(epochs: Int) -> PretrainRecipe {
+        PretrainRecipe(PeCoTokenizer.self, options: PeCoTokenizer.Options(), data: Self.fashionMNIST, seed: 5, epochs: epochs, batchSize: 32,
+                       lr: 1e-3, minLR: 0, warmupEpochs: 0, weightDecay: 0.05, beta1: 0.9, beta2: 0.95, checkpointEvery: 1000, subset: 64)
+    }
+
+    func quiet() -> ProgressReporter { ProgressReporter(interactive: false, logEvery: 1e9) }
+
+    func testTrainsResumesAndExports() throws {
+        let model = try perceptualModel()
+        let config = try config(perceptual: model)
+        XCTAssertEqual(config.settings(of: PeCoTokenizer.self)?.perceptualLayers ?? PerceptualLoss.defaultLayers(depth: 2), [0, 1])
+
+        let straight = try RunDirectory(scratch.appendingPathComponent("a").path, mode: .fresh)
+        _ = try Pretrainer(config: config, recipe: recipe(epochs: 3), run: straight, resume: false).train(progress: quiet())
+        let split = scratch.appendingPathComponent("b")
+        do {
+            let run = try RunDirectory(split.path, mode: .fresh)
+            _ = try Pretrainer(config: config, recipe: recipe(epochs: 3), run: run, resume: false).train(maxSteps: 2, progress: quiet())
+        }
+        _ = try Pretrainer(config: config, recipe: recipe(epochs: 3), run: try RunDirectory(split.path, mode: .resume), resume: true)
+            .train(progress: quiet())
+        let a = try SafeTensorsFile(contentsOf: straight.file(RunDirectory.checkpointName))
+        let b = try SafeTensorsFile(contentsOf: split.appendingPathComponent(RunDirectory.checkpointName))
+        XCTAssertEqual(a.names, b.names)
+        for name in a.names { XCTAssertEqual(try a.tensor(name), try b.tensor(name), name) }
+
+        // The perceptual network after 6 steps is exactly the model directory's, and no optimizer
+        // state exists for it; the codebook moved (EMA and restarts) without optimizer state either.
+        let saved = try SafeTensorsFile(contentsOf: model.appendingPathComponent(ModelDirectory.weightsName))
+        let perceptualNames = a.names.filter { $0.hasPrefix("perceptual.") }
+        XCTAssertFalse(perceptualNames.isEmpty)
+        for name in perceptualNames where name != "perceptual.pos_embed" {
+            XCTAssertEqual(try a.tensor(name), try saved.tensor(String(name.dropFirst("perceptual.".count))), name)
+        }
+        XCTAssertFalse(a.names.contains { $0.hasPrefix("optim.") && ($0.contains("perceptual") || $0.contains("quantizer")) })
+        XCTAssertTrue(a.names.contains("optim.m.decoder_pred.weight"))
+        let codebook = try a.tensor("quantizer.codebook")
+        XCTAssertNotEqual(codebook.data.map(abs).max(), 0, "the codebook left its zero start")
+
+        // Codebook health every logged step (the first step reports the untouched codebook's zeros).
+        let metrics = straight.readMetrics()
+        let perplexities = metrics.compactMap { ($0["perplexity"] as? NSNumber)?.doubleValue }
+        XCTAssertEqual(perplexities.count, metrics.count)
+        XCTAssertGreaterThan(perplexities.last!, 1)
+        XCTAssertTrue(metrics.allSatisfy { ($0["dead_share"] as? NSNumber).map { (0...1).contains($0.doubleValue) } ?? false })
+
+        // The export: the tokenizer alone, loadable, with the run's codes.
+        let out = scratch.appendingPathComponent("export")
+        _ = try Exporter.export(run: straight.url.path, to: out.path, half: false, overwrite: false)
+        let exported = try SafeTensorsFile(contentsOf: out.appendingPathComponent(ModelDirectory.weightsName))
+        XCTAssertFalse(exported.names.contains { $0.hasPrefix("perceptual.") })
+        XCTAssertTrue(exported.names.contains("quantizer.codebook"))
+        let tokenizer = try PeCoTokenizer.loadFrozen(out)
+        let trained = try PretrainingDirectory.network(config: try PretrainingDirectory.readConfig(straight.url), weights: a, ignoring: ["optim."])
+        var rng = SeededRandom(seed: 1)
+        let images = Tensor(shape: [2, 1, 28, 28], data: (0..<(2 * 784)).map { _ in rng.normal() })
+        let codes = tokenizer.codes(images)
+        XCTAssertEqual(codes, (trained.objective as! PeCoTokenizer).codes(images))
+        XCTAssertNil(tokenizer.perceptual)
+
+        try checkStageTwo(tokenizer: out)
+    }
+
+    /// Stage 2 on the exported tokenizer through the trainer: K and the grid come from the
+    /// tokenizer, the first loss is near ln K, mlm_acc is logged, and the export is a plain encoder.
+    func checkStageTwo(tokenizer: URL) throws {
+        let (bare, bareSettings) = try PeCo.configure(shape, maskRatio: 0.4, flags: ObjectiveFlagValues())
+        XCTAssertEqual(PretrainingConfig(PeCo.self, encoder: bare, settings: bareSettings).validationErrors(),
+                       ["peco needs --tokenizer DIR: a tokenizer trained with --objective peco-tokenizer (then exported)"])
+        let flags = try ObjectiveFlagValues(parsing: ["--tokenizer", tokenizer.path], declared: PeCo.flags, objective: PeCo.name)
+        let (encoder, settings) = try PeCo.configure(shape, maskRatio: PeCo.defaultMaskRatio, flags: flags)
+        XCTAssertEqual(settings, PeCo.Settings(vocabSize: 64, numMaskPatches: 20, tokenizer: tokenizer.standardizedFileURL.path))
+        XCTAssertEqual(encoder.layerScaleInit, 0.1)
+        let options = try PeCo.options(flags: flags, epochs: 1)
+        XCTAssertEqual(options, PeCo.Options())
+        XCTAssertEqual(options.minBlock(patches: 49), 4)
+        let recipe = PretrainRecipe(PeCo.self, options: options, data: Self.fashionMNIST, seed: 5, epochs: 1, batchSize: 32, lr: 1e-3,
+                                    minLR: 0, warmupEpochs: 0, weightDecay: 0.05, beta1: 0.9, beta2: 0.98, checkpointEvery: 1000, subset: 64)
+        let run = try RunDirectory(scratch.appendingPathComponent("peco").path, mode: .fresh)
+        let summary = try Pretrainer(config: PretrainingConfig(PeCo.self, encoder: encoder, settings: settings), recipe: recipe, run: run,
+                                     resume: false).train(progress: quiet())
+        XCTAssertEqual(summary.steps, 2)
+        let first = try XCTUnwrap(run.readMetrics().first)
+        XCTAssertEqual(try XCTUnwrap((first["loss"] as? NSNumber)?.doubleValue), log(64), accuracy: 0.1)
+        XCTAssertNotNil(first["mlm_acc"])
+        let out = scratch.appendingPathComponent("peco-export")
+        _ = try Exporter.export(run: run.url.path, to: out.path, half: false, overwrite: false)
+        let network = try PretrainingDirectory.load(out)
+        XCTAssertEqual(network.config.objective, PeCo.name)
+        var rng = SeededRandom(seed: 2)
+        let images = Tensor(shape: [2, 1, 28, 28], data: (0..<(2 * 784)).map { _ in rng.normal() })
+        XCTAssertEqual(network.encoder.embed(images).shape, [2, 32])
+    }
+
+    let shape = BackboneShape(imgSize: 28, patchSize: 4, channels: 1, embedDim: 32, depth: 2, numHeads: 2,
+                              decoderDim: 16, decoderDepth: 1, deepDecoderDepth: 1)
+}
