@@ -209,7 +209,7 @@ public final class Service: @unchecked Sendable {
     /// Decodes and preprocesses every image (on the caller's thread, overlapping other requests' inference),
     /// noting what the conversion did to each that the model was not trained for.
     func modelInputs(_ images: [[UInt8]], for model: LoadedModel) throws -> [PreparedImage] {
-        try prepare(try decodeImages(images), for: model)
+        prepare(try decodeImages(images), for: model)
     }
 
     /// A request's images decoded (with their bytes, which the alpha warning reads), in request order.
