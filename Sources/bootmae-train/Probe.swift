@@ -13,7 +13,7 @@ struct FeatureOptions: ParsableArguments {
     @Option(help: "Labelled dataset with train and test splits. Default: the run's own (its recipe.json), else Fashion-MNIST.")
     var data: String?
 
-    @Option(help: "Features: cls, mean (final-norm pooling) or block:N (mean of patch tokens after N blocks, then a parameter-free LayerNorm, as BootMAE probes). Default: knn the model's pooling, linprobe block:⌈5/6 of the depth⌉.")
+    @Option(help: "Features: cls, mean (final-norm pooling), block:N (mean of patch tokens after N blocks, then a parameter-free LayerNorm, as BootMAE probes) or pixels (the model's normalized input itself: the baseline). Default: knn the model's pooling, linprobe block:⌈5/6 of the depth⌉.")
     var features: String?
 
     @Option(help: "Write the JSON result here (default: MODEL/<command>.json).")
@@ -109,6 +109,7 @@ struct KNN: ParsableCommand {
 
     @Option(help: "Neighbours.") var k: Int = 20
     @Option(help: "Vote temperature: a neighbour votes exp(similarity / T).") var temperature: Double = 0.07
+    @Flag(help: "Subtract the train split's mean feature from both splits before the cosine similarity (for raw pixels: compare how images differ from the mean image).") var center = false
 
     func validate() throws {
         try ensure(k >= 1, "--k must be positive")
@@ -118,9 +119,14 @@ struct KNN: ParsableCommand {
     func run() throws {
         do {
             let progress = ProgressReporter()
-            let (train, test, source) = try options.features(default: { .pooled($0.config.globalPool) }, progress: progress)
-            let result = try KNNClassifier(k: k, temperature: Float(temperature)).evaluate(train: train, test: test, progress: progress)
-            progress.log(String(format: "k-NN (k=%d, %@): test top-1 %.2f%%", result.k, source.description, 100 * result.top1))
+            var (train, test, source) = try options.features(default: { .pooled($0.config.globalPool) }, progress: progress)
+            if center {
+                let mean = train.mean
+                (train, test) = (train.centred(on: mean), test.centred(on: mean))
+            }
+            var result = try KNNClassifier(k: k, temperature: Float(temperature)).evaluate(train: train, test: test, progress: progress)
+            result.centred = center
+            progress.log(String(format: "k-NN (k=%d, %@%@): test top-1 %.2f%%", result.k, source.description, center ? ", centred" : "", 100 * result.top1))
             try options.write(result, name: "knn.json")
         } catch {
             throw fail("error: \(error)", code: 1)

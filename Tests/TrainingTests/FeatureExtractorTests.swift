@@ -87,7 +87,28 @@ final class FeatureExtractorTests: XCTestCase {
         XCTAssertNotEqual(pooled.features, block2.features)
     }
 
+    /// `pixels` features are the eval transform's output itself, and centring subtracts the train mean:
+    /// by hand on the first images of the fixture, and the centred train mean is zero.
+    func testPixelFeaturesAreTheNormalizedInputAndCentringRemovesTheMean() throws {
+        let data = try Datasets.open(datasetFixtures + "/idx-gz", split: .train)
+        let set = try FeatureExtractor(model: model(), source: .pixels, batchSize: 8, workers: 1).extract(data)
+        XCTAssertEqual(set.dim, 784)
+        XCTAssertEqual(set.layer, 0)
+        for i in [0, 9, 19] {
+            XCTAssertEqual(Array(set.features[(i * 784)..<((i + 1) * 784)]), try input(data, i).data, "image \(i)")
+        }
+        var expected = [Double](repeating: 0, count: 784)
+        for i in 0..<set.count { for j in 0..<784 { expected[j] += Double(set.features[i * 784 + j]) / Double(set.count) } }
+        let mean = set.mean
+        XCTAssertLessThan(zip(mean, expected).map { abs(Double($0) - $1) }.max()!, 1e-6)
+        let centred = set.centred(on: mean)
+        XCTAssertLessThan(centred.mean.map { abs($0) }.max()!, 1e-5)
+        XCTAssertEqual(centred.features[5] + mean[5], set.features[5], accuracy: 1e-6)
+    }
+
     func testSourcesParseAndBadBlocksAreRejected() throws {
+        XCTAssertEqual(FeatureSource("pixels"), .pixels)
+        XCTAssertEqual(FeatureSource.pixels.description, "pixels")
         XCTAssertEqual(FeatureSource("cls"), .pooled(.cls))
         XCTAssertEqual(FeatureSource("mean"), .pooled(.mean))
         XCTAssertEqual(FeatureSource("block:10"), .block(10))

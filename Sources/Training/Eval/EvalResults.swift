@@ -14,6 +14,8 @@ public struct KNNResult: Codable, Sendable, Equatable {
     public var similarity = "cosine"
     /// "cls", "mean" or "block:N" (nil when the features did not come from `FeatureExtractor`).
     public var featureSource: String?
+    /// True when the train split's mean feature was subtracted from both splits first (`knn --center`).
+    public var centred: Bool?
     /// Transformer blocks the features passed through.
     public var layer: Int?
     public var dim: Int

@@ -20,10 +20,14 @@ public enum FeatureSource: Sendable, Hashable, CustomStringConvertible {
     /// then a parameter-free LayerNorm — `fc_norm` at its initialisation (weight 1, bias 0, the
     /// config's eps), which the official probe never trains.
     case block(Int)
+    /// The model's input itself, flattened (C·H·W values after its resize, crop and normalization):
+    /// the baseline a learned feature has to beat.
+    case pixels
 
-    /// "cls", "mean" or "block:N" (also "blockN"), the spelling `description` gives back.
+    /// "cls", "mean", "block:N" (also "blockN") or "pixels", the spelling `description` gives back.
     public init?(_ text: String) {
         let t = text.lowercased()
+        if t == "pixels" { self = .pixels; return }
         if let pooling = ViTConfig.Pooling(rawValue: t) { self = .pooled(pooling); return }
         for prefix in ["block:", "block"] where t.hasPrefix(prefix) {
             if let n = Int(t.dropFirst(prefix.count)), n >= 1 { self = .block(n); return }
@@ -35,6 +39,7 @@ public enum FeatureSource: Sendable, Hashable, CustomStringConvertible {
         switch self {
         case .pooled(let pooling): pooling.rawValue
         case .block(let n): "block:\(n)"
+        case .pixels: "pixels"
         }
     }
 
@@ -43,6 +48,7 @@ public enum FeatureSource: Sendable, Hashable, CustomStringConvertible {
         switch self {
         case .pooled: depth
         case .block(let n): n
+        case .pixels: 0
         }
     }
 }
@@ -52,7 +58,7 @@ extension FeatureSource: Codable {
         let text = try decoder.singleValueContainer().decode(String.self)
         guard let source = FeatureSource(text) else {
             throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath,
-                                                    debugDescription: "feature source must be cls, mean or block:N, got \(text)"))
+                                                    debugDescription: "feature source must be cls, mean, block:N or pixels, got \(text)"))
         }
         self = source
     }
@@ -96,6 +102,22 @@ public struct FeatureSet: Sendable {
     /// Number of classes: the class names' count, or one more than the largest label.
     public var classCount: Int { max(classes.count, (labels.max() ?? -1) + 1) }
 
+    /// Every row minus `mean` (dim values), e.g. the train split's mean feature: cosine similarity
+    /// then compares how images differ from the average one rather than their shared offset.
+    public func centred(on mean: [Float]) -> FeatureSet {
+        precondition(mean.count == dim, "centred: \(mean.count) means for width \(dim)")
+        var out = self
+        for i in 0..<out.features.count { out.features[i] -= mean[i % dim] }
+        return out
+    }
+
+    /// The mean feature vector (accumulated in Double).
+    public var mean: [Float] {
+        var sum = [Double](repeating: 0, count: dim)
+        for i in 0..<features.count { sum[i % dim] += Double(features[i]) }
+        return sum.map { Float($0 / Double(max(count, 1))) }
+    }
+
     /// Throws unless every row has a label.
     public func requireLabels(_ what: String) throws {
         if let row = labels.firstIndex(where: { $0 < 0 }) {
@@ -127,7 +149,10 @@ public struct FeatureExtractor: Sendable {
     }
 
     /// Width of the feature vectors.
-    public var dim: Int { model.config.embedDim }
+    public var dim: Int {
+        let c = model.config
+        return source == .pixels ? c.inChans * c.imgSize * c.imgSize : c.embedDim
+    }
 
     /// images (B, C, H, W), normalized → features (B, D).
     public func features(_ images: Tensor) -> Tensor {
@@ -141,6 +166,8 @@ public struct FeatureExtractor: Sendable {
             let tokens = model.intermediateTokens(images, blocks: n)
             let mean = TokenOps.mean(tokens, from: 1)
             return LayerNormOp.forward(mean, weight: nil, bias: nil, eps: Float(model.config.layerNormEps)).0
+        case .pixels:
+            return images.reshaped([images.shape[0], images.count / images.shape[0]])
         }
     }
 
