@@ -25,6 +25,7 @@ struct ForwardMode {
     init(_ options: Options) throws {
         threads = try options.int("--threads", default: 2)
         TensorRuntime.configure(threads: threads)
+        try applyGEMMPath(options)
         if let name = try options.string("--split") {
             guard let split = InferenceSplit(name: name) else { throw BenchError("--split \(name): expected operation or image") }
             InferenceSplit.current = split
@@ -64,7 +65,8 @@ struct ForwardMode {
 
     func run(_ options: Options) throws {
         if options.flag("--serve") {
-            serveCommands(ready: ["engine": "swift", "model": name, "threads": threads]) { words in
+            let ready: [String: Any] = ["engine": "swift", "model": name, "threads": threads]
+            serveCommands(ready: ready.merging(engineDescription()) { a, _ in a }) { words in
                 switch words[0] {
                 case "measure":
                     return measure(batch: try argument(words, 1, "batch"), seconds: try argument(words, 2, "seconds"),
