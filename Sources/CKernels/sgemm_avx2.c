@@ -36,12 +36,19 @@ static AVX2 INLINE void tile(const int nv, const int rows, const int trans_a, co
     }
     __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
     for (int v = 0; v < nv; v++) {
+        // Masked moves only at a ragged edge: AMD CPUs run vmaskmovps stores slowly (microcoded).
+        int full = cols >= 8 * (v + 1);
         __m256i m = lanes(cols, v);
         for (int i = 0; i < rows; i++) {
             float *out = c + i * ldc + 8 * v;
             __m256 r = _mm256_mul_ps(va, acc[i][v]);
-            if (beta != 0) r = _mm256_fmadd_ps(vb, _mm256_maskload_ps(out, m), r);
-            _mm256_maskstore_ps(out, m, r);
+            if (full) {
+                if (beta != 0) r = _mm256_fmadd_ps(vb, _mm256_loadu_ps(out), r);
+                _mm256_storeu_ps(out, r);
+            } else {
+                if (beta != 0) r = _mm256_fmadd_ps(vb, _mm256_maskload_ps(out, m), r);
+                _mm256_maskstore_ps(out, m, r);
+            }
         }
     }
 }
