@@ -31,13 +31,8 @@
 int ck_gemm_panel_width(void) { return NR; }
 
 int ck_gemm_available(void) {
-#if defined(__x86_64__)
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");
-#else
-    return 0;
-#endif
+    const ck_cpu_features_t *f = ck_cpu_features();
+    return f->avx512f && f->avx512vl && f->avx512bw && f->avx512dq;
 }
 
 size_t ck_gemm_packed_count(int n, int k) {

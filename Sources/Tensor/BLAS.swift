@@ -1,11 +1,43 @@
 import CBLAS
+import CKernels
+#if canImport(Glibc)
+import Glibc
+#endif
 
-/// Thin, typed wrappers over the OpenBLAS calls the project uses. Row-major everywhere.
+/// The project's GEMM (`gemm`, `single`), run by our own kernels or OpenBLAS as `path` says, and
+/// thin wrappers over the OpenBLAS settings. Row-major everywhere.
 public enum BLAS {
     /// Threads OpenBLAS may use for one call. Set once at start-up (servers, trainers, benchmarks).
     public static var threads: Int {
         get { Int(openblas_get_num_threads()) }
         set { openblas_set_num_threads(Int32(max(1, newValue))) }
+    }
+
+    /// Who runs `gemm` and `single`: `BOOTMAE_GEMM` at start-up (`TensorRuntime.configure` checks
+    /// it), else `GEMMPath.automatic`. Benchmarks and tests switch it between calls, never during one.
+    nonisolated(unsafe) public static var path: GEMMPath = environmentPath ?? .automatic
+
+    /// `BOOTMAE_GEMM` parsed, nil when unset or not understood.
+    static var environmentPath: GEMMPath? {
+        getenv("BOOTMAE_GEMM").flatMap { GEMMPath(setting: String(cString: $0)) }
+    }
+
+    /// The kernel family OpenBLAS loaded for this CPU (`openblas_get_corename`), e.g. "Cooperlake".
+    public static var coreName: String { String(cString: openblas_get_corename()) }
+
+    /// Why OpenBLAS's kernels are slower than this CPU allows, or nil: its build did not recognise
+    /// the CPU and loaded an older core (Debian's 0.3.21 loads SSE3 "Prescott" on Sapphire Rapids).
+    public static var coreFallback: String? {
+        let core = coreName.lowercased(), cpu = CPUFeatures.current
+        let avx512Cores = ["skylakex", "cooperlake", "sapphirerapids"]
+        let avx2Cores = avx512Cores + ["haswell", "zen"]
+        if cpu.has("avx512f") && !avx512Cores.contains(core) {
+            return "OpenBLAS core \(coreName) does not use this CPU's AVX-512"
+        }
+        if cpu.has("avx2") && cpu.has("fma") && !avx2Cores.contains(core) {
+            return "OpenBLAS core \(coreName) does not use this CPU's AVX2/FMA"
+        }
+        return nil
     }
 
     /// C = alpha · op(A) · op(B) + beta · C, with op(X) = X or Xᵀ; all matrices row-major.
@@ -44,7 +76,7 @@ public enum BLAS {
                beta: beta, c: c, ldc: ldc)
     }
 
-    /// One BLAS call.
+    /// One single-threaded GEMM, by `path`.
     @inlinable
     public static func single(transA: Bool = false, transB: Bool = false,
                             m: Int, n: Int, k: Int, alpha: Float = 1,
@@ -53,6 +85,12 @@ public enum BLAS {
                             beta: Float = 0,
                             c: UnsafeMutablePointer<Float>, ldc: Int) {
         if m == 0 || n == 0 { return }
+        // The own kernel returns false only when its packing buffer could not be allocated.
+        if case .own(let kernel) = path,
+           kernel.multiply(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                           b: b, ldb: ldb, beta: beta, c: c, ldc: ldc) {
+            return
+        }
         cblas_sgemm(CblasRowMajor,
                     transA ? CblasTrans : CblasNoTrans,
                     transB ? CblasTrans : CblasNoTrans,
@@ -74,6 +112,11 @@ public enum TensorRuntime {
     /// glibc's default arenas, under 150 faults and 0.84 GiB with one (and ~7% less CPU per step).
     /// Call before starting threads: glibc fixes the limit when a second thread first allocates.
     public static func configure(threads: Int) {
+        if let setting = getenv("BOOTMAE_GEMM").map({ String(cString: $0) }), GEMMPath(setting: setting) == nil {
+            let message = "error: BOOTMAE_GEMM=\(setting) is not one of \(GEMMPath.settings.joined(separator: ", ")) on this CPU\n"
+            _ = message.withCString { write(2, $0, strlen($0)) }
+            exit(64)
+        }
         // Our own workers split large GEMMs and run each block single-threaded (see BLAS.gemm).
         BLAS.threads = 1
         Parallel.workers = max(1, threads)

@@ -4,11 +4,13 @@ import Tensor
 import ViT
 
 /// `bootmae-bench forward --model-dir D [--batch 8] [--seconds 3] [--min-iterations 3] [--threads 2] [--json] [--serve]
-///                        [--split operation|image] [--compare-split --rounds 5]`
+///                        [--split operation|image] [--compare-split --rounds 5] [--gemm SETTING] [--compare-gemm blas,own]`
 ///
 /// `--split` picks how a batch uses the threads (`InferenceSplit`); the blocks' weights are packed
 /// for the AVX-512 GEMM as the server packs them, unless `--no-pack`. `--compare-split` alternates
 /// BLAS / packed × split by operation / by image in this process and prints medians and ratios.
+/// `--gemm` / `--compare-gemm` set or alternate who runs the GEMMs outside packed layers (attention;
+/// every layer with `--no-pack` or without AVX-512), as in `train-step`.
 /// Encoder forward (pooled embeddings) of a model directory on random inputs. Without `--serve`
 /// it measures `--batch` once; with `--serve` it is a worker for bench/compare, answering stdin lines:
 ///   measure <batch> <seconds> <min-iterations>   one timing, as a JSON line
@@ -25,6 +27,7 @@ struct ForwardMode {
     init(_ options: Options) throws {
         threads = try options.int("--threads", default: 2)
         TensorRuntime.configure(threads: threads)
+        try applyGEMMPath(options)
         if let name = try options.string("--split") {
             guard let split = InferenceSplit(name: name) else { throw BenchError("--split \(name): expected operation or image") }
             InferenceSplit.current = split
@@ -64,7 +67,8 @@ struct ForwardMode {
 
     func run(_ options: Options) throws {
         if options.flag("--serve") {
-            serveCommands(ready: ["engine": "swift", "model": name, "threads": threads]) { words in
+            let ready: [String: Any] = ["engine": "swift", "model": name, "threads": threads]
+            serveCommands(ready: ready.merging(engineDescription()) { a, _ in a }) { words in
                 switch words[0] {
                 case "measure":
                     return measure(batch: try argument(words, 1, "batch"), seconds: try argument(words, 2, "seconds"),
@@ -94,6 +98,16 @@ struct ForwardMode {
             compareVariants("\(name) forward", batch: batch, threads: threads,
                             step: { _ = current.embed(images, workspace: workspace) }, variants,
                             rounds: try options.int("--rounds", default: 5), seconds: try options.double("--seconds", default: 3))
+            return
+        }
+        let gemm = try gemmVariants(options)
+        if !gemm.isEmpty {
+            let batch = try options.int("--batch", default: 8), c = model.config
+            var rng = SeededRandom(seed: UInt64(batch))
+            let shape = [batch, c.inChans, c.imgSize, c.imgSize]
+            let images = Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in rng.normal() })
+            compareVariants("\(name) forward", batch: batch, threads: threads, step: { _ = model.embed(images, workspace: workspace) },
+                            gemm, rounds: try options.int("--rounds", default: 5), seconds: try options.double("--seconds", default: 3))
             return
         }
         let r = measure(batch: try options.int("--batch", default: 8), seconds: try options.double("--seconds", default: 3),

@@ -6,7 +6,8 @@ import Training
 import ViT
 
 /// `bootmae-bench train-step [--objective bootmae|ibot] [--model-dir D] [--preset tiny] [--batch 128] [--seconds 3] [--min-iterations 3]
-///  [--threads 2] [--shards N] [--json] [--serve] [--breakdown] [--compare-shards A,B] [--with-one-thread] [--rounds 5] [--malloc-arenas N]`
+///  [--threads 2] [--shards N] [--json] [--serve] [--breakdown] [--compare-shards A,B] [--with-one-thread] [--rounds 5] [--malloc-arenas N]
+///  [--gemm auto|own|blas|avx512|avx2|portable] [--compare-gemm blas,own]`
 ///
 /// One pretraining step of `--objective` (default bootmae) as `Pretrainer` runs it — the plan (masks)
 /// drawn inside the step, forward and backward over the shards, the objective's `prepareUpdate`
@@ -19,7 +20,9 @@ import ViT
 /// data-parallel network copies (default: one per thread, as the trainer does). `--breakdown`
 /// prints where one step's time goes, phase by phase (StepBreakdown.swift); `--compare-shards 1,2`
 /// alternates the two settings in this process and prints medians; `--malloc-arenas` overrides
-/// glibc's arena limit (`applyMallocArenas`). With `--serve` it answers stdin lines:
+/// glibc's arena limit (`applyMallocArenas`). `--gemm` picks who runs the GEMMs (`BOOTMAE_GEMM`'s
+/// values) and `--compare-gemm blas,own` alternates such settings (GEMMOptions.swift). With `--serve`
+/// it answers stdin lines:
 ///   measure <seconds> <min-iterations>   one timing, as a JSON line
 ///   check <io.safetensors>               losses for given inputs, no update (BootMAE: tensors "images" and
 ///                                        "ids_shuffle"; iBOT: "images" and "masks", TrainStepObjective.swift)
@@ -41,6 +44,7 @@ final class TrainStepMode {
 
     init(_ options: Options) throws {
         (threads, shards) = try configureStepRuntime(options)
+        try applyGEMMPath(options)
         objective = try trainStepObjective(named: try options.string("--objective") ?? BootMAE.name)
         let presetName = try options.string("--preset") ?? "tiny"
         guard let preset = ModelPreset(rawValue: presetName) else { throw BenchError("unknown --preset \(presetName) (tiny, small, base)") }
@@ -119,7 +123,8 @@ final class TrainStepMode {
 
     func run(_ options: Options) throws {
         if options.flag("--serve") {
-            serveCommands(ready: ["engine": "swift", "batch": batch.count, "threads": threads]) { words in
+            let ready: [String: Any] = ["engine": "swift", "batch": batch.count, "threads": threads]
+            serveCommands(ready: ready.merging(engineDescription()) { a, _ in a }) { words in
                 switch words[0] {
                 case "measure":
                     return measure(seconds: try argument(words, 1, "seconds"), minIterations: try argument(words, 2, "min-iterations"))
@@ -132,12 +137,13 @@ final class TrainStepMode {
             }
             return
         }
+        if !options.flag("--json") { print("gemm: \(BLAS.path); OpenBLAS core \(BLAS.coreName)\(BLAS.coreFallback.map { " (\($0))" } ?? ""); CPU \(CPUFeatures.current.summary)") }
         if options.flag("--breakdown") {
             stepBreakdown(self, seconds: try options.double("--seconds", default: 3))
             return
         }
         let (rounds, seconds) = (try options.int("--rounds", default: 5), try options.double("--seconds", default: 3))
-        let variants = try shardVariants(options, threads: threads) { self.shards = $0 }
+        let variants = try shardVariants(options, threads: threads) { self.shards = $0 } + gemmVariants(options)
         if !variants.isEmpty {
             compareVariants("\(name) train step", batch: batch.count, threads: threads, step: step, variants,
                             rounds: rounds, seconds: seconds)

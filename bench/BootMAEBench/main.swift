@@ -86,6 +86,10 @@ if arguments.contains("--gemm") {
     }
     exit(0)
 }
+if arguments.contains("--gemm-training") {
+    trainingGEMMShapes(seconds: seconds, rounds: arguments.firstIndex(of: "--rounds").map { Int(arguments[$0 + 1])! } ?? 5)
+    exit(0)
+}
 if arguments.contains("--gemm-strategies") {
     attentionGemmShapes(seconds: seconds); if arguments.contains("--attention") { exit(0) }
     gemmStrategies(seconds: seconds)

@@ -161,6 +161,12 @@ def python_forward(engine, model_dir, threads, logs, name):
                          "--model-dir", str(model_dir), "--threads", str(threads)], logs)
 
 
+def record_engine(results, worker):
+    """Keeps what ran a worker's arithmetic (its ready line: kernel path, OpenBLAS core, fallback)."""
+    keys = ("engine", "gemm", "packed_inference_gemm", "openblas_core", "openblas_fallback", "kernel_path", "cpu_flags")
+    results.setdefault("engines", {})[worker.name] = {k: worker.ready[k] for k in keys if k in worker.ready}
+
+
 def relative_diff(ours, ref):
     d = float(np.abs(ours - ref).max())
     return d, d / float(np.abs(ref).max())
@@ -199,6 +205,8 @@ def run_forward(args, dirs, bench_bin, out, results):
         workers = {"swift": swift_forward(bench_bin, dirs[model], args.threads, logs, f"{model}-swift"),
                    "pytorch": python_forward("pytorch", dirs[model], args.threads, logs, f"{model}-pytorch"),
                    "onnxruntime": python_forward("onnxruntime", dirs[model], args.threads, logs, f"{model}-onnxruntime")}
+        for w in workers.values():
+            record_engine(results, w)
         try:
             results.setdefault("checks", {})[model] = check_embeddings(model, workers, dirs[model], out, args.allow_mismatch)
             for batch in args.batches:
@@ -213,7 +221,7 @@ def run_forward(args, dirs, bench_bin, out, results):
 
 
 def run_train(args, bench_bin, out, results):
-    results["train"] = compare_train_step(args, bench_bin, out, "bootmae", "train", ("loss", "pixel_loss", "feature_loss"),
+    results["train"] = compare_train_step(args, bench_bin, out, results, "bootmae", "train", ("loss", "pixel_loss", "feature_loss"),
                                           MAX_RELATIVE_DIFF)
 
 
@@ -223,11 +231,11 @@ IBOT_MAX_RELATIVE_DIFF = 1e-4
 
 
 def run_ibot_train(args, bench_bin, out, results):
-    results["ibot_train"] = compare_train_step(args, bench_bin, out, "ibot", "ibot-train", ("loss", "cls_loss", "patch_loss"),
+    results["ibot_train"] = compare_train_step(args, bench_bin, out, results, "ibot", "ibot-train", ("loss", "cls_loss", "patch_loss"),
                                                IBOT_MAX_RELATIVE_DIFF)
 
 
-def compare_train_step(args, bench_bin, out, objective, name, losses, tolerance):
+def compare_train_step(args, bench_bin, out, results, objective, name, losses, tolerance):
     """One pretraining step of `objective`, ours against PyTorch's (peer_worker.py train-step): PyTorch
     writes its network and a check file, ours loads both; the step is timed only when both give the
     same `losses` (the total first) within `tolerance` relative. Workers are named `name`-swift/-pytorch."""
@@ -241,6 +249,8 @@ def compare_train_step(args, bench_bin, out, objective, name, losses, tolerance)
     try:
         swift_w = Worker(f"{name}-swift", [str(bench_bin), "train-step", "--objective", objective, "--model-dir", str(directory),
                                            "--batch", str(args.train_batch), "--threads", str(args.threads), "--serve"], logs)
+        record_engine(results, torch_w)
+        record_engine(results, swift_w)
         ours = swift_w.call(f"check {directory / 'check.safetensors'}")
         ref = torch_w.ready["check"]
         rel = max(abs(ours[k] - ref[k]) / abs(ref[k]) for k in losses)
@@ -289,6 +299,7 @@ def run_http(args, dirs, bench_bin, serve_bin, out, results):
     worker = None
     try:
         worker = swift_forward(bench_bin, dirs[model], args.threads, logs, "http-in-process")
+        record_engine(results, worker)
         http_bench.check_answer(server.port, jpeg, batch, ENCODERS[model]["embed_dim"])
         rounds = []
         for r in range(args.http_rounds):
@@ -348,7 +359,9 @@ def main():
     for name in (f"results-{stamp}.json", "results.json"):
         (out / name).write_text(json.dumps(record, indent=1, default=str) + "\n")
     if not args.no_docs:
-        Path(args.docs).write_text(report.markdown(results, meta, comparisons))
+        docs = Path(args.docs)
+        kept = report.kept_notes(docs.read_text() if docs.exists() else "")
+        docs.write_text(report.markdown(results, meta, comparisons) + kept)
         log(f"wrote {args.docs}")
     log(f"done in {meta['wall_seconds'] / 60:.1f} min; raw results in {out / 'results.json'}")
 

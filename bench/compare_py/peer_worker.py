@@ -47,6 +47,15 @@ def vm_status():
     return out
 
 
+def kernel_path(engine):
+    """What a peer's kernels were picked by: PyTorch's ATen CPU capability (with MKL / oneDNN GEMMs,
+    which dispatch by CPUID themselves); onnxruntime's MLAS, which picks its kernels by CPUID."""
+    if engine == "onnxruntime":
+        return "MLAS (CPUID dispatch)"
+    import torch
+    return f"ATen {torch.backends.cpu.get_cpu_capability()}, MKL/oneDNN GEMM (CPUID dispatch)"
+
+
 def serve(ready, handlers):
     emit(dict(ready, event="ready"))
     for line in sys.stdin:
@@ -110,7 +119,7 @@ def forward_worker(args):
         save_file({"embeddings": np.ascontiguousarray(y, dtype=np.float32)}, dst)
         return dict(event="embed", output=dst, shape=list(y.shape))
 
-    serve(dict(engine=args.engine, model=name, threads=args.threads, version=version),
+    serve(dict(engine=args.engine, model=name, threads=args.threads, version=version, kernel_path=kernel_path(args.engine)),
           {"measure": measure, "embed": embed})
 
 
@@ -131,7 +140,7 @@ def train_worker(args):
                     iterations=len(times), median_s=t, img_per_s=args.batch / t, faults_per_call=faults, **vm_status())
 
     serve(dict(engine="pytorch", batch=args.batch, threads=args.threads, version=torch.__version__,
-               check=check, directory=args.out), {"measure": measure})
+               kernel_path=kernel_path("pytorch"), check=check, directory=args.out), {"measure": measure})
 
 
 def prepare_command(args):

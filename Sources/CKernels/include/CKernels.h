@@ -40,4 +40,56 @@ int ck_gemm_split(int n, int parts, int i);
 void ck_gemm_packed(const float *x, int m, int k, const float *packed, const float *bias, float *y, int n,
                     int col_begin, int col_end, int accumulate);
 
+
+
+// MARK: CPU features (cpu_features.c)
+//
+// The one description of what this CPU runs, read once from CPUID and XGETBV. Kernels that
+// dispatch by ISA (the training GEMM below, future bf16/AMX kernels) and the reports that print the
+// machine (bench) all ask here. A flag is true only when the CPU has the feature *and* the OS saves
+// its registers (XCR0). AMX needs one more step per process before use: Linux grants the tile data
+// state on request (arch_prctl ARCH_REQ_XCOMP_PERM); `amx_*` only says the hardware and OS allow it.
+
+#include <stdbool.h>
+
+typedef struct {
+    char vendor[13];       // "GenuineIntel", "AuthenticAMD"
+    char model_name[49];   // the brand string, e.g. "AMD EPYC", "Intel(R) Xeon(R) Platinum 8480+"
+    int family, model;     // display family and model
+    bool sse3, ssse3, sse4_1, sse4_2;
+    bool avx, avx2, fma, f16c;
+    bool avx512f, avx512dq, avx512bw, avx512vl;
+    bool avx512_vnni, avx512_bf16, avx512_fp16, avx_vnni;
+    bool amx_tile, amx_bf16, amx_int8;
+} ck_cpu_features_t;
+
+/// This CPU's features (computed on the first call, thread-safe; the pointer stays valid).
+const ck_cpu_features_t *ck_cpu_features(void);
+
+
+// MARK: General fp32 GEMM for training (sgemm.c, sgemm_avx512.c, sgemm_avx2.c)
+//
+// C[m×n] = alpha·op(A)·op(B) + beta·C, row-major like cblas_sgemm(CblasRowMajor, ...): op(A) is
+// m×k (A itself k×m when trans_a), op(B) k×n (B itself n×k when trans_b), leading dimensions are
+// row strides. beta = 0 never reads C (it may hold NaN). op(B) is packed per call into column
+// panels (a block of k at a time); A is read in place. Single-threaded: callers split C's rows or
+// columns over threads (Tensor's BLAS.gemm).
+
+typedef enum {
+    CK_GEMM_PORTABLE = 0,  // plain C, any CPU (the compiler vectorizes what it can)
+    CK_GEMM_AVX2 = 1,      // AVX2 + FMA: 6×16 tiles
+    CK_GEMM_AVX512 = 2,    // AVX-512 F/VL/BW/DQ: 8×48 tiles (narrower for narrow C)
+} ck_gemm_isa;
+
+/// Whether this CPU runs `isa` (ck_cpu_features).
+bool ck_gemm_isa_supported(ck_gemm_isa isa);
+/// The fastest kernel this CPU runs.
+ck_gemm_isa ck_gemm_best_isa(void);
+/// "avx512", "avx2", "portable".
+const char *ck_gemm_isa_name(ck_gemm_isa isa);
+/// The GEMM with the kernel of `isa`, which must be supported. Returns 0, or -1 when the packing
+/// buffer could not be allocated (C is then unchanged).
+int ck_sgemm(ck_gemm_isa isa, bool trans_a, bool trans_b, int m, int n, int k, float alpha,
+             const float *a, long lda, const float *b, long ldb, float beta, float *c, long ldc);
+
 #endif

@@ -1,0 +1,133 @@
+// The training GEMM's driver (CKernels.h: ck_sgemm): C = alpha·op(A)·op(B) + beta·C.
+//
+// Why our own: OpenBLAS picks its kernels by a CPU list compiled into the library, and Debian's
+// 0.3.21 does not know Sapphire-Rapids-class Xeons: it falls back to SSE3 ("Prescott") and the
+// training step runs 2-3× slower (docs/PERFORMANCE.md). These kernels are picked by CPUID.
+//
+// Loop order (the inference kernel's, gemm.c, with op(B) packed per call):
+//   column blocks of ≤ PACK_FLOATS / kc columns → K blocks of KC → pack op(B)'s block into
+//   nr-wide k-major panels → MC-row blocks of A → panels → tiles of mr rows (micro-kernel).
+// A is not packed: a tile broadcasts op(A)(i, k) straight from A, row-major or transposed.
+// The first K block applies beta; later blocks add to C.
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include "CKernels.h"
+#include "sgemm_kernels.h"
+
+#define KC 128                       // k per packed block: a 48-wide panel (24 KB) stays in L1
+#define PACK_FLOATS (256 * 480)      // packed op(B) block: at most 480 KB, inside L2 on every target CPU
+#define MC_TILES 8                   // rows per A block = 8 tiles (the inference kernel's 64 rows)
+#define SMALL_PACK 4096              // floats of packed op(B) kept on the stack (16 KB)
+
+bool ck_gemm_isa_supported(ck_gemm_isa isa) {
+    const ck_cpu_features_t *f = ck_cpu_features();
+    switch (isa) {
+    case CK_GEMM_AVX512: return f->avx512f && f->avx512vl && f->avx512bw && f->avx512dq && f->fma;
+    case CK_GEMM_AVX2: return f->avx2 && f->fma;
+    case CK_GEMM_PORTABLE: return true;
+    }
+    return false;
+}
+
+ck_gemm_isa ck_gemm_best_isa(void) {
+    if (ck_gemm_isa_supported(CK_GEMM_AVX512)) return CK_GEMM_AVX512;
+    if (ck_gemm_isa_supported(CK_GEMM_AVX2)) return CK_GEMM_AVX2;
+    return CK_GEMM_PORTABLE;
+}
+
+const char *ck_gemm_isa_name(ck_gemm_isa isa) {
+    switch (isa) {
+    case CK_GEMM_AVX512: return "avx512";
+    case CK_GEMM_AVX2: return "avx2";
+    case CK_GEMM_PORTABLE: return "portable";
+    }
+    return "unknown";
+}
+
+static int round_up(int x, int to) { return (x + to - 1) / to * to; }
+
+/// The micro-kernel that pads C's n columns least (narrow C: attention's 13-50 columns); on a tie
+/// the wider one, which loads less per FMA.
+static const ck_microkernel *choose_kernel(ck_gemm_isa isa, int n) {
+    const ck_microkernel *list = isa == CK_GEMM_AVX512 ? ck_sgemm_avx512_kernels
+                               : isa == CK_GEMM_AVX2   ? ck_sgemm_avx2_kernels
+                                                       : ck_sgemm_portable_kernels;
+    const ck_microkernel *best = list;
+    for (const ck_microkernel *k = list + 1; k->nr > 0; k++)
+        if (round_up(n, k->nr) < round_up(n, best->nr)) best = k;
+    return best;
+}
+
+/// Packs op(B)[k0 ..< k0+kc][j0 ..< j0+nc] into nr-wide panels: panel p holds kc rows of nr floats
+/// (columns j0 + p·nr ...), zero past column j0 + nc.
+static void pack_b(bool trans_b, const float *b, long ldb, int k0, int kc, int j0, int nc, int nr, float *dst) {
+    for (int p = 0; p * nr < nc; p++, dst += (size_t)kc * nr) {
+        int j = j0 + p * nr, width = nc - p * nr < nr ? nc - p * nr : nr;
+        if (width < nr)
+            for (int kk = 0; kk < kc; kk++) memset(dst + (size_t)kk * nr + width, 0, sizeof(float) * (nr - width));
+        if (!trans_b) {
+            for (int kk = 0; kk < kc; kk++) memcpy(dst + (size_t)kk * nr, b + (size_t)(k0 + kk) * ldb + j, sizeof(float) * width);
+        } else {
+            // B is (n, k): column j of op(B) is row j of B, read contiguously.
+            for (int jj = 0; jj < width; jj++) {
+                const float *src = b + (size_t)(j + jj) * ldb + k0;
+                for (int kk = 0; kk < kc; kk++) dst[(size_t)kk * nr + jj] = src[kk];
+            }
+        }
+    }
+}
+
+/// C = beta·C (k = 0 or alpha = 0: the product adds nothing). beta = 0 writes zeros without reading.
+static void scale_c(int m, int n, float beta, float *c, long ldc) {
+    for (int i = 0; i < m; i++) {
+        float *row = c + (size_t)i * ldc;
+        if (beta == 0) memset(row, 0, sizeof(float) * n);
+        else for (int j = 0; j < n; j++) row[j] *= beta;
+    }
+}
+
+int ck_sgemm(ck_gemm_isa isa, bool trans_a, bool trans_b, int m, int n, int k, float alpha,
+             const float *a, long lda, const float *b, long ldb, float beta, float *c, long ldc) {
+    if (m <= 0 || n <= 0) return 0;
+    if (k <= 0 || alpha == 0) { scale_c(m, n, beta, c, ldc); return 0; }
+    const ck_microkernel *kernel = choose_kernel(isa, n);
+    const int mr = kernel->mr, nr = kernel->nr, mc_rows = mr * MC_TILES;
+    const int kc_max = k < KC ? k : KC;
+    // Column block: as many whole panels as fit PACK_FLOATS at this kc, split evenly over n.
+    int panels_fit = PACK_FLOATS / kc_max / nr;
+    if (panels_fit < 1) panels_fit = 1;
+    int panels = (n + nr - 1) / nr, blocks = (panels + panels_fit - 1) / panels_fit;
+    int nc_max = (panels + blocks - 1) / blocks * nr;
+    // Small products (attention's per-head GEMMs, thousands per step) pack on the stack: malloc
+    // and free cost as much as a 13×13×32 product.
+    size_t floats = (size_t)round_up(kc_max * nc_max, 16);
+    float small[SMALL_PACK] __attribute__((aligned(64)));
+    float *packed = floats <= SMALL_PACK ? small : aligned_alloc(64, floats * sizeof(float));
+    if (!packed) return -1;
+    const ck_tile_fn *tiles = kernel->tile[trans_a ? 1 : 0];
+
+    for (int j0 = 0; j0 < n; j0 += nc_max) {
+        int nc = n - j0 < nc_max ? n - j0 : nc_max;
+        for (int k0 = 0; k0 < k; k0 += KC) {
+            int kc = k - k0 < KC ? k - k0 : KC;
+            float block_beta = k0 == 0 ? beta : 1.0f;
+            pack_b(trans_b, b, ldb, k0, kc, j0, nc, nr, packed);
+            for (int i0 = 0; i0 < m; i0 += mc_rows) {
+                int mc = m - i0 < mc_rows ? m - i0 : mc_rows;
+                for (int p = 0; p * nr < nc; p++) {
+                    int cols = nc - p * nr < nr ? nc - p * nr : nr;
+                    const float *panel = packed + (size_t)p * kc * nr;
+                    for (int r0 = i0; r0 < i0 + mc; r0 += mr) {
+                        int rows = i0 + mc - r0 < mr ? i0 + mc - r0 : mr;
+                        const float *tile_a = trans_a ? a + (size_t)k0 * lda + r0 : a + (size_t)r0 * lda + k0;
+                        tiles[rows](tile_a, lda, panel, kc, c + (size_t)r0 * ldc + j0 + p * nr, ldc, alpha,
+                                    block_beta, cols);
+                    }
+                }
+            }
+        }
+    }
+    if (packed != small) free(packed);
+    return 0;
+}

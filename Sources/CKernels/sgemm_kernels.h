@@ -1,0 +1,29 @@
+// The seam between the training GEMM's driver (sgemm.c: blocking, packing, edges) and its
+// micro-kernels (one file per ISA). Private to CKernels.
+#ifndef SGEMM_KERNELS_H
+#define SGEMM_KERNELS_H
+
+#include <stdbool.h>
+
+#define CK_MAX_MR 8
+
+/// One tile of C: rows × (up to) nr columns over kc steps of k.
+///   a      op(A) at the tile's first row and the block's first k: element (i, kk) is a[i·lda + kk],
+///          or a[kk·lda + i] for the transposed-A variant (tile[1][...]).
+///   bp     the packed panel: kc rows of nr floats, 64-byte aligned, zero past the last column.
+///   c      C at the tile's first row and the panel's first column; only `cols` columns are written:
+///          c = alpha·acc + beta·c (beta = 0: c is not read).
+typedef void (*ck_tile_fn)(const float *a, long lda, const float *bp, int kc, float *c, long ldc,
+                           float alpha, float beta, int cols);
+
+typedef struct {
+    int mr, nr;                              // tile height (rows of C), panel width (columns)
+    ck_tile_fn tile[2][CK_MAX_MR + 1];       // [A transposed][rows], rows 1...mr
+} ck_microkernel;
+
+/// Each ISA's micro-kernels, widest first, ending with one whose nr is 0.
+extern const ck_microkernel ck_sgemm_avx512_kernels[];
+extern const ck_microkernel ck_sgemm_avx2_kernels[];
+extern const ck_microkernel ck_sgemm_portable_kernels[];
+
+#endif

@@ -1,0 +1,35 @@
+import Tensor
+
+/// `--gemm SETTING`: who runs `BLAS.gemm` in this process (a `BOOTMAE_GEMM` value: auto, own, blas,
+/// avx512, avx2, portable), set after `TensorRuntime.configure`.
+func applyGEMMPath(_ options: Options) throws {
+    guard let setting = try options.string("--gemm") else { return }
+    guard let path = GEMMPath(setting: setting) else {
+        throw BenchError("--gemm \(setting): expected one of \(GEMMPath.settings.joined(separator: ", ")) on this CPU")
+    }
+    BLAS.path = path
+}
+
+/// `--compare-gemm blas,own,avx2`: one step variant per setting, alternated in this process. The
+/// OpenBLAS core is fixed per process (it is chosen when the library loads): compare cores by
+/// running this twice, e.g. with `OPENBLAS_CORETYPE=Prescott`, and read each run's ratios.
+func gemmVariants(_ options: Options) throws -> [StepVariant] {
+    guard let list = try options.string("--compare-gemm") else { return [] }
+    return try list.split(separator: ",").map { word in
+        let setting = String(word)
+        guard let path = GEMMPath(setting: setting) else {
+            throw BenchError("--compare-gemm \(setting): expected settings from \(GEMMPath.settings.joined(separator: ", "))")
+        }
+        return StepVariant(name: path.description) { BLAS.path = path }
+    }
+}
+
+/// What ran this process's arithmetic, for the workers' `ready` lines and bench/compare's report:
+/// the CPU, the GEMM path, OpenBLAS's core and whether that core is a fallback.
+func engineDescription() -> [String: Any] {
+    var info: [String: Any] = ["cpu": CPUFeatures.current.modelName, "cpu_flags": CPUFeatures.current.flags.joined(separator: " "),
+                               "gemm": BLAS.path.description, "openblas_core": BLAS.coreName,
+                               "packed_inference_gemm": PackedMatrix.isAvailable ? "avx512" : "none (BLAS.gemm)"]
+    if let fallback = BLAS.coreFallback { info["openblas_fallback"] = fallback }
+    return info
+}
