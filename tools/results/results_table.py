@@ -26,10 +26,13 @@ ROWS = [
     ("BootMAE without feature branch (λ = 0)", "13", "bootmae-nofeat-short-tiny", {}),
     ("BootMAE without decoder context", "13", "bootmae-noctx-short-tiny", {}),
     ("none (scratch)", "–", None, {20: "scratch-tiny-ft", 40: "scratch-tiny-ft-40ep"}),
-    ("iBOT", "40", "ibot-tiny", {20: "ibot-tiny-ft"}),
+    ("iBOT, BootMAE's short budget", "13", "ibot-short-tiny", {20: "ibot-short-tiny-ft"}),
+    ("none: raw pixels (28×28 input; k-NN with the mean image subtracted in brackets)", "–", "pixels", {}),
 ]
 # Pretrainings without a pixel decoder: no reconstruction PSNR to measure.
-NO_PIXEL_DECODER = {"ibot-tiny"}
+NO_PIXEL_DECODER = {"ibot-short-tiny"}
+# Not a pretraining: the frozen-feature evaluations on the input itself (`--features pixels`).
+RAW_INPUT = {"pixels"}
 FINETUNE_EPOCHS = (20, 40)
 
 
@@ -73,6 +76,13 @@ def pretraining_cells(run):
         return ["–"] * 4
     if not os.path.isdir(run):
         return ["queued"] * 4
+    if os.path.basename(run) in RAW_INPUT:
+        knn, centred = load(os.path.join(run, "knn.json")), load(os.path.join(run, "knn-centred.json"))
+        linear = load(os.path.join(run, "linprobe.json"))
+        knn_cell = percent(knn.get("top1")) if knn else "queued"
+        if knn and centred:
+            knn_cell += f" ({percent(centred.get('top1'))})"
+        return [knn_cell, percent(linear.get("top1")) if linear else "queued", "–", "–"]
     if not finished(run):
         return [progress(run)] + ["…"] * 3
     knn, linear = load(os.path.join(run, "knn.json")), load(os.path.join(run, "linprobe.json"))
