@@ -40,4 +40,8 @@ int ck_gemm_split(int n, int parts, int i);
 void ck_gemm_packed(const float *x, int m, int k, const float *packed, const float *bias, float *y, int n,
                     int col_begin, int col_end, int accumulate);
 
+
+// MARK: bf16 inference GEMM (CKernelsBF16.h)
+#include "CKernelsBF16.h"
+
 #endif

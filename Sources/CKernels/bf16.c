@@ -1,0 +1,111 @@
+// bf16 rounding (the software model and the hardware conversion) and the one place that decides
+// which bf16 kernel this process runs (CKernelsBF16.h).
+#include <stdatomic.h>
+#include <string.h>
+#include "CKernelsBF16.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#include <cpuid.h>
+#endif
+#if defined(__linux__)
+#include <unistd.h>
+#include <sys/syscall.h>
+#endif
+
+uint16_t ck_bf16_round(float x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    uint32_t exponent = u & 0x7F800000u, mantissa = u & 0x007FFFFFu;
+    if (exponent == 0x7F800000u && mantissa) return (uint16_t)((u >> 16) | 0x0040u);  // NaN: quiet, truncated
+    if (exponent == 0) return (uint16_t)((u >> 16) & 0x8000u);                         // subnormal or zero: ±0
+    // Adding 0x7FFF carries into bit 16 exactly when the dropped half is above one half, or at one
+    // half when bit 16 is odd (the extra 1): ties go to even. Overflow rounds to ±Inf, as it must.
+    return (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+}
+
+float ck_bf16_to_float(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+#if defined(__x86_64__)
+#define AVX512BF16 __attribute__((target("avx512f,avx512vl,avx512bw,avx512bf16")))
+
+AVX512BF16 void ck_bf16_round_hardware(const float *x, uint16_t *out, long n) {
+    long i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm256_storeu_si256((__m256i *)(out + i), (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(x + i)));
+    if (i < n) {
+        __mmask16 tail = (__mmask16)((1u << (n - i)) - 1u);
+        __m256i r = (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(tail, x + i));
+        _mm256_mask_storeu_epi16(out + i, tail, r);
+    }
+}
+
+// CPUID leaf 7: subleaf 0 EDX bit 22 AMX-BF16, bit 24 AMX-TILE; subleaf 1 EAX bit 5 AVX512-BF16.
+// XCR0 must show the OS saves the zmm state (bits 5–7) and, for AMX, the tile state (bits 17–18).
+static int cpu_has_avx512_bf16(void) {
+    __builtin_cpu_init();
+    if (!(__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+          __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq")))
+        return 0;
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 1, &a, &b, &c, &d)) return 0;
+    return (a >> 5) & 1;
+}
+
+static unsigned long long xcr0(void) {
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return ((unsigned long long)hi << 32) | lo;
+}
+
+static int cpu_has_amx_bf16(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    if (!((d >> 22) & 1) || !((d >> 24) & 1)) return 0;
+    return (xcr0() & (3ull << 17)) == (3ull << 17);
+}
+
+// Linux hands a process the AMX tile state only on request; without it the first tile
+// instruction raises SIGILL. The permission is process-wide, so one request suffices.
+static int amx_permitted(void) {
+#if defined(__linux__)
+    return syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XFEATURE_XTILEDATA */) == 0;
+#else
+    return 0;
+#endif
+}
+
+static ck_bf16_kernel decide(void) {
+    if (!cpu_has_avx512_bf16()) return CK_BF16_NONE;  // the AMX kernel's conversions use AVX512-BF16 too
+    if (cpu_has_amx_bf16() && amx_permitted()) return CK_BF16_AMX;
+    return CK_BF16_AVX512;
+}
+#else
+void ck_bf16_round_hardware(const float *x, uint16_t *out, long n) {
+    for (long i = 0; i < n; i++) out[i] = ck_bf16_round(x[i]);
+}
+static ck_bf16_kernel decide(void) { return CK_BF16_NONE; }
+#endif
+
+ck_bf16_kernel ck_bf16_best_kernel(void) {
+    // Racing first calls both decide the same answer (the permission request is idempotent).
+    static _Atomic int decided = -1;
+    int kernel = atomic_load(&decided);
+    if (kernel < 0) atomic_store(&decided, kernel = (int)decide());
+    return (ck_bf16_kernel)kernel;
+}
+
+int ck_bf16_kernel_runs(ck_bf16_kernel kernel) {
+    ck_bf16_kernel best = ck_bf16_best_kernel();
+    switch (kernel) {
+    case CK_BF16_AMX_MODEL: return 1;
+    case CK_BF16_AMX: return best == CK_BF16_AMX;
+    case CK_BF16_AVX512: return best == CK_BF16_AVX512 || best == CK_BF16_AMX;
+    default: return 0;
+    }
+}
