@@ -11,6 +11,7 @@
 //
 // Driver: 64-row blocks of X are rounded to bf16 into a per-thread buffer (K zero-padded, rows
 // zero-padded to 32 for the AMX tiles), then every panel in the column range runs over that block.
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include "CKernelsBF16.h"
@@ -129,21 +130,36 @@ static void avx512_block(const uint16_t *xb, long ldxb, int rows, int k, int kp,
 
 // MARK: Driver
 
-// The X block in bf16, one buffer per thread, grown as needed and kept for the thread's life
-// (the server's and the bench's threads live as long as the process), so a forward pass allocates
-// nothing after its first one.
-static _Thread_local uint16_t *scratch;
-static _Thread_local size_t scratch_count;
+// The X block in bf16, one buffer per thread, grown as needed and kept while the thread lives, so
+// a forward pass allocates nothing after its first one; freed when the thread exits (Dispatch
+// retires idle worker threads, and a _Thread_local pointer would leak its buffer then).
+typedef struct { uint16_t *data; size_t count; } scratch_buffer_t;
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_free(void *p) {
+    scratch_buffer_t *s = p;
+    free(s->data);
+    free(s);
+}
+
+static void scratch_key_create(void) {
+    if (pthread_key_create(&scratch_key, scratch_free) != 0) abort();
+}
 
 static uint16_t *scratch_buffer(size_t count) {
-    if (count > scratch_count) {
-        free(scratch);
-        size_t bytes = (count * sizeof(uint16_t) + 63) / 64 * 64;
-        scratch = aligned_alloc(64, bytes);
-        if (!scratch) abort();
-        scratch_count = bytes / sizeof(uint16_t);
+    pthread_once(&scratch_once, scratch_key_create);
+    scratch_buffer_t *s = pthread_getspecific(scratch_key);
+    if (!s) {
+        if (!(s = calloc(1, sizeof *s)) || pthread_setspecific(scratch_key, s) != 0) abort();
     }
-    return scratch;
+    if (count > s->count) {
+        free(s->data);
+        size_t bytes = (count * sizeof(uint16_t) + 63) / 64 * 64;
+        if (!(s->data = aligned_alloc(64, bytes))) abort();
+        s->count = bytes / sizeof(uint16_t);
+    }
+    return s->data;
 }
 
 // Rows [0, rows) of x (ld k) to bf16 at xb (ld ldxb); the K padding and the rows up to `padded_rows` zero.
