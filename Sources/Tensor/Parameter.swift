@@ -28,8 +28,15 @@ public final class Parameter: @unchecked Sendable {
     /// nothing, where the CPU cannot run a packed kernel (or only a packed copy of another precision is left).
     @discardableResult
     public func packForInference(releasingPlainValues: Bool, precision: InferencePrecision = .fp32) -> Bool {
-        if let packed, packed.kernel == InferenceKernel.best(for: precision) { return true }
-        guard value.count > 0, let matrix = PackedMatrix(value, precision: precision) else { return false }
+        packForInference(releasingPlainValues: releasingPlainValues, kernel: InferenceKernel.best(for: precision))
+    }
+
+    /// `packForInference` for a given kernel (the bench compares kernels); false for BLAS or a
+    /// kernel this CPU does not run.
+    @discardableResult
+    public func packForInference(releasingPlainValues: Bool, kernel: InferenceKernel) -> Bool {
+        if let packed, packed.kernel == kernel { return true }
+        guard value.count > 0, let matrix = PackedMatrix(value, kernel: kernel) else { return false }
         if releasingPlainValues { value = Tensor(shape: [0], data: []) }
         packed = matrix  // after `value`: its didSet clears `packed`
         return true

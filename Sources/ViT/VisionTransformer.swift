@@ -106,10 +106,17 @@ public struct VisionTransformer: Sendable {
     /// nothing, on CPUs without AVX-512.
     @discardableResult
     public func packForInference(releasingPlainValues: Bool, precision: InferencePrecision = .fp32) -> Bool {
-        guard PackedMatrix.isAvailable else { return false }
+        packForInference(releasingPlainValues: releasingPlainValues, kernel: InferenceKernel.best(for: precision))
+    }
+
+    /// `packForInference` for a given kernel (the bench compares AMX with AVX512-BF16); false,
+    /// changing nothing, for BLAS or a kernel this CPU does not run.
+    @discardableResult
+    public func packForInference(releasingPlainValues: Bool, kernel: InferenceKernel) -> Bool {
+        guard kernel != .fp32BLAS, kernel.runsHere else { return false }
         for block in blocks {
             for weight in [block.attn.qkv.weight, block.attn.proj.weight, block.mlp.fc1.weight, block.mlp.fc2.weight] {
-                weight.packForInference(releasingPlainValues: releasingPlainValues, precision: precision)
+                weight.packForInference(releasingPlainValues: releasingPlainValues, kernel: kernel)
             }
         }
         return true

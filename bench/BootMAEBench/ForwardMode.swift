@@ -4,11 +4,11 @@ import Tensor
 import ViT
 
 /// `bootmae-bench forward --model-dir D [--batch 8] [--seconds 3] [--min-iterations 3] [--threads 2] [--json] [--serve]
-///                        [--split operation|image] [--precision fp32|bf16] [--compare-split | --compare-precision --rounds 5]`
+///                        [--split operation|image] [--precision fp32|bf16] [--kernel K] [--compare-split | --compare-precision --rounds 5]`
 ///
 /// `--split` picks how a batch uses the threads (`InferenceSplit`); the blocks' weights are packed
 /// for the inference GEMM as the server packs them (at `--precision`, fp32 by default), unless
-/// `--no-pack`. `--compare-split` alternates BLAS / packed × split by operation / by image in this
+/// `--no-pack`; `--kernel` (fp32-avx512, bf16-avx512, bf16-amx) overrides the CPUID choice. `--compare-split` alternates BLAS / packed × split by operation / by image in this
 /// process and prints medians and ratios; `--compare-precision` alternates fp32 and bf16 packed
 /// weights the same way and prints the embeddings' cosine between the two.
 /// Encoder forward (pooled embeddings) of a model directory on random inputs. Without `--serve`
@@ -40,8 +40,17 @@ struct ForwardMode {
         guard let precision = InferencePrecision(rawValue: precisionName) else {
             throw BenchError("--precision \(precisionName): expected fp32 or bf16")
         }
+        // --kernel picks one kernel over the CPUID choice (bf16-avx512 on an AMX machine, say).
+        var kernel = InferenceKernel.best(for: precision)
+        if let name = try options.string("--kernel") {
+            guard let chosen = InferenceKernel(rawValue: name), chosen != .fp32BLAS, chosen.runsHere else {
+                throw BenchError("--kernel \(name): expected one this CPU runs: "
+                                 + [InferenceKernel.fp32AVX512, .bf16AVX512, .bf16AMX, .bf16AMXModel].filter(\.runsHere).map(\.rawValue).joined(separator: ", "))
+            }
+            kernel = chosen
+        }
         model = try ModelDirectory.loadEncoder(url)
-        if !options.flag("--no-pack") { model.packForInference(releasingPlainValues: true, precision: precision) }
+        if !options.flag("--no-pack") { model.packForInference(releasingPlainValues: true, kernel: kernel) }
         plainModel = options.flag("--compare-split") ? try ModelDirectory.loadEncoder(url) : nil
         fp32Model = comparePrecision ? try ModelDirectory.loadEncoder(url) : nil
         fp32Model?.packForInference(releasingPlainValues: true, precision: .fp32)
