@@ -1,4 +1,5 @@
 import Foundation
+import Tensor
 import ViT
 import Objectives
 
@@ -217,10 +218,20 @@ struct ModelCard: Codable {
     var intendedInput: IntendedInput?
     /// How its answers' `ood` scores are measured; absent when they have none.
     var oodScore: OODScoring?
+    /// The number format and kernel its encoder's Linear layers run.
+    var inference: Inference
 
     enum CodingKeys: String, CodingKey {
         case id, object, created, modelVersion = "model_version", weightsSHA256 = "weights_sha256", ownedBy = "owned_by", isDefault = "default", capabilities, architecture, embedding,
-             preprocessing, limits, provenance, labels, reconstruction, intendedInput = "intended_input", oodScore = "ood_score"
+             preprocessing, limits, provenance, labels, reconstruction, intendedInput = "intended_input", oodScore = "ood_score", inference
+    }
+
+    struct Inference: Codable {
+        /// What runs: bf16 only where it was asked for and the CPU has bf16 instructions.
+        var precision: InferencePrecision
+        var requestedPrecision: InferencePrecision
+        var kernel: InferenceKernel
+        enum CodingKeys: String, CodingKey { case precision, requestedPrecision = "requested_precision", kernel }
     }
 
     struct OODScoring: Codable {

@@ -108,6 +108,7 @@ extension Service {
             oodScore: (options.oodScores ? registry.oodReference(for: m) : nil).flatMap { ref in ref.calibration.map {
                 .init(referenceModel: ref.id, calibrationImages: $0.errors.count, dataset: $0.dataset, metric: $0.metric, protocol: $0.measure,
                       warningPercentile: OODScore.warningPercentile)
-            } })
+            } },
+            inference: .init(precision: m.kernel.precision, requestedPrecision: m.requestedPrecision, kernel: m.kernel))
     }
 }

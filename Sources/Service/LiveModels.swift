@@ -129,7 +129,7 @@ public final class ModelLoader: @unchecked Sendable {
         let previous = try? registry.model(id)
         let model: LoadedModel
         do {
-            model = try ModelRegistry.load(dir)
+            model = try ModelRegistry.load(dir, precision: registry.precisions.precision(for: id))
         } catch {
             settled[id] = files
             metrics.increment("bootmae_model_loads_total", [("model", id), ("result", "failure"), ("trigger", trigger.rawValue)])

@@ -27,6 +27,10 @@ public final class LoadedModel: @unchecked Sendable {
     /// The masked-patch errors of held-out images (`ood_calibration.json`), kept only when this
     /// model's pixel decoder can measure with its protocol.
     public let calibration: ReconstructionErrorCalibration?
+    /// The precision the operator asked for (`--precision`); `kernel` says what runs.
+    public let requestedPrecision: InferencePrecision
+    /// The kernel the encoder's blocks run (bf16 only where the CPU has bf16 instructions).
+    public var kernel: InferenceKernel { encoder.inferenceKernel }
     /// The encoder's inference buffers, reused by every batch. Only the compute thread (and the
     /// warm-up before it starts) runs forwards, so one workspace per model suffices.
     let workspace = InferenceWorkspace()
@@ -38,8 +42,9 @@ public final class LoadedModel: @unchecked Sendable {
     }
     public var parameterCount: Int { encoder.parameters.entries.reduce(0) { $0 + $1.parameter.elementCount } }
 
-    init(directory: URL) throws {
+    init(directory: URL, precision: InferencePrecision = .fp32) throws {
         id = directory.lastPathComponent
+        requestedPrecision = precision
         self.directory = directory
         guard let files = ModelFiles(directory: directory) else {
             throw ModelRegistry.LoadError(description: "cannot read \(directory.appendingPathComponent(ModelDirectory.configName).path)")
@@ -55,9 +60,10 @@ public final class LoadedModel: @unchecked Sendable {
             network = nil
             encoder = try ModelDirectory.loadEncoder(directory)
         }
-        // Served weights never change: the blocks' matrices go into the AVX-512 GEMM's layout once,
-        // and the plain copies are freed so the weights are held once (no-op without AVX-512).
-        encoder.packForInference(releasingPlainValues: true)
+        // Served weights never change: the blocks' matrices go into the packed GEMM's layout once
+        // (fp32, or bf16 when asked and the CPU has it), and the plain copies are freed so the
+        // weights are held once (no-op without AVX-512).
+        encoder.packForInference(releasingPlainValues: true, precision: precision)
         config = encoder.config
         preprocessor = ImagePreprocessor(imageSize: config.imgSize, channels: config.inChans, mean: config.mean, std: config.std,
                                          cropPct: config.cropPct ?? 1)
@@ -122,23 +128,34 @@ public final class ModelRegistry: @unchecked Sendable {
     /// The folder of model directories.
     public let root: URL
     public let defaultModel: String
+    /// The precision of each model, for those loaded later too.
+    public let precisions: PrecisionPolicy
     private let lock = NSLock()
     private var table: [String: LoadedModel]
 
     public struct LoadError: Error, CustomStringConvertible { public let description: String }
 
-    public init(directory: String, defaultModel: String? = nil, log: (String) -> Void = { _ in }) throws {
+    public init(directory: String, defaultModel: String? = nil, precisions: PrecisionPolicy = PrecisionPolicy(),
+                log: (String) -> Void = { _ in }) throws {
         root = URL(fileURLWithPath: directory)
+        self.precisions = precisions
         guard let names = Self.modelNames(in: root) else {
             throw LoadError(description: "models directory \(directory) does not exist or cannot be read")
+        }
+        // A name that matches no directory is a typo more often than a model still to come.
+        if let unknown = precisions.perModel.keys.sorted().first(where: { !names.contains($0) }) {
+            throw LoadError(description: "--precision names model '\(unknown)', which is not under \(directory) "
+                            + "(models: \(names.joined(separator: ", ")))")
         }
         var models: [String: LoadedModel] = [:]
         for name in names {
             let start = Date()
-            let model = try Self.load(root.appendingPathComponent(name))
+            let model = try Self.load(root.appendingPathComponent(name), precision: precisions.precision(for: name))
             models[name] = model
             log("loaded \(name) version \(model.version): \(model.config.embedDim)×\(model.config.depth) ViT, \(model.config.imgSize) px, "
-                + "\(model.capabilities.map(\.rawValue).joined(separator: "/")) in \(String(format: "%.2f", Date().timeIntervalSince(start))) s")
+                + "\(model.capabilities.map(\.rawValue).joined(separator: "/")), \(model.kernel.rawValue) GEMMs"
+                + (model.kernel.precision != model.requestedPrecision ? " (\(model.requestedPrecision.rawValue) asked; this CPU has no bf16 instructions)" : "")
+                + " in \(String(format: "%.2f", Date().timeIntervalSince(start))) s")
         }
         guard !models.isEmpty else {
             throw LoadError(description: "no model directories (config.json + model.safetensors) under \(directory)")
@@ -158,9 +175,9 @@ public final class ModelRegistry: @unchecked Sendable {
     }
 
     /// Loads one model directory; errors name the directory and, where the loader's do not, the file.
-    static func load(_ dir: URL) throws -> LoadedModel {
+    static func load(_ dir: URL, precision: InferencePrecision) throws -> LoadedModel {
         do {
-            return try LoadedModel(directory: dir)
+            return try LoadedModel(directory: dir, precision: precision)
         } catch let error as CheckpointError {
             switch error {
             case .missingTensor, .unexpectedTensor, .shapeMismatch:

@@ -22,13 +22,21 @@ public final class Parameter: @unchecked Sendable {
     public var elementCount: Int { shape.reduce(1, *) }
 
     /// Packs this (out, in) weight for inference (`LinearOp.forward` / `infer` then use the
-    /// AVX-512 GEMM). With `releasingPlainValues` the plain copy is freed, so a server holds its
-    /// weights once; such a parameter serves inference only (no backward, no checkpoint saving).
-    /// Returns false, changing nothing, where the CPU cannot run the kernel.
+    /// packed GEMM: fp32 AVX-512, or bf16 where the CPU has bf16 instructions and `precision` asks).
+    /// With `releasingPlainValues` the plain copy is freed, so a server holds its weights once; such a
+    /// parameter serves inference only (no backward, no checkpoint saving). Returns false, changing
+    /// nothing, where the CPU cannot run a packed kernel (or only a packed copy of another precision is left).
     @discardableResult
-    public func packForInference(releasingPlainValues: Bool) -> Bool {
-        if packed != nil { return true }
-        guard let matrix = PackedMatrix(value) else { return false }
+    public func packForInference(releasingPlainValues: Bool, precision: InferencePrecision = .fp32) -> Bool {
+        packForInference(releasingPlainValues: releasingPlainValues, kernel: InferenceKernel.best(for: precision))
+    }
+
+    /// `packForInference` for a given kernel (the bench compares kernels); false for BLAS or a
+    /// kernel this CPU does not run.
+    @discardableResult
+    public func packForInference(releasingPlainValues: Bool, kernel: InferenceKernel) -> Bool {
+        if let packed, packed.kernel == kernel { return true }
+        guard value.count > 0, let matrix = PackedMatrix(value, kernel: kernel) else { return false }
         if releasingPlainValues { value = Tensor(shape: [0], data: []) }
         packed = matrix  // after `value`: its didSet clears `packed`
         return true

@@ -100,18 +100,31 @@ public struct VisionTransformer: Sendable {
     }
 
     /// Packs every block's four weight matrices (qkv, proj, fc1, fc2: nearly all of the FLOPs)
-    /// for the AVX-512 inference GEMM (`PackedMatrix`). With `releasingPlainValues` the plain
-    /// copies are freed and the encoder serves inference only (forward, infer; no backward).
-    /// Returns false, changing nothing, on CPUs without AVX-512.
+    /// for the inference GEMM (`PackedMatrix`) at `precision` (bf16 where the CPU has bf16
+    /// instructions, else fp32). With `releasingPlainValues` the plain copies are freed and the
+    /// encoder serves inference only (forward, infer; no backward). Returns false, changing
+    /// nothing, on CPUs without AVX-512.
     @discardableResult
-    public func packForInference(releasingPlainValues: Bool) -> Bool {
-        guard PackedMatrix.isAvailable else { return false }
+    public func packForInference(releasingPlainValues: Bool, precision: InferencePrecision = .fp32) -> Bool {
+        packForInference(releasingPlainValues: releasingPlainValues, kernel: InferenceKernel.best(for: precision))
+    }
+
+    /// `packForInference` for a given kernel (the bench compares AMX with AVX512-BF16); false,
+    /// changing nothing, for BLAS or a kernel this CPU does not run.
+    @discardableResult
+    public func packForInference(releasingPlainValues: Bool, kernel: InferenceKernel) -> Bool {
+        guard kernel != .fp32BLAS, kernel.runsHere else { return false }
         for block in blocks {
             for weight in [block.attn.qkv.weight, block.attn.proj.weight, block.mlp.fc1.weight, block.mlp.fc2.weight] {
-                weight.packForInference(releasingPlainValues: releasingPlainValues)
+                weight.packForInference(releasingPlainValues: releasingPlainValues, kernel: kernel)
             }
         }
         return true
+    }
+
+    /// The kernel the blocks' Linear layers run (`fp32-blas` until `packForInference`).
+    public var inferenceKernel: InferenceKernel {
+        blocks.first?.attn.qkv.weight.packed?.kernel ?? .fp32BLAS
     }
 
     /// Inference: the tokens `forward` returns, computed without anything kept for backward.

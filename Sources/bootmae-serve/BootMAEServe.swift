@@ -37,6 +37,9 @@ struct BootMAEServe: ParsableCommand {
     @Option(help: "How a batch uses the threads: image (each thread runs whole images; best on cores the server has to itself) or operation (every op split over the threads; for busy machines) [BOOTMAE_INFERENCE_SPLIT].")
     var inferenceSplit: String = env("BOOTMAE_INFERENCE_SPLIT") ?? "image"
 
+    @Option(help: "Number format of the encoders' Linear layers: 'bf16' for every model, 'NAME=bf16' for one (repeatable; a named model wins over the default), fp32 otherwise; bf16 runs where the CPU has AVX512-BF16 or AMX-BF16, fp32 elsewhere [BOOTMAE_PRECISION, comma-separated].")
+    var precision: [String] = env("BOOTMAE_PRECISION").map { [$0] } ?? []
+
     @Option(help: "Largest batch of images per forward pass [BOOTMAE_MAX_BATCH].")
     var maxBatch: Int = env("BOOTMAE_MAX_BATCH").flatMap(Int.init) ?? 16
 
@@ -97,7 +100,10 @@ struct BootMAEServe: ParsableCommand {
         if watchIntervalMs < 10 || watchIntervalMs > 3_600_000 { throw ValidationError("--watch-interval-ms must be in 10...3600000") }
         if !(warnCropShare >= 0 && warnCropShare <= 1) { throw ValidationError("--warn-crop-share must be in 0...1") }
         if split == nil { throw ValidationError("--inference-split must be image or operation, got '\(inferenceSplit)'") }
+        do { _ = try precisions() } catch { throw ValidationError("\(error)") }
     }
+
+    func precisions() throws -> PrecisionPolicy { try PrecisionPolicy(parsing: precision) }
 
     var split: InferenceSplit? {
         InferenceSplit(name: inferenceSplit)

@@ -22,7 +22,7 @@ final class Server: @unchecked Sendable {
         let registry: ModelRegistry
         do {
             let preferred = (o.defaultModel ?? env("BOOTMAE_DEFAULT_MODEL")) ?? (FileManager.default.fileExists(atPath: o.modelsDir + "/bootmae-vit-tiny-fmnist") ? "bootmae-vit-tiny-fmnist" : nil)
-            registry = try ModelRegistry(directory: o.modelsDir, defaultModel: preferred, log: log)
+            registry = try ModelRegistry(directory: o.modelsDir, defaultModel: preferred, precisions: try o.precisions(), log: log)
         } catch {
             log("error: \(error)")
             throw ExitCode(2)

@@ -34,6 +34,9 @@ struct Embed: ParsableCommand {
     @Option(help: "Compute threads.")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
+    @Option(help: "Run the encoder's Linear layers as the server does: fp32 (packed) or bf16 (where the CPU has bf16 instructions; fp32 otherwise, said on stderr). Default: fp32 through BLAS, the training arithmetic.")
+    var precision: InferencePrecision?
+
     func validate() throws {
         if images.isEmpty { throw ValidationError("give at least one image path") }
         if format == .npy && output == nil { throw ValidationError("--format npy writes binary: give --output FILE.npy") }
@@ -46,6 +49,7 @@ struct Embed: ParsableCommand {
         do { encoder = try ModelSource.encoder(model) } catch {
             throw fail("error: cannot load model from \(model): \(error)", code: 2)
         }
+        if let precision { InferencePacking.apply(precision, to: encoder) }
         let prep = ModelInput(config: encoder.config)
         // Decode everything first: a bad image stops the command before any output is written.
         var inputs: [[Float]] = []
@@ -84,6 +88,20 @@ struct Embed: ParsableCommand {
 }
 
 extension ViTConfig.Pooling: ExpressibleByArgument {}
+extension InferencePrecision: ExpressibleByArgument {}
+
+/// `--precision` of the commands that run a model for inference (embed, eval).
+enum InferencePacking {
+    /// Packs the encoder's Linear layers at `precision`, as the server does, and says on stderr
+    /// when the CPU runs another precision than the one asked for.
+    static func apply(_ precision: InferencePrecision, to encoder: VisionTransformer) {
+        encoder.packForInference(releasingPlainValues: true, precision: precision)
+        let kernel = encoder.inferenceKernel
+        if kernel.precision != precision {
+            FileHandle.standardError.write(Data("note: \(precision.rawValue) asked, this CPU runs \(kernel.rawValue)\n".utf8))
+        }
+    }
+}
 
 /// A JSON string literal for `s`.
 func jsonString(_ s: String) -> String {

@@ -19,7 +19,7 @@ struct Evaluate: ParsableCommand {
     @Option(help: "Dataset with a test split (IDX folder or ImageFolder with test/ or val/). Default: the run's own (its recipe.json), else Fashion-MNIST.")
     var data: String?
 
-    @Option(help: "Write the JSON result here (default: MODEL/eval.json).")
+    @Option(help: "Write the JSON result here (default: MODEL/eval.json, or MODEL/eval-PRECISION.json with --precision).")
     var out: String?
 
     @Option(help: "Images per forward pass.")
@@ -33,6 +33,9 @@ struct Evaluate: ParsableCommand {
 
     @Option(help: "Compute threads.")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    @Option(help: "Classifiers: run the encoder's Linear layers as the server does, fp32 (packed) or bf16 (where the CPU has bf16 instructions); the result goes to MODEL/eval-PRECISION.json unless --out says. Default: fp32 through BLAS.")
+    var precision: InferencePrecision?
 
     func validate() throws {
         try ensure(batchSize >= 1, "--batch-size must be positive")
@@ -59,15 +62,17 @@ struct Evaluate: ParsableCommand {
                              + String(format: "masked-patch MSE %.5f, PSNR %.2f dB", result.mse, result.psnr))
             } else {
                 let encoder = try ModelSource.encoder(model)
+                if let precision { InferencePacking.apply(precision, to: encoder) }
                 guard encoder.head != nil, let labels = encoder.config.labels ?? Optional(test.classes) else {
                     throw ValidationError("\(model) has no classification head: evaluate a fine-tuned model, or a pretraining run for reconstruction")
                 }
                 let classifier = Classifier(wrapping: encoder, classes: labels)
                 let result = try Evaluation.top1(classifier, dataset: test, batchSize: batchSize, progress: progress)
                 json = try encode(result)
-                progress.log(String(format: "top-1 on %d test images: %.2f%%", result.images, 100 * result.top1))
+                progress.log(String(format: "top-1 on %d test images: %.2f%% (%@ GEMMs)", result.images, 100 * result.top1,
+                                    encoder.inferenceKernel.rawValue))
             }
-            let dest = out.map { URL(fileURLWithPath: $0) } ?? dir.appendingPathComponent("eval.json")
+            let dest = out.map { URL(fileURLWithPath: $0) } ?? dir.appendingPathComponent(precision.map { "eval-\($0.rawValue).json" } ?? "eval.json")
             try AtomicFile.write(json, to: dest)
             print(String(decoding: json, as: UTF8.self))
         } catch {

@@ -38,6 +38,26 @@ final class EmbedCommandTests: XCTestCase {
         XCTAssertLessThanOrEqual(relativeError(Tensor(shape: [1, embedding.count], data: embedding), expected), 1e-6)
     }
 
+    /// `--precision bf16` runs the bf16 GEMM (where the CPU has it): close to fp32, not equal to it.
+    func testBF16PrecisionStaysCloseToFP32() throws {
+        try requireExecutable()
+        try XCTSkipUnless(InferenceKernel.best(for: .bf16).precision == .bf16, "this CPU has no bf16 instructions")
+        func embedding(_ extra: [String]) throws -> [Double] {
+            let result = try run(["embed", "--model", model, photo] + extra)
+            XCTAssertEqual(result.status, 0, result.stderr)
+            let line = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as! [String: Any]
+            return (line["embedding"] as! [NSNumber]).map(\.doubleValue)
+        }
+        let (fp32, bf16) = (try embedding([]), try embedding(["--precision", "bf16"]))
+        let dot = zip(fp32, bf16).reduce(0) { $0 + $1.0 * $1.1 }
+        let cosine = dot / (fp32.reduce(0) { $0 + $1 * $1 } * bf16.reduce(0) { $0 + $1 * $1 }).squareRoot()
+        XCTAssertGreaterThanOrEqual(cosine, 0.9999)
+        XCTAssertNotEqual(fp32, bf16)
+        let bad = try run(["embed", "--model", model, photo, "--precision", "fp16"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("fp16"), bad.stderr)
+    }
+
     func testNPYOutputIsWrittenAtomically() throws {
         try requireExecutable()
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("emb-\(UUID()).npy")

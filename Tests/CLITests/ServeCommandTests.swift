@@ -208,4 +208,12 @@ final class ServeCommandTests: XCTestCase {
         XCTAssertEqual(result.status, 2)
         XCTAssertTrue(result.stderr.contains("/nonexistent/models"), result.stderr)
     }
+
+    func testBadPrecisionIsAClearUsageError() throws {
+        for (value, says) in [("fp16", "fp32 or bf16"), ("no-such-model=bf16", "no-such-model")] {
+            let result = try BuiltExecutable("bootmae-serve").run(["--models-dir", try Self.modelsFolder().path, "--port", "0", "--precision", value])
+            XCTAssertNotEqual(result.status, 0, value)
+            XCTAssertTrue(result.stderr.contains(says), result.stderr)
+        }
+    }
 }

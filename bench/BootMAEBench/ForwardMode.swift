@@ -4,13 +4,16 @@ import Tensor
 import ViT
 
 /// `bootmae-bench forward --model-dir D [--batch 8] [--seconds 3] [--min-iterations 3] [--threads 2] [--json] [--serve]
-///                        [--split operation|image] [--compare-split --rounds 5] [--gemm SETTING] [--compare-gemm blas,own]`
+///                        [--split operation|image] [--precision fp32|bf16] [--kernel K] [--gemm SETTING]
+///                        [--compare-split | --compare-precision | --compare-gemm blas,own --rounds 5]`
 ///
 /// `--split` picks how a batch uses the threads (`InferenceSplit`); the blocks' weights are packed
-/// for the AVX-512 GEMM as the server packs them, unless `--no-pack`. `--compare-split` alternates
-/// BLAS / packed × split by operation / by image in this process and prints medians and ratios.
-/// `--gemm` / `--compare-gemm` set or alternate who runs the GEMMs outside packed layers (attention;
-/// every layer with `--no-pack` or without AVX-512), as in `train-step`.
+/// for the inference GEMM as the server packs them (at `--precision`, fp32 by default), unless
+/// `--no-pack`; `--kernel` (fp32-avx512, bf16-avx512, bf16-amx) overrides the CPUID choice. `--compare-split`
+/// alternates BLAS / packed × split by operation / by image in this process and prints medians and
+/// ratios; `--compare-precision` alternates fp32 and bf16 packed weights the same way and prints the
+/// embeddings' cosine between the two. `--gemm` / `--compare-gemm` set or alternate who runs the GEMMs
+/// outside packed layers (attention; every layer with `--no-pack` or without AVX-512), as in `train-step`.
 /// Encoder forward (pooled embeddings) of a model directory on random inputs. Without `--serve`
 /// it measures `--batch` once; with `--serve` it is a worker for bench/compare, answering stdin lines:
 ///   measure <batch> <seconds> <min-iterations>   one timing, as a JSON line
@@ -19,6 +22,8 @@ struct ForwardMode {
     let model: VisionTransformer
     /// The same weights left plain (BLAS), for `--compare-split`.
     let plainModel: VisionTransformer?
+    /// The same weights packed in fp32, for `--compare-precision` (`model` is then bf16).
+    let fp32Model: VisionTransformer?
     let name: String
     let threads: Int
     /// Kept across calls, as the server keeps one per model.
@@ -34,9 +39,25 @@ struct ForwardMode {
         }
         guard let dir = try options.string("--model-dir") else { throw BenchError("forward needs --model-dir DIR") }
         let url = URL(fileURLWithPath: dir)
+        let comparePrecision = options.flag("--compare-precision")
+        let precisionName = try options.string("--precision") ?? (comparePrecision ? "bf16" : "fp32")
+        guard let precision = InferencePrecision(rawValue: precisionName) else {
+            throw BenchError("--precision \(precisionName): expected fp32 or bf16")
+        }
+        // --kernel picks one kernel over the CPUID choice (bf16-avx512 on an AMX machine, say).
+        var kernel = InferenceKernel.best(for: precision)
+        if let name = try options.string("--kernel") {
+            guard let chosen = InferenceKernel(rawValue: name), chosen != .fp32BLAS, chosen.runsHere else {
+                throw BenchError("--kernel \(name): expected one this CPU runs: "
+                                 + [InferenceKernel.fp32AVX512, .bf16AVX512, .bf16AMX, .bf16AMXModel].filter(\.runsHere).map(\.rawValue).joined(separator: ", "))
+            }
+            kernel = chosen
+        }
         model = try ModelDirectory.loadEncoder(url)
-        if !options.flag("--no-pack") { model.packForInference(releasingPlainValues: true) }
+        if !options.flag("--no-pack") { model.packForInference(releasingPlainValues: true, kernel: kernel) }
         plainModel = options.flag("--compare-split") ? try ModelDirectory.loadEncoder(url) : nil
+        fp32Model = comparePrecision ? try ModelDirectory.loadEncoder(url) : nil
+        fp32Model?.packForInference(releasingPlainValues: true, precision: .fp32)
         name = url.lastPathComponent
     }
 
@@ -48,6 +69,7 @@ struct ForwardMode {
         let timing = timeRuns(seconds: seconds, minIterations: minIterations) { _ = model.embed(images, workspace: workspace) }
         let t = timing.medianSeconds
         let result: [String: Any] = ["event": "forward", "engine": "swift", "model": name, "batch": batch, "threads": threads,
+                                     "precision": model.inferenceKernel.precision.rawValue, "kernel": model.inferenceKernel.rawValue,
                                      "iterations": timing.times.count, "median_s": t, "img_per_s": Double(batch) / t,
                                      "gflop_per_s": flopsPerImage(c) * Double(batch) / t / 1e9,
                                      "faults_per_call": timing.faultsPerCall]
@@ -67,7 +89,7 @@ struct ForwardMode {
 
     func run(_ options: Options) throws {
         if options.flag("--serve") {
-            let ready: [String: Any] = ["engine": "swift", "model": name, "threads": threads]
+            let ready: [String: Any] = ["engine": "swift", "model": name, "threads": threads, "kernel": model.inferenceKernel.rawValue]
             serveCommands(ready: ready.merging(engineDescription()) { a, _ in a }) { words in
                 switch words[0] {
                 case "measure":
@@ -100,6 +122,10 @@ struct ForwardMode {
                             rounds: try options.int("--rounds", default: 5), seconds: try options.double("--seconds", default: 3))
             return
         }
+        if let fp32Model {
+            try comparePrecision(fp32Model, options)
+            return
+        }
         let gemm = try gemmVariants(options)
         if !gemm.isEmpty {
             let batch = try options.int("--batch", default: 8), c = model.config
@@ -115,8 +141,38 @@ struct ForwardMode {
         if options.flag("--json") {
             emitJSON(r)
         } else {
-            print(String(format: "%@ batch %d: %.2f img/s, %.1f GFLOP/s, %.1f ms/batch (median of %d)", name as NSString, r["batch"] as! Int,
+            print(String(format: "%@ (%@) batch %d: %.2f img/s, %.1f GFLOP/s, %.1f ms/batch (median of %d)", name as NSString,
+                         model.inferenceKernel.rawValue as NSString, r["batch"] as! Int,
                          r["img_per_s"] as! Double, r["gflop_per_s"] as! Double, (r["median_s"] as! Double) * 1000, r["iterations"] as! Int))
         }
+    }
+
+    /// fp32 and bf16 packed weights alternated in this process (medians and ratio), and how far
+    /// the bf16 embeddings are from the fp32 ones (cosine per image, the minimum printed).
+    func comparePrecision(_ fp32Model: VisionTransformer, _ options: Options) throws {
+        let batch = try options.int("--batch", default: 8)
+        let c = model.config
+        var rng = SeededRandom(seed: UInt64(batch))
+        let shape = [batch, c.inChans, c.imgSize, c.imgSize]
+        let images = Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in rng.normal() })
+        let (reference, reduced) = (fp32Model.embed(images, workspace: workspace), model.embed(images, workspace: workspace))
+        let dim = reference.lastDim
+        let cosines = (0..<batch).map { i -> Double in
+            var (dot, a, b) = (0.0, 0.0, 0.0)
+            for j in 0..<dim {
+                let (x, y) = (Double(reference.data[i * dim + j]), Double(reduced.data[i * dim + j]))
+                (dot, a, b) = (dot + x * y, a + x * x, b + y * y)
+            }
+            return dot / (a * b).squareRoot()
+        }
+        print(String(format: "%@: %@ vs %@, embedding cosine min %.6f over %d random images", name as NSString,
+                     model.inferenceKernel.rawValue as NSString, fp32Model.inferenceKernel.rawValue as NSString, cosines.min() ?? .nan, batch))
+        nonisolated(unsafe) var current = fp32Model
+        let variants = [fp32Model, model].map { network in
+            StepVariant(name: network.inferenceKernel.rawValue) { current = network }
+        }
+        compareVariants("\(name) forward", batch: batch, threads: threads,
+                        step: { _ = current.embed(images, workspace: workspace) }, variants,
+                        rounds: try options.int("--rounds", default: 5), seconds: try options.double("--seconds", default: 3))
     }
 }

@@ -52,6 +52,8 @@ def parse_args():
     p.add_argument("--http-rounds", type=int, help="saturation windows, each after an in-process measurement (default 3; --quick 1)")
     p.add_argument("--latency-requests", type=int, help="sequential one-image requests for p50/p99 (default 100; --quick 10)")
     p.add_argument("--skip-forward", action="store_true", help="leave out the encoder forward comparison")
+    p.add_argument("--skip-low-precision", action="store_true",
+                   help="leave out the low-precision forward comparison (ours bf16 vs PyTorch bf16 autocast, onnxruntime int8)")
     p.add_argument("--skip-train", action="store_true", help="leave out the BootMAE training step")
     p.add_argument("--skip-ibot", action="store_true", help="leave out the iBOT training step")
     p.add_argument("--skip-http", action="store_true", help="leave out the HTTP path (server throughput, latency, memory)")
@@ -152,8 +154,9 @@ def prepare_models(args, out):
     return {name: Path(d) for name, d in json.loads(last).items()}
 
 
-def swift_forward(bench_bin, model_dir, threads, logs, name):
-    return Worker(name, [str(bench_bin), "forward", "--model-dir", str(model_dir), "--threads", str(threads), "--serve"], logs)
+def swift_forward(bench_bin, model_dir, threads, logs, name, precision="fp32"):
+    return Worker(name, [str(bench_bin), "forward", "--model-dir", str(model_dir), "--threads", str(threads),
+                         "--precision", precision, "--serve"], logs)
 
 
 def python_forward(engine, model_dir, threads, logs, name):
@@ -214,6 +217,57 @@ def run_forward(args, dirs, bench_bin, out, results):
                 runs = alternate(list(workers.values()), f"measure {batch} {args.seconds} {args.min_iterations}", args.rounds,
                                  on_result=lambda w, a: log(f"  {w.name}: {a['img_per_s']:.2f} img/s"))
                 results.setdefault("forward", {}).setdefault(model, {})[str(batch)] = {
+                    engine: runs[w.name] for engine, w in workers.items()}
+        finally:
+            for w in workers.values():
+                w.close()
+
+
+def cosines(a, b):
+    """Cosine of each row of a to the same row of b."""
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    return (a * b).sum(1) / np.sqrt((a * a).sum(1) * (b * b).sum(1))
+
+
+def run_forward_low_precision(args, dirs, bench_bin, out, results):
+    """Ours in bf16 against the peers' low-precision paths, each with its embeddings' cosine to
+    PyTorch fp32 (the check images of run_forward, or embedded here when that step was skipped)."""
+    from safetensors.numpy import load_file
+    logs = out / "logs"
+    check_dir = out / "check"
+    check_dir.mkdir(exist_ok=True)
+    for model in args.models:
+        images = dirs[model] / "check_images.safetensors"
+        reference = check_dir / f"{model}_pytorch.safetensors"
+        if not reference.exists():
+            w = python_forward("pytorch", dirs[model], args.threads, logs, f"{model}-pytorch-reference")
+            try:
+                w.call(f"embed {images} {reference}")
+            finally:
+                w.close()
+        ref = load_file(str(reference))["embeddings"]
+        log(f"forward {model} low precision: starting engines")
+        workers = {"swift": swift_forward(bench_bin, dirs[model], args.threads, logs, f"{model}-swift-bf16", precision="bf16"),
+                   "pytorch_bf16": python_forward("pytorch_bf16", dirs[model], args.threads, logs, f"{model}-pytorch-bf16"),
+                   "onnxruntime_int8": python_forward("onnxruntime_int8", dirs[model], args.threads, logs,
+                                                      f"{model}-onnxruntime-int8")}
+        results.setdefault("kernels", {})[model] = workers["swift"].ready.get("kernel", "?")
+        try:
+            checks = {}
+            for engine, w in workers.items():
+                dst = check_dir / f"{model}_{engine}_lowp.safetensors"
+                w.call(f"embed {images} {dst}")
+                c = cosines(load_file(str(dst))["embeddings"], ref)
+                checks[engine] = dict(min_cosine=float(c.min()), images=len(c))
+                label = f"swift ({results['kernels'][model]})" if engine == "swift" else engine
+                print(f"check {model}: {label} embedding cosine to pytorch fp32, minimum {c.min():.6f} over {len(c)} images",
+                      flush=True)
+            results.setdefault("low_precision_checks", {})[model] = checks
+            for batch in args.batches:
+                log(f"forward {model} batch {batch} low precision: {args.rounds} rounds of swift bf16, pytorch bf16, onnxruntime int8")
+                runs = alternate(list(workers.values()), f"measure {batch} {args.seconds} {args.min_iterations}", args.rounds,
+                                 on_result=lambda w, a: log(f"  {w.name}: {a['img_per_s']:.2f} img/s"))
+                results.setdefault("forward_bf16", {}).setdefault(model, {})[str(batch)] = {
                     engine: runs[w.name] for engine, w in workers.items()}
         finally:
             for w in workers.values():
@@ -343,6 +397,8 @@ def main():
     results = {}
     if not args.skip_forward:
         run_forward(args, dirs, bench_bin, out, results)
+    if not args.skip_low_precision:
+        run_forward_low_precision(args, dirs, bench_bin, out, results)
     if not args.skip_train:
         run_train(args, bench_bin, out, results)
     if not args.skip_ibot:

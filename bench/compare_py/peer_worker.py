@@ -2,13 +2,16 @@
 """The Python side of bench/compare: one process per engine, driven over stdin/stdout.
 
     peer_worker.py prepare --out DIR [--force]                 write the encoders' model directories
-    peer_worker.py forward --engine pytorch|onnxruntime --model-dir D [--threads 2]
+    peer_worker.py forward --engine pytorch|onnxruntime|pytorch_bf16|onnxruntime_int8 --model-dir D [--threads 2]
     peer_worker.py train-step --out DIR [--objective bootmae|ibot] [--batch 128] [--threads 2]
 
 `forward` and `train-step` speak the protocol of `bootmae-bench forward|train-step --serve`: a
 `ready` JSON line, then one JSON line per command (`measure ...`, `embed IN OUT`, `quit`).
 `train-step` first writes its network into DIR (a pretraining directory our side then loads); its
 step is torch_train.py's (BootMAE) or torch_ibot.py's (iBOT).
+The low-precision engines are what a user who wants speed picks: `pytorch_bf16` runs the fp32 module
+under CPU autocast to bf16, `onnxruntime_int8` the ONNX export through `quantize_dynamic` (int8
+weights, activations quantized per call; written next to model.onnx once).
 """
 
 import argparse
@@ -82,23 +85,33 @@ def forward_worker(args):
     spec = {k: config[k] for k in ("img_size", "patch_size", "embed_dim", "depth", "num_heads")}
     flops = flops_per_image(spec)
     name = Path(args.model_dir).name
-    if args.engine == "pytorch":
+    if args.engine in ("pytorch", "pytorch_bf16"):
         from safetensors.torch import load_file as load_torch
         model = build_vit(spec).eval()
         model.load_state_dict(load_torch(str(Path(args.model_dir) / "model.safetensors")), strict=True)
+        bf16 = args.engine == "pytorch_bf16"
 
         def run(x):
-            with torch.inference_mode():
-                return model(torch.from_numpy(x)).numpy()
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                return model(torch.from_numpy(x)).float().numpy()
         version = torch.__version__
     else:
         import onnxruntime as ort
+        onnx_path = Path(args.model_dir) / "model.onnx"
+        if args.engine == "onnxruntime_int8":
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+            quantized = Path(args.model_dir) / "model.int8.onnx"
+            if not quantized.exists() or quantized.stat().st_mtime < onnx_path.stat().st_mtime:
+                partial_path = quantized.with_suffix(".partial.onnx")
+                quantize_dynamic(str(onnx_path), str(partial_path), weight_type=QuantType.QInt8)
+                partial_path.rename(quantized)
+            onnx_path = quantized
         options = ort.SessionOptions()
         options.intra_op_num_threads = args.threads
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        session = ort.InferenceSession(str(Path(args.model_dir) / "model.onnx"), options,
+        session = ort.InferenceSession(str(onnx_path), options,
                                        providers=["CPUExecutionProvider"])
 
         def run(x):
@@ -160,7 +173,7 @@ def main():
     p.add_argument("--models", default="vit_tiny,vit_b16")
     p.add_argument("--force", action="store_true")
     f = sub.add_parser("forward")
-    f.add_argument("--engine", choices=["pytorch", "onnxruntime"], required=True)
+    f.add_argument("--engine", choices=["pytorch", "onnxruntime", "pytorch_bf16", "onnxruntime_int8"], required=True)
     f.add_argument("--model-dir", required=True)
     f.add_argument("--threads", type=int, default=2)
     t = sub.add_parser("train-step")

@@ -92,4 +92,7 @@ const char *ck_gemm_isa_name(ck_gemm_isa isa);
 int ck_sgemm(ck_gemm_isa isa, bool trans_a, bool trans_b, int m, int n, int k, float alpha,
              const float *a, long lda, const float *b, long ldb, float beta, float *c, long ldc);
 
+// MARK: bf16 inference GEMM (CKernelsBF16.h)
+#include "CKernelsBF16.h"
+
 #endif

@@ -1,0 +1,95 @@
+import XCTest
+import Foundation
+import Tensor
+import ViT
+import ImageKit
+@testable import Service
+import TestSupport
+
+/// `--precision`: parsing, what `/v1/models` reports, and how close bf16 embeddings of the shipped
+/// models are to fp32 ones on real images.
+final class PrecisionTests: XCTestCase {
+    static let shippedModels = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../models").standardized
+
+    func testPolicyParsing() throws {
+        let policy = try PrecisionPolicy(parsing: ["m1=bf16", "fp32,m2=bf16"])
+        XCTAssertEqual(policy.defaultPrecision, .fp32)
+        XCTAssertEqual(policy.precision(for: "m1"), .bf16)
+        XCTAssertEqual(policy.precision(for: "m2"), .bf16)
+        XCTAssertEqual(policy.precision(for: "other"), .fp32)
+        XCTAssertEqual(try PrecisionPolicy(parsing: ["bf16", "m=fp32"]).precision(for: "x"), .bf16)
+        XCTAssertEqual(try PrecisionPolicy(parsing: ["bf16", "m=fp32"]).precision(for: "m"), .fp32)
+        XCTAssertEqual(try PrecisionPolicy(parsing: []), PrecisionPolicy())
+        for (bad, says) in [(["fp16"], "fp32 or bf16"), (["m=int8"], "fp32 or bf16"), (["=bf16"], "empty"),
+                            (["bf16", "fp32"], "twice"), (["m=bf16,m=fp32"], "'m' is given twice")] {
+            XCTAssertThrowsError(try PrecisionPolicy(parsing: bad), "\(bad)") { XCTAssertTrue("\($0)".contains(says), "\($0)") }
+        }
+    }
+
+    func testUnknownModelNameIsAStartupError() {
+        XCTAssertThrowsError(try ModelRegistry(directory: Self.shippedModels.path, precisions: PrecisionPolicy(perModel: ["no-such-model": .bf16]))) {
+            XCTAssertTrue("\($0)".contains("no-such-model"), "\($0)")
+        }
+    }
+
+    /// The model card says what runs: bf16 where asked and the CPU can, fp32 for the others.
+    func testModelCardsReportPrecisionAndKernel() throws {
+        let registry = try ModelRegistry(directory: Self.shippedModels.path, defaultModel: "bootmae-vit-tiny-fmnist",
+                                         precisions: PrecisionPolicy(perModel: ["bootmae-vit-tiny-fmnist-cls": .bf16]))
+        let service = Service(registry: registry, limits: .init(maxBatch: 4, maxDelay: 0.002, maxQueue: 16), options: Service.Options())
+        // Through JSON, as clients read it.
+        func inference(_ id: String) throws -> [String: String]? {
+            let card = service.modelCard(try registry.model(id))
+            let json = try JSONSerialization.jsonObject(with: APIJSON.encoder.encode(card)) as? [String: Any]
+            return json?["inference"] as? [String: String]
+        }
+        XCTAssertEqual(try inference("bootmae-vit-tiny-fmnist"), ["precision": "fp32", "requested_precision": "fp32",
+                                                                  "kernel": InferenceKernel.best(for: .fp32).rawValue])
+        let bf16 = InferenceKernel.best(for: .bf16)
+        XCTAssertEqual(try inference("bootmae-vit-tiny-fmnist-cls"), ["precision": bf16.precision.rawValue, "requested_precision": "bf16",
+                                                                      "kernel": bf16.rawValue])
+    }
+
+    /// Images a served model meets: the committed Fashion-MNIST test images and photographs.
+    static func images() throws -> [(name: String, image: Image)] {
+        let fmnist = try FileManager.default.contentsOfDirectory(atPath: Fixtures.url("fmnist").path).filter { $0.hasSuffix(".png") }.sorted()
+            .map { "fmnist/\($0)" }
+        let photos = ["images/photo_512x384.jpg", "images/rgb_baseline_q90.jpg", "images/rgb_progressive.jpg", "images/orient_6.jpg",
+                      "images/cmyk.jpg", "images/rgb.png", "images/gray.jpg"]
+        return try (fmnist + photos).map { ($0, try ImageDecoder.decode(Data(contentsOf: Fixtures.url($0)))) }
+    }
+
+    /// Cosine of bf16 to fp32 (both packed, as served) embeddings for every image on every shipped
+    /// model, with each model's default pooling: ≥ 0.9999 on the pretrained export; ≥ 0.9998 on the
+    /// fine-tuned classifier, whose mean-pooled, fc_norm'ed embedding amplifies the rounding most
+    /// (measured on Zen 4: minimum 0.99984 over 119 photographs, 0.99987 over 500 Fashion-MNIST test
+    /// images, mean 0.99999; its 10k top-1 93.00% fp32 vs 92.99% bf16). The 0.9999 is not met
+    /// there; keeping single layers fp32 moved the minimum either way, so no such rule is built in.
+    func testBF16EmbeddingsOfTheShippedModelsStayCloseToFP32() throws {
+        try XCTSkipUnless(InferenceKernel.best(for: .bf16).precision == .bf16, "this CPU has no bf16 instructions: bf16 models run fp32")
+        let images = try Self.images()
+        for name in try XCTUnwrap(ModelRegistry.modelNames(in: Self.shippedModels)) {
+            let dir = Self.shippedModels.appendingPathComponent(name)
+            let (fp32, bf16) = (try ModelRegistry.load(dir, precision: .fp32), try ModelRegistry.load(dir, precision: .bf16))
+            XCTAssertEqual(bf16.kernel.precision, .bf16)
+            let batch = Tensor(shape: [images.count, fp32.config.inChans, fp32.config.imgSize, fp32.config.imgSize],
+                               data: images.flatMap { fp32.preprocessor.tensorCHW($0.image) })
+            let (a, b) = (fp32.encoder.embed(batch, workspace: fp32.workspace), bf16.encoder.embed(batch, workspace: bf16.workspace))
+            let dim = a.lastDim
+            var worst = (cosine: 1.0, image: "")
+            for (i, image) in images.enumerated() {
+                var (dot, aa, bb) = (0.0, 0.0, 0.0)
+                for j in 0..<dim {
+                    let (x, y) = (Double(a.data[i * dim + j]), Double(b.data[i * dim + j]))
+                    (dot, aa, bb) = (dot + x * y, aa + x * x, bb + y * y)
+                }
+                let cosine = dot / (aa * bb).squareRoot()
+                if cosine < worst.cosine { worst = (cosine, image.name) }
+                XCTAssertGreaterThanOrEqual(cosine, name.hasSuffix("-cls") ? 0.9998 : 0.9999, "\(name), \(image.name)")
+            }
+            // A bf16 forward that silently ran fp32 would give cosine 1 (to rounding): the weights must differ.
+            XCTAssertLessThan(worst.cosine, 1 - 1e-9, "\(name): bf16 embeddings equal fp32 ones; is bf16 running?")
+            print("\(name): bf16 vs fp32 embedding cosine, minimum \(worst.cosine) (\(worst.image)) over \(images.count) images")
+        }
+    }
+}
