@@ -27,6 +27,7 @@
 
 #define AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,fma")))
 #define INLINE __attribute__((always_inline)) inline
+#include "gemm_tile_store.h"
 
 int ck_gemm_panel_width(void) { return NR; }
 
@@ -87,24 +88,7 @@ static AVX512 INLINE void tile(const int rows, const float *restrict x, long ldx
         x += 1;
         wp += NR;
     }
-    // Lanes [lo, hi) of the panel: full vectors inside, masked ones at a ragged edge, so the
-    // store never touches a column outside the caller's range.
-    __mmask16 mask[NV];
-    for (int v = 0; v < NV; v++) {
-        int a = lo - 16 * v, e = hi - 16 * v;
-        a = a < 0 ? 0 : (a > 16 ? 16 : a);
-        e = e < 0 ? 0 : (e > 16 ? 16 : e);
-        mask[v] = (__mmask16)(e > a ? ((1u << e) - 1u) & ~((1u << a) - 1u) : 0u);
-    }
-    __m512 b[NV];
-    for (int v = 0; v < NV; v++) b[v] = bias ? _mm512_maskz_loadu_ps(mask[v], bias + 16 * v) : _mm512_setzero_ps();
-    for (int i = 0; i < rows; i++)
-        for (int v = 0; v < NV; v++) {
-            float *out = y + i * ldy + 16 * v;
-            __m512 r = _mm512_add_ps(acc[i][v], b[v]);
-            if (add) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(mask[v], out));
-            _mm512_mask_storeu_ps(out, mask[v], r);
-        }
+    ck_store_tile(rows, acc, bias, y, ldy, add, lo, hi);
 }
 
 typedef void (*tile_fn)(const float *, long, const float *, int, float *, long, const float *, int, int, int);

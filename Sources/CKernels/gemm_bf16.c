@@ -48,6 +48,7 @@ void ck_gemm_bf16_pack(const float *w, int n, int k, uint16_t *packed) {
 #define AVX512BF16 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx512bf16")))
 #define INLINE __attribute__((always_inline)) inline
 #define NV BF16_GROUPS
+#include "gemm_tile_store.h"
 
 // One rows × 48 tile over `pairs` pairs of k. x: row i at x + i·ldx (bf16); wp: the panel.
 // Columns [lo, hi) of the panel are written: y = (add ? y : 0) + acc + (bias ? bias : 0).
@@ -68,22 +69,7 @@ static AVX512BF16 INLINE void tile(const int rows, const uint16_t *restrict x, l
         }
         wp += 2 * BF16_PANEL;
     }
-    __mmask16 mask[NV];
-    for (int v = 0; v < NV; v++) {
-        int a = lo - 16 * v, e = hi - 16 * v;
-        a = a < 0 ? 0 : (a > 16 ? 16 : a);
-        e = e < 0 ? 0 : (e > 16 ? 16 : e);
-        mask[v] = (__mmask16)(e > a ? ((1u << e) - 1u) & ~((1u << a) - 1u) : 0u);
-    }
-    __m512 b[NV];
-    for (int v = 0; v < NV; v++) b[v] = bias ? _mm512_maskz_loadu_ps(mask[v], bias + 16 * v) : _mm512_setzero_ps();
-    for (int i = 0; i < rows; i++)
-        for (int v = 0; v < NV; v++) {
-            float *out = y + i * ldy + 16 * v;
-            __m512 r = _mm512_add_ps(acc[i][v], b[v]);
-            if (add) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(mask[v], out));
-            _mm512_mask_storeu_ps(out, mask[v], r);
-        }
+    ck_store_tile(rows, acc, bias, y, ldy, add, lo, hi);
 }
 
 typedef void (*tile_fn)(const uint16_t *, long, const uint16_t *, int, float *, long, const float *, int, int, int);
