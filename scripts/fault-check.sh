@@ -13,11 +13,12 @@
 #  3. A dataset file that disappears mid-run: a clear error naming it (exit 1), not a crash.
 #
 #   scripts/fault-check.sh            # CI: 4 kills (about 2 minutes on 2 busy cores)
-#   scripts/fault-check.sh 20         # the long version (docs/RELIABILITY.md)
+#   scripts/fault-check.sh 20         # the long version (docs/RELIABILITY.md); --long says the same
 #   FAULT_SEED=123 scripts/fault-check.sh 20   # repeat one sequence of kill moments
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KILLS="${1:-4}"
+[[ $KILLS == --long ]] && KILLS=20   # the issue's number
 SEED="${FAULT_SEED:-$(( $(date +%s) % 32768 ))}"
 RANDOM=$SEED
 BIN="$(realpath "${BIN:-.build/debug/bootmae-train}")"

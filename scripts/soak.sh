@@ -4,9 +4,11 @@
 # (tools/soak/soak.py): no unexpected status (429 with Retry-After counts as expected at saturation),
 # p50/p99 latency reported, RSS flat after warm-up (growth < 5%), no descriptor growth.
 #   scripts/soak.sh [SECONDS]        (default 60; CI runs 30; docs/RELIABILITY.md has the longer runs)
+#   scripts/soak.sh --long           (the issue's 10 minutes: 600 s)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_TO_RUN="${1:-60}"
+[[ $SECONDS_TO_RUN == --long ]] && SECONDS_TO_RUN=600
 PORT="${PORT:-18282}"
 BIN="${BIN:-.build/debug/bootmae-serve}"
 WORK="$(mktemp -d)"
