@@ -10,7 +10,7 @@ bash scripts/mpi-check.sh
 # Black-box checks of the real server: OpenAPI conformance (schemathesis) and a short load run (wrk).
 bash scripts/server-checks.sh
 # Soak: the server at saturation with valid, invalid and slow clients; no unexpected status, flat RSS and descriptors: 30 s.
-bash scripts/soak.sh 30
+bash scripts/soak.sh 60
 # Trainer faults (SIGKILL at 4 moments and resume, a full disk during a checkpoint, a vanished dataset file): ~1 min.
 bash scripts/fault-check.sh 4
 # The deployment manifests, offline: kubernetes-validate --strict, cross-checks, promtool (deploy/).
