@@ -65,6 +65,13 @@ extension PretrainingNetwork {
     /// Masks `images` (normalized model input) with `plan` and reconstructs every patch.
     public func reconstruct(_ images: Tensor, plan: MaskPlan, statistics: Reconstruction.Statistics = .patch) -> Reconstruction {
         guard let reconstructor else { preconditionFailure("\(config.objective) has no pixel decoder") }
+        return reconstruct(images, plan: plan, statistics: statistics, using: reconstructor)
+    }
+
+    /// As above with a reconstructor from elsewhere that reads this network's input (a stage-2
+    /// model's codes decoded by its tokenizer, `TokenDecodedReconstructor`).
+    public func reconstruct(_ images: Tensor, plan: MaskPlan, statistics: Reconstruction.Statistics = .patch,
+                            using reconstructor: any PixelReconstructing) -> Reconstruction {
         let c = config.encoder
         let p = c.patchSize
         let (b, n, dim) = (images.shape[0], c.numPatches, c.patchDim)
