@@ -152,6 +152,9 @@ struct ReconstructionResponse: Codable {
     var warnings: [InputWarning]
     var ood: OODScore?
     var images: Images
+    /// A model that reconstructs through a tokenizer's codes (PeCo stage 2): the decoded code grid,
+    /// row-major, the model's predictions at the masked patches and the tokenizer's own elsewhere.
+    var codes: [Int]?
 
     /// How the mask was drawn; `explicit` is the request's `mask`.
     enum Masking: String, Codable, CaseIterable {
@@ -174,7 +177,7 @@ struct ReconstructionResponse: Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case object, model, modelVersion = "model_version", mask, maskRatio = "mask_ratio", patches, grid, stats, masking, seed, mse, psnr, scale, errors, warnings, ood, images
+        case object, model, modelVersion = "model_version", mask, maskRatio = "mask_ratio", patches, grid, stats, masking, seed, mse, psnr, scale, errors, warnings, ood, images, codes
     }
 }
 

@@ -58,7 +58,8 @@ extension Service {
                             images: .init(strip: Data(try PNGEncoder.encode(strip)).base64EncodedString(),
                                           original: try b64(figure.original), masked: try b64(figure.masked),
                                           reconstruction: try b64(figure.reconstruction), composite: try b64(figure.composite),
-                                          heatmap: try b64(figure.heatmap)))), model))
+                                          heatmap: try b64(figure.heatmap)),
+                            codes: r.codes?[0])), model))
                     } else {
                         var response = ServiceResponse.png(try PNGEncoder.encode(strip))
                         response.headers += [("X-Mask-Ratio", String(format: "%.4f", Double(masked.count) / Double(n))),

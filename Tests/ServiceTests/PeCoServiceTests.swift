@@ -221,6 +221,7 @@ final class PeCoServiceTests: XCTestCase {
         var grid = own
         for (patch, code) in zip(mask, predicted) { grid[patch] = code }
         XCTAssertNotEqual(grid, own, "random heads should predict some other code")
+        XCTAssertEqual(body["codes"] as? [Int], grid, "the answer shows the decoded grid: predictions at the masked patches")
         let expected = Self.reference.decode([grid])
         let (mean, std) = (Self.reference.encoder.config.mean[0], Self.reference.encoder.config.std[0])
         for i in 0..<64 {

@@ -59,10 +59,11 @@ public struct TokenDecodedReconstructor: PixelReconstructing {
     }
 
     public func predictPixels(_ images: Tensor, plan: MaskPlan) -> PixelPrediction {
-        let decoded = tokenizer.decode(mergedCodes(images, plan: plan))
+        let codes = mergedCodes(images, plan: plan)
+        let decoded = tokenizer.decode(codes)
         let grid = Int(Double(plan.numPatches).squareRoot().rounded())   // square images: one code per patch
         let p = images.shape[2] / grid
-        return PixelPrediction(patches: PatchOps.patchify(decoded, patch: p), normalization: nil)
+        return PixelPrediction(patches: PatchOps.patchify(decoded, patch: p), normalization: nil, codes: codes)
     }
 
     /// Per image, N flags (true = masked) from a plan's order.
