@@ -56,10 +56,10 @@ final class PeCoServiceTests: XCTestCase {
     let photo = try! Data(contentsOf: Fixtures.url("images/photo_512x384.jpg"))
     let png = try! Data(contentsOf: Fixtures.url("images/rgb.png"))
 
-    func call(_ method: String, _ path: String, json: [String: Any]? = nil, query: [String: String] = [:],
+    func call(_ method: String, _ path: String, json: [String: Any]? = nil, body raw: [UInt8] = [], query: [String: String] = [:],
               headers: [String: String] = [:]) throws -> (status: Int, json: [String: Any]?, response: ServiceResponse) {
         var h = headers
-        var body: [UInt8] = []
+        var body = raw
         if let json {
             h["content-type"] = "application/json"
             body = [UInt8](try JSONSerialization.data(withJSONObject: json))
@@ -121,14 +121,18 @@ final class PeCoServiceTests: XCTestCase {
             XCTAssertNil(data[i]["decoded"])
         }
         XCTAssertGreaterThan(used.count, 1, "random codes should not all be one")
-        // A raw image body with the options in the query gives the same codes.
-        let raw = ServiceRequest(method: "POST", path: "/v1/tokens", query: ["model": "tok"], headers: ["content-type": "image/png"], body: [UInt8](png))
-        let done = DispatchSemaphore(value: 0)
-        nonisolated(unsafe) var rawAnswer: ServiceResponse?
-        try XCTUnwrap(Self.service.routes.first { $0.pattern == "/v1/tokens" }).handler(raw, [:]) { rawAnswer = $0; done.signal() }
-        done.wait()
-        let rawData = try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(try XCTUnwrap(rawAnswer).body)) as? [String: Any])?["data"] as? [[String: Any]])
-        XCTAssertEqual(rawData[0]["codes"] as? [Int], data[1]["codes"] as? [Int])
+        // The other input forms give the same codes: a raw image body (options in the query), a
+        // multipart file part (options in form fields), a data URI.
+        func codes(_ answer: (status: Int, json: [String: Any]?, response: ServiceResponse)) -> [Int]? {
+            XCTAssertEqual(answer.status, 200, String(decoding: answer.response.body, as: UTF8.self))
+            return (answer.json?["data"] as? [[String: Any]])?.first?["codes"] as? [Int]
+        }
+        let expected = try XCTUnwrap(data[1]["codes"] as? [Int])
+        XCTAssertEqual(codes(try call("POST", "/v1/tokens", body: [UInt8](png), query: ["model": "tok"], headers: ["content-type": "image/png"])), expected)
+        var form = Data("--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\n".utf8)
+        form += png + Data("\r\n--B\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\ntok\r\n--B--\r\n".utf8)
+        XCTAssertEqual(codes(try call("POST", "/v1/tokens", body: [UInt8](form), headers: ["content-type": "multipart/form-data; boundary=B"])), expected)
+        XCTAssertEqual(codes(try call("POST", "/v1/tokens", json: ["model": "tok", "input": "data:image/png;base64," + png.base64EncodedString()])), expected)
     }
 
     /// `decode`: a PNG of the tokenizer's decoding of the served codes (the reference decoder on the
