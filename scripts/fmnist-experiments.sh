@@ -9,7 +9,9 @@
 #   FT_SEED=1 scripts/fmnist-experiments.sh bootmae mae   # their fine-tunes again with seed 1
 #
 # Streams: bootmae, mae, lomar (pretrain + eval + knn + linprobe + finetune + eval each), ibot (pretrain + knn +
-# linprobe + finetune + eval), pixels (the raw-input baseline: k-NN, centred k-NN, linear probe), scratch (the
+# linprobe + finetune + eval), pixels (the raw-input baseline: k-NN, centred k-NN, linear probe), peco-l1 and
+# peco-l0 (PeCo's tokenizer with λ_per = 1 / 0 + tokenizer-eval + export, stage 2 on its codes + knn + linprobe
+# + finetune + eval), scratch (the
 # from-random fine-tune baseline), bootmae-short (BootMAE at MAE's wall-clock budget, fine-tuned too), ablations
 # (BootMAE with λ = 0, and without decoder context), figures (the charts in docs/results/ and the
 # table in docs/RESULTS.md), export (models/ from the BootMAE runs; the classifier from the fine-tune of
@@ -19,7 +21,7 @@ SCRIPT="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
 cd "$(dirname "$0")/.."
 THREADS="${THREADS:-2}"
 BIN="${BOOTMAE_TRAIN:-.build/release/bootmae-train}"
-ROOT=runs/fmnist
+ROOT="${FMNIST_RUNS:-runs/fmnist}"   # another folder for smoke runs
 mkdir -p "$ROOT"
 
 # One recipe for both objectives (the official BootMAE schedule scaled to 40 epochs); each objective
@@ -36,6 +38,26 @@ IBOT_PRETRAIN=(--preset tiny --epochs 13 --batch-size 256 --checkpoint-every 100
 # grid), 4 per image, 80% of each window masked.
 LOMAR_PRETRAIN=(--preset tiny --epochs 40 --batch-size 256 --lr 5e-4 --min-lr 2.0833333333333333e-05 --warmup-epochs 2
                 --checkpoint-every 100 --seed 0)
+# PeCo (scripts: the peco-l1 and peco-l0 streams). Budgets for two shared cores, from the measured
+# rates (tiny preset, EPYC Zen 4, 2 cores shared: tokenizer ~25 img/s with the perceptual network,
+# stage 2 ~50 img/s including the frozen tokenizer's codes): the tokenizer 5 epochs (300k images,
+# ~3.3 h with λ_per = 1, less with 0), stage 2 20 epochs (1.2M images, ~6.7 h), then knn, linprobe,
+# tokenizer-eval (minutes) and the common 20-epoch fine-tune (~1.1 h at ~300 img/s): about 11 h a
+# stream, ~22 h for both (or both side by side with THREADS=1). Both streams have equal epochs at
+# every stage (the paper's comparison); 20 stage-2 epochs are far below BEiT's 300–800, which the
+# RESULTS rows say. The perceptual network is PERCEPTUAL_MODEL (the shipped BootMAE encoder; the
+# iBOT teacher once it is exported). Stage 2 trains against the tokenizer's export in
+# $ROOT/exports/<name>, the name it gets in models/: the server pairs a stage-2 model with the
+# served tokenizer of that directory name (docs/ARCHITECTURE.md, Serving).
+PERCEPTUAL_MODEL="${PERCEPTUAL_MODEL:-models/bootmae-vit-tiny-fmnist}"
+TOKENIZER_PRETRAIN=(--objective peco-tokenizer --preset tiny --epochs 5 --batch-size 128 --warmup-epochs 1
+                    --checkpoint-every 100 --seed 0)
+PECO_PRETRAIN=(--objective peco --preset tiny --epochs 20 --batch-size 256 --checkpoint-every 100 --seed 0)
+# Smoke runs of the PeCo streams: extra flags for every training run, and short measurements, e.g.
+#   FMNIST_RUNS=/tmp/smoke BOOTMAE_TRAIN=.build/debug/bootmae-train \
+#   PECO_SMOKE="--subset 256 --max-steps 5 --data /tmp/fmnist-512" scripts/fmnist-experiments.sh peco-l1 peco-l0
+read -r -a PECO_SMOKE <<< "${PECO_SMOKE:-}"
+
 # One fine-tune budget for every initialisation. RandomResizedCrop keeps 80–100% of the image: with
 # the default 35–100% a 20-epoch fine-tune under-fits this small model (train loss 0.74 against the
 # 0.50 floor of label smoothing; test top-1 90.83%, kept in bootmae-tiny-ft-crop035 for comparison).
@@ -115,8 +137,33 @@ plot_runs() {  # plot_runs <png> <title> [plot options...] -- <run> <label> [<ru
     "$BIN" plot "${runs[@]}" "${options[@]}" --labels "$(IFS=,; echo "${labels[*]}")" --title "$title" --out "$out"
 }
 
+# A tokenizer export (full precision: stage 2's targets), made once its run has finished.
+export_tokenizer() {  # export_tokenizer <run> <out>
+    [[ -f $2/model.safetensors ]] && return
+    finished "$1" || [[ -n ${PECO_SMOKE[*]} ]] || { echo "export_tokenizer: $1 has not finished" >&2; return 1; }
+    log "export $1 -> $2"
+    "$BIN" export --run "$1" --out "$2"
+}
+
+# PeCo's two stages with one tokenizer, and every measurement of both.
+peco_stream() {  # peco_stream <name> <tokenizer name in models/> <tokenizer flags...>
+    local name=$1 tokname=$2; shift 2
+    local tok=$ROOT/$name-tokenizer-tiny pt=$ROOT/$name-tiny ft=$ROOT/$name-tiny-ft$FT_SUFFIX
+    local export=$ROOT/exports/$tokname
+    train pretrain "$tok" "${TOKENIZER_PRETRAIN[@]}" "$@" "${PECO_SMOKE[@]}"
+    measure tokenizer-eval "$tok" ${PECO_SMOKE[0]:+--limit 256 --probe-epochs 2}
+    export_tokenizer "$tok" "$export"
+    train pretrain "$pt" "${PECO_PRETRAIN[@]}" --tokenizer "$export" "${PECO_SMOKE[@]}"
+    measure knn "$pt"
+    measure linprobe "$pt" ${PECO_SMOKE[0]:+--epochs 2}
+    train finetune "$ft" --init-from "$pt" "${FINETUNE[@]}" "${PECO_SMOKE[@]}"
+    measure eval "$ft"
+}
+
 stream() {
     case $1 in
+        peco-l1) peco_stream peco-l1 peco-tokenizer-vit-tiny-fmnist --perceptual-model "$PERCEPTUAL_MODEL" --lambda-perceptual 1 ;;
+        peco-l0) peco_stream peco-l0 vq-tokenizer-vit-tiny-fmnist --lambda-perceptual 0 ;;
         bootmae) pretrained_stream bootmae --objective bootmae "${PRETRAIN[@]}" ;;
         mae) pretrained_stream mae --objective mae "${PRETRAIN[@]}" ;;
         lomar) pretrained_stream lomar --objective lomar "${LOMAR_PRETRAIN[@]}" ;;
@@ -174,7 +221,7 @@ stream() {
                 bootmae-tiny BootMAE
             log "table in docs/RESULTS.md"
             python3 tools/results/results_table.py --runs "$ROOT" --update docs/RESULTS.md ;;
-        *) echo "unknown stream '$1' (bootmae, mae, lomar, ibot, pixels, scratch, bootmae-short, ablations, figures, export)" >&2; exit 2 ;;
+        *) echo "unknown stream '$1' (bootmae, mae, lomar, ibot, pixels, peco-l1, peco-l0, scratch, bootmae-short, ablations, figures, export)" >&2; exit 2 ;;
     esac
 }
 

@@ -107,3 +107,26 @@ struct ReconstructionRequest: ImageRequest {
         stats = try f.choice(CodingKeys.stats)
     }
 }
+
+/// POST /v1/tokens.
+struct TokenRequest: ImageRequest {
+    var model: Field<String>
+    var input: Field<ImageInput>
+    /// Also answer with the tokenizer's decoding of the codes (a PNG unless JSON is preferred).
+    var decode: Field<Bool>
+    var scale: Field<Int>
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case model, input, decode, scale
+    }
+
+    init(from decoder: any Decoder) throws { try self.init(fields: RequestFields(decoder, keys: CodingKeys.self)) }
+
+    init(fields f: RequestFields) throws {
+        model = try f.string(CodingKeys.model)
+        input = try f.images(CodingKeys.input)
+        decode = try f.bool(CodingKeys.decode)
+        scale = try f.integer(CodingKeys.scale, "'scale' must be an integer in 1...16") { $0 >= 1 && $0 < 17 }
+    }
+}
+

@@ -153,6 +153,9 @@ struct ReconstructionResponse: Codable {
     var warnings: [InputWarning]
     var ood: OODScore?
     var images: Images
+    /// A model that reconstructs through a tokenizer's codes (PeCo stage 2): the decoded code grid,
+    /// row-major, the model's predictions at the masked patches and the tokenizer's own elsewhere.
+    var codes: [Int]?
 
     /// How the mask was drawn; `explicit` is the request's `mask`.
     enum Masking: String, Codable, CaseIterable {
@@ -175,7 +178,32 @@ struct ReconstructionResponse: Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case object, model, modelVersion = "model_version", mask, maskRatio = "mask_ratio", patches, grid, stats, masking, seed, mse, psnr, scale, errors, warnings, ood, images
+        case object, model, modelVersion = "model_version", mask, maskRatio = "mask_ratio", patches, grid, stats, masking, seed, mse, psnr, scale, errors, warnings, ood, images, codes
+    }
+}
+
+/// POST /v1/tokens → 200 (JSON): each image's code grid, and with `decode` the image its codes decode to.
+struct TokenResponse: Codable {
+    var object = "list"
+    var model: String
+    var modelVersion: String
+    /// The code grid is grid × grid, codes row-major; codes are 0..<codebook_size.
+    var grid: Int
+    var codebookSize: Int
+    var data: [Item]
+
+    enum CodingKeys: String, CodingKey { case object, model, modelVersion = "model_version", grid, codebookSize = "codebook_size", data }
+
+    struct Item: Codable {
+        var object = "tokens"
+        var index: Int
+        var codes: [Int]
+        var warnings: [InputWarning]
+        var ood: OODScore?
+        /// With `decode`: the decoded image (base64 PNG, upscaled by `scale`) and its PSNR against
+        /// the model's input in [0, 1] pixel units.
+        var decoded: String?
+        var psnr: Double?
     }
 }
 
@@ -214,6 +242,8 @@ struct ModelCard: Codable {
     var labels: [String]?
     /// Only for models that reconstruct.
     var reconstruction: ReconstructionDefaults?
+    /// Only for tokenizers (`/v1/tokens`).
+    var tokenizer: TokenizerFacts?
     /// What the model was made for, when its config.json says (`intended_input`).
     var intendedInput: IntendedInput?
     /// How its answers' `ood` scores are measured; absent when they have none.
@@ -223,7 +253,7 @@ struct ModelCard: Codable {
 
     enum CodingKeys: String, CodingKey {
         case id, object, created, modelVersion = "model_version", weightsSHA256 = "weights_sha256", ownedBy = "owned_by", isDefault = "default", capabilities, architecture, embedding,
-             preprocessing, limits, provenance, labels, reconstruction, intendedInput = "intended_input", oodScore = "ood_score", inference
+             preprocessing, limits, provenance, labels, reconstruction, tokenizer, intendedInput = "intended_input", oodScore = "ood_score", inference
     }
 
     struct Inference: Codable {
@@ -232,6 +262,13 @@ struct ModelCard: Codable {
         var requestedPrecision: InferencePrecision
         var kernel: InferenceKernel
         enum CodingKeys: String, CodingKey { case precision, requestedPrecision = "requested_precision", kernel }
+    }
+
+    struct TokenizerFacts: Codable {
+        var codebookSize: Int
+        var grid: Int
+        var patches: Int
+        enum CodingKeys: String, CodingKey { case codebookSize = "codebook_size", grid, patches }
     }
 
     struct OODScoring: Codable {

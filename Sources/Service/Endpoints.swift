@@ -89,8 +89,11 @@ extension Service {
 
     func modelCard(_ m: LoadedModel) -> ModelCard {
         let c = m.config
+        // A stage-2 code predictor reconstructs while its tokenizer is served beside it.
+        let reconstructor = m.network?.reconstructor ?? (try? registry.reconstructor(for: m)) ?? nil
+        let capabilities = Capability.allCases.filter { m.capabilities.contains($0) || ($0 == .reconstruct && reconstructor != nil) }
         return ModelCard(
-            id: m.id, created: m.created, modelVersion: m.version, weightsSHA256: m.weightsSHA256, isDefault: m.id == registry.defaultModel, capabilities: m.capabilities,
+            id: m.id, created: m.created, modelVersion: m.version, weightsSHA256: m.weightsSHA256, isDefault: m.id == registry.defaultModel, capabilities: capabilities,
             architecture: .init(objective: m.network?.config.objective ?? "encoder", imgSize: c.imgSize, patchSize: c.patchSize,
                                 inChans: c.inChans, embedDim: c.embedDim, depth: c.depth, numHeads: c.numHeads, qkvBias: c.qkvBias,
                                 parameters: m.parameterCount),
@@ -101,9 +104,10 @@ extension Service {
                           requestTimeoutS: options.requestTimeout, maxBodyBytes: options.maxBodyBytes),
             provenance: m.provenance,
             labels: m.canClassify ? c.labels : nil,
-            reconstruction: m.network?.reconstructor.map {
+            reconstruction: reconstructor.map {
                 .init(defaultMaskRatio: Double($0.maskedCount) / Double(c.numPatches), defaultMasking: $0.defaultMasking, patches: c.numPatches)
             },
+            tokenizer: m.network?.tokenizer.map { .init(codebookSize: $0.codebookSize, grid: c.gridSize, patches: c.numPatches) },
             intendedInput: m.intendedInput,
             oodScore: (options.oodScores ? registry.oodReference(for: m) : nil).flatMap { ref in ref.calibration.map {
                 .init(referenceModel: ref.id, calibrationImages: $0.errors.count, dataset: $0.dataset, metric: $0.metric, protocol: $0.measure,

@@ -36,9 +36,12 @@ public final class LoadedModel: @unchecked Sendable {
     let workspace = InferenceWorkspace()
 
     public var canClassify: Bool { encoder.head != nil && !(config.labels ?? []).isEmpty }
+    /// A pixel decoder of its own (a stage-2 code predictor reconstructs only with its tokenizer
+    /// served beside it: `ModelRegistry.reconstructor(for:)`).
     public var canReconstruct: Bool { network?.canReconstruct ?? false }
+    public var canTokenize: Bool { network?.tokenizer != nil }
     public var capabilities: [Capability] {
-        [.embed] + (canClassify ? [.classify] : []) + (canReconstruct ? [.reconstruct] : [])
+        [.embed] + (canClassify ? [.classify] : []) + (canReconstruct ? [.reconstruct] : []) + (canTokenize ? [.tokenize] : [])
     }
     public var parameterCount: Int { encoder.parameters.entries.reduce(0) { $0 + $1.parameter.elementCount } }
 

@@ -12,9 +12,10 @@ extension Service {
         let named = try body.model.get()
         let decoded = try decodeImages(images)
         let channels = InputChecks.isColourful(decoded[0].image) ? 3 : 1
-        let model = try registry.model(named, capableOf: \.canReconstruct, channels: channels)
-        guard let network = model.network, network.canReconstruct else {
-            let capable = registry.models.values.filter(\.canReconstruct).map(\.id).sorted()
+        let model = try registry.model(named, capableOf: registry.canReconstruct, channels: channels)
+        // A stage-2 code predictor reconstructs through its tokenizer: a 400 says which one is missing.
+        guard let network = model.network, let reconstructor = try registry.reconstructor(for: model) else {
+            let capable = registry.models.values.filter(registry.canReconstruct).map(\.id).sorted()
             if named == nil {
                 throw registry.unnamedModelError(default: model, lacking: "has no pixel decoder", action: "reconstruct",
                                                  able: capable, code: "model_cannot_reconstruct")
@@ -24,7 +25,7 @@ extension Service {
         }
         let c = model.config
         let n = c.numPatches
-        let (plan, masking, seed) = try maskPlan(body, model: model, network: network)
+        let (plan, masking, seed) = try maskPlan(body, model: model, network: network, reconstructor: reconstructor)
         let stats = try body.stats.get() ?? .patch
         let scale = try body.scale.get() ?? max(1, Int((192.0 / Double(c.imgSize)).rounded(.up)))   // about 192 px
         let wantsJSON = Self.prefersJSON(request.header("accept"))
@@ -34,7 +35,7 @@ extension Service {
         let deadline = Date().addingTimeInterval(options.requestTimeout)
         try batcher.schedule(deadline: deadline, run: { [self] in
             let start = Date()
-            let r = network.reconstruct(pixels, plan: plan, statistics: stats.statistics)
+            let r = network.reconstruct(pixels, plan: plan, statistics: stats.statistics, using: reconstructor)
             metrics.observe("bootmae_reconstruction_seconds", [("model", model.id)], Date().timeIntervalSince(start))
             let errors = Self.patchErrors(r)
             let figure = ReconstructionFigure(reconstruction: r, config: c, errors: errors)
@@ -57,7 +58,8 @@ extension Service {
                             images: .init(strip: Data(try PNGEncoder.encode(strip)).base64EncodedString(),
                                           original: try b64(figure.original), masked: try b64(figure.masked),
                                           reconstruction: try b64(figure.reconstruction), composite: try b64(figure.composite),
-                                          heatmap: try b64(figure.heatmap)))), model))
+                                          heatmap: try b64(figure.heatmap)),
+                            codes: r.codes?[0])), model))
                     } else {
                         var response = ServiceResponse.png(try PNGEncoder.encode(strip))
                         response.headers += [("X-Mask-Ratio", String(format: "%.4f", Double(masked.count) / Double(n))),
@@ -110,7 +112,8 @@ extension Service {
     /// The mask from `mask` (explicit patch indices, or a mask image), or drawn from `mask_ratio` +
     /// `seed` + `masking`; with how it was drawn (explicit, or the masking and its seed), which the
     /// JSON answer echoes.
-    func maskPlan(_ body: ReconstructionRequest, model: LoadedModel, network: PretrainingNetwork) throws
+    func maskPlan(_ body: ReconstructionRequest, model: LoadedModel, network: PretrainingNetwork,
+                  reconstructor: any PixelReconstructing) throws
         -> (plan: MaskPlan, masking: ReconstructionResponse.Masking, seed: Int?) {
         let c = network.config.encoder
         let n = c.numPatches
@@ -143,7 +146,6 @@ extension Service {
         case nil:
             break
         }
-        let reconstructor = network.reconstructor!
         let masked: Int
         if let ratio = try body.maskRatio.get() {
             // Any share strictly between 0 and 1 hides at least one patch and leaves one visible

@@ -73,6 +73,7 @@ public final class Service: @unchecked Sendable {
             Route(method: "POST", pattern: "/v1/embeddings") { [self] r, _, respond in guarded(r, respond) { try self.embeddings(r, respond) } },
             Route(method: "POST", pattern: "/v1/classifications") { [self] r, _, respond in guarded(r, respond) { try self.classifications(r, respond) } },
             Route(method: "POST", pattern: "/v1/reconstructions") { [self] r, _, respond in guarded(r, respond) { try self.reconstructions(r, respond) } },
+            Route(method: "POST", pattern: "/v1/tokens") { [self] r, _, respond in guarded(r, respond) { try self.tokens(r, respond) } },
             Route(method: "GET", pattern: "/v1/models") { [self] r, _, respond in guarded(r, respond) { respond(self.listModels()) } },
             Route(method: "GET", pattern: "/v1/models/{id}") { [self] r, params, respond in
                 guarded(r, respond) {
@@ -302,6 +303,7 @@ public final class Service: @unchecked Sendable {
         metrics.describe("bootmae_rejected_total", type: "counter", "Requests refused by the queue (full or deadline)")
         metrics.describe("bootmae_resident_memory_bytes", type: "gauge", "Resident set size of the server process")
         metrics.describe("bootmae_reconstruction_seconds", type: "histogram", "Masked-image reconstruction time")
+        metrics.describe("bootmae_tokenize_seconds", type: "histogram", "Tokenization (codes, and the decoding when asked) time")
         metrics.describe("bootmae_ood_seconds", type: "histogram", "Out-of-distribution scoring time per request (reconstructions under the calibration masks)")
     }
 }

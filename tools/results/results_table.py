@@ -27,12 +27,22 @@ ROWS = [
     ("BootMAE without decoder context", "13", "bootmae-noctx-short-tiny", {}),
     ("none (scratch)", "–", None, {20: "scratch-tiny-ft", 40: "scratch-tiny-ft-40ep"}),
     ("iBOT, BootMAE's short budget", "13", "ibot-short-tiny", {20: "ibot-short-tiny-ft"}),
+    # PeCo's central comparison at equal epochs: stage 2 (20 epochs) on a 5-epoch tokenizer trained
+    # with and without the perceptual loss (scripts/fmnist-experiments.sh peco-l1, peco-l0).
+    ("PeCo (λ_per = 1)", "20", "peco-l1-tiny", {20: "peco-l1-tiny-ft"}),
+    ("BEiT-style, own VQ tokenizer (λ_per = 0)", "20", "peco-l0-tiny", {20: "peco-l0-tiny-ft"}),
     ("none: raw pixels (28×28 input; k-NN with the mean image subtracted in brackets)", "–", "pixels", {}),
 ]
-# Pretrainings without a pixel decoder: no reconstruction PSNR to measure.
-NO_PIXEL_DECODER = {"ibot-short-tiny"}
+# Pretrainings without a pixel decoder: no reconstruction PSNR to measure (a PeCo stage-2 model
+# reconstructs only through its tokenizer, whose own numbers are in TOKENIZER_ROWS).
+NO_PIXEL_DECODER = {"ibot-short-tiny", "peco-l1-tiny", "peco-l0-tiny"}
 # Not a pretraining: the frozen-feature evaluations on the input itself (`--features pixels`).
 RAW_INPUT = {"pixels"}
+# (label, tokenizer epochs, tokenizer run): tokenizer.json of `bootmae-train tokenizer-eval`.
+TOKENIZER_ROWS = [
+    ("PeCo tokenizer (λ_per = 1)", "5", "peco-l1-tokenizer-tiny"),
+    ("VQ tokenizer, pixels only (λ_per = 0)", "5", "peco-l0-tokenizer-tiny"),
+]
 FINETUNE_EPOCHS = (20, 40)
 
 
@@ -150,6 +160,31 @@ def table(root, previous=None):
         old = (previous or {}).get(label)
         if old and len(old) == len(cells):
             # Keep what was measured where this machine has no run folder to say otherwise.
+            cells = [o if c == "queued" and o not in ("queued", "") else c for c, o in zip(cells, old)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n\n" + tokenizer_table(root, previous)
+
+
+def tokenizer_cells(run):
+    """Test-split PSNR through the codes, perplexity of the code usage, unused codes, bag-of-codes probe."""
+    if not os.path.isdir(run):
+        return ["queued"] * 4
+    if not finished(run):
+        return [progress(run)] + ["…"] * 3
+    t = load(os.path.join(run, "tokenizer.json"))
+    if t is None:
+        return ["queued"] * 4
+    probe = (t.get("bagOfCodesProbe") or {}).get("top1")
+    return [f"{t['psnr']:.2f} dB", f"{t['perplexity']:.1f} of {t['codebookSize']}", f"{100 * t['unusedShare']:.1f}%", percent(probe)]
+
+
+def tokenizer_table(root, previous=None):
+    head = ["tokenizer", "epochs", "PSNR through the codes", "code perplexity", "unused codes", "bag-of-codes linear probe top-1"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for label, epochs, run in TOKENIZER_ROWS:
+        cells = [label, epochs] + tokenizer_cells(os.path.join(root, run))
+        old = (previous or {}).get(label)
+        if old and len(old) == len(cells):
             cells = [o if c == "queued" and o not in ("queued", "") else c for c, o in zip(cells, old)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

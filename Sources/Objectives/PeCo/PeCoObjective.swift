@@ -210,3 +210,25 @@ public enum FrozenTokenizers {
         }
     }
 }
+
+/// Served: with the tokenizer it was trained against, a stage-2 model reconstructs masked images
+/// through codes (`TokenDecodedReconstructor`).
+extension PeCo: CodePredicting {
+    public var tokenizerReference: String? { settings.tokenizer }
+    public var vocabularySize: Int { settings.vocabSize }
+    public var defaultMasking: MaskingSpec { .block }
+    public var maskedCount: Int { settings.numMaskPatches }
+
+    /// The encoder as in training (mask token at the masked patches, every token through the
+    /// blocks), `lm_head` on the masked rows, arg-max per row (lowest code on ties).
+    public func predictCodes(_ images: Tensor, masks: [[Bool]]) -> [[Int]] {
+        let n = encoder.config.numPatches, tokens = n + 1
+        let rows = masks.enumerated().flatMap { b, mask in mask.indices.filter { mask[$0] }.map { b * tokens + 1 + $0 } }
+        var out = masks.map { _ in [Int](repeating: -1, count: n) }
+        guard !rows.isEmpty else { return out }
+        let (encoded, _) = encoder.forwardMasked(images, mask: masks, maskEmbed: maskToken)
+        let best = CrossEntropy.argmax(lmHead.forward(TokenRows.gather(encoded.latent, rows)))
+        for (row, code) in zip(rows, best) { out[row / tokens][row % tokens - 1] = code }
+        return out
+    }
+}

@@ -118,6 +118,8 @@ public typealias PhaseMarker = (String) -> Void
 /// What a served model can do.
 public enum Capability: String, Sendable, Codable, CaseIterable {
     case embed, classify, reconstruct
+    /// Image → code grid and back (`/v1/tokens`): a tokenizer's export (`ImageTokenizing`).
+    case tokenize
 }
 
 /// An objective's architecture settings: decoded from and encoded into config.json beside the

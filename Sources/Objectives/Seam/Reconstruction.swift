@@ -12,6 +12,9 @@ public struct Reconstruction: Sendable {
     /// (B, N, C·p·p) in [0, 1]-pixel units (not clamped): the prediction mapped back, and the input.
     public let pixels: Tensor
     public let truth: Tensor
+    /// Per image, the code grid that was decoded, when the reconstruction went through a
+    /// tokenizer's codes (`TokenDecodedReconstructor`: predicted at masked patches); nil otherwise.
+    public var codes: [[Int]]? = nil
 
     /// Which statistics map a normalized-pixel prediction back to pixels.
     public enum Statistics: String, Sendable, Codable {
@@ -39,10 +42,13 @@ public struct PixelPrediction: Sendable {
     public let patches: Tensor
     /// How the target standardizes patch pixels; nil when it predicts the input itself.
     public let normalization: PatchNormalization?
+    /// The code grids decoded, for a prediction made through a tokenizer's codes.
+    public let codes: [[Int]]?
 
-    public init(patches: Tensor, normalization: PatchNormalization?) {
+    public init(patches: Tensor, normalization: PatchNormalization?, codes: [[Int]]? = nil) {
         self.patches = patches
         self.normalization = normalization
+        self.codes = codes
     }
 }
 
@@ -65,6 +71,13 @@ extension PretrainingNetwork {
     /// Masks `images` (normalized model input) with `plan` and reconstructs every patch.
     public func reconstruct(_ images: Tensor, plan: MaskPlan, statistics: Reconstruction.Statistics = .patch) -> Reconstruction {
         guard let reconstructor else { preconditionFailure("\(config.objective) has no pixel decoder") }
+        return reconstruct(images, plan: plan, statistics: statistics, using: reconstructor)
+    }
+
+    /// As above with a reconstructor from elsewhere that reads this network's input (a stage-2
+    /// model's codes decoded by its tokenizer, `TokenDecodedReconstructor`).
+    public func reconstruct(_ images: Tensor, plan: MaskPlan, statistics: Reconstruction.Statistics = .patch,
+                            using reconstructor: any PixelReconstructing) -> Reconstruction {
         let c = config.encoder
         let p = c.patchSize
         let (b, n, dim) = (images.shape[0], c.numPatches, c.patchDim)
@@ -107,7 +120,8 @@ extension PretrainingNetwork {
             }
         }
         return Reconstruction(plan: plan, patchDim: dim, normalizedPrediction: prediction, normalizedTarget: target,
-                              pixels: toPixels(prediction, denormalize: normalizedOutput), truth: toPixels(patches, denormalize: false))
+                              pixels: toPixels(prediction, denormalize: normalizedOutput), truth: toPixels(patches, denormalize: false),
+                              codes: output.codes)
     }
 
     /// A mask as the objective trains with (its masking and masked count), drawn from `rng`.

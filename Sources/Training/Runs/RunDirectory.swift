@@ -135,6 +135,12 @@ public enum ModelSource {
                                    : dir.appendingPathComponent(ModelDirectory.weightsName))
     }
 
+    /// The whole pretraining network of a run folder (its checkpoint) or of an export.
+    public static func network(_ path: String) throws -> PretrainingNetwork {
+        let dir = URL(fileURLWithPath: path)
+        return try PretrainingDirectory.network(config: try PretrainingDirectory.readConfig(dir), weights: try weights(path), ignoring: ["optim."])
+    }
+
     /// The encoder (with its final norm, or fc_norm + head for classifiers) of a run folder or model
     /// directory. A pretraining network's is the one its objective serves (iBOT: the teacher).
     public static func encoder(_ path: String) throws -> VisionTransformer {

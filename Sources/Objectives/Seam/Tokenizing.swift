@@ -1,0 +1,77 @@
+import Tensor
+import ViT
+
+/// An objective whose export turns images into a grid of discrete codes and back (PeCo's
+/// tokenizer): what the service's `/v1/tokens` serves.
+public protocol ImageTokenizing: Sendable {
+    /// K: codes are 0..<K.
+    var codebookSize: Int { get }
+    /// Each image's code grid, row-major over the patch grid (model-normalized input, (B, C, H, W)).
+    func codes(_ images: Tensor) -> [[Int]]
+    /// The images (B, C, H, W) in the input normalization that code grids decode to.
+    func decode(_ codes: [[Int]]) -> Tensor
+}
+
+/// An objective that predicts a tokenizer's codes at masked patches (BEiT-style stage 2): with
+/// that tokenizer it reconstructs masked images (`TokenDecodedReconstructor`).
+public protocol CodePredicting: Sendable {
+    /// The tokenizer whose codes it predicts, as its config names it (a path).
+    var tokenizerReference: String? { get }
+    /// K of the prediction head.
+    var vocabularySize: Int { get }
+    /// The arg-max code of every patch `masks` hides (per image, true = masked); visible patches get -1.
+    func predictCodes(_ images: Tensor, masks: [[Bool]]) -> [[Int]]
+    /// The masking and masked-patch count of its training: the service's defaults.
+    var defaultMasking: MaskingSpec { get }
+    var maskedCount: Int { get }
+}
+
+extension PretrainingNetwork {
+    /// The code grids this network makes, when it is a tokenizer.
+    public var tokenizer: (any ImageTokenizing)? { objective as? any ImageTokenizing }
+    /// The code predictions this network makes, when it predicts a tokenizer's codes.
+    public var codePredictor: (any CodePredicting)? { objective as? any CodePredicting }
+}
+
+/// A masked image reconstructed through codes: the predictor's arg-max codes at the masked
+/// patches, the tokenizer's own codes at the visible ones, the whole grid decoded by the
+/// tokenizer. Both networks must read the same normalized input (same size, patch, channels,
+/// mean and std; the caller checks).
+public struct TokenDecodedReconstructor: PixelReconstructing {
+    public let predictor: any CodePredicting
+    public let tokenizer: any ImageTokenizing
+
+    public init(predictor: any CodePredicting, tokenizer: any ImageTokenizing) {
+        self.predictor = predictor; self.tokenizer = tokenizer
+    }
+
+    public var defaultMasking: MaskingSpec { predictor.defaultMasking }
+    public var maskedCount: Int { predictor.maskedCount }
+
+    /// The code grid the reconstruction decodes: visible patches keep the image's own codes.
+    public func mergedCodes(_ images: Tensor, plan: MaskPlan) -> [[Int]] {
+        let masks = Self.masks(plan)
+        let own = tokenizer.codes(images)
+        let predicted = predictor.predictCodes(images, masks: masks)
+        return zip(zip(own, predicted), masks).map { pair, mask in
+            mask.indices.map { mask[$0] ? pair.1[$0] : pair.0[$0] }
+        }
+    }
+
+    public func predictPixels(_ images: Tensor, plan: MaskPlan) -> PixelPrediction {
+        let codes = mergedCodes(images, plan: plan)
+        let decoded = tokenizer.decode(codes)
+        let grid = Int(Double(plan.numPatches).squareRoot().rounded())   // square images: one code per patch
+        let p = images.shape[2] / grid
+        return PixelPrediction(patches: PatchOps.patchify(decoded, patch: p), normalization: nil, codes: codes)
+    }
+
+    /// Per image, N flags (true = masked) from a plan's order.
+    public static func masks(_ plan: MaskPlan) -> [[Bool]] {
+        plan.order.map { order in
+            var mask = [Bool](repeating: false, count: plan.numPatches)
+            for patch in order[plan.visible...] { mask[patch] = true }
+            return mask
+        }
+    }
+}

@@ -1,0 +1,55 @@
+import Foundation
+import Objectives
+
+/// How a stage-2 model (a `CodePredicting` export, PeCo) finds the tokenizer it was trained
+/// against among the served models: its config.json `tokenizer` is the path the tokenizer had at
+/// training time, and the served tokenizer is the model whose directory name is that path's last
+/// component (so train stage 2 with `--tokenizer` pointing at the export folder that later goes
+/// into `--models-dir` under the same name). The two must also agree on the codebook size and on
+/// what the images become (size, patch, channels, mean, std); otherwise the pairing is refused
+/// with a 400 that says what differs.
+extension ModelRegistry {
+    /// What reconstructs `model`'s masked images: its own pixel decoder, or for a code predictor
+    /// the paired tokenizer's decoder (a 400 naming what is missing when it is not served); nil
+    /// when the model can do neither.
+    func reconstructor(for model: LoadedModel) throws -> (any PixelReconstructing)? {
+        guard let network = model.network else { return nil }
+        if let own = network.reconstructor { return own }
+        guard let predictor = network.codePredictor else { return nil }
+        return TokenDecodedReconstructor(predictor: predictor, tokenizer: try pairedTokenizer(for: model, predictor).network!.tokenizer!)
+    }
+
+    /// Whether `model` reconstructs now (with the models served at this moment).
+    func canReconstruct(_ model: LoadedModel) -> Bool { (try? reconstructor(for: model)) != nil }
+
+    /// The served tokenizer a code predictor names, checked against it.
+    func pairedTokenizer(for model: LoadedModel, _ predictor: any CodePredicting) throws -> LoadedModel {
+        guard let reference = predictor.tokenizerReference else {
+            throw APIError.invalid("model '\(model.id)' predicts a tokenizer's codes but its config.json names no tokenizer",
+                                   param: "model", code: "tokenizer_not_loaded")
+        }
+        let name = URL(fileURLWithPath: reference).lastPathComponent
+        let served = models
+        guard let tokenizer = served[name], let codes = tokenizer.network?.tokenizer else {
+            let loaded = served.values.filter(\.canTokenize).map(\.id).sorted()
+            throw APIError.invalid("model '\(model.id)' reconstructs through the codes of the tokenizer '\(name)' (config.json tokenizer: "
+                + "\(reference)), which is not loaded; put that tokenizer's export in the models folder as '\(name)'"
+                + (loaded.isEmpty ? "" : " (loaded tokenizers: \(loaded.joined(separator: ", ")))"),
+                param: "model", code: "tokenizer_not_loaded")
+        }
+        let (a, b) = (model.config, tokenizer.config)
+        var differences: [String] = []
+        if codes.codebookSize != predictor.vocabularySize {
+            differences.append("codebook \(codes.codebookSize) vs the head's \(predictor.vocabularySize) codes")
+        }
+        if (a.imgSize, a.patchSize, a.inChans) != (b.imgSize, b.patchSize, b.inChans) {
+            differences.append("\(b.imgSize) px / patch \(b.patchSize) / \(b.inChans) channels vs \(a.imgSize) / \(a.patchSize) / \(a.inChans)")
+        }
+        if a.mean != b.mean || a.std != b.std { differences.append("input normalization (mean/std)") }
+        guard differences.isEmpty else {
+            throw APIError.invalid("the served tokenizer '\(name)' is not the one model '\(model.id)' was trained against: "
+                + differences.joined(separator: "; "), param: "model", code: "tokenizer_mismatch")
+        }
+        return tokenizer
+    }
+}
