@@ -31,7 +31,7 @@ struct FeatureOptions: ParsableArguments {
 
     func source(default fallback: FeatureSource) throws -> FeatureSource {
         guard let features else { return fallback }
-        guard let s = FeatureSource(features) else { throw ValidationError("--features is cls, mean or block:N") }
+        guard let s = FeatureSource(features) else { throw ValidationError("--features is cls, mean, block:N or pixels") }
         return s
     }
 

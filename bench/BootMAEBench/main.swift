@@ -30,8 +30,18 @@ if let mode = arguments.dropFirst().first, ["forward", "train-step", "finetune-s
         exit(2)
     }
 }
-let threads = arguments.firstIndex(of: "--threads").map { Int(arguments[$0 + 1])! } ?? 2
-let seconds = arguments.firstIndex(of: "--seconds").map { Double(arguments[$0 + 1])! } ?? 3
+/// The value after `flag` among the top-level flags, nil when the flag is absent; a missing or
+/// malformed value stops with a message (exit 64), not a crash.
+func flagValue<T: LosslessStringConvertible>(_ flag: String, as type: T.Type = T.self) -> T? {
+    guard let i = arguments.firstIndex(of: flag) else { return nil }
+    guard i + 1 < arguments.count, let value = T(arguments[i + 1]) else {
+        FileHandle.standardError.write(Data("bootmae-bench: \(flag) needs a value (\(T.self))\n".utf8))
+        exit(64)
+    }
+    return value
+}
+let threads = flagValue("--threads", as: Int.self) ?? 2
+let seconds = flagValue("--seconds", as: Double.self) ?? 3
 TensorRuntime.configure(threads: threads)
 
 let benchmarkCases = [
@@ -87,7 +97,7 @@ if arguments.contains("--gemm") {
     exit(0)
 }
 if arguments.contains("--gemm-training") {
-    trainingGEMMShapes(seconds: seconds, rounds: arguments.firstIndex(of: "--rounds").map { Int(arguments[$0 + 1])! } ?? 5)
+    trainingGEMMShapes(seconds: seconds, rounds: flagValue("--rounds", as: Int.self) ?? 5)
     exit(0)
 }
 if arguments.contains("--gemm-strategies") {
@@ -96,7 +106,7 @@ if arguments.contains("--gemm-strategies") {
     exit(0)
 }
 if arguments.contains("--breakdown") {
-    breakdowns(seconds: seconds, only: arguments.firstIndex(of: "--only").map { arguments[$0 + 1] })
+    breakdowns(seconds: seconds, only: flagValue("--only", as: String.self))
     exit(0)
 }
 if arguments.contains("--finetune") {
