@@ -31,8 +31,8 @@ PRETRAIN=(--preset tiny --epochs 40 --batch-size 256 --lr 5e-4 --min-lr 2.083333
 # iBOT at BootMAE's short budget (13 epochs, the bootmae-short and ablation rows) and batch, otherwise
 # its own official recipe (lr 5e-4 per 256 with 10% warmup to 1e-6, weight decay 0.04 → 0.4, teacher
 # momentum 0.996 → 1, temperatures warmed over 30% of the epochs, head 512/256/1024 for this size).
-# Not 40 epochs: an iBOT step runs a student (forward + backward) and a teacher over two full 50-token
-# crops, about 6× BootMAE's cost per image (~45 img/s on two free Zen 4 cores: 40 epochs ≈ 15 h).
+# 13 before 40: an iBOT step runs a student (forward + backward) and a teacher over two full 50-token
+# crops, about 3× BootMAE's cost per image (~108 img/s on two free Zen 4 cores: 13 epochs ≈ 2 h, 40 ≈ 6 h).
 IBOT_PRETRAIN=(--preset tiny --epochs 13 --batch-size 256 --checkpoint-every 100 --seed 0)
 # LoMaR with MAE's schedule above (it has no EMA): 4×4 windows of the 7×7 grid (its default, half the
 # grid), 4 per image, 80% of each window masked.
