@@ -14,7 +14,7 @@
 # + finetune + eval), scratch (the
 # from-random fine-tune baseline), bootmae-short (BootMAE at MAE's wall-clock budget, fine-tuned too), ablations
 # (BootMAE with λ = 0, and without decoder context), figures (the charts in docs/results/ and the
-# table in docs/RESULTS.md), export (models/ from the BootMAE runs; the classifier from the fine-tune of
+# table in docs/RESULTS.md), export-ibot (models/ibot-vit-tiny-fmnist, the iBOT teacher), export (models/ from the BootMAE runs; the classifier from the fine-tune of
 # EXPORT_FT_SUFFIX, default "-40ep": the 40-epoch fine-tune ships). THREADS (default 2) sets compute threads.
 set -euo pipefail
 SCRIPT="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
@@ -22,6 +22,8 @@ cd "$(dirname "$0")/.."
 THREADS="${THREADS:-2}"
 BIN="${BOOTMAE_TRAIN:-.build/release/bootmae-train}"
 ROOT="${FMNIST_RUNS:-runs/fmnist}"   # another folder for smoke runs
+# What the Fashion-MNIST models are for (intended_input in their config.json and cards).
+FMNIST_DOMAIN="Fashion-MNIST: 28×28 grayscale pictures of single garments, shoes and bags (ten classes), a light object centred on a black background"
 mkdir -p "$ROOT"
 
 # One recipe for both objectives (the official BootMAE schedule scaled to 40 epochs); each objective
@@ -198,15 +200,22 @@ stream() {
         export)
             log "export into models/"
             # The intended input and the card's Limitations notes live in scripts/cards/, so a re-export keeps them.
-            local domain="Fashion-MNIST: 28×28 grayscale pictures of single garments, shoes and bags (ten classes), a light object centred on a black background"
             "$BIN" export --run "$ROOT/bootmae-tiny" --out models/bootmae-vit-tiny-fmnist --half --overwrite \
-                --domain "$domain" --limitations scripts/cards/bootmae-vit-tiny-fmnist.md
+                --domain "$FMNIST_DOMAIN" --limitations scripts/cards/bootmae-vit-tiny-fmnist.md
             "$BIN" export --run "$ROOT/bootmae-tiny-ft${EXPORT_FT_SUFFIX--40ep}" --out models/bootmae-vit-tiny-fmnist-cls --half --overwrite \
-                --domain "$domain" --limitations scripts/cards/bootmae-vit-tiny-fmnist-cls.md
+                --domain "$FMNIST_DOMAIN" --limitations scripts/cards/bootmae-vit-tiny-fmnist-cls.md
             # The shipped (fp16) weights, measured again; results stay in runs/, not in models/.
             for m in bootmae-vit-tiny-fmnist bootmae-vit-tiny-fmnist-cls; do
                 nice -n 5 "$BIN" eval --model "models/$m" --out "$ROOT/shipped-$m.json" --threads "$THREADS"
             done ;;
+        export-ibot)
+            # iBOT's teacher (its features are the ones to use, as the official README says) as an
+            # embeddings model, once its pretraining and evaluations have finished (the ibot stream).
+            if ! finished "$ROOT/ibot-short-tiny" || [[ ! -f $ROOT/ibot-short-tiny/linprobe.json ]]; then
+                echo "the iBOT pretraining or its evaluations have not finished: run the ibot stream first" >&2; exit 1
+            fi
+            "$BIN" export --run "$ROOT/ibot-short-tiny" --out models/ibot-vit-tiny-fmnist --half --overwrite \
+                --domain "$FMNIST_DOMAIN" --limitations scripts/cards/ibot-vit-tiny-fmnist.md ;;
         figures)
             # The charts in docs/results/ from whichever runs exist (the reconstruction figure needs a
             # server: tools/results/reconstruction_figure.py).
@@ -221,7 +230,7 @@ stream() {
                 bootmae-tiny BootMAE
             log "table in docs/RESULTS.md"
             python3 tools/results/results_table.py --runs "$ROOT" --update docs/RESULTS.md ;;
-        *) echo "unknown stream '$1' (bootmae, mae, lomar, ibot, pixels, peco-l1, peco-l0, scratch, bootmae-short, ablations, figures, export)" >&2; exit 2 ;;
+        *) echo "unknown stream '$1' (bootmae, mae, lomar, ibot, pixels, peco-l1, peco-l0, scratch, bootmae-short, ablations, figures, export, export-ibot)" >&2; exit 2 ;;
     esac
 }
 
