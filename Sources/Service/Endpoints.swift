@@ -47,13 +47,9 @@ extension Service {
         let named = try body.model.get()
         let model = try registry.model(named, capableOf: \.canClassify)
         guard model.canClassify, let labels = model.config.labels else {
-            let classifiers = registry.models.values.filter(\.canClassify).map(\.id).sorted()
-            if named == nil {
-                throw registry.unnamedModelError(default: model, lacking: "has no classification head", action: "classify",
-                                                 able: classifiers, code: "model_cannot_classify")
-            }
-            throw APIError.invalid("model '\(model.id)' has no classification head"
-                + (classifiers.isEmpty ? "" : "; classifiers: \(classifiers.joined(separator: ", "))"), param: "model", code: "model_cannot_classify")
+            throw registry.incapableModelError(model, named: named, capable: \.canClassify, lacking: "has no classification head",
+                                               action: "classify", message: "model '\(model.id)' has no classification head",
+                                               listLabel: "classifiers", code: "model_cannot_classify")
         }
         let k = min(try body.topK.get() ?? 5, labels.count)
         let prepared = try modelInputs(images, for: model)

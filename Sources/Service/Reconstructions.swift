@@ -15,13 +15,9 @@ extension Service {
         let model = try registry.model(named, capableOf: registry.canReconstruct, channels: channels)
         // A stage-2 code predictor reconstructs through its tokenizer: a 400 says which one is missing.
         guard let network = model.network, let reconstructor = try registry.reconstructor(for: model) else {
-            let capable = registry.models.values.filter(registry.canReconstruct).map(\.id).sorted()
-            if named == nil {
-                throw registry.unnamedModelError(default: model, lacking: "has no pixel decoder", action: "reconstruct",
-                                                 able: capable, code: "model_cannot_reconstruct")
-            }
-            throw APIError.invalid("model '\(model.id)' has no pixel decoder and cannot reconstruct"
-                + (capable.isEmpty ? "" : "; models that can: \(capable.joined(separator: ", "))"), param: "model", code: "model_cannot_reconstruct")
+            throw registry.incapableModelError(model, named: named, capable: registry.canReconstruct, lacking: "has no pixel decoder",
+                                               action: "reconstruct", message: "model '\(model.id)' has no pixel decoder and cannot reconstruct",
+                                               code: "model_cannot_reconstruct")
         }
         let c = model.config
         let n = c.numPatches
@@ -70,9 +66,7 @@ extension Service {
                         respond(Self.versioned(response, model))
                     }
                 } catch {
-                    options.log("error: request \(request.requestID) \(request.path): PNG encoding failed: \(error)")
-                    respond(APIError(status: 500, type: "server_error", code: "internal_error",
-                                     message: "internal error (request \(request.requestID)); the server log has the details").response)
+                    respond(pngEncodingFailed(request, error))
                 }
             }
         }, expire: {

@@ -207,6 +207,14 @@ public final class Service: @unchecked Sendable {
         }
     }
 
+    /// The 500 for an answer whose PNG could not be encoded (a bug, not the client's doing): the cause
+    /// goes to the log, the client gets the request id to quote.
+    func pngEncodingFailed(_ request: ServiceRequest, _ error: Error) -> ServiceResponse {
+        options.log("error: request \(request.requestID) \(request.path): PNG encoding failed: \(error)")
+        return APIError(status: 500, type: "server_error", code: "internal_error",
+                        message: "internal error (request \(request.requestID)); the server log has the details").response
+    }
+
     /// Decodes and preprocesses every image (on the caller's thread, overlapping other requests' inference),
     /// noting what the conversion did to each that the model was not trained for.
     func modelInputs(_ images: [[UInt8]], for model: LoadedModel) throws -> [PreparedImage] {

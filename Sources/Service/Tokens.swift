@@ -14,13 +14,9 @@ extension Service {
         let named = try body.model.get()
         let model = try registry.model(named, capableOf: \.canTokenize)
         guard let tokenizer = model.network?.tokenizer else {
-            let capable = registry.models.values.filter(\.canTokenize).map(\.id).sorted()
-            if named == nil {
-                throw registry.unnamedModelError(default: model, lacking: "is not a tokenizer", action: "tokenize",
-                                                 able: capable, code: "model_cannot_tokenize")
-            }
-            throw APIError.invalid("model '\(model.id)' is not a tokenizer and has no code grid"
-                + (capable.isEmpty ? "" : "; models that can: \(capable.joined(separator: ", "))"), param: "model", code: "model_cannot_tokenize")
+            throw registry.incapableModelError(model, named: named, capable: \.canTokenize, lacking: "is not a tokenizer",
+                                               action: "tokenize", message: "model '\(model.id)' is not a tokenizer and has no code grid",
+                                               code: "model_cannot_tokenize")
         }
         let decodes = try body.decode.get() ?? false
         let scale = try body.scale.get() ?? 1
@@ -57,9 +53,7 @@ extension Service {
                     respond(Self.versioned(.json(TokenResponse(model: model.id, modelVersion: model.version, grid: c.gridSize,
                                                                codebookSize: tokenizer.codebookSize, data: data)), model))
                 } catch {
-                    options.log("error: request \(request.requestID) \(request.path): PNG encoding failed: \(error)")
-                    respond(APIError(status: 500, type: "server_error", code: "internal_error",
-                                     message: "internal error (request \(request.requestID)); the server log has the details").response)
+                    respond(pngEncodingFailed(request, error))
                 }
             }
         }, expire: {
