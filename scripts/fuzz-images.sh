@@ -12,16 +12,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/fuzz-args.sh
+source scripts/lib/fuzz-decoders.sh
 fuzz_parse_args "$@"
-
-swift build -c debug --scratch-path .build-fuzz-decoders --product image-decode-fuzz \
-  -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library -Xswiftc -DIMAGE_FUZZ -Xswiftc -DREQUEST_FUZZ \
-  -Xcc -fsanitize=fuzzer-no-link,address,undefined -Xcc -fno-sanitize-recover=undefined
-
-mkdir -p .build-fuzz-decoders/image-corpus .build-fuzz-decoders/image-artifacts
-# libFuzzer reports crashes itself; Swift's backtracer would only slow that down.
-SWIFT_BACKTRACE=enable=no UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 \
-  exec .build-fuzz-decoders/debug/image-decode-fuzz \
-  -max_total_time="$FUZZ_SECONDS" -max_len=65536 -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
-  -dict=Tests/Fixtures/image-fuzz.dict -artifact_prefix=.build-fuzz-decoders/image-artifacts/ \
-  "${FUZZ_FLAGS[@]}" .build-fuzz-decoders/image-corpus Tests/Fixtures/images
+fuzz_decoder image-decode-fuzz image 65536 Tests/Fixtures/images
