@@ -212,15 +212,20 @@ def run_forward(args, dirs, bench_bin, out, results):
             record_engine(results, w)
         try:
             results.setdefault("checks", {})[model] = check_embeddings(model, workers, dirs[model], out, args.allow_mismatch)
-            for batch in args.batches:
-                log(f"forward {model} batch {batch}: {args.rounds} rounds of swift, pytorch, onnxruntime")
-                runs = alternate(list(workers.values()), f"measure {batch} {args.seconds} {args.min_iterations}", args.rounds,
-                                 on_result=lambda w, a: log(f"  {w.name}: {a['img_per_s']:.2f} img/s"))
-                results.setdefault("forward", {}).setdefault(model, {})[str(batch)] = {
-                    engine: runs[w.name] for engine, w in workers.items()}
+            measure_batches(args, workers, results, "forward", model, "swift, pytorch, onnxruntime")
         finally:
             for w in workers.values():
                 w.close()
+
+
+def measure_batches(args, workers, results, section, model, engines):
+    """Forward timings of `workers` (engine -> worker) at every batch size, alternated in rounds, into
+    results[section][model][batch][engine]."""
+    for batch in args.batches:
+        log(f"{section} {model} batch {batch}: {args.rounds} rounds of {engines}")
+        runs = alternate(list(workers.values()), f"measure {batch} {args.seconds} {args.min_iterations}", args.rounds,
+                         on_result=lambda w, a: log(f"  {w.name}: {a['img_per_s']:.2f} img/s"))
+        results.setdefault(section, {}).setdefault(model, {})[str(batch)] = {engine: runs[w.name] for engine, w in workers.items()}
 
 
 def cosines(a, b):
@@ -263,12 +268,7 @@ def run_forward_low_precision(args, dirs, bench_bin, out, results):
                 print(f"check {model}: {label} embedding cosine to pytorch fp32, minimum {c.min():.6f} over {len(c)} images",
                       flush=True)
             results.setdefault("low_precision_checks", {})[model] = checks
-            for batch in args.batches:
-                log(f"forward {model} batch {batch} low precision: {args.rounds} rounds of swift bf16, pytorch bf16, onnxruntime int8")
-                runs = alternate(list(workers.values()), f"measure {batch} {args.seconds} {args.min_iterations}", args.rounds,
-                                 on_result=lambda w, a: log(f"  {w.name}: {a['img_per_s']:.2f} img/s"))
-                results.setdefault("forward_bf16", {}).setdefault(model, {})[str(batch)] = {
-                    engine: runs[w.name] for engine, w in workers.items()}
+            measure_batches(args, workers, results, "forward_bf16", model, "swift bf16, pytorch bf16, onnxruntime int8")
         finally:
             for w in workers.values():
                 w.close()
