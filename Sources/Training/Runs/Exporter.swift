@@ -73,9 +73,14 @@ public enum Exporter {
             parameters = model.parameters
             try ModelDirectory.save(config: config, parameters: parameters, to: tmp, dtype: dtype, metadata: meta)
         }
-        if let intended { try writeIntendedInput(intended, into: tmp.appendingPathComponent(ModelDirectory.configName)) }
+        // The intended input's channels and size are the exported model's own.
+        let input = try intended.map { intended in
+            let c = try ModelDirectory.readConfig(tmp)
+            return ModelCard.IntendedInput(channels: c.inChans, size: c.imgSize, intended: intended)
+        }
+        if let input { try writeIntendedInput(input, into: tmp.appendingPathComponent(ModelDirectory.configName)) }
         let card = ModelCard.render(name: name ?? dest.lastPathComponent, kind: kind, run: run, checkpoint: checkpoint, dtype: dtype,
-                                    intended: intended)
+                                    intended: input)
         try AtomicFile.write(Data(card.utf8), to: tmp.appendingPathComponent("MODEL_CARD.md"))
         // Swap the new folder into place.
         if fm.fileExists(atPath: dest.path) {
@@ -113,13 +118,12 @@ public enum Exporter {
                       100 * measured, source, 100 * chance, classes)
     }
 
-    /// Adds `intended_input` {channels, size, domain} to a written config.json (channels and size are
-    /// the model's own: `in_chans`, `img_size`).
-    static func writeIntendedInput(_ intended: Intended, into config: URL) throws {
+    /// Adds `intended_input` {channels, size, domain} to a written config.json.
+    static func writeIntendedInput(_ input: ModelCard.IntendedInput, into config: URL) throws {
         guard var object = try JSONSerialization.jsonObject(with: Data(contentsOf: config)) as? [String: Any] else {
             throw ExportError(description: "\(config.path) is not a JSON object")
         }
-        object["intended_input"] = ["channels": object["in_chans"] ?? 3, "size": object["img_size"] ?? 224, "domain": intended.domain]
+        object["intended_input"] = ["channels": input.channels, "size": input.size, "domain": input.intended.domain]
         try AtomicFile.write(try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]), to: config)
     }
 
@@ -132,8 +136,15 @@ public enum Exporter {
 
 /// MODEL_CARD.md: what the model is, the data and recipe, the exact commands, wall time and metrics.
 enum ModelCard {
+    /// `Exporter.Intended` with the exported model's channels and size.
+    struct IntendedInput {
+        var channels: Int
+        var size: Int
+        var intended: Exporter.Intended
+    }
+
     static func render(name: String, kind: Exporter.Kind, run: RunDirectory, checkpoint: SafeTensorsFile, dtype: SafeTensorsFile.DType,
-                       intended: Exporter.Intended? = nil) -> String {
+                       intended input: IntendedInput? = nil) -> String {
         func file(_ n: String) -> String? { try? String(contentsOf: run.file(n), encoding: .utf8) }
         let seconds = checkpoint.metadata["train_seconds"].flatMap(Double.init)
         var s = "# \(name)\n\n"
@@ -151,12 +162,11 @@ enum ModelCard {
         }
         if !metrics.isEmpty { s += "\n## Metrics\n\n" + summary(run: run) + "\nThe measurements in full:\n" + metrics }
         s += "\n## Limitations\n\n"
-        if let intended {
-            let config = (try? Data(contentsOf: run.file("config.json"))).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
-            let channels = (config?["in_chans"] as? Int) ?? 3, size = (config?["img_size"] as? Int) ?? 224
+        if let input {
+            let (channels, size) = (input.channels, input.size)
             s += "Intended input (also `intended_input` in `config.json` and in `/v1/models`): **\(channels) channel\(channels == 1 ? " (grayscale)" : "s (RGB)"), "
-                + "\(size)×\(size) px, \(intended.domain)**.\n"
-            if let limitations = intended.limitations { s += "\n" + limitations.trimmingCharacters(in: .whitespacesAndNewlines) + "\n" }
+                + "\(size)×\(size) px, \(input.intended.domain)**.\n"
+            if let limitations = input.intended.limitations { s += "\n" + limitations.trimmingCharacters(in: .whitespacesAndNewlines) + "\n" }
             return s
         }
         s += "Trained and evaluated only on the data named above; inputs are resized and center-cropped to the configured size, "
