@@ -9,5 +9,5 @@ struct BootMAETrain: ParsableCommand {
             A typical flow: pretrain → eval / knn / linprobe (frozen features) → finetune → eval → export into \
             models/ for bootmae-serve. Every training command resumes with --resume and saves on Ctrl-C.
             """,
-        subcommands: [Pretrain.self, LinProbe.self, KNN.self, Finetune.self, Evaluate.self, TokenizerEval.self, Export.self, Calibrate.self, Embed.self, Plot.self])
+        subcommands: [Pretrain.self, LinProbe.self, KNN.self, Finetune.self, Evaluate.self, TokenizerEval.self, Export.self, Calibrate.self, Embed.self, PrecisionCheck.self, Plot.self])
 }
