@@ -351,11 +351,11 @@ def start_compiled_peer(args, objective, name, losses, tolerance, logs):
     cannot run (the compiler stack failed, the worker died, or its losses differ from eager's)."""
     log(f"{objective} train step: compiling the PyTorch step with torch.compile (minutes on 2 cores; --skip-compile skips it)")
     # Inductor keeps what it compiled on disk (in the bench's folder: TORCHINDUCTOR_CACHE_DIR below), and
-    # a later run reuses it: the report says whether this compile started cold.
+    # a later run reuses it: the report says whether an earlier run had compiled this step.
     cache = Path(os.environ["TORCHINDUCTOR_CACHE_DIR"])
     marker = cache / f".compiled-{objective}-b{args.train_batch}-t{args.threads}"
     warm = marker.exists()
-    log(f"  inductor cache {cache} ({'warm' if warm else 'cold'})")
+    log(f"  inductor cache {cache} ({'has this step from an earlier run' if warm else 'new for this step'})")
     try:
         worker = Worker(f"{name}-pytorch-compile",
                         [sys.executable, str(HERE / "peer_worker.py"), "train-step", "--objective", objective,
@@ -364,7 +364,8 @@ def start_compiled_peer(args, objective, name, losses, tolerance, logs):
     except WorkerError as e:   # it died, or was still compiling after an hour
         return None, unavailable(objective, str(e).splitlines()[0])
     info = {k: worker.ready[k] for k in ("compile_s", "warmup_steps", "check", "unavailable") if k in worker.ready}
-    info["cache"] = "warm inductor cache (an earlier run's kernels)" if warm else "cold inductor cache"
+    info["cache"] = ("an earlier run had compiled this step into inductor's cache" if warm
+                     else "first compile of this step: no kernels cached by an earlier run")
     if "unavailable" not in info:
         eager, compiled = info["check"]["eager"], info["check"]["compiled"]
         info["relative"] = max(abs(compiled[k] - eager[k]) / abs(eager[k]) for k in losses)

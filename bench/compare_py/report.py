@@ -214,7 +214,7 @@ def compile_sentences(train):
     info = train.get("compile", {})
     lines = []
     if "compile_s" in info:
-        first = next(iter(info["check"]["eager"]))
+        first = "loss"   # the total, in both objectives
         lines.append(f"torch.compile (inductor, CPU): compiling and {info['warmup_steps']} warm-up steps took "
                      f"{info['compile_s']:.0f} s before timing ({info['cache']}); same-loss check on one full batch: compiled "
                      f"{info['check']['compiled'][first]:.6f}, eager {info['check']['eager'][first]:.6f} "
