@@ -40,7 +40,9 @@ MAX_RELATIVE_DIFF = 1e-3
 def parse_args():
     p = argparse.ArgumentParser(prog="bench/compare", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="2 rounds of ~1 s measurements, short HTTP windows (a few minutes)")
+    p.add_argument("--quick", action="store_true",
+                   help="2 rounds of ~1 s measurements, short HTTP windows (a few minutes, plus the training steps' "
+                        "first torch.compile: see --skip-compile)")
     p.add_argument("--rounds", type=int, help="alternation rounds per case (default 5; --quick 2)")
     p.add_argument("--seconds", type=float, help="minimum seconds per measurement (default 3; --quick 1)")
     p.add_argument("--min-iterations", type=int, help="minimum timed calls per measurement (default 3; --quick 2)")
@@ -56,6 +58,8 @@ def parse_args():
                    help="leave out the low-precision forward comparison (ours bf16 vs PyTorch bf16 autocast, onnxruntime int8)")
     p.add_argument("--skip-train", action="store_true", help="leave out the BootMAE training step")
     p.add_argument("--skip-ibot", action="store_true", help="leave out the iBOT training step")
+    p.add_argument("--skip-compile", action="store_true",
+                   help="leave out the torch.compile peer of the training steps (compiling takes minutes on 2 cores)")
     p.add_argument("--skip-http", action="store_true", help="leave out the HTTP path (server throughput, latency, memory)")
     p.add_argument("--out", default=str(ROOT / "runs" / "bench"), help="work folder (git-ignored; default runs/bench)")
     p.add_argument("--docs", default=str(ROOT / "docs" / "PERFORMANCE.md"), help="report to write (default docs/PERFORMANCE.md)")
@@ -292,14 +296,15 @@ def run_ibot_train(args, bench_bin, out, results):
 def compare_train_step(args, bench_bin, out, results, objective, name, losses, tolerance):
     """One pretraining step of `objective`, ours against PyTorch's (peer_worker.py train-step): PyTorch
     writes its network and a check file, ours loads both; the step is timed only when both give the
-    same `losses` (the total first) within `tolerance` relative. Workers are named `name`-swift/-pytorch."""
+    same `losses` (the total first) within `tolerance` relative; then the same step through torch.compile
+    joins as a third peer (unless --skip-compile). Workers are named `name`-swift/-pytorch/-pytorch-compile."""
     logs = out / "logs"
     directory = out / f"{objective}_tiny"
     log(f"{objective} train step: starting PyTorch (writes {directory}), then ours")
     torch_w = Worker(f"{name}-pytorch", [sys.executable, str(HERE / "peer_worker.py"), "train-step", "--objective", objective,
                                          "--out", str(directory), "--batch", str(args.train_batch), "--threads", str(args.threads)],
                      logs)
-    swift_w = None
+    swift_w = compiled_w = None
     try:
         swift_w = Worker(f"{name}-swift", [str(bench_bin), "train-step", "--objective", objective, "--model-dir", str(directory),
                                            "--batch", str(args.train_batch), "--threads", str(args.threads), "--serve"], logs)
@@ -317,15 +322,70 @@ def compare_train_step(args, bench_bin, out, results, objective, name, losses, t
         if rel > tolerance and not args.allow_mismatch:
             sys.exit(f"error: our {objective} losses differ from PyTorch's (relative {rel:.1e} > {tolerance:.0e}); "
                      "the step would not be the same")
-        log(f"{objective} train step batch {args.train_batch}: {args.rounds} rounds of swift, pytorch")
-        runs = alternate([swift_w, torch_w], f"measure {args.seconds} {args.min_iterations}", args.rounds,
+        if args.skip_compile:
+            compiled = dict(skipped=True)
+        else:
+            compiled_w, compiled = start_compiled_peer(args, objective, name, losses, tolerance, logs)
+            if compiled_w:
+                record_engine(results, compiled_w)
+        workers = {"swift": swift_w, "pytorch": torch_w} | ({"pytorch_compile": compiled_w} if compiled_w else {})
+        log(f"{objective} train step batch {args.train_batch}: {args.rounds} rounds of {', '.join(workers)}")
+        runs = alternate(list(workers.values()), f"measure {args.seconds} {args.min_iterations}", args.rounds,
                          on_result=lambda w, a: log(f"  {w.name}: {a['img_per_s']:.1f} img/s"))
-        return dict(batch=args.train_batch, runs={"swift": runs[f"{name}-swift"], "pytorch": runs[f"{name}-pytorch"]},
-                    check=dict(swift=ours, pytorch=ref, relative=rel))
+        recompiled = sum(r.get("recompiled_frames", 0) for r in runs.get(f"{name}-pytorch-compile", []))
+        if recompiled:
+            compiled["warning"] = f"torch.compile recompiled {recompiled} frame(s) during the timed steps"
+            log(f"warning: {compiled['warning']}")
+        return dict(batch=args.train_batch, runs={engine: runs[w.name] for engine, w in workers.items()},
+                    check=dict(swift=ours, pytorch=ref, relative=rel), compile=compiled)
     finally:
-        for w in (swift_w, torch_w):
+        for w in (swift_w, torch_w, compiled_w):
             if w:
                 w.close()
+
+
+def start_compiled_peer(args, objective, name, losses, tolerance, logs):
+    """The `pytorch_compile` peer: the PyTorch step through torch.compile, compiled (and warmed up)
+    before its ready line. Returns (worker, info) with the compile time and its same-loss check
+    against eager PyTorch on one full batch, or (None, info) with `unavailable`: the reason it
+    cannot run (the compiler stack failed, the worker died, or its losses differ from eager's)."""
+    log(f"{objective} train step: compiling the PyTorch step with torch.compile (minutes on 2 cores; --skip-compile skips it)")
+    # Inductor keeps what it compiled on disk (in the bench's folder: TORCHINDUCTOR_CACHE_DIR below), and
+    # a later run reuses it: the report says whether an earlier run had compiled this step.
+    cache = Path(os.environ["TORCHINDUCTOR_CACHE_DIR"])
+    marker = cache / f".compiled-{objective}-b{args.train_batch}-t{args.threads}"
+    warm = marker.exists()
+    log(f"  inductor cache {cache} ({'has this step from an earlier run' if warm else 'new for this step'})")
+    try:
+        worker = Worker(f"{name}-pytorch-compile",
+                        [sys.executable, str(HERE / "peer_worker.py"), "train-step", "--objective", objective,
+                         "--engine", "pytorch_compile", "--batch", str(args.train_batch),
+                         "--threads", str(args.threads)], logs, start_timeout=3600)
+    except WorkerError as e:   # it died, or was still compiling after an hour
+        return None, unavailable(objective, str(e).splitlines()[0])
+    info = {k: worker.ready[k] for k in ("compile_s", "warmup_steps", "check", "unavailable") if k in worker.ready}
+    info["cache"] = ("an earlier run had compiled this step into inductor's cache" if warm
+                     else "first compile of this step: no kernels cached by an earlier run")
+    if "unavailable" not in info:
+        eager, compiled = info["check"]["eager"], info["check"]["compiled"]
+        info["relative"] = max(abs(compiled[k] - eager[k]) / abs(eager[k]) for k in losses)
+        print(f"check {objective} train step: torch.compile loss {compiled[losses[0]]:.6f}, eager {eager[losses[0]]:.6f} "
+              f"(full batch); worst relative difference {info['relative']:.1e}; compile and {info['warmup_steps']} "
+              f"warm-up steps took {info['compile_s']:.0f} s ({info['cache']})", flush=True)
+        if info["relative"] > tolerance and not args.allow_mismatch:
+            info["unavailable"] = (f"the compiled step's losses differ from eager PyTorch's (relative "
+                                   f"{info['relative']:.1e} > {tolerance:.0e})")
+    if "unavailable" in info:
+        worker.close()
+        return None, unavailable(objective, info["unavailable"], info)
+    cache.mkdir(parents=True, exist_ok=True)
+    marker.touch()
+    return worker, info
+
+
+def unavailable(objective, why, info=None):
+    print(f"check {objective} train step: pytorch_compile unavailable: {why}", flush=True)
+    return dict(info or {}, unavailable=why)
 
 
 def tensor_bytes(path):
@@ -389,6 +449,7 @@ def main():
     for b in (bench_bin, serve_bin):
         if not b.exists():
             sys.exit(f"error: {b} is missing; run bench/compare (it builds the release binaries) or `swift build -c release`")
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(out / "torchinductor"))   # for the torch.compile peer
     started = time.time()
     log("measuring background CPU use")
     background_before = busy_cores(1.0 if args.quick else 3.0)

@@ -3,12 +3,14 @@
 
     peer_worker.py prepare --out DIR [--force]                 write the encoders' model directories
     peer_worker.py forward --engine pytorch|onnxruntime|pytorch_bf16|onnxruntime_int8 --model-dir D [--threads 2]
-    peer_worker.py train-step --out DIR [--objective bootmae|ibot] [--batch 128] [--threads 2]
+    peer_worker.py train-step [--out DIR] [--objective bootmae|ibot] [--engine pytorch|pytorch_compile] [--batch 128] [--threads 2]
 
 `forward` and `train-step` speak the protocol of `bootmae-bench forward|train-step --serve`: a
 `ready` JSON line, then one JSON line per command (`measure ...`, `embed IN OUT`, `quit`).
 `train-step` first writes its network into DIR (a pretraining directory our side then loads); its
-step is torch_train.py's (BootMAE) or torch_ibot.py's (iBOT).
+step is torch_train.py's (BootMAE) or torch_ibot.py's (iBOT). With `--engine pytorch_compile` it writes
+nothing: it compiles the same step (torch_compiled.py) and its ready line carries the compile time and
+the compiled-vs-eager losses of one batch, or `unavailable` with the reason torch.compile failed.
 The low-precision engines are what a user who wants speed picks: `pytorch_bf16` runs the fp32 module
 under CPU autocast to bf16, `onnxruntime_int8` the ONNX export through `quantize_dynamic` (int8
 weights, activations quantized per call; written next to model.onnx once).
@@ -144,16 +146,28 @@ def train_worker(args):
         from torch_train import TorchBootMAEStep as TorchStep
     step = TorchStep(args.batch)
     torch.set_num_threads(args.threads)   # after the reference import, which sets one thread
-    check = step.write_directory(Path(args.out))
+    ready = dict(engine=args.engine, batch=args.batch, threads=args.threads, version=torch.__version__,
+                 kernel_path=kernel_path("pytorch"))
+    if args.engine == "pytorch":
+        ready.update(check=step.write_directory(Path(args.out)), directory=args.out)
+    else:
+        import torch_compiled
+        ready.update(torch_compiled.compile_step(step))
+        ready["kernel_path"] += "; torch.compile (inductor, C++)"
 
     def measure(seconds, min_iterations):
+        if "unavailable" in ready:
+            raise RuntimeError(f"torch.compile is unavailable: {ready['unavailable']}")
+        frames = torch_compiled.compiled_frames() if args.engine == "pytorch_compile" else 0
         times, faults = time_runs(float(seconds), int(min_iterations), step.step)
         t = float(np.median(times))
-        return dict(event="train_step", engine="pytorch", batch=args.batch, threads=args.threads,
-                    iterations=len(times), median_s=t, img_per_s=args.batch / t, faults_per_call=faults, **vm_status())
+        answer = dict(event="train_step", engine=args.engine, batch=args.batch, threads=args.threads,
+                      iterations=len(times), median_s=t, img_per_s=args.batch / t, faults_per_call=faults, **vm_status())
+        if args.engine == "pytorch_compile":   # a recompilation while timed would put compile time in the steps
+            answer["recompiled_frames"] = torch_compiled.compiled_frames() - frames
+        return answer
 
-    serve(dict(engine="pytorch", batch=args.batch, threads=args.threads, version=torch.__version__,
-               kernel_path=kernel_path("pytorch"), check=check, directory=args.out), {"measure": measure})
+    serve(ready, {"measure": measure})
 
 
 def prepare_command(args):
@@ -177,11 +191,16 @@ def main():
     f.add_argument("--model-dir", required=True)
     f.add_argument("--threads", type=int, default=2)
     t = sub.add_parser("train-step")
-    t.add_argument("--out", required=True)
+    t.add_argument("--out", help="the directory to write (engine pytorch)")
     t.add_argument("--objective", choices=["bootmae", "ibot"], default="bootmae")
+    t.add_argument("--engine", choices=["pytorch", "pytorch_compile"], default="pytorch",
+                   help="pytorch_compile: the same step through torch.compile (compiled before the ready line; "
+                        "the network is not written)")
     t.add_argument("--batch", type=int, default=128)
     t.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
+    if args.command == "train-step" and args.engine == "pytorch" and not args.out:
+        parser.error("train-step --engine pytorch needs --out")
     {"prepare": prepare_command, "forward": forward_worker, "train-step": train_worker}[args.command](args)
 
 

@@ -15,6 +15,7 @@ The block masks are drawn before the timed steps, as the official data loader (l
 `ImageFolderMask`) does in its workers; our step draws its masks inside the timed step.
 """
 
+import contextlib
 import json
 import math
 import random
@@ -130,26 +131,51 @@ class TorchIBOTStep:
         norms = torch.stack(torch._foreach_norm(grads))
         torch._foreach_mul_(grads, (CLIP_GRAD / (norms + 1e-6)).clamp(max=1.0).tolist())
 
-    def step(self):
-        masks = self.mask_pool[self.steps % len(self.mask_pool)]
-        iteration = EPOCH * ITERS_PER_EPOCH + self.steps
-        self.opt.param_groups[0]["weight_decay"] = cosine(WEIGHT_DECAY, WEIGHT_DECAY_END, iteration)
-        momentum = cosine(MOMENTUM_TEACHER, 1.0, iteration)
-        self.opt.zero_grad(set_to_none=True)
+    def losses(self, crops, masks):
+        """Teacher and student forward and the loss (which moves the centres, as main_ibot.py's)."""
         with torch.no_grad():
-            t_out = self.teacher(self.crops)
-        s_out = self.student(self.crops, masks=masks)
-        loss = self.loss_fn(s_out, t_out, masks, EPOCH)["loss"]
-        loss.backward()
+            t_out = self.teacher(crops)
+        out = self.loss_fn(self.student(crops, masks=masks), t_out, masks, EPOCH)
+        return {"loss": out["loss"], "cls_loss": out["cls"], "patch_loss": out["patch"]}
+
+    def update(self, momentum):
+        """Clip, AdamW and the teacher's EMA (a method of its own: torch_compiled.py compiles it)."""
         self.clip_gradients()
         # cancel_gradients_last_layer: nothing from epoch 1 on (freeze_last_layer 1)
         self.opt.step()
         with torch.no_grad():
             torch._foreach_mul_(self.ema_teacher, momentum)
             torch._foreach_add_(self.ema_teacher, self.ema_student, alpha=1 - momentum)
+
+    def schedule(self):
+        """This step's weight decay and teacher momentum (cosine schedules over the run's iterations)."""
+        iteration = EPOCH * ITERS_PER_EPOCH + self.steps
+        return cosine(WEIGHT_DECAY, WEIGHT_DECAY_END, iteration), cosine(MOMENTUM_TEACHER, 1.0, iteration)
+
+    def step(self):
+        masks = self.mask_pool[self.steps % len(self.mask_pool)]
+        weight_decay, momentum = self.schedule()
+        self.opt.param_groups[0]["weight_decay"] = weight_decay
+        self.opt.zero_grad(set_to_none=True)
+        loss = self.losses(self.crops, masks)["loss"]
+        loss.backward()
+        self.update(momentum)
         self.steps += 1
         if not torch.isfinite(loss):
             raise RuntimeError(f"the PyTorch iBOT loss became {loss.item()} at step {self.steps}")
+
+    def check_batch(self):
+        """Arguments of `losses` for a full timed batch (torch_compiled.py's same-loss check)."""
+        return self.crops, self.mask_pool[0]
+
+    @contextlib.contextmanager
+    def unchanged(self):
+        """Puts the loss's centres back after the block (a check must not move them)."""
+        center, center2 = self.loss_fn.center, self.loss_fn.center2
+        try:
+            yield
+        finally:
+            self.loss_fn.center, self.loss_fn.center2 = center, center2
 
     def write_directory(self, out_dir):
         """The network as a pretraining directory (config.json + model.safetensors: student, `teacher.*`,

@@ -9,6 +9,7 @@ the momentum encoder. The BEiT block masks themselves are drawn beforehand, as t
 data loader does in its workers; our step draws its masks inside the timed step.
 """
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -73,21 +74,35 @@ class TorchBootMAEStep:
         with torch.no_grad():
             target_feat = self.ema.full_image_target(images)
         out = self.model(images, ids, c["num_mask"])
-        return ref.bootmae_losses(out, target_pix, target_feat, loss_mask, weight, p, LAMBDA)
+        pixel, feature, total = ref.bootmae_losses(out, target_pix, target_feat, loss_mask, weight, p, LAMBDA)
+        return {"loss": total, "pixel_loss": pixel, "feature_loss": feature}
+
+    def update(self):
+        """AdamW, then the momentum encoder's EMA (a method of its own: torch_compiled.py compiles it)."""
+        self.opt.step()
+        with torch.no_grad():
+            ema, online = [q for q, _ in self.ema_pairs], [p for _, p in self.ema_pairs]
+            torch._foreach_lerp_(ema, online, 1.0 - EMA_DECAY)
 
     def step(self):
         blocks = self.block_pool[self.steps % len(self.block_pool)]
         ids = self.ids_shuffle(blocks, int(torch.randint(0, BOOTMAE_TINY_BLOCKS["max_roll"] + 1, ())))
         self.opt.zero_grad(set_to_none=True)
-        _, _, total = self.losses(self.images, ids)
+        total = self.losses(self.images, ids)["loss"]
         total.backward()
-        self.opt.step()
-        with torch.no_grad():
-            ema, online = [q for q, _ in self.ema_pairs], [p for _, p in self.ema_pairs]
-            torch._foreach_lerp_(ema, online, 1.0 - EMA_DECAY)
+        self.update()
         self.steps += 1
         if not torch.isfinite(total):
             raise RuntimeError(f"the PyTorch loss became {total.item()} at step {self.steps}")
+
+    def check_batch(self):
+        """Arguments of `losses` for a full timed batch (torch_compiled.py's same-loss check)."""
+        return self.images, self.ids_shuffle(self.block_pool[0], 2)
+
+    @contextlib.contextmanager
+    def unchanged(self):
+        """`losses` changes no state here (the iBOT step's moves its centres)."""
+        yield
 
     def write_directory(self, out_dir):
         """The network as a pretraining directory (config.json + model.safetensors with model_ema.*)
@@ -110,6 +125,6 @@ class TorchBootMAEStep:
         images = self.images[:8].clone()
         ids = self.ids_shuffle(self.block_pool[0][:8], 2)
         with torch.no_grad():
-            lp, lf, lt = self.losses(images, ids)
+            losses = self.losses(images, ids)
         save_file({"images": images, "ids_shuffle": ids.to(torch.int64).contiguous()}, str(out_dir / "check.safetensors"))
-        return {"loss": lt.item(), "pixel_loss": lp.item(), "feature_loss": lf.item()}
+        return {k: v.item() for k, v in losses.items()}
