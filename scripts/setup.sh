@@ -12,6 +12,7 @@ PACKAGES=(
   dataset-fashion-mnist # training/eval data (IDX files under /usr/share/datasets/fashion-mnist)
   openmpi-bin           # mpirun: training over several processes/machines (scripts/mpi-check.sh)
   libopenmpi-dev        # mpi.h + pkg-config ompi-c (optional at build time: without it, one process only)
+  g++                   # bench/compare: torch.compile's inductor peer compiles C++ (else it reports "unavailable")
 )
 
 missing=()
