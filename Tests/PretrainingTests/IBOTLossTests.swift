@@ -99,4 +99,38 @@ final class IBOTLossTests: XCTestCase {
             }
         }
     }
+
+    /// The collapse monitors from the loss's sums against the teacher's distributions computed here
+    /// in Double (softmax of the logits over τ_t = 0.04, centres 0), and their closed forms.
+    func testTeacherHealthMonitors() {
+        let r = loss(epoch: 0)
+        let rows = teacherCls.map { row -> [Double] in
+            let z = row.map { Double($0) / 0.04 }, m = z.max()!
+            let e = z.map { Foundation.exp($0 - m) }, total = e.reduce(0, +)
+            return e.map { $0 / total }
+        }
+        func entropy(_ p: [Double]) -> Double { -p.map { $0 > 0 ? $0 * Foundation.log($0) : 0 }.reduce(0, +) }
+        let mean = (0..<4).map { i in rows.map { $0[i] }.reduce(0, +) / 4 }
+        let health = IBOTLoss.TeacherHealth(probabilitySum: r.teacherProbabilitySum, entropySum: r.teacherEntropySum, crops: 4)
+        XCTAssertEqual(Double(health.entropy), rows.map(entropy).reduce(0, +) / 4, accuracy: 1e-5)
+        XCTAssertEqual(Double(health.batchEntropy), entropy(mean), accuracy: 1e-5)
+        XCTAssertGreaterThan(health.batchEntropy, health.entropy, "the mean of distributions has at least their mean entropy")
+
+        // Uniform collapse: equal teacher logits give ln K for both.
+        let flat = (0..<2).map { _ in IBOTLoss.ViewLogits(cls: Tensor(zeros: [2, 4]), patches: Tensor(zeros: [8, 4])) }
+        let temperatures = IBOTLoss.Temperatures(student: 0.1, teacherCls: 0.04, teacherPatch: 0.04)
+        let u = IBOTLoss.compute(student: flat, teacher: flat, masks: masks, center: Tensor(zeros: [1, 4]), center2: Tensor(zeros: [1, 4]),
+                                 temperatures: temperatures, images: 2)
+        let uniform = IBOTLoss.TeacherHealth(probabilitySum: u.teacherProbabilitySum, entropySum: u.teacherEntropySum, crops: 4)
+        XCTAssertEqual(uniform.entropy, log(4), accuracy: 1e-6)
+        XCTAssertEqual(uniform.batchEntropy, log(4), accuracy: 1e-6)
+
+        // One-hot collapse: every crop's teacher sure of the same prototype gives 0 for both.
+        let peaked = (0..<2).map { _ in IBOTLoss.ViewLogits(cls: Tensor(shape: [2, 4], data: [1, 0, 0, 0, 1, 0, 0, 0]), patches: Tensor(zeros: [8, 4])) }
+        let o = IBOTLoss.compute(student: flat, teacher: peaked, masks: masks, center: Tensor(zeros: [1, 4]), center2: Tensor(zeros: [1, 4]),
+                                 temperatures: temperatures, images: 2)
+        let oneHot = IBOTLoss.TeacherHealth(probabilitySum: o.teacherProbabilitySum, entropySum: o.teacherEntropySum, crops: 4)
+        XCTAssertEqual(oneHot.entropy, 0, accuracy: 1e-6)
+        XCTAssertEqual(oneHot.batchEntropy, 0, accuracy: 1e-6)
+    }
 }

@@ -19,6 +19,9 @@ public struct IBOT: Sendable {
     /// The loss's running centres of the teacher's [CLS] and patch logits (1, K).
     public let center: Parameter
     public let center2: Parameter
+    /// The last step's collapse monitors (`IBOTLoss.TeacherHealth`: per-crop and batch-mean entropy
+    /// of the teacher's [CLS] distributions), logged with the next step; not saved in checkpoints.
+    public let teacherHealth: Parameter
 
     /// The student (backbone, `masked_embed`, `head.*`): what the optimizer updates.
     public let parameters: ParameterList
@@ -71,6 +74,7 @@ public struct IBOT: Sendable {
         teacherParameters = t
         center = Parameter(Tensor(zeros: [1, settings.outDim]), trainable: false)
         center2 = Parameter(Tensor(zeros: [1, settings.outDim]), trainable: false)
+        teacherHealth = Parameter(Tensor(zeros: [3]), trainable: false)  // entropy, batch entropy, measured
     }
 
     /// The teacher as the student (the start of training; `main_ibot.py` loads the student's state).

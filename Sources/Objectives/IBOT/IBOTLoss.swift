@@ -1,3 +1,4 @@
+import Foundation
 import Tensor
 
 /// iBOT's loss on the heads' logits (bytedance/ibot main_ibot.py `iBOTLoss.forward`), for n global
@@ -32,6 +33,31 @@ public enum IBOTLoss {
         /// logits: what the centres move toward (divided by views × images).
         public let clsSum: [Float]
         public let patchSum: [Float]
+        /// Σ over views and images of the teacher's [CLS] distribution P_t, and of its entropy:
+        /// the collapse monitors' statistics (`TeacherHealth`).
+        public let teacherProbabilitySum: [Float]
+        public let teacherEntropySum: Float
+    }
+
+    /// DINO's collapse monitors on the teacher's [CLS] distributions: the mean entropy of P_t per
+    /// crop, and the entropy of the batch-mean P_t (nats). Uniform collapse puts both near ln K,
+    /// one-hot collapse both near 0; healthy training has a high batch entropy (every prototype
+    /// used) and a low per-crop one (each crop confident).
+    public struct TeacherHealth: Sendable, Equatable {
+        public var entropy: Float
+        public var batchEntropy: Float
+
+        /// From the batch's sums (`Result.teacherProbabilitySum`, `.teacherEntropySum`) over `crops` rows.
+        public init(probabilitySum: [Float], entropySum: Float, crops: Int) {
+            let n = Float(max(crops, 1))
+            entropy = entropySum / n
+            batchEntropy = IBOTLoss.entropy(probabilitySum.map { $0 / n })
+        }
+    }
+
+    /// −Σ p ln p (nats), summed in Double; zero entries add nothing.
+    public static func entropy<C: Collection<Float>>(_ p: C) -> Float {
+        Float(p.reduce(0.0) { $1 > 0 ? $0 - Double($1) * Foundation.log(Double($1)) : $0 })
     }
 
     /// softmax((t − c) / τ) row by row.
@@ -89,8 +115,18 @@ public enum IBOTLoss {
                 }
             }
         }
+        var probabilitySum = [Float](repeating: 0, count: k), entropySum: Float = 0
+        for targets in targetsCls {
+            targets.withPointer { p in
+                for r in 0..<targets.rows {
+                    let row = UnsafeBufferPointer(start: p + r * k, count: k)
+                    entropySum += entropy(row)
+                    for i in 0..<k { probabilitySum[i] += row[i] }
+                }
+            }
+        }
         return Result(cls: clsLoss, patch: patchLoss, studentGrads: zip(dCls, dPatch).map { ViewLogits(cls: $0, patches: $1) },
-                      clsSum: clsSum, patchSum: patchSum)
+                      clsSum: clsSum, patchSum: patchSum, teacherProbabilitySum: probabilitySum, teacherEntropySum: entropySum)
     }
 
     /// c ← m·c + (1 − m)·mean, the centre update after a step (`iBOTLoss.update_center`).

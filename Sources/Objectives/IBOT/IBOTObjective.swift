@@ -267,11 +267,17 @@ extension IBOT: PretrainingObjective {
         let result = forwardBackward(views: views, masks: masks, temperatures: temperatures, images: lossBatch, phase: phase)
         // Centre statistics as this shard's share of the whole batch's mean: shards add up to it.
         let crops = Float(plan.views * lossBatch)
+        // The previous step's collapse monitors, once there is one (not after a resume's first step).
+        let health = teacherHealth.value.data
+        let monitors: [StepReport.Named] = health[2] > 0
+            ? [.init("teacher_entropy", health[0]), .init("teacher_batch_entropy", health[1])] : []
         return StepReport(
             losses: [.init("loss", result.cls + result.patch), .init("cls_loss", result.cls), .init("patch_loss", result.patch)],
             schedule: [.init("teacher_temp", temperatures.teacherCls), .init("teacher_patch_temp", temperatures.teacherPatch),
-                       .init("momentum", Float(options.momentum(at: clock)))],
-            sums: [.init("center", result.clsSum.map { $0 / crops }), .init("center2", result.patchSum.map { $0 / crops })])
+                       .init("momentum", Float(options.momentum(at: clock)))] + monitors,
+            sums: [.init("center", result.clsSum.map { $0 / crops }), .init("center2", result.patchSum.map { $0 / crops }),
+                   .init("teacher_probabilities", result.teacherProbabilitySum),
+                   .init("teacher_entropy", [result.teacherEntropySum, Float(plan.views * plan.count)])])
     }
 
     /// Per-tensor gradient clipping (utils.py `clip_gradients`), the last layer frozen in the first
@@ -298,6 +304,10 @@ extension IBOT: PretrainingObjective {
         }
         if let c = report.sum("center") { IBOTLoss.updateCenter(center, mean: c) }
         if let c = report.sum("center2") { IBOTLoss.updateCenter(center2, mean: c) }
+        if let p = report.sum("teacher_probabilities"), let h = report.sum("teacher_entropy") {
+            let health = IBOTLoss.TeacherHealth(probabilitySum: p, entropySum: h[0], crops: Int(h[1]))
+            teacherHealth.value = Tensor(shape: [3], data: [health.entropy, health.batchEntropy, 1])
+        }
     }
 }
 
