@@ -13,12 +13,16 @@ public enum Evaluation {
         public var perClass: [String: Double]
     }
 
+    /// Every image of `dataset` in order, as the model's own preprocessing gives it to inference
+    /// (its size, channels, normalization and centre-crop share; no augmentation).
+    static func inferenceLoader(_ c: ViTConfig, dataset: any ImageDataset, batchSize: Int) -> BatchLoader {
+        BatchLoader(dataset: dataset, batchSize: batchSize, shuffle: false, dropLast: false, seed: 0, epoch: 0,
+                    channels: c.inChans, imageSize: c.imgSize, mean: c.mean, std: c.std, augment: nil, cropPct: c.cropPct ?? 1)
+    }
+
     public static func top1(_ classifier: Classifier, dataset: any ImageDataset, batchSize: Int,
                             progress: ProgressReporter?) throws -> ClassificationResult {
-        let c = classifier.model.config
-        let loader = BatchLoader(dataset: dataset, batchSize: batchSize, shuffle: false, dropLast: false, seed: 0, epoch: 0,
-                                     channels: c.inChans, imageSize: c.imgSize, mean: c.mean, std: c.std, augment: nil,
-                                     cropPct: c.cropPct ?? 1)
+        let loader = inferenceLoader(classifier.model.config, dataset: dataset, batchSize: batchSize)
         let classes = dataset.classes
         // The dataset's labels index its own class list and the head's outputs the model's: match
         // them by name, so a test split with fewer classes (or another order) is still scored right.

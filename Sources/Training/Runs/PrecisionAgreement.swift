@@ -31,9 +31,7 @@ public enum PrecisionAgreement {
                                batchSize: Int, limit: Int? = nil, progress: ProgressReporter? = nil) throws -> Result {
         let c = reference.config
         let data: any ImageDataset = limit.map { SubsetDataset(dataset, count: min($0, dataset.count)) } ?? dataset
-        let loader = BatchLoader(dataset: data, batchSize: batchSize, shuffle: false, dropLast: false, seed: 0, epoch: 0,
-                                 channels: c.inChans, imageSize: c.imgSize, mean: c.mean, std: c.std, augment: nil,
-                                 cropPct: c.cropPct ?? 1)
+        let loader = Evaluation.inferenceLoader(c, dataset: data, batchSize: batchSize)
         var cosines: [Double] = []
         var same = 0, referenceRight = 0, candidateRight = 0, labelled = 0
         let classifies = reference.head != nil && candidate.head != nil
