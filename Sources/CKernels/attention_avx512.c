@@ -28,6 +28,11 @@ bool ck_attention_supported(int keys, int head_dim) {
            (head_dim == 16 || head_dim == 32);
 }
 
+void ck_prefetch_rows(const float *x, int rows, long ld, int width) {
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < width; c += 16) _mm_prefetch((const char *)(x + (size_t)r * ld + c), _MM_HINT_T0);
+}
+
 static AVX512 INLINE __mmask16 lanes_below(int n) { return n >= 16 ? 0xFFFF : (__mmask16)((1u << n) - 1u); }
 
 /// FastMath.exp on 16 lanes, step for step (Tensor/Kernels/FastMath.swift): clamp to [−87, 88],
@@ -153,13 +158,9 @@ int ck_attention_forward(int queries, int keys, int head_dim, float scale, const
     // The pair's rows of q, k and v are scattered (one token's q|k|v row is 3·heads·head_dim wide)
     // and usually not in cache: ask for all of them at once, so their misses overlap instead of
     // stalling the packing of kᵀ and each block one by one.
-    for (int j = 0; j < keys; j++)
-        for (int c = 0; c < head_dim; c += 16) {
-            _mm_prefetch((const char *)(k + (size_t)j * ldk + c), _MM_HINT_T0);
-            _mm_prefetch((const char *)(v + (size_t)j * ldv + c), _MM_HINT_T0);
-        }
-    for (int i = 0; i < queries; i++)
-        for (int c = 0; c < head_dim; c += 16) _mm_prefetch((const char *)(q + (size_t)i * ldq + c), _MM_HINT_T0);
+    ck_prefetch_rows(k, keys, ldk, head_dim);
+    ck_prefetch_rows(v, keys, ldv, head_dim);
+    ck_prefetch_rows(q, queries, ldq, head_dim);
     // kᵀ as one panel of 16·chunks columns (zero past `keys`), as ck_sgemm packs op(B).
     float kt[32 * CK_ATTENTION_MAX_KEYS] __attribute__((aligned(64)));
     ck_sgemm_pack_b(true, k, ldk, 0, head_dim, 0, keys, 16 * chunks, kt);

@@ -104,6 +104,9 @@ int ck_sgemm(ck_gemm_isa isa, bool trans_a, bool trans_b, int m, int n, int k, f
 #define CK_ATTENTION_MAX_KEYS 64
 /// Whether this CPU has AVX-512 and the kernel takes this shape (head width 16 or 32, 1...64 keys).
 bool ck_attention_supported(int keys, int head_dim);
+/// Asks the CPU to fetch `rows` rows of `width` floats (row stride ld) into cache, all at once:
+/// attention's per-pair rows are scattered, and misses taken one by one stall each product.
+void ck_prefetch_rows(const float *x, int rows, long ld, int width);
 /// Returns 0, or -1 (nothing written) where ck_attention_supported is false.
 int ck_attention_forward(int queries, int keys, int head_dim, float scale, const float *q, long ldq, const float *k,
                          long ldk, const float *v, long ldv, const float *bias, float *p, float *out, long ldo);

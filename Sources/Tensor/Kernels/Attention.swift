@@ -253,6 +253,11 @@ public enum AttentionOp {
                 for pair in chunk {
                     let head = Head(o, pair: pair)
                     let p = pp + head.probs, gout = gop + head.out
+                    // The pair's scattered rows, all requested before the first product needs them.
+                    ck_prefetch_rows(gout, Int32(nq), a, Int32(hd))
+                    ck_prefetch_rows(head.v, Int32(nk), o.vRow, Int32(hd))
+                    ck_prefetch_rows(head.k, Int32(nk), o.kRow, Int32(hd))
+                    ck_prefetch_rows(head.q, Int32(nq), o.qRow, Int32(hd))
                     // dV = Pᵀ dO ; dP = dO Vᵀ ; dS = softmax'(dP) ; dQ = s·dS K ; dK = s·dSᵀ Q
                     BLAS.single(transA: true, m: nk, n: hd, k: nq, a: p, lda: nk, b: gout, ldb: a,
                                 c: dv + head.vOffset, ldc: o.vRow)
