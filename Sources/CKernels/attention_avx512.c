@@ -33,7 +33,8 @@ void ck_prefetch_rows(const float *x, int rows, long ld, int width) {
         for (int c = 0; c < width; c += 16) _mm_prefetch((const char *)(x + (size_t)r * ld + c), _MM_HINT_T0);
 }
 
-static AVX512 INLINE __mmask16 lanes_below(int n) { return n >= 16 ? 0xFFFF : (__mmask16)((1u << n) - 1u); }
+/// The first n of 16 lanes (all for n ≥ 16, none for n ≤ 0).
+static AVX512 INLINE __mmask16 lanes_below(int n) { return n >= 16 ? 0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1u); }
 
 /// FastMath.exp on 16 lanes, step for step (Tensor/Kernels/FastMath.swift): clamp to [−87, 88],
 /// x = n·ln2 + r, a degree-7 Taylor polynomial in fused multiply-adds, 2^n in the exponent field.

@@ -60,6 +60,14 @@ final class FusedAttentionTests: XCTestCase {
         return (out, probs)
     }
 
+    /// Every element's bits equal; on failure, how many differ and the first index (not both arrays).
+    func assertSameBits(_ x: Tensor, _ y: Tensor, _ label: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(x.shape, y.shape, label, file: file, line: line)
+        let differing = zip(x.data, y.data).enumerated().filter { $0.element.0.bitPattern != $0.element.1.bitPattern }.map(\.offset)
+        XCTAssertTrue(differing.isEmpty, "\(label): \(differing.count) of \(x.count) elements differ, first at \(differing.first ?? -1)",
+                      file: file, line: line)
+    }
+
     func checkAgainstDoubles(_ out: Tensor, _ probs: Tensor, _ ref: (out: [Double], probs: [Double]), _ label: String) {
         var worstOut = 0.0, worstP = 0.0
         for (x, r) in zip(out.data, ref.out) { worstOut = max(worstOut, abs(Double(x) - r) / (1 + abs(r))) }
@@ -79,9 +87,9 @@ final class FusedAttentionTests: XCTestCase {
         let fusedInfer = AttentionOp.selfInfer(qkv: qkv, heads: heads, bias: bias)
         AttentionOp.fusedKernelEnabled = false
         let (gemmOut, gemmSaved) = AttentionOp.selfForward(qkv: qkv, heads: heads, bias: bias)
-        XCTAssertEqual(fusedOut.data.map(\.bitPattern), gemmOut.data.map(\.bitPattern), "\(label): output bits")
-        XCTAssertEqual(fusedSaved.probs.data.map(\.bitPattern), gemmSaved.probs.data.map(\.bitPattern), "\(label): probability bits")
-        XCTAssertEqual(fusedInfer.data.map(\.bitPattern), gemmOut.data.map(\.bitPattern), "\(label): inference bits")
+        assertSameBits(fusedOut, gemmOut, "\(label): output")
+        assertSameBits(fusedSaved.probs, gemmSaved.probs, "\(label): probabilities")
+        assertSameBits(fusedInfer, gemmOut, "\(label): inference output")
         let ref = reference(q: qkv.data, qRow: 3 * a, k: Array(qkv.data.dropFirst(a)), v: Array(qkv.data.dropFirst(2 * a)), kvRow: 3 * a,
                             batch: batch, heads: heads, hd: hd, nq: n, nk: n, bias: bias?.values.data)
         checkAgainstDoubles(fusedOut, fusedSaved.probs, ref, label)
@@ -105,8 +113,8 @@ final class FusedAttentionTests: XCTestCase {
         let (fusedOut, fusedSaved) = AttentionOp.crossForward(q: q, kv: kv, heads: heads)
         AttentionOp.fusedKernelEnabled = false
         let (gemmOut, gemmSaved) = AttentionOp.crossForward(q: q, kv: kv, heads: heads)
-        XCTAssertEqual(fusedOut.data.map(\.bitPattern), gemmOut.data.map(\.bitPattern), "cross: output bits")
-        XCTAssertEqual(fusedSaved.probs.data.map(\.bitPattern), gemmSaved.probs.data.map(\.bitPattern), "cross: probability bits")
+        assertSameBits(fusedOut, gemmOut, "cross: output")
+        assertSameBits(fusedSaved.probs, gemmSaved.probs, "cross: probabilities")
         let ref = reference(q: q.data, qRow: a, k: kv.data, v: Array(kv.data.dropFirst(a)), kvRow: 2 * a,
                             batch: batch, heads: heads, hd: hd, nq: nq, nk: nk, bias: nil)
         checkAgainstDoubles(fusedOut, fusedSaved.probs, ref, "cross")
