@@ -6,7 +6,7 @@
 //
 // Loop order (the inference kernel's, gemm.c, with op(B) packed per call):
 //   column blocks of ≤ PACK_FLOATS / kc columns → K blocks of KC → pack op(B)'s block into
-//   nr-wide k-major panels → MC-row blocks of A → panels → tiles of mr rows (micro-kernel).
+//   nr-wide k-major panels (sgemm_pack.c) → MC-row blocks of A → panels → tiles of mr rows (micro-kernel).
 // A is not packed: a tile broadcasts op(A)(i, k) straight from A, row-major or transposed.
 // The first K block applies beta; later blocks add to C.
 #include <stdint.h>
@@ -59,25 +59,6 @@ static const ck_microkernel *choose_kernel(ck_gemm_isa isa, int n) {
     return best;
 }
 
-/// Packs op(B)[k0 ..< k0+kc][j0 ..< j0+nc] into nr-wide panels: panel p holds kc rows of nr floats
-/// (columns j0 + p·nr ...), zero past column j0 + nc.
-static void pack_b(bool trans_b, const float *b, long ldb, int k0, int kc, int j0, int nc, int nr, float *dst) {
-    for (int p = 0; p * nr < nc; p++, dst += (size_t)kc * nr) {
-        int j = j0 + p * nr, width = nc - p * nr < nr ? nc - p * nr : nr;
-        if (width < nr)
-            for (int kk = 0; kk < kc; kk++) memset(dst + (size_t)kk * nr + width, 0, sizeof(float) * (nr - width));
-        if (!trans_b) {
-            for (int kk = 0; kk < kc; kk++) memcpy(dst + (size_t)kk * nr, b + (size_t)(k0 + kk) * ldb + j, sizeof(float) * width);
-        } else {
-            // B is (n, k): column j of op(B) is row j of B, read contiguously.
-            for (int jj = 0; jj < width; jj++) {
-                const float *src = b + (size_t)(j + jj) * ldb + k0;
-                for (int kk = 0; kk < kc; kk++) dst[(size_t)kk * nr + jj] = src[kk];
-            }
-        }
-    }
-}
-
 /// C = beta·C (k = 0 or alpha = 0: the product adds nothing). beta = 0 writes zeros without reading.
 static void scale_c(int m, int n, float beta, float *c, long ldc) {
     for (int i = 0; i < m; i++) {
@@ -112,7 +93,7 @@ int ck_sgemm(ck_gemm_isa isa, bool trans_a, bool trans_b, int m, int n, int k, f
         for (int k0 = 0; k0 < k; k0 += KC) {
             int kc = k - k0 < KC ? k - k0 : KC;
             float block_beta = k0 == 0 ? beta : 1.0f;
-            pack_b(trans_b, b, ldb, k0, kc, j0, nc, nr, packed);
+            ck_sgemm_pack_b(trans_b, b, ldb, k0, kc, j0, nc, nr, packed);
             for (int i0 = 0; i0 < m; i0 += mc_rows) {
                 int mc = m - i0 < mc_rows ? m - i0 : mc_rows;
                 for (int p = 0; p * nr < nc; p++) {

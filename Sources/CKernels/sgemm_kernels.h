@@ -21,6 +21,10 @@ typedef struct {
     ck_tile_fn tile[2][CK_MAX_MR + 1];       // [A transposed][rows], rows 1...mr
 } ck_microkernel;
 
+/// Packs op(B)[k0 ..< k0+kc][j0 ..< j0+nc] into nr-wide k-major panels (sgemm_pack.c): panel p holds
+/// kc rows of nr floats (columns j0 + p·nr ...), zero past column j0 + nc.
+void ck_sgemm_pack_b(bool trans_b, const float *b, long ldb, int k0, int kc, int j0, int nc, int nr, float *dst);
+
 /// Each ISA's micro-kernels, widest first, ending with one whose nr is 0.
 extern const ck_microkernel ck_sgemm_avx512_kernels[];
 extern const ck_microkernel ck_sgemm_avx2_kernels[];

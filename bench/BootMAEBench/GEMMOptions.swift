@@ -24,6 +24,20 @@ func gemmVariants(_ options: Options) throws -> [StepVariant] {
     }
 }
 
+/// `--compare-attention fused,gemm`: attention's forward by the fused AVX-512 kernel or by two GEMMs
+/// around SoftmaxOp per (image, head) pair (`AttentionOp.fusedKernelEnabled`), alternated in this
+/// process. Both give the same bits; only the time differs.
+func attentionVariants(_ options: Options) throws -> [StepVariant] {
+    guard let list = try options.string("--compare-attention") else { return [] }
+    return try list.split(separator: ",").map { word in
+        switch word {
+        case "fused": return StepVariant(name: "attention fused") { AttentionOp.fusedKernelEnabled = true }
+        case "gemm": return StepVariant(name: "attention gemm") { AttentionOp.fusedKernelEnabled = false }
+        default: throw BenchError("--compare-attention \(word): expected fused or gemm")
+        }
+    }
+}
+
 /// What ran this process's arithmetic, for the workers' `ready` lines and bench/compare's report:
 /// the CPU, the GEMM path, OpenBLAS's core and whether that core is a fallback.
 func engineDescription() -> [String: Any] {

@@ -92,6 +92,25 @@ const char *ck_gemm_isa_name(ck_gemm_isa isa);
 int ck_sgemm(ck_gemm_isa isa, bool trans_a, bool trans_b, int m, int n, int k, float alpha,
              const float *a, long lda, const float *b, long ldb, float beta, float *c, long ldc);
 
+// MARK: Attention forward of one (image, head) pair, AVX-512 (attention_avx512.c)
+//
+// S = scale·q·kᵀ [+ bias], P = row softmax of S, out = P·v, with the arithmetic of the path it
+// replaces (two ck_sgemm calls around Tensor's SoftmaxOp.forwardRow), so results are bit-identical.
+// q: `queries` rows of head_dim floats (row stride ldq); k, v: `keys` rows (strides ldk, ldv);
+// bias: queries × keys (row stride keys) or NULL; p receives P (queries × keys, row stride keys);
+// out: `queries` rows of head_dim floats (row stride ldo).
+
+/// The most keys the kernel takes (S of a block of query rows stays in registers).
+#define CK_ATTENTION_MAX_KEYS 64
+/// Whether this CPU has AVX-512 and the kernel takes this shape (head width 16 or 32, 1...64 keys).
+bool ck_attention_supported(int keys, int head_dim);
+/// Asks the CPU to fetch `rows` rows of `width` floats (row stride ld) into cache, all at once:
+/// attention's per-pair rows are scattered, and misses taken one by one stall each product.
+void ck_prefetch_rows(const float *x, int rows, long ld, int width);
+/// Returns 0, or -1 (nothing written) where ck_attention_supported is false.
+int ck_attention_forward(int queries, int keys, int head_dim, float scale, const float *q, long ldq, const float *k,
+                         long ldk, const float *v, long ldv, const float *bias, float *p, float *out, long ldo);
+
 // MARK: bf16 inference GEMM (CKernelsBF16.h)
 #include "CKernelsBF16.h"
 

@@ -1,3 +1,5 @@
+import CKernels
+
 /// Scaled dot-product attention, multi-head, with q, k and v read in place from the projection
 /// outputs (no permute copies): head h of a token lives in columns [h·hd, (h+1)·hd) of its block.
 ///
@@ -174,12 +176,18 @@ public enum AttentionOp {
         let (hd, a, nq, nk) = (o.headDim, o.width, o.queries, o.keys)
         // Every pair writes its own columns of `out`, so it needs no zeroing, and pairs (not
         // just images) spread over the cores.
+        let fused = runsFused(o)
         Parallel.forEachChunk(o.batch * o.heads) { chunk in
             let scratch = saved == nil ? UnsafeMutablePointer<Float>.allocate(capacity: nq * nk) : nil
             defer { scratch?.deallocate() }
             for pair in chunk {
                 let head = Head(o, pair: pair)
                 let p = saved.map { $0 + head.probs } ?? scratch!
+                if fused {
+                    _ = ck_attention_forward(Int32(nq), Int32(nk), Int32(hd), o.scale, head.q, o.qRow, head.k, o.kRow,
+                                             head.v, o.vRow, head.bias, p, outp + head.out, a)
+                    continue
+                }
                 BLAS.single(transB: true, m: nq, n: nk, k: hd, alpha: o.scale,
                             a: head.q, lda: o.qRow, b: head.k, ldb: o.kRow, c: p, ldc: nk)
                 // Added after the product, as the references add it to (q·scale)·kᵀ.
@@ -189,6 +197,20 @@ public enum AttentionOp {
                             c: outp + head.out, ldc: a)
             }
         }
+    }
+
+    /// Whether `attend` may take the fused kernel (`runsFused`). Benchmarks and tests switch it
+    /// between calls, never during one (`bootmae-bench train-step --compare-attention fused,gemm`).
+    nonisolated(unsafe) public static var fusedKernelEnabled = true
+
+    /// Whether `attend` runs each pair as one call of CKernels' fused AVX-512 kernel
+    /// (`ck_attention_forward`: q·kᵀ, softmax and P·v with S in registers; 2-3× the two-GEMM path's
+    /// speed at the tiny presets' 13-50 tokens) rather than two GEMMs around `SoftmaxOp`. Only
+    /// where those GEMMs would run on our AVX-512 kernel: the fused kernel repeats their arithmetic
+    /// and SoftmaxOp's operation for operation, so the results are bit-identical to that path.
+    static func runsFused(_ o: Operands) -> Bool {
+        guard fusedKernelEnabled, case .own(.avx512) = BLAS.path else { return false }
+        return ck_attention_supported(Int32(o.keys), Int32(o.headDim))
     }
 
     /// Writes (overwrites) dq, dk, dv at the same strides as q, k, v.
@@ -231,6 +253,11 @@ public enum AttentionOp {
                 for pair in chunk {
                     let head = Head(o, pair: pair)
                     let p = pp + head.probs, gout = gop + head.out
+                    // The pair's scattered rows, all requested before the first product needs them.
+                    ck_prefetch_rows(gout, Int32(nq), a, Int32(hd))
+                    ck_prefetch_rows(head.v, Int32(nk), o.vRow, Int32(hd))
+                    ck_prefetch_rows(head.k, Int32(nk), o.kRow, Int32(hd))
+                    ck_prefetch_rows(head.q, Int32(nq), o.qRow, Int32(hd))
                     // dV = Pᵀ dO ; dP = dO Vᵀ ; dS = softmax'(dP) ; dQ = s·dS K ; dK = s·dSᵀ Q
                     BLAS.single(transA: true, m: nk, n: hd, k: nq, a: p, lda: nk, b: gout, ldb: a,
                                 c: dv + head.vOffset, ldc: o.vRow)

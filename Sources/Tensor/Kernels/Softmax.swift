@@ -21,7 +21,7 @@ public enum SoftmaxOp {
             acc += e
             i += 16
         }
-        var sum = acc.sum()
+        var sum = Vector.sumOfLanes(acc)
         while i < n {
             let e = FastMath.exp(row[i] - m)
             row[i] = e

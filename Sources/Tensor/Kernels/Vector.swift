@@ -12,6 +12,17 @@ public enum Vector {
         UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD16<Float>.self)
     }
 
+    /// The lanes' sum in lane order, ((v0 + v1) + v2) + …: the exact arithmetic of the standard
+    /// library's `SIMD.sum()` (a loop from −0), which release builds left as an out-of-line call
+    /// (~1.3% of the BootMAE training step on Zen 4; perf). Spelled out, it inlines.
+    @inline(__always) @usableFromInline
+    static func sumOfLanes(_ v: SIMD16<Float>) -> Float {
+        var s = v[0]
+        s += v[1]; s += v[2]; s += v[3]; s += v[4]; s += v[5]; s += v[6]; s += v[7]
+        s += v[8]; s += v[9]; s += v[10]; s += v[11]; s += v[12]; s += v[13]; s += v[14]; s += v[15]
+        return s
+    }
+
     /// Σ x[i]
     @inlinable
     public static func sum(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
@@ -21,7 +32,7 @@ public enum Vector {
             a0 += load16(x + i); a1 += load16(x + i + 16); i += 32
         }
         if i + 16 <= n { a0 += load16(x + i); i += 16 }
-        var s = (a0 + a1).sum()
+        var s = sumOfLanes(a0 + a1)
         while i < n { s += x[i]; i += 1 }
         return s
     }
@@ -37,7 +48,7 @@ public enum Vector {
             i += 32
         }
         if i + 16 <= n { a0.addProduct(load16(x + i), load16(y + i)); i += 16 }
-        var s = (a0 + a1).sum()
+        var s = sumOfLanes(a0 + a1)
         while i < n { s += x[i] * y[i]; i += 1 }
         return s
     }
@@ -54,7 +65,7 @@ public enum Vector {
             i += 32
         }
         if i + 16 <= n { let d = load16(x + i) - cv; a0.addProduct(d, d); i += 16 }
-        var s = (a0 + a1).sum()
+        var s = sumOfLanes(a0 + a1)
         while i < n { let d = x[i] - c; s += d * d; i += 1 }
         return s
     }
