@@ -21,7 +21,7 @@ struct PrecisionCheck: ParsableCommand {
     @Option(help: "Model directory or run folder.")
     var model: String
 
-    @Option(help: "Dataset with a test split (IDX folder or ImageFolder with test/ or val/); e.g. your own photos. Default: the run's own (its recipe.json), else Fashion-MNIST.")
+    @Option(help: "Images to compare on: a dataset's test split (IDX folder, or ImageFolder with test/ or val/), or every image of a folder without one (e.g. your own photos). Default: the run's own dataset (its recipe.json), else Fashion-MNIST.")
     var data: String?
 
     @Option(help: "Compare at most this many images (the first ones of the split).")
@@ -61,7 +61,7 @@ struct PrecisionCheck: ParsableCommand {
             let reference = try ModelSource.encoder(model)
             let candidate = try ModelSource.encoder(model)
             InferencePacking.apply(precision, to: candidate)
-            let test = try Datasets.open(data ?? defaultDataset(of: model), split: .test)
+            let test = try comparisonImages(data ?? defaultDataset(of: model))
             result = try PrecisionAgreement.measure(reference: reference, candidate: candidate, dataset: test,
                                                     batchSize: batchSize, limit: limit, progress: ProgressReporter())
         } catch {
@@ -82,6 +82,16 @@ struct PrecisionCheck: ParsableCommand {
         FileHandle.standardError.write(Data((summary + "\n").utf8))
         if let minCosine, result.cosineMin < minCosine {
             throw fail(String(format: "error: minimum cosine %.6f is below --min-cosine %.6f", result.cosineMin, minCosine), code: 3)
+        }
+    }
+
+    /// The test split when the dataset has one; otherwise every image of the folder (no training
+    /// happens here, so a plain folder of the user's own photos is a fine comparison set).
+    func comparisonImages(_ path: String) throws -> any ImageDataset {
+        do { return try Datasets.open(path, split: .test) } catch DatasetError.splitNotFound(_, .test, _) {
+            let all = try Datasets.open(path, split: .train)
+            FileHandle.standardError.write(Data("note: \(path) has no test split: comparing on all of its \(all.count) images\n".utf8))
+            return all
         }
     }
 }

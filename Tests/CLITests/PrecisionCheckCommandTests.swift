@@ -41,4 +41,20 @@ final class PrecisionCheckCommandTests: XCTestCase {
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertTrue(bad.stderr.contains("--min-cosine"), bad.stderr)
     }
+
+    /// A plain folder of the user's own images (no test split) is compared whole, and says so.
+    func testAFolderWithoutTestSplitIsComparedWhole() throws {
+        guard InferenceKernel.best(for: .bf16).precision == .bf16 else { throw XCTSkip("this CPU has no bf16 instructions") }
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("precision-check-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        for name in ["gray.png", "rgb.png", "gray.jpg"] {
+            try FileManager.default.copyItem(at: Fixtures.url("images/\(name)"), to: folder.appendingPathComponent(name))
+        }
+        let result = try BuiltExecutable("bootmae-train").run(["precision-check", "--model", model, "--data", folder.path])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(result.stderr.contains("no test split: comparing on all of its 3 images"), result.stderr)
+        let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual(json["images"] as? Int, 3)
+    }
 }
