@@ -46,6 +46,8 @@ public enum BLAS {
     /// `bias` (n floats), when given, is added to every row of C: C = alpha·op(A)·op(B) + (beta·C + bias),
     /// the bracket rounded first, so the bits are those of filling C with C + bias (or bias) and
     /// multiplying with beta 1; our kernels add it in their store, saving that pass over C.
+    /// `scale` (m×n, row stride ldScale), when given, multiplies the finished C element by element
+    /// (a GELU's derivative applied to its input gradient); our kernels do it tile by tile in L1.
     ///
     /// Large products are split into row (or column) blocks of C, one per `Parallel` worker, each a
     /// single-threaded BLAS call: on this 2-core machine that beats OpenBLAS's own threading of one
@@ -56,14 +58,16 @@ public enum BLAS {
                             a: UnsafePointer<Float>, lda: Int,
                             b: UnsafePointer<Float>, ldb: Int,
                             beta: Float = 0,
-                            c: UnsafeMutablePointer<Float>, ldc: Int, bias: UnsafePointer<Float>? = nil) {
+                            c: UnsafeMutablePointer<Float>, ldc: Int, bias: UnsafePointer<Float>? = nil,
+                            scale: UnsafePointer<Float>? = nil, ldScale: Int = 0) {
         let workers = Parallel.workers
         if workers > 1 && m * n * k >= 1 << 21 {
             if m >= 64 * workers {
                 Parallel.forEachChunk(m) { rows in
                     single(transA: transA, transB: transB, m: rows.count, n: n, k: k, alpha: alpha,
                            a: transA ? a + rows.lowerBound : a + rows.lowerBound * lda, lda: lda, b: b, ldb: ldb,
-                           beta: beta, c: c + rows.lowerBound * ldc, ldc: ldc, bias: bias)
+                           beta: beta, c: c + rows.lowerBound * ldc, ldc: ldc, bias: bias,
+                           scale: scale.map { $0 + rows.lowerBound * ldScale }, ldScale: ldScale)
                 }
                 return
             }
@@ -71,28 +75,30 @@ public enum BLAS {
                 Parallel.forEachChunk(n) { cols in
                     single(transA: transA, transB: transB, m: m, n: cols.count, k: k, alpha: alpha, a: a, lda: lda,
                            b: transB ? b + cols.lowerBound * ldb : b + cols.lowerBound, ldb: ldb,
-                           beta: beta, c: c + cols.lowerBound, ldc: ldc, bias: bias.map { $0 + cols.lowerBound })
+                           beta: beta, c: c + cols.lowerBound, ldc: ldc, bias: bias.map { $0 + cols.lowerBound },
+                           scale: scale.map { $0 + cols.lowerBound }, ldScale: ldScale)
                 }
                 return
             }
         }
         single(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
-               beta: beta, c: c, ldc: ldc, bias: bias)
+               beta: beta, c: c, ldc: ldc, bias: bias, scale: scale, ldScale: ldScale)
     }
 
-    /// One single-threaded GEMM, by `path` (`bias` as in `gemm`).
+    /// One single-threaded GEMM, by `path` (`bias` and `scale` as in `gemm`).
     @inlinable
     public static func single(transA: Bool = false, transB: Bool = false,
                             m: Int, n: Int, k: Int, alpha: Float = 1,
                             a: UnsafePointer<Float>, lda: Int,
                             b: UnsafePointer<Float>, ldb: Int,
                             beta: Float = 0,
-                            c: UnsafeMutablePointer<Float>, ldc: Int, bias: UnsafePointer<Float>? = nil) {
+                            c: UnsafeMutablePointer<Float>, ldc: Int, bias: UnsafePointer<Float>? = nil,
+                            scale: UnsafePointer<Float>? = nil, ldScale: Int = 0) {
         if m == 0 || n == 0 { return }
         // The own kernel returns false only when its packing buffer could not be allocated.
         if case .own(let kernel) = path,
            kernel.multiply(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
-                           b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, bias: bias) {
+                           b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, bias: bias, scale: scale, ldScale: ldScale) {
             return
         }
         var beta = beta
@@ -109,6 +115,12 @@ public enum BLAS {
                     transB ? CblasTrans : CblasNoTrans,
                     Int32(m), Int32(n), Int32(k), alpha,
                     a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        if let scale {
+            for i in 0..<m {
+                let (row, factors) = (c + i * ldc, scale + i * ldScale)
+                for j in 0..<n { row[j] = row[j] * factors[j] }
+            }
+        }
     }
 }
 
