@@ -8,8 +8,7 @@
 //   column blocks of ≤ PACK_FLOATS / kc columns → K blocks of KC → pack op(B)'s block into
 //   nr-wide k-major panels (sgemm_pack.c) → MC-row blocks of A → panels → tiles of mr rows (micro-kernel).
 // A is not packed: a tile broadcasts op(A)(i, k) straight from A, row-major or transposed.
-// The first K block applies beta and adds the bias (ck_sgemm_ex); later blocks add to C; the last
-// multiplies each finished tile by `scale`, while the tile is still in L1.
+// The first K block applies beta and adds the bias (ck_sgemm_bias); later blocks add to C.
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,29 +69,16 @@ static void scale_c(int m, int n, float beta, const float *bias, float *c, long 
     }
 }
 
-/// C[i][j] *= scale[i][j] over a rows × cols region (a tile just finished: still in L1).
-static void multiply_c(int rows, int cols, const float *scale, long lds, float *c, long ldc) {
-    for (int i = 0; i < rows; i++) {
-        float *row = c + (size_t)i * ldc;
-        const float *factors = scale + (size_t)i * lds;
-        for (int j = 0; j < cols; j++) row[j] = row[j] * factors[j];
-    }
-}
-
 int ck_sgemm(ck_gemm_isa isa, bool trans_a, bool trans_b, int m, int n, int k, float alpha,
              const float *a, long lda, const float *b, long ldb, float beta, float *c, long ldc) {
-    return ck_sgemm_ex(isa, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, NULL, NULL, 0);
+    return ck_sgemm_bias(isa, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, NULL);
 }
 
-int ck_sgemm_ex(ck_gemm_isa isa, bool trans_a, bool trans_b, int m, int n, int k, float alpha,
-                const float *a, long lda, const float *b, long ldb, float beta, float *c, long ldc,
-                const float *bias, const float *scale, long ld_scale) {
+int ck_sgemm_bias(ck_gemm_isa isa, bool trans_a, bool trans_b, int m, int n, int k, float alpha,
+                  const float *a, long lda, const float *b, long ldb, float beta, float *c, long ldc,
+                  const float *bias) {
     if (m <= 0 || n <= 0) return 0;
-    if (k <= 0 || alpha == 0) {
-        scale_c(m, n, beta, bias, c, ldc);
-        if (scale) multiply_c(m, n, scale, ld_scale, c, ldc);
-        return 0;
-    }
+    if (k <= 0 || alpha == 0) { scale_c(m, n, beta, bias, c, ldc); return 0; }
     const ck_microkernel *kernel = choose_kernel(isa, n);
     const int mr = kernel->mr, nr = kernel->nr, mc_rows = mr * MC_TILES;
     const int kc_max = k < KC ? k : KC;
@@ -115,7 +101,6 @@ int ck_sgemm_ex(ck_gemm_isa isa, bool trans_a, bool trans_b, int m, int n, int k
             int kc = k - k0 < KC ? k - k0 : KC;
             float block_beta = k0 == 0 ? beta : 1.0f;
             const float *block_bias = k0 == 0 && bias ? bias + j0 : NULL;
-            const bool last_block = k0 + kc == k;
             ck_sgemm_pack_b(trans_b, b, ldb, k0, kc, j0, nc, nr, packed);
             for (int i0 = 0; i0 < m; i0 += mc_rows) {
                 int mc = m - i0 < mc_rows ? m - i0 : mc_rows;
@@ -127,9 +112,6 @@ int ck_sgemm_ex(ck_gemm_isa isa, bool trans_a, bool trans_b, int m, int n, int k
                         const float *tile_a = trans_a ? a + (size_t)k0 * lda + r0 : a + (size_t)r0 * lda + k0;
                         tiles[rows](tile_a, lda, panel, kc, c + (size_t)r0 * ldc + j0 + p * nr, ldc, alpha,
                                     block_beta, block_bias ? block_bias + p * nr : NULL, cols);
-                        if (scale && last_block)
-                            multiply_c(rows, cols, scale + (size_t)r0 * ld_scale + j0 + p * nr, ld_scale,
-                                       c + (size_t)r0 * ldc + j0 + p * nr, ldc);
                     }
                 }
             }

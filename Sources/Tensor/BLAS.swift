@@ -46,8 +46,6 @@ public enum BLAS {
     /// `bias` (n floats), when given, is added to every row of C: C = alpha·op(A)·op(B) + (beta·C + bias),
     /// the bracket rounded first, so the bits are those of filling C with C + bias (or bias) and
     /// multiplying with beta 1; our kernels add it in their store, saving that pass over C.
-    /// `scale` (m×n, row stride ldScale), when given, multiplies the finished C element by element
-    /// (a GELU's derivative applied to its input gradient); our kernels do it tile by tile in L1.
     ///
     /// Large products are split into row (or column) blocks of C, one per `Parallel` worker, each a
     /// single-threaded BLAS call: on this 2-core machine that beats OpenBLAS's own threading of one
@@ -58,16 +56,14 @@ public enum BLAS {
                             a: UnsafePointer<Float>, lda: Int,
                             b: UnsafePointer<Float>, ldb: Int,
                             beta: Float = 0,
-                            c: UnsafeMutablePointer<Float>, ldc: Int, bias: UnsafePointer<Float>? = nil,
-                            scale: UnsafePointer<Float>? = nil, ldScale: Int = 0) {
+                            c: UnsafeMutablePointer<Float>, ldc: Int, bias: UnsafePointer<Float>? = nil) {
         let workers = Parallel.workers
         if workers > 1 && m * n * k >= 1 << 21 {
             if m >= 64 * workers {
                 Parallel.forEachChunk(m) { rows in
                     single(transA: transA, transB: transB, m: rows.count, n: n, k: k, alpha: alpha,
                            a: transA ? a + rows.lowerBound : a + rows.lowerBound * lda, lda: lda, b: b, ldb: ldb,
-                           beta: beta, c: c + rows.lowerBound * ldc, ldc: ldc, bias: bias,
-                           scale: scale.map { $0 + rows.lowerBound * ldScale }, ldScale: ldScale)
+                           beta: beta, c: c + rows.lowerBound * ldc, ldc: ldc, bias: bias)
                 }
                 return
             }
@@ -75,30 +71,28 @@ public enum BLAS {
                 Parallel.forEachChunk(n) { cols in
                     single(transA: transA, transB: transB, m: m, n: cols.count, k: k, alpha: alpha, a: a, lda: lda,
                            b: transB ? b + cols.lowerBound * ldb : b + cols.lowerBound, ldb: ldb,
-                           beta: beta, c: c + cols.lowerBound, ldc: ldc, bias: bias.map { $0 + cols.lowerBound },
-                           scale: scale.map { $0 + cols.lowerBound }, ldScale: ldScale)
+                           beta: beta, c: c + cols.lowerBound, ldc: ldc, bias: bias.map { $0 + cols.lowerBound })
                 }
                 return
             }
         }
         single(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
-               beta: beta, c: c, ldc: ldc, bias: bias, scale: scale, ldScale: ldScale)
+               beta: beta, c: c, ldc: ldc, bias: bias)
     }
 
-    /// One single-threaded GEMM, by `path` (`bias` and `scale` as in `gemm`).
+    /// One single-threaded GEMM, by `path` (`bias` as in `gemm`).
     @inlinable
     public static func single(transA: Bool = false, transB: Bool = false,
                             m: Int, n: Int, k: Int, alpha: Float = 1,
                             a: UnsafePointer<Float>, lda: Int,
                             b: UnsafePointer<Float>, ldb: Int,
                             beta: Float = 0,
-                            c: UnsafeMutablePointer<Float>, ldc: Int, bias: UnsafePointer<Float>? = nil,
-                            scale: UnsafePointer<Float>? = nil, ldScale: Int = 0) {
+                            c: UnsafeMutablePointer<Float>, ldc: Int, bias: UnsafePointer<Float>? = nil) {
         if m == 0 || n == 0 { return }
         // The own kernel returns false only when its packing buffer could not be allocated.
         if case .own(let kernel) = path,
            kernel.multiply(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
-                           b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, bias: bias, scale: scale, ldScale: ldScale) {
+                           b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, bias: bias) {
             return
         }
         var beta = beta
@@ -115,12 +109,6 @@ public enum BLAS {
                     transB ? CblasTrans : CblasNoTrans,
                     Int32(m), Int32(n), Int32(k), alpha,
                     a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
-        if let scale {
-            for i in 0..<m {
-                let (row, factors) = (c + i * ldc, scale + i * ldScale)
-                for j in 0..<n { row[j] = row[j] * factors[j] }
-            }
-        }
     }
 }
 

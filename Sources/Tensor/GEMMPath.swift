@@ -23,17 +23,15 @@ public enum GEMMKernel: String, CaseIterable, Sendable {
     }
 
     /// C = alpha·op(A)·op(B) + beta·C on one thread, row-major, as `cblas_sgemm` (CKernels.h);
-    /// with `bias` (n floats) C = alpha·op(A)·op(B) + (beta·C + bias), added in the kernel's store;
-    /// with `scale` (m×n, row stride ldScale) the finished C multiplied by it element by element
-    /// (`ck_sgemm_ex`). Returns false (C untouched) only when the packing buffer could not be allocated.
+    /// with `bias` (n floats) C = alpha·op(A)·op(B) + (beta·C + bias), added in the kernel's store.
+    /// Returns false (C untouched) only when the packing buffer could not be allocated.
     @discardableResult
     public func multiply(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                          a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, bias: UnsafePointer<Float>? = nil,
-                         scale: UnsafePointer<Float>? = nil, ldScale: Int = 0) -> Bool {
+                         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, bias: UnsafePointer<Float>? = nil) -> Bool {
         precondition(isSupported, "GEMM kernel \(rawValue) does not run on this CPU")
-        return ck_sgemm_ex(isa, transA, transB, Int32(m), Int32(n), Int32(k), alpha, a, lda, b, ldb, beta, c, ldc,
-                           bias, scale, ldScale) == 0
+        return ck_sgemm_bias(isa, transA, transB, Int32(m), Int32(n), Int32(k), alpha, a, lda, b, ldb, beta, c, ldc,
+                             bias) == 0
     }
 }
 

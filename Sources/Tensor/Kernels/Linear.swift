@@ -20,7 +20,7 @@ public enum LinearOp {
         let storedBias = biasInGEMMStore ? bias : nil
         return Tensor(shape: outShape) { y in
             let startsAtZero = initialize(y, rows: rows, cols: outDim, bias: storedBias == nil ? bias : nil, residual: residual)
-            x.withPointer { xp in weight.withPointer { wp in withOptionalPointer(storedBias) { bp in
+            x.withPointer { xp in weight.withPointer { wp in withBiasPointer(storedBias) { bp in
                 BLAS.gemm(transB: true, m: rows, n: outDim, k: inDim,
                           a: xp, lda: inDim, b: wp, ldb: inDim,
                           beta: startsAtZero ? 0 : 1, c: y, ldc: outDim, bias: bp)
@@ -45,7 +45,7 @@ public enum LinearOp {
             }
         }
         let addsToY = accumulate || (bias != nil && storedBias == nil)
-        weight.withPointer { wp in withOptionalPointer(storedBias) { bp in
+        weight.withPointer { wp in withBiasPointer(storedBias) { bp in
             BLAS.gemm(transB: true, m: rows, n: outDim, k: inDim, a: x, lda: inDim, b: wp, ldb: inDim,
                       beta: addsToY ? 1 : 0, c: y, ldc: outDim, bias: bp)
         } }
@@ -64,7 +64,7 @@ public enum LinearOp {
         return Tensor(shape: outShape) { y in
             residual?.withPointer { y.update(from: $0, count: rows * outDim) }
             x.withPointer { xp in
-                withOptionalPointer(bias) { packed.multiply(xp, rows: rows, bias: $0, into: y, accumulate: residual != nil) }
+                withBiasPointer(bias) { packed.multiply(xp, rows: rows, bias: $0, into: y, accumulate: residual != nil) }
             }
         }
     }
@@ -76,12 +76,12 @@ public enum LinearOp {
             return infer(x, rows: rows, weight: weight.value, bias: bias, into: y, accumulate: accumulate)
         }
         precondition(bias.map { $0.count == packed.outFeatures } ?? true, "linear: bias \(bias!.shape) vs out \(packed.outFeatures)")
-        withOptionalPointer(bias) { packed.multiply(x, rows: rows, bias: $0, into: y, accumulate: accumulate) }
+        withBiasPointer(bias) { packed.multiply(x, rows: rows, bias: $0, into: y, accumulate: accumulate) }
     }
 
-    private static func withOptionalPointer<R>(_ tensor: Tensor?, _ body: (UnsafePointer<Float>?) -> R) -> R {
-        guard let tensor else { return body(nil) }
-        return tensor.withPointer { body($0) }
+    private static func withBiasPointer<R>(_ bias: Tensor?, _ body: (UnsafePointer<Float>?) -> R) -> R {
+        guard let bias else { return body(nil) }
+        return bias.withPointer { body($0) }
     }
 
     /// Writes residual + bias (either may be absent) into y; returns true when there is neither,
@@ -105,13 +105,9 @@ public enum LinearOp {
         return false
     }
 
-    /// Returns dx; accumulates dW += dyᵀ·x and db += Σ_rows dy. With `inputGradientScale` (x's shape)
-    /// dx is multiplied by it element by element inside the GEMM (`BLAS.gemm`'s `scale`): the
-    /// chain rule through an elementwise op before this layer (GELU's saved derivative) without a
-    /// pass of its own, same bits as that pass.
+    /// Returns dx; accumulates dW += dyᵀ·x and db += Σ_rows dy.
     public static func backward(_ dy: Tensor, input x: Tensor, weight: Tensor,
-                                weightGrad: inout Tensor, biasGrad: UnsafeMutablePointer<Float>?,
-                                inputGradientScale: Tensor? = nil) -> Tensor {
+                                weightGrad: inout Tensor, biasGrad: UnsafeMutablePointer<Float>?) -> Tensor {
         let (rows, inDim, outDim) = (x.rows, x.lastDim, weight.shape[0])
         precondition(dy.rows == rows && dy.lastDim == outDim, "linear backward: dy \(dy.shape) vs x \(x.shape)")
         dy.withPointer { dyp in
@@ -123,19 +119,17 @@ public enum LinearOp {
             }
             if let biasGrad { sumRows(dyp, rows: rows, cols: outDim, into: biasGrad) }
         }
-        return inputGradient(dy, weight: weight, inputShape: x.shape, scaledBy: inputGradientScale)
+        return inputGradient(dy, weight: weight, inputShape: x.shape)
     }
 
-    /// dx = dy·W alone (for layers whose weights are frozen), times `scale` element by element when given.
-    public static func inputGradient(_ dy: Tensor, weight: Tensor, inputShape: [Int], scaledBy scale: Tensor? = nil) -> Tensor {
+    /// dx = dy·W alone (for layers whose weights are frozen).
+    public static func inputGradient(_ dy: Tensor, weight: Tensor, inputShape: [Int]) -> Tensor {
         let (outDim, inDim) = (weight.shape[0], weight.shape[1])
         let rows = dy.rows
-        if let scale { precondition(scale.shape == inputShape, "linear backward: scale \(scale.shape) vs input \(inputShape)") }
         return Tensor(shape: inputShape) { dx in
-            dy.withPointer { dyp in weight.withPointer { wp in withOptionalPointer(scale) { sp in
-                BLAS.gemm(m: rows, n: inDim, k: outDim, a: dyp, lda: outDim, b: wp, ldb: inDim, c: dx, ldc: inDim,
-                          scale: sp, ldScale: inDim)
-            } } }
+            dy.withPointer { dyp in weight.withPointer { wp in
+                BLAS.gemm(m: rows, n: inDim, k: outDim, a: dyp, lda: outDim, b: wp, ldb: inDim, c: dx, ldc: inDim)
+            } }
         }
     }
 

@@ -31,17 +31,14 @@ public struct Linear: Sendable {
         LinearOp.infer(x, rows: rows, weight: weight, bias: bias?.value, into: y, accumulate: accumulate)
     }
 
-    /// Accumulates weight and bias gradients; returns dx, times `inputGradientScale` element by
-    /// element when given (the derivative of an elementwise op feeding this layer, applied in the GEMM).
-    public func backward(_ dy: Tensor, input x: Tensor, inputGradientScale: Tensor? = nil) -> Tensor {
+    /// Accumulates weight and bias gradients; returns dx.
+    public func backward(_ dy: Tensor, input x: Tensor) -> Tensor {
         precondition(!weight.isPackedOnly, "backward through a weight packed for inference only")
         if let bias {
             return bias.withGradPointer { gb in
-                LinearOp.backward(dy, input: x, weight: weight.value, weightGrad: &weight.grad, biasGrad: gb,
-                                  inputGradientScale: inputGradientScale)
+                LinearOp.backward(dy, input: x, weight: weight.value, weightGrad: &weight.grad, biasGrad: gb)
             }
         }
-        return LinearOp.backward(dy, input: x, weight: weight.value, weightGrad: &weight.grad, biasGrad: nil,
-                                 inputGradientScale: inputGradientScale)
+        return LinearOp.backward(dy, input: x, weight: weight.value, weightGrad: &weight.grad, biasGrad: nil)
     }
 }

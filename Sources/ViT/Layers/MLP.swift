@@ -30,10 +30,9 @@ public struct MLP: Sendable {
         fc2.infer(hidden, rows: rows, into: y, accumulate: accumulate)
     }
 
-    /// GELU's backward (dh = dg · GELU′) happens inside fc2's input-gradient GEMM, tile by tile
-    /// (`inputGradientScale`): the same bits as `GELUOp.backward(dg, derivative:)`, one pass fewer.
     public func backward(_ dy: Tensor, cache: Cache) -> Tensor {
-        let dh = fc2.backward(dy, input: cache.activated, inputGradientScale: cache.derivative)
+        let dg = fc2.backward(dy, input: cache.activated)
+        let dh = GELUOp.backward(dg, derivative: cache.derivative)
         return fc1.backward(dh, input: cache.input)
     }
 }

@@ -2,14 +2,12 @@ import XCTest
 @testable import Tensor
 import TestSupport
 
-/// What the training GEMM does in its store instead of passes of their own (`ck_sgemm_ex`,
-/// `BLAS.gemm(bias:scale:)`): the bias of the Linear layer's forward and inference must give the bits
-/// of C filled with beta·C + bias by a pass, then the same kernel with beta 1; the elementwise
-/// `scale` of its input gradient (GELU's derivative) the bits of the product followed by a multiply
-/// pass. The kernels' products themselves are checked against doubles by TrainingGEMMTests; here the
-/// reference is the older path, and equality is exact (any reordering of the additions changes some
-/// of these bits).
-final class GEMMEpilogueTests: XCTestCase {
+/// The bias added in the training GEMM's store (`ck_sgemm_bias`, `BLAS.gemm(bias:)`, the Linear
+/// layer's forward and inference) must give the bits of the path it replaces: C filled with
+/// beta·C + bias by a pass of its own, then the same kernel with beta 1. The kernels' products
+/// themselves are checked against doubles by TrainingGEMMTests; here the reference is that older
+/// path, and equality is exact (any reordering of the additions changes some of these bits).
+final class GEMMBiasTests: XCTestCase {
     /// Non-multiples of every tile width, K deeper than one 128-deep block (the bias must be added
     /// in the first block only), and a shape wide enough for several column blocks of packed op(B).
     static let shapes = [(1, 1, 1), (7, 13, 11), (9, 49, 129), (31, 97, 257), (67, 131, 61), (20, 1100, 300)]
@@ -116,63 +114,6 @@ final class GEMMEpilogueTests: XCTestCase {
                 for (name, (s, p)) in zip(["forward", "forward + residual", "infer", "infer accumulate"], zip(store, pass)) {
                     XCTAssertEqual(differingElements(s, p), 0, "\(path) \(name) rows \(rows) in \(inDim) out \(outDim)")
                 }
-            }
-        }
-    }
-
-    /// `scale` multiplies the finished C (after the last K block), every kernel, beta 0 and 1, with a
-    /// bias too, against the product followed by a multiply pass.
-    func testEveryKernelScalesTheFinishedProductWithTheBitsOfAPass() {
-        for kernel in GEMMKernel.allCases.filter(\.isSupported) {
-            for (m, n, k) in Self.shapes {
-                for beta: Float in [0, 1] {
-                    for withBias in [false, true] {
-                        let o = Operands(m: m, n: n, k: k, beta: beta)
-                        var rng = SeededRandom(seed: UInt64(m + n + k))
-                        let ldScale = n + 3
-                        let scale = (0..<(m * ldScale)).map { _ in rng.normal() }
-                        var fused = o.c, reference = o.c
-                        o.a.withUnsafeBufferPointer { a in o.b.withUnsafeBufferPointer { b in o.bias.withUnsafeBufferPointer { bias in
-                            scale.withUnsafeBufferPointer { s in
-                                fused.withUnsafeMutableBufferPointer { c in
-                                    XCTAssertTrue(kernel.multiply(transA: false, transB: false, m: m, n: n, k: k, alpha: 1,
-                                                                  a: a.baseAddress!, lda: k, b: b.baseAddress!, ldb: n, beta: beta,
-                                                                  c: c.baseAddress!, ldc: n, bias: withBias ? bias.baseAddress! : nil,
-                                                                  scale: s.baseAddress!, ldScale: ldScale))
-                                }
-                                reference.withUnsafeMutableBufferPointer { c in
-                                    XCTAssertTrue(kernel.multiply(transA: false, transB: false, m: m, n: n, k: k, alpha: 1,
-                                                                  a: a.baseAddress!, lda: k, b: b.baseAddress!, ldb: n, beta: beta,
-                                                                  c: c.baseAddress!, ldc: n, bias: withBias ? bias.baseAddress! : nil))
-                                }
-                            }
-                        } } }
-                        for i in 0..<m { for j in 0..<n { reference[i * n + j] = reference[i * n + j] * scale[i * ldScale + j] } }
-                        XCTAssertEqual(differingElements(fused, reference), 0,
-                                       "\(kernel.rawValue) m \(m) n \(n) k \(k) beta \(beta) bias \(withBias)")
-                    }
-                }
-            }
-        }
-    }
-
-    /// The Linear layer's input gradient scaled in the GEMM (`inputGradientScale`) against the
-    /// unscaled one followed by `GELUOp.backward(_:derivative:)`, as MLP's backward did: OpenBLAS and
-    /// the own kernel, two workers (row split, column split, unsplit).
-    func testLinearInputGradientScaleMatchesTheGELUBackwardPassBitForBit() {
-        let (savedPath, savedWorkers) = (BLAS.path, Parallel.workers)
-        defer { (BLAS.path, Parallel.workers) = (savedPath, savedWorkers) }
-        Parallel.workers = 2
-        for (rows, inDim, outDim) in [(300, 129, 70), (40, 520, 300), (5, 7, 3)] {
-            var rng = SeededRandom(seed: UInt64(rows * 17 + inDim))
-            let dy = Tensor(shape: [rows, outDim], data: (0..<(rows * outDim)).map { _ in rng.normal() })
-            let w = Tensor(shape: [outDim, inDim], data: (0..<(outDim * inDim)).map { _ in rng.normal() })
-            let derivative = Tensor(shape: [rows, inDim], data: (0..<(rows * inDim)).map { _ in rng.normal() })
-            for path in [GEMMPath.blas, .own(.best)] {
-                BLAS.path = path
-                let fused = LinearOp.inputGradient(dy, weight: w, inputShape: [rows, inDim], scaledBy: derivative)
-                let pass = GELUOp.backward(LinearOp.inputGradient(dy, weight: w, inputShape: [rows, inDim]), derivative: derivative)
-                XCTAssertEqual(differingElements(fused.data, pass.data), 0, "\(path) rows \(rows) in \(inDim) out \(outDim)")
             }
         }
     }
