@@ -8,7 +8,7 @@
 //   column blocks of ≤ PACK_FLOATS / kc columns → K blocks of KC → pack op(B)'s block into
 //   nr-wide k-major panels (sgemm_pack.c) → MC-row blocks of A → panels → tiles of mr rows (micro-kernel).
 // A is not packed: a tile broadcasts op(A)(i, k) straight from A, row-major or transposed.
-// The first K block applies beta; later blocks add to C.
+// The first K block applies beta and adds the bias (ck_sgemm_bias); later blocks add to C.
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,19 +59,26 @@ static const ck_microkernel *choose_kernel(ck_gemm_isa isa, int n) {
     return best;
 }
 
-/// C = beta·C (k = 0 or alpha = 0: the product adds nothing). beta = 0 writes zeros without reading.
-static void scale_c(int m, int n, float beta, float *c, long ldc) {
+/// C = beta·C + bias (k = 0 or alpha = 0: the product adds nothing). beta = 0 does not read C.
+static void scale_c(int m, int n, float beta, const float *bias, float *c, long ldc) {
     for (int i = 0; i < m; i++) {
         float *row = c + (size_t)i * ldc;
-        if (beta == 0) memset(row, 0, sizeof(float) * n);
+        if (bias) for (int j = 0; j < n; j++) row[j] = beta != 0 ? __builtin_fmaf(beta, row[j], bias[j]) : bias[j];
+        else if (beta == 0) memset(row, 0, sizeof(float) * n);
         else for (int j = 0; j < n; j++) row[j] *= beta;
     }
 }
 
 int ck_sgemm(ck_gemm_isa isa, bool trans_a, bool trans_b, int m, int n, int k, float alpha,
              const float *a, long lda, const float *b, long ldb, float beta, float *c, long ldc) {
+    return ck_sgemm_bias(isa, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, NULL);
+}
+
+int ck_sgemm_bias(ck_gemm_isa isa, bool trans_a, bool trans_b, int m, int n, int k, float alpha,
+                  const float *a, long lda, const float *b, long ldb, float beta, float *c, long ldc,
+                  const float *bias) {
     if (m <= 0 || n <= 0) return 0;
-    if (k <= 0 || alpha == 0) { scale_c(m, n, beta, c, ldc); return 0; }
+    if (k <= 0 || alpha == 0) { scale_c(m, n, beta, bias, c, ldc); return 0; }
     const ck_microkernel *kernel = choose_kernel(isa, n);
     const int mr = kernel->mr, nr = kernel->nr, mc_rows = mr * MC_TILES;
     const int kc_max = k < KC ? k : KC;
@@ -93,6 +100,7 @@ int ck_sgemm(ck_gemm_isa isa, bool trans_a, bool trans_b, int m, int n, int k, f
         for (int k0 = 0; k0 < k; k0 += KC) {
             int kc = k - k0 < KC ? k - k0 : KC;
             float block_beta = k0 == 0 ? beta : 1.0f;
+            const float *block_bias = k0 == 0 && bias ? bias + j0 : NULL;
             ck_sgemm_pack_b(trans_b, b, ldb, k0, kc, j0, nc, nr, packed);
             for (int i0 = 0; i0 < m; i0 += mc_rows) {
                 int mc = m - i0 < mc_rows ? m - i0 : mc_rows;
@@ -103,7 +111,7 @@ int ck_sgemm(ck_gemm_isa isa, bool trans_a, bool trans_b, int m, int n, int k, f
                         int rows = i0 + mc - r0 < mr ? i0 + mc - r0 : mr;
                         const float *tile_a = trans_a ? a + (size_t)k0 * lda + r0 : a + (size_t)r0 * lda + k0;
                         tiles[rows](tile_a, lda, panel, kc, c + (size_t)r0 * ldc + j0 + p * nr, ldc, alpha,
-                                    block_beta, cols);
+                                    block_beta, block_bias ? block_bias + p * nr : NULL, cols);
                     }
                 }
             }

@@ -17,7 +17,7 @@ static AVX2 INLINE __m256i lanes(int cols, int v) {
 
 static AVX2 INLINE void tile(const int nv, const int rows, const int trans_a, const float *restrict a, long lda,
                              const float *restrict bp, int kc, float *restrict c, long ldc, float alpha, float beta,
-                             int cols) {
+                             const float *restrict bias, int cols) {
     __m256 acc[MR][2];
     for (int i = 0; i < rows; i++)
         for (int v = 0; v < nv; v++) acc[i][v] = _mm256_setzero_ps();
@@ -39,6 +39,17 @@ static AVX2 INLINE void tile(const int nv, const int rows, const int trans_a, co
         // Masked moves only at a ragged edge: AMD CPUs run vmaskmovps stores slowly (microcoded).
         int full = cols >= 8 * (v + 1);
         __m256i m = lanes(cols, v);
+        if (bias) {
+            __m256 bv = full ? _mm256_loadu_ps(bias + 8 * v) : _mm256_maskload_ps(bias + 8 * v, m);
+            for (int i = 0; i < rows; i++) {
+                float *out = c + i * ldc + 8 * v;
+                __m256 t = bv;
+                if (beta != 0) t = _mm256_fmadd_ps(vb, full ? _mm256_loadu_ps(out) : _mm256_maskload_ps(out, m), bv);
+                __m256 r = _mm256_add_ps(_mm256_mul_ps(va, acc[i][v]), t);
+                if (full) _mm256_storeu_ps(out, r); else _mm256_maskstore_ps(out, m, r);
+            }
+            continue;
+        }
         for (int i = 0; i < rows; i++) {
             float *out = c + i * ldc + 8 * v;
             __m256 r = _mm256_mul_ps(va, acc[i][v]);
@@ -55,8 +66,8 @@ static AVX2 INLINE void tile(const int nv, const int rows, const int trans_a, co
 
 #define TILE(NV, T, R) \
     static AVX2 void tile_##NV##_##T##_##R(const float *a, long lda, const float *bp, int kc, float *c, long ldc, \
-                                           float alpha, float beta, int cols) { \
-        tile(NV, R, T, a, lda, bp, kc, c, ldc, alpha, beta, cols); \
+                                           float alpha, float beta, const float *bias, int cols) { \
+        tile(NV, R, T, a, lda, bp, kc, c, ldc, alpha, beta, bias, cols); \
     }
 #define HEIGHTS(NV, T) TILE(NV, T, 1) TILE(NV, T, 2) TILE(NV, T, 3) TILE(NV, T, 4) TILE(NV, T, 5) TILE(NV, T, 6)
 #define TABLE(NV, T) \

@@ -21,7 +21,7 @@ static AVX512 INLINE __mmask16 lanes(int cols, int v) {
 
 static AVX512 INLINE void tile(const int nv, const int rows, const int trans_a, const float *restrict a, long lda,
                                const float *restrict bp, int kc, float *restrict c, long ldc, float alpha, float beta,
-                               int cols) {
+                               const float *restrict bias, int cols) {
     __m512 acc[MR][3];
     for (int i = 0; i < rows; i++)
         for (int v = 0; v < nv; v++) acc[i][v] = _mm512_setzero_ps();
@@ -41,6 +41,15 @@ static AVX512 INLINE void tile(const int nv, const int rows, const int trans_a, 
     __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
     for (int v = 0; v < nv; v++) {
         __mmask16 m = lanes(cols, v);
+        if (bias) {
+            __m512 bv = _mm512_maskz_loadu_ps(m, bias + 16 * v);
+            for (int i = 0; i < rows; i++) {
+                float *out = c + i * ldc + 16 * v;
+                __m512 t = beta != 0 ? _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m, out), bv) : bv;
+                _mm512_mask_storeu_ps(out, m, _mm512_add_ps(_mm512_mul_ps(va, acc[i][v]), t));
+            }
+            continue;
+        }
         for (int i = 0; i < rows; i++) {
             float *out = c + i * ldc + 16 * v;
             __m512 r = _mm512_mul_ps(va, acc[i][v]);
@@ -53,8 +62,8 @@ static AVX512 INLINE void tile(const int nv, const int rows, const int trans_a, 
 // One function per (width, transposition, height), so each keeps its accumulators in registers.
 #define TILE(NV, T, R) \
     static AVX512 void tile_##NV##_##T##_##R(const float *a, long lda, const float *bp, int kc, float *c, long ldc, \
-                                             float alpha, float beta, int cols) { \
-        tile(NV, R, T, a, lda, bp, kc, c, ldc, alpha, beta, cols); \
+                                             float alpha, float beta, const float *bias, int cols) { \
+        tile(NV, R, T, a, lda, bp, kc, c, ldc, alpha, beta, bias, cols); \
     }
 #define HEIGHTS(NV, T) \
     TILE(NV, T, 1) TILE(NV, T, 2) TILE(NV, T, 3) TILE(NV, T, 4) TILE(NV, T, 5) TILE(NV, T, 6) TILE(NV, T, 7) TILE(NV, T, 8)

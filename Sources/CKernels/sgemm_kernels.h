@@ -13,8 +13,11 @@
 ///   bp     the packed panel: kc rows of nr floats, 64-byte aligned, zero past the last column.
 ///   c      C at the tile's first row and the panel's first column; only `cols` columns are written:
 ///          c = alpha·acc + beta·c (beta = 0: c is not read).
+///   bias   NULL, or the bias at the panel's first column: then c = alpha·acc + (beta·c + bias[j]),
+///          the bracket rounded first (beta = 0: alpha·acc + bias[j]), so a bias added here rounds
+///          exactly as one added to C before a beta-1 product.
 typedef void (*ck_tile_fn)(const float *a, long lda, const float *bp, int kc, float *c, long ldc,
-                           float alpha, float beta, int cols);
+                           float alpha, float beta, const float *bias, int cols);
 
 typedef struct {
     int mr, nr;                              // tile height (rows of C), panel width (columns)

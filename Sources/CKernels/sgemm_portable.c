@@ -8,7 +8,8 @@
 
 static inline __attribute__((always_inline)) void tile(const int rows, const int trans_a, const float *restrict a,
                                                        long lda, const float *restrict bp, int kc, float *restrict c,
-                                                       long ldc, float alpha, float beta, int cols) {
+                                                       long ldc, float alpha, float beta,
+                                                       const float *restrict bias, int cols) {
     float acc[MR][NR] = {{0}};
     for (int kk = 0; kk < kc; kk++) {
         for (int i = 0; i < rows; i++) {
@@ -21,14 +22,19 @@ static inline __attribute__((always_inline)) void tile(const int rows, const int
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < cols; j++) {
             float *out = c + i * ldc + j;
-            *out = beta != 0 ? alpha * acc[i][j] + beta * *out : alpha * acc[i][j];
+            if (bias) {
+                float t = beta != 0 ? __builtin_fmaf(beta, *out, bias[j]) : bias[j];
+                *out = alpha * acc[i][j] + t;
+            } else {
+                *out = beta != 0 ? alpha * acc[i][j] + beta * *out : alpha * acc[i][j];
+            }
         }
 }
 
 #define TILE(T, R) \
     static void tile_##T##_##R(const float *a, long lda, const float *bp, int kc, float *c, long ldc, float alpha, \
-                               float beta, int cols) { \
-        tile(R, T, a, lda, bp, kc, c, ldc, alpha, beta, cols); \
+                               float beta, const float *bias, int cols) { \
+        tile(R, T, a, lda, bp, kc, c, ldc, alpha, beta, bias, cols); \
     }
 TILE(0, 1) TILE(0, 2) TILE(0, 3) TILE(0, 4) TILE(1, 1) TILE(1, 2) TILE(1, 3) TILE(1, 4)
 

@@ -43,6 +43,10 @@ public enum BLAS {
     /// C = alpha · op(A) · op(B) + beta · C, with op(X) = X or Xᵀ; all matrices row-major.
     /// `m×k` is the shape of op(A), `k×n` of op(B), `m×n` of C; `lda`/`ldb`/`ldc` are row strides.
     ///
+    /// `bias` (n floats), when given, is added to every row of C: C = alpha·op(A)·op(B) + (beta·C + bias),
+    /// the bracket rounded first, so the bits are those of filling C with C + bias (or bias) and
+    /// multiplying with beta 1; our kernels add it in their store, saving that pass over C.
+    ///
     /// Large products are split into row (or column) blocks of C, one per `Parallel` worker, each a
     /// single-threaded BLAS call: on this 2-core machine that beats OpenBLAS's own threading of one
     /// call (whose idle threads spin in sched_yield between calls) at ViT shapes.
@@ -52,14 +56,14 @@ public enum BLAS {
                             a: UnsafePointer<Float>, lda: Int,
                             b: UnsafePointer<Float>, ldb: Int,
                             beta: Float = 0,
-                            c: UnsafeMutablePointer<Float>, ldc: Int) {
+                            c: UnsafeMutablePointer<Float>, ldc: Int, bias: UnsafePointer<Float>? = nil) {
         let workers = Parallel.workers
         if workers > 1 && m * n * k >= 1 << 21 {
             if m >= 64 * workers {
                 Parallel.forEachChunk(m) { rows in
                     single(transA: transA, transB: transB, m: rows.count, n: n, k: k, alpha: alpha,
                            a: transA ? a + rows.lowerBound : a + rows.lowerBound * lda, lda: lda, b: b, ldb: ldb,
-                           beta: beta, c: c + rows.lowerBound * ldc, ldc: ldc)
+                           beta: beta, c: c + rows.lowerBound * ldc, ldc: ldc, bias: bias)
                 }
                 return
             }
@@ -67,29 +71,38 @@ public enum BLAS {
                 Parallel.forEachChunk(n) { cols in
                     single(transA: transA, transB: transB, m: m, n: cols.count, k: k, alpha: alpha, a: a, lda: lda,
                            b: transB ? b + cols.lowerBound * ldb : b + cols.lowerBound, ldb: ldb,
-                           beta: beta, c: c + cols.lowerBound, ldc: ldc)
+                           beta: beta, c: c + cols.lowerBound, ldc: ldc, bias: bias.map { $0 + cols.lowerBound })
                 }
                 return
             }
         }
         single(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
-               beta: beta, c: c, ldc: ldc)
+               beta: beta, c: c, ldc: ldc, bias: bias)
     }
 
-    /// One single-threaded GEMM, by `path`.
+    /// One single-threaded GEMM, by `path` (`bias` as in `gemm`).
     @inlinable
     public static func single(transA: Bool = false, transB: Bool = false,
                             m: Int, n: Int, k: Int, alpha: Float = 1,
                             a: UnsafePointer<Float>, lda: Int,
                             b: UnsafePointer<Float>, ldb: Int,
                             beta: Float = 0,
-                            c: UnsafeMutablePointer<Float>, ldc: Int) {
+                            c: UnsafeMutablePointer<Float>, ldc: Int, bias: UnsafePointer<Float>? = nil) {
         if m == 0 || n == 0 { return }
         // The own kernel returns false only when its packing buffer could not be allocated.
         if case .own(let kernel) = path,
            kernel.multiply(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
-                           b: b, ldb: ldb, beta: beta, c: c, ldc: ldc) {
+                           b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, bias: bias) {
             return
+        }
+        var beta = beta
+        if let bias {
+            // OpenBLAS has no bias: C ← beta·C + bias first (same rounding as the kernels' store), then beta 1.
+            for i in 0..<m {
+                let row = c + i * ldc
+                for j in 0..<n { row[j] = beta == 0 ? bias[j] : bias[j].addingProduct(beta, row[j]) }
+            }
+            beta = 1
         }
         cblas_sgemm(CblasRowMajor,
                     transA ? CblasTrans : CblasNoTrans,

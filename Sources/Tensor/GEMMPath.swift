@@ -22,14 +22,16 @@ public enum GEMMKernel: String, CaseIterable, Sendable {
         return allCases.first { $0.isa == isa }!
     }
 
-    /// C = alpha·op(A)·op(B) + beta·C on one thread, row-major, as `cblas_sgemm` (CKernels.h).
+    /// C = alpha·op(A)·op(B) + beta·C on one thread, row-major, as `cblas_sgemm` (CKernels.h);
+    /// with `bias` (n floats) C = alpha·op(A)·op(B) + (beta·C + bias), added in the kernel's store.
     /// Returns false (C untouched) only when the packing buffer could not be allocated.
     @discardableResult
     public func multiply(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                          a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) -> Bool {
+                         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, bias: UnsafePointer<Float>? = nil) -> Bool {
         precondition(isSupported, "GEMM kernel \(rawValue) does not run on this CPU")
-        return ck_sgemm(isa, transA, transB, Int32(m), Int32(n), Int32(k), alpha, a, lda, b, ldb, beta, c, ldc) == 0
+        return ck_sgemm_bias(isa, transA, transB, Int32(m), Int32(n), Int32(k), alpha, a, lda, b, ldb, beta, c, ldc,
+                             bias) == 0
     }
 }
 

@@ -38,6 +38,20 @@ func attentionVariants(_ options: Options) throws -> [StepVariant] {
     }
 }
 
+/// `--compare-linear-bias store,pass`: the Linear layers' bias added in the GEMM kernel's store, or
+/// written into the output by a pass of its own before the GEMM (`LinearOp.biasInGEMMStore`),
+/// alternated in this process. Both give the same bits; only the time differs.
+func linearBiasVariants(_ options: Options) throws -> [StepVariant] {
+    guard let list = try options.string("--compare-linear-bias") else { return [] }
+    return try list.split(separator: ",").map { word in
+        switch word {
+        case "store": return StepVariant(name: "linear bias in GEMM store") { LinearOp.biasInGEMMStore = true }
+        case "pass": return StepVariant(name: "linear bias pass") { LinearOp.biasInGEMMStore = false }
+        default: throw BenchError("--compare-linear-bias \(word): expected store or pass")
+        }
+    }
+}
+
 /// What ran this process's arithmetic, for the workers' `ready` lines and bench/compare's report:
 /// the CPU, the GEMM path, OpenBLAS's core and whether that core is a fallback.
 func engineDescription() -> [String: Any] {

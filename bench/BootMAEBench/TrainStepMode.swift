@@ -7,7 +7,8 @@ import ViT
 
 /// `bootmae-bench train-step [--objective bootmae|ibot] [--model-dir D] [--preset tiny] [--batch 128] [--seconds 3] [--min-iterations 3]
 ///  [--threads 2] [--shards N] [--json] [--serve] [--breakdown] [--compare-shards A,B] [--with-one-thread] [--rounds 5] [--malloc-arenas N]
-///  [--gemm auto|own|blas|avx512|avx2|portable] [--compare-gemm blas,own] [--compare-attention fused,gemm]`
+///  [--gemm auto|own|blas|avx512|avx2|portable] [--compare-gemm blas,own] [--compare-attention fused,gemm]
+///  [--compare-linear-bias store,pass]`
 ///
 /// One pretraining step of `--objective` (default bootmae) as `Pretrainer` runs it — the plan (masks)
 /// drawn inside the step, forward and backward over the shards, the objective's `prepareUpdate`
@@ -22,7 +23,8 @@ import ViT
 /// alternates the two settings in this process and prints medians; `--malloc-arenas` overrides
 /// glibc's arena limit (`applyMallocArenas`). `--gemm` picks who runs the GEMMs (`BOOTMAE_GEMM`'s
 /// values) and `--compare-gemm blas,own` alternates such settings, `--compare-attention fused,gemm` the
-/// fused attention kernel and the two-GEMM path (GEMMOptions.swift). With `--serve`
+/// fused attention kernel and the two-GEMM path, `--compare-linear-bias store,pass` the Linear bias
+/// in the GEMM's store or in a pass of its own (GEMMOptions.swift). With `--serve`
 /// it answers stdin lines:
 ///   measure <seconds> <min-iterations>   one timing, as a JSON line
 ///   check <io.safetensors>               losses for given inputs, no update (BootMAE: tensors "images" and
@@ -145,7 +147,7 @@ final class TrainStepMode {
         }
         let (rounds, seconds) = (try options.int("--rounds", default: 5), try options.double("--seconds", default: 3))
         let variants = try shardVariants(options, threads: threads) { self.shards = $0 } + gemmVariants(options)
-            + attentionVariants(options)
+            + attentionVariants(options) + linearBiasVariants(options)
         if !variants.isEmpty {
             compareVariants("\(name) train step", batch: batch.count, threads: threads, step: step, variants,
                             rounds: rounds, seconds: seconds)

@@ -100,6 +100,10 @@ if arguments.contains("--gemm-training") {
     trainingGEMMShapes(seconds: seconds, rounds: flagValue("--rounds", as: Int.self) ?? 5)
     exit(0)
 }
+if arguments.contains("--linear-bias") {
+    linearBiasShapes(seconds: seconds, rounds: flagValue("--rounds", as: Int.self) ?? 5)
+    exit(0)
+}
 if arguments.contains("--gemm-strategies") {
     attentionGemmShapes(seconds: seconds); if arguments.contains("--attention") { exit(0) }
     gemmStrategies(seconds: seconds)

@@ -91,6 +91,13 @@ const char *ck_gemm_isa_name(ck_gemm_isa isa);
 /// buffer could not be allocated (C is then unchanged).
 int ck_sgemm(ck_gemm_isa isa, bool trans_a, bool trans_b, int m, int n, int k, float alpha,
              const float *a, long lda, const float *b, long ldb, float beta, float *c, long ldc);
+/// ck_sgemm plus a bias row added in the store, C = alpha·op(A)·op(B) + (beta·C + bias[j]), the
+/// bracket rounded first (one fma; beta = 0: bias[j] alone), so the result has exactly the bits of
+/// filling C with C + bias (or bias) and calling ck_sgemm with beta 1: the Linear layer's output
+/// costs no pass of its own. bias: n floats, or NULL (then ck_sgemm).
+int ck_sgemm_bias(ck_gemm_isa isa, bool trans_a, bool trans_b, int m, int n, int k, float alpha,
+                  const float *a, long lda, const float *b, long ldb, float beta, float *c, long ldc,
+                  const float *bias);
 
 // MARK: Attention forward of one (image, head) pair, AVX-512 (attention_avx512.c)
 //

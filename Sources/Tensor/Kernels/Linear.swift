@@ -1,9 +1,15 @@
 /// y = x·Wᵀ + b over the last axis: x (…, in), W (out, in), b (out) → y (…, out).
 /// PyTorch's `nn.Linear` layout, so checkpoint weights are used as stored.
 public enum LinearOp {
+    /// Whether the bias is added in the GEMM kernel's store (`BLAS.gemm`'s `bias`), or written into y
+    /// by a pass of its own before a beta-1 GEMM accumulates (the earlier path: the same bits, one
+    /// more write and read of y). Benchmarks switch it between steps
+    /// (`bootmae-bench train-step --compare-linear-bias store,pass`), never during one.
+    nonisolated(unsafe) public static var biasInGEMMStore = true
+
     /// y = x·Wᵀ + b, plus `residual` when the layer feeds a skip connection (y = residual + x·Wᵀ + b).
-    /// y starts as the bias (and residual) and the GEMM accumulates into it, so neither costs a
-    /// pass of its own: the residual add and its copy disappear from the block.
+    /// y starts as the residual (or nothing) and the GEMM adds the bias in its store and accumulates
+    /// the product, so neither costs a pass of its own: the residual add disappears from the block.
     public static func forward(_ x: Tensor, weight: Tensor, bias: Tensor?, adding residual: Tensor? = nil) -> Tensor {
         let (rows, inDim, outDim) = (x.rows, x.lastDim, weight.shape[0])
         precondition(weight.shape == [outDim, inDim], "linear: input width \(inDim) vs weight \(weight.shape)")
@@ -11,24 +17,26 @@ public enum LinearOp {
         var outShape = x.shape
         outShape[outShape.count - 1] = outDim
         if let residual { precondition(residual.shape == outShape, "linear: residual \(residual.shape) vs output \(outShape)") }
+        let storedBias = biasInGEMMStore ? bias : nil
         return Tensor(shape: outShape) { y in
-            let startsAtZero = initialize(y, rows: rows, cols: outDim, bias: bias, residual: residual)
-            x.withPointer { xp in weight.withPointer { wp in
+            let startsAtZero = initialize(y, rows: rows, cols: outDim, bias: storedBias == nil ? bias : nil, residual: residual)
+            x.withPointer { xp in weight.withPointer { wp in withBiasPointer(storedBias) { bp in
                 BLAS.gemm(transB: true, m: rows, n: outDim, k: inDim,
                           a: xp, lda: inDim, b: wp, ldb: inDim,
-                          beta: startsAtZero ? 0 : 1, c: y, ldc: outDim)
-            } }
+                          beta: startsAtZero ? 0 : 1, c: y, ldc: outDim, bias: bp)
+            } } }
         }
     }
 
     /// Inference into a caller's buffer: y = x·Wᵀ + b for `rows` rows, or with `accumulate`,
     /// y += x·Wᵀ + b (y holds a skip connection that is updated in place). Same arithmetic as
-    /// `forward`, which adds the residual and bias in one pass before the GEMM accumulates.
+    /// `forward`: y (+ b) rounded first, then the product added.
     public static func infer(_ x: UnsafePointer<Float>, rows: Int, weight: Tensor, bias: Tensor?,
                              into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
         let (outDim, inDim) = (weight.shape[0], weight.shape[1])
         precondition(bias.map { $0.count == outDim } ?? true, "linear: bias \(bias!.shape) vs out \(outDim)")
-        if let bias {
+        let storedBias = biasInGEMMStore ? bias : nil
+        if let bias, storedBias == nil {
             bias.withPointer { bp in
                 Parallel.forEachChunk(rows, grain: 256) { chunk in for r in chunk {
                     let out = y + r * outDim
@@ -36,10 +44,11 @@ public enum LinearOp {
                 } }
             }
         }
-        weight.withPointer { wp in
+        let addsToY = accumulate || (bias != nil && storedBias == nil)
+        weight.withPointer { wp in withBiasPointer(storedBias) { bp in
             BLAS.gemm(transB: true, m: rows, n: outDim, k: inDim, a: x, lda: inDim, b: wp, ldb: inDim,
-                      beta: accumulate || bias != nil ? 1 : 0, c: y, ldc: outDim)
-        }
+                      beta: addsToY ? 1 : 0, c: y, ldc: outDim, bias: bp)
+        } }
     }
 
     /// `forward` with a weight that may be packed for inference (`Parameter.packForInference`):
