@@ -245,7 +245,8 @@ def train_step_method(key, batch):
                 "rows of 17 tokens): window and mask draw, window gather with the mask token, forward, loss on the",
                 "masked patches, backward, AdamW (betas 0.9/0.95, decay 0.05 except biases and 1-D tensors; LoMaR has no",
                 "EMA), on a fixed random batch. PyTorch runs the official junchen14/LoMaR `models_lomar.py` modules",
-                "imported by `tools/reference/make_lomar_fixtures.py` (the ones our tests are checked against), with the",
+                "imported by `tools/reference/make_lomar_fixtures.py` (the ones our tests are checked against; iRPE through",
+                "irpe.py's pure-PyTorch path, as there: the optional compiled `rpe_ops` are not built), with the",
                 "official pairing of rows (row r: image r mod N, window r mod M; ours runs the same pairing here, the",
                 "other costs the same). Both draw the windows and masks inside the timed step, as the official",
                 "`forward` does."]
