@@ -249,7 +249,9 @@ def train_step_method(key, batch):
                 "irpe.py's pure-PyTorch path, as there: the optional compiled `rpe_ops` are not built), with the",
                 "official pairing of rows (row r: image r mod N, window r mod M; ours runs the same pairing here, the",
                 "other costs the same). Both draw the windows and masks inside the timed step, as the official",
-                "`forward` does."]
+                "`forward` does. torch.compile splits this step's forward and loss into 15 graphs: dynamo breaks at",
+                "irpe.py's bucket lookup (`_get_rp_bucket`, a data-dependent `nonzero`) in every block",
+                "(`torch._dynamo.explain`, torch 2.13), so most of the PyTorch step stays eager under it."]
     return ["Tiny preset with iBOT's default options (`bootmae-train pretrain --objective ibot --preset tiny` on",
             "1-channel 28 px images: ViT 128x6, 4 heads, patch 4; shared head 512/512/256 -> 1024 prototypes, g frozen),",
             f"batch {batch} images x 2 global crops, at the start of epoch 1 of 100: block masks (`pred_ratio` 0 or",
