@@ -251,7 +251,7 @@ def train_step_method(key, batch):
                 "other costs the same). Both draw the windows and masks inside the timed step, as the official",
                 "`forward` does. torch.compile splits this step's forward and loss into 15 graphs: dynamo breaks at",
                 "irpe.py's bucket lookup (`_get_rp_bucket`, a data-dependent `nonzero`) in every block",
-                "(`torch._dynamo.explain`, torch 2.13), so most of the PyTorch step stays eager under it."]
+                "(`torch._dynamo.explain`, torch 2.13): inductor compiles it piece by piece, each lookup runs eagerly."]
     return ["Tiny preset with iBOT's default options (`bootmae-train pretrain --objective ibot --preset tiny` on",
             "1-channel 28 px images: ViT 128x6, 4 heads, patch 4; shared head 512/512/256 -> 1024 prototypes, g frozen),",
             f"batch {batch} images x 2 global crops, at the start of epoch 1 of 100: block masks (`pred_ratio` 0 or",
