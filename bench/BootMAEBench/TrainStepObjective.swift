@@ -25,7 +25,8 @@ func trainStepObjective(named name: String) throws -> any TrainStepObjective {
     switch name {
     case BootMAE.name: return BootMAEStep()
     case IBOT.name: return try IBOTStep()
-    default: throw BenchError("train-step times bootmae or ibot, not '\(name)'")
+    case LoMaR.name: return LoMaRStep()
+    default: throw BenchError("train-step times bootmae, ibot or lomar, not '\(name)'")
     }
 }
 
@@ -89,6 +90,43 @@ struct IBOTStep: TrainStepObjective {
                                   plan: IBOTPlan(views: views, count: count, masks: masks), options: options, clock: clock)
         var out: [String: Any] = ["event": "check"]
         for entry in report.losses + report.schedule { out[entry.name] = Double(entry.value) }
+        return out
+    }
+}
+
+/// LoMaR with its defaults (window of half the grid, 4 windows per image, 80% of each masked,
+/// standardized pixel target) and the official code's pairing of rows with images and windows
+/// (row r: image r mod N, window r mod M), so PyTorch can run the official forward unchanged; the
+/// other pairing costs the same (as many rows of as many tokens). No schedule, no EMA.
+struct LoMaRStep: TrainStepObjective {
+    var type: any PretrainingObjective.Type { LoMaR.self }
+    let options: any ObjectiveOptions = LoMaR.Options(windowPairing: .official)
+    func clock(step: Int) -> TrainingClock { TrainingClock(step: step, stepsPerEpoch: 1_000_000, epochs: 1) }
+    var afterStepPhase: String { "after step (nothing: LoMaR has no EMA)" }
+
+    /// The tensors "images" (B, C, S, S) and, per window row, "row_image", "row_top", "row_left" and
+    /// "mask" (rows, K²; 1 = masked, the window's patches row-major): the plan given instead of drawn.
+    func check(_ file: SafeTensorsFile, path: String, network: PretrainingNetwork, clock: TrainingClock) throws -> [String: Any] {
+        guard let model = network.objective as? LoMaR else { throw BenchError("check needs a LoMaR network") }
+        let x = try file.tensor("images")
+        let images = try file.integers("row_image").values, tops = try file.integers("row_top").values
+        let lefts = try file.integers("row_left").values
+        let (maskShape, flags) = try file.integers("mask")
+        let k = model.windowSize, c = network.config.encoder
+        guard x.shape.count == 4, x.shape[0] > 0, images.count == tops.count, images.count == lefts.count,
+              maskShape == [images.count, k * k], images.count % x.shape[0] == 0,
+              images.allSatisfy({ (0..<x.shape[0]).contains($0) }),
+              (tops + lefts).allSatisfy({ (0...(c.gridSize - k)).contains($0) }) else {
+            throw BenchError("\(path): images \(x.shape), \(images.count) rows and mask \(maskShape) do not describe "
+                             + "\(k)×\(k) windows of a \(c.gridSize)×\(c.gridSize) grid")
+        }
+        let plan = LoMaRPlan(batch: x.shape[0], size: k,
+                             windows: images.indices.map { TokenWindow(image: images[$0], top: tops[$0], left: lefts[$0]) },
+                             masks: images.indices.map { r in flags[(r * k * k)..<((r + 1) * k * k)].map { $0 != 0 } })
+        network.parameters.zeroGrads()
+        let report = network.step(PretrainingBatch(groups: [.init(views: 1, images: x)]), plan: plan, options: options, clock: clock)
+        var out: [String: Any] = ["event": "check"]
+        for entry in report.losses { out[entry.name] = Double(entry.value) }
         return out
     }
 }

@@ -25,7 +25,7 @@ TARGETS = {
 
 
 # The training steps compared: results key, case prefix, title.
-TRAIN_STEPS = (("train", "bootmae", "BootMAE"), ("ibot_train", "ibot", "iBOT"))
+TRAIN_STEPS = (("train", "bootmae", "BootMAE"), ("ibot_train", "ibot", "iBOT"), ("lomar_train", "lomar", "LoMaR"))
 # Their peers: PyTorch eager (the issues' targets) and the same step through torch.compile.
 TRAIN_PEERS = ("pytorch", "pytorch_compile")
 # Peers compared without a target of their own.
@@ -58,7 +58,9 @@ def summarize(results):
                         comparisons.append(compare(case, peer, ours, engines[peer], "img/s"))
     for key, objective, _ in TRAIN_STEPS:
         train = results.get(key)
-        if train:
+        if train and "unavailable" in train:
+            comparisons.append(dict(case=f"{objective}_train_b{train['batch']}", peer="pytorch", unavailable=train["unavailable"]))
+        elif train:
             case = f"{objective}_train_b{train['batch']}"
             for peer in TRAIN_PEERS:
                 if peer in train["runs"]:
@@ -162,6 +164,9 @@ def text_report(results, meta):
         train = results.get(key)
         if train:
             out.append(f"== {title} training step (tiny preset, batch {train['batch']}), median of {rounds} rounds ==")
+            if "unavailable" in train:
+                out.append(f"not measured: {train['unavailable']}")
+                continue
             for engine, runs in train["runs"].items():
                 out.append(f"{engine:16s} {med([r['img_per_s'] for r in runs]):8.1f} img/s  "
                            f"{med([r['median_s'] for r in runs]) * 1000:8.1f} ms/step  "
@@ -233,6 +238,20 @@ def train_step_method(key, batch):
                 "PyTorch runs the reference modules of `tools/reference/make_pretrain_fixtures.py` (the ones our",
                 "tests are checked against) with `torch.optim.AdamW` defaults; its BEiT block masks are drawn",
                 "before the timed steps (as the official data loader does), ours inside the step."]
+    if key == "lomar_train":
+        return ["Tiny preset with LoMaR's defaults (`bootmae-train pretrain --objective lomar --preset tiny` on 1-channel",
+                "28 px images: ViT 128x6, 4 heads, patch 4, iRPE on the keys, no absolute positions; 4 windows of 4x4",
+                f"patches per image, 12 of each window's 16 masked, standardized pixel target), batch {batch} (512 window",
+                "rows of 17 tokens): window and mask draw, window gather with the mask token, forward, loss on the",
+                "masked patches, backward, AdamW (betas 0.9/0.95, decay 0.05 except biases and 1-D tensors; LoMaR has no",
+                "EMA), on a fixed random batch. PyTorch runs the official junchen14/LoMaR `models_lomar.py` modules",
+                "imported by `tools/reference/make_lomar_fixtures.py` (the ones our tests are checked against; iRPE through",
+                "irpe.py's pure-PyTorch path, as there: the optional compiled `rpe_ops` are not built), with the",
+                "official pairing of rows (row r: image r mod N, window r mod M; ours runs the same pairing here, the",
+                "other costs the same). Both draw the windows and masks inside the timed step, as the official",
+                "`forward` does. torch.compile splits this step's forward and loss into 15 graphs: dynamo breaks at",
+                "irpe.py's bucket lookup (`_get_rp_bucket`, a data-dependent `nonzero`) in every block",
+                "(`torch._dynamo.explain`, torch 2.13): inductor compiles it piece by piece, each lookup runs eagerly."]
     return ["Tiny preset with iBOT's default options (`bootmae-train pretrain --objective ibot --preset tiny` on",
             "1-channel 28 px images: ViT 128x6, 4 heads, patch 4; shared head 512/512/256 -> 1024 prototypes, g frozen),",
             f"batch {batch} images x 2 global crops, at the start of epoch 1 of 100: block masks (`pred_ratio` 0 or",
@@ -340,6 +359,9 @@ def markdown(results, meta, comparisons):
         train = results.get(key)
         if not train:
             continue
+        if "unavailable" in train:
+            lines += [f"## {title} training step", "", f"Not measured: {train['unavailable']}.", ""]
+            continue
         lines += [f"## {title} training step", "", *train_step_method(key, train["batch"]), "",
                   "| engine | img/s | ms/step | minor page faults/step |", "|---|---|---|---|"]
         for engine, runs in train["runs"].items():
@@ -348,7 +370,7 @@ def markdown(results, meta, comparisons):
         if compile_unavailable(train):
             lines.append(f"| pytorch_compile | unavailable: {compile_unavailable(train)} | – | – |")
         c = train["check"]
-        inputs = "8 images" if key == "train" else "8 images x 2 crops"
+        inputs = {"train": "8 images", "ibot_train": "8 images x 2 crops", "lomar_train": "8 images x 4 windows"}[key]
         lines += ["", f"Same-loss check ({inputs}, the same masks, untouched weights): ours {c['swift']['loss']:.6f}, "
                   f"PyTorch {c['pytorch']['loss']:.6f} (relative difference {c['relative']:.1e}).", ""]
         if train.get("compile", {}).get("skipped"):
