@@ -1,5 +1,5 @@
-/// Branch-free float approximations of exp and erfc in plain Swift. Calls into libm (`expf`,
-/// `erff`) stop the compiler from vectorizing a loop; these inline into the loop body instead.
+/// Branch-free float approximations of exp in plain Swift (GELU's erfc lives in GELUOp). Calls into
+/// libm (`expf`) stop the compiler from vectorizing a loop; these inline into the loop body instead.
 public enum FastMath {
     /// e^x with relative error below 2e-7 on [-87, 88]; inputs outside are clamped.
     @inline(__always) @inlinable
@@ -48,24 +48,5 @@ public enum FastMath {
         p = SIMD16(repeating: 1).addingProduct(p, r)
         let bits = (unsafeBitCast(shifted, to: SIMD16<UInt32>.self) &- magic[0].bitPattern &+ 127) &<< 23
         return p * unsafeBitCast(bits, to: SIMD16<Float>.self)
-    }
-
-    /// erfc(z) for z ≥ 0 (Chebyshev fit of Press et al., good to 1.2e-7; in float the rounding of
-    /// exp's argument adds ~1e-6 relative at z = 3, more in the far tail). After
-    /// "Numerical Recipes", §6.2. Accurate in the far tail, where 1 − erf would cancel.
-    @inline(__always) @inlinable
-    public static func erfcNonNegative(_ z: Float) -> Float {
-        let t = 1 / (1 + 0.5 * z)
-        var p: Float = 0.170_872_77
-        p = Float(-0.822_152_23).addingProduct(p, t)
-        p = Float(1.488_515_87).addingProduct(p, t)
-        p = Float(-1.135_203_98).addingProduct(p, t)
-        p = Float(0.278_868_07).addingProduct(p, t)
-        p = Float(-0.186_288_06).addingProduct(p, t)
-        p = Float(0.096_784_18).addingProduct(p, t)
-        p = Float(0.374_091_96).addingProduct(p, t)
-        p = Float(1.000_023_68).addingProduct(p, t)
-        p = Float(-1.265_512_23).addingProduct(p, t)
-        return t * exp(-z * z + p)
     }
 }
