@@ -8,7 +8,7 @@
 //   column blocks of ≤ PACK_FLOATS / kc columns → K blocks of KC → pack op(B)'s block into
 //   nr-wide k-major panels (sgemm_pack.c) → MC-row blocks of A → panels → tiles of mr rows (micro-kernel).
 // A is not packed: a tile broadcasts op(A)(i, k) straight from A, row-major or transposed.
-// The first K block applies beta and adds the bias (ck_sgemm_bias); later blocks add to C.
+// The first K block applies beta and adds the bias (ck_sgemm's bias); later blocks add to C.
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,13 +70,8 @@ static void scale_c(int m, int n, float beta, const float *bias, float *c, long 
 }
 
 int ck_sgemm(ck_gemm_isa isa, bool trans_a, bool trans_b, int m, int n, int k, float alpha,
-             const float *a, long lda, const float *b, long ldb, float beta, float *c, long ldc) {
-    return ck_sgemm_bias(isa, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, NULL);
-}
-
-int ck_sgemm_bias(ck_gemm_isa isa, bool trans_a, bool trans_b, int m, int n, int k, float alpha,
-                  const float *a, long lda, const float *b, long ldb, float beta, float *c, long ldc,
-                  const float *bias) {
+             const float *a, long lda, const float *b, long ldb, float beta, float *c, long ldc,
+             const float *bias) {
     if (m <= 0 || n <= 0) return 0;
     if (k <= 0 || alpha == 0) { scale_c(m, n, beta, bias, c, ldc); return 0; }
     const ck_microkernel *kernel = choose_kernel(isa, n);

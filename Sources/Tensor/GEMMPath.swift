@@ -30,8 +30,8 @@ public enum GEMMKernel: String, CaseIterable, Sendable {
                          a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                          beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, bias: UnsafePointer<Float>? = nil) -> Bool {
         precondition(isSupported, "GEMM kernel \(rawValue) does not run on this CPU")
-        return ck_sgemm_bias(isa, transA, transB, Int32(m), Int32(n), Int32(k), alpha, a, lda, b, ldb, beta, c, ldc,
-                             bias) == 0
+        return ck_sgemm(isa, transA, transB, Int32(m), Int32(n), Int32(k), alpha, a, lda, b, ldb, beta, c, ldc,
+                        bias) == 0
     }
 }
 

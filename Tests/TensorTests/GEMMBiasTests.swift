@@ -2,7 +2,7 @@ import XCTest
 @testable import Tensor
 import TestSupport
 
-/// The bias added in the training GEMM's store (`ck_sgemm_bias`, `BLAS.gemm(bias:)`, the Linear
+/// The bias added in the training GEMM's store (`ck_sgemm`'s bias, `BLAS.gemm(bias:)`, the Linear
 /// layer's forward and inference) must give the bits of the path it replaces: C filled with
 /// beta·C + bias by a pass of its own, then the same kernel with beta 1. The kernels' products
 /// themselves are checked against doubles by TrainingGEMMTests; here the reference is that older

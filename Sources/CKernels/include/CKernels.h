@@ -88,16 +88,13 @@ ck_gemm_isa ck_gemm_best_isa(void);
 /// "avx512", "avx2", "portable".
 const char *ck_gemm_isa_name(ck_gemm_isa isa);
 /// The GEMM with the kernel of `isa`, which must be supported. Returns 0, or -1 when the packing
-/// buffer could not be allocated (C is then unchanged).
+/// buffer could not be allocated (C is then unchanged). With `bias` (n floats; NULL for none) a bias
+/// row joins in the store: C = alpha·op(A)·op(B) + (beta·C + bias[j]), the bracket rounded first (one
+/// fma; beta = 0: bias[j] alone), so the result has exactly the bits of filling C with C + bias (or
+/// bias) and multiplying with beta 1: the Linear layer's output costs no pass of its own.
 int ck_sgemm(ck_gemm_isa isa, bool trans_a, bool trans_b, int m, int n, int k, float alpha,
-             const float *a, long lda, const float *b, long ldb, float beta, float *c, long ldc);
-/// ck_sgemm plus a bias row added in the store, C = alpha·op(A)·op(B) + (beta·C + bias[j]), the
-/// bracket rounded first (one fma; beta = 0: bias[j] alone), so the result has exactly the bits of
-/// filling C with C + bias (or bias) and calling ck_sgemm with beta 1: the Linear layer's output
-/// costs no pass of its own. bias: n floats, or NULL (then ck_sgemm).
-int ck_sgemm_bias(ck_gemm_isa isa, bool trans_a, bool trans_b, int m, int n, int k, float alpha,
-                  const float *a, long lda, const float *b, long ldb, float beta, float *c, long ldc,
-                  const float *bias);
+             const float *a, long lda, const float *b, long ldb, float beta, float *c, long ldc,
+             const float *bias);
 
 // MARK: Attention forward of one (image, head) pair, AVX-512 (attention_avx512.c)
 //
