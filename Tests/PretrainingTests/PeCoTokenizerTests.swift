@@ -102,30 +102,22 @@ final class PeCoTokenizerTests: XCTestCase {
         let images = Self.images(2, seed: 11)
         var rng = SeededRandom(seed: 12)
         let plan = TokenizerPlan.draw(codes: 8, batch: 2, patches: 16, rng: &rng)
-        func loss() -> Float { tokenizer.step(images, plan: plan, lambdaPerceptual: 0.5, beta: 0.25, backward: false).total }
-        tokenizer.parameters.zeroGrads()
-        let out = tokenizer.step(images, plan: plan, lambdaPerceptual: 0.5, beta: 0.25)
-        XCTAssertGreaterThan(out.perceptual, 0)
-        XCTAssertEqual(out.total, out.pixel + out.commitment + 0.5 * out.perceptual)
-        let h: Float = 1e-2
-        var checked = 0
-        for (name, p) in tokenizer.parameters.entries where name.hasPrefix("decoder") || name.hasPrefix("post_quant") {
-            let scale = Double(p.grad.data.map(abs).max()!)
-            guard scale > 1e-4 else { continue }
-            for k in 0..<3 {
-                let i = (k * 7919) % p.value.count
-                let original = p.value.data[i]
-                p.value.data[i] = original + h
-                let up = Double(loss())
-                p.value.data[i] = original - h
-                let down = Double(loss())
-                p.value.data[i] = original
-                XCTAssertLessThan(abs((up - down) / Double(2 * h) - Double(p.grad.data[i])) / scale, 2e-2, "\(name)[\(i)]")
-                checked += 1
-            }
+        var first = true
+        var out: PeCoTokenizer.Output?
+        func loss() -> Float {
+            defer { first = false }
+            let result = tokenizer.step(images, plan: plan, lambdaPerceptual: 0.5, beta: 0.25, backward: first)
+            if first { out = result }
+            return result.total
         }
-        XCTAssertGreaterThan(checked, 20)
-        XCTAssertEqual(loss(), out.total, "the same forward gives the same loss")
+        // h = 1e-2 and tol 2e-2: this loss adds the perceptual term through a second network, whose float32
+        // sums round a little more than the plain ViT's.
+        assertGradientsMatchCentralDifferences(tokenizer.parameters, only: { $0.hasPrefix("decoder") || $0.hasPrefix("post_quant") },
+                                               h: 1e-2, tol: 2e-2, minimumChecked: 20, loss: loss)
+        let analytic = out!
+        XCTAssertGreaterThan(analytic.perceptual, 0)
+        XCTAssertEqual(analytic.total, analytic.pixel + analytic.commitment + 0.5 * analytic.perceptual)
+        XCTAssertEqual(loss(), analytic.total, "the same forward gives the same loss")
     }
 
     /// Sharded steps fill in each shard's restart candidates; their sums equal the whole batch's,
