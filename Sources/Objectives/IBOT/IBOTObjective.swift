@@ -24,7 +24,10 @@ extension IBOT: PretrainingObjective {
         public var predShape: MaskShape = .block
         public var studentTemp: Double = 0.1
         /// Teacher temperatures, warmed up linearly over `warmupTeacherTempEpochs` (`--teacher_temp`, ...).
-        public var teacherTemp: Double = 0.07
+        /// [CLS] at main_ibot.py's default 0.04, the value that goes with cosine logits (`normLastLayer`):
+        /// the ViT-S README's 0.07 belongs to its free last-layer norm, and with cosine logits it left
+        /// our Fashion-MNIST teacher near uniform (`teacher_entropy` close to ln K).
+        public var teacherTemp: Double = 0.04
         public var warmupTeacherTemp: Double = 0.04
         public var teacherPatchTemp: Double = 0.07
         public var warmupTeacherPatchTemp: Double = 0.04
@@ -106,7 +109,7 @@ extension IBOT: PretrainingObjective {
         .value("pred-ratio", "Masked-share candidates per crop, e.g. 0,0.3 (default: about half the crops unmasked)."),
         .value("pred-ratio-var", "Spread of each candidate, e.g. 0,0.2 (default)."),
         .value("pred-shape", "Mask shape: block (default) or rand."),
-        .value("teacher-temp", "Teacher temperature of [CLS] after warmup (default 0.07)."),
+        .value("teacher-temp", "Teacher temperature of [CLS] after warmup (default 0.04; the ViT-S README uses 0.07 with --norm-last-layer false)."),
         .value("teacher-patch-temp", "Teacher temperature of patch tokens after warmup (default 0.07)."),
         .value("warmup-teacher-temp", "Teacher temperatures at the start (default 0.04)."),
         .value("warmup-teacher-temp-epochs", "Epochs of the teacher-temperature warmup (default: 30% of the epochs, as 30 of 100)."),
