@@ -147,7 +147,8 @@ public struct VisionTransformer: Sendable {
         let shards = InferenceSplit.current == .byImage ? min(Parallel.workers, batch) : 1
         guard shards > 1 else { return tokensOfShard(images, blocks: count, workspace: workspace) }
         let spaces = workspace.shards(shards)
-        let (t, d) = (config.numTokens, config.embedDim)
+        let p = config.patchSize
+        let (t, d) = (1 + (images.shape[2] / p) * (images.shape[3] / p), config.embedDim)
         return Tensor(shape: [batch, t, d]) { out in
             Parallel.runConcurrently(shards) { s in
                 let items = (s * batch / shards)..<((s + 1) * batch / shards)
@@ -166,11 +167,19 @@ public struct VisionTransformer: Sendable {
     /// False for `pos_embed: none` (LoMaR): tokens get no absolute position.
     public var hasAbsolutePositions: Bool { config.posEmbed != .absent }
 
+    /// How the position table is resized for a crop of `patches` patches: nil on the model's grid
+    /// (the table as it is) and without absolute positions.
+    func positionInterpolation(patches: Int) -> PositionInterpolation? {
+        hasAbsolutePositions ? PositionInterpolation(sourceGrid: config.gridSize, patches: patches) : nil
+    }
+
     /// [cls; patch tokens] + pos_embed: (B, N, D) → (B, 1 + N, D) (no add without absolute positions).
+    /// A crop on another grid than the model's adds the table interpolated to its grid (iBOT's local crops).
     func addClassAndPosition(_ patches: Tensor) -> Tensor {
         let (b, n, d) = (patches.shape[0], patches.shape[1], patches.shape[2])
         let t = n + 1
-        precondition(posEmbed.value.count == t * d, "pos_embed \(posEmbed.shape) does not fit \(n) patches of width \(d)")
+        let table = positionInterpolation(patches: n).map { $0.forward(posEmbed.value) } ?? posEmbed.value
+        precondition(table.count == t * d, "pos_embed \(posEmbed.shape) does not fit \(n) patches of width \(d)")
         guard hasAbsolutePositions else {
             return Tensor(shape: [b, t, d]) { out in
                 patches.withPointer { pp in clsToken.value.withPointer { cls in
@@ -182,7 +191,7 @@ public struct VisionTransformer: Sendable {
             }
         }
         return Tensor(shape: [b, t, d]) { out in
-            patches.withPointer { pp in posEmbed.value.withPointer { pos in clsToken.value.withPointer { cls in
+            patches.withPointer { pp in table.withPointer { pos in clsToken.value.withPointer { cls in
                 for bi in 0..<b {
                     let dst = out + bi * t * d
                     for k in 0..<d { dst[k] = cls[k] + pos[k] }
@@ -198,7 +207,14 @@ public struct VisionTransformer: Sendable {
         let (b, t, d) = (dx.shape[0], dx.shape[1], dx.shape[2])
         dx.withPointer { g in
             clsToken.withGradPointer { gc in for bi in 0..<b { Vector.add(g + bi * t * d, into: gc, d) } }
-            if posEmbed.trainable {
+            guard posEmbed.trainable else { return }
+            if let interpolation = positionInterpolation(patches: t - 1) {
+                // The crop's table gradient (summed over images), then back through the resize.
+                var dTable = Tensor(zeros: [1, t, d])
+                dTable.withMutablePointer { gt in for bi in 0..<b { Vector.add(g + bi * t * d, into: gt, t * d) } }
+                let dSource = interpolation.backward(dTable)
+                posEmbed.withGradPointer { gp in dSource.withPointer { Vector.add($0, into: gp, dSource.count) } }
+            } else {
                 posEmbed.withGradPointer { gp in for bi in 0..<b { Vector.add(g + bi * t * d, into: gp, t * d) } }
             }
         }

@@ -177,6 +177,8 @@ struct Pretrain: ParsableCommand {
             type, flags: flags, data: common.absoluteDataPath, seed: common.seed, epochs: epochs, batchSize: batch,
             lr: lr ?? blr.map { $0 * Double(batch) / 256 }, minLR: minLR, warmupEpochs: warmupEpochs,
             weightDecay: weightDecay, checkpointEvery: checkpointEvery, subset: common.subset)
+        let optionProblems = recipe.objectiveOptions.validationErrors(encoder: config.encoder)
+        try ensure(optionProblems.isEmpty, optionProblems.joined(separator: "; "))
         try ensure(recipe.minLR <= recipe.lr, "--min-lr \(recipe.minLR) is above the peak lr \(recipe.lr) (batch \(batch)); lower it or give --lr")
         var notes = batchNotes(batch: batch, chosen: batchSize == nil, images: images, lr: recipe.lr,
                                scaledFrom: lr == nil ? (blr ?? type.defaultBaseLR) : nil)

@@ -74,6 +74,36 @@ final class IBOTLossTests: XCTestCase {
         XCTAssertEqual(r.patch, 0.75 * log(4), accuracy: 1e-6)
     }
 
+    /// Local crops (a constant student everywhere, l = 3): L_cls is still ln K (every term is), the
+    /// patch loss is untouched, and each local crop's gradient is seeds.md §1.9.5's closed form
+    /// Σ_q (softmax(s/τ_s) − P_t(q)) / (τ_s · n(n + l − 1) · B) with softmax(s/τ_s) = 1/K.
+    func testLocalCropsAddClsTermsWithTheOfficialNormaliser() {
+        let zero = (0..<2).map { _ in IBOTLoss.ViewLogits(cls: Tensor(zeros: [2, 4]), patches: Tensor(zeros: [8, 4])) }
+        let locals = (0..<3).map { _ in Tensor(zeros: [2, 4]) }
+        var options = IBOT.Options(warmupTeacherTempEpochs: 30)
+        options.teacherTemp = 0.07
+        let t = options.temperatures(at: TrainingClock(step: 5, stepsPerEpoch: 1, epochs: 100))
+        let teacher = views(teacherCls, teacherPatch)
+        let r = IBOTLoss.compute(student: zero, studentLocal: locals, teacher: teacher, masks: masks, center: Tensor(zeros: [1, 4]),
+                                 center2: Tensor(zeros: [1, 4]), temperatures: t, images: 2)
+        XCTAssertEqual(r.cls, log(4), accuracy: 1e-6)
+        XCTAssertEqual(r.patch, 0.75 * log(4), accuracy: 1e-6)
+        XCTAssertEqual(r.studentLocalGrads.count, 3)
+        let targets = teacher.map { IBOTLoss.teacherTargets($0.cls, center: Tensor(zeros: [1, 4]), temperature: t.teacherCls) }
+        let scale = 1 / (0.1 * Float(2 * (2 + 3 - 1) * 2))
+        for grad in r.studentLocalGrads {
+            for b in 0..<2 { for k in 0..<4 {
+                let expected = targets.reduce(Float(0)) { $0 + (0.25 - $1.data[b * 4 + k]) } * scale
+                XCTAssertEqual(grad.data[b * 4 + k], expected, accuracy: 1e-6)
+            } }
+        }
+        // Without local crops the global views' [CLS] gradient is the same formula over the other view only.
+        let plain = IBOTLoss.compute(student: zero, teacher: teacher, masks: masks, center: Tensor(zeros: [1, 4]),
+                                     center2: Tensor(zeros: [1, 4]), temperatures: t, images: 2)
+        XCTAssertTrue(plain.studentLocalGrads.isEmpty)
+        XCTAssertEqual(plain.studentGrads[1].cls.data[0], (0.25 - targets[0].data[0]) / (0.1 * Float(2 * 1 * 2)), accuracy: 1e-6)
+    }
+
     /// Every student logit's gradient by central differences, scaled per tensor.
     func testGradientsMatchFiniteDifferences() {
         let base = views(studentCls, studentPatch)

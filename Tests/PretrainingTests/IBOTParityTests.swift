@@ -9,7 +9,9 @@ import TestSupport
 /// (tools/reference/make_ibot_fixtures.py; bytedance/ibot main_ibot.py `iBOTLoss`, models/head.py,
 /// models/vision_transformer.py): the same weights, crops and masks give the same losses (≤ 1e-5
 /// relative), every student gradient (≤ 1e-4 relative to the tensor's largest entry), and after
-/// `afterStep` (no optimizer step in between) the same centres and EMA teacher (≤ 1e-6).
+/// `afterStep` (no optimizer step in between) the same centres and EMA teacher (≤ 1e-6). With 2
+/// local crops of 8 pixels (io_local.safetensors) the [CLS] loss and every gradient, pos_embed's
+/// through the position interpolation included, against the same reference.
 final class IBOTParityTests: XCTestCase {
     static let dir = "pretrain/ibot_tiny"
 
@@ -19,8 +21,9 @@ final class IBOTParityTests: XCTestCase {
         XCTAssertLessThanOrEqual(e, tol, "\(what): relative error \(e)", file: file, line: line)
     }
 
-    /// The crops as one view group (view-major) and the masks as a hand-made plan.
-    func inputs() throws -> (PretrainingBatch, IBOTPlan) {
+    /// The crops as one view group (view-major), the local crops (if any) as a second, and the
+    /// masks as a hand-made plan.
+    func inputs(localImages: Tensor? = nil, localViews: Int = 0) throws -> (PretrainingBatch, IBOTPlan) {
         let io = try Fixtures.file("\(Self.dir)/io.safetensors")
         let images = try io.tensor("images")
         let (shape, flags) = try io.integers("masks")            // (views, B, H, W), 1 = masked
@@ -28,7 +31,9 @@ final class IBOTParityTests: XCTestCase {
         let n = shape[2] * shape[3]
         let masks = (0..<(views * count)).map { crop in flags[(crop * n)..<((crop + 1) * n)].map { $0 != 0 } }
         XCTAssertEqual(images.shape[0], views * count)
-        return (PretrainingBatch(groups: [.init(views: views, images: images)]), IBOTPlan(views: views, count: count, masks: masks))
+        var groups = [PretrainingBatch.Group(views: views, images: images)]
+        if let localImages { groups.append(.init(views: localViews, images: localImages)) }
+        return (PretrainingBatch(groups: groups), IBOTPlan(views: views, count: count, masks: masks))
     }
 
     /// The reference's schedules: teacher temperatures per epoch, momentum per iteration.
@@ -53,12 +58,15 @@ final class IBOTParityTests: XCTestCase {
     }
 
     /// Runs the step (whole batch, or in shards of images as `DataParallelStep` would) and
-    /// `afterStep`, and compares everything with `io`.
-    func check(_ network: PretrainingNetwork, _ io: SafeTensorsFile, shards: [Range<Int>]? = nil,
-               file: StaticString = #filePath, line: UInt = #line) throws {
+    /// `afterStep`, and compares everything with `io`; the centres and teacher after the step with
+    /// `after` (default `io`). With `local`, the step has io's local crops too.
+    func check(_ network: PretrainingNetwork, _ io: SafeTensorsFile, after: SafeTensorsFile? = nil, local: Bool = false,
+               shards: [Range<Int>]? = nil, file: StaticString = #filePath, line: UInt = #line) throws {
         let ibot = try XCTUnwrap(network.objective as? IBOT, "not iBOT", file: file, line: line)
-        let (batch, plan) = try inputs()
-        let (options, clock) = try options(io)
+        var (options, clock) = try options(io)
+        let localViews = local ? Int(try XCTUnwrap(io.meta("local_crops"), file: file, line: line)) : 0
+        options.localCrops = localViews
+        let (batch, plan) = try inputs(localImages: local ? try io.tensor("local_images") : nil, localViews: localViews)
         network.parameters.zeroGrads()
         let report: StepReport
         if let shards {
@@ -85,15 +93,16 @@ final class IBOTParityTests: XCTestCase {
         XCTAssertEqual(frozen, ibot.settings.normLastLayer ? ["head.last_layer.weight_g"] : [], file: file, line: line)
 
         network.afterStep(options: options, clock: clock, report: report)
-        assertClose(ibot.center.value, try io.tensor("center_after"), 1e-6, "center", file: file, line: line)
-        assertClose(ibot.center2.value, try io.tensor("center2_after"), 1e-6, "center2", file: file, line: line)
+        let after = after ?? io
+        assertClose(ibot.center.value, try after.tensor("center_after"), 1e-6, "center", file: file, line: line)
+        assertClose(ibot.center2.value, try after.tensor("center2_after"), 1e-6, "center2", file: file, line: line)
         var teacherChecked = 0
         for (name, p) in ibot.teacherParameters.entries {
-            guard io.entries["teacher_after." + name] != nil else { continue }
-            assertClose(p.value, try io.tensor("teacher_after." + name), 1e-6, "teacher \(name) after EMA", file: file, line: line)
+            guard after.entries["teacher_after." + name] != nil else { continue }
+            assertClose(p.value, try after.tensor("teacher_after." + name), 1e-6, "teacher \(name) after EMA", file: file, line: line)
             teacherChecked += 1
         }
-        XCTAssertEqual(teacherChecked, io.entries.keys.filter { $0.hasPrefix("teacher_after.") }.count, "every teacher tensor checked",
+        XCTAssertEqual(teacherChecked, after.entries.keys.filter { $0.hasPrefix("teacher_after.") }.count, "every teacher tensor checked",
                        file: file, line: line)
         XCTAssertGreaterThan(teacherChecked, 0, file: file, line: line)
     }
@@ -111,6 +120,22 @@ final class IBOTParityTests: XCTestCase {
     func testShardedStepMatchesReference() throws {
         let network = try PretrainingDirectory.load(Fixtures.url(Self.dir))
         try check(network, try Fixtures.file("\(Self.dir)/io.safetensors"), shards: [0..<2, 2..<3])
+    }
+
+    /// 2 local crops of 8 pixels (a 2×2 grid against the model's 4×4) through the student only,
+    /// unmasked, [CLS] against each teacher global crop with the official 2·(2 + 2 − 1) terms; the
+    /// patch loss, the centres and the EMA teacher are those of the step without them.
+    func testStepWithLocalCropsMatchesReference() throws {
+        let network = try PretrainingDirectory.load(Fixtures.url(Self.dir))
+        let io = try Fixtures.file("\(Self.dir)/io_local.safetensors")
+        XCTAssertEqual(try io.tensor("local_images").shape, [6, 3, 8, 8])
+        try check(network, io, after: try Fixtures.file("\(Self.dir)/io.safetensors"), local: true)
+    }
+
+    func testShardedStepWithLocalCropsMatchesReference() throws {
+        let network = try PretrainingDirectory.load(Fixtures.url(Self.dir))
+        try check(network, try Fixtures.file("\(Self.dir)/io_local.safetensors"), after: try Fixtures.file("\(Self.dir)/io.safetensors"),
+                  local: true, shards: [0..<1, 1..<3])
     }
 
     /// norm_last_layer = false: g trainable (random values, student and teacher); the same

@@ -64,6 +64,59 @@ final class IBOTTrainingTests: TrainingTestCase {
         XCTAssertEqual(groups.map { $0.transform.photometric?.viewSize }, [28, 28])
     }
 
+    /// `--local-crops N` adds a third view group after the global crops: N crops of 3/7 of the
+    /// image in whole patches (14 px here, patch 7), scale 0.05–0.4 and `local_transfo`'s photometric
+    /// recipe (blur σ referred to 96 pixels); the global groups are unchanged. A recipe from before
+    /// the option has none; a size that is no whole number of patches is refused before training.
+    /// Two steps train with them (finite losses).
+    func testLocalCropsFollowTheOfficialRecipe() throws {
+        func parsed(_ tokens: [String]) throws -> IBOT.Options {
+            try IBOT.options(flags: ObjectiveFlagValues(parsing: tokens, declared: IBOT.flags, objective: "ibot"), epochs: 10)
+        }
+        let network = PretrainingNetwork(config: config)
+        let withLocals = try parsed(["--local-crops", "3"])
+        let globals = try XCTUnwrap(network.dataViews(options: try parsed([])))
+        XCTAssertEqual(network.dataViews(options: withLocals),
+                       globals + [ViewGroupSpec(views: 3, size: 14, scale: 0.05...0.4, photometric: .ibotLocal)])
+        XCTAssertEqual(IBOT.Options.defaultLocalCropSize(imageSize: 28, patch: 4), 12)
+        XCTAssertEqual(IBOT.Options.defaultLocalCropSize(imageSize: 224, patch: 16), 96)
+        XCTAssertEqual(network.dataViews(options: try parsed(["--local-crops", "2", "--no-photometric", "--local-crop-size", "21",
+                                                              "--local-crop-scale", "0.1,0.3"]))?.last,
+                       ViewGroupSpec(views: 2, size: 21, scale: 0.1...0.3))
+        XCTAssertEqual(try parsed([]).localCrops, 0)
+        XCTAssertThrowsError(try parsed(["--local-crops", "-1"]))
+        XCTAssertThrowsError(try parsed(["--local-crop-scale", "0.5,0.2"]))
+        XCTAssertEqual(try parsed(["--local-crops", "2", "--local-crop-size", "10"]).validationErrors(encoder: config.encoder),
+                       ["--local-crop-size 10 must be a multiple of the patch size 7 within 7...28"])
+        XCTAssertEqual(withLocals.validationErrors(encoder: config.encoder), [])
+
+        // recipe.json round trip; a recipe from before local crops reads as none.
+        let encoded = try JSONEncoder().encode(withLocals)
+        XCTAssertEqual(try JSONDecoder().decode(IBOT.Options.self, from: encoded), withLocals)
+        var old = try XCTUnwrap(JSONSerialization.jsonObject(with: encoded) as? [String: Any])
+        for key in ["local_crops_number", "local_crops_size", "local_crops_scale"] { old.removeValue(forKey: key) }
+        XCTAssertEqual(try JSONDecoder().decode(IBOT.Options.self, from: JSONSerialization.data(withJSONObject: old)), try parsed([]))
+
+        // The trainer refuses a bad size, and trains with good ones.
+        var bad = recipe
+        bad.objectiveOptions = try parsed(["--local-crops", "2", "--local-crop-size", "10"])
+        XCTAssertThrowsError(try Pretrainer(config: config, recipe: bad, run: try RunDirectory(scratch.appendingPathComponent("bad").path,
+                                                                                                   mode: .fresh), resume: false))
+        var good = recipe
+        good.objectiveOptions = withLocals
+        let trainer = try Pretrainer(config: config, recipe: good, run: try RunDirectory(scratch.appendingPathComponent("local").path,
+                                                                                          mode: .fresh), resume: false)
+        let groups = try XCTUnwrap(trainer.makeLoader(epoch: 0, startBatch: 0).views).groups
+        XCTAssertEqual(groups.map(\.views), [1, 1, 3])
+        XCTAssertEqual(groups.map(\.transform.imageSize), [28, 28, 14])
+        XCTAssertEqual(groups.last?.transform.photometric, PhotometricAugment(.ibotLocal, viewSize: 14))
+        XCTAssertEqual(try trainer.train(maxSteps: 2, progress: quiet()).steps, 2)
+        XCTAssertEqual(trainer.run.readMetrics().count, 2)
+        for row in trainer.run.readMetrics() {
+            XCTAssertTrue(((row["loss"] as? NSNumber)?.doubleValue ?? .nan).isFinite)
+        }
+    }
+
     func testResumeIsExactAndTheExportIsTheTeacher() throws {
         let straight = try RunDirectory(scratch.appendingPathComponent("straight").path, mode: .fresh)
         let trainer = try Pretrainer(config: config, recipe: recipe, run: straight, resume: false)

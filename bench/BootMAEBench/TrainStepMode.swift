@@ -8,7 +8,7 @@ import ViT
 /// `bootmae-bench train-step [--objective bootmae|ibot] [--model-dir D] [--preset tiny] [--batch 128] [--seconds 3] [--min-iterations 3]
 ///  [--threads 2] [--shards N] [--json] [--serve] [--breakdown] [--compare-shards A,B] [--with-one-thread] [--rounds 5] [--malloc-arenas N]
 ///  [--gemm auto|own|blas|avx512|avx2|portable] [--compare-gemm blas,own] [--compare-attention fused,gemm]
-///  [--compare-linear-bias store,pass]`
+///  [--compare-linear-bias store,pass] [--compare-local-crops 0,4,8]`
 ///
 /// One pretraining step of `--objective` (default bootmae) as `Pretrainer` runs it — the plan (masks)
 /// drawn inside the step, forward and backward over the shards, the objective's `prepareUpdate`
@@ -24,7 +24,8 @@ import ViT
 /// glibc's arena limit (`applyMallocArenas`). `--gemm` picks who runs the GEMMs (`BOOTMAE_GEMM`'s
 /// values) and `--compare-gemm blas,own` alternates such settings, `--compare-attention fused,gemm` the
 /// fused attention kernel and the two-GEMM path, `--compare-linear-bias store,pass` the Linear bias
-/// in the GEMM's store or in a pass of its own (GEMMOptions.swift). With `--serve`
+/// in the GEMM's store or in a pass of its own (GEMMOptions.swift), `--compare-local-crops 0,4,8` (iBOT)
+/// that many local crops per image at their default size and scale. With `--serve`
 /// it answers stdin lines:
 ///   measure <seconds> <min-iterations>   one timing, as a JSON line
 ///   check <io.safetensors>               losses for given inputs, no update (BootMAE: tensors "images" and
@@ -33,7 +34,7 @@ final class TrainStepMode {
     let objective: any TrainStepObjective
     let network: PretrainingNetwork
     var optimizer: AdamW
-    let batch: PretrainingBatch
+    var batch: PretrainingBatch
     let threads: Int
     /// Data-parallel shards per step (1: the whole batch on `network`, ops split over threads).
     var shards: Int
@@ -41,7 +42,8 @@ final class TrainStepMode {
     var steps = 0
     /// A small fixed rate: many timed steps must not drive random weights to overflow.
     static let lr: Float = 1e-4
-    var options: any ObjectiveOptions { objective.options }
+    /// The objective's options (a `--compare-local-crops` variant changes them with the batch).
+    var options: any ObjectiveOptions
     var clock: TrainingClock { objective.clock(step: steps) }
     var name: String { objective.type.name }
 
@@ -49,6 +51,7 @@ final class TrainStepMode {
         (threads, shards) = try configureStepRuntime(options)
         try applyGEMMPath(options)
         objective = try trainStepObjective(named: try options.string("--objective") ?? BootMAE.name)
+        self.options = objective.options
         let presetName = try options.string("--preset") ?? "tiny"
         guard let preset = ModelPreset(rawValue: presetName) else { throw BenchError("unknown --preset \(presetName) (tiny, small, base)") }
         let type = objective.type
@@ -69,6 +72,21 @@ final class TrainStepMode {
             .init(decay: AdamW.officialDecay(name, p, exempt: exempt))
         }
         batch = Self.randomBatch(images: try options.int("--batch", default: 128), network: network, options: objective.options)
+    }
+
+    /// `--compare-local-crops 0,4,8` (iBOT): the step with that many local crops per image at the
+    /// default size and scale, each count's batch drawn once (its global crops the same in all).
+    func localCropVariants(_ options: Options) throws -> [StepVariant] {
+        guard let list = try options.string("--compare-local-crops") else { return [] }
+        guard let base = objective.options as? IBOT.Options else { throw BenchError("--compare-local-crops needs --objective ibot") }
+        return try list.split(separator: ",").map { word in
+            guard let n = Int(word), n >= 0 else { throw BenchError("--compare-local-crops \(word): expected a count ≥ 0") }
+            var o = base
+            o.localCrops = n
+            let b = Self.randomBatch(images: batch.count, network: network, options: o)
+            let size = o.localCropSize(for: network.config.encoder)
+            return StepVariant(name: "\(n) local crops of \(size) px") { self.options = o; self.batch = b }
+        }
     }
 
     /// Normal noise in every view group the objective asks for, drawn group after group.
@@ -147,7 +165,7 @@ final class TrainStepMode {
         }
         let (rounds, seconds) = (try options.int("--rounds", default: 5), try options.double("--seconds", default: 3))
         let variants = try shardVariants(options, threads: threads) { self.shards = $0 } + gemmVariants(options)
-            + attentionVariants(options) + linearBiasVariants(options)
+            + attentionVariants(options) + linearBiasVariants(options) + localCropVariants(options)
         if !variants.isEmpty {
             compareVariants("\(name) train step", batch: batch.count, threads: threads, step: step, variants,
                             rounds: rounds, seconds: seconds)

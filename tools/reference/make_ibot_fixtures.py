@@ -4,13 +4,16 @@
 Usage (from the repository root):
     .venv-ref/bin/python tools/reference/make_ibot_fixtures.py
 
-Writes Tests/Fixtures/pretrain/ibot_tiny/{config.json, model.safetensors, io.safetensors, io_free_g.safetensors}
-(contents in Tests/Fixtures/README.md).
+Writes Tests/Fixtures/pretrain/ibot_tiny/{config.json, model.safetensors, io.safetensors, io_free_g.safetensors,
+io_local.safetensors, pos_interpolation.safetensors} (contents in Tests/Fixtures/README.md).
 
 The networks and the loss are written here after the official code, bytedance/ibot at
 da316d82636a7a7356835ef224b13d5f3ace0489, not copied from it:
   * backbone: models/vision_transformer.py `VisionTransformer` (Block with `(q @ k^T) * scale`, qkv
-    bias, LayerNorm eps 1e-6, learned pos_embed, final norm, all tokens returned); the student has
+    bias, LayerNorm eps 1e-6, learned pos_embed, final norm, all tokens returned); a crop on another
+    grid than the table's adds the table through `interpolate_pos_encoding` (the [CLS] row kept, the
+    patch rows through `nn.functional.interpolate(mode='bicubic')` with scale_factor (w0 + 0.1) / sqrt(N),
+    no size, align_corners and recompute_scale_factor left at their defaults); the student has
     `masked_embed` (1, D) and `prepare_tokens` / `mask_model` put it in place of the patch
     embeddings (conv output, bias included) of masked patches BEFORE cls and positions; the teacher
     has no `masked_embed`;
@@ -19,7 +22,9 @@ da316d82636a7a7356835ef224b13d5f3ace0489, not copied from it:
     mlp = Linear-GELU-Linear-GELU-Linear, F.normalize, `last_layer` = weight_norm(Linear(bottleneck,
     K, bias=False)) with weight_g filled with 1 and frozen when norm_last_layer; [CLS] through
     last_layer, patches through last_layer2 = the same module;
-  * main_ibot.py `iBOTLoss.forward` / `update_center` (2 global crops, no local crops, student temp
+  * main_ibot.py `train_one_epoch`: the local crops go through the student with `masked_im_modeling`
+    switched off (no mask) and only the head's [CLS] output is kept;
+  * main_ibot.py `iBOTLoss.forward` / `update_center` (2 global crops, 0 or 2 local crops, student temp
     0.1, teacher temperatures from np.linspace(warmup, final, warmup_epochs) then constant, per
     epoch; cross-view [CLS] terms, same-view masked patch terms normalised by each image's masked
     count clamped at 1; centres updated after the loss with momentum 0.9 from ALL teacher tokens);
@@ -30,13 +35,19 @@ da316d82636a7a7356835ef224b13d5f3ace0489, not copied from it:
     with Python's `random.Random(seed)`.
 
 Deviations (none changes what is computed for the fixture's step): no drop path (the official
-student uses 0.1, which is random; the teacher 0), no fp16, no local crops (the code default), one
+student uses 0.1, which is random; the teacher 0), no fp16, one
 process (`dist.all_reduce` of the centre sums is the identity), and the block mask drawn with an own
 `random.Random` instead of the loader's global `random` (the masks are inputs of the fixture).
 
 Two cases share the images and masks: io.safetensors with norm_last_layer=True (the config in
 config.json; weight_g = 1 and frozen, no gradient for it) and io_free_g.safetensors with
 norm_last_layer=False and random g (student and teacher g given in the file; grad of weight_g).
+io_local.safetensors adds 2 local crops of 8 pixels (a 2×2 grid: pos_embed interpolated from 4×4)
+to the step of io.safetensors (same weights, global crops and masks): losses and every student
+gradient, pos_embed's through the interpolation's backward; the centres after the step are those of
+io.safetensors (the teacher never sees local crops). pos_interpolation.safetensors: the official
+interpolation alone on random tables, forward and the gradient of sum(out * R), for grids 7 → 3
+(28-pixel images, 12-pixel crops, patch 4), 7 → 5, 4 → 2 and 4 → 6 (upsampling).
 "optimizer-free update": the EMA teacher and the centres after the step are computed from the
 student as it is (no AdamW step in between), which is what `afterStep` does when called right after
 the backward pass.
@@ -67,7 +78,9 @@ EPS = 1e-6
 C = dict(img_size=16, patch_size=4, in_chans=3, embed_dim=16, depth=2, num_heads=2, mlp_ratio=3.0,
          out_dim=32, head_hidden_dim=24, head_bottleneck_dim=16)
 BATCH = 3
-NG = 2                           # global crops (no local crops)
+NG = 2                           # global crops
+NL = 2                           # local crops (io_local.safetensors only)
+LOCAL_SIZE = 8
 # loss and schedules (main_ibot.py argument names)
 STUDENT_TEMP = 0.1
 WARMUP_TEACHER_TEMP, TEACHER_TEMP = 0.04, 0.04              # [CLS]: the code default (constant)
@@ -127,7 +140,7 @@ class Backbone(nn.Module):
             self.masked_embed = nn.Parameter(torch.zeros(1, D))
 
     def prepare_tokens(self, x, mask=None):
-        B = x.shape[0]
+        B, _, w, h = x.shape
         x = self.patch_embed.proj(x)                       # (B, D, H, W), bias included
         if mask is not None:                               # mask_model: x.permute(0,2,3,1)[mask, :] = masked_embed
             x = x.permute(0, 2, 3, 1)
@@ -135,13 +148,32 @@ class Backbone(nn.Module):
             x = x.permute(0, 3, 1, 2)
         x = x.flatten(2).transpose(1, 2)
         x = torch.cat((self.cls_token.expand(B, -1, -1), x), dim=1)
-        return x + self.pos_embed                          # same grid: no interpolation
+        return x + self.interpolate_pos_encoding(x, w, h)
+
+    def interpolate_pos_encoding(self, x, w, h):
+        """The table for x's grid: pos_embed itself on the model's grid, else resized bicubically."""
+        return interpolate_pos_encoding(self.pos_embed, x.shape[1] - 1, w, h, self.patch_embed.proj.kernel_size[0])
 
     def forward(self, x, mask=None):
         x = self.prepare_tokens(x, mask if self.masked_im_modeling else None)
         for blk in self.blocks:
             x = blk(x)
         return self.norm(x)                                # return_all_tokens=True
+
+
+def interpolate_pos_encoding(pos_embed, npatch, w, h, patch):
+    """models/vision_transformer.py `interpolate_pos_encoding` on a table (1, 1 + N, D) for a crop of
+    w x h pixels with npatch patches: the same condition, the same +0.1 and the same interpolate call."""
+    N = pos_embed.shape[1] - 1
+    if npatch == N and w == h:
+        return pos_embed
+    dim = pos_embed.shape[-1]
+    side = int(math.sqrt(N))
+    w0, h0 = w // patch + 0.1, h // patch + 0.1        # the official offset against rounding down
+    grid = pos_embed[:, 1:].reshape(1, side, side, dim).permute(0, 3, 1, 2)
+    grid = F.interpolate(grid, scale_factor=(w0 / math.sqrt(N), h0 / math.sqrt(N)), mode="bicubic")
+    assert int(w0) == grid.shape[-2] and int(h0) == grid.shape[-1]
+    return torch.cat((pos_embed[:, 0].unsqueeze(0), grid.permute(0, 2, 3, 1).reshape(1, -1, dim)), dim=1)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -175,6 +207,13 @@ class Network(nn.Module):
         m = torch.cat(masks) if masks is not None else None
         return self.head(self.backbone(x, m))
 
+    def local_cls(self, crops):
+        """train_one_epoch: `masked_im_modeling = False`, `student(images[ng:])[0]`."""
+        self.backbone.masked_im_modeling = False
+        out = self.head(self.backbone(torch.cat(crops)))[0]
+        self.backbone.masked_im_modeling = True
+        return out
+
     def our_state(self):
         """Our names: encoder keys at the top level (VisionTransformer's), `masked_embed`, `head.*`."""
         out = {}
@@ -187,7 +226,7 @@ class Network(nn.Module):
 
 
 # --------------------------------------------------------------------------------------------------
-# loss (main_ibot.py iBOTLoss with ngcrops = 2, nlcrops = 0)
+# loss (main_ibot.py iBOTLoss with ngcrops = 2, nlcrops = 0 or 2)
 # --------------------------------------------------------------------------------------------------
 class IBOTLossRef(nn.Module):
     def __init__(self, K, center, center2):
@@ -199,10 +238,14 @@ class IBOTLossRef(nn.Module):
         self.temp2 = np.concatenate((np.linspace(WARMUP_TEACHER_PATCH_TEMP, TEACHER_PATCH_TEMP, WARMUP_TEACHER_TEMP_EPOCHS),
                                      np.ones(EPOCHS - WARMUP_TEACHER_TEMP_EPOCHS) * TEACHER_PATCH_TEMP))
 
-    def forward(self, student_output, teacher_output, student_mask, epoch):
+    def forward(self, student_output, teacher_output, student_local_cls, student_mask, epoch):
         s_cls, s_patch = student_output
         t_cls, t_patch = teacher_output
-        s_cls_c = (s_cls / STUDENT_TEMP).chunk(NG)
+        ncrops = NG
+        if student_local_cls is not None:                   # every student [CLS], global then local
+            s_cls = torch.cat([s_cls, student_local_cls])
+            ncrops = NG + student_local_cls.shape[0] // t_cls.chunk(NG)[0].shape[0]
+        s_cls_c = (s_cls / STUDENT_TEMP).chunk(ncrops)
         s_patch_c = (s_patch / STUDENT_TEMP).chunk(NG)
         temp, temp2 = self.temp[epoch], self.temp2[epoch]
         t_cls_c = F.softmax((t_cls - self.center) / temp, dim=-1).detach().chunk(NG)
@@ -276,14 +319,15 @@ def block_mask(rng, H, W, ratio, min_aspect=0.3):
 # --------------------------------------------------------------------------------------------------
 # one step
 # --------------------------------------------------------------------------------------------------
-def run_step(student, teacher, center, center2, crops, masks, epoch, momentum):
+def run_step(student, teacher, center, center2, crops, masks, epoch, momentum, local_crops=None):
     """Forward, loss, backward, then the centre update and the EMA (no optimizer step)."""
     loss_fn = IBOTLossRef(C["out_dim"], center, center2)
     student.zero_grad(set_to_none=True)
     with torch.no_grad():
         t_out = teacher(crops)
     s_out = student(crops, masks=masks)
-    out = loss_fn(s_out, t_out, masks, epoch)
+    s_local = student.local_cls(local_crops) if local_crops else None
+    out = loss_fn(s_out, t_out, s_local, masks, epoch)
     out["loss"].backward()
     # EMA over the common names (train_one_epoch: names_common)
     s_named = dict(student.named_parameters())
@@ -294,7 +338,7 @@ def run_step(student, teacher, center, center2, crops, masks, epoch, momentum):
                 after[n] = pk.detach().clone().mul_(momentum).add_((1 - momentum) * s_named[n].detach())
             else:
                 after[n] = pk.detach().clone()
-    out.update(center=loss_fn.center, center2=loss_fn.center2, teacher_after=after, s_out=s_out, t_out=t_out)
+    out.update(center=loss_fn.center, center2=loss_fn.center2, teacher_after=after, s_out=s_out, t_out=t_out, s_local=s_local)
     return out
 
 
@@ -338,14 +382,15 @@ def build(norm_last_layer, base_student=None, g_seed=None):
     return student, teacher
 
 
-def float64_check(student, teacher, center, center2, crops, masks, epoch, momentum, out, label):
+def float64_check(student, teacher, center, center2, crops, masks, epoch, momentum, out, label, local_crops=None):
     s64 = Network(C, student=True, norm_last_layer=not student.head.last_layer.weight_g.requires_grad).double()
     s64.load_state_dict({k: v.double() for k, v in student.state_dict().items()})
     t64 = Network(C, student=False).double()
     t64.load_state_dict({k: v.double() for k, v in teacher.state_dict().items()})
     for q in t64.parameters():
         q.requires_grad_(False)
-    o64 = run_step(s64, t64, center.double(), center2.double(), [c.double() for c in crops], masks, epoch, momentum)
+    o64 = run_step(s64, t64, center.double(), center2.double(), [c.double() for c in crops], masks, epoch, momentum,
+                   [c.double() for c in local_crops] if local_crops else None)
     loss_err = max(abs(out[k].item() - o64[k].item()) / abs(o64[k].item()) for k in ("cls", "patch", "loss"))
     g32, g64 = student_grads(student), student_grads(s64)
     assert sorted(g32) == sorted(g64)
@@ -374,6 +419,10 @@ def check_loss_by_hand(out, masks):
     """The loss again from the definition, row by row (no chunking, explicit sums)."""
     s_cls, s_patch = (t.detach().double() for t in out["s_out"])
     t_cls, t_patch = (t.detach().double() for t in out["t_out"])
+    nl = 0
+    if out["s_local"] is not None:                 # local crops: more student [CLS] rows, no patches
+        nl = out["s_local"].shape[0] // BATCH
+        s_cls = torch.cat([s_cls, out["s_local"].detach().double()])
     B = BATCH
     # centres before the step: recover from the update c_new = 0.9 c + 0.1 mean
     c = (out["center"].double() - 0.1 * t_cls.mean(0, keepdim=True)) / 0.9
@@ -384,11 +433,11 @@ def check_loss_by_hand(out, masks):
     ls_pat = F.log_softmax(s_patch / STUDENT_TEMP, -1)
     L1 = 0.0
     for q in range(NG):
-        for v in range(NG):
+        for v in range(NG + nl):
             if q == v:
                 continue
             for b in range(B):
-                L1 += -(P_cls[q * B + b] * ls_cls[v * B + b]).sum().item() / (NG * (NG - 1) * B)
+                L1 += -(P_cls[q * B + b] * ls_cls[v * B + b]).sum().item() / (NG * (NG + nl - 1) * B)
     L2 = 0.0
     for q in range(NG):
         for b in range(B):
@@ -398,6 +447,29 @@ def check_loss_by_hand(out, masks):
     for name, ref, got in (("cls", L1, out["cls"].item()), ("patch", L2, out["patch"].item())):
         assert abs(ref - got) <= 2e-6 * abs(ref), (name, ref, got)
     print(f"loss from the definition: cls {L1:.9g} / {out['cls'].item():.9g}, patch {L2:.9g} / {out['patch'].item():.9g}")
+
+
+def interpolation_cases():
+    """The official interpolation alone: random tables, forward and backward, in float32 (checked in float64)."""
+    seed(420)
+    out = {}
+    D = 5
+    for G, g in ((7, 3), (7, 5), (4, 2), (4, 6)):
+        table = torch.randn(1, 1 + G * G, D)
+        weight = torch.randn(1, 1 + g * g, D)
+        results = []
+        for dtype in (torch.float32, torch.float64):
+            t = table.detach().clone().to(dtype).requires_grad_(True)
+            y = interpolate_pos_encoding(t, g * g, g * 4, g * 4, 4)
+            (y * weight.to(dtype)).sum().backward()
+            results.append((y.detach(), t.grad))
+        (y32, d32), (y64, d64) = results
+        assert y32.shape == (1, 1 + g * g, D) and torch.equal(y32[:, 0], table[:, 0])
+        assert ((y32.double() - y64).abs().max() / y64.abs().max()) < 3e-6   # float32 coordinates
+        assert ((d32.double() - d64).abs().max() / d64.abs().max()) < 3e-6
+        key = f"{G}_to_{g}"
+        out.update({f"table_{key}": table, f"out_{key}": y32, f"weight_{key}": weight, f"dtable_{key}": d32})
+    return out
 
 
 def main():
@@ -471,6 +543,7 @@ def main():
         return t
 
     io = dict(images=images, masks=mask_tensor, **step_tensors(out, student))
+    out_grads_globals = {k: v.clone() for k, v in student_grads(student).items()}
     save(f"{name}/io.safetensors", io, seed=s,
          meta=dict(meta, teacher_temp_cls=repr(float(out["temp"])), teacher_temp_patch=repr(float(out["temp2"])),
                    momentum=repr(momentum), norm_last_layer="true"))
@@ -495,6 +568,38 @@ def main():
          meta=dict(meta, teacher_temp_cls=repr(float(out2["temp"])), teacher_temp_patch=repr(float(out2["temp2"])),
                    momentum=repr(momentum), norm_last_layer="false",
                    inputs="images and masks of io.safetensors; weights of model.safetensors except the two weight_g"))
+
+    # local crops: the step of io.safetensors plus NL local crops of LOCAL_SIZE pixels
+    seed(419)
+    local_images = rand(NL * BATCH, C["in_chans"], LOCAL_SIZE, LOCAL_SIZE)    # view-major
+    local_crops = list(local_images.chunk(NL))
+    out3 = run_step(student, teacher, center, center2, crops, masks, epoch, momentum, local_crops=local_crops)
+    check_grads(student, "ibot_tiny local", ["head.last_layer.weight_g"])
+    check_loss_by_hand(out3, masks)
+    float64_check(student, teacher, center, center2, crops, masks, epoch, momentum, out3, "ibot_tiny local", local_crops)
+    assert torch.equal(out3["patch"], out["patch"]), "local crops add no patch term"
+    assert torch.equal(out3["center"], out["center"]) and torch.equal(out3["center2"], out["center2"]), "teacher-only centres"
+    for k, v in out3["teacher_after"].items():
+        assert torch.equal(v, out["teacher_after"][k]), k
+    pos_grad_globals_only = out_grads_globals["grad.pos_embed"]
+    assert not torch.allclose(student.backbone.pos_embed.grad, pos_grad_globals_only), "locals reach pos_embed"
+    print(f"ibot_tiny local ({NL} x {LOCAL_SIZE} px): cls {out3['cls'].item():.9g}, patch {out3['patch'].item():.9g}, "
+          f"total {out3['loss'].item():.9g}")
+    io3 = {"local_images": local_images, "loss_cls": out3["cls"].detach().reshape(1),
+           "loss_patch": out3["patch"].detach().reshape(1), "loss_total": out3["loss"].detach().reshape(1)}
+    io3.update(student_grads(student))
+    save(f"{name}/io_local.safetensors", io3, seed=419,
+         meta=dict(meta, teacher_temp_cls=repr(float(out3["temp"])), teacher_temp_patch=repr(float(out3["temp2"])),
+                   momentum=repr(momentum), norm_last_layer="true", local_crops=str(NL), local_size=str(LOCAL_SIZE),
+                   local_images_layout="view-major (local view * B + image)",
+                   inputs="weights of model.safetensors, images and masks of io.safetensors; centres and teacher after the "
+                          "step are those of io.safetensors"))
+
+    save(f"{name}/pos_interpolation.safetensors", interpolation_cases(), seed=420,
+         meta={"call": "interpolate_pos_encoding(table, g*g, g*p, g*p, p): F.interpolate(mode='bicubic', "
+                       "scale_factor=((g + 0.1) / G, (g + 0.1) / G)), torch " + torch.__version__,
+               "cases": "from_G_to_g: table (1, 1 + G*G, D), out (1, 1 + g*g, D), weight R like out, "
+                        "dtable = d sum(out * R) / d table"})
 
     total = WRITER.check(max_keys=10)
     for path in WRITER.written:

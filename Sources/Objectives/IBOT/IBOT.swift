@@ -85,11 +85,15 @@ public struct IBOT: Sendable {
         }
     }
 
-    /// One step's forward and backward on `views` (B images each), with `masks[v][b]` the
-    /// student's masks. Returns the loss's result; gradients accumulate into the student.
+    /// One step's forward and backward on the global crops `views` (B images each), with
+    /// `masks[v][b]` the student's masks, and the local crops `locals` (B images each, any size).
+    /// Returns the loss's result; gradients accumulate into the student.
     /// The student's head runs only on [CLS] and the masked tokens: the loss reads no other
     /// student output (the teacher's head runs on every token, which the patch centre needs).
-    func forwardBackward(views: [Tensor], masks: [[[Bool]]], temperatures: IBOTLoss.Temperatures, images: Int,
+    /// Local crops go through the student alone, unmasked (main_ibot.py switches
+    /// `masked_im_modeling` off for them), with positions interpolated to their grid; only their
+    /// [CLS] reaches the head and the loss.
+    func forwardBackward(views: [Tensor], masks: [[[Bool]]], locals: [Tensor] = [], temperatures: IBOTLoss.Temperatures, images: Int,
                          phase: PhaseMarker?) -> IBOTLoss.Result {
         var teacherLogits: [IBOTLoss.ViewLogits] = [], studentLogits: [IBOTLoss.ViewLogits] = []
         var caches: [(VisionTransformer.MaskedCache, IBOTHead.Cache, rows: [Int], tokens: Int)] = []
@@ -103,10 +107,26 @@ public struct IBOT: Sendable {
             caches.append((encoderCache, headCache, rows, tokens))
         }
         phase?("teacher and student forward")
+        var localLogits: [Tensor] = []
+        var localCaches: [(VisionTransformer.Cache, IBOTHead.Cache, rows: [Int], tokens: Int)] = []
+        for x in locals {
+            let (latent, encoderCache) = student.forward(x)
+            let tokens = latent.shape[1]
+            let rows = (0..<x.shape[0]).map { $0 * tokens }   // each image's [CLS]
+            let (logits, headCache) = studentHead.forward(TokenRows.gather(latent, rows))
+            localLogits.append(logits)
+            localCaches.append((encoderCache, headCache, rows, tokens))
+        }
+        if !locals.isEmpty { phase?("local crops forward") }
         let flags = masks.map { view in view.flatMap { $0.map { $0 ? Float(1) : 0 } } }
-        let result = IBOTLoss.compute(student: studentLogits, teacher: teacherLogits, masks: flags, center: center.value,
-                                      center2: center2.value, temperatures: temperatures, images: images)
+        let result = IBOTLoss.compute(student: studentLogits, studentLocal: localLogits, teacher: teacherLogits, masks: flags,
+                                      center: center.value, center2: center2.value, temperatures: temperatures, images: images)
         phase?("loss")
+        for (grad, cache) in zip(result.studentLocalGrads, localCaches) {
+            let dRows = studentHead.backward(grad, cache: cache.1)
+            _ = student.backward(TokenRows.scatter(dRows, cache.rows, images: grad.rows, tokens: cache.tokens), cache: cache.0)
+        }
+        if !locals.isEmpty { phase?("local crops backward") }
         for (grad, cache) in zip(result.studentGrads, caches) {
             let dRows = studentHead.backward(TokenRows.gather(Self.join(grad), cache.rows), cache: cache.1)
             let dLatent = TokenRows.scatter(dRows, cache.rows, images: grad.cls.rows, tokens: cache.tokens)

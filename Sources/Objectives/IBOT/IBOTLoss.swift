@@ -2,11 +2,13 @@ import Foundation
 import Tensor
 
 /// iBOT's loss on the heads' logits (bytedance/ibot main_ibot.py `iBOTLoss.forward`), for n global
-/// views and no local crops. The teacher's logits are centred and sharpened,
+/// views and l local crops. The teacher's logits (global views only) are centred and sharpened,
 /// P_t = softmax((t − c) / τ_t); the student's are tempered by τ_s;
-///   L_cls = 1/(n·(n−1)) · Σ_{q≠v} mean_b H(P_t^cls(q), P_s^cls(v))              (other views only)
+///   L_cls = 1/(n·(n+l−1)) · Σ_{q global} Σ_{v≠q, global or local} mean_b H(P_t^cls(q), P_s^cls(v))
 ///   L_mim = 1/n · Σ_q mean_b [Σ_i m_{q,b,i} · H(P_t^pat(q,i), P_s^pat(q,i)) / max(1, Σ_i m_{q,b,i})]
-/// (the same view, masked patches only; an unmasked crop adds 0 and still counts in the mean).
+/// ([CLS]: other views only, the official `n_loss_terms` as normaliser; patches: the same view,
+/// masked patches only, an unmasked crop adds 0 and still counts in the mean; local crops have
+/// [CLS] only and no patch term).
 public enum IBOTLoss {
     /// One global view's logits: [CLS] (B, K) and patches (B·N, K), rows image-major.
     public struct ViewLogits: Sendable {
@@ -27,8 +29,10 @@ public enum IBOTLoss {
     public struct Result: Sendable {
         public let cls: Float
         public let patch: Float
-        /// dL/d student logits, per view.
+        /// dL/d student logits, per global view.
         public let studentGrads: [ViewLogits]
+        /// dL/d the local crops' student [CLS] logits, per local crop (B, K).
+        public let studentLocalGrads: [Tensor]
         /// Σ over views and images of the teacher's [CLS] logits, and of each image's mean patch
         /// logits: what the centres move toward (divided by views × images).
         public let clsSum: [Float]
@@ -71,22 +75,25 @@ public enum IBOTLoss {
         return SoftmaxOp.forward(z)
     }
 
-    /// `masks[q]`: B·N flags (1: masked) of view q. `images`: the batch the means run over (the
-    /// whole batch when these rows are one shard of it).
-    public static func compute(student: [ViewLogits], teacher: [ViewLogits], masks: [[Float]], center: Tensor, center2: Tensor,
-                               temperatures: Temperatures, images: Int) -> Result {
-        let n = teacher.count
+    /// `masks[q]`: B·N flags (1: masked) of view q. `studentLocal`: the local crops' [CLS] logits
+    /// (B, K) each. `images`: the batch the means run over (the whole batch when these rows are one
+    /// shard of it).
+    public static func compute(student: [ViewLogits], studentLocal: [Tensor] = [], teacher: [ViewLogits], masks: [[Float]],
+                               center: Tensor, center2: Tensor, temperatures: Temperatures, images: Int) -> Result {
+        let n = teacher.count, l = studentLocal.count
         precondition(n >= 2 && student.count == n && masks.count == n, "iBOT's loss needs the same n ≥ 2 global views on both sides")
+        // [CLS] of every student crop, global then local: the official `student_cls.chunk(ncrops)`.
+        let studentCls = student.map(\.cls) + studentLocal
+        let clsTerms = Float(n * (n + l - 1) * images)
         let targetsCls = teacher.map { teacherTargets($0.cls, center: center, temperature: temperatures.teacherCls) }
         let targetsPatch = teacher.map { teacherTargets($0.patches, center: center2, temperature: temperatures.teacherPatch) }
         var clsLoss: Float = 0, patchLoss: Float = 0
-        var dCls = student.map { Tensor(zeros: $0.cls.shape) }
+        var dCls = studentCls.map { Tensor(zeros: $0.shape) }
         var dPatch = student.map { Tensor(zeros: $0.patches.shape) }
         for q in 0..<n {
-            for v in 0..<n where v != q {
-                let (loss, grad) = SoftTargetCrossEntropy.forwardBackward(student: student[v].cls, target: targetsCls[q],
-                                                                          temperature: temperatures.student,
-                                                                          normalizer: Float(n * (n - 1) * images))
+            for v in 0..<(n + l) where v != q {
+                let (loss, grad) = SoftTargetCrossEntropy.forwardBackward(student: studentCls[v], target: targetsCls[q],
+                                                                          temperature: temperatures.student, normalizer: clsTerms)
                 clsLoss += loss
                 dCls[v].add(grad)
             }
@@ -125,7 +132,8 @@ public enum IBOTLoss {
                 }
             }
         }
-        return Result(cls: clsLoss, patch: patchLoss, studentGrads: zip(dCls, dPatch).map { ViewLogits(cls: $0, patches: $1) },
+        return Result(cls: clsLoss, patch: patchLoss, studentGrads: zip(dCls.prefix(n), dPatch).map { ViewLogits(cls: $0, patches: $1) },
+                      studentLocalGrads: Array(dCls.dropFirst(n)),
                       clsSum: clsSum, patchSum: patchSum, teacherProbabilitySum: probabilitySum, teacherEntropySum: entropySum)
     }
 

@@ -15,9 +15,15 @@ extension IBOT: PretrainingObjective {
     public struct Options: ObjectiveOptions {
         public enum MaskShape: String, Codable, Sendable, CaseIterable { case block, rand }
 
-        /// Global crops per image (`--global_crops_number`) and their random-resized-crop scale.
+        /// Global crops per image (`--global_crops_number`) and their random-resized-crop scale
+        /// (the code's default with or without local crops).
         public var globalCrops: Int = 2
         public var globalCropScale: ClosedRange<Double> = 0.14...1
+        /// Local crops per image (`--local_crops_number`; 0, the code default, turns multi-crop off),
+        /// their side in pixels (nil: `defaultLocalCropSize`) and scale (`--local_crops_scale`).
+        public var localCrops: Int = 0
+        public var localCropSize: Int?
+        public var localCropScale: ClosedRange<Double> = 0.05...0.4
         /// Per crop, a masked share drawn from these candidates (`--pred_ratio`, `--pred_ratio_var`).
         public var predRatio: [Double] = [0, 0.3]
         public var predRatioVar: [Double] = [0, 0.2]
@@ -52,6 +58,7 @@ extension IBOT: PretrainingObjective {
             case warmupTeacherPatchTemp = "warmup_teacher_patch_temp", warmupTeacherTempEpochs = "warmup_teacher_temp_epochs"
             case momentumTeacher = "momentum_teacher", weightDecayEnd = "weight_decay_end", clipGrad = "clip_grad"
             case freezeLastLayer = "freeze_last_layer", photometric
+            case localCrops = "local_crops_number", localCropSize = "local_crops_size", localCropScale = "local_crops_scale"
         }
 
         public init(from decoder: Decoder) throws {
@@ -72,6 +79,29 @@ extension IBOT: PretrainingObjective {
             clipGrad = try c.decode(Double.self, forKey: .clipGrad)
             freezeLastLayer = try c.decode(Int.self, forKey: .freezeLastLayer)
             photometric = try c.decodeIfPresent(Bool.self, forKey: .photometric) ?? false
+            // Recipes written before local crops trained without them.
+            localCrops = try c.decodeIfPresent(Int.self, forKey: .localCrops) ?? 0
+            localCropSize = try c.decodeIfPresent(Int.self, forKey: .localCropSize)
+            localCropScale = try c.decodeIfPresent(ClosedRange<Double>.self, forKey: .localCropScale) ?? 0.05...0.4
+        }
+
+        /// The official 96 of 224 pixels (3/7) of the model's side, in whole patches (at least one):
+        /// 12 px for 28-pixel images with 4-pixel patches.
+        public static func defaultLocalCropSize(imageSize: Int, patch: Int) -> Int {
+            max(1, Int((Double(imageSize) * 96 / 224 / Double(patch)).rounded())) * patch
+        }
+
+        /// The local crops' side for `encoder`.
+        public func localCropSize(for encoder: ViTConfig) -> Int {
+            localCropSize ?? Self.defaultLocalCropSize(imageSize: encoder.imgSize, patch: encoder.patchSize)
+        }
+
+        /// A local crop is a whole number of patches and no larger than the model's images.
+        public func validationErrors(encoder: ViTConfig) -> [String] {
+            guard localCrops > 0 else { return [] }
+            let size = localCropSize(for: encoder), p = encoder.patchSize
+            guard size % p != 0 || size < p || size > encoder.imgSize else { return [] }
+            return ["--local-crop-size \(size) must be a multiple of the patch size \(p) within \(p)...\(encoder.imgSize)"]
         }
 
         public init(warmupTeacherTempEpochs: Int) { self.warmupTeacherTempEpochs = warmupTeacherTempEpochs }
@@ -105,7 +135,13 @@ extension IBOT: PretrainingObjective {
         .value("head-bottleneck", "Bottleneck width before the weight-normalized last layer (default 256)."),
         .value("norm-last-layer", "true (default: the last layer's g frozen at 1, cosine logits) or false."),
         .value("global-crops", "Global crops per image (default 2)."),
-        .value("global-crop-scale", "Crop scale range of the global crops, e.g. 0.14,1 (default, as without local crops)."),
+        .value("global-crop-scale", "Crop scale range of the global crops, e.g. 0.14,1 (default, the official code's with or "
+               + "without local crops; its README's multi-crop recipe uses 0.25,1)."),
+        .value("local-crops", "Local crops per image, seen by the student only, unmasked, for the [CLS] loss against each "
+               + "teacher global crop (default 0: multi-crop off, as the official code)."),
+        .value("local-crop-size", "Side of the local crops in pixels, a multiple of the patch (default: 3/7 of the image size "
+               + "in whole patches, as 96 of 224; 12 for 28-pixel images with 4-pixel patches)."),
+        .value("local-crop-scale", "Crop scale range of the local crops, e.g. 0.05,0.4 (default; the README's recipe 0.05,0.25)."),
         .value("pred-ratio", "Masked-share candidates per crop, e.g. 0,0.3 (default: about half the crops unmasked)."),
         .value("pred-ratio-var", "Spread of each candidate, e.g. 0,0.2 (default)."),
         .value("pred-shape", "Mask shape: block (default) or rand."),
@@ -152,6 +188,12 @@ extension IBOT: PretrainingObjective {
             try require(s.count == 2 && s[0] > 0 && s[0] <= s[1] && s[1] <= 1, "--global-crop-scale is two shares 0 < lo ≤ hi ≤ 1, e.g. 0.14,1")
             o.globalCropScale = s[0]...s[1]
         }
+        if let n = try flags.int("local-crops") { o.localCrops = n }
+        if let size = try flags.int("local-crop-size") { o.localCropSize = size }
+        if let s = try list(flags, "local-crop-scale") {
+            try require(s.count == 2 && s[0] > 0 && s[0] <= s[1] && s[1] <= 1, "--local-crop-scale is two shares 0 < lo ≤ hi ≤ 1, e.g. 0.05,0.4")
+            o.localCropScale = s[0]...s[1]
+        }
         if let r = try list(flags, "pred-ratio") { o.predRatio = r }
         if let v = try list(flags, "pred-ratio-var") { o.predRatioVar = v }
         if let shape = try flags.choice("pred-shape", Options.MaskShape.self) { o.predShape = shape }
@@ -164,6 +206,8 @@ extension IBOT: PretrainingObjective {
         if let f = try flags.int("freeze-last-layer") { o.freezeLastLayer = f }
         o.photometric = !flags.isSet("no-photometric")
         try require(o.globalCrops >= 2, "--global-crops must be at least 2 (the [CLS] loss pairs different crops)")
+        try require(o.localCrops >= 0, "--local-crops cannot be negative")
+        try require(o.localCropSize.map { $0 >= 1 } ?? true, "--local-crop-size must be positive")
         try require(o.predRatio.allSatisfy { (0..<1).contains($0) } && (o.predRatioVar.count == 1 || o.predRatioVar.count == o.predRatio.count)
                     && zip(o.predRatio, o.predRatioVar.count == 1 ? Array(repeating: o.predRatioVar[0], count: o.predRatio.count) : o.predRatioVar)
                         .allSatisfy { $0 - $1 >= 0 && $0 + $1 < 1 },
@@ -227,16 +271,22 @@ extension IBOT: PretrainingObjective {
         copyStudentToTeacher()
     }
 
-    /// The global crops at the model's size. With `photometric`, the first crop follows
-    /// `DataAugmentationiBOT.global_transfo1` (blur always) and the rest `global_transfo2` (blur
-    /// p 0.1, solarization p 0.2): main_ibot.py appends `global_transfo2` for each of the
-    /// `global_crops_number − 1` other crops. Views are numbered across groups, so each crop keeps
-    /// its random stream (and its geometry) with or without the photometric part.
+    /// The global crops at the model's size, then the local crops (if any) at theirs. With
+    /// `photometric`, the first global crop follows `DataAugmentationiBOT.global_transfo1` (blur
+    /// always), the other global crops `global_transfo2` (blur p 0.1, solarization p 0.2):
+    /// main_ibot.py appends `global_transfo2` for each of the `global_crops_number − 1` other crops,
+    /// then `local_transfo` (blur p 0.5) for each local crop. Views are numbered across groups, so
+    /// each crop keeps its random stream (and its geometry) with or without the photometric part,
+    /// and the global crops are the same with or without local crops after them.
     public func dataViews(options: Options) -> [ViewGroupSpec]? {
         let (size, scale) = (student.config.imgSize, options.globalCropScale)
-        guard options.photometric else { return [ViewGroupSpec(views: options.globalCrops, size: size, scale: scale)] }
+        let local = options.localCrops > 0
+            ? [ViewGroupSpec(views: options.localCrops, size: options.localCropSize(for: student.config), scale: options.localCropScale,
+                             photometric: options.photometric ? .ibotLocal : nil)]
+            : []
+        guard options.photometric else { return [ViewGroupSpec(views: options.globalCrops, size: size, scale: scale)] + local }
         return [ViewGroupSpec(views: 1, size: size, scale: scale, photometric: .ibotFirstGlobal),
-                ViewGroupSpec(views: options.globalCrops - 1, size: size, scale: scale, photometric: .ibotSecondGlobal)]
+                ViewGroupSpec(views: options.globalCrops - 1, size: size, scale: scale, photometric: .ibotSecondGlobal)] + local
     }
 
     /// Per image and crop, a share from `pred_ratio` and a block (or random) mask of it
@@ -264,10 +314,14 @@ extension IBOT: PretrainingObjective {
 
     public func step(_ batch: PretrainingBatch, plan: IBOTPlan, options: Options, clock: TrainingClock, lossBatch: Int,
                      phase: PhaseMarker?) -> StepReport {
-        let views = Array(batch.allViews.prefix(plan.views))
+        let all = batch.allViews
+        precondition(all.count == plan.views + options.localCrops,
+                     "iBOT: \(all.count) crops per image for \(plan.views) global and \(options.localCrops) local crops")
+        let views = Array(all.prefix(plan.views)), locals = Array(all.dropFirst(plan.views))
         let masks = (0..<plan.views).map { v in Array(plan.masks[(v * plan.count)..<((v + 1) * plan.count)]) }
         let temperatures = options.temperatures(at: clock)
-        let result = forwardBackward(views: views, masks: masks, temperatures: temperatures, images: lossBatch, phase: phase)
+        let result = forwardBackward(views: views, masks: masks, locals: locals, temperatures: temperatures, images: lossBatch,
+                                     phase: phase)
         // Centre statistics as this shard's share of the whole batch's mean: shards add up to it.
         let crops = Float(plan.views * lossBatch)
         // The previous step's collapse monitors, once there is one (not after a resume's first step).

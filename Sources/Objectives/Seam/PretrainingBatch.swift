@@ -71,8 +71,9 @@ public struct ViewGroupSpec: Sendable, Equatable {
 
 /// Photometric augmentations of a view, in torchvision's order and meaning (DINO/iBOT's
 /// `DataAugmentationiBOT`): colour jitter with probability `jitterProbability`, random grayscale,
-/// Gaussian blur with σ drawn from `blurSigma` (in pixels of a 224-pixel crop, scaled to the view's
-/// size), solarization at 128. On one-channel images saturation, hue and grayscale do nothing.
+/// Gaussian blur with σ drawn from `blurSigma` (in pixels of a crop of `blurReferenceSize`, the
+/// official crop size: 224 for global crops, 96 for local ones; scaled to the view's size),
+/// solarization at 128. On one-channel images saturation, hue and grayscale do nothing.
 public struct PhotometricSpec: Sendable, Equatable {
     public var brightness: Double = 0
     public var contrast: Double = 0
@@ -83,13 +84,15 @@ public struct PhotometricSpec: Sendable, Equatable {
     public var blurProbability: Double = 0
     public var blurSigma: ClosedRange<Double> = 0.1...2.0
     public var solarizeProbability: Double = 0
+    public var blurReferenceSize: Int = 224
 
     public init(brightness: Double = 0, contrast: Double = 0, saturation: Double = 0, hue: Double = 0, jitterProbability: Double = 0,
                 grayscaleProbability: Double = 0, blurProbability: Double = 0, blurSigma: ClosedRange<Double> = 0.1...2.0,
-                solarizeProbability: Double = 0) {
+                solarizeProbability: Double = 0, blurReferenceSize: Int = 224) {
         self.brightness = brightness; self.contrast = contrast; self.saturation = saturation; self.hue = hue
         self.jitterProbability = jitterProbability; self.grayscaleProbability = grayscaleProbability
         self.blurProbability = blurProbability; self.blurSigma = blurSigma; self.solarizeProbability = solarizeProbability
+        self.blurReferenceSize = blurReferenceSize
     }
 
     /// DINO/iBOT's first global crop: jitter (0.4, 0.4, 0.2, 0.1) p 0.8, grayscale p 0.2, blur p 1.
@@ -98,6 +101,10 @@ public struct PhotometricSpec: Sendable, Equatable {
     /// The second: the same jitter and grayscale, blur p 0.1, solarization p 0.2.
     public static let ibotSecondGlobal = PhotometricSpec(brightness: 0.4, contrast: 0.4, saturation: 0.2, hue: 0.1, jitterProbability: 0.8,
                                                          grayscaleProbability: 0.2, blurProbability: 0.1, solarizeProbability: 0.2)
+    /// The local crops (`local_transfo`): the same jitter and grayscale, blur p 0.5, no
+    /// solarization; officially 96-pixel crops, so σ is in pixels of a 96-pixel crop.
+    public static let ibotLocal = PhotometricSpec(brightness: 0.4, contrast: 0.4, saturation: 0.2, hue: 0.1, jitterProbability: 0.8,
+                                                  grayscaleProbability: 0.2, blurProbability: 0.5, blurReferenceSize: 96)
 }
 
 /// What the objective changes about one optimizer step: the weight decay of a schedule, and

@@ -134,10 +134,15 @@ extension ObjectiveSettings {
 }
 
 /// An objective's training options (recipe.json).
-public protocol ObjectiveOptions: Codable, Sendable, Equatable {}
+public protocol ObjectiveOptions: Codable, Sendable, Equatable {
+    /// Problems of the options with the encoder they train (a crop size that is no whole number
+    /// of patches), as sentences naming the flag; empty when valid (the default).
+    func validationErrors(encoder: ViTConfig) -> [String]
+}
 
 extension ObjectiveOptions {
     public func isEqual(to other: any ObjectiveOptions) -> Bool { (other as? Self) == self }
+    public func validationErrors(encoder: ViTConfig) -> [String] { [] }
 }
 
 /// The random choices of a step, for a batch; a shard is the plan of a contiguous range of images.

@@ -8,9 +8,10 @@ import Tensor
 /// crop after RandomResizedCrop and the flip, before normalization. Each op's pixels are Pillow's
 /// (ColorAdjustments.swift, HueShift.swift, GaussianBlur.swift).
 ///
-/// Deviation: iBOT blurs 224-pixel crops with σ ~ U(0.1, 2) pixels. On a small view that would
-/// smear most of the image away, so σ is scaled by `viewSize / 224` (a 28-pixel view: σ in
-/// 0.0125…0.25), keeping the blur's extent relative to the crop.
+/// Deviation: iBOT blurs 224-pixel global crops (and 96-pixel local ones) with σ ~ U(0.1, 2)
+/// pixels. On a small view that would smear most of the image away, so σ is scaled by
+/// `viewSize / spec.blurReferenceSize` (a 28-pixel global view: σ in 0.0125…0.25; a 12-pixel
+/// local view the same), keeping the blur's extent relative to the crop.
 ///
 /// Randomness: every call draws the same 12 numbers from `rng`, applied or not, in this order:
 /// jitter applied (u < p), the order of its four ops (a Fisher–Yates shuffle of 0…3 from the top,
@@ -22,9 +23,6 @@ public struct PhotometricAugment: Sendable, Equatable {
     /// The side of the views it is applied to (scales the blur σ).
     public let viewSize: Int
 
-    /// The reference crop size of iBOT's blur radii.
-    public static let referenceSize = 224
-
     public init(_ spec: PhotometricSpec, viewSize: Int) {
         for p in [spec.jitterProbability, spec.grayscaleProbability, spec.blurProbability, spec.solarizeProbability] {
             precondition((0...1).contains(p), "PhotometricSpec: probabilities must be in 0...1")
@@ -32,7 +30,7 @@ public struct PhotometricAugment: Sendable, Equatable {
         precondition(spec.brightness >= 0 && spec.contrast >= 0 && spec.saturation >= 0, "PhotometricSpec: jitter strengths are ≥ 0")
         precondition((0...0.5).contains(spec.hue), "PhotometricSpec: hue is in 0...0.5")
         precondition(spec.blurSigma.lowerBound >= 0, "PhotometricSpec: blur σ is ≥ 0")
-        precondition(viewSize > 0, "PhotometricAugment: view size must be positive")
+        precondition(viewSize > 0 && spec.blurReferenceSize > 0, "PhotometricAugment: view and blur reference sizes must be positive")
         self.spec = spec
         self.viewSize = viewSize
     }
@@ -63,7 +61,7 @@ public struct PhotometricAugment: Sendable, Equatable {
                        Float(rng.uniform(in: -spec.hue...spec.hue))]
         let grayscale = rng.uniform(in: 0...1) < spec.grayscaleProbability
         let blurOn = rng.uniform(in: 0...1) < spec.blurProbability
-        let sigma = rng.uniform(in: spec.blurSigma) * Double(viewSize) / Double(Self.referenceSize)
+        let sigma = rng.uniform(in: spec.blurSigma) * Double(viewSize) / Double(spec.blurReferenceSize)
         let solarize = rng.uniform(in: 0...1) < spec.solarizeProbability
         return Draw(jitter: jitterOn ? (order, factors) : nil, grayscale: grayscale, blurSigma: blurOn ? Float(sigma) : nil,
                     solarize: solarize)

@@ -66,6 +66,8 @@ public final class Pretrainer {
         guard recipe.objective == config.objective else {
             throw TrainingError(description: "the recipe is for \(recipe.objective) but the model is \(config.objective)")
         }
+        let optionProblems = recipe.objectiveOptions.validationErrors(encoder: config.encoder)
+        guard optionProblems.isEmpty else { throw TrainingError(description: "invalid recipe: " + optionProblems.joined(separator: "; ")) }
         self.config = config
         self.recipe = recipe
         self.run = run
