@@ -52,6 +52,19 @@ func linearBiasVariants(_ options: Options) throws -> [StepVariant] {
     }
 }
 
+/// `--compare-prefetch-c on,off`: the training GEMM prefetching each tile's C rows before its
+/// product, or not (`GEMMKernel.prefetchesC`), alternated in this process. Same bits, different time.
+func prefetchVariants(_ options: Options) throws -> [StepVariant] {
+    guard let list = try options.string("--compare-prefetch-c") else { return [] }
+    return try list.split(separator: ",").map { word in
+        switch word {
+        case "on": return StepVariant(name: "prefetch C on") { GEMMKernel.prefetchesC = true }
+        case "off": return StepVariant(name: "prefetch C off") { GEMMKernel.prefetchesC = false }
+        default: throw BenchError("--compare-prefetch-c \(word): expected on or off")
+        }
+    }
+}
+
 /// What ran this process's arithmetic, for the workers' `ready` lines and bench/compare's report:
 /// the CPU, the GEMM path, OpenBLAS's core and whether that core is a fallback.
 func engineDescription() -> [String: Any] {
