@@ -76,12 +76,17 @@ final class TrainingGEMMTests: XCTestCase {
                                  + "alpha \(c.alpha) beta \(c.beta)", file: file, line: line)
     }
 
+    /// With and without the prefetch of each tile's C (`GEMMKernel.prefetchesC`, a benchmark switch
+    /// whose two settings must compute the same products).
     func testEveryKernelThisCPURunsMatchesTheDoubleProduct() throws {
         let kernels = GEMMKernel.allCases.filter(\.isSupported)
         XCTAssertTrue(kernels.contains(.portable), "the portable kernel runs everywhere")
-        for kernel in kernels {
+        let saved = GEMMKernel.prefetchesC
+        defer { GEMMKernel.prefetchesC = saved }
+        for (kernel, prefetch) in kernels.flatMap({ k in [(k, true), (k, false)] }) {
+            GEMMKernel.prefetchesC = prefetch
             for c in Self.cases {
-                check(c, kernel.rawValue) { a, b, out in
+                check(c, "\(kernel.rawValue), prefetch C \(prefetch)") { a, b, out in
                     XCTAssertTrue(kernel.multiply(transA: c.transA, transB: c.transB, m: c.m, n: c.n, k: c.k, alpha: c.alpha,
                                                   a: a, lda: c.lda, b: b, ldb: c.ldb, beta: c.beta, c: out, ldc: c.ldc))
                 }
