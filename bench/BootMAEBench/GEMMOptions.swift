@@ -65,6 +65,20 @@ func prefetchVariants(_ options: Options) throws -> [StepVariant] {
     }
 }
 
+/// `--compare-k-order resident,sweep`: the training GEMM keeping each block of C's rows in cache
+/// across K blocks, or sweeping all of C per K block (`GEMMKernel.keepsCAcrossKBlocks`), alternated
+/// in this process. Same bits, different time.
+func kOrderVariants(_ options: Options) throws -> [StepVariant] {
+    guard let list = try options.string("--compare-k-order") else { return [] }
+    return try list.split(separator: ",").map { word in
+        switch word {
+        case "resident": return StepVariant(name: "C resident over K") { GEMMKernel.keepsCAcrossKBlocks = true }
+        case "sweep": return StepVariant(name: "C swept per K block") { GEMMKernel.keepsCAcrossKBlocks = false }
+        default: throw BenchError("--compare-k-order \(word): expected resident or sweep")
+        }
+    }
+}
+
 /// What ran this process's arithmetic, for the workers' `ready` lines and bench/compare's report:
 /// the CPU, the GEMM path, OpenBLAS's core and whether that core is a fallback.
 func engineDescription() -> [String: Any] {
