@@ -79,6 +79,20 @@ func kOrderVariants(_ options: Options) throws -> [StepVariant] {
     }
 }
 
+/// `--compare-gemm-driver new,old`: both driver changes of issue 21's third round together (the C
+/// prefetch and C kept across K blocks) against neither (main's driver before them), alternated in
+/// this process. Same bits, different time.
+func driverVariants(_ options: Options) throws -> [StepVariant] {
+    guard let list = try options.string("--compare-gemm-driver") else { return [] }
+    return try list.split(separator: ",").map { word in
+        switch word {
+        case "new": return StepVariant(name: "driver new") { (GEMMKernel.prefetchesC, GEMMKernel.keepsCAcrossKBlocks) = (true, true) }
+        case "old": return StepVariant(name: "driver old") { (GEMMKernel.prefetchesC, GEMMKernel.keepsCAcrossKBlocks) = (false, false) }
+        default: throw BenchError("--compare-gemm-driver \(word): expected new or old")
+        }
+    }
+}
+
 /// What ran this process's arithmetic, for the workers' `ready` lines and bench/compare's report:
 /// the CPU, the GEMM path, OpenBLAS's core and whether that core is a fallback.
 func engineDescription() -> [String: Any] {
