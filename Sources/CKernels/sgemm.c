@@ -7,6 +7,8 @@
 // Loop order (the inference kernel's, gemm.c, with op(B) packed per call):
 //   column blocks of ≤ PACK_FLOATS / kc columns → K blocks of KC → pack op(B)'s block into
 //   nr-wide k-major panels (sgemm_pack.c) → MC-row blocks of A → panels → tiles of mr rows (micro-kernel).
+// Where op(B) of every K block fits PACK_FLOATS together, all are packed first and the K loop moves
+// inside the MC-row loop (C's rows stay in cache between K blocks; same tiles, so same bits).
 // A is not packed: a tile broadcasts op(A)(i, k) straight from A, row-major or transposed.
 // The first K block applies beta and adds the bias (ck_sgemm's bias); later blocks add to C.
 // Each tile's C rows are prefetched before its product runs (prefetch_tile_of_c).
