@@ -22,6 +22,23 @@ public enum GEMMKernel: String, CaseIterable, Sendable {
         return allCases.first { $0.isa == isa }!
     }
 
+    /// Whether the kernels prefetch each tile's rows of C before computing it (CKernels' sgemm.c; on
+    /// by default). The same bits either way; benchmarks switch it between calls, never during one
+    /// (`bootmae-bench train-step --compare-prefetch-c on,off`).
+    public static var prefetchesC: Bool {
+        get { ck_sgemm_prefetch_c() }
+        set { ck_sgemm_set_prefetch_c(newValue) }
+    }
+
+    /// Whether a product with several K blocks keeps each block of C's rows in cache across them
+    /// (op(B) packed for all K blocks at once where it fits; CKernels' sgemm.c; on by default) or
+    /// sweeps all of C once per K block. The same bits either way; benchmarks switch it between
+    /// calls (`bootmae-bench train-step --compare-k-order resident,sweep`).
+    public static var keepsCAcrossKBlocks: Bool {
+        get { ck_sgemm_k_resident() }
+        set { ck_sgemm_set_k_resident(newValue) }
+    }
+
     /// C = alpha·op(A)·op(B) + beta·C on one thread, row-major, as `cblas_sgemm` (CKernels.h);
     /// with `bias` (n floats) C = alpha·op(A)·op(B) + (beta·C + bias), added in the kernel's store.
     /// Returns false (C untouched) only when the packing buffer could not be allocated.

@@ -76,15 +76,48 @@ final class TrainingGEMMTests: XCTestCase {
                                  + "alpha \(c.alpha) beta \(c.beta)", file: file, line: line)
     }
 
+    /// In the default driver (each tile's C prefetched, C's row blocks kept across K blocks where
+    /// op(B) fits the buffer whole) and in the other settings of those benchmark switches
+    /// (`GEMMKernel.prefetchesC`, `keepsCAcrossKBlocks`), which must compute the same products.
     func testEveryKernelThisCPURunsMatchesTheDoubleProduct() throws {
         let kernels = GEMMKernel.allCases.filter(\.isSupported)
         XCTAssertTrue(kernels.contains(.portable), "the portable kernel runs everywhere")
-        for kernel in kernels {
+        let saved = (GEMMKernel.prefetchesC, GEMMKernel.keepsCAcrossKBlocks)
+        defer { (GEMMKernel.prefetchesC, GEMMKernel.keepsCAcrossKBlocks) = saved }
+        for (kernel, defaults) in kernels.flatMap({ k in [(k, true), (k, false)] }) {
+            (GEMMKernel.prefetchesC, GEMMKernel.keepsCAcrossKBlocks) = (defaults, defaults)
             for c in Self.cases {
-                check(c, kernel.rawValue) { a, b, out in
+                check(c, "\(kernel.rawValue), driver \(defaults ? "default" : "prefetch off, C swept per K block")") { a, b, out in
                     XCTAssertTrue(kernel.multiply(transA: c.transA, transB: c.transB, m: c.m, n: c.n, k: c.k, alpha: c.alpha,
                                                   a: a, lda: c.lda, b: b, ldb: c.ldb, beta: c.beta, c: out, ldc: c.ldc))
                 }
+            }
+        }
+    }
+
+    /// The driver's two K orders (C's row blocks kept across K blocks, or all of C swept per K
+    /// block) run the same tiles with the same arguments, so C must match bit for bit; several K
+    /// blocks, a bias and beta 1, both transpositions of A.
+    func testKOrdersGiveTheSameBits() {
+        let saved = GEMMKernel.keepsCAcrossKBlocks
+        defer { GEMMKernel.keepsCAcrossKBlocks = saved }
+        for kernel in GEMMKernel.allCases.filter(\.isSupported) {
+            for (transA, m, n, k) in [(false, 67, 131, 300), (true, 70, 128, 512), (false, 200, 40, 1000)] {
+                var rng = SeededRandom(seed: UInt64(m + n + k))
+                let a = (0..<(m * k)).map { _ in rng.normal() }, b = (0..<(k * n)).map { _ in rng.normal() }
+                let bias = (0..<n).map { _ in rng.normal() }, start = (0..<(m * n)).map { _ in rng.normal() }
+                func product(keeping: Bool) -> [Float] {
+                    GEMMKernel.keepsCAcrossKBlocks = keeping
+                    var c = start
+                    c.withUnsafeMutableBufferPointer { cp in
+                        XCTAssertTrue(kernel.multiply(transA: transA, transB: false, m: m, n: n, k: k, alpha: 1, a: a,
+                                                      lda: transA ? m : k, b: b, ldb: n, beta: 1, c: cp.baseAddress!, ldc: n,
+                                                      bias: bias))
+                    }
+                    return c
+                }
+                XCTAssertEqual(product(keeping: true).map(\.bitPattern), product(keeping: false).map(\.bitPattern),
+                               "\(kernel.rawValue) \(transA ? "T" : "N")N \(m)×\(n)×\(k)")
             }
         }
     }

@@ -52,6 +52,47 @@ func linearBiasVariants(_ options: Options) throws -> [StepVariant] {
     }
 }
 
+/// `--compare-prefetch-c on,off`: the training GEMM prefetching each tile's C rows before its
+/// product, or not (`GEMMKernel.prefetchesC`), alternated in this process. Same bits, different time.
+func prefetchVariants(_ options: Options) throws -> [StepVariant] {
+    guard let list = try options.string("--compare-prefetch-c") else { return [] }
+    return try list.split(separator: ",").map { word in
+        switch word {
+        case "on": return StepVariant(name: "prefetch C on") { GEMMKernel.prefetchesC = true }
+        case "off": return StepVariant(name: "prefetch C off") { GEMMKernel.prefetchesC = false }
+        default: throw BenchError("--compare-prefetch-c \(word): expected on or off")
+        }
+    }
+}
+
+/// `--compare-k-order resident,sweep`: the training GEMM keeping each block of C's rows in cache
+/// across K blocks, or sweeping all of C per K block (`GEMMKernel.keepsCAcrossKBlocks`), alternated
+/// in this process. Same bits, different time.
+func kOrderVariants(_ options: Options) throws -> [StepVariant] {
+    guard let list = try options.string("--compare-k-order") else { return [] }
+    return try list.split(separator: ",").map { word in
+        switch word {
+        case "resident": return StepVariant(name: "C resident over K") { GEMMKernel.keepsCAcrossKBlocks = true }
+        case "sweep": return StepVariant(name: "C swept per K block") { GEMMKernel.keepsCAcrossKBlocks = false }
+        default: throw BenchError("--compare-k-order \(word): expected resident or sweep")
+        }
+    }
+}
+
+/// `--compare-gemm-driver new,old`: both driver changes of issue 21's third round together (the C
+/// prefetch and C kept across K blocks) against neither (main's driver before them), alternated in
+/// this process. Same bits, different time.
+func driverVariants(_ options: Options) throws -> [StepVariant] {
+    guard let list = try options.string("--compare-gemm-driver") else { return [] }
+    return try list.split(separator: ",").map { word in
+        switch word {
+        case "new": return StepVariant(name: "driver new") { (GEMMKernel.prefetchesC, GEMMKernel.keepsCAcrossKBlocks) = (true, true) }
+        case "old": return StepVariant(name: "driver old") { (GEMMKernel.prefetchesC, GEMMKernel.keepsCAcrossKBlocks) = (false, false) }
+        default: throw BenchError("--compare-gemm-driver \(word): expected new or old")
+        }
+    }
+}
+
 /// What ran this process's arithmetic, for the workers' `ready` lines and bench/compare's report:
 /// the CPU, the GEMM path, OpenBLAS's core and whether that core is a fallback.
 func engineDescription() -> [String: Any] {

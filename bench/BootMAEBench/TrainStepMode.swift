@@ -8,7 +8,8 @@ import ViT
 /// `bootmae-bench train-step [--objective bootmae|ibot] [--model-dir D] [--preset tiny] [--batch 128] [--seconds 3] [--min-iterations 3]
 ///  [--threads 2] [--shards N] [--json] [--serve] [--breakdown] [--compare-shards A,B] [--with-one-thread] [--rounds 5] [--malloc-arenas N]
 ///  [--gemm auto|own|blas|avx512|avx2|portable] [--compare-gemm blas,own] [--compare-attention fused,gemm]
-///  [--compare-linear-bias store,pass] [--compare-local-crops 0,4,8]`
+///  [--compare-linear-bias store,pass] [--compare-local-crops 0,4,8] [--compare-prefetch-c on,off]
+///  [--compare-k-order resident,sweep] [--compare-gemm-driver new,old] [--hash-after N]`
 ///
 /// One pretraining step of `--objective` (default bootmae) as `Pretrainer` runs it — the plan (masks)
 /// drawn inside the step, forward and backward over the shards, the objective's `prepareUpdate`
@@ -24,8 +25,13 @@ import ViT
 /// glibc's arena limit (`applyMallocArenas`). `--gemm` picks who runs the GEMMs (`BOOTMAE_GEMM`'s
 /// values) and `--compare-gemm blas,own` alternates such settings, `--compare-attention fused,gemm` the
 /// fused attention kernel and the two-GEMM path, `--compare-linear-bias store,pass` the Linear bias
-/// in the GEMM's store or in a pass of its own (GEMMOptions.swift), `--compare-local-crops 0,4,8` (iBOT)
-/// that many local crops per image at their default size and scale. With `--serve`
+/// in the GEMM's store or in a pass of its own, `--compare-prefetch-c on,off` the GEMM prefetching
+/// each tile's C or not, `--compare-k-order resident,sweep` C's row blocks kept in cache across K
+/// blocks or swept per K block, `--compare-gemm-driver new,old` both of these against neither
+/// (GEMMOptions.swift), `--compare-local-crops 0,4,8` (iBOT) that many local crops per image at their
+/// default size and scale. `--hash-after N` prints the SHA-256 of every checkpoint tensor after N steps
+/// (ParameterHash.swift), to show two settings compute the same bits (GEMM switches only: each variant
+/// starts from a network with the default options). With `--serve`
 /// it answers stdin lines:
 ///   measure <seconds> <min-iterations>   one timing, as a JSON line
 ///   check <io.safetensors>               losses for given inputs, no update (BootMAE: tensors "images" and
@@ -165,7 +171,19 @@ final class TrainStepMode {
         }
         let (rounds, seconds) = (try options.int("--rounds", default: 5), try options.double("--seconds", default: 3))
         let variants = try shardVariants(options, threads: threads) { self.shards = $0 } + gemmVariants(options)
-            + attentionVariants(options) + linearBiasVariants(options) + localCropVariants(options)
+            + attentionVariants(options) + linearBiasVariants(options) + prefetchVariants(options) + kOrderVariants(options) + driverVariants(options)
+            + localCropVariants(options)
+        if try options.string("--hash-after") != nil {
+            let n = try options.int("--hash-after", default: 3)
+            // Each setting from the same fresh start (a new network, seed 0), one hash per setting.
+            for v in variants.isEmpty ? [StepVariant(name: "as configured") {}] : variants {
+                v.setUp()
+                let fresh = try TrainStepMode(options)
+                for _ in 0..<n { fresh.step() }
+                print("\(v.name): parameters after \(n) steps: sha256 \(parameterHash(fresh.network.checkpointParameters))")
+            }
+            return
+        }
         if !variants.isEmpty {
             compareVariants("\(name) train step", batch: batch.count, threads: threads, step: step, variants,
                             rounds: rounds, seconds: seconds)

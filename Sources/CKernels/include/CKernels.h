@@ -95,6 +95,15 @@ const char *ck_gemm_isa_name(ck_gemm_isa isa);
 int ck_sgemm(ck_gemm_isa isa, bool trans_a, bool trans_b, int m, int n, int k, float alpha,
              const float *a, long lda, const float *b, long ldb, float beta, float *c, long ldc,
              const float *bias);
+/// Whether ck_sgemm prefetches each tile's C before computing it (default true; see sgemm.c). Same
+/// results either way; benchmarks switch it between calls (`train-step --compare-prefetch-c`).
+void ck_sgemm_set_prefetch_c(bool enabled);
+bool ck_sgemm_prefetch_c(void);
+/// Whether ck_sgemm packs op(B) for all K blocks at once where it fits and runs each block of A's
+/// rows through every K block (default true; see sgemm.c), or packs one K block at a time and
+/// sweeps all of C per K block. Same results; `train-step --compare-k-order resident,sweep`.
+void ck_sgemm_set_k_resident(bool enabled);
+bool ck_sgemm_k_resident(void);
 
 // MARK: Attention forward of one (image, head) pair, AVX-512 (attention_avx512.c)
 //
