@@ -124,7 +124,14 @@ public enum TensorRuntime {
     /// again: fine-tune step with 2 shards, ~44,000 minor faults per step and 1.5 GiB peak RSS with
     /// glibc's default arenas, under 150 faults and 0.84 GiB with one (and ~7% less CPU per step).
     /// Call before starting threads: glibc fixes the limit when a second thread first allocates.
-    public static func configure(threads: Int) {
+    ///
+    /// `repeatedSteps` (training: every step allocates the same activations again) also keeps
+    /// blocks above glibc's 32 MiB mmap ceiling in the heap and never trims it, so the process
+    /// holds its peak step's memory instead of unmapping and faulting it in every step. Long
+    /// sequences make such blocks: at 112 px / patch 4 (785 tokens) one layer's attention
+    /// probabilities for 64 images are 631 MB, and a fine-tune step faulted ~4 million pages
+    /// (sys time 60% of the step) with every block over 32 MiB mmapped.
+    public static func configure(threads: Int, repeatedSteps: Bool = false) {
         if let setting = getenv("BOOTMAE_GEMM").map({ String(cString: $0) }), GEMMPath(setting: setting) == nil {
             let message = "error: BOOTMAE_GEMM=\(setting) is not one of \(GEMMPath.settings.joined(separator: ", ")) on this CPU\n"
             _ = message.withCString { write(2, $0, strlen($0)) }
@@ -135,7 +142,8 @@ public enum TensorRuntime {
         Parallel.workers = max(1, threads)
         #if os(Linux)
         _ = mallopt(M_MMAP_THRESHOLD, 32 << 20)
-        _ = mallopt(M_TRIM_THRESHOLD, 1 << 30)
+        _ = mallopt(M_TRIM_THRESHOLD, repeatedSteps ? -1 : 1 << 30)  // -1: never trim
+        if repeatedSteps { _ = mallopt(M_MMAP_MAX, 0) }
         _ = mallopt(M_ARENA_MAX, 1)
         #endif
     }

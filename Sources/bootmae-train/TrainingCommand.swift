@@ -18,7 +18,7 @@ import ViT
 func runTraining(_ common: CommonTrainingOptions, _ body: (RunDirectory, StopFlag, any Collective) throws -> Void) throws {
     let job: any Collective
     do { job = try MPIJob.join() } catch { throw fail("error: \(error)", code: 1) }
-    TensorRuntime.configure(threads: common.threadsPerProcess)
+    TensorRuntime.configure(threads: common.threadsPerProcess, repeatedSteps: true)
     let stop = installStopHandlers()
     do {
         let dir: RunDirectory
