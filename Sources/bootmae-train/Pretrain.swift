@@ -207,7 +207,8 @@ struct Pretrain: ParsableCommand {
             progress.log("pretrain \(config.objective): \(config.encoder.embedDim)×\(config.encoder.depth) ViT, "
                          + "\(config.encoder.imgSize) px / patch \(config.encoder.patchSize), \(channelsText(config.encoder.inChans)), "
                          + "\(trainer.imageCount) images, \(trainer.stepsPerEpoch) steps × \(recipe.epochs) epochs, "
-                         + "batch \(recipe.batchSize)\(job.isDistributed ? " over \(job.size) ranks" : ""), lr \(recipe.lr) → \(dir.url.path)")
+                         + "batch \(recipe.batchSize)\(job.isDistributed ? " over \(job.size) ranks" : ""), lr \(recipe.lr)"
+                         + "\(viewsText(trainer.viewGroups)) → \(dir.url.path)")
             let summary = try trainer.train(maxSteps: common.maxSteps, stop: stop, progress: progress)
             try dir.writeJSON(summary, to: "result.json")
             try? trainer.writeLossPlot()
@@ -216,4 +217,14 @@ struct Pretrain: ParsableCommand {
                   + "\"img_per_s\": \(String(format: "%.1f", summary.imagesPerSecond)), \"stopped_early\": \(summary.stoppedEarly)}")
         }
     }
+}
+
+/// ", crops per image: 2 × 28 px + 4 × 12 px" for multi-view objectives (iBOT), empty otherwise.
+func viewsText(_ groups: [ViewGroupSpec]?) -> String {
+    guard let groups, groups.reduce(0, { $0 + $1.views }) > 1 else { return "" }
+    var counts: [(views: Int, size: Int)] = []  // consecutive groups of one size merged (iBOT's globals)
+    for g in groups {
+        if let last = counts.last, last.size == g.size { counts[counts.count - 1].views += g.views } else { counts.append((g.views, g.size)) }
+    }
+    return ", crops per image: " + counts.map { "\($0.views) × \($0.size) px" }.joined(separator: " + ")
 }

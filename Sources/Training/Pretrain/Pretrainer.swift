@@ -192,7 +192,7 @@ public final class Pretrainer {
     }
 
     /// The view groups the objective asks for (nil: one view per image at the model's size).
-    var viewGroups: [ViewGroupSpec]? { network.dataViews(options: recipe.objectiveOptions) }
+    public var viewGroups: [ViewGroupSpec]? { network.dataViews(options: recipe.objectiveOptions) }
 
     /// This epoch's batches from `startBatch` on, shaped as the objective asks.
     func makeLoader(epoch: Int, startBatch: Int) -> BatchLoader {
