@@ -31,19 +31,24 @@ public struct PositionInterpolation: Sendable, Equatable {
 
     /// (1, 1 + G², D) → (1, 1 + g², D).
     public func forward(_ table: Tensor) -> Tensor {
-        let d = table.lastDim
-        precondition(table.count == (1 + sourceGrid * sourceGrid) * d, "position interpolation: table \(table.shape) is not 1 + \(sourceGrid)²")
-        let patches = Tensor(shape: [sourceGrid, sourceGrid, d], data: Array(table.data[d...]))
-        let resized = BicubicInterpolation.forward(patches, rows: axis, columns: axis)
-        return Tensor(shape: [1, 1 + targetGrid * targetGrid, d], data: Array(table.data[..<d]) + resized.data)
+        Self.mapPatchRows(table, from: sourceGrid, to: targetGrid, "table") {
+            BicubicInterpolation.forward($0, rows: axis, columns: axis)
+        }
     }
 
     /// d (1, 1 + g², D) → d (1, 1 + G², D).
     public func backward(_ dTable: Tensor) -> Tensor {
-        let d = dTable.lastDim
-        precondition(dTable.count == (1 + targetGrid * targetGrid) * d, "position interpolation: gradient \(dTable.shape) is not 1 + \(targetGrid)²")
-        let dResized = Tensor(shape: [targetGrid, targetGrid, d], data: Array(dTable.data[d...]))
-        let dPatches = BicubicInterpolation.backward(dResized, rows: axis, columns: axis)
-        return Tensor(shape: [1, 1 + sourceGrid * sourceGrid, d], data: Array(dTable.data[..<d]) + dPatches.data)
+        Self.mapPatchRows(dTable, from: targetGrid, to: sourceGrid, "gradient") {
+            BicubicInterpolation.backward($0, rows: axis, columns: axis)
+        }
+    }
+
+    /// A (1, 1 + a², D) table with its [CLS] row kept and its a×a patch rows, as an (a, a, D)
+    /// image, mapped to b×b by `resize`.
+    static func mapPatchRows(_ table: Tensor, from a: Int, to b: Int, _ what: String, _ resize: (Tensor) -> Tensor) -> Tensor {
+        let d = table.lastDim
+        precondition(table.count == (1 + a * a) * d, "position interpolation: \(what) \(table.shape) is not 1 + \(a)²")
+        let resized = resize(Tensor(shape: [a, a, d], data: Array(table.data[d...])))
+        return Tensor(shape: [1, 1 + b * b, d], data: Array(table.data[..<d]) + resized.data)
     }
 }

@@ -46,6 +46,18 @@ public enum BicubicInterpolation {
         return [far(t + 1), near(t), near(1 - t), far(2 - t)]
     }
 
+    /// Calls `body(output pixel, input pixel, weight)` for the 16 taps of every output pixel, pixels
+    /// numbered row-major: the one enumeration the forward and its adjoint share.
+    @inline(__always)
+    static func forEachTap(rows: Axis, columns: Axis, _ body: (_ output: Int, _ input: Int, _ weight: Float) -> Void) {
+        for y in 0..<rows.outputSize { for x in 0..<columns.outputSize {
+            for j in 0..<4 { for i in 0..<4 {
+                body(y * columns.outputSize + x, rows.taps[4 * y + j] * columns.inputSize + columns.taps[4 * x + i],
+                     rows.weights[4 * y + j] * columns.weights[4 * x + i])
+            } }
+        } }
+    }
+
     /// (H, W, C) → (H', W', C): out[y, x] = Σⱼ Σᵢ wyⱼ · wxᵢ · in[tapyⱼ, tapxᵢ].
     public static func forward(_ input: Tensor, rows: Axis, columns: Axis) -> Tensor {
         let c = input.lastDim
@@ -54,14 +66,9 @@ public enum BicubicInterpolation {
         var output = Tensor(zeros: [rows.outputSize, columns.outputSize, c])
         output.withMutablePointer { out in
             input.withPointer { src in
-                for y in 0..<rows.outputSize { for x in 0..<columns.outputSize {
-                    let dst = out + (y * columns.outputSize + x) * c
-                    for j in 0..<4 { for i in 0..<4 {
-                        let w = rows.weights[4 * y + j] * columns.weights[4 * x + i]
-                        let s = src + (rows.taps[4 * y + j] * columns.inputSize + columns.taps[4 * x + i]) * c
-                        for k in 0..<c { dst[k] += w * s[k] }
-                    } }
-                } }
+                forEachTap(rows: rows, columns: columns) { o, i, w in
+                    for k in 0..<c { out[o * c + k] += w * src[i * c + k] }
+                }
             }
         }
         return output
@@ -76,14 +83,9 @@ public enum BicubicInterpolation {
         var dInput = Tensor(zeros: [rows.inputSize, columns.inputSize, c])
         dInput.withMutablePointer { out in
             dOutput.withPointer { g in
-                for y in 0..<rows.outputSize { for x in 0..<columns.outputSize {
-                    let src = g + (y * columns.outputSize + x) * c
-                    for j in 0..<4 { for i in 0..<4 {
-                        let w = rows.weights[4 * y + j] * columns.weights[4 * x + i]
-                        let dst = out + (rows.taps[4 * y + j] * columns.inputSize + columns.taps[4 * x + i]) * c
-                        for k in 0..<c { dst[k] += w * src[k] }
-                    } }
-                } }
+                forEachTap(rows: rows, columns: columns) { o, i, w in
+                    for k in 0..<c { out[i * c + k] += w * g[o * c + k] }
+                }
             }
         }
         return dInput
