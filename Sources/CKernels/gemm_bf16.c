@@ -16,6 +16,8 @@
 #include <string.h>
 #include "CKernelsBF16.h"
 #include "gemm_bf16_internal.h"
+#include "gemm_prefetch.h"
+#include "CKernels.h"
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
@@ -94,7 +96,10 @@ static void avx512_block(const uint16_t *xb, long ldxb, int rows, int k, int kp,
         const uint16_t *wp = packed + (size_t)p * kp * BF16_PANEL;
         for (int r0 = 0; r0 < rows; r0 += MR) {
             int r = rows - r0 < MR ? rows - r0 : MR;
-            tiles[r](xb + r0 * ldxb, ldxb, wp, pairs, y + (size_t)r0 * ldy + c, ldy, bias ? bias + c : NULL, add, lo, hi);
+            float *tile_y = y + (size_t)r0 * ldy + c;
+            // Y is mostly a fresh activation buffer (qkv, fc1's hidden) or the residual stream out of L2.
+            if (ck_gemm_prefetch_output()) prefetch_tile_of_c(tile_y + lo, ldy, r, hi - lo);
+            tiles[r](xb + r0 * ldxb, ldxb, wp, pairs, tile_y, ldy, bias ? bias + c : NULL, add, lo, hi);
         }
     }
 }

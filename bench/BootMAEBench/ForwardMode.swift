@@ -5,7 +5,8 @@ import ViT
 
 /// `bootmae-bench forward --model-dir D [--batch 8] [--seconds 3] [--min-iterations 3] [--threads 2] [--json] [--serve]
 ///                        [--split operation|image] [--precision fp32|bf16] [--kernel K] [--gemm SETTING]
-///                        [--compare-split | --compare-precision | --compare-gemm blas,own --rounds 5]`
+///                        [--compare-split | --compare-precision | --compare-gemm blas,own | --compare-prefetch-y on,off]
+///                        [--rounds 5]`
 ///
 /// `--split` picks how a batch uses the threads (`InferenceSplit`); the blocks' weights are packed
 /// for the inference GEMM as the server packs them (at `--precision`, fp32 by default), unless
@@ -13,7 +14,9 @@ import ViT
 /// alternates BLAS / packed × split by operation / by image in this process and prints medians and
 /// ratios; `--compare-precision` alternates fp32 and bf16 packed weights the same way and prints the
 /// embeddings' cosine between the two. `--gemm` / `--compare-gemm` set or alternate who runs the GEMMs
-/// outside packed layers (attention; every layer with `--no-pack` or without AVX-512), as in `train-step`.
+/// outside packed layers (attention; every layer with `--no-pack` or without AVX-512), as in `train-step`;
+/// `--compare-prefetch-y on,off` alternates the packed GEMMs prefetching their output tiles or not.
+/// Variants that claim the same arithmetic are first checked for bit-identical embeddings.
 /// Encoder forward (pooled embeddings) of a model directory on random inputs. Without `--serve`
 /// it measures `--batch` once; with `--serve` it is a worker for bench/compare, answering stdin lines:
 ///   measure <batch> <seconds> <min-iterations>   one timing, as a JSON line
@@ -126,12 +129,13 @@ struct ForwardMode {
             try comparePrecision(fp32Model, options)
             return
         }
-        let gemm = try gemmVariants(options)
+        let gemm = try gemmVariants(options) + outputPrefetchVariants(options)
         if !gemm.isEmpty {
             let batch = try options.int("--batch", default: 8), c = model.config
             var rng = SeededRandom(seed: UInt64(batch))
             let shape = [batch, c.inChans, c.imgSize, c.imgSize]
             let images = Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in rng.normal() })
+            reportBitwise(gemm, images: images)
             compareVariants("\(name) forward", batch: batch, threads: threads, step: { _ = model.embed(images, workspace: workspace) },
                             gemm, rounds: try options.int("--rounds", default: 5), seconds: try options.double("--seconds", default: 3))
             return
@@ -144,6 +148,20 @@ struct ForwardMode {
             print(String(format: "%@ (%@) batch %d: %.2f img/s, %.1f GFLOP/s, %.1f ms/batch (median of %d)", name as NSString,
                          model.inferenceKernel.rawValue as NSString, r["batch"] as! Int,
                          r["img_per_s"] as! Double, r["gflop_per_s"] as! Double, (r["median_s"] as! Double) * 1000, r["iterations"] as! Int))
+        }
+    }
+
+    /// Whether every variant gives the first one's embeddings bit for bit (variants that claim to
+    /// change only the time must), printed before the timing.
+    func reportBitwise(_ variants: [StepVariant], images: Tensor) {
+        var reference: [Float]?
+        for v in variants {
+            v.setUp()
+            let data = model.embed(images, workspace: workspace).data
+            guard let first = reference else { reference = data; continue }
+            let differing = zip(first, data).filter { $0.bitPattern != $1.bitPattern }.count
+            print("\(v.name) vs \(variants[0].name): " + (differing == 0 ? "embeddings bit-identical (\(data.count) floats)"
+                                                              : "\(differing) of \(data.count) embedding floats differ"))
         }
     }
 

@@ -65,6 +65,20 @@ func prefetchVariants(_ options: Options) throws -> [StepVariant] {
     }
 }
 
+/// `--compare-prefetch-y on,off` (forward): the packed inference GEMMs (fp32 and AVX512-BF16)
+/// prefetching each tile's rows of y before its product, or not (`PackedMatrix.prefetchesOutput`),
+/// alternated in this process. Same bits, different time.
+func outputPrefetchVariants(_ options: Options) throws -> [StepVariant] {
+    guard let list = try options.string("--compare-prefetch-y") else { return [] }
+    return try list.split(separator: ",").map { word in
+        switch word {
+        case "on": return StepVariant(name: "prefetch y on") { PackedMatrix.prefetchesOutput = true }
+        case "off": return StepVariant(name: "prefetch y off") { PackedMatrix.prefetchesOutput = false }
+        default: throw BenchError("--compare-prefetch-y \(word): expected on or off")
+        }
+    }
+}
+
 /// `--compare-k-order resident,sweep`: the training GEMM keeping each block of C's rows in cache
 /// across K blocks, or sweeping all of C per K block (`GEMMKernel.keepsCAcrossKBlocks`), alternated
 /// in this process. Same bits, different time.
