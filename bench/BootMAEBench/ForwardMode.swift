@@ -5,7 +5,8 @@ import ViT
 
 /// `bootmae-bench forward --model-dir D [--batch 8] [--seconds 3] [--min-iterations 3] [--threads 2] [--json] [--serve]
 ///                        [--split operation|image] [--precision fp32|bf16] [--kernel K] [--gemm SETTING]
-///                        [--compare-split | --compare-precision | --compare-gemm blas,own | --compare-prefetch-y on,off]
+///                        [--compare-split | --compare-precision | --compare-gemm blas,own | --compare-prefetch-y on,off |
+///                         --compare-attention-precision bf16,fp32]
 ///                        [--rounds 5]`
 ///
 /// `--split` picks how a batch uses the threads (`InferenceSplit`); the blocks' weights are packed
@@ -15,7 +16,8 @@ import ViT
 /// ratios; `--compare-precision` alternates fp32 and bf16 packed weights the same way and prints the
 /// embeddings' cosine between the two. `--gemm` / `--compare-gemm` set or alternate who runs the GEMMs
 /// outside packed layers (attention; every layer with `--no-pack` or without AVX-512), as in `train-step`;
-/// `--compare-prefetch-y on,off` alternates the packed GEMMs prefetching their output tiles or not.
+/// `--compare-prefetch-y on,off` alternates the packed GEMMs prefetching their output tiles or not,
+/// `--compare-attention-precision bf16,fp32` attention's products in bf16 or fp32 (bf16 weights).
 /// Variants that claim the same arithmetic are first checked for bit-identical embeddings.
 /// Encoder forward (pooled embeddings) of a model directory on random inputs. Without `--serve`
 /// it measures `--batch` once; with `--serve` it is a worker for bench/compare, answering stdin lines:
@@ -129,7 +131,7 @@ struct ForwardMode {
             try comparePrecision(fp32Model, options)
             return
         }
-        let gemm = try gemmVariants(options) + outputPrefetchVariants(options)
+        let gemm = try gemmVariants(options) + outputPrefetchVariants(options) + attentionPrecisionVariants(options)
         if !gemm.isEmpty {
             let batch = try options.int("--batch", default: 8), c = model.config
             var rng = SeededRandom(seed: UInt64(batch))
@@ -160,8 +162,10 @@ struct ForwardMode {
             let data = model.embed(images, workspace: workspace).data
             guard let first = reference else { reference = data; continue }
             let differing = zip(first, data).filter { $0.bitPattern != $1.bitPattern }.count
+            let dim = data.count / images.shape[0]
+            let cosines = (0..<images.shape[0]).map { i in cosine(first[(i * dim)..<((i + 1) * dim)], data[(i * dim)..<((i + 1) * dim)]) }
             print("\(v.name) vs \(variants[0].name): " + (differing == 0 ? "embeddings bit-identical (\(data.count) floats)"
-                                                              : "\(differing) of \(data.count) embedding floats differ"))
+                : String(format: "%d of %d embedding floats differ, cosine min %.7f", differing, data.count, cosines.min()!)))
         }
     }
 
@@ -175,13 +179,8 @@ struct ForwardMode {
         let images = Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in rng.normal() })
         let (reference, reduced) = (fp32Model.embed(images, workspace: workspace), model.embed(images, workspace: workspace))
         let dim = reference.lastDim
-        let cosines = (0..<batch).map { i -> Double in
-            var (dot, a, b) = (0.0, 0.0, 0.0)
-            for j in 0..<dim {
-                let (x, y) = (Double(reference.data[i * dim + j]), Double(reduced.data[i * dim + j]))
-                (dot, a, b) = (dot + x * y, a + x * x, b + y * y)
-            }
-            return dot / (a * b).squareRoot()
+        let cosines = (0..<batch).map { i in
+            cosine(reference.data[(i * dim)..<((i + 1) * dim)], reduced.data[(i * dim)..<((i + 1) * dim)])
         }
         print(String(format: "%@: %@ vs %@, embedding cosine min %.6f over %d random images", name as NSString,
                      model.inferenceKernel.rawValue as NSString, fp32Model.inferenceKernel.rawValue as NSString, cosines.min() ?? .nan, batch))
@@ -193,4 +192,11 @@ struct ForwardMode {
                         step: { _ = current.embed(images, workspace: workspace) }, variants,
                         rounds: try options.int("--rounds", default: 5), seconds: try options.double("--seconds", default: 3))
     }
+}
+
+/// The cosine of two equally long vectors, summed in doubles.
+func cosine(_ x: ArraySlice<Float>, _ y: ArraySlice<Float>) -> Double {
+    var (dot, a, b) = (0.0, 0.0, 0.0)
+    for (u, v) in zip(x, y) { (dot, a, b) = (dot + Double(u) * Double(v), a + Double(u) * Double(u), b + Double(v) * Double(v)) }
+    return dot / (a * b).squareRoot()
 }

@@ -79,6 +79,20 @@ func outputPrefetchVariants(_ options: Options) throws -> [StepVariant] {
     }
 }
 
+/// `--compare-attention-precision bf16,fp32` (forward, bf16 weights): attention's two products in
+/// bf16 or in fp32 (`AttentionOp.bf16ProductsEnabled`), alternated in this process. Different bits:
+/// the forward mode prints how far the embeddings move.
+func attentionPrecisionVariants(_ options: Options) throws -> [StepVariant] {
+    guard let list = try options.string("--compare-attention-precision") else { return [] }
+    return try list.split(separator: ",").map { word in
+        switch word {
+        case "bf16": return StepVariant(name: "attention bf16") { AttentionOp.bf16ProductsEnabled = true }
+        case "fp32": return StepVariant(name: "attention fp32") { AttentionOp.bf16ProductsEnabled = false }
+        default: throw BenchError("--compare-attention-precision \(word): expected bf16 or fp32")
+        }
+    }
+}
+
 /// `--compare-k-order resident,sweep`: the training GEMM keeping each block of C's rows in cache
 /// across K blocks, or sweeping all of C per K block (`GEMMKernel.keepsCAcrossKBlocks`), alternated
 /// in this process. Same bits, different time.
