@@ -14,7 +14,16 @@
 #define PANEL BF16_PANEL
 #define MAX_WIDTH 4096   // a row of k or two rows of v rounded on the stack: head width and keys ≤ this
 
+#define AHEAD 8           // rows of k or v asked for ahead of their rounding
+
 static int panels_of(int n) { return (n + PANEL - 1) / PANEL; }
+
+/// One head's row of k or v lies in a different qkv row (3·width floats apart), mostly out of L2:
+/// asked for AHEAD rows early, its misses overlap the rounding of the rows before it.
+static inline void prefetch_row(const float *x, int width) {
+    for (int c = 0; c < width; c += 16) __builtin_prefetch(x + c, 0, 3);
+    __builtin_prefetch(x + width - 1, 0, 3);
+}
 
 size_t ck_attention_bf16_scratch_count(int keys, int head_dim) {
     size_t key_panel = ck_gemm_bf16_packed_count(keys, head_dim), value_panel = ck_gemm_bf16_packed_count(head_dim, keys);
@@ -38,6 +47,7 @@ static void pack_keys(ck_bf16_kernel kernel, const float *k, long ldk, int keys,
     memset(row, 0, sizeof(uint16_t) * (size_t)kp);
     for (int j = 0; j < panels_of(keys) * PANEL; j++) {
         uint32_t *column = dst + (size_t)(j / PANEL) * pairs * PANEL + j % PANEL;
+        if (j + AHEAD < keys) prefetch_row(k + (size_t)(j + AHEAD) * ldk, head_dim);
         if (j < keys) round_row(kernel, k + (size_t)j * ldk, head_dim, row);
         else memset(row, 0, sizeof(uint16_t) * (size_t)head_dim);
         for (int q = 0; q < pairs; q++) {
@@ -56,6 +66,7 @@ static void pack_values(ck_bf16_kernel kernel, const float *v, long ldv, int key
     memset(even + head_dim, 0, sizeof(uint16_t) * (size_t)(width - head_dim));
     memset(odd + head_dim, 0, sizeof(uint16_t) * (size_t)(width - head_dim));
     for (int q = 0; q < pairs; q++) {
+        for (int r = 2 * q + AHEAD; r < 2 * q + AHEAD + 2 && r < keys; r++) prefetch_row(v + (size_t)r * ldv, head_dim);
         if (2 * q < keys) round_row(kernel, v + (size_t)(2 * q) * ldv, head_dim, even);
         else memset(even, 0, sizeof(uint16_t) * (size_t)head_dim);
         if (2 * q + 1 < keys) round_row(kernel, v + (size_t)(2 * q + 1) * ldv, head_dim, odd);

@@ -6,7 +6,7 @@ import ViT
 /// `bootmae-bench forward --model-dir D [--batch 8] [--seconds 3] [--min-iterations 3] [--threads 2] [--json] [--serve]
 ///                        [--split operation|image] [--precision fp32|bf16] [--kernel K] [--gemm SETTING]
 ///                        [--compare-split | --compare-precision | --compare-gemm blas,own | --compare-prefetch-y on,off |
-///                         --compare-attention-precision bf16,fp32]
+///                         --compare-attention-precision bf16,fp32 | --compare-bf16-forward new,old]
 ///                        [--rounds 5]`
 ///
 /// `--split` picks how a batch uses the threads (`InferenceSplit`); the blocks' weights are packed
@@ -17,7 +17,8 @@ import ViT
 /// embeddings' cosine between the two. `--gemm` / `--compare-gemm` set or alternate who runs the GEMMs
 /// outside packed layers (attention; every layer with `--no-pack` or without AVX-512), as in `train-step`;
 /// `--compare-prefetch-y on,off` alternates the packed GEMMs prefetching their output tiles or not,
-/// `--compare-attention-precision bf16,fp32` attention's products in bf16 or fp32 (bf16 weights).
+/// `--compare-attention-precision bf16,fp32` attention's products in bf16 or fp32 (bf16 weights),
+/// `--compare-bf16-forward new,old` both against neither.
 /// Variants that claim the same arithmetic are first checked for bit-identical embeddings.
 /// Encoder forward (pooled embeddings) of a model directory on random inputs. Without `--serve`
 /// it measures `--batch` once; with `--serve` it is a worker for bench/compare, answering stdin lines:
@@ -131,7 +132,7 @@ struct ForwardMode {
             try comparePrecision(fp32Model, options)
             return
         }
-        let gemm = try gemmVariants(options) + outputPrefetchVariants(options) + attentionPrecisionVariants(options)
+        let gemm = try gemmVariants(options) + outputPrefetchVariants(options) + attentionPrecisionVariants(options) + bf16ForwardVariants(options)
         if !gemm.isEmpty {
             let batch = try options.int("--batch", default: 8), c = model.config
             var rng = SeededRandom(seed: UInt64(batch))

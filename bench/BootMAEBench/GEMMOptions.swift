@@ -93,6 +93,20 @@ func attentionPrecisionVariants(_ options: Options) throws -> [StepVariant] {
     }
 }
 
+/// `--compare-bf16-forward new,old` (forward, bf16 weights): both of issue 22's third-round changes
+/// (output prefetch in the packed GEMMs, attention's products in bf16) against neither (main's
+/// arithmetic and timing before them), alternated in this process.
+func bf16ForwardVariants(_ options: Options) throws -> [StepVariant] {
+    guard let list = try options.string("--compare-bf16-forward") else { return [] }
+    return try list.split(separator: ",").map { word in
+        switch word {
+        case "new": return StepVariant(name: "bf16 forward new") { (PackedMatrix.prefetchesOutput, AttentionOp.bf16ProductsEnabled) = (true, true) }
+        case "old": return StepVariant(name: "bf16 forward old") { (PackedMatrix.prefetchesOutput, AttentionOp.bf16ProductsEnabled) = (false, false) }
+        default: throw BenchError("--compare-bf16-forward \(word): expected new or old")
+        }
+    }
+}
+
 /// `--compare-k-order resident,sweep`: the training GEMM keeping each block of C's rows in cache
 /// across K blocks, or sweeping all of C per K block (`GEMMKernel.keepsCAcrossKBlocks`), alternated
 /// in this process. Same bits, different time.
