@@ -12,7 +12,7 @@
 #include "gemm_bf16_internal.h"
 
 #define PANEL BF16_PANEL
-#define MAX_WIDTH 4096   // a row of k or two rows of v rounded on the stack: head width and keys ≤ this
+#define MAX_WIDTH CK_ATTENTION_BF16_MAX_WIDTH   // a row of k or two rows of v rounded on the stack
 
 #define AHEAD 8           // rows of k or v asked for ahead of their rounding
 

@@ -76,7 +76,8 @@ public enum AttentionOp {
                                  bias: AttentionBias? = nil, kernel: InferenceKernel? = nil, into out: UnsafeMutablePointer<Float>) {
         withBias(bias) { bp in
             let o = selfOperands(qkv, shape: [batch, tokens, 3 * width], heads: heads).biased(by: bias, at: bp)
-            if bf16ProductsEnabled, let bf16 = kernel?.bf16Kernel {
+            let bf16Fits = max(o.keys, o.headDim) <= Int(CK_ATTENTION_BF16_MAX_WIDTH)   // else fp32 (the kernels' stack rows)
+            if bf16ProductsEnabled, bf16Fits, let bf16 = kernel?.bf16Kernel {
                 attendBF16(o, kernel: bf16, into: out)
             } else {
                 attend(o, savingProbabilitiesTo: nil, into: out)
