@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <stddef.h>
 #include "CKernels.h"
+#include "gemm_prefetch.h"
 
 #define NV 3                   // zmm vectors per tile row
 #define NR (16 * NV)           // tile width: columns per packed panel
@@ -30,6 +31,12 @@
 #include "gemm_tile_store.h"
 
 int ck_gemm_panel_width(void) { return NR; }
+
+// Whether the inference kernels (this one and gemm_bf16.c's AVX512-BF16 kernel) prefetch each
+// tile's rows of Y before its product (gemm_prefetch.h). Same results either way.
+static bool prefetch_output_enabled = true;
+void ck_gemm_set_prefetch_output(bool enabled) { prefetch_output_enabled = enabled; }
+bool ck_gemm_prefetch_output(void) { return prefetch_output_enabled; }
 
 int ck_gemm_available(void) {
     const ck_cpu_features_t *f = ck_cpu_features();
@@ -123,8 +130,9 @@ void ck_gemm_packed(const float *x, int m, int k, const float *packed, const flo
                 int add = !first || accumulate;
                 for (int r0 = 0; r0 < mc; r0 += MR) {
                     int rows = mc - r0 < MR ? mc - r0 : MR;
-                    tiles[rows](x + (size_t)(i0 + r0) * k + k0, k, wp, kc, y + (size_t)(i0 + r0) * n + c, n,
-                                bp, add, lo, hi);
+                    float *tile_y = y + (size_t)(i0 + r0) * n + c;
+                    if (prefetch_output_enabled) prefetch_tile_of_c(tile_y + lo, n, rows, hi - lo);
+                    tiles[rows](x + (size_t)(i0 + r0) * k + k0, k, wp, kc, tile_y, n, bp, add, lo, hi);
                 }
             }
         }

@@ -16,6 +16,8 @@
 #include <string.h>
 #include "CKernelsBF16.h"
 #include "gemm_bf16_internal.h"
+#include "gemm_prefetch.h"
+#include "CKernels.h"
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
@@ -50,36 +52,42 @@ void ck_gemm_bf16_pack(const float *w, int n, int k, uint16_t *packed) {
 #define NV BF16_GROUPS
 #include "gemm_tile_store.h"
 
-// One rows × 48 tile over `pairs` pairs of k. x: row i at x + i·ldx (bf16); wp: the panel.
-// Columns [lo, hi) of the panel are written: y = (add ? y : 0) + acc + (bias ? bias : 0).
-static AVX512BF16 INLINE void tile(const int rows, const uint16_t *restrict x, long ldx, const uint16_t *restrict wp,
-                                   int pairs, float *restrict y, long ldy, const float *restrict bias, int add,
-                                   int lo, int hi) {
+// One rows × (16·groups) tile over `pairs` pairs of k (groups ≤ 3: the panel's first 16-column
+// groups; an edge panel whose valid columns fit one or two groups skips the others' dot products).
+// x: row i at x + i·ldx (bf16); wp: the panel. Columns [lo, hi) of the panel (hi ≤ 16·groups) are
+// written: y = (add ? y : 0) + acc + (bias ? bias : 0). Each column's sum is the same chain whatever
+// `groups` is, so the edge tiles give the full tile's bits.
+static AVX512BF16 INLINE void tile(const int rows, const int groups, const uint16_t *restrict x, long ldx,
+                                   const uint16_t *restrict wp, int pairs, float *restrict y, long ldy,
+                                   const float *restrict bias, int add, int lo, int hi) {
     __m512 acc[MR][NV];
     for (int i = 0; i < rows; i++)
         for (int v = 0; v < NV; v++) acc[i][v] = _mm512_setzero_ps();
     for (int q = 0; q < pairs; q++) {
         __m512bh w[NV];
-        for (int v = 0; v < NV; v++) w[v] = (__m512bh)_mm512_load_si512((const void *)(wp + 32 * v));
+        for (int v = 0; v < groups; v++) w[v] = (__m512bh)_mm512_load_si512((const void *)(wp + 32 * v));
         for (int i = 0; i < rows; i++) {
             int32_t pair;
             memcpy(&pair, x + i * ldx + 2 * q, 4);
             __m512bh a = (__m512bh)_mm512_set1_epi32(pair);
-            for (int v = 0; v < NV; v++) acc[i][v] = _mm512_dpbf16_ps(acc[i][v], a, w[v]);
+            for (int v = 0; v < groups; v++) acc[i][v] = _mm512_dpbf16_ps(acc[i][v], a, w[v]);
         }
         wp += 2 * BF16_PANEL;
     }
-    ck_store_tile(rows, acc, bias, y, ldy, add, lo, hi);
+    ck_store_tile(rows, acc, bias, y, ldy, add, lo, hi);   // lanes past hi are masked off
 }
 
 typedef void (*tile_fn)(const uint16_t *, long, const uint16_t *, int, float *, long, const float *, int, int, int);
-#define TILE(R) \
-    static AVX512BF16 void tile_##R(const uint16_t *x, long ldx, const uint16_t *wp, int pairs, float *y, long ldy, \
-                                    const float *bias, int add, int lo, int hi) { \
-        tile(R, x, ldx, wp, pairs, y, ldy, bias, add, lo, hi); \
+#define TILE(R, G) \
+    static AVX512BF16 void tile_##R##_##G(const uint16_t *x, long ldx, const uint16_t *wp, int pairs, float *y, long ldy, \
+                                          const float *bias, int add, int lo, int hi) { \
+        tile(R, G, x, ldx, wp, pairs, y, ldy, bias, add, lo, hi); \
     }
-TILE(1) TILE(2) TILE(3) TILE(4) TILE(5) TILE(6) TILE(7) TILE(8)
-static const tile_fn tiles[MR + 1] = {0, tile_1, tile_2, tile_3, tile_4, tile_5, tile_6, tile_7, tile_8};
+#define TILES(G) TILE(1, G) TILE(2, G) TILE(3, G) TILE(4, G) TILE(5, G) TILE(6, G) TILE(7, G) TILE(8, G)
+#define TABLE(G) {0, tile_1_##G, tile_2_##G, tile_3_##G, tile_4_##G, tile_5_##G, tile_6_##G, tile_7_##G, tile_8_##G}
+TILES(1) TILES(2) TILES(3)
+/// [groups − 1][rows]
+static const tile_fn tiles[NV][MR + 1] = {TABLE(1), TABLE(2), TABLE(3)};
 
 static void avx512_block(const uint16_t *xb, long ldxb, int rows, int k, int kp, const uint16_t *packed,
                          const float *bias, float *y, long ldy, int col_begin, int col_end, int add) {
@@ -92,9 +100,13 @@ static void avx512_block(const uint16_t *xb, long ldxb, int rows, int k, int kp,
         int lo = col_begin > c ? col_begin - c : 0;
         int hi = col_end - c < BF16_PANEL ? col_end - c : BF16_PANEL;
         const uint16_t *wp = packed + (size_t)p * kp * BF16_PANEL;
+        const int groups = (hi + 15) / 16;   // 3 inside; fewer at a narrow edge (attention's 197 keys, 64 widths)
         for (int r0 = 0; r0 < rows; r0 += MR) {
             int r = rows - r0 < MR ? rows - r0 : MR;
-            tiles[r](xb + r0 * ldxb, ldxb, wp, pairs, y + (size_t)r0 * ldy + c, ldy, bias ? bias + c : NULL, add, lo, hi);
+            float *tile_y = y + (size_t)r0 * ldy + c;
+            // Y is mostly a fresh activation buffer (qkv, fc1's hidden) or the residual stream out of L2.
+            if (ck_gemm_prefetch_output()) prefetch_tile_of_c(tile_y + lo, ldy, r, hi - lo);
+            tiles[groups - 1][r](xb + r0 * ldxb, ldxb, wp, pairs, tile_y, ldy, bias ? bias + c : NULL, add, lo, hi);
         }
     }
 }
@@ -141,19 +153,20 @@ static uint16_t *scratch_buffer(size_t count) {
     return s->data;
 }
 
-// Rows [0, rows) of x (ld k) to bf16 at xb (ld ldxb); the K padding and the rows up to `padded_rows` zero.
-static void round_block(const float *x, int rows, int k, uint16_t *xb, long ldxb, int padded_rows, int hardware) {
+// Rows [0, rows) of x (row stride ldx, k used) to bf16 at xb (ld ldxb); the K padding and the rows
+// up to `padded_rows` zero.
+static void round_block(const float *x, long ldx, int rows, int k, uint16_t *xb, long ldxb, int padded_rows, int hardware) {
     for (int i = 0; i < rows; i++) {
         uint16_t *dst = xb + i * ldxb;
-        if (hardware) ck_bf16_round_hardware(x + (size_t)i * k, dst, k);
-        else for (int j = 0; j < k; j++) dst[j] = ck_bf16_round(x[(size_t)i * k + j]);
+        if (hardware) ck_bf16_round_hardware(x + (size_t)i * ldx, dst, k);
+        else for (int j = 0; j < k; j++) dst[j] = ck_bf16_round(x[(size_t)i * ldx + j]);
         memset(dst + k, 0, (size_t)(ldxb - k) * sizeof(uint16_t));
     }
     memset(xb + (size_t)rows * ldxb, 0, (size_t)(padded_rows - rows) * ldxb * sizeof(uint16_t));
 }
 
-void ck_gemm_bf16(ck_bf16_kernel kernel, const float *x, int m, int k, const uint16_t *packed, const float *bias,
-                  float *y, int n, int col_begin, int col_end, int accumulate) {
+void bf16_gemm_strided(ck_bf16_kernel kernel, const float *x, long ldx, int m, int k, const uint16_t *packed,
+                       const float *bias, float *y, long ldy, int n, int col_begin, int col_end, int accumulate) {
     if (col_begin < 0) col_begin = 0;
     if (col_end > n) col_end = n;
     if (col_begin >= col_end || m <= 0 || k <= 0) return;
@@ -164,15 +177,20 @@ void ck_gemm_bf16(ck_bf16_kernel kernel, const float *x, int m, int k, const uin
     for (int i0 = 0; i0 < m; i0 += MC) {
         int rows = m - i0 < MC ? m - i0 : MC;
         int padded = (rows + 31) / 32 * 32;
-        round_block(x + (size_t)i0 * k, rows, k, xb, ldxb, padded, kernel != CK_BF16_AMX_MODEL);
-        float *yb = y + (size_t)i0 * n;
+        round_block(x + (size_t)i0 * ldx, ldx, rows, k, xb, ldxb, padded, kernel != CK_BF16_AMX_MODEL);
+        float *yb = y + (size_t)i0 * ldy;
         switch (kernel) {
-        case CK_BF16_AVX512: avx512_block(xb, ldxb, rows, k, kp, packed, bias, yb, n, col_begin, col_end, accumulate); break;
-        case CK_BF16_AMX: bf16_amx_block(xb, ldxb, rows, kp, packed, n, bias, yb, n, col_begin, col_end, accumulate); break;
+        case CK_BF16_AVX512: avx512_block(xb, ldxb, rows, k, kp, packed, bias, yb, ldy, col_begin, col_end, accumulate); break;
+        case CK_BF16_AMX: bf16_amx_block(xb, ldxb, rows, kp, packed, n, bias, yb, ldy, col_begin, col_end, accumulate); break;
         case CK_BF16_AMX_MODEL:
-            bf16_amx_model_block(xb, ldxb, rows, kp, packed, n, bias, yb, n, col_begin, col_end, accumulate);
+            bf16_amx_model_block(xb, ldxb, rows, kp, packed, n, bias, yb, ldy, col_begin, col_end, accumulate);
             break;
         default: abort();
         }
     }
+}
+
+void ck_gemm_bf16(ck_bf16_kernel kernel, const float *x, int m, int k, const uint16_t *packed, const float *bias,
+                  float *y, int n, int col_begin, int col_end, int accumulate) {
+    bf16_gemm_strided(kernel, x, k, m, k, packed, bias, y, n, n, col_begin, col_end, accumulate);
 }

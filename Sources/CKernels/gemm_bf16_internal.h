@@ -27,6 +27,11 @@ static inline void bf16_store_block(const float *acc, int rows, int c0, int lo, 
         }
 }
 
+/// ck_gemm_bf16 with row strides of its own for x (ldx ≥ k) and y (ldy ≥ n): attention's operands
+/// are one head's columns of the qkv rows (gemm_bf16.c).
+void bf16_gemm_strided(ck_bf16_kernel kernel, const float *x, long ldx, int m, int k, const uint16_t *packed,
+                       const float *bias, float *y, long ldy, int n, int col_begin, int col_end, int accumulate);
+
 /// The AMX kernel over one block of X already in bf16: xb holds `rows` rows rounded up to 32 (the
 /// extra rows zero) with leading dimension ldxb and K padded to kp (zeros). gemm_amx.c.
 void bf16_amx_block(const uint16_t *xb, long ldxb, int rows, int kp, const uint16_t *packed, int n, const float *bias,

@@ -17,6 +17,7 @@
 #include <string.h>
 #include "CKernels.h"
 #include "sgemm_kernels.h"
+#include "gemm_prefetch.h"
 
 #define KC 128                       // k per packed block: a 48-wide panel (24 KB) stays in L1
 #define PACK_FLOATS (256 * 480)      // packed op(B) block: at most 480 KB, inside L2 on every target CPU
@@ -57,19 +58,9 @@ static bool k_resident_enabled = true;
 void ck_sgemm_set_k_resident(bool enabled) { k_resident_enabled = enabled; }
 bool ck_sgemm_k_resident(void) { return k_resident_enabled; }
 
-/// Asks for the cache lines a tile will store (rows × cols floats of C) before its product runs.
-/// Why: in a training step C is mostly a fresh activation or gradient buffer (fc1's 3200×512
-/// output, its input gradient) that sits in DRAM, and a tile's stores at the end of its k loop then
-/// missed all at once: the store queue filled and the next tile stalled (perf on Zen 4: 20% of the
-/// 32-wide tile's samples outside its k loop, against 7% where C was in L2). Issued here the misses
-/// overlap the tile's ~kc·rows FMAs. Prefetching never changes a result.
-static inline void prefetch_tile_of_c(const float *c, long ldc, int rows, int cols) {
-    for (int i = 0; i < rows; i++) {
-        const char *row = (const char *)(c + (size_t)i * ldc), *last = (const char *)(c + (size_t)i * ldc + cols - 1);
-        for (const char *line = row; line <= last; line += 64) __builtin_prefetch(line, 1, 3);
-        __builtin_prefetch(last, 1, 3);   // the row's last line when `row` is not 64-byte aligned
-    }
-}
+// prefetch_tile_of_c (gemm_prefetch.h): in a training step C is mostly a fresh activation or
+// gradient buffer (fc1's 3200×512 output, its input gradient) in DRAM; perf on Zen 4 put 20% of the
+// 32-wide tile's samples outside its k loop before the prefetch, against 7% where C was in L2.
 
 /// The micro-kernel that pads C's n columns least (narrow C: attention's 13-50 columns); on a tie
 /// the wider one, which loads less per FMA.

@@ -5,7 +5,9 @@ import ViT
 
 /// `bootmae-bench forward --model-dir D [--batch 8] [--seconds 3] [--min-iterations 3] [--threads 2] [--json] [--serve]
 ///                        [--split operation|image] [--precision fp32|bf16] [--kernel K] [--gemm SETTING]
-///                        [--compare-split | --compare-precision | --compare-gemm blas,own --rounds 5]`
+///                        [--compare-split | --compare-precision | --compare-gemm blas,own | --compare-prefetch-y on,off |
+///                         --compare-attention-precision bf16,fp32 | --compare-bf16-forward new,old]
+///                        [--rounds 5]`
 ///
 /// `--split` picks how a batch uses the threads (`InferenceSplit`); the blocks' weights are packed
 /// for the inference GEMM as the server packs them (at `--precision`, fp32 by default), unless
@@ -13,7 +15,11 @@ import ViT
 /// alternates BLAS / packed × split by operation / by image in this process and prints medians and
 /// ratios; `--compare-precision` alternates fp32 and bf16 packed weights the same way and prints the
 /// embeddings' cosine between the two. `--gemm` / `--compare-gemm` set or alternate who runs the GEMMs
-/// outside packed layers (attention; every layer with `--no-pack` or without AVX-512), as in `train-step`.
+/// outside packed layers (attention; every layer with `--no-pack` or without AVX-512), as in `train-step`;
+/// `--compare-prefetch-y on,off` alternates the packed GEMMs prefetching their output tiles or not,
+/// `--compare-attention-precision bf16,fp32` attention's products in bf16 or fp32 (bf16 weights),
+/// `--compare-bf16-forward new,old` both against neither.
+/// Variants that claim the same arithmetic are first checked for bit-identical embeddings.
 /// Encoder forward (pooled embeddings) of a model directory on random inputs. Without `--serve`
 /// it measures `--batch` once; with `--serve` it is a worker for bench/compare, answering stdin lines:
 ///   measure <batch> <seconds> <min-iterations>   one timing, as a JSON line
@@ -126,12 +132,13 @@ struct ForwardMode {
             try comparePrecision(fp32Model, options)
             return
         }
-        let gemm = try gemmVariants(options)
+        let gemm = try gemmVariants(options) + outputPrefetchVariants(options) + attentionPrecisionVariants(options) + bf16ForwardVariants(options)
         if !gemm.isEmpty {
             let batch = try options.int("--batch", default: 8), c = model.config
             var rng = SeededRandom(seed: UInt64(batch))
             let shape = [batch, c.inChans, c.imgSize, c.imgSize]
             let images = Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in rng.normal() })
+            reportBitwise(gemm, images: images)
             compareVariants("\(name) forward", batch: batch, threads: threads, step: { _ = model.embed(images, workspace: workspace) },
                             gemm, rounds: try options.int("--rounds", default: 5), seconds: try options.double("--seconds", default: 3))
             return
@@ -147,6 +154,22 @@ struct ForwardMode {
         }
     }
 
+    /// Whether every variant gives the first one's embeddings bit for bit (variants that claim to
+    /// change only the time must), printed before the timing.
+    func reportBitwise(_ variants: [StepVariant], images: Tensor) {
+        var reference: [Float]?
+        for v in variants {
+            v.setUp()
+            let data = model.embed(images, workspace: workspace).data
+            guard let first = reference else { reference = data; continue }
+            let differing = zip(first, data).filter { $0.bitPattern != $1.bitPattern }.count
+            let dim = data.count / images.shape[0]
+            let cosines = (0..<images.shape[0]).map { i in cosine(first[(i * dim)..<((i + 1) * dim)], data[(i * dim)..<((i + 1) * dim)]) }
+            print("\(v.name) vs \(variants[0].name): " + (differing == 0 ? "embeddings bit-identical (\(data.count) floats)"
+                : String(format: "%d of %d embedding floats differ, cosine min %.7f", differing, data.count, cosines.min()!)))
+        }
+    }
+
     /// fp32 and bf16 packed weights alternated in this process (medians and ratio), and how far
     /// the bf16 embeddings are from the fp32 ones (cosine per image, the minimum printed).
     func comparePrecision(_ fp32Model: VisionTransformer, _ options: Options) throws {
@@ -157,13 +180,8 @@ struct ForwardMode {
         let images = Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in rng.normal() })
         let (reference, reduced) = (fp32Model.embed(images, workspace: workspace), model.embed(images, workspace: workspace))
         let dim = reference.lastDim
-        let cosines = (0..<batch).map { i -> Double in
-            var (dot, a, b) = (0.0, 0.0, 0.0)
-            for j in 0..<dim {
-                let (x, y) = (Double(reference.data[i * dim + j]), Double(reduced.data[i * dim + j]))
-                (dot, a, b) = (dot + x * y, a + x * x, b + y * y)
-            }
-            return dot / (a * b).squareRoot()
+        let cosines = (0..<batch).map { i in
+            cosine(reference.data[(i * dim)..<((i + 1) * dim)], reduced.data[(i * dim)..<((i + 1) * dim)])
         }
         print(String(format: "%@: %@ vs %@, embedding cosine min %.6f over %d random images", name as NSString,
                      model.inferenceKernel.rawValue as NSString, fp32Model.inferenceKernel.rawValue as NSString, cosines.min() ?? .nan, batch))
@@ -175,4 +193,11 @@ struct ForwardMode {
                         step: { _ = current.embed(images, workspace: workspace) }, variants,
                         rounds: try options.int("--rounds", default: 5), seconds: try options.double("--seconds", default: 3))
     }
+}
+
+/// The cosine of two equally long vectors, summed in doubles.
+func cosine(_ x: ArraySlice<Float>, _ y: ArraySlice<Float>) -> Double {
+    var (dot, a, b) = (0.0, 0.0, 0.0)
+    for (u, v) in zip(x, y) { (dot, a, b) = (dot + Double(u) * Double(v), a + Double(u) * Double(u), b + Double(v) * Double(v)) }
+    return dot / (a * b).squareRoot()
 }

@@ -65,6 +65,48 @@ func prefetchVariants(_ options: Options) throws -> [StepVariant] {
     }
 }
 
+/// `--compare-prefetch-y on,off` (forward): the packed inference GEMMs (fp32 and AVX512-BF16)
+/// prefetching each tile's rows of y before its product, or not (`PackedMatrix.prefetchesOutput`),
+/// alternated in this process. Same bits, different time.
+func outputPrefetchVariants(_ options: Options) throws -> [StepVariant] {
+    guard let list = try options.string("--compare-prefetch-y") else { return [] }
+    return try list.split(separator: ",").map { word in
+        switch word {
+        case "on": return StepVariant(name: "prefetch y on") { PackedMatrix.prefetchesOutput = true }
+        case "off": return StepVariant(name: "prefetch y off") { PackedMatrix.prefetchesOutput = false }
+        default: throw BenchError("--compare-prefetch-y \(word): expected on or off")
+        }
+    }
+}
+
+/// `--compare-attention-precision bf16,fp32` (forward, bf16 weights): attention's two products in
+/// bf16 or in fp32 (`AttentionOp.bf16ProductsEnabled`), alternated in this process. Different bits:
+/// the forward mode prints how far the embeddings move.
+func attentionPrecisionVariants(_ options: Options) throws -> [StepVariant] {
+    guard let list = try options.string("--compare-attention-precision") else { return [] }
+    return try list.split(separator: ",").map { word in
+        switch word {
+        case "bf16": return StepVariant(name: "attention bf16") { AttentionOp.bf16ProductsEnabled = true }
+        case "fp32": return StepVariant(name: "attention fp32") { AttentionOp.bf16ProductsEnabled = false }
+        default: throw BenchError("--compare-attention-precision \(word): expected bf16 or fp32")
+        }
+    }
+}
+
+/// `--compare-bf16-forward new,old` (forward, bf16 weights): both of issue 22's third-round changes
+/// (output prefetch in the packed GEMMs, attention's products in bf16) against neither (main's
+/// arithmetic and timing before them), alternated in this process.
+func bf16ForwardVariants(_ options: Options) throws -> [StepVariant] {
+    guard let list = try options.string("--compare-bf16-forward") else { return [] }
+    return try list.split(separator: ",").map { word in
+        switch word {
+        case "new": return StepVariant(name: "bf16 forward new") { (PackedMatrix.prefetchesOutput, AttentionOp.bf16ProductsEnabled) = (true, true) }
+        case "old": return StepVariant(name: "bf16 forward old") { (PackedMatrix.prefetchesOutput, AttentionOp.bf16ProductsEnabled) = (false, false) }
+        default: throw BenchError("--compare-bf16-forward \(word): expected new or old")
+        }
+    }
+}
+
 /// `--compare-k-order resident,sweep`: the training GEMM keeping each block of C's rows in cache
 /// across K blocks, or sweeping all of C per K block (`GEMMKernel.keepsCAcrossKBlocks`), alternated
 /// in this process. Same bits, different time.

@@ -24,6 +24,7 @@ void ck_gelu_forward_derivative(const float *x, float *y, float *d, long n);
 // W (n, k) row-major as PyTorch stores a Linear weight, Y row-major (leading dimension n), b n
 // floats or NULL. W is packed once into ck_gemm_packed_count(n, k) floats, 64-byte aligned.
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /// 1 when the CPU runs the kernel (AVX-512 F/VL/BW/DQ); call nothing else below otherwise.
@@ -39,6 +40,11 @@ int ck_gemm_split(int n, int parts, int i);
 /// Computes columns [col_begin, col_end) of Y (any range is correct; threads take disjoint ones).
 void ck_gemm_packed(const float *x, int m, int k, const float *packed, const float *bias, float *y, int n,
                     int col_begin, int col_end, int accumulate);
+/// Whether the inference GEMMs (ck_gemm_packed and ck_gemm_bf16's AVX512-BF16 kernel) prefetch each
+/// tile's rows of Y before computing it (default true). Same results either way; benchmarks switch
+/// it between calls (`forward --compare-prefetch-y`).
+void ck_gemm_set_prefetch_output(bool enabled);
+bool ck_gemm_prefetch_output(void);
 
 
 

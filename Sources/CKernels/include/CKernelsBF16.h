@@ -49,4 +49,17 @@ void ck_gemm_bf16_pack(const float *w, int n, int k, uint16_t *packed);
 void ck_gemm_bf16(ck_bf16_kernel kernel, const float *x, int m, int k, const uint16_t *packed, const float *bias,
                   float *y, int n, int col_begin, int col_end, int accumulate);
 
+/// Attention's products for one (image, head) pair in bf16 (attention_bf16.c); the caller does the
+/// softmax between them in fp32. `scratch`: ck_attention_bf16_scratch_count(keys, head_dim) values,
+/// 64-byte aligned, for the packed kᵀ and then v. Return 0, or -1 (nothing written) when `kernel`
+/// does not run here or keys or head_dim exceed CK_ATTENTION_BF16_MAX_WIDTH.
+#define CK_ATTENTION_BF16_MAX_WIDTH 4096
+size_t ck_attention_bf16_scratch_count(int keys, int head_dim);
+/// s (queries × keys, dense) = scale·bf16(q)·bf16(k)ᵀ; q and k rows at strides ldq, ldk.
+int ck_attention_bf16_logits(ck_bf16_kernel kernel, int queries, int keys, int head_dim, float scale, const float *q,
+                             long ldq, const float *k, long ldk, uint16_t *scratch, float *s);
+/// out (queries × head_dim, row stride ldo) = bf16(p)·bf16(v); p dense queries × keys, v rows at stride ldv.
+int ck_attention_bf16_context(ck_bf16_kernel kernel, int queries, int keys, int head_dim, const float *p,
+                              const float *v, long ldv, uint16_t *scratch, float *out, long ldo);
+
 #endif

@@ -70,11 +70,44 @@ public enum AttentionOp {
     }
 
     /// Inference into a caller's buffer: `qkv` (batch, tokens, 3A) → `out` (batch, tokens, A).
+    /// With a bf16 `kernel` (the one the layer's Linear weights are packed for) the two products
+    /// run in bf16 too (`attendBF16`), unless `bf16ProductsEnabled` is off.
     public static func selfInfer(qkv: UnsafePointer<Float>, batch: Int, tokens: Int, width: Int, heads: Int,
-                                 bias: AttentionBias? = nil, into out: UnsafeMutablePointer<Float>) {
+                                 bias: AttentionBias? = nil, kernel: InferenceKernel? = nil, into out: UnsafeMutablePointer<Float>) {
         withBias(bias) { bp in
-            attend(selfOperands(qkv, shape: [batch, tokens, 3 * width], heads: heads).biased(by: bias, at: bp),
-                   savingProbabilitiesTo: nil, into: out)
+            let o = selfOperands(qkv, shape: [batch, tokens, 3 * width], heads: heads).biased(by: bias, at: bp)
+            let bf16Fits = max(o.keys, o.headDim) <= Int(CK_ATTENTION_BF16_MAX_WIDTH)   // else fp32 (the kernels' stack rows)
+            if bf16ProductsEnabled, bf16Fits, let bf16 = kernel?.bf16Kernel {
+                attendBF16(o, kernel: bf16, into: out)
+            } else {
+                attend(o, savingProbabilitiesTo: nil, into: out)
+            }
+        }
+    }
+
+    /// Whether bf16 inference runs attention's products in bf16 (on by default) or keeps them fp32.
+    /// Benchmarks switch it between calls, never during one (`bootmae-bench forward --compare-attention-precision`).
+    nonisolated(unsafe) public static var bf16ProductsEnabled = true
+
+    /// `attend` for inference with both products in bf16 (CKernels' attention_bf16.c): per pair,
+    /// S = scale·bf16(q)·bf16(k)ᵀ, the bias and softmax in fp32 as in `attend`, out = bf16(P)·bf16(v),
+    /// sums in fp32. Why: at ViT-B's 197 tokens the fp32 products were ~12% of a bf16 forward.
+    static func attendBF16(_ o: Operands, kernel: ck_bf16_kernel, into outp: UnsafeMutablePointer<Float>) {
+        let (hd, a, nq, nk) = (o.headDim, o.width, o.queries, o.keys)
+        let packedCount = ck_attention_bf16_scratch_count(Int32(nk), Int32(hd))
+        Parallel.forEachChunk(o.batch * o.heads) { chunk in
+            let p = UnsafeMutablePointer<Float>.allocate(capacity: nq * nk)
+            let packed = UnsafeMutableRawPointer.allocate(byteCount: 2 * packedCount, alignment: 64).assumingMemoryBound(to: UInt16.self)
+            defer { p.deallocate(); packed.deallocate() }
+            for pair in chunk {
+                let head = Head(o, pair: pair)
+                let logits = ck_attention_bf16_logits(kernel, Int32(nq), Int32(nk), Int32(hd), o.scale, head.q, o.qRow,
+                                                      head.k, o.kRow, packed, p)
+                precondition(logits == 0, "bf16 attention: kernel \(kernel) does not run here or the shape is too large")
+                if let bias = head.bias { Vector.add(bias, into: p, nq * nk) }
+                SoftmaxOp.forwardRows(p, rows: nq, n: nk)
+                _ = ck_attention_bf16_context(kernel, Int32(nq), Int32(nk), Int32(hd), p, head.v, o.vRow, packed, outp + head.out, a)
+            }
         }
     }
 

@@ -1,9 +1,10 @@
 import CKernels
 
 /// The number format of a served model's Linear weights and GEMM inputs. LayerNorm, softmax, GELU,
-/// attention's own GEMMs, the patch embedding and the head stay fp32 in either case; with bf16 the
-/// blocks' four weight matrices (qkv, proj, fc1, fc2: nearly all of the FLOPs) are rounded to bf16
-/// once, their inputs on every call, and products are summed in fp32.
+/// the patch embedding and the head stay fp32 in either case; with bf16 the blocks' four weight
+/// matrices (qkv, proj, fc1, fc2: nearly all of the FLOPs) are rounded to bf16 once, their inputs on
+/// every call, attention's two products take bf16 operands too (`AttentionOp.attendBF16`), and
+/// products are summed in fp32.
 public enum InferencePrecision: String, CaseIterable, Sendable, Codable {
     case fp32, bf16
 }

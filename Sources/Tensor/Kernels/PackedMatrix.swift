@@ -20,6 +20,14 @@ public final class PackedMatrix: @unchecked Sendable {
     /// Whether this CPU runs the kernel (AVX-512); without it weights stay plain and BLAS is used.
     public static let isAvailable: Bool = ck_gemm_available() != 0
 
+    /// Whether the fp32 and AVX512-BF16 kernels prefetch each tile's rows of y before computing it
+    /// (CKernels' gemm_prefetch.h; on by default). The same bits either way; benchmarks switch it
+    /// between calls, never during one (`bootmae-bench forward --compare-prefetch-y on,off`).
+    public static var prefetchesOutput: Bool {
+        get { ck_gemm_prefetch_output() }
+        set { ck_gemm_set_prefetch_output(newValue) }
+    }
+
     /// Packs a (out, in) weight for the best kernel here at `precision`; nil when that is BLAS
     /// (the CPU has no AVX-512).
     public convenience init?(_ weight: Tensor, precision: InferencePrecision = .fp32) {

@@ -131,7 +131,9 @@ public struct SelfAttention: Sendable {
             AttentionOp.selfInfer(qkv: q, batch: batch, tokens: tokens, width: qkv.width, heads: heads,
                                   perImageAndHeadBias: values, into: context)
         } else {
-            AttentionOp.selfInfer(qkv: q, batch: batch, tokens: tokens, width: qkv.width, heads: heads, bias: bias, into: context)
+            // Weights packed for bf16 take attention's products to bf16 too.
+            AttentionOp.selfInfer(qkv: q, batch: batch, tokens: tokens, width: qkv.width, heads: heads, bias: bias,
+                                  kernel: qkv.weight.packed?.kernel, into: context)
         }
         proj.infer(context, rows: rows, into: y, accumulate: accumulate)
     }
