@@ -60,12 +60,15 @@ final class PrecisionTests: XCTestCase {
     }
 
     /// Cosine of bf16 to fp32 (both packed, as served) embeddings for every image on every shipped
-    /// model, with each model's default pooling: ≥ 0.9999 on the pretrained export; ≥ 0.9998 on the
-    /// fine-tuned classifier, whose mean-pooled, fc_norm'ed embedding amplifies the rounding most
-    /// (measured on Zen 4 with fp32 attention products: minimum 0.99984 over 119 photographs, 0.99987
-    /// over 500 Fashion-MNIST test images, mean 0.99999; with attention's products in bf16 too, 0.999805
-    /// over these 17 images, 0.99945 over all 10k test images, top-1 93.00% in both). The 0.9999
-    /// is not met there; keeping single layers fp32 moved the minimum either way, so no such rule is built in.
+    /// model, with each model's default pooling: ≥ 0.9999 on the pretrained export; ≥ 0.9995 on the
+    /// fine-tuned classifier, whose mean-pooled, fc_norm'ed embedding amplifies the rounding most.
+    /// Measured on Zen 4: with fp32 attention products, minimum 0.99984 over 119 photographs, 0.99987
+    /// over 500 Fashion-MNIST test images; with attention's products in bf16 too (as served, and as
+    /// PyTorch's autocast does), 0.999805 over these 17 images and 0.99945 over all 10k test images,
+    /// top-1 93.00% in both precisions; PyTorch's bf16 autocast gives 0.99938 on the same model. The
+    /// bound is the autocast level with room for another CPU's summation order (AMX): 2.5× this set's
+    /// measured gap. The 0.9999 is not met there; keeping single layers fp32 moved the minimum
+    /// either way, so no such rule is built in.
     func testBF16EmbeddingsOfTheShippedModelsStayCloseToFP32() throws {
         try XCTSkipUnless(InferenceKernel.best(for: .bf16).precision == .bf16, "this CPU has no bf16 instructions: bf16 models run fp32")
         let images = try Self.images()
@@ -86,7 +89,7 @@ final class PrecisionTests: XCTestCase {
                 }
                 let cosine = dot / (aa * bb).squareRoot()
                 if cosine < worst.cosine { worst = (cosine, image.name) }
-                XCTAssertGreaterThanOrEqual(cosine, name.hasSuffix("-cls") ? 0.9998 : 0.9999, "\(name), \(image.name)")
+                XCTAssertGreaterThanOrEqual(cosine, name.hasSuffix("-cls") ? 0.9995 : 0.9999, "\(name), \(image.name)")
             }
             // A bf16 forward that silently ran fp32 would give cosine 1 (to rounding): the weights must differ.
             XCTAssertLessThan(worst.cosine, 1 - 1e-9, "\(name): bf16 embeddings equal fp32 ones; is bf16 running?")
