@@ -24,115 +24,95 @@ func gemmVariants(_ options: Options) throws -> [StepVariant] {
     }
 }
 
+/// The variants a `--compare-X a,b` flag names, each word one of `choices` (in the order given on
+/// the command line); none when the flag is absent.
+func choiceVariants(_ options: Options, _ flag: String, _ choices: [(word: String, variant: StepVariant)]) throws -> [StepVariant] {
+    guard let list = try options.string(flag) else { return [] }
+    return try list.split(separator: ",").map { word in
+        guard let variant = choices.first(where: { $0.word == word })?.variant else {
+            throw BenchError("\(flag) \(word): expected \(choices.map(\.word).joined(separator: " or "))")
+        }
+        return variant
+    }
+}
+
 /// `--compare-attention fused,gemm`: attention's forward by the fused AVX-512 kernel or by two GEMMs
 /// around SoftmaxOp per (image, head) pair (`AttentionOp.fusedKernelEnabled`), alternated in this
 /// process. Both give the same bits; only the time differs.
 func attentionVariants(_ options: Options) throws -> [StepVariant] {
-    guard let list = try options.string("--compare-attention") else { return [] }
-    return try list.split(separator: ",").map { word in
-        switch word {
-        case "fused": return StepVariant(name: "attention fused") { AttentionOp.fusedKernelEnabled = true }
-        case "gemm": return StepVariant(name: "attention gemm") { AttentionOp.fusedKernelEnabled = false }
-        default: throw BenchError("--compare-attention \(word): expected fused or gemm")
-        }
-    }
+    try choiceVariants(options, "--compare-attention", [
+        ("fused", StepVariant(name: "attention fused") { AttentionOp.fusedKernelEnabled = true }),
+        ("gemm", StepVariant(name: "attention gemm") { AttentionOp.fusedKernelEnabled = false }),
+    ])
 }
 
 /// `--compare-linear-bias store,pass`: the Linear layers' bias added in the GEMM kernel's store, or
 /// written into the output by a pass of its own before the GEMM (`LinearOp.biasInGEMMStore`),
 /// alternated in this process. Both give the same bits; only the time differs.
 func linearBiasVariants(_ options: Options) throws -> [StepVariant] {
-    guard let list = try options.string("--compare-linear-bias") else { return [] }
-    return try list.split(separator: ",").map { word in
-        switch word {
-        case "store": return StepVariant(name: "linear bias in GEMM store") { LinearOp.biasInGEMMStore = true }
-        case "pass": return StepVariant(name: "linear bias pass") { LinearOp.biasInGEMMStore = false }
-        default: throw BenchError("--compare-linear-bias \(word): expected store or pass")
-        }
-    }
+    try choiceVariants(options, "--compare-linear-bias", [
+        ("store", StepVariant(name: "linear bias in GEMM store") { LinearOp.biasInGEMMStore = true }),
+        ("pass", StepVariant(name: "linear bias pass") { LinearOp.biasInGEMMStore = false }),
+    ])
 }
 
 /// `--compare-prefetch-c on,off`: the training GEMM prefetching each tile's C rows before its
 /// product, or not (`GEMMKernel.prefetchesC`), alternated in this process. Same bits, different time.
 func prefetchVariants(_ options: Options) throws -> [StepVariant] {
-    guard let list = try options.string("--compare-prefetch-c") else { return [] }
-    return try list.split(separator: ",").map { word in
-        switch word {
-        case "on": return StepVariant(name: "prefetch C on") { GEMMKernel.prefetchesC = true }
-        case "off": return StepVariant(name: "prefetch C off") { GEMMKernel.prefetchesC = false }
-        default: throw BenchError("--compare-prefetch-c \(word): expected on or off")
-        }
-    }
+    try choiceVariants(options, "--compare-prefetch-c", [
+        ("on", StepVariant(name: "prefetch C on") { GEMMKernel.prefetchesC = true }),
+        ("off", StepVariant(name: "prefetch C off") { GEMMKernel.prefetchesC = false }),
+    ])
 }
 
 /// `--compare-prefetch-y on,off` (forward): the packed inference GEMMs (fp32 and AVX512-BF16)
 /// prefetching each tile's rows of y before its product, or not (`PackedMatrix.prefetchesOutput`),
 /// alternated in this process. Same bits, different time.
 func outputPrefetchVariants(_ options: Options) throws -> [StepVariant] {
-    guard let list = try options.string("--compare-prefetch-y") else { return [] }
-    return try list.split(separator: ",").map { word in
-        switch word {
-        case "on": return StepVariant(name: "prefetch y on") { PackedMatrix.prefetchesOutput = true }
-        case "off": return StepVariant(name: "prefetch y off") { PackedMatrix.prefetchesOutput = false }
-        default: throw BenchError("--compare-prefetch-y \(word): expected on or off")
-        }
-    }
+    try choiceVariants(options, "--compare-prefetch-y", [
+        ("on", StepVariant(name: "prefetch y on") { PackedMatrix.prefetchesOutput = true }),
+        ("off", StepVariant(name: "prefetch y off") { PackedMatrix.prefetchesOutput = false }),
+    ])
 }
 
 /// `--compare-attention-precision bf16,fp32` (forward, bf16 weights): attention's two products in
 /// bf16 or in fp32 (`AttentionOp.bf16ProductsEnabled`), alternated in this process. Different bits:
 /// the forward mode prints how far the embeddings move.
 func attentionPrecisionVariants(_ options: Options) throws -> [StepVariant] {
-    guard let list = try options.string("--compare-attention-precision") else { return [] }
-    return try list.split(separator: ",").map { word in
-        switch word {
-        case "bf16": return StepVariant(name: "attention bf16") { AttentionOp.bf16ProductsEnabled = true }
-        case "fp32": return StepVariant(name: "attention fp32") { AttentionOp.bf16ProductsEnabled = false }
-        default: throw BenchError("--compare-attention-precision \(word): expected bf16 or fp32")
-        }
-    }
+    try choiceVariants(options, "--compare-attention-precision", [
+        ("bf16", StepVariant(name: "attention bf16") { AttentionOp.bf16ProductsEnabled = true }),
+        ("fp32", StepVariant(name: "attention fp32") { AttentionOp.bf16ProductsEnabled = false }),
+    ])
 }
 
 /// `--compare-bf16-forward new,old` (forward, bf16 weights): both of issue 22's third-round changes
 /// (output prefetch in the packed GEMMs, attention's products in bf16) against neither (main's
 /// arithmetic and timing before them), alternated in this process.
 func bf16ForwardVariants(_ options: Options) throws -> [StepVariant] {
-    guard let list = try options.string("--compare-bf16-forward") else { return [] }
-    return try list.split(separator: ",").map { word in
-        switch word {
-        case "new": return StepVariant(name: "bf16 forward new") { (PackedMatrix.prefetchesOutput, AttentionOp.bf16ProductsEnabled) = (true, true) }
-        case "old": return StepVariant(name: "bf16 forward old") { (PackedMatrix.prefetchesOutput, AttentionOp.bf16ProductsEnabled) = (false, false) }
-        default: throw BenchError("--compare-bf16-forward \(word): expected new or old")
-        }
-    }
+    try choiceVariants(options, "--compare-bf16-forward", [
+        ("new", StepVariant(name: "bf16 forward new") { (PackedMatrix.prefetchesOutput, AttentionOp.bf16ProductsEnabled) = (true, true) }),
+        ("old", StepVariant(name: "bf16 forward old") { (PackedMatrix.prefetchesOutput, AttentionOp.bf16ProductsEnabled) = (false, false) }),
+    ])
 }
 
 /// `--compare-k-order resident,sweep`: the training GEMM keeping each block of C's rows in cache
 /// across K blocks, or sweeping all of C per K block (`GEMMKernel.keepsCAcrossKBlocks`), alternated
 /// in this process. Same bits, different time.
 func kOrderVariants(_ options: Options) throws -> [StepVariant] {
-    guard let list = try options.string("--compare-k-order") else { return [] }
-    return try list.split(separator: ",").map { word in
-        switch word {
-        case "resident": return StepVariant(name: "C resident over K") { GEMMKernel.keepsCAcrossKBlocks = true }
-        case "sweep": return StepVariant(name: "C swept per K block") { GEMMKernel.keepsCAcrossKBlocks = false }
-        default: throw BenchError("--compare-k-order \(word): expected resident or sweep")
-        }
-    }
+    try choiceVariants(options, "--compare-k-order", [
+        ("resident", StepVariant(name: "C resident over K") { GEMMKernel.keepsCAcrossKBlocks = true }),
+        ("sweep", StepVariant(name: "C swept per K block") { GEMMKernel.keepsCAcrossKBlocks = false }),
+    ])
 }
 
 /// `--compare-gemm-driver new,old`: both driver changes of issue 21's third round together (the C
 /// prefetch and C kept across K blocks) against neither (main's driver before them), alternated in
 /// this process. Same bits, different time.
 func driverVariants(_ options: Options) throws -> [StepVariant] {
-    guard let list = try options.string("--compare-gemm-driver") else { return [] }
-    return try list.split(separator: ",").map { word in
-        switch word {
-        case "new": return StepVariant(name: "driver new") { (GEMMKernel.prefetchesC, GEMMKernel.keepsCAcrossKBlocks) = (true, true) }
-        case "old": return StepVariant(name: "driver old") { (GEMMKernel.prefetchesC, GEMMKernel.keepsCAcrossKBlocks) = (false, false) }
-        default: throw BenchError("--compare-gemm-driver \(word): expected new or old")
-        }
-    }
+    try choiceVariants(options, "--compare-gemm-driver", [
+        ("new", StepVariant(name: "driver new") { (GEMMKernel.prefetchesC, GEMMKernel.keepsCAcrossKBlocks) = (true, true) }),
+        ("old", StepVariant(name: "driver old") { (GEMMKernel.prefetchesC, GEMMKernel.keepsCAcrossKBlocks) = (false, false) }),
+    ])
 }
 
 /// What ran this process's arithmetic, for the workers' `ready` lines and bench/compare's report:
