@@ -41,7 +41,7 @@ GLOBAL_CROPS = 2
 # Default options for a 100-epoch run (IBOT.options): schedules over epochs and iterations. The
 # timed steps sit at the start of epoch 1 of a run of 1e6 iterations per epoch (as ours).
 EPOCHS, ITERS_PER_EPOCH, EPOCH = 100, 1_000_000, 1
-WARMUP_TEACHER_TEMP, TEACHER_TEMP = 0.04, 0.07
+WARMUP_TEACHER_TEMP, TEACHER_TEMP = 0.04, 0.04   # [CLS]: main_ibot.py's default (cosine last layer), as ours
 WARMUP_TEACHER_PATCH_TEMP, TEACHER_PATCH_TEMP = 0.04, 0.07
 WARMUP_TEACHER_TEMP_EPOCHS = 30
 MOMENTUM_TEACHER = 0.996
@@ -135,7 +135,7 @@ class TorchIBOTStep:
         """Teacher and student forward and the loss (which moves the centres, as main_ibot.py's)."""
         with torch.no_grad():
             t_out = self.teacher(crops)
-        out = self.loss_fn(self.student(crops, masks=masks), t_out, masks, EPOCH)
+        out = self.loss_fn(self.student(crops, masks=masks), t_out, None, masks, EPOCH)
         return {"loss": out["loss"], "cls_loss": out["cls"], "patch_loss": out["patch"]}
 
     def update(self, momentum):
@@ -201,7 +201,7 @@ class TorchIBOTStep:
             raise RuntimeError("the check's masks hide no patch: the patch loss would not be compared")
         loss_fn = self.make_loss(self.loss_fn.center, self.loss_fn.center2)   # a copy: the check moves no centre
         with torch.no_grad():
-            out = loss_fn(self.student(crops, masks=masks), self.teacher(crops), masks, EPOCH)
+            out = loss_fn(self.student(crops, masks=masks), self.teacher(crops), None, masks, EPOCH)
         save_file({"images": torch.cat(crops).contiguous(), "masks": torch.stack(masks).to(torch.int64).contiguous()},
                   str(out_dir / "check.safetensors"))
         return {"loss": out["loss"].item(), "cls_loss": out["cls"].item(), "patch_loss": out["patch"].item(),
