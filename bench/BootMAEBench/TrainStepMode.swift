@@ -5,7 +5,7 @@ import Tensor
 import Training
 import ViT
 
-/// `bootmae-bench train-step [--objective bootmae|ibot] [--model-dir D] [--preset tiny] [--batch 128] [--seconds 3] [--min-iterations 3]
+/// `bootmae-bench train-step [--objective bootmae|ibot|lomar|peco] [--model-dir D] [--tokenizer T] [--preset tiny] [--batch 128] [--seconds 3] [--min-iterations 3]
 ///  [--threads 2] [--shards N] [--json] [--serve] [--breakdown] [--compare-shards A,B] [--with-one-thread] [--rounds 5] [--malloc-arenas N]
 ///  [--gemm auto|own|blas|avx512|avx2|portable] [--compare-gemm blas,own] [--compare-attention fused,gemm]
 ///  [--compare-linear-bias store,pass] [--compare-local-crops 0,4,8] [--compare-prefetch-c on,off]
@@ -15,8 +15,9 @@ import ViT
 /// drawn inside the step, forward and backward over the shards, the objective's `prepareUpdate`
 /// (iBOT: per-tensor clip, scheduled weight decay), AdamW with the objective's betas and decay,
 /// `afterStep` (BootMAE: momentum EMA; iBOT: teacher EMA and centres) — on a fixed random batch
-/// with the view groups the objective's `dataViews` asks for (no data loading; iBOT: 2 global crops).
-/// What differs per objective is in TrainStepObjective.swift. The network is the preset's
+/// with the view groups the objective's `dataViews` asks for (no data loading; iBOT: 2 global crops;
+/// PeCo: the frozen tokenizer's codes computed in the step, from `--tokenizer T` or the one the
+/// `--model-dir` config names). What differs per objective is in TrainStepObjective.swift. The network is the preset's
 /// (1-channel, as for Fashion-MNIST); `--model-dir` loads its weights from a pretraining directory,
 /// which must describe exactly that network. `--shards` splits the batch over that many
 /// data-parallel network copies (default: one per thread, as the trainer does). `--breakdown`
@@ -35,7 +36,8 @@ import ViT
 /// it answers stdin lines:
 ///   measure <seconds> <min-iterations>   one timing, as a JSON line
 ///   check <io.safetensors>               losses for given inputs, no update (BootMAE: tensors "images" and
-///                                        "ids_shuffle"; iBOT: "images" and "masks", TrainStepObjective.swift)
+///                                        "ids_shuffle"; iBOT: "images" and "masks"; PeCo: also "codes",
+///                                        TrainStepObjective.swift)
 final class TrainStepMode {
     let objective: any TrainStepObjective
     let network: PretrainingNetwork
@@ -61,7 +63,7 @@ final class TrainStepMode {
         let presetName = try options.string("--preset") ?? "tiny"
         guard let preset = ModelPreset(rawValue: presetName) else { throw BenchError("unknown --preset \(presetName) (tiny, small, base)") }
         let type = objective.type
-        let config = try preset.pretrainingConfig(type, channels: 1)
+        let config = try preset.pretrainingConfig(type, channels: 1, maskRatio: objective.maskRatio, flags: try objective.objectiveFlags(options))
         if let dir = try options.string("--model-dir") {
             let loaded = try PretrainingDirectory.load(URL(fileURLWithPath: dir))
             guard loaded.config == config else {

@@ -18,6 +18,18 @@ protocol TrainStepObjective {
     var afterStepPhase: String { get }
     /// Losses of `network`, untouched, for the inputs in `file` (no update).
     func check(_ file: SafeTensorsFile, path: String, network: PretrainingNetwork, clock: TrainingClock) throws -> [String: Any]
+    /// The `--mask-ratio` the network is built with.
+    var maskRatio: Double { get }
+    /// The objective's own flags the network is built with (PeCo: its tokenizer), from the bench's
+    /// options (`--model-dir` is the directory the network will be loaded from, if any).
+    func objectiveFlags(_ options: Options) throws -> ObjectiveFlagValues
+}
+
+extension TrainStepObjective {
+    /// The preset's 0.75 (BootMAE's and MAE's default; LoMaR's window masks 12 of 16 with it, as many
+    /// as its own 0.8 does; iBOT draws its own ratios).
+    var maskRatio: Double { 0.75 }
+    func objectiveFlags(_ options: Options) throws -> ObjectiveFlagValues { ObjectiveFlagValues() }
 }
 
 /// `--objective NAME` → the objective's bench case.
@@ -26,7 +38,8 @@ func trainStepObjective(named name: String) throws -> any TrainStepObjective {
     case BootMAE.name: return BootMAEStep()
     case IBOT.name: return try IBOTStep()
     case LoMaR.name: return LoMaRStep()
-    default: throw BenchError("train-step times bootmae, ibot or lomar, not '\(name)'")
+    case PeCo.name: return PeCoStep()
+    default: throw BenchError("train-step times bootmae, ibot, lomar or peco, not '\(name)'")
     }
 }
 
@@ -126,6 +139,56 @@ struct LoMaRStep: TrainStepObjective {
         network.parameters.zeroGrads()
         let report = network.step(PretrainingBatch(groups: [.init(views: 1, images: x)]), plan: plan, options: options, clock: clock)
         var out: [String: Any] = ["event": "check"]
+        for entry in report.losses { out[entry.name] = Double(entry.value) }
+        return out
+    }
+}
+
+/// PeCo's stage 2 as `bootmae-train pretrain --objective peco` runs it: its default mask ratio 0.4
+/// (20 of 49 patches in BEiT block masks, smallest block 4, drawn in the step), the frozen
+/// tokenizer's codes of every image computed in the step as the trainer computes them (tokenizer
+/// encoder forward, `quant_proj`, nearest code; no gradient), then the masked-code cross-entropy
+/// and its backward; AdamW β (0.9, 0.98), no clip, no EMA. The tokenizer is the directory
+/// `--tokenizer` names, else the one the `--model-dir` network's config names.
+struct PeCoStep: TrainStepObjective {
+    var type: any PretrainingObjective.Type { PeCo.self }
+    let options: any ObjectiveOptions = PeCo.Options()
+    var maskRatio: Double { PeCo.defaultMaskRatio }
+    func clock(step: Int) -> TrainingClock { TrainingClock(step: step, stepsPerEpoch: 1_000_000, epochs: 1) }
+    var afterStepPhase: String { "after step (nothing: PeCo has no EMA)" }
+
+    func objectiveFlags(_ options: Options) throws -> ObjectiveFlagValues {
+        var tokenizer = try options.string("--tokenizer")
+        if tokenizer == nil, let dir = try options.string("--model-dir") {
+            tokenizer = try PretrainingDirectory.readConfig(URL(fileURLWithPath: dir)).settings(of: PeCo.self)?.tokenizer
+        }
+        guard let tokenizer else {
+            throw BenchError("train-step --objective peco needs --tokenizer DIR (an exported peco-tokenizer) or a --model-dir whose config names one")
+        }
+        return try ObjectiveFlagValues(parsing: ["--tokenizer", tokenizer], declared: PeCo.flags, objective: PeCo.name)
+    }
+
+    /// The tensors "images" (B, C, S, S), "masks" (B, N; 1 = masked) and "codes" (B, N: PyTorch's
+    /// tokenizer's). The step runs as in training, its codes from our tokenizer (forward, loss and
+    /// backward; no update); `code_mismatches` counts the patches whose code differs from PyTorch's.
+    func check(_ file: SafeTensorsFile, path: String, network: PretrainingNetwork, clock: TrainingClock) throws -> [String: Any] {
+        guard let model = network.objective as? PeCo, let tokenizer = model.settings.tokenizer else {
+            throw BenchError("check needs a PeCo network with its tokenizer")
+        }
+        let x = try file.tensor("images")
+        let (shape, flags) = try file.integers("masks")
+        let (codeShape, theirs) = try file.integers("codes")
+        let c = network.config.encoder, n = c.numPatches
+        guard shape.count == 2, shape[1] == n, codeShape == shape, x.shape == [shape[0], c.inChans, c.imgSize, c.imgSize] else {
+            throw BenchError("\(path): masks \(shape), codes \(codeShape) and images \(x.shape) do not fit \(n) patches "
+                             + "of \(c.inChans)×\(c.imgSize)×\(c.imgSize) images")
+        }
+        let masks = (0..<shape[0]).map { b in flags[(b * n)..<((b + 1) * n)].map { $0 != 0 } }
+        network.parameters.zeroGrads()
+        let plan = PeCoPlan(masks: masks, maskedInBatch: masks.joined().filter { $0 }.count)
+        let report = network.step(PretrainingBatch(groups: [.init(views: 1, images: x)]), plan: plan, options: options, clock: clock)
+        let ours = try FrozenTokenizers.load(tokenizer).codes(x).joined()
+        var out: [String: Any] = ["event": "check", "code_mismatches": zip(ours, theirs).filter { $0 != $1 }.count]
         for entry in report.losses { out[entry.name] = Double(entry.value) }
         return out
     }

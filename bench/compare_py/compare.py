@@ -2,8 +2,8 @@
 """Our Swift code side by side with PyTorch and onnxruntime (run through bench/compare).
 
 Steps: write the encoders' model directories (same random timm weights for every engine), check
-that every engine gives the same embedding, time encoder forwards, the BootMAE, iBOT and LoMaR training
-steps, and the HTTP path (throughput at saturation, latency, peak memory), then print the tables and the
+that every engine gives the same embedding, time encoder forwards, the BootMAE, iBOT, LoMaR and PeCo
+(stage 2) training steps, and the HTTP path (throughput at saturation, latency, peak memory), then print the tables and the
 `ratio <case> <peer> <ours/peer>` lines and write docs/PERFORMANCE.md.
 """
 
@@ -49,7 +49,7 @@ def parse_args():
     p.add_argument("--threads", type=int, default=2, help="threads for every engine (default 2)")
     p.add_argument("--models", default="vit_tiny,vit_b16", help="encoders to compare (default vit_tiny,vit_b16)")
     p.add_argument("--batches", default="1,8", help="forward batch sizes (default 1,8)")
-    p.add_argument("--train-batch", type=int, default=128, help="training-step batch (BootMAE, iBOT, LoMaR; default 128)")
+    p.add_argument("--train-batch", type=int, default=128, help="training-step batch (BootMAE, iBOT, LoMaR, PeCo; default 128)")
     p.add_argument("--http-clients", type=int, default=3, help="concurrent clients at saturation (default 3)")
     p.add_argument("--http-rounds", type=int, help="saturation windows, each after an in-process measurement (default 3; --quick 1)")
     p.add_argument("--latency-requests", type=int, help="sequential one-image requests for p50/p99 (default 100; --quick 10)")
@@ -59,6 +59,7 @@ def parse_args():
     p.add_argument("--skip-train", action="store_true", help="leave out the BootMAE training step")
     p.add_argument("--skip-ibot", action="store_true", help="leave out the iBOT training step")
     p.add_argument("--skip-lomar", action="store_true", help="leave out the LoMaR training step")
+    p.add_argument("--skip-peco", action="store_true", help="leave out the PeCo stage-2 training step")
     p.add_argument("--skip-compile", action="store_true",
                    help="leave out the torch.compile peer of the training steps (compiling takes minutes on 2 cores)")
     p.add_argument("--skip-http", action="store_true", help="leave out the HTTP path (server throughput, latency, memory)")
@@ -304,11 +305,22 @@ def run_lomar_train(args, bench_bin, out, results):
                                                 LOMAR_MAX_RELATIVE_DIFF)
 
 
-def compare_train_step(args, bench_bin, out, results, objective, name, losses, tolerance):
+# PeCo's loss must agree as closely as PeCoParityTests hold it (1e-5): at BEiT's init it sits near ln K, so a
+# forward that differed would move only its fifth digit; and both tokenizers must give every patch the same code.
+PECO_MAX_RELATIVE_DIFF = 1e-5
+
+
+def run_peco_train(args, bench_bin, out, results):
+    results["peco_train"] = compare_train_step(args, bench_bin, out, results, "peco", "peco-train", ("loss",),
+                                               PECO_MAX_RELATIVE_DIFF, must_be_zero=("code_mismatches",))
+
+
+def compare_train_step(args, bench_bin, out, results, objective, name, losses, tolerance, must_be_zero=()):
     """One pretraining step of `objective`, ours against PyTorch's (peer_worker.py train-step): PyTorch
     writes its network and a check file, ours loads both; the step is timed only when both give the
-    same `losses` (the total first) within `tolerance` relative; then the same step through torch.compile
-    joins as a third peer (unless --skip-compile). Workers are named `name`-swift/-pytorch/-pytorch-compile."""
+    same `losses` (the total first) within `tolerance` relative, and every count of our check named in
+    `must_be_zero` (e.g. PeCo's patches whose code differs from PyTorch's) is 0; then the same step through
+    torch.compile joins as a third peer (unless --skip-compile). Workers are named `name`-swift/-pytorch/-pytorch-compile."""
     logs = out / "logs"
     directory = out / f"{objective}_tiny"
     log(f"{objective} train step: starting PyTorch (writes {directory}), then ours")
@@ -338,6 +350,13 @@ def compare_train_step(args, bench_bin, out, results, objective, name, losses, t
         if rel > tolerance and not args.allow_mismatch:
             sys.exit(f"error: our {objective} losses differ from PyTorch's (relative {rel:.1e} > {tolerance:.0e}); "
                      "the step would not be the same")
+        if "ln_k" in ref:
+            print(f"check {objective} train step: ln K = {ref['ln_k']:.6f} (the loss at BEiT's init sits just above it)", flush=True)
+        for key in must_be_zero:
+            print(f"check {objective} train step: {key.replace('_', ' ')} {ours[key]}", flush=True)
+            if ours[key] != 0 and not args.allow_mismatch:
+                sys.exit(f"error: our {objective} check counts {ours[key]} {key.replace('_', ' ')} against PyTorch; "
+                         "the step would not be the same")
         if args.skip_compile:
             compiled = dict(skipped=True)
         else:
@@ -482,6 +501,8 @@ def main():
         run_ibot_train(args, bench_bin, out, results)
     if not args.skip_lomar:
         run_lomar_train(args, bench_bin, out, results)
+    if not args.skip_peco:
+        run_peco_train(args, bench_bin, out, results)
     if not args.skip_http:
         run_http(args, dirs, bench_bin, serve_bin, out, results)
     background_after = busy_cores(1.0 if args.quick else 3.0)

@@ -3,12 +3,13 @@
 
     peer_worker.py prepare --out DIR [--force]                 write the encoders' model directories
     peer_worker.py forward --engine pytorch|onnxruntime|pytorch_bf16|onnxruntime_int8 --model-dir D [--threads 2]
-    peer_worker.py train-step [--out DIR] [--objective bootmae|ibot|lomar] [--engine pytorch|pytorch_compile] [--batch 128] [--threads 2]
+    peer_worker.py train-step [--out DIR] [--objective bootmae|ibot|lomar|peco] [--engine pytorch|pytorch_compile] [--batch 128] [--threads 2]
 
 `forward` and `train-step` speak the protocol of `bootmae-bench forward|train-step --serve`: a
 `ready` JSON line, then one JSON line per command (`measure ...`, `embed IN OUT`, `quit`).
 `train-step` first writes its network into DIR (a pretraining directory our side then loads); its
-step is torch_train.py's (BootMAE), torch_ibot.py's (iBOT) or torch_lomar.py's (LoMaR). With `--engine pytorch_compile` it writes
+step is torch_train.py's (BootMAE), torch_ibot.py's (iBOT), torch_lomar.py's (LoMaR) or torch_peco.py's (PeCo
+stage 2, which also writes the frozen tokenizer it reads into DIR/tokenizer). With `--engine pytorch_compile` it writes
 nothing: it compiles the same step (torch_compiled.py) and its ready line carries the compile time and
 the compiled-vs-eager losses of one batch, or `unavailable` with the reason torch.compile failed.
 The low-precision engines are what a user who wants speed picks: `pytorch_bf16` runs the fp32 module
@@ -144,6 +145,8 @@ def train_worker(args):
         from torch_ibot import TorchIBOTStep as TorchStep
     elif args.objective == "lomar":
         from torch_lomar import TorchLoMaRStep as TorchStep
+    elif args.objective == "peco":
+        from torch_peco import TorchPeCoStep as TorchStep
     else:
         from torch_train import TorchBootMAEStep as TorchStep
     step = TorchStep(args.batch)
@@ -194,7 +197,7 @@ def main():
     f.add_argument("--threads", type=int, default=2)
     t = sub.add_parser("train-step")
     t.add_argument("--out", help="the directory to write (engine pytorch)")
-    t.add_argument("--objective", choices=["bootmae", "ibot", "lomar"], default="bootmae")
+    t.add_argument("--objective", choices=["bootmae", "ibot", "lomar", "peco"], default="bootmae")
     t.add_argument("--engine", choices=["pytorch", "pytorch_compile"], default="pytorch",
                    help="pytorch_compile: the same step through torch.compile (compiled before the ready line; "
                         "the network is not written)")

@@ -25,7 +25,8 @@ TARGETS = {
 
 
 # The training steps compared: results key, case prefix, title.
-TRAIN_STEPS = (("train", "bootmae", "BootMAE"), ("ibot_train", "ibot", "iBOT"), ("lomar_train", "lomar", "LoMaR"))
+TRAIN_STEPS = (("train", "bootmae", "BootMAE"), ("ibot_train", "ibot", "iBOT"), ("lomar_train", "lomar", "LoMaR"),
+               ("peco_train", "peco", "PeCo stage-2"))
 # Their peers: PyTorch eager (the issues' targets) and the same step through torch.compile.
 TRAIN_PEERS = ("pytorch", "pytorch_compile")
 # Peers compared without a target of their own.
@@ -238,6 +239,21 @@ def train_step_method(key, batch):
                 "PyTorch runs the reference modules of `tools/reference/make_pretrain_fixtures.py` (the ones our",
                 "tests are checked against) with `torch.optim.AdamW` defaults; its BEiT block masks are drawn",
                 "before the timed steps (as the official data loader does), ours inside the step."]
+    if key == "peco_train":
+        return ["Tiny preset with PeCo's defaults (`bootmae-train pretrain --objective peco --preset tiny --tokenizer T` on",
+                "1-channel 28 px images: ViT 128x6, 4 heads, patch 4, q/v biases, layer scale 0.1, learned positions,",
+                f"lm_head to K = 512 codes; BEiT init), batch {batch}: BEiT block masks of 20 of the 49 patches (ratio 0.4),",
+                "the frozen tokenizer's codes of every image under no gradient (its encoder forward: MAE-style ViT 128x4",
+                "with fixed sin-cos positions, `quant_proj` to 32, nearest of 512 codes), forward with the mask token,",
+                "`lm_head` on the masked patches, cross-entropy and arg-max accuracy, backward, AdamW (betas 0.9/0.98,",
+                "decay 0.05 except biases, 1-D tensors, pos_embed and cls_token; no clip, no EMA), on a fixed random",
+                "batch. The tokenizer's work is in the step on both sides because our trainer computes the codes in",
+                "its step (as BEiT's engine_for_pretraining.py does). PyTorch runs `MaskedImageModel` of",
+                "`tools/reference/make_peco_fixtures.py` (after microsoft/unilm beit/; the one our tests are checked",
+                "against) and, for the codes, timm blocks with our tokenizer's weights and taming-transformers' nearest-code",
+                "search (|z|^2 + |e|^2 - 2 z.e by one matrix product; ours sums (z - e)^2 per code); PyTorch writes the",
+                "tokenizer (random weights, codebook drawn from encodings) that both load. Its masks are drawn before",
+                "the timed steps (as BEiT's data loader does), ours inside the step."]
     if key == "lomar_train":
         return ["Tiny preset with LoMaR's defaults (`bootmae-train pretrain --objective lomar --preset tiny` on 1-channel",
                 "28 px images: ViT 128x6, 4 heads, patch 4, iRPE on the keys, no absolute positions; 4 windows of 4x4",
@@ -370,9 +386,16 @@ def markdown(results, meta, comparisons):
         if compile_unavailable(train):
             lines.append(f"| pytorch_compile | unavailable: {compile_unavailable(train)} | – | – |")
         c = train["check"]
-        inputs = {"train": "8 images", "ibot_train": "8 images x 2 crops", "lomar_train": "8 images x 4 windows"}[key]
+        inputs = {"train": "8 images", "ibot_train": "8 images x 2 crops", "lomar_train": "8 images x 4 windows",
+                  "peco_train": "8 images"}[key]
         lines += ["", f"Same-loss check ({inputs}, the same masks, untouched weights): ours {c['swift']['loss']:.6f}, "
-                  f"PyTorch {c['pytorch']['loss']:.6f} (relative difference {c['relative']:.1e}).", ""]
+                  f"PyTorch {c['pytorch']['loss']:.6f} (relative difference {c['relative']:.1e})."]
+        if key == "peco_train":
+            p = c["pytorch"]
+            lines += [f"Each side's tokenizer computed the codes: {c['swift']['code_mismatches']} of the check's patches got a "
+                      f"different code (the nearest code led the second by at least {p['code_margin']:.1e} of the distance;",
+                      f"{p['codes_used']} codes used). At BEiT's init the loss sits just above ln K = {p['ln_k']:.4f}."]
+        lines.append("")
         if train.get("compile", {}).get("skipped"):
             lines += ["The torch.compile peer was skipped (`--skip-compile`).", ""]
         else:
@@ -432,6 +455,11 @@ def markdown(results, meta, comparisons):
               "  and teacher momentum stay at their first timed values, which move by < 2e-10 per step, as a value",
               "  that changed every step would recompile the update every step). Reported for information: a",
               "  speed-minded PyTorch user's choice; the issues' targets are against PyTorch eager.",
+              "- PeCo stage 2: the frozen tokenizer's codes of each batch are computed inside the timed step on both",
+              "  sides, because our trainer computes them in its step (as BEiT's `engine_for_pretraining.py` does under",
+              "  `torch.no_grad()`): ours by `PeCoTokenizer.codes` (encoder forward, `quant_proj`, nearest code), PyTorch",
+              "  with the same weights (it writes the tokenizer directory ours loads); the step is timed only when",
+              "  both give every check patch the same code and the same loss (within 1e-5).",
               "- Ratios are ours / peer of the medians over rounds; the per-round range shows how stable they were.",
               "- Minor page faults per call (4 KiB each) count memory a process gave back to the kernel and touched",
               "  again: a forward that faults in its activations on every call pays for it in time.",

@@ -1,7 +1,7 @@
-"""The `pytorch_compile` peer of the training steps: torch_train.py's or torch_ibot.py's step with its
-two parts compiled by `torch.compile` (default inductor backend, CPU), as PyTorch's tutorials do it:
-the forward and loss (`losses`; AOTAutograd compiles the backward from the same graph) and the
-update (`update`: clip, AdamW, EMA; "Compiling the optimizer with torch.compile"). The masks are
+"""The `pytorch_compile` peer of the training steps: the step of torch_train.py, torch_ibot.py, torch_lomar.py
+or torch_peco.py with its two parts compiled by `torch.compile` (default inductor backend, CPU), as
+PyTorch's tutorials do it: the forward and loss (`losses`; AOTAutograd compiles the backward from
+the same graph) and the update (`update`: clip, AdamW, EMA; "Compiling the optimizer with torch.compile"). The masks are
 drawn outside, as in the eager step, so no value of theirs is baked into a graph; iBOT's scheduled
 weight decay and momentum are kept at their first timed values (`pin_schedule`).
 

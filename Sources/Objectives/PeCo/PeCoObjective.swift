@@ -191,6 +191,8 @@ public struct PeCoPlan: ShardablePlan, Equatable {
     public let masks: [[Bool]]
     public let maskedInBatch: Int
 
+    public init(masks: [[Bool]], maskedInBatch: Int) { self.masks = masks; self.maskedInBatch = maskedInBatch }
+
     public func shard(_ images: Range<Int>) -> PeCoPlan { PeCoPlan(masks: Array(masks[images]), maskedInBatch: maskedInBatch) }
 }
 
