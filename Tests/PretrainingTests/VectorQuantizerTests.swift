@@ -41,6 +41,45 @@ final class VectorQuantizerTests: XCTestCase {
         XCTAssertEqual(q.lookup([5, 30]), exact)
     }
 
+    /// The search over all codes at once gives the indices of the code-by-code float32 search it
+    /// replaced (each distance summed in coordinate order), also where only rounding decides:
+    /// half of 512 codes of width 32 are permutations of one vector v, so a row whose coordinates
+    /// are all equal is exactly as far from each of them in real arithmetic, and the float32 sums
+    /// of the same squares in different orders pick the winner (a search that summed in any other
+    /// order would pick others). The other codes are random, rows random or equal to a code.
+    func testNearestIsTheCodeByCodeFloat32Search() {
+        let (k, d) = (512, 32)
+        var rng = SeededRandom(seed: 6)
+        let v = (0..<d).map { _ in rng.normal() }
+        var codes: [Float] = []
+        for _ in 0..<(k / 2) {
+            var order = Array(0..<d)
+            for i in stride(from: d - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
+            codes += order.map { v[$0] }
+        }
+        codes += (0..<(k / 2 * d)).map { _ in 2 + rng.normal() }
+        var list = ParameterList()
+        let q = VectorQuantizer(codes: k, dim: d, name: "quantizer", into: &list)
+        q.codebook.value = Tensor(shape: [k, d], data: codes)
+        var rows: [Float] = []
+        for _ in 0..<200 { rows += Array(repeating: rng.normal() * 0.3, count: d) }
+        rows += randomRows(100, d, seed: 7).data.map { $0 + 2 }
+        rows += Array(codes[(3 * d)..<(4 * d)]) + Array(codes[(400 * d)..<(401 * d)])
+        let m = rows.count / d
+        let expected = (0..<m).map { r -> Int in
+            var best = 0, bestDistance = Float.infinity
+            for j in 0..<k {
+                var distance: Float = 0
+                for c in 0..<d { let diff = rows[r * d + c] - codes[j * d + c]; distance += diff * diff }
+                if distance < bestDistance { (best, bestDistance) = (j, distance) }
+            }
+            return best
+        }
+        XCTAssertEqual(q.nearest(Tensor(shape: [m, d], data: rows)), expected)
+        XCTAssertEqual(Array(expected.suffix(2)), [3, 400])
+        XCTAssertGreaterThan(Set(expected.prefix(200)).count, 20, "rounding spreads the tied rows over many permutations")
+    }
+
     /// Ties go to the lowest index (torch.argmin's rule).
     func testTieGoesToLowestIndex() {
         var list = ParameterList()

@@ -51,23 +51,33 @@ public struct VectorQuantizer: Sendable {
 
     /// The nearest code of every row of `z` (M, d): argmin_k ‖z − e_k‖², lowest k on a tie.
     /// The squared distance is summed coordinate by coordinate (not ‖z‖² − 2z·e + ‖e‖², whose
-    /// cancellation can reorder close codes).
+    /// cancellation can reorder close codes). A row's K distances grow together, one coordinate at
+    /// a time, over the codebook transposed to (d, K), so the loop over codes runs in vector lanes;
+    /// each distance still adds its coordinates' squares in coordinate order, the bits of a
+    /// code-by-code loop.
     public func nearest(_ z: Tensor) -> [Int] {
         let (m, d, k) = (z.rows, dim, codes)
         precondition(z.lastDim == d, "quantizer: rows of width \(z.lastDim) for codes of width \(d)")
+        var columns = [Float](repeating: 0, count: d * k)
+        codebook.value.withPointer { ep in
+            for j in 0..<k { for c in 0..<d { columns[c * k + j] = ep[j * d + c] } }
+        }
         var indices = [Int](repeating: 0, count: m)
-        z.withPointer { zp in codebook.value.withPointer { ep in
+        var distances = [Float](repeating: 0, count: k)
+        z.withPointer { zp in columns.withUnsafeBufferPointer { et in distances.withUnsafeMutableBufferPointer { buffer in
+            let (columns, distance) = (et.baseAddress!, buffer.baseAddress!)
             for r in 0..<m {
-                var best = 0, bestDistance = Float.infinity
-                for j in 0..<k {
-                    let (row, code) = (zp + r * d, ep + j * d)
-                    var distance: Float = 0
-                    for c in 0..<d { let diff = row[c] - code[c]; distance += diff * diff }
-                    if distance < bestDistance { (best, bestDistance) = (j, distance) }
+                let row = zp + r * d
+                for j in 0..<k { distance[j] = 0 }
+                for c in 0..<d {
+                    let (x, column) = (row[c], columns + c * k)
+                    for j in 0..<k { let diff = x - column[j]; distance[j] += diff * diff }
                 }
+                var best = 0, bestDistance = Float.infinity
+                for j in 0..<k where distance[j] < bestDistance { (best, bestDistance) = (j, distance[j]) }
                 indices[r] = best
             }
-        } }
+        } } }
         return indices
     }
 
