@@ -394,7 +394,7 @@ def markdown(results, meta, comparisons):
             p = c["pytorch"]
             lines += [f"Each side's tokenizer computed the codes: {c['swift']['code_mismatches']} of the check's patches got a "
                       f"different code (the nearest code led the second by at least {p['code_margin']:.1e} of the distance;",
-                      f"{p['codes_used']} codes used). At BEiT's init the loss sits just above ln K = {p['ln_k']:.4f}."]
+                      f"{p['codes_used']} distinct codes among them). At BEiT's init the loss sits just above ln K = {p['ln_k']:.4f}."]
         lines.append("")
         if train.get("compile", {}).get("skipped"):
             lines += ["The torch.compile peer was skipped (`--skip-compile`).", ""]
