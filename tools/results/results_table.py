@@ -22,6 +22,8 @@ BEGIN, END = "<!-- results-table:begin -->", "<!-- results-table:end -->"
 ROWS = [
     ("BootMAE", "40", "bootmae-tiny", {20: "bootmae-tiny-ft", 40: "bootmae-tiny-ft-40ep"}),
     ("MAE", "40", "mae-tiny", {20: "mae-tiny-ft", 40: "mae-tiny-ft-40ep"}),
+    # LoMaR at 28 px: MAE's schedule, 4 windows of 4×4 patches per image (scripts/fmnist-experiments.sh lomar).
+    ("LoMaR", "40", "lomar-tiny", {20: "lomar-tiny-ft"}),
     ("BootMAE, MAE's wall-clock", "13", "bootmae-short-tiny", {20: "bootmae-short-tiny-ft"}),
     ("BootMAE without feature branch (λ = 0)", "13", "bootmae-nofeat-short-tiny", {}),
     ("BootMAE without decoder context", "13", "bootmae-noctx-short-tiny", {}),
