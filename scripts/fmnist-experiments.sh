@@ -44,18 +44,19 @@ IBOT_PRETRAIN=(--preset tiny --epochs 13 --batch-size 256 --teacher-temp 0.04 --
 # grid), 4 per image, 80% of each window masked.
 LOMAR_PRETRAIN=(--preset tiny --epochs 40 --batch-size 256 --lr 5e-4 --min-lr 2.0833333333333333e-05 --warmup-epochs 2
                 --checkpoint-every 100 --seed 0)
-# PeCo (scripts: the peco-l1 and peco-l0 streams). Budgets for two shared cores, from the measured
-# rates (tiny preset, EPYC Zen 4, 2 cores shared: tokenizer ~25 img/s with the perceptual network,
-# stage 2 ~50 img/s including the frozen tokenizer's codes): the tokenizer 5 epochs (300k images,
-# ~3.3 h with λ_per = 1, less with 0), stage 2 20 epochs (1.2M images, ~6.7 h), then knn, linprobe,
-# tokenizer-eval (minutes) and the common 20-epoch fine-tune (~1.1 h at ~300 img/s): about 11 h a
-# stream, ~22 h for both (or both side by side with THREADS=1). Both streams have equal epochs at
-# every stage (the paper's comparison); 20 stage-2 epochs are far below BEiT's 300–800, which the
-# RESULTS rows say. The perceptual network is PERCEPTUAL_MODEL (the shipped BootMAE encoder; the
-# iBOT teacher once it is exported). Stage 2 trains against the tokenizer's export in
-# $ROOT/exports/<name>, the name it gets in models/: the server pairs a stage-2 model with the
-# served tokenizer of that directory name (docs/ARCHITECTURE.md, Serving).
-PERCEPTUAL_MODEL="${PERCEPTUAL_MODEL:-models/bootmae-vit-tiny-fmnist}"
+# PeCo (scripts: the peco-l1 and peco-l0 streams). Budgets from the CPU time of a few steps on an EPYC
+# Zen 4 (2026-12-05, 2 threads, release build at e607758, machine shared so CPU seconds rather than wall
+# time): the tokenizer with its perceptual network ~13.5 ms CPU per image (~150 img/s on two free cores:
+# 5 epochs, 300k images, ~35 min; less with λ_per = 0), stage 2 including the frozen tokenizer's codes
+# ~7 ms CPU per image (~280 img/s: 20 epochs, 1.2M images, ~75 min), then knn, linprobe, tokenizer-eval
+# (minutes) and the common 20-epoch fine-tune (~70 min): about 3 h a stream on free cores. Both streams
+# have equal epochs at every stage (the paper's comparison); 20 stage-2 epochs are far below BEiT's
+# 300–800, which the RESULTS rows say. The perceptual network is PERCEPTUAL_MODEL: the iBOT teacher
+# (models/ibot-vit-tiny-fmnist, `export-ibot`), the self-supervised network the PeCo issue asks for; an
+# earlier choice, the shipped BootMAE encoder, is what to pass to compare. Stage 2 trains against the
+# tokenizer's export in $ROOT/exports/<name>, the name it gets in models/: the server pairs a stage-2
+# model with the served tokenizer of that directory name (docs/ARCHITECTURE.md, Serving).
+PERCEPTUAL_MODEL="${PERCEPTUAL_MODEL:-models/ibot-vit-tiny-fmnist}"
 TOKENIZER_PRETRAIN=(--objective peco-tokenizer --preset tiny --epochs 5 --batch-size 128 --warmup-epochs 1
                     --checkpoint-every 100 --seed 0)
 PECO_PRETRAIN=(--objective peco --preset tiny --epochs 20 --batch-size 256 --checkpoint-every 100 --seed 0)
@@ -168,7 +169,10 @@ peco_stream() {  # peco_stream <name> <tokenizer name in models/> <tokenizer fla
 
 stream() {
     case $1 in
-        peco-l1) peco_stream peco-l1 peco-tokenizer-vit-tiny-fmnist --perceptual-model "$PERCEPTUAL_MODEL" --lambda-perceptual 1 ;;
+        peco-l1)
+            [[ -f $PERCEPTUAL_MODEL/config.json ]] || {
+                echo "the perceptual network $PERCEPTUAL_MODEL does not exist: run the ibot stream and export-ibot first, or set PERCEPTUAL_MODEL" >&2; exit 1; }
+            peco_stream peco-l1 peco-tokenizer-vit-tiny-fmnist --perceptual-model "$PERCEPTUAL_MODEL" --lambda-perceptual 1 ;;
         peco-l0) peco_stream peco-l0 vq-tokenizer-vit-tiny-fmnist --lambda-perceptual 0 ;;
         bootmae) pretrained_stream bootmae --objective bootmae "${PRETRAIN[@]}" ;;
         mae) pretrained_stream mae --objective mae "${PRETRAIN[@]}" ;;
