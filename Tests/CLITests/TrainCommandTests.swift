@@ -45,6 +45,8 @@ final class TrainCommandTests: XCTestCase {
             (["pretrain", "--out", out, "--ema-end"], "--ema-end needs a value"),
             (["pretrain", "--out", out, "--channels", "2"], "--channels"),
             (["finetune", "--out", out, "--init-from", out, "--channels", "1"], "--channels"),  // a pretrained encoder keeps its own
+            (["finetune", "--out", out, "--init-from", out, "--img-size", "84"], "--img-size"),  // and its own size
+            (["finetune", "--out", out, "--init-from", "none", "--img-size", "0"], "--img-size must be positive"),
         ]
         for (arguments, flag) in cases {
             let result = try train.run(arguments)
@@ -152,5 +154,24 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertEqual(changed.status, 64, changed.stderr)
         XCTAssertTrue(changed.stderr.contains("--layer-decay: recorded 0.75, given 0.5"), changed.stderr)
         XCTAssertTrue(changed.stderr.contains("--init-from: recorded \(pt), given none"), changed.stderr)
+    }
+
+    /// A from-scratch fine-tune at another input size (the 84 px baseline of the LoMaR comparison):
+    /// the model is built at that size, the 28 px images are resized to it, and a resume that names
+    /// another size is refused with both values.
+    func testScratchFinetuneAtAnotherImageSize() throws {
+        let train = try BuiltExecutable("bootmae-train")
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("scratch-size-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let command = ["finetune", "--init-from", "none", "--img-size", "32", "--data", Fixtures.url("datasets/idx-gz").path,
+                       "--out", out, "--epochs", "1", "--batch-size", "8", "--threads", "1"]
+        let first = try train.run(command + ["--max-steps", "1"])
+        XCTAssertEqual(first.status, 0, first.stderr)
+        struct Size: Decodable { let img_size: Int }
+        let config = try JSONDecoder().decode(Size.self, from: Data(contentsOf: URL(fileURLWithPath: out).appendingPathComponent("config.json")))
+        XCTAssertEqual(config.img_size, 32)
+        let changed = try train.run(["finetune", "--out", out, "--resume", "--img-size", "28"])
+        XCTAssertEqual(changed.status, 64, changed.stderr)
+        XCTAssertTrue(changed.stderr.contains("--img-size: recorded 32, given 28"), changed.stderr)
     }
 }
