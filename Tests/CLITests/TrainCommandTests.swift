@@ -26,6 +26,7 @@ final class TrainCommandTests: XCTestCase {
         let cases: [([String], String)] = [
             (["knn", "--model", out, "--k", "0"], "--k"),
             (["knn", "--model", out, "--temperature", "0"], "--temperature"),
+            (["linprobe", "--model", out, "--train-subset", "0"], "--train-subset must be positive"),
             (["eval", "--model", out, "--batch-size", "0"], "--batch-size"),
             (["linprobe", "--model", out, "--blr=-1"], "--blr"),
             (["finetune", "--out", out, "--init-from", "none", "--crop-scale", "5"], "--crop-scale"),
@@ -154,6 +155,23 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertEqual(changed.status, 64, changed.stderr)
         XCTAssertTrue(changed.stderr.contains("--layer-decay: recorded 0.75, given 0.5"), changed.stderr)
         XCTAssertTrue(changed.stderr.contains("--init-from: recorded \(pt), given none"), changed.stderr)
+    }
+
+    /// k-NN on part of the train split (`--train-subset`): the bank holds that many images, spread
+    /// over the split, and the test split stays whole.
+    func testKNNOnATrainSubset() throws {
+        let train = try BuiltExecutable("bootmae-train")
+        let run = FileManager.default.temporaryDirectory.appendingPathComponent("knn-subset-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: run) }
+        let data = Fixtures.url("datasets/idx-gz").path  // 20 train images, 6 test images
+        let pretrain = try train.run(["pretrain", "--data", data, "--out", run, "--epochs", "1", "--batch-size", "8", "--threads", "1", "--max-steps", "1"])
+        XCTAssertEqual(pretrain.status, 0, pretrain.stderr)
+        let knn = try train.run(["knn", "--model", run, "--train-subset", "8", "--threads", "1"])
+        XCTAssertEqual(knn.status, 0, knn.stderr)
+        struct Counts: Decodable { let trainCount: Int; let testCount: Int }
+        let counts = try JSONDecoder().decode(Counts.self, from: Data(contentsOf: URL(fileURLWithPath: run).appendingPathComponent("knn.json")))
+        XCTAssertEqual(counts.trainCount, 8)
+        XCTAssertEqual(counts.testCount, 6)
     }
 
     /// A from-scratch fine-tune at another input size (the 84 px baseline of the LoMaR comparison):
