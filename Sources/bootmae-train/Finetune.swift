@@ -27,6 +27,9 @@ struct Finetune: ParsableCommand {
     @Option(help: "With --init-from none: input channels, 1 (grayscale) or 3 (RGB). Default: the dataset's: 1 for IDX files, 3 for image folders.")
     var channels: Int?
 
+    @Option(help: "With --init-from none: input size in pixels (default: the preset's; tiny uses 28). A pretrained encoder keeps its own.")
+    var imgSize: Int?
+
     @Option(help: "Images per step (default: 256, or for small datasets the largest power of two that leaves 4 steps per epoch).")
     var batchSize: Int?
 
@@ -58,11 +61,12 @@ struct Finetune: ParsableCommand {
         try ensure(initFrom != nil || common.resume,
                    "name where to start: --init-from RUN_OR_MODEL_DIR, or --init-from none to train from scratch")
         try ensure(qkvBias == "qv" || qkvBias == "qkv", "--qkv-bias is qv or qkv")
-        let architectureFlags = givenFlags().filter { ["--preset", "--qkv-bias", "--channels"].contains($0) }
+        let architectureFlags = givenFlags().filter { ["--preset", "--qkv-bias", "--channels", "--img-size"].contains($0) }
         try ensure(initFrom == "none" || architectureFlags.isEmpty || (common.resume && initFrom == nil),
                    "\(architectureFlags.joined(separator: ", ")) describe a model trained from scratch (--init-from none); "
                    + "a pretrained encoder keeps its own architecture and channels")
         try ensure(channels.map { $0 == 1 || $0 == 3 } ?? true, "--channels is 1 or 3")
+        try ensure(imgSize.map { $0 >= 1 } ?? true, "--img-size must be positive")
         try ensure(batchSize.map { $0 >= 1 } ?? true, "--batch-size must be positive")
         try ensure(blr > 0 && lr.map { $0 > 0 } ?? true, "the learning rate (--blr, --lr) must be positive")
         try ensure(layerDecay > 0 && layerDecay <= 1, "--layer-decay must be within 0 (exclusive) and 1")
@@ -112,6 +116,9 @@ struct Finetune: ParsableCommand {
         if let channels, channels != config.inChans {
             found.append(ResumeDifference(name: "--channels", recorded: "\(config.inChans)", given: "\(channels)"))
         }
+        if let imgSize, imgSize != config.imgSize {
+            found.append(ResumeDifference(name: "--img-size", recorded: "\(config.imgSize)", given: "\(imgSize)"))
+        }
         if given.contains("--qkv-bias"), qkvBias != config.qkvBias.rawValue {
             found.append(ResumeDifference(name: "--qkv-bias", recorded: config.qkvBias.rawValue, given: qkvBias))
         }
@@ -141,7 +148,7 @@ struct Finetune: ParsableCommand {
             } else {
                 // The encoder (preprocessing, position table) of the recipe whose attention biases it has.
                 let family: any PretrainingObjective.Type = qkvBias == "qkv" ? MAE.self : BootMAE.self
-                var c = try preset.pretrainingConfig(family, channels: channels ?? dataset.channels).encoder
+                var c = try preset.pretrainingConfig(family, channels: channels ?? dataset.channels, imgSize: imgSize).encoder
                 c.qkvBias = qkvBias == "qkv" ? .qkv : .qv
                 config = c
             }

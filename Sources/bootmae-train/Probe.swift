@@ -22,8 +22,12 @@ struct FeatureOptions: ParsableArguments {
     @Option(help: "Compute threads.")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
+    @Option(help: "Use only N images of the train split (spread evenly over it, as `--subset` of the training commands): where every forward is costly (large inputs). The test split stays whole; the result's trainCount says N.")
+    var trainSubset: Int?
+
     func validate() throws {
         try ensure(threads >= 1, "--threads must be positive")
+        try ensure(trainSubset.map { $0 >= 1 } ?? true, "--train-subset must be positive")
     }
 
     /// The encoder of a run folder (its checkpoint) or of a model directory.
@@ -46,7 +50,7 @@ struct FeatureOptions: ParsableArguments {
             guard !dataset.classes.isEmpty else {
                 throw ValidationError("the \(split.rawValue) split of \(data) has no labels: give class subfolders (root/<class>/<image>)")
             }
-            return dataset
+            return split == .train ? trainSubset.map { SubsetDataset(dataset, count: $0) } ?? dataset : dataset
         }
         let encoder = try encoder()
         let source = try source(default: fallback(encoder))

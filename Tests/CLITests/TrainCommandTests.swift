@@ -26,6 +26,7 @@ final class TrainCommandTests: XCTestCase {
         let cases: [([String], String)] = [
             (["knn", "--model", out, "--k", "0"], "--k"),
             (["knn", "--model", out, "--temperature", "0"], "--temperature"),
+            (["linprobe", "--model", out, "--train-subset", "0"], "--train-subset must be positive"),
             (["eval", "--model", out, "--batch-size", "0"], "--batch-size"),
             (["linprobe", "--model", out, "--blr=-1"], "--blr"),
             (["finetune", "--out", out, "--init-from", "none", "--crop-scale", "5"], "--crop-scale"),
@@ -45,6 +46,8 @@ final class TrainCommandTests: XCTestCase {
             (["pretrain", "--out", out, "--ema-end"], "--ema-end needs a value"),
             (["pretrain", "--out", out, "--channels", "2"], "--channels"),
             (["finetune", "--out", out, "--init-from", out, "--channels", "1"], "--channels"),  // a pretrained encoder keeps its own
+            (["finetune", "--out", out, "--init-from", out, "--img-size", "84"], "--img-size"),  // and its own size
+            (["finetune", "--out", out, "--init-from", "none", "--img-size", "0"], "--img-size must be positive"),
         ]
         for (arguments, flag) in cases {
             let result = try train.run(arguments)
@@ -152,5 +155,41 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertEqual(changed.status, 64, changed.stderr)
         XCTAssertTrue(changed.stderr.contains("--layer-decay: recorded 0.75, given 0.5"), changed.stderr)
         XCTAssertTrue(changed.stderr.contains("--init-from: recorded \(pt), given none"), changed.stderr)
+    }
+
+    /// k-NN on part of the train split (`--train-subset`): the bank holds that many images, spread
+    /// over the split, and the test split stays whole.
+    func testKNNOnATrainSubset() throws {
+        let train = try BuiltExecutable("bootmae-train")
+        let run = FileManager.default.temporaryDirectory.appendingPathComponent("knn-subset-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: run) }
+        let data = Fixtures.url("datasets/idx-gz").path  // 20 train images, 6 test images
+        let pretrain = try train.run(["pretrain", "--data", data, "--out", run, "--epochs", "1", "--batch-size", "8", "--threads", "1", "--max-steps", "1"])
+        XCTAssertEqual(pretrain.status, 0, pretrain.stderr)
+        let knn = try train.run(["knn", "--model", run, "--train-subset", "8", "--threads", "1"])
+        XCTAssertEqual(knn.status, 0, knn.stderr)
+        struct Counts: Decodable { let trainCount: Int; let testCount: Int }
+        let counts = try JSONDecoder().decode(Counts.self, from: Data(contentsOf: URL(fileURLWithPath: run).appendingPathComponent("knn.json")))
+        XCTAssertEqual(counts.trainCount, 8)
+        XCTAssertEqual(counts.testCount, 6)
+    }
+
+    /// A from-scratch fine-tune at another input size (the 84 px baseline of the LoMaR comparison):
+    /// the model is built at that size, the 28 px images are resized to it, and a resume that names
+    /// another size is refused with both values.
+    func testScratchFinetuneAtAnotherImageSize() throws {
+        let train = try BuiltExecutable("bootmae-train")
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("scratch-size-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let command = ["finetune", "--init-from", "none", "--img-size", "32", "--data", Fixtures.url("datasets/idx-gz").path,
+                       "--out", out, "--epochs", "1", "--batch-size", "8", "--threads", "1"]
+        let first = try train.run(command + ["--max-steps", "1"])
+        XCTAssertEqual(first.status, 0, first.stderr)
+        struct Size: Decodable { let img_size: Int }
+        let config = try JSONDecoder().decode(Size.self, from: Data(contentsOf: URL(fileURLWithPath: out).appendingPathComponent("config.json")))
+        XCTAssertEqual(config.img_size, 32)
+        let changed = try train.run(["finetune", "--out", out, "--resume", "--img-size", "28"])
+        XCTAssertEqual(changed.status, 64, changed.stderr)
+        XCTAssertTrue(changed.stderr.contains("--img-size: recorded 32, given 28"), changed.stderr)
     }
 }

@@ -58,6 +58,30 @@ final class TrainerTests: TrainingTestCase {
         for name in a.names { XCTAssertEqual(try a.tensor(name), try b.tensor(name), name) }
     }
 
+    /// The run's CPU time adds up over invocations: the checkpoint carries the first invocation's,
+    /// and the resumed run's total is that plus at most what this process spent since (so neither
+    /// reset to zero nor counted twice).
+    func testCPUTimeAccumulatesOverInvocations() throws {
+        let path = scratch.appendingPathComponent("cpu").path
+        let first: Pretrainer.Summary
+        do {
+            first = try Pretrainer(config: Self.bootmae, recipe: recipe(epochs: 2, subset: 96), run: try RunDirectory(path, mode: .fresh),
+                                   resume: false).train(maxSteps: 2, progress: quiet())
+        }
+        let saved = try XCTUnwrap(Double(try SafeTensorsFile(contentsOf: URL(fileURLWithPath: path).appendingPathComponent(RunDirectory.checkpointName))
+            .metadata["train_cpu_seconds"] ?? ""), "the checkpoint records the CPU seconds")
+        XCTAssertGreaterThan(saved, 0)
+        XCTAssertGreaterThanOrEqual(try XCTUnwrap(first.totalCPUSeconds), saved)
+        let before = ProcessCPUTime.seconds()
+        let resumed = try Pretrainer(config: Self.bootmae, recipe: recipe(epochs: 2, subset: 96), run: try RunDirectory(path, mode: .resume), resume: true)
+        let trainStart = ProcessCPUTime.seconds()
+        let summary = try resumed.train(progress: quiet())
+        let end = ProcessCPUTime.seconds()
+        let total = try XCTUnwrap(summary.totalCPUSeconds)
+        XCTAssertFalse(summary.stoppedEarly)
+        XCTAssertGreaterThanOrEqual(total, saved + (end - trainStart) - 1e-6, "the earlier invocations' time is kept and this one's added")
+        XCTAssertLessThanOrEqual(total, saved + (end - before) + 1e-6, "nothing is counted twice")
+    }
     /// ema ← m·ema + (1 − m)·online, tensor by tensor.
     func testMomentumUpdateFormula() {
         let model = BootMAE(encoder: Self.encoder, settings: Self.bootmaeSettings)

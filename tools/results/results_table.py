@@ -46,6 +46,15 @@ TOKENIZER_ROWS = [
     ("VQ tokenizer, pixels only (λ_per = 0)", "5", "peco-l0-tokenizer-tiny"),
 ]
 FINETUNE_EPOCHS = (20, 40)
+# LoMaR against MAE at 84 px (scripts/fmnist-experiments.sh mae-large, lomar-large, lomar-large-equal,
+# scratch-large): (label, pretraining epochs, pretraining run, fine-tune run). The first row's measured
+# pretraining CPU time is the T the LoMaR rows are measured against.
+LARGE_ROWS = [
+    ("MAE at 84 px (T)", "10", "mae-84px", "mae-84px-ft"),
+    ("LoMaR at 84 px, half of MAE's time (T/2)", "15", "lomar-84px-half", "lomar-84px-half-ft"),
+    ("LoMaR at 84 px, MAE's time (T)", "31", "lomar-84px-equal", "lomar-84px-equal-ft"),
+    ("none (scratch) at 84 px", "–", None, "scratch-84px-ft"),
+]
 
 
 def load(path):
@@ -164,7 +173,7 @@ def table(root, previous=None):
             # Keep what was measured where this machine has no run folder to say otherwise.
             cells = [o if c == "queued" and o not in ("queued", "") else c for c, o in zip(cells, old)]
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n\n" + tokenizer_table(root, previous)
+    return "\n".join(lines) + "\n\n" + tokenizer_table(root, previous) + "\n\n" + large_table(root, previous)
 
 
 def tokenizer_cells(run):
@@ -185,6 +194,55 @@ def tokenizer_table(root, previous=None):
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label, epochs, run in TOKENIZER_ROWS:
         cells = [label, epochs] + tokenizer_cells(os.path.join(root, run))
+        old = (previous or {}).get(label)
+        if old and len(old) == len(cells):
+            cells = [o if c == "queued" and o not in ("queued", "") else c for c, o in zip(cells, old)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def pretraining_time_cell(run, reference):
+    """The run's process CPU time over all invocations (result.json's totalCPUSeconds), its share of
+    the reference run's, and its wall time: the cost the large-size comparison is about."""
+    if run is None:
+        return "–"
+    if not os.path.isdir(run):
+        return "queued"
+    if not finished(run):
+        return progress(run)
+    result = load(os.path.join(run, "result.json"))
+    cpu, wall = result.get("totalCPUSeconds"), result.get("totalSeconds")
+    if cpu is None:
+        return f"CPU not recorded; wall {wall / 3600:.2f} h"
+    cell = f"{cpu / 3600:.2f} CPU h"
+    base = load(os.path.join(reference, "result.json")) if reference and reference != run and finished(reference) else None
+    if base and base.get("totalCPUSeconds"):
+        cell += f" ({100 * cpu / base['totalCPUSeconds']:.0f}% of MAE's)"
+    return cell + f", wall {wall / 3600:.2f} h"
+
+
+def large_probe_cells(run):
+    """k-NN and linear probe of a large-size pretraining (no PSNR: LoMaR's and MAE's masks differ)."""
+    if run is None:
+        return ["–"] * 2
+    if not os.path.isdir(run):
+        return ["queued"] * 2
+    if not finished(run):
+        return [progress(run), "…"]
+    knn, linear = load(os.path.join(run, "knn.json")), load(os.path.join(run, "linprobe.json"))
+    return [percent(knn.get("top1")) if knn else "queued", percent(linear.get("top1")) if linear else "queued"]
+
+
+def large_table(root, previous=None):
+    head = ["pretraining at 84 px", "epochs", "pretraining time (process CPU; share of MAE's)", "k-NN top-1 (20 k bank)",
+            "linear probe top-1 (20 k images)", "fine-tune top-1 (5 epochs on 20 k images)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    reference = os.path.join(root, LARGE_ROWS[0][2])
+    for label, epochs, pretraining, finetune in LARGE_ROWS:
+        pt = os.path.join(root, pretraining) if pretraining else None
+        knn, linear = large_probe_cells(pt)
+        cells = [label, epochs, pretraining_time_cell(pt, reference), knn, linear,
+                 finetune_cell(os.path.join(root, finetune))]
         old = (previous or {}).get(label)
         if old and len(old) == len(cells):
             cells = [o if c == "queued" and o not in ("queued", "") else c for c, o in zip(cells, old)]

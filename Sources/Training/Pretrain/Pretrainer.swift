@@ -41,6 +41,10 @@ public final class Pretrainer {
     /// Shards per batch of the invocation that wrote the checkpoint resumed from (nil: fresh, or unrecorded).
     var checkpointShards: Int?
     let invocationStart = Date()
+    /// Process CPU seconds of earlier invocations (nil: resumed from a checkpoint that did not record
+    /// them, so the run's total is unknown) and this process's CPU clock when this invocation started.
+    var trainCPUSeconds: Double? = 0
+    let invocationCPUStart = ProcessCPUTime.seconds()
 
     public struct Summary: Codable, Sendable {
         public var steps: Int
@@ -51,6 +55,9 @@ public final class Pretrainer {
         public var stoppedEarly: Bool
         /// Wall time of the whole run so far, all invocations.
         public var totalSeconds: Double
+        /// Process CPU time (all threads) of the whole run so far, all invocations; nil when an
+        /// earlier invocation did not record it.
+        public var totalCPUSeconds: Double?
         /// Images skipped as unreadable in this invocation (absent when none).
         public var unreadableImages: [String]?
     }
@@ -188,7 +195,8 @@ public final class Pretrainer {
         let done = step - startStep
         return Summary(steps: step, epochs: Double(step) / Double(stepsPerEpoch), finalLoss: lastLoss, seconds: seconds,
                        imagesPerSecond: Double(done * recipe.batchSize) / max(seconds, 1e-9), stoppedEarly: step < totalSteps,
-                       totalSeconds: trainSeconds + Date().timeIntervalSince(invocationStart), unreadableImages: unreadable.listed)
+                       totalSeconds: trainSeconds + Date().timeIntervalSince(invocationStart), totalCPUSeconds: totalCPUSeconds,
+                       unreadableImages: unreadable.listed)
     }
 
     /// The view groups the objective asks for (nil: one view per image at the model's size).
@@ -222,17 +230,26 @@ public final class Pretrainer {
     /// Model (online + momentum), optimizer moments and the position in the schedule, in one
     /// safetensors file written atomically.
     public func saveCheckpoint() throws {
+        var extra = ["objective": config.objective, TrainingCheckpoint.shardsKey: String(stepper.shards), "images": String(dataset.count)]
+        extra[Self.cpuSecondsKey] = totalCPUSeconds.map { String($0) }
         try TrainingCheckpoint.save(model: network.checkpointParameters, optimizerOver: network.parameters, optimizer: optimizer,
                                     step: step, seconds: trainSeconds + Date().timeIntervalSince(invocationStart),
-                                    extra: ["objective": config.objective, TrainingCheckpoint.shardsKey: String(stepper.shards), "images": String(dataset.count)],
-                                    to: run.file(RunDirectory.checkpointName))
+                                    extra: extra, to: run.file(RunDirectory.checkpointName))
     }
+
+    /// The checkpoint metadata key of the run's process CPU seconds so far.
+    static let cpuSecondsKey = "train_cpu_seconds"
+
+    /// This rank's process CPU seconds over the whole run (earlier invocations + this one); nil when unknown.
+    var totalCPUSeconds: Double? { trainCPUSeconds.map { $0 + ProcessCPUTime.seconds() - invocationCPUStart } }
 
     func loadCheckpoint() throws {
         let position = try TrainingCheckpoint.load(into: network.checkpointParameters, optimizer: &optimizer,
                                                    from: run.file(RunDirectory.checkpointName))
         step = position.step
         trainSeconds = position.seconds
+        // A run resumed at step 0 has no earlier work; otherwise the checkpoint must say how much there was.
+        trainCPUSeconds = position.metadata[Self.cpuSecondsKey].flatMap(Double.init) ?? (position.step == 0 ? 0 : nil)
         checkpointImages = position.metadata["images"].flatMap(Int.init)
         checkpointShards = position.shards
         run.dropMetrics(after: step)
