@@ -136,11 +136,14 @@ measure() {  # measure <command> <run> [args...]
     nice -n 5 "$BIN" "$command" --model "$run" --threads "$THREADS" "$@"
 }
 
-# PSNR with the same (random) masks for every objective, beside eval.json's objective-own masks.
+# PSNR with the same masks for every objective (random, 75% of the image: MAE's and BootMAE's share,
+# 37 of 49 patches at 28 px), beside eval.json's objective-own task (BootMAE block masks, MAE random
+# masks, LoMaR windows). The ratio is explicit because eval's default is each model's own (LoMaR: 0.8).
+EQUAL_MASK_RATIO=0.75
 reconstruction_on_equal_masks() {
     [[ -f $1/eval-random.json ]] && return
-    log "eval --masking random $1"
-    nice -n 5 "$BIN" eval --model "$1" --masking random --out "$1/eval-random.json" --threads "$THREADS"
+    log "eval --masking random --mask-ratio $EQUAL_MASK_RATIO $1"
+    nice -n 5 "$BIN" eval --model "$1" --masking random --mask-ratio "$EQUAL_MASK_RATIO" --out "$1/eval-random.json" --threads "$THREADS"
 }
 
 pretrained_stream() {  # pretrained_stream <name> <pretrain args...>

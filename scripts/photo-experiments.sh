@@ -34,10 +34,12 @@ train() {  # train <out> <pretrain args...>
         log "pretrain $out"; nice -n 5 "$BIN" pretrain --out "$out" --threads "$THREADS" "$@" 2>>"$out.log"
     fi
 }
-# Masked-patch PSNR on the held-out photos: the objective's own masks, and random masks for both.
+# Masked-patch PSNR on the held-out photos: the objective's own masks, and the same random masks
+# (75% of the image) for both.
 psnr() {  # psnr <run>
     [[ -f $1/eval.json ]] || nice -n 5 "$BIN" eval --model "$1" --threads "$THREADS"
-    [[ -f $1/eval-random.json ]] || nice -n 5 "$BIN" eval --model "$1" --masking random --out "$1/eval-random.json" --threads "$THREADS"
+    [[ -f $1/eval-random.json ]] || nice -n 5 "$BIN" eval --model "$1" --masking random --mask-ratio 0.75 \
+        --out "$1/eval-random.json" --threads "$THREADS"
 }
 
 stream() {

@@ -28,8 +28,11 @@ struct Evaluate: ParsableCommand {
     @Option(help: "Seed of the reconstruction masks.")
     var seed: UInt64 = 0
 
-    @Option(help: "Reconstruction masks: block or random (default: the objective's own, block for BootMAE and random for MAE).")
+    @Option(help: "Reconstruction masks over the whole image: block or random, the same for every objective at one --seed and --mask-ratio (default: the objective's own task: block masks for BootMAE, random for MAE, windows for LoMaR).")
     var masking: MaskingSpec?
+
+    @Option(help: "Masked share of the whole-image masks, in (0, 1) (default: the objective's own; 0.75 compares objectives on MAE's and BootMAE's masks).")
+    var maskRatio: Double?
 
     @Option(help: "Compute threads.")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
@@ -40,6 +43,18 @@ struct Evaluate: ParsableCommand {
     func validate() throws {
         try ensure(batchSize >= 1, "--batch-size must be positive")
         try ensure(threads >= 1, "--threads must be positive")
+        if let maskRatio { try ensure(maskRatio > 0 && maskRatio < 1, "--mask-ratio must be within (0, 1), got \(maskRatio)") }
+    }
+
+    /// --masking and --mask-ratio ask for whole-image masks; neither asks for the objective's own task.
+    func reconstructionMasks(_ network: PretrainingNetwork) throws -> Evaluation.ReconstructionMasks {
+        if masking == nil && maskRatio == nil { return .own }
+        if masking == nil, let own = network.ownMaskReconstructor {
+            // Its own masks are not whole-image masks, so a share of the image does not describe them.
+            throw fail("error: --mask-ratio sets the share of a whole-image mask, and \(network.objectiveType.displayName)'s own "
+                       + "masks are \(own.ownMasks.name) (\(own.ownMasks.detail)): add --masking random or block", code: 64)
+        }
+        return .image(masking, ratio: maskRatio)
     }
 
     func run() throws {
@@ -56,9 +71,9 @@ struct Evaluate: ParsableCommand {
                 let weights = try ModelSource.weights(model)
                 let network = try PretrainingDirectory.network(config: pretraining, weights: weights, ignoring: ["optim."])
                 let result = try Evaluation.reconstruction(network, dataset: test, batchSize: batchSize, seed: seed,
-                                                             masking: masking, progress: progress)
+                                                             masks: try reconstructionMasks(network), progress: progress)
                 json = try encode(result)
-                progress.log("reconstruction on \(result.images) test images (\(result.masking) masks): "
+                progress.log("reconstruction on \(result.images) test images (\(result.maskingDetail ?? "\(result.masking) masks")): "
                              + String(format: "masked-patch MSE %.5f, PSNR %.2f dB", result.mse, result.psnr))
             } else {
                 let encoder = try ModelSource.encoder(model)
@@ -75,6 +90,8 @@ struct Evaluate: ParsableCommand {
             let dest = out.map { URL(fileURLWithPath: $0) } ?? dir.appendingPathComponent(precision.map { "eval-\($0.rawValue).json" } ?? "eval.json")
             try AtomicFile.write(json, to: dest)
             print(String(decoding: json, as: UTF8.self))
+        } catch let exit as ExitCode {
+            throw exit
         } catch {
             throw fail("error: \(error)", code: 1)
         }

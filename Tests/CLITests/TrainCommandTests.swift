@@ -105,6 +105,43 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertTrue(measured.stdout.contains("\"images\" : 6"), measured.stdout)
     }
 
+    /// `eval` of a LoMaR run scores its own task by default (windows, 12 of 16 masked in each 4×4
+    /// window of the 7×7 grid), not a mask over the whole image; `--masking random --mask-ratio 0.75`
+    /// hides 37 of 49 patches, MAE's and BootMAE's count, not LoMaR's own 40; a ratio alone is
+    /// refused, since a share of the image does not describe windows.
+    func testLoMaREvalMasks() throws {
+        let train = try BuiltExecutable("bootmae-train")
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("lomar-eval-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let data = Fixtures.url("datasets/idx-gz").path  // 28 px, 6 test images
+        let pretrain = try train.run(["pretrain", "--objective", "lomar", "--data", data, "--out", out, "--epochs", "1",
+                                      "--batch-size", "8", "--max-steps", "1", "--threads", "1"])
+        XCTAssertEqual(pretrain.status, 0, pretrain.stderr)
+        func eval(_ flags: [String]) throws -> [String: Any] {
+            let result = try train.run(["eval", "--model", out, "--threads", "1", "--out", out + "/e.json"] + flags)
+            XCTAssertEqual(result.status, 0, "\(flags): \(result.stderr)")
+            return try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        }
+        let own = try eval([])
+        XCTAssertEqual(own["masking"] as? String, "windows")
+        XCTAssertEqual(own["maskRatio"] as? Double, 0.75)
+        XCTAssertEqual(own["predictedPatches"] as? Int, 6 * 4 * 12)
+        let whole = try eval(["--masking", "random"])
+        XCTAssertEqual(whole["masking"] as? String, "random")
+        XCTAssertEqual(whole["maskRatio"] as? Double, 40.0 / 49.0, "LoMaR's own share of the image")
+        XCTAssertNil(whole["predictedPatches"])
+        let equal = try eval(["--masking", "random", "--mask-ratio", "0.75"])
+        XCTAssertEqual(equal["maskRatio"] as? Double, 37.0 / 49.0)
+        XCTAssertNotEqual(equal["psnr"] as? Double, whole["psnr"] as? Double)
+
+        let alone = try train.run(["eval", "--model", out, "--threads", "1", "--mask-ratio", "0.75"])
+        XCTAssertEqual(alone.status, 64, alone.stderr)
+        XCTAssertTrue(alone.stderr.contains("add --masking random or block"), alone.stderr)
+        let outside = try train.run(["eval", "--model", out, "--threads", "1", "--masking", "random", "--mask-ratio", "1"])
+        XCTAssertEqual(outside.status, 64, outside.stderr)
+        XCTAssertTrue(outside.stderr.contains("--mask-ratio must be within (0, 1)"), outside.stderr)
+    }
+
     /// A small folder of larger photos, as a new user brings one: a batch bigger than the data names
     /// --batch-size and a value that works; without one, a batch is chosen from the data (and said),
     /// the small scaled learning rate, the downscaled images and the files that are not images are

@@ -234,7 +234,7 @@ final class TrainerTests: TrainingTestCase {
         network.objective.initialize(rng: &rng)
         let test = SubsetDataset(try Datasets.open(Self.fashionMNIST, split: .test), count: 40)
         for masking in MaskingSpec.allCases {
-            let result = try Evaluation.reconstruction(network, dataset: test, batchSize: 40, seed: 9, masking: masking, progress: nil)
+            let result = try Evaluation.reconstruction(network, dataset: test, batchSize: 40, seed: 9, masks: .image(masking, ratio: nil), progress: nil)
             XCTAssertEqual(result.masking, masking.rawValue)
             XCTAssertEqual(result.images, 40)
             XCTAssertEqual(result.psnr, 10 * log10(1 / result.mse), accuracy: 1e-9)

@@ -7,6 +7,8 @@ import ViT
 /// and `encoder_pred` predicts its patches. A patch covered by two tiles takes the first tile's
 /// prediction. LoMaR trains on windows only, so this is the view of the image its head has; the
 /// default mask is random, N − ⌊N·0.2⌋ patches (MAE's rule; each window then holds about its training share).
+/// These are whole-image masks, what the service draws and `eval --masking` compares objectives on;
+/// `eval` by default measures LoMaR's own task instead (`LoMaROwnMasks.swift`).
 extension LoMaR: PixelReconstructing {
     public var defaultMasking: MaskingSpec { .random }
     public var maskedCount: Int { MaskingSpec.maskedCount(ratio: settings.maskRatio ?? 0.8, patches: encoder.config.numPatches) }
@@ -49,9 +51,7 @@ extension LoMaR: PixelReconstructing {
         let windows = (0..<b).flatMap { image in starts.flatMap { top in starts.map { TokenWindow(image: image, top: top, left: $0) } } }
         let patchOf = { (w: TokenWindow, i: Int) in (w.top + i / k) * grid + w.left + i % k }
         let flags = windows.flatMap { w in (0..<(k * k)).map { mask[w.image * n + patchOf(w, $0)] == 1 } }
-        let rows = TokenOps.windows(encoder.patchEmbed.forward(images).0, gridWidth: grid, size: k, windows: windows)
-        let latent = encoder.inferTokens(TokenOps.replaceMasked(rows, mask: flags, with: maskToken.value), workspace: workspace)
-        let prediction = encoderPred.forward(DecoderInput.dropClass(latent))
+        let prediction = inferWindows(images, windows: windows, size: k, maskFlags: flags, workspace: workspace)
         let dim = prediction.lastDim
         // Window rows back to (B, N, p·p·C), first tile first.
         var filled = [Bool](repeating: false, count: b * n)
@@ -67,5 +67,14 @@ extension LoMaR: PixelReconstructing {
                 }
             }
         }
+    }
+
+    /// The training forward without its caches: `images`' patches → the K×K `windows` → masked
+    /// patches ← mask_token → cls + encoder + norm per window → encoder_pred: (R, K², p·p·C), (p, q, c) order.
+    func inferWindows(_ images: Tensor, windows: [TokenWindow], size k: Int, maskFlags flags: [Bool],
+                      workspace: InferenceWorkspace) -> Tensor {
+        let rows = TokenOps.windows(encoder.patchEmbed.forward(images).0, gridWidth: encoder.config.gridSize, size: k, windows: windows)
+        let latent = encoder.inferTokens(TokenOps.replaceMasked(rows, mask: flags, with: maskToken.value), workspace: workspace)
+        return encoderPred.forward(DecoderInput.dropClass(latent))
     }
 }

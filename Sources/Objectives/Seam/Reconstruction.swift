@@ -101,33 +101,17 @@ extension PretrainingNetwork {
                 }
             }
         }
-        // Model input units → [0, 1] pixels: x · std_c + mean_c, channel c = k / (p·p) in (c, py, px) order.
-        func toPixels(_ t: Tensor, denormalize: Bool) -> Tensor {
-            Tensor(shape: t.shape) { out in
-                t.withPointer { src in
-                    for row in 0..<(b * n) {
-                        for k in 0..<dim {
-                            var v = src[row * dim + k]
-                            if denormalize {
-                                let s = stats[row * groupsPerPatch + k / groupSize]
-                                v = v * s.std + s.mean
-                            }
-                            let ch = k / (p * p)
-                            out[row * dim + k] = v * c.std[ch] + c.mean[ch]
-                        }
-                    }
-                }
-            }
-        }
         return Reconstruction(plan: plan, patchDim: dim, normalizedPrediction: prediction, normalizedTarget: target,
-                              pixels: toPixels(prediction, denormalize: normalizedOutput), truth: toPixels(patches, denormalize: false),
+                              pixels: displayPixels(prediction, statistics: normalizedOutput ? (stats, groupSize) : nil),
+                              truth: displayPixels(patches, statistics: nil),
                               codes: output.codes)
     }
 
-    /// A mask as the objective trains with (its masking and masked count), drawn from `rng`.
-    public func defaultMaskPlan(batch: Int, rng: inout SeededRandom, masking: MaskingSpec? = nil) -> MaskPlan {
+    /// A mask as the objective trains with (its masking and masked count), drawn from `rng`;
+    /// `masking` or `masked` replaces either (`eval`'s equal masks for every objective).
+    public func defaultMaskPlan(batch: Int, rng: inout SeededRandom, masking: MaskingSpec? = nil, masked: Int? = nil) -> MaskPlan {
         guard let reconstructor else { preconditionFailure("\(config.objective) has no pixel decoder") }
         return (masking ?? reconstructor.defaultMasking).plan(batch: batch, grid: config.encoder.gridSize,
-                                                              masked: reconstructor.maskedCount, rng: &rng)
+                                                              masked: masked ?? reconstructor.maskedCount, rng: &rng)
     }
 }

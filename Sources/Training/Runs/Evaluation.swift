@@ -60,41 +60,74 @@ public enum Evaluation {
         /// Mean squared error of the normalized-pixel prediction against its target (the training loss, unweighted).
         public var normalizedMSE: Double
         public var images: Int
+        /// The masked share of what each prediction sees: the image, or for "windows" a window.
         public var maskRatio: Double
+        /// "random" or "block" (one mask over the whole image), or the objective's own (LoMaR: "windows").
         public var masking: String
+        /// Own masks only: what they are in words, and how many patch predictions were scored.
+        public var maskingDetail: String? = nil
+        public var predictedPatches: Int? = nil
+    }
+
+    /// Which masks a reconstruction is measured on.
+    public enum ReconstructionMasks: Sendable, Equatable {
+        /// The objective's own task: its own masks where they are not whole-image masks (LoMaR's
+        /// windows, `OwnMaskReconstructing`), else its whole-image masking and masked count.
+        case own
+        /// One mask over the whole image, the same for every objective at one seed: `masking`
+        /// (default the objective's own) hiding `ratio` of the patches (default its own count).
+        case image(MaskingSpec?, ratio: Double?)
     }
 
     /// Masked-patch reconstruction quality on a dataset with masks drawn from a fixed seed.
     /// Predictions of normalized pixels are mapped back with each patch's true statistics (as the
-    /// MAE paper's figures do), then to [0, 1] pixels with the model's mean/std. `masking` (block or
-    /// random) defaults to the objective's own; pass one value to compare objectives on equal masks.
+    /// MAE paper's figures do), then to [0, 1] pixels with the model's mean/std. Pass one masking
+    /// and one ratio (`.image(.random, ratio: 0.75)`) to compare objectives on equal masks.
     public static func reconstruction(_ network: PretrainingNetwork, dataset: any ImageDataset, batchSize: Int, seed: UInt64,
-                                      masking: MaskingSpec? = nil, maxImages: Int? = nil, progress: ProgressReporter?) throws -> ReconstructionResult {
+                                      masks: ReconstructionMasks = .own, maxImages: Int? = nil,
+                                      progress: ProgressReporter?) throws -> ReconstructionResult {
         guard let reconstructor = network.reconstructor else {
             throw EvaluationError(description: "\(network.objectiveType.displayName) has no pixel decoder: it cannot reconstruct masked images")
         }
         let c = network.config.encoder
         let loader = BatchLoader(dataset: dataset, batchSize: batchSize, shuffle: false, dropLast: false, seed: seed, epoch: 0,
                                      channels: c.inChans, imageSize: c.imgSize, mean: c.mean, std: c.std, augment: nil)
+        let own = masks == .own ? network.ownMaskReconstructor : nil
+        var (masking, ratio): (MaskingSpec?, Double?) = (nil, nil)
+        if case .image(let m, let r) = masks { (masking, ratio) = (m, r) }
+        let maskedCount = ratio.map { MaskingSpec.maskedCount(ratio: $0, patches: c.numPatches) } ?? reconstructor.maskedCount
         var pixelSE = 0.0, normSE = 0.0, count = 0, patches = 0
-        let masking = masking ?? reconstructor.defaultMasking
         var batchIndex = 0
         let unreadable = UnreadableImages()
         while let batch = try loader.next() {
             if let progress { unreadable.report(loader, to: progress) }
             var rng = SeededRandom(seed: seed, stream: UInt64(batchIndex))
             batchIndex += 1
-            let r = network.reconstruct(batch.images, plan: network.defaultMaskPlan(batch: batch.count, rng: &rng, masking: masking))
-            for b in 0..<r.plan.batch {
-                for n in r.plan.order[b][r.plan.visible...] {
-                    let off = (b * r.plan.numPatches + n) * r.patchDim
-                    for k in 0..<r.patchDim {
-                        let d = Double(r.pixels.data[off + k] - r.truth.data[off + k])
-                        pixelSE += d * d
-                        let e = Double(r.normalizedPrediction.data[off + k] - r.normalizedTarget.data[off + k])
-                        normSE += e * e
+            if own != nil {
+                // Every predicted row is a masked patch.
+                let r = network.reconstructOwnMasks(batch.images, rng: &rng)
+                let (pixels, truth, prediction, target) = (r.pixels.data, r.truth.data, r.normalizedPrediction.data, r.normalizedTarget.data)
+                for k in pixels.indices {
+                    let d = Double(pixels[k] - truth[k])
+                    pixelSE += d * d
+                    let e = Double(prediction[k] - target[k])
+                    normSE += e * e
+                }
+                patches += r.prediction.images.count
+            } else {
+                let plan = network.defaultMaskPlan(batch: batch.count, rng: &rng, masking: masking, masked: maskedCount)
+                let r = network.reconstruct(batch.images, plan: plan)
+                for b in 0..<r.plan.batch {
+                    for n in r.plan.order[b][r.plan.visible...] {
+                        let off = (b * r.plan.numPatches + n) * r.patchDim
+                        for k in 0..<r.patchDim {
+                            let d = Double(r.pixels.data[off + k] - r.truth.data[off + k])
+                            pixelSE += d * d
+                            let e = Double(r.normalizedPrediction.data[off + k] - r.normalizedTarget.data[off + k])
+                            normSE += e * e
+                        }
+                        patches += 1
                     }
-                    patches += 1
                 }
             }
             count += batch.count
@@ -103,7 +136,13 @@ public enum Evaluation {
         }
         let values = Double(patches * c.patchDim)
         let mse = pixelSE / values
-        return ReconstructionResult(mse: mse, psnr: 10 * log10(1 / max(mse, 1e-12)), normalizedMSE: normSE / values, images: count,
-                                    maskRatio: Double(reconstructor.maskedCount) / Double(c.numPatches), masking: masking.rawValue)
+        var result = ReconstructionResult(mse: mse, psnr: 10 * log10(1 / max(mse, 1e-12)), normalizedMSE: normSE / values, images: count,
+                                          maskRatio: Double(maskedCount) / Double(c.numPatches),
+                                          masking: (masking ?? reconstructor.defaultMasking).rawValue)
+        if let own {
+            (result.masking, result.maskRatio) = (own.ownMasks.name, own.ownMasks.maskRatio)
+            (result.maskingDetail, result.predictedPatches) = (own.ownMasks.detail, patches)
+        }
+        return result
     }
 }

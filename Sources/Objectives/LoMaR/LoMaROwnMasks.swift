@@ -1,0 +1,56 @@
+import Tensor
+import ViT
+
+/// LoMaR's own task, as `eval` measures it: the windows and masks of a training step (M windows of
+/// K×K patches per image, ⌊K²·mask_ratio⌋ of each masked, `WindowPairing.distinct`), each window
+/// encoded alone, and the masked patches of every window predicted, the patches its loss is over.
+extension LoMaR: OwnMaskReconstructing {
+    public var ownMasks: OwnMasks {
+        let k = windowSize, masked = settings.maskedCount(window: k)
+        return OwnMasks(name: "windows", maskRatio: Double(masked) / Double(k * k),
+                        detail: "\(settings.windows) windows of \(k)×\(k) patches per image, \(masked) of \(k * k) masked in each")
+    }
+
+    public func predictOwnMasked(_ images: Tensor, rng: inout SeededRandom) -> MaskedPatchPrediction {
+        predictOwnMasked(images, rng: &rng, rowsPerPass: 2048)
+    }
+
+    /// `rowsPerPass` bounds the window rows encoded at once, whole images per pass (as `predictPixels`).
+    public func predictOwnMasked(_ images: Tensor, rng: inout SeededRandom, rowsPerPass: Int) -> MaskedPatchPrediction {
+        let c = encoder.config
+        let (b, grid, k, p, channels) = (images.shape[0], c.gridSize, windowSize, c.patchSize, c.inChans)
+        let plan = LoMaRPlan.draw(batch: b, grid: grid, size: k, count: settings.windows, masked: settings.maskedCount(window: k),
+                                  pairing: .distinct, rng: &rng)
+        let chunk = max(1, rowsPerPass / plan.windowsPerImage)
+        let workspace = InferenceWorkspace()
+        var rows: [Tensor] = [], imageOf: [Int] = [], patchOf: [Int] = []
+        for lo in stride(from: 0, to: b, by: chunk) {
+            let range = lo..<min(b, lo + chunk)
+            let part = plan.shard(range)
+            let prediction = inferWindows(images.batchSlice(range), windows: part.windows, size: k, maskFlags: part.maskFlags,
+                                          workspace: workspace)
+            let dim = prediction.lastDim
+            // Masked window patches only, (p, q, c) → (c, py, px) order (the seam's patch layout).
+            var picked: [Int] = []
+            for (r, w) in part.windows.enumerated() {
+                for i in 0..<(k * k) where part.masks[r][i] {
+                    picked.append(r * k * k + i)
+                    imageOf.append(lo + w.image)
+                    patchOf.append((w.top + i / k) * grid + w.left + i % k)
+                }
+            }
+            rows.append(Tensor(shape: [picked.count, dim]) { out in
+                prediction.withPointer { src in
+                    for (j, row) in picked.enumerated() {
+                        for py in 0..<p { for px in 0..<p { for ch in 0..<channels {
+                            out[j * dim + (ch * p + py) * p + px] = src[row * dim + (py * p + px) * channels + ch]
+                        } } }
+                    }
+                }
+            })
+        }
+        let all = rows.count == 1 ? rows[0] : Tensor(concatenatingBatches: rows)
+        return MaskedPatchPrediction(rows: all, images: imageOf, patches: patchOf,
+                                     normalization: (settings.normPixLoss ?? true) ? PatchNormalization(groupSize: c.patchDim, unbiased: true, eps: 1e-6) : nil)
+    }
+}
