@@ -128,10 +128,10 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertEqual(own["predictedPatches"] as? Int, 6 * 4 * 12)
         let whole = try eval(["--masking", "random"])
         XCTAssertEqual(whole["masking"] as? String, "random")
-        XCTAssertEqual(whole["maskRatio"] as? Double, 40.0 / 49.0, "LoMaR's own share of the image")
+        XCTAssertEqual(try XCTUnwrap(whole["maskRatio"] as? Double), 40.0 / 49.0, accuracy: 1e-12, "LoMaR's own share of the image")
         XCTAssertNil(whole["predictedPatches"])
         let equal = try eval(["--masking", "random", "--mask-ratio", "0.75"])
-        XCTAssertEqual(equal["maskRatio"] as? Double, 37.0 / 49.0)
+        XCTAssertEqual(try XCTUnwrap(equal["maskRatio"] as? Double), 37.0 / 49.0, accuracy: 1e-12, "MAE's and BootMAE's count")
         XCTAssertNotEqual(equal["psnr"] as? Double, whole["psnr"] as? Double)
 
         let alone = try train.run(["eval", "--model", out, "--threads", "1", "--mask-ratio", "0.75"])

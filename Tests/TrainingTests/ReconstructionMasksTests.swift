@@ -66,7 +66,7 @@ final class ReconstructionMasksTests: TrainingTestCase {
                 }
             }
         }
-        XCTAssertEqual(values, result.predictedPatches! * 16)
+        XCTAssertEqual(values, try XCTUnwrap(result.predictedPatches) * 16)
         XCTAssertEqual(result.mse, se / Double(values), accuracy: 1e-5 * result.mse)
         XCTAssertEqual(result.psnr, 10 * log10(1 / result.mse), accuracy: 1e-9)
     }
