@@ -152,5 +152,9 @@ final class IBOTTrainingTests: TrainingTestCase {
         var rng = SeededRandom(seed: 1)
         let images = Tensor(shape: [2, 1, 28, 28], data: (0..<(2 * 784)).map { _ in rng.normal() })
         XCTAssertEqual(served.embed(images, pooling: .cls), ibot.teacher.embed(images, pooling: .cls))
+        // Its card says what the directory serves: embeddings, no pixel decoder.
+        let card = try String(contentsOf: out.appendingPathComponent("MODEL_CARD.md"), encoding: .utf8)
+        XCTAssertTrue(card.contains("pretrained with iBOT and exported alone, without a pixel decoder: serves embeddings"), card)
+        XCTAssertFalse(card.contains("masked-image reconstructions"), card)
     }
 }

@@ -124,6 +124,8 @@ final class PeCoTokenizerTrainingTests: TrainingTestCase {
         _ = try Exporter.export(run: run.url.path, to: out.path, half: false, overwrite: false)
         let network = try PretrainingDirectory.load(out)
         XCTAssertEqual(network.config.objective, PeCo.name)
+        let card = try String(contentsOf: out.appendingPathComponent("MODEL_CARD.md"), encoding: .utf8)
+        XCTAssertTrue(card.contains("(PeCo), without a pixel decoder of its own"), card)
         var rng = SeededRandom(seed: 2)
         let images = Tensor(shape: [2, 1, 28, 28], data: (0..<(2 * 784)).map { _ in rng.normal() })
         XCTAssertEqual(network.encoder.embed(images).shape, [2, 32])

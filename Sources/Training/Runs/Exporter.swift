@@ -53,17 +53,21 @@ public enum Exporter {
         let dtype: SafeTensorsFile.DType = half ? .f16 : .f32
         let meta = ["exported_from": run.url.path, "exporter": "bootmae-train export", "step": checkpoint.metadata["step"] ?? "?"]
         let parameters: ParameterList
+        let serves: ModelCard.Serves
         switch kind {
         case .pretraining:
             let config = try PretrainingDirectory.readConfig(run.url)
             let network = try PretrainingDirectory.network(config: config, weights: checkpoint, ignoring: ["optim."])
+            let objective = network.objectiveType.displayName
             if let encoder = network.objective.exportedEncoder {
                 // An objective that serves only an encoder (iBOT's teacher): a plain encoder directory.
                 parameters = encoder.parameters
+                serves = .encoderOnly(objective: objective)
                 try ModelDirectory.save(config: encoder.config, parameters: parameters, to: tmp, dtype: dtype, metadata: meta)
             } else {
                 // What the objective serves (e.g. BootMAE's online network without its momentum encoder).
                 parameters = network.exportParameters
+                serves = network.canReconstruct ? .withPixelDecoder(objective: objective) : .withoutPixelDecoder(objective: objective)
                 try ModelDirectory.save(config: config.encoder, parameters: parameters, to: tmp, dtype: dtype, metadata: meta)
                 try AtomicFile.write(try prettyJSON(config), to: tmp.appendingPathComponent(ModelDirectory.configName))
             }
@@ -71,6 +75,7 @@ public enum Exporter {
             let config = try ModelDirectory.readConfig(run.url)
             let model = try ModelDirectory.encoder(config: config, weights: checkpoint, extraIgnored: ["optim."])
             parameters = model.parameters
+            serves = .classifier
             try ModelDirectory.save(config: config, parameters: parameters, to: tmp, dtype: dtype, metadata: meta)
         }
         // The intended input's channels and size are the exported model's own.
@@ -79,7 +84,7 @@ public enum Exporter {
             return ModelCard.IntendedInput(channels: c.inChans, size: c.imgSize, intended: intended)
         }
         if let input { try writeIntendedInput(input, into: tmp.appendingPathComponent(ModelDirectory.configName)) }
-        let card = ModelCard.render(name: name ?? dest.lastPathComponent, kind: kind, run: run, checkpoint: checkpoint, dtype: dtype,
+        let card = ModelCard.render(name: name ?? dest.lastPathComponent, serves: serves, run: run, checkpoint: checkpoint, dtype: dtype,
                                     intended: input)
         try AtomicFile.write(Data(card.utf8), to: tmp.appendingPathComponent("MODEL_CARD.md"))
         // Swap the new folder into place.
@@ -143,14 +148,41 @@ enum ModelCard {
         var intended: Exporter.Intended
     }
 
-    static func render(name: String, kind: Exporter.Kind, run: RunDirectory, checkpoint: SafeTensorsFile, dtype: SafeTensorsFile.DType,
+    /// What an exported directory holds, and so what the server can answer with it.
+    enum Serves {
+        /// Encoder and pixel decoder (BootMAE, MAE, LoMaR).
+        case withPixelDecoder(objective: String)
+        /// The whole pretraining network, without a pixel decoder of its own (PeCo's stage 2, whose
+        /// predicted codes only its tokenizer turns into pixels).
+        case withoutPixelDecoder(objective: String)
+        /// One encoder of the pretraining network (iBOT's teacher).
+        case encoderOnly(objective: String)
+        case classifier
+
+        var sentence: String {
+            switch self {
+            case .withPixelDecoder(let objective):
+                return "A ViT pretrained with masked image modeling (\(objective): encoder + pixel decoder): serves embeddings and masked-image reconstructions."
+            case .withoutPixelDecoder(let objective):
+                return "A ViT pretrained with masked image modeling (\(objective)), without a pixel decoder of its own: serves embeddings; "
+                    + "its reconstructions need the tokenizer it was trained against."
+            case .encoderOnly(let objective):
+                return "A ViT encoder pretrained with \(objective) and exported alone, without a pixel decoder: serves embeddings "
+                    + "(reconstruction requests get a 400 that names the models that can)."
+            case .classifier:
+                return "A ViT classifier fine-tuned from a masked-image-modeling encoder (or trained from scratch): serves embeddings and labels."
+            }
+        }
+
+        var isPretraining: Bool { if case .classifier = self { return false } else { return true } }
+    }
+
+    static func render(name: String, serves: Serves, run: RunDirectory, checkpoint: SafeTensorsFile, dtype: SafeTensorsFile.DType,
                        intended input: IntendedInput? = nil) -> String {
         func file(_ n: String) -> String? { try? String(contentsOf: run.file(n), encoding: .utf8) }
         let seconds = checkpoint.metadata["train_seconds"].flatMap(Double.init)
         var s = "# \(name)\n\n"
-        s += kind == .pretraining
-            ? "A ViT pretrained with masked image modeling (encoder + pixel decoder): serves embeddings and masked-image reconstructions.\n\n"
-            : "A ViT classifier fine-tuned from a masked-image-modeling encoder (or trained from scratch): serves embeddings and labels.\n\n"
+        s += serves.sentence + "\n\n"
         s += "- Exported from run `\(run.url.lastPathComponent)` at step \(checkpoint.metadata["step"] ?? "?"), weights stored as \(dtype.rawValue).\n"
         if let seconds { s += "- Training wall time: \(ProgressReporter.duration(seconds)) (all invocations).\n" }
         s += "\n## Architecture\n\n```json\n\(file("config.json") ?? "{}")\n```\n"
@@ -172,7 +204,7 @@ enum ModelCard {
         s += "Trained and evaluated only on the data named above; inputs are resized and center-cropped to the configured size, "
             + "and images unlike the training data get answers that mean little. State the intended input (channels, size, domain) here and as "
             + "`intended_input` in config.json (`/v1/models` shows it)"
-            + (kind == .pretraining ? ", and run `bootmae-train calibrate --model DIR --data DATA` so that answers carry an out-of-distribution score.\n" : ".\n")
+            + (serves.isPretraining ? ", and run `bootmae-train calibrate --model DIR --data DATA` so that answers carry an out-of-distribution score.\n" : ".\n")
         return s
     }
 
