@@ -139,14 +139,22 @@ def finetune_top1(run):
     return (measured or load(os.path.join(run, "result.json"))).get("top1")
 
 
-def finetune_cell(run):
-    """Seed 0's top-1, then that of every finished repeat with another seed (<run>-seed1, …)."""
+def unfinished_cell(run):
+    """What a cell shows for a run with no result yet: none planned, queued, or how far it got; None once finished."""
     if run is None:
         return "–"
     if not os.path.isdir(run):
         return "queued"
     if not finished(run):
         return progress(run)
+    return None
+
+
+def finetune_cell(run):
+    """Seed 0's top-1, then that of every finished repeat with another seed (<run>-seed1, …)."""
+    pending = unfinished_cell(run)
+    if pending is not None:
+        return pending
     cell = percent(finetune_top1(run))
     seed = 1
     while os.path.isdir(f"{run}-seed{seed}"):
@@ -219,12 +227,9 @@ def tokenizer_table(root, previous=None):
 def pretraining_time_cell(run, reference):
     """The run's process CPU time over all invocations (result.json's totalCPUSeconds), its share of
     the reference run's, and its wall time: the cost the large-size comparison is about."""
-    if run is None:
-        return "–"
-    if not os.path.isdir(run):
-        return "queued"
-    if not finished(run):
-        return progress(run)
+    pending = unfinished_cell(run)
+    if pending is not None:
+        return pending
     result = load(os.path.join(run, "result.json"))
     cpu, wall = result.get("totalCPUSeconds"), result.get("totalSeconds")
     if cpu is None:
