@@ -42,7 +42,7 @@ PRETRAIN=(--preset tiny --epochs 40 --batch-size 256 --lr 5e-4 --min-lr 2.083333
 # crops, about 3× BootMAE's cost per image (~108 img/s on two free Zen 4 cores: 13 epochs ≈ 2 h, 40 ≈ 6 h).
 IBOT_PRETRAIN=(--preset tiny --epochs 13 --batch-size 256 --teacher-temp 0.04 --checkpoint-every 100 --seed 0)
 # LoMaR with MAE's schedule above (it has no EMA): 4×4 windows of the 7×7 grid (its default, half the
-# grid), 4 per image, 80% of each window masked.
+# grid), 4 per image, 12 of each window's 16 patches masked (⌊16 · 0.8⌋).
 LOMAR_PRETRAIN=(--preset tiny --epochs 40 --batch-size 256 --lr 5e-4 --min-lr 2.0833333333333333e-05 --warmup-epochs 2
                 --checkpoint-every 100 --seed 0)
 # PeCo (scripts: the peco-l1 and peco-l0 streams). Budgets from the CPU time of a few steps on an EPYC
@@ -208,7 +208,7 @@ peco_stream() {  # peco_stream <name> <tokenizer name in models/> <tokenizer fla
 large_stream() {  # large_stream <run name> <pretrain args...>
     local pt=$ROOT/$1 ft=$ROOT/$1-ft; shift
     train pretrain "$pt" "${LARGE_PRETRAIN[@]}" "$@" "${LARGE_SMOKE[@]}"
-    # No reconstruction PSNR: LoMaR's masks (80% of each window) and MAE's (75% of the image) do not compare.
+    # No reconstruction PSNR: LoMaR's masks (12 of each window's 16 patches) and MAE's (75% of the image) do not compare.
     measure knn "$pt" --train-subset "$LARGE_SUBSET"
     measure linprobe "$pt" --train-subset "$LARGE_SUBSET" ${LARGE_SMOKE[0]:+--epochs 2}
     train finetune "$ft" --init-from "$pt" "${LARGE_FINETUNE[@]}" "${LARGE_SMOKE[@]}"

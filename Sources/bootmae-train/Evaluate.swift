@@ -76,6 +76,10 @@ struct Evaluate: ParsableCommand {
                 progress.log("reconstruction on \(result.images) test images (\(result.maskingDetail ?? "\(result.masking) masks")): "
                              + String(format: "masked-patch MSE %.5f, PSNR %.2f dB", result.mse, result.psnr))
             } else {
+                if masking != nil || maskRatio != nil {
+                    throw fail("error: --masking and --mask-ratio choose reconstruction masks; \(model) is not a pretraining network "
+                               + "(a classifier is scored by top-1): leave them out", code: 64)
+                }
                 let encoder = try ModelSource.encoder(model)
                 if let precision { InferencePacking.apply(precision, to: encoder) }
                 guard encoder.head != nil, let labels = encoder.config.labels ?? Optional(test.classes) else {

@@ -155,6 +155,9 @@ struct Finetune: ParsableCommand {
         } catch {
             throw fail("error: \(error)", code: 1)
         }
+        // A from-scratch model the flags make invalid (--img-size not a multiple of the patch) is a usage error.
+        let problems = config.validationErrors()
+        try ensure(problems.isEmpty, problems.joined(separator: "; "))
         let images = common.subset.map { min($0, dataset.count) } ?? dataset.count
         let batch = batchSize ?? defaultBatchSize(images: images)
         if batch > images { throw batchTooLarge(batch, images: images, data: dataPath) }
@@ -165,8 +168,8 @@ struct Finetune: ParsableCommand {
                                     layerDecay: layerDecay, labelSmoothing: labelSmoothing, cropScale: cropScale...1,
                                     checkpointEvery: checkpointEvery, subset: common.subset)
         notes += batchNotes(batch: batch, chosen: batchSize == nil, images: images, lr: recipe.lr, scaledFrom: lr == nil ? blr : nil)
-        if let warning = imageSizeWarning(dataset, data: dataPath, imgSize: config.imgSize, patchSize: config.patchSize,
-                                          preset: source == nil ? preset.rawValue : nil) {
+        if imgSize == nil, let warning = imageSizeWarning(dataset, data: dataPath, imgSize: config.imgSize, patchSize: config.patchSize,
+                                                         preset: source == nil ? preset.rawValue : nil) {
             notes.append(warning)
         }
         if let warning = dataset.ignoredFilesWarning { notes.append(warning) }

@@ -48,6 +48,10 @@ final class TrainCommandTests: XCTestCase {
             (["finetune", "--out", out, "--init-from", out, "--channels", "1"], "--channels"),  // a pretrained encoder keeps its own
             (["finetune", "--out", out, "--init-from", out, "--img-size", "84"], "--img-size"),  // and its own size
             (["finetune", "--out", out, "--init-from", "none", "--img-size", "0"], "--img-size must be positive"),
+            (["finetune", "--out", out, "--init-from", "none", "--img-size", "30", "--data", Fixtures.url("datasets/idx-gz").path],
+             "img_size 30 must be a positive multiple of patch_size 4"),
+            (["eval", "--model", Fixtures.url("encoders/timm_qkv_cls").path, "--mask-ratio", "0.75", "--data", Fixtures.url("datasets/idx-gz").path],
+             "--masking and --mask-ratio choose reconstruction masks"),
         ]
         for (arguments, flag) in cases {
             let result = try train.run(arguments)

@@ -156,5 +156,6 @@ final class IBOTTrainingTests: TrainingTestCase {
         let card = try String(contentsOf: out.appendingPathComponent("MODEL_CARD.md"), encoding: .utf8)
         XCTAssertTrue(card.contains("pretrained with iBOT and exported alone, without a pixel decoder: serves embeddings"), card)
         XCTAssertFalse(card.contains("masked-image reconstructions"), card)
+        XCTAssertFalse(card.contains("bootmae-train calibrate"), "calibration scores reconstructions, which it cannot make: \(card)")
     }
 }

@@ -119,6 +119,7 @@ final class TrainerTests: TrainingTestCase {
         let card = try String(contentsOf: out.appendingPathComponent("MODEL_CARD.md"), encoding: .utf8)
         XCTAssertTrue(card.contains("## Data and recipe"))
         XCTAssertTrue(card.contains("(BootMAE: encoder + pixel decoder): serves embeddings and masked-image reconstructions."), card)
+        XCTAssertTrue(card.contains("bootmae-train calibrate --model DIR"), card)
         XCTAssertTrue(card.contains("| k-NN top-1 (frozen) | 83.61% |"), card)
         XCTAssertTrue(card.contains("| masked-patch PSNR, block masks | 17.70 dB |"), card)
 

@@ -1,15 +1,12 @@
 import Foundation
+import Training
 
 /// Wall and process CPU time. On a shared machine the wall time of a step swings with other
 /// people's load; the CPU time (all our threads) mostly measures our own work, so both are shown.
 struct Clock {
     static func wall() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 
-    static func cpu() -> Double {
-        var t = timespec()
-        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
-        return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
-    }
+    static func cpu() -> Double { ProcessCPUTime.seconds() }
 }
 
 /// Medians of wall and CPU seconds of `body` over at least `seconds` (and `minRuns` runs), after one warm-up.

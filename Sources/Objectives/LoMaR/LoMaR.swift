@@ -45,8 +45,13 @@ public struct LoMaR: Sendable {
     /// gathers the window's patches first, which gives the same numbers (the norm is per patch).
     public func target(_ images: Tensor) -> Tensor {
         let patches = PixelTargets.patchifyChannelsLast(images, patch: encoder.config.patchSize)
-        guard settings.normPixLoss ?? true else { return patches }
-        return PixelTargets.normalized(patches, groupSize: patches.lastDim, unbiased: true, eps: 1e-6)
+        guard let norm = pixelNormalization else { return patches }
+        return PixelTargets.normalized(patches, groupSize: norm.groupSize, unbiased: norm.unbiased, eps: norm.eps)
+    }
+
+    /// How the pixel target standardizes each patch (`norm_pix_loss`, on by default); nil: raw pixels.
+    var pixelNormalization: PatchNormalization? {
+        (settings.normPixLoss ?? true) ? PatchNormalization(groupSize: encoder.config.patchDim, unbiased: true, eps: 1e-6) : nil
     }
 
     /// What one forward keeps for backward.

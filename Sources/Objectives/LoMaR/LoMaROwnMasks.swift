@@ -7,8 +7,10 @@ import ViT
 extension LoMaR: OwnMaskReconstructing {
     public var ownMasks: OwnMasks {
         let k = windowSize, masked = settings.maskedCount(window: k)
+        // As many windows as `LoMaRPlan.draw` finds positions for (the official `[:M]`).
+        let windows = min(settings.windows, encoder.config.gridSize - k + 1)
         return OwnMasks(name: "windows", maskRatio: Double(masked) / Double(k * k),
-                        detail: "\(settings.windows) windows of \(k)×\(k) patches per image, \(masked) of \(k * k) masked in each")
+                        detail: "\(windows) windows of \(k)×\(k) patches per image, \(masked) of \(k * k) masked in each")
     }
 
     public func predictOwnMasked(_ images: Tensor, rng: inout SeededRandom) -> MaskedPatchPrediction {
@@ -51,6 +53,6 @@ extension LoMaR: OwnMaskReconstructing {
         }
         let all = rows.count == 1 ? rows[0] : Tensor(concatenatingBatches: rows)
         return MaskedPatchPrediction(rows: all, images: imageOf, patches: patchOf,
-                                     normalization: (settings.normPixLoss ?? true) ? PatchNormalization(groupSize: c.patchDim, unbiased: true, eps: 1e-6) : nil)
+                                     normalization: pixelNormalization)
     }
 }

@@ -41,7 +41,7 @@ extension LoMaR: PixelReconstructing {
         let patches = parts.count == 1 ? parts[0] : Tensor(concatenatingBatches: parts)
         let image = PixelTargets.unpatchifyChannelsLast(patches, patch: p, channels: c.inChans, height: c.imgSize, width: c.imgSize)
         return PixelPrediction(patches: PatchOps.patchify(image, patch: p),
-                               normalization: (settings.normPixLoss ?? true) ? PatchNormalization(groupSize: c.patchDim, unbiased: true, eps: 1e-6) : nil)
+                               normalization: pixelNormalization)
     }
 
     /// (B, N, p·p·C) predictions in (p, q, c) order for `images` tiled at `starts`, `mask` = B·N flags (1 = masked).

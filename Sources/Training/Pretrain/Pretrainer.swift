@@ -55,8 +55,9 @@ public final class Pretrainer {
         public var stoppedEarly: Bool
         /// Wall time of the whole run so far, all invocations.
         public var totalSeconds: Double
-        /// Process CPU time (all threads) of the whole run so far, all invocations; nil when an
-        /// earlier invocation did not record it.
+        /// Process CPU time (all threads) of the whole run so far, all invocations, of this process
+        /// (in an MPI job: rank 0's, which writes the results); nil when an earlier invocation did
+        /// not record it.
         public var totalCPUSeconds: Double?
         /// Images skipped as unreadable in this invocation (absent when none).
         public var unreadableImages: [String]?

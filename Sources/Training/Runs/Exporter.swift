@@ -174,7 +174,8 @@ enum ModelCard {
             }
         }
 
-        var isPretraining: Bool { if case .classifier = self { return false } else { return true } }
+        /// `bootmae-train calibrate` needs the pixel decoder (its score is a reconstruction error).
+        var canCalibrate: Bool { if case .withPixelDecoder = self { return true } else { return false } }
     }
 
     static func render(name: String, serves: Serves, run: RunDirectory, checkpoint: SafeTensorsFile, dtype: SafeTensorsFile.DType,
@@ -204,7 +205,7 @@ enum ModelCard {
         s += "Trained and evaluated only on the data named above; inputs are resized and center-cropped to the configured size, "
             + "and images unlike the training data get answers that mean little. State the intended input (channels, size, domain) here and as "
             + "`intended_input` in config.json (`/v1/models` shows it)"
-            + (serves.isPretraining ? ", and run `bootmae-train calibrate --model DIR --data DATA` so that answers carry an out-of-distribution score.\n" : ".\n")
+            + (serves.canCalibrate ? ", and run `bootmae-train calibrate --model DIR --data DATA` so that answers carry an out-of-distribution score.\n" : ".\n")
         return s
     }
 
