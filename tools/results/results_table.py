@@ -105,6 +105,12 @@ def percent(x):
     return "–" if x is None else f"{100 * x:.2f}%"
 
 
+def probe_cells(run):
+    """k-NN and linear-probe top-1 of a finished pretraining run (queued where not measured yet)."""
+    knn, linear = load(os.path.join(run, "knn.json")), load(os.path.join(run, "linprobe.json"))
+    return [percent(knn.get("top1")) if knn else "queued", percent(linear.get("top1")) if linear else "queued"]
+
+
 def pretraining_cells(run):
     """k-NN, linear probe, PSNR on the run's own task (its masks: block, random, or LoMaR's windows),
     PSNR on the same random masks for every objective."""
@@ -121,17 +127,10 @@ def pretraining_cells(run):
         return [knn_cell, percent(linear.get("top1")) if linear else "queued", "–", "–"]
     if not finished(run):
         return [progress(run)] + ["…"] * 3
-    knn, linear = load(os.path.join(run, "knn.json")), load(os.path.join(run, "linprobe.json"))
     if os.path.basename(run) in NO_PIXEL_DECODER:
-        return [percent(knn.get("top1")) if knn else "queued", percent(linear.get("top1")) if linear else "queued",
-                "– (no pixel decoder)", "– (no pixel decoder)"]
+        return probe_cells(run) + ["– (no pixel decoder)", "– (no pixel decoder)"]
     own, rand = load(os.path.join(run, "eval.json")), load(os.path.join(run, "eval-random.json"))
-    return [
-        percent(knn.get("top1")) if knn else "queued",
-        percent(linear.get("top1")) if linear else "queued",
-        f"{own['psnr']:.2f} dB ({own['masking']})" if own else "queued",
-        equal_masks_cell(rand),
-    ]
+    return probe_cells(run) + [f"{own['psnr']:.2f} dB ({own['masking']})" if own else "queued", equal_masks_cell(rand)]
 
 
 def finetune_top1(run):
@@ -181,21 +180,30 @@ def previous_rows(document):
     return rows
 
 
+def header_lines(head):
+    return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+
+
+def row_line(cells, previous):
+    """A table row (cells[0] its label); where this machine has no run folder to say otherwise
+    ("queued"), the cell the document already had (`previous`, by label) is kept."""
+    old = (previous or {}).get(cells[0])
+    if old and len(old) == len(cells):
+        cells = [o if c == "queued" and o not in ("queued", "") else c for c, o in zip(cells, old)]
+    return "| " + " | ".join(cells) + " |"
+
+
 def table(root, previous=None):
     head = ["pretraining", "epochs", "k-NN top-1", "linear probe top-1", "PSNR, own masks",
             "PSNR, random masks"] + [f"fine-tune top-1, {e} epochs" for e in FINETUNE_EPOCHS]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = header_lines(head)
     for label, epochs, pretraining, finetunes in ROWS:
         pt = os.path.join(root, pretraining) if pretraining else None
         cells = [label, epochs] + pretraining_cells(pt)
         for e in FINETUNE_EPOCHS:
             ft = finetunes.get(e)
             cells.append(finetune_cell(os.path.join(root, ft) if ft else None))
-        old = (previous or {}).get(label)
-        if old and len(old) == len(cells):
-            # Keep what was measured where this machine has no run folder to say otherwise.
-            cells = [o if c == "queued" and o not in ("queued", "") else c for c, o in zip(cells, old)]
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append(row_line(cells, previous))
     return "\n".join(lines) + "\n\n" + tokenizer_table(root, previous) + "\n\n" + large_table(root, previous)
 
 
@@ -214,13 +222,10 @@ def tokenizer_cells(run):
 
 def tokenizer_table(root, previous=None):
     head = ["tokenizer", "epochs", "PSNR through the codes", "code perplexity", "unused codes", "bag-of-codes linear probe top-1"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = header_lines(head)
     for label, epochs, run in TOKENIZER_ROWS:
         cells = [label, epochs] + tokenizer_cells(os.path.join(root, run))
-        old = (previous or {}).get(label)
-        if old and len(old) == len(cells):
-            cells = [o if c == "queued" and o not in ("queued", "") else c for c, o in zip(cells, old)]
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append(row_line(cells, previous))
     return "\n".join(lines)
 
 
@@ -249,24 +254,20 @@ def large_probe_cells(run):
         return ["queued"] * 2
     if not finished(run):
         return [progress(run), "…"]
-    knn, linear = load(os.path.join(run, "knn.json")), load(os.path.join(run, "linprobe.json"))
-    return [percent(knn.get("top1")) if knn else "queued", percent(linear.get("top1")) if linear else "queued"]
+    return probe_cells(run)
 
 
 def large_table(root, previous=None):
     head = ["pretraining at 84 px", "epochs", "pretraining time (process CPU; share of MAE's)", "k-NN top-1 (20 k bank)",
             "linear probe top-1 (20 k images)", "fine-tune top-1 (5 epochs on 20 k images)"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = header_lines(head)
     reference = os.path.join(root, LARGE_ROWS[0][2])
     for label, epochs, pretraining, finetune in LARGE_ROWS:
         pt = os.path.join(root, pretraining) if pretraining else None
         knn, linear = large_probe_cells(pt)
         cells = [label, epochs, pretraining_time_cell(pt, reference), knn, linear,
                  finetune_cell(os.path.join(root, finetune))]
-        old = (previous or {}).get(label)
-        if old and len(old) == len(cells):
-            cells = [o if c == "queued" and o not in ("queued", "") else c for c, o in zip(cells, old)]
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append(row_line(cells, previous))
     return "\n".join(lines)
 
 
