@@ -7,8 +7,7 @@ import ViT
 extension LoMaR: OwnMaskReconstructing {
     public var ownMasks: OwnMasks {
         let k = windowSize, masked = settings.maskedCount(window: k)
-        // As many windows as `LoMaRPlan.draw` finds positions for (the official `[:M]`).
-        let windows = min(settings.windows, encoder.config.gridSize - k + 1)
+        let windows = LoMaRPlan.windowCount(grid: encoder.config.gridSize, size: k, count: settings.windows)
         return OwnMasks(name: "windows", maskRatio: Double(masked) / Double(k * k),
                         detail: "\(windows) windows of \(k)×\(k) patches per image, \(masked) of \(k * k) masked in each")
     }

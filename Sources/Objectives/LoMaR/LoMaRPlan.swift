@@ -48,6 +48,10 @@ public enum WindowPairing: String, Codable, Sendable, CaseIterable {
 }
 
 extension LoMaRPlan {
+    /// Windows per image a draw of `count` K×K windows gives on a grid: as many as there are top
+    /// (and left) positions, grid − K + 1, at most (the official `randperm(positions)[:M]`).
+    public static func windowCount(grid: Int, size k: Int, count m: Int) -> Int { min(m, grid - k + 1) }
+
     /// Draws the step's windows (shared by the batch, as the official code) and an independent mask
     /// of `masked` patches for every row, each by sorting uniform noise (torch's `argsort(rand)`).
     /// Fewer than `count` windows exist when the grid has fewer positions (the official `[:M]`).
@@ -59,9 +63,8 @@ extension LoMaRPlan {
             let noise = (0..<n).map { _ in rng.uniform() }
             return (0..<n).sorted { noise[$0] < noise[$1] }
         }
-        let positions = grid - k + 1
-        let tops = Array(permutation(positions).prefix(m)), lefts = Array(permutation(positions).prefix(m))
-        let n = tops.count
+        let positions = grid - k + 1, n = windowCount(grid: grid, size: k, count: m)
+        let tops = Array(permutation(positions).prefix(n)), lefts = Array(permutation(positions).prefix(n))
         let rows: [(image: Int, window: Int)] = switch pairing {
         case .distinct: (0..<batch).flatMap { image in (0..<n).map { (image, $0) } }
         case .official: (0..<(batch * n)).map { ($0 % batch, $0 % n) }
