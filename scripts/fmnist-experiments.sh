@@ -287,11 +287,13 @@ stream() {
                 bootmae-tiny-ft-crop035 "BootMAE crop 0.35 (20 ep)" bootmae-tiny-ft "BootMAE (20 ep)" \
                 bootmae-tiny-ft-40ep "BootMAE (40 ep)" mae-tiny-ft "MAE (20 ep)" mae-tiny-ft-40ep "MAE (40 ep)" \
                 scratch-tiny-ft "scratch (20 ep)" scratch-tiny-ft-40ep "scratch (40 ep)" \
-                bootmae-short-tiny-ft "BootMAE 13-ep pretraining (20 ep)"
+                bootmae-short-tiny-ft "BootMAE 13-ep pretraining (20 ep)" ibot-short-tiny-ft "iBOT 13-ep pretraining (20 ep)"
             plot_runs docs/results/pretraining-pixel-loss.png "pretraining pixel loss" --metric pixel_loss --smooth 20 -- \
                 bootmae-tiny BootMAE mae-tiny MAE
             plot_runs docs/results/bootmae-feature-loss.png "BootMAE feature loss" --metric feature_loss --smooth 20 -- \
                 bootmae-tiny BootMAE
+            plot_runs docs/results/ibot-teacher-entropy.png "iBOT teacher [CLS] entropy per crop (uniform: ln 1024 = 6.93)" \
+                --metric teacher_entropy --x step --smooth 10 -- ibot-short-tiny "iBOT teacher (13 ep)"
             log "table in docs/RESULTS.md"
             python3 tools/results/results_table.py --runs "$ROOT" --update docs/RESULTS.md ;;
         *) echo "unknown stream '$1' (bootmae, mae, lomar, ibot, pixels, peco-l1, peco-l0, scratch, bootmae-short, ablations, mae-large, lomar-large, lomar-large-equal, scratch-large, figures, export, export-ibot)" >&2; exit 2 ;;
