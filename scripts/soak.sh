@@ -3,7 +3,7 @@
 # valid requests (all three endpoints, JSON and raw bodies), invalid ones and slow clients
 # (tools/soak/soak.py): no unexpected status (429 with Retry-After counts as expected at saturation),
 # p50/p99 latency reported, RSS flat after warm-up (growth < 5%), no descriptor growth.
-#   scripts/soak.sh [SECONDS]        (default 60; CI runs 30; docs/RELIABILITY.md has the longer runs)
+#   scripts/soak.sh [SECONDS]        (default 60, as CI runs it; docs/RELIABILITY.md has the longer runs)
 #   scripts/soak.sh --long           (the issue's 10 minutes: 600 s)
 set -euo pipefail
 cd "$(dirname "$0")/.."

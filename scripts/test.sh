@@ -9,7 +9,7 @@ swift test --skip-build
 bash scripts/mpi-check.sh
 # Black-box checks of the real server: OpenAPI conformance (schemathesis) and a short load run (wrk).
 bash scripts/server-checks.sh
-# Soak: the server at saturation with valid, invalid and slow clients; no unexpected status, flat RSS and descriptors: 30 s.
+# Soak: the server at saturation with valid, invalid and slow clients; no unexpected status, flat RSS and descriptors: 60 s.
 bash scripts/soak.sh 60
 # Trainer faults (SIGKILL at 4 moments and resume, a full disk during a checkpoint, a vanished dataset file): ~1 min.
 bash scripts/fault-check.sh 4
