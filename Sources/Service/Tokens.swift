@@ -12,12 +12,8 @@ extension Service {
     func tokens(_ request: ServiceRequest, _ respond: @escaping Respond) throws {
         let (images, body) = try decode(TokenRequest.self, request)
         let named = try body.model.get()
-        let model = try registry.model(named, capableOf: \.canTokenize)
-        guard let tokenizer = model.network?.tokenizer else {
-            throw registry.incapableModelError(model, named: named, capable: \.canTokenize, lacking: "is not a tokenizer",
-                                               action: "tokenize", message: "model '\(model.id)' is not a tokenizer and has no code grid",
-                                               code: "model_cannot_tokenize")
-        }
+        let model = try registry.model(named, capableOf: registry.capable(.tokenize))
+        guard let tokenizer = model.network?.tokenizer else { throw registry.incapableModelError(model, named: named, need: .tokenize) }
         let decodes = try body.decode.get() ?? false
         let scale = try body.scale.get() ?? 1
         let wantsJSON = Self.prefersJSON(request.header("accept"))

@@ -55,7 +55,29 @@ final class ModelChoiceTests: XCTestCase {
         XCTAssertEqual(named.message, "model 'encoder' has no classification head; classifiers: cls-a, cls-b", "a named model is named")
         let reconstruct = try post(service, "/v1/reconstructions", ["input": image])
         XCTAssertEqual(reconstruct.status, 400)
-        XCTAssertEqual(reconstruct.message, "no loaded model can reconstruct: the default model 'encoder' has no pixel decoder")
+        XCTAssertEqual(reconstruct.message, "no loaded model can reconstruct: the default model 'encoder' has no pixel decoder; "
+                       + ModelNeed.reconstruct.remedy)
+    }
+
+    /// When no loaded model can do what a request asks, the answer says how to serve one rather
+    /// than ending at what the model lacks.
+    func testNoCapableModelSaysHowToServeOne() throws {
+        let (service, dir) = try service([("encoder", "encoders/timm_qkv_cls")], defaultModel: "encoder")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let image = try Data(contentsOf: Fixtures.url("images/rgb.png")).base64EncodedString()
+        let tokens = try post(service, "/v1/tokens", ["input": image, "model": "encoder"])
+        XCTAssertEqual(tokens.status, 400)
+        XCTAssertEqual(tokens.message, "model 'encoder' is not a tokenizer and has no code grid; no tokenizer is loaded: "
+                       + "serve a `bootmae-train pretrain --objective peco-tokenizer` run: `bootmae-train export --run RUN --out DIR` "
+                       + "into --models-dir (read at start-up; while serving with --watch-models, or POST /v1/models/{id}/load with --model-control)")
+        let unnamed = try post(service, "/v1/tokens", ["input": image])
+        XCTAssertEqual(unnamed.message, "no tokenizer is loaded: the default model 'encoder' is not a tokenizer and has no code grid; "
+                       + ModelNeed.tokenize.remedy)
+        let classify = try post(service, "/v1/classifications", ["input": image, "model": "encoder"])
+        XCTAssertEqual(classify.message, "model 'encoder' has no classification head; no loaded model can classify: " + ModelNeed.classify.remedy)
+        XCTAssertTrue(ModelNeed.classify.remedy.hasPrefix("serve a `bootmae-train finetune` run"))
+        let reconstruct = try post(service, "/v1/reconstructions", ["input": image, "model": "encoder"])
+        XCTAssertEqual(reconstruct.message, "model 'encoder' has no pixel decoder; no loaded model can reconstruct: " + ModelNeed.reconstruct.remedy)
     }
 
     /// Writes a grayscale copy of the 3-channel MAE fixture as model directory `name`: channel 0 of the

@@ -199,6 +199,25 @@ final class PeCoServiceTests: XCTestCase {
         XCTAssertNil(try card("peco")["tokenizer"])
         XCTAssertEqual(try card("peco-orphan")["capabilities"] as? [String], ["embed"])
         XCTAssertEqual(try card("peco-mismatch")["capabilities"] as? [String], ["embed"])
+        // A stage-2 card names the tokenizer it needs, whether it is served, and, when the pair does
+        // not reconstruct, the error a reconstruction would get (which says what to do).
+        XCTAssertNil(try card("tok")["requires_tokenizer"])
+        let paired = try XCTUnwrap(try card("peco")["requires_tokenizer"] as? [String: Any])
+        XCTAssertEqual(paired["id"] as? String, "tok")
+        XCTAssertEqual(paired["loaded"] as? Bool, true)
+        XCTAssertNil(paired["problem"])
+        let orphan = try XCTUnwrap(try card("peco-orphan")["requires_tokenizer"] as? [String: Any])
+        XCTAssertEqual(orphan["id"] as? String, "missing-tok")
+        XCTAssertEqual(orphan["loaded"] as? Bool, false)
+        XCTAssertNil(try card("peco-orphan")["reconstruction"])
+        let problem = try XCTUnwrap(orphan["problem"] as? [String: String])
+        XCTAssertEqual(problem["code"], "tokenizer_not_loaded")
+        let (_, answer, _) = try call("POST", "/v1/reconstructions", json: ["model": "peco-orphan", "input": png.base64EncodedString()])
+        XCTAssertEqual(problem["message"], (answer?["error"] as? [String: Any])?["message"] as? String, "the card says what the request would be told")
+        let mismatch = try XCTUnwrap(try card("peco-mismatch")["requires_tokenizer"] as? [String: Any])
+        XCTAssertEqual(mismatch["id"] as? String, "tok")
+        XCTAssertEqual(mismatch["loaded"] as? Bool, true)
+        XCTAssertEqual((mismatch["problem"] as? [String: String])?["code"], "tokenizer_mismatch")
     }
 
     /// The stage-2 model's reconstruction: the arg-max of its head at the masked patches, the
@@ -252,10 +271,42 @@ final class PeCoServiceTests: XCTestCase {
         XCTAssertEqual(e2["code"] as? String, "tokenizer_mismatch")
         XCTAssertTrue((e2["message"] as? String ?? "").contains("codebook 8 vs the head's 16 codes"), "\(e2)")
 
-        // The tokenizer itself has no pixel decoder for masked patches.
+        // The tokenizer itself does not reconstruct masked images: the answer points to its own
+        // decoding and to the stage-2 model that reconstructs through it (peco-mismatch names "tok"
+        // too but does not fit it, so it is not offered).
         let (s3, j3, _) = try call("POST", "/v1/reconstructions", json: ["model": "tok", "input": png.base64EncodedString()])
         XCTAssertEqual(s3, 400)
-        XCTAssertEqual((j3?["error"] as? [String: Any])?["code"] as? String, "model_cannot_reconstruct")
+        let e3 = try XCTUnwrap(j3?["error"] as? [String: Any])
+        XCTAssertEqual(e3["code"] as? String, "model_cannot_reconstruct")
+        let m3 = e3["message"] as? String ?? ""
+        XCTAssertTrue(m3.hasPrefix("model 'tok' is a tokenizer: POST /v1/tokens?decode=true returns its decoding"), m3)
+        XCTAssertTrue(m3.contains("trained on its codes (peco);"), m3)
+        XCTAssertFalse(m3.contains("pixel decoder"), m3)
+    }
+
+    /// A stage-2 model asked for codes is pointed to the tokenizer whose codes it predicts.
+    func testStage2AskedForCodesNamesItsTokenizer() throws {
+        let (status, json, _) = try call("POST", "/v1/tokens", json: ["model": "peco-orphan", "input": png.base64EncodedString()])
+        XCTAssertEqual(status, 400)
+        let message = try XCTUnwrap((json?["error"] as? [String: Any])?["message"] as? String)
+        XCTAssertEqual(message, "model 'peco-orphan' is not a tokenizer: it predicts the codes of the tokenizer 'missing-tok'; models that can: tok")
+    }
+
+    /// A PeCo reconstruction is a tokenizer's decoding, not normalized pixels mapped back: `stats`
+    /// changes nothing, so the answer echoes null and the PNG has no X-Stats.
+    func testStatsIsNullWhereItHasNoEffect() throws {
+        let request: [String: Any] = ["model": "peco", "input": png.base64EncodedString(), "mask": [0, 3], "stats": "visible"]
+        let (status, json, _) = try call("POST", "/v1/reconstructions", json: request, headers: ["accept": "application/json"])
+        XCTAssertEqual(status, 200)
+        XCTAssertTrue(json?["stats"] is NSNull, "\(String(describing: json?["stats"]))")
+        let (s2, json2, _) = try call("POST", "/v1/reconstructions", json: request.merging(["stats": "patch"]) { $1 },
+                                      headers: ["accept": "application/json"])
+        XCTAssertEqual(s2, 200)
+        XCTAssertEqual(json?["psnr"] as? Double, json2?["psnr"] as? Double, "the choice of statistics changes nothing here")
+        let (s3, _, response) = try call("POST", "/v1/reconstructions", json: request)
+        XCTAssertEqual(s3, 200)
+        XCTAssertNil(header(response, "X-Stats"))
+        XCTAssertNotNil(header(response, "X-PSNR"))
     }
 
     /// openapi.yaml's TokenRequest, TokenResponse and /v1/tokens query parameters are the implementation's.
@@ -270,7 +321,7 @@ final class PeCoServiceTests: XCTestCase {
             XCTAssertTrue(keys.isSubset(of: Set(spec.properties("TokenResponse").keys)), "\(keys.sorted())")
             XCTAssertTrue(Set(spec.required("TokenResponse")).isSubset(of: keys))
         }
-        let model = try XCTUnwrap(try call("GET", "/v1/models").json?["data"] as? [[String: Any]]).first { $0["id"] as? String == "tok" }
-        XCTAssertTrue(try Set(XCTUnwrap(model).keys).isSubset(of: Set(spec.properties("Model").keys)))
+        let cards = try XCTUnwrap(try call("GET", "/v1/models").json?["data"] as? [[String: Any]])
+        for card in cards { XCTAssertTrue(Set(card.keys).isSubset(of: Set(spec.properties("Model").keys)), "\(card["id"] ?? "?")") }
     }
 }
