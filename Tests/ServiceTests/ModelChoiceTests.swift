@@ -159,5 +159,30 @@ final class ModelChoiceTests: XCTestCase {
         XCTAssertEqual(multipart.status, 400)
         XCTAssertTrue(multipart.message?.hasPrefix("unknown option 'pooling_mode'") ?? false, multipart.message ?? "")
         XCTAssertEqual(try post(service, "/v1/embeddings", body: form("pooling"), contentType: "multipart/form-data; boundary=B").status, 200)
+        // Beside a raw or multipart body an `input` in the query would be ignored: refused.
+        let refusal = "'input' is not a query parameter: send the images in the body (JSON 'input', a raw image body, or multipart file parts)"
+        let image = Data(png).base64EncodedString()
+        XCTAssertEqual(try post(service, "/v1/embeddings", body: png, contentType: "image/png", query: ["input": image]).message, refusal)
+        XCTAssertEqual(try post(service, "/v1/embeddings", body: form("pooling"), contentType: "multipart/form-data; boundary=B",
+                                query: ["input": image]).message, refusal)
+    }
+
+    /// `mask` as a query parameter beside a raw image body: comma-separated patch indices.
+    func testQueryMaskIsAListOfPatchIndices() throws {
+        let (service, dir) = try service([("mae", "pretrain/mae_tiny")], defaultModel: "mae")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let png = [UInt8](try Data(contentsOf: Fixtures.url("images/rgb.png")))
+        let request = ServiceRequest(method: "POST", path: "/v1/reconstructions", query: ["mask": "0, 3,5"],
+                                     headers: ["content-type": "image/png", "accept": "application/json"], body: png)
+        let route = try XCTUnwrap(service.routes.first { $0.method == "POST" && $0.pattern == "/v1/reconstructions" })
+        let done = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var result: ServiceResponse?
+        route.handler(request, [:]) { result = $0; done.signal() }
+        XCTAssertEqual(done.wait(timeout: .now() + 30), .success)
+        let response = try XCTUnwrap(result)
+        XCTAssertEqual(response.status, 200, String(decoding: response.body, as: UTF8.self))
+        let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any])
+        XCTAssertEqual(json["mask"] as? [Int], [0, 3, 5])
+        XCTAssertEqual(json["masking"] as? String, "explicit")
     }
 }
