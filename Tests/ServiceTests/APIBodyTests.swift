@@ -279,6 +279,24 @@ struct OpenAPISchemas {
         }
     }
 
+    /// A schema's `enum` written as a block list (one `- item` per line).
+    func blockEnumeration(_ schema: String) -> [String] {
+        let body = section(schema, indent: 4)
+        guard let start = body.firstIndex(of: "      enum:") else { return [] }
+        return body[(start + 1)...].prefix { $0.hasPrefix("        - ") }.map { $0.dropFirst(10).trimmingCharacters(in: .whitespaces) }
+    }
+
+    /// Each operation's `x-error-codes` under `path`, by method.
+    func errorCodes(_ path: String) -> [String: [String]] {
+        var out: [String: [String]] = [:]
+        var method = ""
+        for line in section(path, indent: 2) {
+            if line.hasPrefix("    ") && !line.hasPrefix("     "), let colon = line.firstIndex(of: ":") { method = line[..<colon].trimmingCharacters(in: .whitespaces) }
+            if line.hasPrefix("      x-error-codes:") { out[method] = Self.list(line) }
+        }
+        return out
+    }
+
     /// The items of the first `[a, b, c]` on a line.
     static func list(_ text: Substring) -> [String] {
         guard let open = text.firstIndex(of: "["), let close = text[open...].firstIndex(of: "]") else { return [] }
