@@ -57,7 +57,7 @@ final class PeCoServiceTests: XCTestCase {
     let png = try! Data(contentsOf: Fixtures.url("images/rgb.png"))
 
     func call(_ method: String, _ path: String, json: [String: Any]? = nil, body raw: [UInt8] = [], query: [String: String] = [:],
-              headers: [String: String] = [:]) throws -> (status: Int, json: [String: Any]?, response: ServiceResponse) {
+              headers: [String: String] = [:], service: Service = PeCoServiceTests.service) throws -> (status: Int, json: [String: Any]?, response: ServiceResponse) {
         var h = headers
         var body = raw
         if let json {
@@ -65,7 +65,7 @@ final class PeCoServiceTests: XCTestCase {
             body = [UInt8](try JSONSerialization.data(withJSONObject: json))
         }
         let request = ServiceRequest(method: method, path: path, query: query, headers: h, body: body)
-        let route = try XCTUnwrap(Self.service.routes.first { $0.method == method && $0.pattern == path })
+        let route = try XCTUnwrap(service.routes.first { $0.method == method && $0.pattern == path })
         let done = DispatchSemaphore(value: 0)
         nonisolated(unsafe) var result: ServiceResponse?
         route.handler(request, [:]) { result = $0; done.signal() }
@@ -171,6 +171,48 @@ final class PeCoServiceTests: XCTestCase {
         let (s3, j3, _) = try call("POST", "/v1/tokens", json: ["model": "tok", "input": [png.base64EncodedString(), png.base64EncodedString()], "decode": true])
         XCTAssertEqual(s3, 400)
         XCTAssertEqual((j3?["error"] as? [String: Any])?["param"] as? String, "input")
+    }
+
+    /// Beside a calibrated pixel decoder with the tokenizer's encoder shape and preprocessing, a
+    /// decoded PNG carries the out-of-distribution percentile (X-OOD-Percentile), as a reconstruction's
+    /// PNG does: the same number as the JSON answer's `ood`.
+    func testDecodedPNGCarriesTheOODPercentile() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("peco-ood-\(getpid())")
+        try? FileManager.default.removeItem(at: dir)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: Self.modelsDir.appendingPathComponent("tok"), to: dir.appendingPathComponent("tok"))
+        let tok = try Self.service.registry.model("tok").config
+        var (encoder, settings) = try MAE.configure(Self.shape, maskRatio: 0.75, flags: ObjectiveFlagValues())
+        (encoder.mean, encoder.std, encoder.depth) = (tok.mean, tok.std, tok.depth)   // the tokenizer's encoder has its own depth
+        let mae = PretrainingNetwork(config: PretrainingConfig(MAE.self, encoder: encoder, settings: settings))
+        mae.initialize(seed: 9)
+        let maeDir = dir.appendingPathComponent("mae")
+        try PretrainingDirectory.save(mae, to: maeDir)
+        let measure = try XCTUnwrap(mae.defaultErrorProtocol(seeds: 2))
+        let inputs = try [png, photo].map { try input($0).data }
+        let errors = mae.maskedPatchErrors(Tensor(shape: [2, 1, 8, 8], data: inputs.flatMap { $0 }), protocol: measure)
+        try JSONEncoder().encode(ReconstructionErrorCalibration(measure: measure, dataset: "fixtures", errors: errors))
+            .write(to: maeDir.appendingPathComponent(ReconstructionErrorCalibration.fileName))
+        let service = Service(registry: try ModelRegistry(directory: dir.path, defaultModel: "tok"),
+                              limits: .init(maxBatch: 4, maxDelay: 0.002, maxQueue: 16), options: Service.Options())
+        service.markReady()
+        let cards = try XCTUnwrap(try call("GET", "/v1/models", service: service).json?["data"] as? [[String: Any]])
+        let card = try XCTUnwrap(cards.first { $0["id"] as? String == "tok" })
+        XCTAssertEqual((card["ood_score"] as? [String: Any])?["reference_model"] as? String, "mae", "the MAE scores the tokenizer's inputs")
+
+        let (s1, json, _) = try call("POST", "/v1/tokens", json: ["model": "tok", "input": photo.base64EncodedString()], service: service)
+        XCTAssertEqual(s1, 200)
+        let ood = try XCTUnwrap((json?["data"] as? [[String: Any]])?.first?["ood"] as? [String: Any])
+        let percentile = try XCTUnwrap(ood["percentile"] as? Double)
+        let (s2, _, response) = try call("POST", "/v1/tokens", json: ["model": "tok", "input": photo.base64EncodedString(), "decode": true],
+                                         service: service)
+        XCTAssertEqual(s2, 200)
+        XCTAssertEqual(header(response, "Content-Type"), "image/png")
+        XCTAssertEqual(header(response, "X-OOD-Percentile"), String(format: "%.1f", percentile))
+        // Without calibration (the shared fixture service), no header.
+        let (_, _, plain) = try call("POST", "/v1/tokens", json: ["model": "tok", "input": photo.base64EncodedString(), "decode": true])
+        XCTAssertNil(header(plain, "X-OOD-Percentile"))
     }
 
     func testModelsThatCannotTokenizeSayWhichCan() throws {
