@@ -28,4 +28,8 @@ enum ReconstructionStats: String, Codable, CaseIterable, Sendable {
     var statistics: Reconstruction.Statistics {
         switch self { case .patch: .patch; case .visible: .visible }
     }
+
+    init(_ statistics: Reconstruction.Statistics) {
+        switch statistics { case .patch: self = .patch; case .visible: self = .visible }
+    }
 }

@@ -140,7 +140,9 @@ struct ReconstructionResponse: Codable {
     var maskRatio: Double
     var patches: Int
     var grid: Int
-    var stats: ReconstructionStats
+    /// The statistics the prediction was mapped back with; null when the model predicts pixels
+    /// themselves (no normalized-pixel target), where `stats` has no effect.
+    var stats: Nullable<ReconstructionStats>
     var masking: Masking
     /// The seed the mask was drawn with; null for an explicit mask.
     var seed: Nullable<Int>
@@ -244,6 +246,9 @@ struct ModelCard: Codable {
     var reconstruction: ReconstructionDefaults?
     /// Only for tokenizers (`/v1/tokens`).
     var tokenizer: TokenizerFacts?
+    /// Only for stage-2 code predictors (PeCo): the tokenizer they reconstruct through, and why
+    /// they cannot reconstruct now when they cannot.
+    var requiresTokenizer: TokenizerRequirement?
     /// What the model was made for, when its config.json says (`intended_input`).
     var intendedInput: IntendedInput?
     /// How its answers' `ood` scores are measured; absent when they have none.
@@ -253,7 +258,7 @@ struct ModelCard: Codable {
 
     enum CodingKeys: String, CodingKey {
         case id, object, created, modelVersion = "model_version", weightsSHA256 = "weights_sha256", ownedBy = "owned_by", isDefault = "default", capabilities, architecture, embedding,
-             preprocessing, limits, provenance, labels, reconstruction, tokenizer, intendedInput = "intended_input", oodScore = "ood_score", inference
+             preprocessing, limits, provenance, labels, reconstruction, tokenizer, requiresTokenizer = "requires_tokenizer", intendedInput = "intended_input", oodScore = "ood_score", inference
     }
 
     struct Inference: Codable {
@@ -269,6 +274,22 @@ struct ModelCard: Codable {
         var grid: Int
         var patches: Int
         enum CodingKeys: String, CodingKey { case codebookSize = "codebook_size", grid, patches }
+    }
+
+    struct TokenizerRequirement: Codable {
+        /// The model id (directory name under --models-dir) the tokenizer must be served as; null
+        /// when the model's config.json names no tokenizer.
+        var id: Nullable<String>
+        /// Whether a tokenizer is served under that id.
+        var loaded: Bool
+        /// The error a reconstruction would get now (`tokenizer_not_loaded`, `tokenizer_mismatch`),
+        /// which says what to do; absent while the pair reconstructs.
+        var problem: Problem?
+
+        struct Problem: Codable {
+            var code: String
+            var message: String
+        }
     }
 
     struct OODScoring: Codable {

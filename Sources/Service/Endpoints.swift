@@ -45,12 +45,8 @@ extension Service {
     func classifications(_ request: ServiceRequest, _ respond: @escaping Respond) throws {
         let (images, body) = try decode(ClassificationRequest.self, request)
         let named = try body.model.get()
-        let model = try registry.model(named, capableOf: \.canClassify)
-        guard model.canClassify, let labels = model.config.labels else {
-            throw registry.incapableModelError(model, named: named, capable: \.canClassify, lacking: "has no classification head",
-                                               action: "classify", message: "model '\(model.id)' has no classification head",
-                                               listLabel: "classifiers", code: "model_cannot_classify")
-        }
+        let model = try registry.model(named, capableOf: registry.capable(.classify))
+        guard model.canClassify, let labels = model.config.labels else { throw registry.incapableModelError(model, named: named, need: .classify) }
         let k = min(try body.topK.get() ?? 5, labels.count)
         let prepared = try modelInputs(images, for: model)
         let tensors = prepared.map(\.tensor)
@@ -85,8 +81,17 @@ extension Service {
 
     func modelCard(_ m: LoadedModel) -> ModelCard {
         let c = m.config
-        // A stage-2 code predictor reconstructs while its tokenizer is served beside it.
-        let reconstructor = m.network?.reconstructor ?? (try? registry.reconstructor(for: m)) ?? nil
+        // A stage-2 code predictor reconstructs while its tokenizer is served beside it; otherwise
+        // its card says which tokenizer it needs, with the error a reconstruction would get.
+        let pairing = Result { try registry.reconstructor(for: m) }
+        let reconstructor = (try? pairing.get()) ?? nil
+        let requiresTokenizer = m.network?.codePredictor.map { predictor in
+            let name = ModelRegistry.tokenizerName(of: predictor)
+            var problem: ModelCard.TokenizerRequirement.Problem?
+            if case .failure(let error as APIError) = pairing { problem = .init(code: error.code, message: error.message) }
+            return ModelCard.TokenizerRequirement(id: Nullable(name), loaded: name.map { registry.models[$0]?.canTokenize == true } ?? false,
+                                                  problem: problem)
+        }
         let capabilities = Capability.allCases.filter { m.capabilities.contains($0) || ($0 == .reconstruct && reconstructor != nil) }
         return ModelCard(
             id: m.id, created: m.created, modelVersion: m.version, weightsSHA256: m.weightsSHA256, isDefault: m.id == registry.defaultModel, capabilities: capabilities,
@@ -104,6 +109,7 @@ extension Service {
                 .init(defaultMaskRatio: Double($0.maskedCount) / Double(c.numPatches), defaultMasking: $0.defaultMasking, patches: c.numPatches)
             },
             tokenizer: m.network?.tokenizer.map { .init(codebookSize: $0.codebookSize, grid: c.gridSize, patches: c.numPatches) },
+            requiresTokenizer: requiresTokenizer,
             intendedInput: m.intendedInput,
             oodScore: (options.oodScores ? registry.oodReference(for: m) : nil).flatMap { ref in ref.calibration.map {
                 .init(referenceModel: ref.id, calibrationImages: $0.errors.count, dataset: $0.dataset, metric: $0.metric, protocol: $0.measure,

@@ -242,30 +242,6 @@ public final class ModelRegistry: @unchecked Sendable {
         return m
     }
 
-    /// The 400 for a request whose model (named, or chosen by `model(_:capableOf:)`) cannot do what it
-    /// asks: without a name, `unnamedModelError`; with one, "<message>; <listLabel>: a, b" naming the
-    /// loaded models that can. The one place classifications, reconstructions and tokens word it.
-    func incapableModelError(_ model: LoadedModel, named: String?, capable: (LoadedModel) -> Bool, lacking: String,
-                             action: String, message: String, listLabel: String = "models that can", code: String) -> APIError {
-        let able = models.values.filter(capable).map(\.id).sorted()
-        if named == nil {
-            return unnamedModelError(default: model, lacking: lacking, action: action, able: able, code: code)
-        }
-        return APIError.invalid(message + (able.isEmpty ? "" : "; \(listLabel): \(able.joined(separator: ", "))"),
-                                param: "model", code: code)
-    }
-
-    /// The 400 of a request that named no model when the default cannot do what it asks (and no
-    /// single other model could): it says so and lists the models that can, rather than talking
-    /// about a default model the user never chose.
-    func unnamedModelError(default model: LoadedModel, lacking: String, action: String, able: [String], code: String) -> APIError {
-        let message = able.isEmpty
-            ? "no loaded model can \(action): the default model '\(model.id)' \(lacking)"
-            : "no model was named and the default model '\(model.id)' \(lacking); \(able.count) loaded models can \(action) "
-                + "(\(able.joined(separator: ", "))): name one with 'model'"
-        return APIError.invalid(message, param: "model", code: code)
-    }
-
     /// The model a request for a capability runs on: the one it names; else the default model
     /// when it has the capability, or else the only model that has it (so the default
     /// pretraining model does not make an unnamed classification fail next to a classifier).

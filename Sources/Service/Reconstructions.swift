@@ -12,12 +12,10 @@ extension Service {
         let named = try body.model.get()
         let decoded = try decodeImages(images)
         let channels = InputChecks.isColourful(decoded[0].image) ? 3 : 1
-        let model = try registry.model(named, capableOf: registry.canReconstruct, channels: channels)
+        let model = try registry.model(named, capableOf: registry.capable(.reconstruct), channels: channels)
         // A stage-2 code predictor reconstructs through its tokenizer: a 400 says which one is missing.
         guard let network = model.network, let reconstructor = try registry.reconstructor(for: model) else {
-            throw registry.incapableModelError(model, named: named, capable: registry.canReconstruct, lacking: "has no pixel decoder",
-                                               action: "reconstruct", message: "model '\(model.id)' has no pixel decoder and cannot reconstruct",
-                                               code: "model_cannot_reconstruct")
+            throw registry.incapableModelError(model, named: named, need: .reconstruct)
         }
         let c = model.config
         let n = c.numPatches
@@ -49,7 +47,7 @@ extension Service {
                         func b64(_ image: Image) throws -> String { Data(try PNGEncoder.encode(image.upscaledNearest(factor: scale))).base64EncodedString() }
                         respond(Self.versioned(.json(ReconstructionResponse(
                             model: model.id, modelVersion: model.version, mask: masked, maskRatio: Double(masked.count) / Double(n), patches: n, grid: c.gridSize,
-                            stats: stats, masking: masking, seed: Nullable(seed), mse: mse, psnr: psnr, scale: scale,
+                            stats: Nullable(r.statistics.map(ReconstructionStats.init)), masking: masking, seed: Nullable(seed), mse: mse, psnr: psnr, scale: scale,
                             errors: errors.map(Nullable.init), warnings: warnings, ood: score,
                             images: .init(strip: Data(try PNGEncoder.encode(strip)).base64EncodedString(),
                                           original: try b64(figure.original), masked: try b64(figure.masked),
@@ -59,8 +57,9 @@ extension Service {
                     } else {
                         var response = ServiceResponse.png(try PNGEncoder.encode(strip))
                         response.headers += [("X-Mask-Ratio", String(format: "%.4f", Double(masked.count) / Double(n))),
-                                             ("X-PSNR", String(format: "%.3f", psnr)), ("X-Stats", stats.rawValue),
+                                             ("X-PSNR", String(format: "%.3f", psnr)),
                                              ("X-Panels", "original,masked,reconstruction,reconstruction+visible,error_heatmap")]
+                        if let applied = r.statistics { response.headers.append(("X-Stats", applied.rawValue)) }
                         if !warnings.isEmpty { response.headers.append(("X-Warnings", warnings.map(\.code).joined(separator: ","))) }
                         if let score { response.headers.append(("X-OOD-Percentile", String(format: "%.1f", score.percentile))) }
                         respond(Self.versioned(response, model))

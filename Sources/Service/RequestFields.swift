@@ -185,16 +185,21 @@ struct RequestFields {
     }
 
     /// A list of numbers (an item that is not one is nil: the handler names what it needed), or a
-    /// string: an image (base64 or a data URI; the only form a query parameter or form field can take).
+    /// string: comma-separated numbers (the list form of a query parameter or form field, `0,1,14`),
+    /// else an image (base64 or a data URI, which always hold a letter or a symbol other than a comma).
     func numbersOrImage(_ key: some CodingKey, neither message: String) throws -> Field<MaskInput> {
         let name = key.stringValue
         let error = APIError.invalid(message, param: name)
+        func parse(_ s: String) -> MaskInput {
+            let isList = s.contains(where: \.isNumber) && s.allSatisfy { $0.isASCII && ($0.isNumber || $0 == "," || $0 == " ") }
+            return isList ? .indices(s.split(separator: ",", omittingEmptySubsequences: false).map { Double($0.trimmingCharacters(in: .whitespaces)) }) : .image(s)
+        }
         switch source(key) {
         case .absent: return Field(nil)
-        case .string(let s): return Field(.image(s))
+        case .string(let s): return Field(parse(s))
         case .json(let body, let k):
             if try body.decodeNil(forKey: k) { return Field(nil) }
-            if let s = try Self.attempt(String.self, body, k) { return Field(.image(s)) }
+            if let s = try Self.attempt(String.self, body, k) { return Field(parse(s)) }
             guard let items = try Self.attempt([AnyJSON].self, body, k) else { return try Self.refuse(body, k, error) }
             return Field(.indices(items.map(\.number)))
         }

@@ -191,6 +191,12 @@ public final class Service: @unchecked Sendable {
                 return (try items.enumerated().map { try ImageInputs.decode($0.element, index: $0.offset) }, body)
             }
         }
+        // Beside a raw or multipart body the images are the body's, so an `input` in the query would
+        // be ignored: refused. (Beside a JSON body without one it stands in for the body's, as it always did.)
+        if request.query["input"] != nil {
+            throw APIError.invalid("'input' is not a query parameter: send the images in the body (JSON 'input', "
+                                   + "a raw image body, or multipart file parts)", param: "input", code: "unknown_parameter")
+        }
         switch contentType {
         case "image/png", "image/jpeg", "image/jpg", "application/octet-stream":
             guard !request.body.isEmpty else { throw APIError.invalid("the image body is empty") }

@@ -96,9 +96,6 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
         e.headers = [("Retry-After", "1")]  // the queue was long, not broken: a retry may well succeed
         return e
     }
-    public static func unavailable(_ message: String) -> APIError {
-        APIError(status: 503, type: "server_error", code: "unavailable", message: message)
-    }
     public static func unauthorized() -> APIError {
         var e = APIError(status: 401, type: "authentication_error", code: "invalid_api_key",
                          message: "missing or invalid API key: send 'Authorization: Bearer <key>'")

@@ -12,12 +12,8 @@ extension Service {
     func tokens(_ request: ServiceRequest, _ respond: @escaping Respond) throws {
         let (images, body) = try decode(TokenRequest.self, request)
         let named = try body.model.get()
-        let model = try registry.model(named, capableOf: \.canTokenize)
-        guard let tokenizer = model.network?.tokenizer else {
-            throw registry.incapableModelError(model, named: named, capable: \.canTokenize, lacking: "is not a tokenizer",
-                                               action: "tokenize", message: "model '\(model.id)' is not a tokenizer and has no code grid",
-                                               code: "model_cannot_tokenize")
-        }
+        let model = try registry.model(named, capableOf: registry.capable(.tokenize))
+        guard let tokenizer = model.network?.tokenizer else { throw registry.incapableModelError(model, named: named, need: .tokenize) }
         let decodes = try body.decode.get() ?? false
         let scale = try body.scale.get() ?? 1
         let wantsJSON = Self.prefersJSON(request.header("accept"))
@@ -43,6 +39,7 @@ extension Service {
                         response.headers += [("X-PSNR", String(format: "%.3f", decoded[0].psnr)), ("X-Grid", String(c.gridSize)),
                                              ("X-Codebook-Size", String(tokenizer.codebookSize))]
                         if !warnings.isEmpty { response.headers.append(("X-Warnings", warnings.map(\.code).joined(separator: ","))) }
+                        if let score = scores?.first { response.headers.append(("X-OOD-Percentile", String(format: "%.1f", score.percentile))) }
                         return respond(Self.versioned(response, model))
                     }
                     let data = try grids.enumerated().map { i, codes in

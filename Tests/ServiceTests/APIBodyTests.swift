@@ -18,7 +18,8 @@ extension ServiceTests {
     /// string, JSON true/false count as 1/0 and 1/0 as booleans, null is absent, the body wins over
     /// the query, an explicit mask makes mask_ratio/seed/masking irrelevant, and of several faults the
     /// one the handler checks first is reported. Values that used to trap (top_k 1e300, scale 1e300)
-    /// are clamped or refused.
+    /// are clamped or refused. Changed since (review 12, B12): a `mask` string of comma-separated
+    /// numbers is a list of patch indices (the list form of a query parameter).
     func testOptionRulesAreUnchanged() {
         let p = "\"\(png.base64EncodedString())\""
         let e = "/v1/embeddings", c = "/v1/classifications", r = "/v1/reconstructions"
@@ -75,8 +76,11 @@ extension ServiceTests {
             (c, "{\"input\": \(p), \"model\": \"encoder\", \"top_k\": 0}", [:], 400, "model",
              "model 'encoder' has no classification head; classifiers: classifier"),
             (r, "{\"input\": [\(p)]}", [:], 400, "input", "'input' must be one image here, not a list"),
-            (r, "{\"input\": \(p), \"mask\": \"1,2\"}", [:], 400, "mask", "mask is not valid base64"),
-            (r, "{\"input\": \(p)}", ["mask": "1,2"], 400, "mask", "mask is not valid base64"),
+            (r, "{\"input\": \(p), \"mask\": \"1,2\"}", [:], 200, nil, nil),
+            (r, "{\"input\": \(p)}", ["mask": "1, 2,63"], 200, nil, nil),
+            (r, "{\"input\": \(p)}", ["mask": "1,,2"], 400, "mask", "'mask' holds patch indices 0..<64 (row-major on the 8×8 grid)"),
+            (r, "{\"input\": \(p)}", ["mask": "1,64"], 400, "mask", "'mask' holds patch indices 0..<64 (row-major on the 8×8 grid)"),
+            (r, "{\"input\": \(p)}", ["mask": "1,x"], 400, "mask", "mask is not valid base64"),
             (r, "{\"input\": \(p), \"mask\": {\"a\": 1}}", [:], 400, "mask", "'mask' must be a list of patch indices or a mask image (base64 or a data URI)"),
             (r, "{\"input\": \(p), \"mask\": [1, \"2\"]}", [:], 400, "mask", "'mask' holds patch indices 0..<64 (row-major on the 8×8 grid)"),
             (r, "{\"input\": \(p), \"mask\": [true, 2e0]}", [:], 200, nil, nil),
@@ -166,11 +170,10 @@ extension ServiceTests {
         XCTAssertEqual(names(EmbeddingRequest.CodingKeys.self), Set(spec.properties("EmbeddingRequest").keys))
         XCTAssertEqual(names(ClassificationRequest.CodingKeys.self), Set(spec.properties("ClassificationRequest").keys))
         XCTAssertEqual(names(ReconstructionRequest.CodingKeys.self), Set(spec.properties("ReconstructionRequest").keys))
+        // Every option but `input` is also a query parameter, and the contract lists each.
         for (path, keys) in [("/v1/embeddings", names(EmbeddingRequest.CodingKeys.self)), ("/v1/classifications", names(ClassificationRequest.CodingKeys.self)),
-                             ("/v1/reconstructions", names(ReconstructionRequest.CodingKeys.self))] {
-            let query = spec.queryParameters(path)
-            XCTAssertFalse(query.isEmpty, path)
-            XCTAssertTrue(Set(query).isSubset(of: keys), path)
+                             ("/v1/reconstructions", names(ReconstructionRequest.CodingKeys.self)), ("/v1/tokens", names(TokenRequest.CodingKeys.self))] {
+            XCTAssertEqual(Set(spec.queryParameters(path)), keys.subtracting(["input"]), path)
         }
         XCTAssertEqual(spec.enumeration("EmbeddingRequest", "pooling"), cases(Pooling.self))
         XCTAssertEqual(spec.enumeration("EmbeddingRequest", "encoding_format"), cases(EncodingFormat.self))
@@ -274,6 +277,24 @@ struct OpenAPISchemas {
             guard line.contains("in: query"), let name = line.components(separatedBy: "name: ").dropFirst().first else { return nil }
             return name.components(separatedBy: ",").first
         }
+    }
+
+    /// A schema's `enum` written as a block list (one `- item` per line).
+    func blockEnumeration(_ schema: String) -> [String] {
+        let body = section(schema, indent: 4)
+        guard let start = body.firstIndex(of: "      enum:") else { return [] }
+        return body[(start + 1)...].prefix { $0.hasPrefix("        - ") }.map { $0.dropFirst(10).trimmingCharacters(in: .whitespaces) }
+    }
+
+    /// Each operation's `x-error-codes` under `path`, by method.
+    func errorCodes(_ path: String) -> [String: [String]] {
+        var out: [String: [String]] = [:]
+        var method = ""
+        for line in section(path, indent: 2) {
+            if line.hasPrefix("    ") && !line.hasPrefix("     "), let colon = line.firstIndex(of: ":") { method = line[..<colon].trimmingCharacters(in: .whitespaces) }
+            if line.hasPrefix("      x-error-codes:") { out[method] = Self.list(line) }
+        }
+        return out
     }
 
     /// The items of the first `[a, b, c]` on a line.

@@ -55,7 +55,29 @@ final class ModelChoiceTests: XCTestCase {
         XCTAssertEqual(named.message, "model 'encoder' has no classification head; classifiers: cls-a, cls-b", "a named model is named")
         let reconstruct = try post(service, "/v1/reconstructions", ["input": image])
         XCTAssertEqual(reconstruct.status, 400)
-        XCTAssertEqual(reconstruct.message, "no loaded model can reconstruct: the default model 'encoder' has no pixel decoder")
+        XCTAssertEqual(reconstruct.message, "no loaded model can reconstruct: the default model 'encoder' has no pixel decoder; "
+                       + ModelNeed.reconstruct.remedy)
+    }
+
+    /// When no loaded model can do what a request asks, the answer says how to serve one rather
+    /// than ending at what the model lacks.
+    func testNoCapableModelSaysHowToServeOne() throws {
+        let (service, dir) = try service([("encoder", "encoders/timm_qkv_cls")], defaultModel: "encoder")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let image = try Data(contentsOf: Fixtures.url("images/rgb.png")).base64EncodedString()
+        let tokens = try post(service, "/v1/tokens", ["input": image, "model": "encoder"])
+        XCTAssertEqual(tokens.status, 400)
+        XCTAssertEqual(tokens.message, "model 'encoder' is not a tokenizer and has no code grid; no tokenizer is loaded: "
+                       + "serve a `bootmae-train pretrain --objective peco-tokenizer` run: `bootmae-train export --run RUN --out DIR` "
+                       + "into --models-dir (read at start-up; while serving with --watch-models, or POST /v1/models/{id}/load with --model-control)")
+        let unnamed = try post(service, "/v1/tokens", ["input": image])
+        XCTAssertEqual(unnamed.message, "no tokenizer is loaded: the default model 'encoder' is not a tokenizer and has no code grid; "
+                       + ModelNeed.tokenize.remedy)
+        let classify = try post(service, "/v1/classifications", ["input": image, "model": "encoder"])
+        XCTAssertEqual(classify.message, "model 'encoder' has no classification head; no loaded model can classify: " + ModelNeed.classify.remedy)
+        XCTAssertTrue(ModelNeed.classify.remedy.hasPrefix("serve a `bootmae-train finetune` run"))
+        let reconstruct = try post(service, "/v1/reconstructions", ["input": image, "model": "encoder"])
+        XCTAssertEqual(reconstruct.message, "model 'encoder' has no pixel decoder; no loaded model can reconstruct: " + ModelNeed.reconstruct.remedy)
     }
 
     /// Writes a grayscale copy of the 3-channel MAE fixture as model directory `name`: channel 0 of the
@@ -137,5 +159,30 @@ final class ModelChoiceTests: XCTestCase {
         XCTAssertEqual(multipart.status, 400)
         XCTAssertTrue(multipart.message?.hasPrefix("unknown option 'pooling_mode'") ?? false, multipart.message ?? "")
         XCTAssertEqual(try post(service, "/v1/embeddings", body: form("pooling"), contentType: "multipart/form-data; boundary=B").status, 200)
+        // Beside a raw or multipart body an `input` in the query would be ignored: refused.
+        let refusal = "'input' is not a query parameter: send the images in the body (JSON 'input', a raw image body, or multipart file parts)"
+        let image = Data(png).base64EncodedString()
+        XCTAssertEqual(try post(service, "/v1/embeddings", body: png, contentType: "image/png", query: ["input": image]).message, refusal)
+        XCTAssertEqual(try post(service, "/v1/embeddings", body: form("pooling"), contentType: "multipart/form-data; boundary=B",
+                                query: ["input": image]).message, refusal)
+    }
+
+    /// `mask` as a query parameter beside a raw image body: comma-separated patch indices.
+    func testQueryMaskIsAListOfPatchIndices() throws {
+        let (service, dir) = try service([("mae", "pretrain/mae_tiny")], defaultModel: "mae")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let png = [UInt8](try Data(contentsOf: Fixtures.url("images/rgb.png")))
+        let request = ServiceRequest(method: "POST", path: "/v1/reconstructions", query: ["mask": "0, 3,5"],
+                                     headers: ["content-type": "image/png", "accept": "application/json"], body: png)
+        let route = try XCTUnwrap(service.routes.first { $0.method == "POST" && $0.pattern == "/v1/reconstructions" })
+        let done = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var result: ServiceResponse?
+        route.handler(request, [:]) { result = $0; done.signal() }
+        XCTAssertEqual(done.wait(timeout: .now() + 30), .success)
+        let response = try XCTUnwrap(result)
+        XCTAssertEqual(response.status, 200, String(decoding: response.body, as: UTF8.self))
+        let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any])
+        XCTAssertEqual(json["mask"] as? [Int], [0, 3, 5])
+        XCTAssertEqual(json["masking"] as? String, "explicit")
     }
 }

@@ -57,7 +57,7 @@ final class PeCoServiceTests: XCTestCase {
     let png = try! Data(contentsOf: Fixtures.url("images/rgb.png"))
 
     func call(_ method: String, _ path: String, json: [String: Any]? = nil, body raw: [UInt8] = [], query: [String: String] = [:],
-              headers: [String: String] = [:]) throws -> (status: Int, json: [String: Any]?, response: ServiceResponse) {
+              headers: [String: String] = [:], service: Service = PeCoServiceTests.service) throws -> (status: Int, json: [String: Any]?, response: ServiceResponse) {
         var h = headers
         var body = raw
         if let json {
@@ -65,7 +65,7 @@ final class PeCoServiceTests: XCTestCase {
             body = [UInt8](try JSONSerialization.data(withJSONObject: json))
         }
         let request = ServiceRequest(method: method, path: path, query: query, headers: h, body: body)
-        let route = try XCTUnwrap(Self.service.routes.first { $0.method == method && $0.pattern == path })
+        let route = try XCTUnwrap(service.routes.first { $0.method == method && $0.pattern == path })
         let done = DispatchSemaphore(value: 0)
         nonisolated(unsafe) var result: ServiceResponse?
         route.handler(request, [:]) { result = $0; done.signal() }
@@ -173,6 +173,48 @@ final class PeCoServiceTests: XCTestCase {
         XCTAssertEqual((j3?["error"] as? [String: Any])?["param"] as? String, "input")
     }
 
+    /// Beside a calibrated pixel decoder with the tokenizer's encoder shape and preprocessing, a
+    /// decoded PNG carries the out-of-distribution percentile (X-OOD-Percentile), as a reconstruction's
+    /// PNG does: the same number as the JSON answer's `ood`.
+    func testDecodedPNGCarriesTheOODPercentile() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("peco-ood-\(getpid())")
+        try? FileManager.default.removeItem(at: dir)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: Self.modelsDir.appendingPathComponent("tok"), to: dir.appendingPathComponent("tok"))
+        let tok = try Self.service.registry.model("tok").config
+        var (encoder, settings) = try MAE.configure(Self.shape, maskRatio: 0.75, flags: ObjectiveFlagValues())
+        (encoder.mean, encoder.std, encoder.depth) = (tok.mean, tok.std, tok.depth)   // the tokenizer's encoder has its own depth
+        let mae = PretrainingNetwork(config: PretrainingConfig(MAE.self, encoder: encoder, settings: settings))
+        mae.initialize(seed: 9)
+        let maeDir = dir.appendingPathComponent("mae")
+        try PretrainingDirectory.save(mae, to: maeDir)
+        let measure = try XCTUnwrap(mae.defaultErrorProtocol(seeds: 2))
+        let inputs = try [png, photo].map { try input($0).data }
+        let errors = mae.maskedPatchErrors(Tensor(shape: [2, 1, 8, 8], data: inputs.flatMap { $0 }), protocol: measure)
+        try JSONEncoder().encode(ReconstructionErrorCalibration(measure: measure, dataset: "fixtures", errors: errors))
+            .write(to: maeDir.appendingPathComponent(ReconstructionErrorCalibration.fileName))
+        let service = Service(registry: try ModelRegistry(directory: dir.path, defaultModel: "tok"),
+                              limits: .init(maxBatch: 4, maxDelay: 0.002, maxQueue: 16), options: Service.Options())
+        service.markReady()
+        let cards = try XCTUnwrap(try call("GET", "/v1/models", service: service).json?["data"] as? [[String: Any]])
+        let card = try XCTUnwrap(cards.first { $0["id"] as? String == "tok" })
+        XCTAssertEqual((card["ood_score"] as? [String: Any])?["reference_model"] as? String, "mae", "the MAE scores the tokenizer's inputs")
+
+        let (s1, json, _) = try call("POST", "/v1/tokens", json: ["model": "tok", "input": photo.base64EncodedString()], service: service)
+        XCTAssertEqual(s1, 200)
+        let ood = try XCTUnwrap((json?["data"] as? [[String: Any]])?.first?["ood"] as? [String: Any])
+        let percentile = try XCTUnwrap(ood["percentile"] as? Double)
+        let (s2, _, response) = try call("POST", "/v1/tokens", json: ["model": "tok", "input": photo.base64EncodedString(), "decode": true],
+                                         service: service)
+        XCTAssertEqual(s2, 200)
+        XCTAssertEqual(header(response, "Content-Type"), "image/png")
+        XCTAssertEqual(header(response, "X-OOD-Percentile"), String(format: "%.1f", percentile))
+        // Without calibration (the shared fixture service), no header.
+        let (_, _, plain) = try call("POST", "/v1/tokens", json: ["model": "tok", "input": photo.base64EncodedString(), "decode": true])
+        XCTAssertNil(header(plain, "X-OOD-Percentile"))
+    }
+
     func testModelsThatCannotTokenizeSayWhichCan() throws {
         let (status, json, _) = try call("POST", "/v1/tokens", json: ["model": "peco", "input": png.base64EncodedString()])
         XCTAssertEqual(status, 400)
@@ -199,6 +241,25 @@ final class PeCoServiceTests: XCTestCase {
         XCTAssertNil(try card("peco")["tokenizer"])
         XCTAssertEqual(try card("peco-orphan")["capabilities"] as? [String], ["embed"])
         XCTAssertEqual(try card("peco-mismatch")["capabilities"] as? [String], ["embed"])
+        // A stage-2 card names the tokenizer it needs, whether it is served, and, when the pair does
+        // not reconstruct, the error a reconstruction would get (which says what to do).
+        XCTAssertNil(try card("tok")["requires_tokenizer"])
+        let paired = try XCTUnwrap(try card("peco")["requires_tokenizer"] as? [String: Any])
+        XCTAssertEqual(paired["id"] as? String, "tok")
+        XCTAssertEqual(paired["loaded"] as? Bool, true)
+        XCTAssertNil(paired["problem"])
+        let orphan = try XCTUnwrap(try card("peco-orphan")["requires_tokenizer"] as? [String: Any])
+        XCTAssertEqual(orphan["id"] as? String, "missing-tok")
+        XCTAssertEqual(orphan["loaded"] as? Bool, false)
+        XCTAssertNil(try card("peco-orphan")["reconstruction"])
+        let problem = try XCTUnwrap(orphan["problem"] as? [String: String])
+        XCTAssertEqual(problem["code"], "tokenizer_not_loaded")
+        let (_, answer, _) = try call("POST", "/v1/reconstructions", json: ["model": "peco-orphan", "input": png.base64EncodedString()])
+        XCTAssertEqual(problem["message"], (answer?["error"] as? [String: Any])?["message"] as? String, "the card says what the request would be told")
+        let mismatch = try XCTUnwrap(try card("peco-mismatch")["requires_tokenizer"] as? [String: Any])
+        XCTAssertEqual(mismatch["id"] as? String, "tok")
+        XCTAssertEqual(mismatch["loaded"] as? Bool, true)
+        XCTAssertEqual((mismatch["problem"] as? [String: String])?["code"], "tokenizer_mismatch")
     }
 
     /// The stage-2 model's reconstruction: the arg-max of its head at the masked patches, the
@@ -252,25 +313,55 @@ final class PeCoServiceTests: XCTestCase {
         XCTAssertEqual(e2["code"] as? String, "tokenizer_mismatch")
         XCTAssertTrue((e2["message"] as? String ?? "").contains("codebook 8 vs the head's 16 codes"), "\(e2)")
 
-        // The tokenizer itself has no pixel decoder for masked patches.
+        // The tokenizer itself does not reconstruct masked images: the answer points to its own
+        // decoding and to the stage-2 model that reconstructs through it (peco-mismatch names "tok"
+        // too but does not fit it, so it is not offered).
         let (s3, j3, _) = try call("POST", "/v1/reconstructions", json: ["model": "tok", "input": png.base64EncodedString()])
         XCTAssertEqual(s3, 400)
-        XCTAssertEqual((j3?["error"] as? [String: Any])?["code"] as? String, "model_cannot_reconstruct")
+        let e3 = try XCTUnwrap(j3?["error"] as? [String: Any])
+        XCTAssertEqual(e3["code"] as? String, "model_cannot_reconstruct")
+        let m3 = e3["message"] as? String ?? ""
+        XCTAssertTrue(m3.hasPrefix("model 'tok' is a tokenizer: POST /v1/tokens?decode=true returns its decoding"), m3)
+        XCTAssertTrue(m3.contains("trained on its codes (peco);"), m3)
+        XCTAssertFalse(m3.contains("pixel decoder"), m3)
+    }
+
+    /// A stage-2 model asked for codes is pointed to the tokenizer whose codes it predicts.
+    func testStage2AskedForCodesNamesItsTokenizer() throws {
+        let (status, json, _) = try call("POST", "/v1/tokens", json: ["model": "peco-orphan", "input": png.base64EncodedString()])
+        XCTAssertEqual(status, 400)
+        let message = try XCTUnwrap((json?["error"] as? [String: Any])?["message"] as? String)
+        XCTAssertEqual(message, "model 'peco-orphan' is not a tokenizer: it predicts the codes of the tokenizer 'missing-tok'; models that can: tok")
+    }
+
+    /// A PeCo reconstruction is a tokenizer's decoding, not normalized pixels mapped back: `stats`
+    /// changes nothing, so the answer echoes null and the PNG has no X-Stats.
+    func testStatsIsNullWhereItHasNoEffect() throws {
+        let request: [String: Any] = ["model": "peco", "input": png.base64EncodedString(), "mask": [0, 3], "stats": "visible"]
+        let (status, json, _) = try call("POST", "/v1/reconstructions", json: request, headers: ["accept": "application/json"])
+        XCTAssertEqual(status, 200)
+        XCTAssertTrue(json?["stats"] is NSNull, "\(String(describing: json?["stats"]))")
+        let (s2, json2, _) = try call("POST", "/v1/reconstructions", json: request.merging(["stats": "patch"]) { $1 },
+                                      headers: ["accept": "application/json"])
+        XCTAssertEqual(s2, 200)
+        XCTAssertEqual(json?["psnr"] as? Double, json2?["psnr"] as? Double, "the choice of statistics changes nothing here")
+        let (s3, _, response) = try call("POST", "/v1/reconstructions", json: request)
+        XCTAssertEqual(s3, 200)
+        XCTAssertNil(header(response, "X-Stats"))
+        XCTAssertNotNil(header(response, "X-PSNR"))
     }
 
     /// openapi.yaml's TokenRequest, TokenResponse and /v1/tokens query parameters are the implementation's.
     func testTokensMatchOpenAPI() throws {
         let spec = try OpenAPISchemas(URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../openapi.yaml"))
         XCTAssertEqual(Set(TokenRequest.CodingKeys.allCases.map(\.stringValue)), Set(spec.properties("TokenRequest").keys))
-        XCTAssertTrue(Set(spec.queryParameters("/v1/tokens")).isSubset(of: Set(TokenRequest.CodingKeys.allCases.map(\.stringValue))))
-        XCTAssertFalse(spec.queryParameters("/v1/tokens").isEmpty)
         for answer in [try call("POST", "/v1/tokens", json: ["input": png.base64EncodedString()]).json,
                        try call("POST", "/v1/tokens", json: ["input": png.base64EncodedString(), "decode": true], headers: ["accept": "application/json"]).json] {
             let keys = try Set(XCTUnwrap(answer).keys)
             XCTAssertTrue(keys.isSubset(of: Set(spec.properties("TokenResponse").keys)), "\(keys.sorted())")
             XCTAssertTrue(Set(spec.required("TokenResponse")).isSubset(of: keys))
         }
-        let model = try XCTUnwrap(try call("GET", "/v1/models").json?["data"] as? [[String: Any]]).first { $0["id"] as? String == "tok" }
-        XCTAssertTrue(try Set(XCTUnwrap(model).keys).isSubset(of: Set(spec.properties("Model").keys)))
+        let cards = try XCTUnwrap(try call("GET", "/v1/models").json?["data"] as? [[String: Any]])
+        for card in cards { XCTAssertTrue(Set(card.keys).isSubset(of: Set(spec.properties("Model").keys)), "\(card["id"] ?? "?")") }
     }
 }

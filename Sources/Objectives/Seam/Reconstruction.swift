@@ -15,6 +15,10 @@ public struct Reconstruction: Sendable {
     /// Per image, the code grid that was decoded, when the reconstruction went through a
     /// tokenizer's codes (`TokenDecodedReconstructor`: predicted at masked patches); nil otherwise.
     public var codes: [[Int]]? = nil
+    /// The statistics that mapped the prediction back to pixels; nil when the decoder predicts
+    /// pixels themselves (no per-patch normalization: a tokenizer's decoding, MAE without
+    /// norm_pix_loss), where the choice changes nothing.
+    public var statistics: Statistics? = nil
 
     /// Which statistics map a normalized-pixel prediction back to pixels.
     public enum Statistics: String, Sendable, Codable {
@@ -104,7 +108,7 @@ extension PretrainingNetwork {
         return Reconstruction(plan: plan, patchDim: dim, normalizedPrediction: prediction, normalizedTarget: target,
                               pixels: displayPixels(prediction, statistics: normalizedOutput ? (stats, groupSize) : nil),
                               truth: displayPixels(patches, statistics: nil),
-                              codes: output.codes)
+                              codes: output.codes, statistics: normalizedOutput ? statistics : nil)
     }
 
     /// A mask as the objective trains with (its masking and masked count), drawn from `rng`;

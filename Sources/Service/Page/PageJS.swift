@@ -231,11 +231,26 @@ function runAll() {
   runEmbedding();
 }
 
+// Why a model cannot reconstruct, as the server would answer: a tokenizer decodes its codes at
+// /v1/tokens and reconstructs masked images through the stage-2 models trained on them; a stage-2
+// model needs its tokenizer served beside it (its card's requires_tokenizer says what is wrong).
+function whyNoReconstruction(m) {
+  const able = state.models.filter((x) => x.capabilities.includes('reconstruct')).map((x) => x.id);
+  const others = able.length ? ' Models that reconstruct: ' + able.join(', ') + '.' : '';
+  if (m.capabilities.includes('tokenize')) {
+    const stage2 = state.models.filter((x) => x.requires_tokenizer && x.requires_tokenizer.id === m.id && x.capabilities.includes('reconstruct')).map((x) => x.id);
+    return m.id + ' is a tokenizer: POST /v1/tokens?decode=true returns its decoding of an image\'s codes; masked reconstructions come from '
+      + 'a stage-2 model trained on its codes (' + (stage2.length ? stage2.join(', ') : 'none is loaded') + ').' + others;
+  }
+  const needs = m.requires_tokenizer;
+  if (needs && needs.problem) return needs.problem.message + '.' + others;
+  return m.id + ' has no pixel decoder.' + others;
+}
+
 async function runReconstruction() {
   const m = state.model, note = $('recon-note'), body = $('recon-body');
   if (!m.capabilities.includes('reconstruct')) {
-    const able = state.models.filter((x) => x.capabilities.includes('reconstruct')).map((x) => x.id);
-    note.textContent = m.id + ' has no pixel decoder' + (able.length ? '; models that reconstruct: ' + able.join(', ') : '') + '.';
+    note.textContent = whyNoReconstruction(m);
     note.hidden = false; body.hidden = true; setCard('recon-card', 'idle');
     return;
   }
