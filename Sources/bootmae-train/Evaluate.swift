@@ -144,6 +144,9 @@ struct Export: ParsableCommand {
             if !summary.runFinished {
                 FileHandle.standardError.write(Data("warning: \(runFolder) has not finished (no result.json with stoppedEarly false); exported its latest checkpoint\n".utf8))
             }
+            if let warning = Exporter.halfTokenizerWarning(run: runFolder, half: half) {
+                FileHandle.standardError.write(Data((warning + "\n").utf8))
+            }
             if summary.kind == .classifier, let warning = Exporter.nearChanceWarning(run: runFolder) {
                 FileHandle.standardError.write(Data((warning + "\n").utf8))
             }

@@ -3,6 +3,7 @@ import Foundation
 import Tensor
 import ViT
 import ImageKit
+import Checkpoint
 @testable import Service
 import Objectives
 import TestSupport
@@ -29,21 +30,30 @@ final class PeCoServiceTests: XCTestCase {
         var rng = SeededRandom(seed: 4)
         (tok.objective as! PeCoTokenizer).quantizer.codebook.fill { rng.normal() }   // initialize leaves it at zero
         try! PretrainingDirectory.save(tok, to: dir.appendingPathComponent("tok"))
-        // Stage-2 models: one whose tokenizer is served (trained elsewhere against a folder named
-        // "tok"), one whose tokenizer is not, and one whose head does not fit the served "tok".
-        func stage2(_ name: String, tokenizer: String, vocab: Int, seed: UInt64) {
+        // Stage-2 models: one whose tokenizer is served (exported: named by directory, with the
+        // hash of its weights file), one from before the hash was recorded (trained elsewhere against
+        // a folder named "tok"), one whose tokenizer is not served, one whose head does not fit the
+        // served "tok", and one trained on another export of "tok" (another hash).
+        func stage2(_ name: String, tokenizer: String, sha256: String? = nil, vocab: Int, seed: UInt64) {
             var (encoder, _) = try! PeCo.configure(shape, maskRatio: 0.4, flags: ObjectiveFlagValues())
             (encoder.mean, encoder.std) = (tokEncoder.mean, tokEncoder.std)
-            let settings = PeCo.Settings(vocabSize: vocab, numMaskPatches: 6, tokenizer: tokenizer)
+            let settings = PeCo.Settings(vocabSize: vocab, numMaskPatches: 6, tokenizer: tokenizer, tokenizerSHA256: sha256)
             let net = PretrainingNetwork(config: PretrainingConfig(PeCo.self, encoder: encoder, settings: settings))
             net.initialize(seed: seed)
             try! PretrainingDirectory.save(net, to: dir.appendingPathComponent(name))
         }
-        stage2("peco", tokenizer: "/training/machine/exports/tok", vocab: 8, seed: 5)
+        stage2("peco", tokenizer: "tok", sha256: tokSHA256(dir), vocab: 8, seed: 5)
+        stage2("peco-legacy", tokenizer: "/training/machine/exports/tok", vocab: 8, seed: 5)
         stage2("peco-orphan", tokenizer: "/training/machine/exports/missing-tok", vocab: 8, seed: 6)
         stage2("peco-mismatch", tokenizer: "/elsewhere/tok", vocab: 16, seed: 7)
+        stage2("peco-stale", tokenizer: "tok", sha256: String(String(repeating: "0123456789ab", count: 6).prefix(64)), vocab: 8, seed: 8)
         return dir
     }()
+
+    /// The served tokenizer's `weights_sha256`.
+    static func tokSHA256(_ dir: URL) -> String {
+        SHA256.hex(try! SHA256.digest(ofFile: dir.appendingPathComponent("tok").appendingPathComponent(ModelDirectory.weightsName).path))
+    }
 
     static let service: Service = {
         let registry = try! ModelRegistry(directory: modelsDir.path, defaultModel: "peco")
@@ -197,8 +207,10 @@ final class PeCoServiceTests: XCTestCase {
         XCTAssertEqual(try card("peco")["capabilities"] as? [String], ["embed", "reconstruct"])
         XCTAssertEqual((try card("peco")["reconstruction"] as? [String: Any])?["default_masking"] as? String, "block")
         XCTAssertNil(try card("peco")["tokenizer"])
+        XCTAssertEqual(try card("peco-legacy")["capabilities"] as? [String], ["embed", "reconstruct"], "no hash: paired by name")
         XCTAssertEqual(try card("peco-orphan")["capabilities"] as? [String], ["embed"])
         XCTAssertEqual(try card("peco-mismatch")["capabilities"] as? [String], ["embed"])
+        XCTAssertEqual(try card("peco-stale")["capabilities"] as? [String], ["embed"])
     }
 
     /// The stage-2 model's reconstruction: the arg-max of its head at the masked patches, the
@@ -238,19 +250,36 @@ final class PeCoServiceTests: XCTestCase {
         XCTAssertEqual(header(png2, "X-Panels"), "original,masked,reconstruction,reconstruction+visible,error_heatmap")
     }
 
+    /// A missing or different tokenizer is the operator's to fix: 503 `server_error`, with the code
+    /// saying which and the message what to serve.
     func testStage2WithoutItsTokenizerSaysWhatIsMissing() throws {
         let (status, json, _) = try call("POST", "/v1/reconstructions", json: ["model": "peco-orphan", "input": png.base64EncodedString()])
-        XCTAssertEqual(status, 400)
+        XCTAssertEqual(status, 503)
         let error = try XCTUnwrap(json?["error"] as? [String: Any])
         XCTAssertEqual(error["code"] as? String, "tokenizer_not_loaded")
+        XCTAssertEqual(error["type"] as? String, "server_error")
         let message = error["message"] as? String ?? ""
         XCTAssertTrue(message.contains("'missing-tok'") && message.contains("loaded tokenizers: tok"), message)
 
         let (s2, j2, _) = try call("POST", "/v1/reconstructions", json: ["model": "peco-mismatch", "input": png.base64EncodedString()])
-        XCTAssertEqual(s2, 400)
+        XCTAssertEqual(s2, 503)
         let e2 = try XCTUnwrap(j2?["error"] as? [String: Any])
         XCTAssertEqual(e2["code"] as? String, "tokenizer_mismatch")
+        XCTAssertEqual(e2["type"] as? String, "server_error")
         XCTAssertTrue((e2["message"] as? String ?? "").contains("codebook 8 vs the head's 16 codes"), "\(e2)")
+
+        // Trained on another export of "tok": both hashes' first 12 digits, and the remedy.
+        let (s4, j4, _) = try call("POST", "/v1/reconstructions", json: ["model": "peco-stale", "input": png.base64EncodedString()])
+        XCTAssertEqual(s4, 503)
+        let e4 = try XCTUnwrap(j4?["error"] as? [String: Any])
+        XCTAssertEqual(e4["code"] as? String, "tokenizer_mismatch")
+        let m4 = e4["message"] as? String ?? ""
+        let served = String(Self.tokSHA256(Self.modelsDir).prefix(12))
+        XCTAssertTrue(m4.contains(served) && m4.contains("0123456789ab") && !m4.contains(Self.tokSHA256(Self.modelsDir).prefix(13)), m4)
+        XCTAssertTrue(m4.contains("Serve the export the model was trained with") && m4.contains("fp16 re-export (--half)"), m4)
+
+        // Configs from before the hash was recorded still pair by name.
+        XCTAssertEqual(try call("POST", "/v1/reconstructions", json: ["model": "peco-legacy", "input": png.base64EncodedString()]).status, 200)
 
         // The tokenizer itself has no pixel decoder for masked patches.
         let (s3, j3, _) = try call("POST", "/v1/reconstructions", json: ["model": "tok", "input": png.base64EncodedString()])

@@ -95,18 +95,37 @@ final class PeCoTokenizerTrainingTests: TrainingTestCase {
         XCTAssertEqual(codes, (trained.objective as! PeCoTokenizer).codes(images))
         XCTAssertNil(tokenizer.perceptual)
 
-        try checkStageTwo(tokenizer: out)
+        // An fp32 export is the same bytes each time (what the hash a stage 2 records relies on);
+        // `--half` of a tokenizer is warned about.
+        let again = scratch.appendingPathComponent("export-again")
+        _ = try Exporter.export(run: straight.url.path, to: again.path, half: false, overwrite: false)
+        XCTAssertEqual(try Data(contentsOf: again.appendingPathComponent(ModelDirectory.weightsName)),
+                       try Data(contentsOf: out.appendingPathComponent(ModelDirectory.weightsName)))
+        XCTAssertNil(Exporter.halfTokenizerWarning(run: straight.url.path, half: false))
+        XCTAssertTrue(try XCTUnwrap(Exporter.halfTokenizerWarning(run: straight.url.path, half: true)).contains("different codes"))
+
+        try checkStageTwo(tokenizer: out, tokenizerRun: straight.url)
     }
 
     /// Stage 2 on the exported tokenizer through the trainer: K and the grid come from the
     /// tokenizer, the first loss is near ln K, mlm_acc is logged, and the export is a plain encoder.
-    func checkStageTwo(tokenizer: URL) throws {
+    /// The config records the hash of the tokenizer's weights file; the export names the
+    /// tokenizer by its directory name and refuses when that tokenizer was re-exported since.
+    func checkStageTwo(tokenizer: URL, tokenizerRun: URL) throws {
         let (bare, bareSettings) = try PeCo.configure(shape, maskRatio: 0.4, flags: ObjectiveFlagValues())
         XCTAssertEqual(PretrainingConfig(PeCo.self, encoder: bare, settings: bareSettings).validationErrors(),
                        ["peco needs --tokenizer DIR: a tokenizer trained with --objective peco-tokenizer (then exported)"])
+        // A run folder is not an export: its checkpoint is never what the server loads.
+        let runFlags = try ObjectiveFlagValues(parsing: ["--tokenizer", tokenizerRun.path], declared: PeCo.flags, objective: PeCo.name)
+        XCTAssertThrowsError(try PeCo.configure(shape, maskRatio: PeCo.defaultMaskRatio, flags: runFlags)) {
+            XCTAssertTrue("\($0)".contains("is not a tokenizer export"), "\($0)")
+        }
         let flags = try ObjectiveFlagValues(parsing: ["--tokenizer", tokenizer.path], declared: PeCo.flags, objective: PeCo.name)
         let (encoder, settings) = try PeCo.configure(shape, maskRatio: PeCo.defaultMaskRatio, flags: flags)
-        XCTAssertEqual(settings, PeCo.Settings(vocabSize: 64, numMaskPatches: 20, tokenizer: tokenizer.standardizedFileURL.path))
+        let weights = tokenizer.appendingPathComponent(ModelDirectory.weightsName).path
+        let digest = SHA256.hex(try SHA256.digest(ofFile: weights))
+        XCTAssertEqual(settings, PeCo.Settings(vocabSize: 64, numMaskPatches: 20, tokenizer: tokenizer.standardizedFileURL.path,
+                                               tokenizerSHA256: digest))
         XCTAssertEqual(encoder.layerScaleInit, 0.1)
         let options = try PeCo.options(flags: flags, epochs: 1)
         XCTAssertEqual(options, PeCo.Options())
@@ -124,8 +143,40 @@ final class PeCoTokenizerTrainingTests: TrainingTestCase {
         _ = try Exporter.export(run: run.url.path, to: out.path, half: false, overwrite: false)
         let network = try PretrainingDirectory.load(out)
         XCTAssertEqual(network.config.objective, PeCo.name)
+        // Shipped: the tokenizer by its directory name, with the hash; no training machine's path
+        // in config.json or the card.
+        XCTAssertEqual(network.config.settings(of: PeCo.self),
+                       PeCo.Settings(vocabSize: 64, numMaskPatches: 20, tokenizer: "export", tokenizerSHA256: digest))
         let card = try String(contentsOf: out.appendingPathComponent("MODEL_CARD.md"), encoding: .utf8)
+        let shippedConfig = try String(contentsOf: out.appendingPathComponent(ModelDirectory.configName), encoding: .utf8)
+        for text in [card, shippedConfig] {
+            XCTAssertFalse(text.contains(tokenizer.path), text)
+            XCTAssertTrue(text.contains(digest), text)
+        }
         XCTAssertTrue(card.contains("(PeCo), without a pixel decoder of its own"), card)
+
+        // A config from before the hash was recorded exports with it.
+        let legacy = try RunDirectory(scratch.appendingPathComponent("peco-legacy").path, mode: .fresh)
+        for name in [RunDirectory.checkpointName, "recipe.json"] {
+            try FileManager.default.copyItem(at: run.file(name), to: legacy.file(name))
+        }
+        var old = try PretrainingDirectory.readConfig(run.url)
+        old.settings = PeCo.Settings(vocabSize: 64, numMaskPatches: 20, tokenizer: tokenizer.standardizedFileURL.path)
+        try JSONEncoder().encode(old).write(to: legacy.file(ModelDirectory.configName))
+        XCTAssertNil(try PretrainingDirectory.readConfig(legacy.url).settings(of: PeCo.self)?.tokenizerSHA256)
+        let legacyOut = scratch.appendingPathComponent("peco-legacy-export")
+        _ = try Exporter.export(run: legacy.url.path, to: legacyOut.path, half: false, overwrite: false)
+        XCTAssertEqual(try PretrainingDirectory.readConfig(legacyOut).settings(of: PeCo.self)?.tokenizerSHA256, digest)
+
+        // The tokenizer re-exported in fp16 where stage 2 trained on it: the export refuses, naming both hashes.
+        _ = try Exporter.export(run: tokenizerRun.path, to: tokenizer.path, half: true, overwrite: true)
+        let halfDigest = SHA256.hex(try SHA256.digest(ofFile: weights))
+        XCTAssertNotEqual(halfDigest, digest)
+        XCTAssertThrowsError(try Exporter.export(run: run.url.path, to: out.path, half: false, overwrite: true)) {
+            let message = "\($0)"
+            XCTAssertTrue(message.contains("not the one this stage-2 run trained against") && message.contains(String(digest.prefix(12)))
+                          && message.contains(String(halfDigest.prefix(12))), message)
+        }
         var rng = SeededRandom(seed: 2)
         let images = Tensor(shape: [2, 1, 28, 28], data: (0..<(2 * 784)).map { _ in rng.normal() })
         XCTAssertEqual(network.encoder.embed(images).shape, [2, 32])

@@ -15,8 +15,11 @@ public protocol ImageTokenizing: Sendable {
 /// An objective that predicts a tokenizer's codes at masked patches (BEiT-style stage 2): with
 /// that tokenizer it reconstructs masked images (`TokenDecodedReconstructor`).
 public protocol CodePredicting: Sendable {
-    /// The tokenizer whose codes it predicts, as its config names it (a path).
+    /// The tokenizer whose codes it predicts, as its config names it (a path, or an export's
+    /// directory name).
     var tokenizerReference: String? { get }
+    /// SHA-256 (hex) of the tokenizer's weights file it trained on, when its config records it.
+    var tokenizerSHA256: String? { get }
     /// K of the prediction head.
     var vocabularySize: Int { get }
     /// The arg-max code of every patch `masks` hides (per image, true = masked); visible patches get -1.

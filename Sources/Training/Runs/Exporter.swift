@@ -54,9 +54,16 @@ public enum Exporter {
         let meta = ["exported_from": run.url.path, "exporter": "bootmae-train export", "step": checkpoint.metadata["step"] ?? "?"]
         let parameters: ParameterList
         let serves: ModelCard.Serves
+        /// The config the card shows, when the export's differs from the run's (settings rewritten by `exported()`).
+        var architecture: String?
         switch kind {
         case .pretraining:
-            let config = try PretrainingDirectory.readConfig(run.url)
+            var config = try PretrainingDirectory.readConfig(run.url)
+            let recorded = config
+            do { config.settings = try config.settings.exported() } catch let e as SettingsExportError {
+                throw ExportError(description: e.description)
+            }
+            if !config.settings.isEqual(to: recorded.settings) { architecture = String(decoding: try prettyJSON(config), as: UTF8.self) }
             let network = try PretrainingDirectory.network(config: config, weights: checkpoint, ignoring: ["optim."])
             let objective = network.objectiveType.displayName
             if let encoder = network.objective.exportedEncoder {
@@ -85,7 +92,7 @@ public enum Exporter {
         }
         if let input { try writeIntendedInput(input, into: tmp.appendingPathComponent(ModelDirectory.configName)) }
         let card = ModelCard.render(name: name ?? dest.lastPathComponent, serves: serves, run: run, checkpoint: checkpoint, dtype: dtype,
-                                    intended: input)
+                                    intended: input, architecture: architecture)
         try AtomicFile.write(Data(card.utf8), to: tmp.appendingPathComponent("MODEL_CARD.md"))
         // Swap the new folder into place.
         if fm.fileExists(atPath: dest.path) {
@@ -100,6 +107,18 @@ public enum Exporter {
         let bytes = (try? fm.attributesOfItem(atPath: dest.appendingPathComponent(ModelDirectory.weightsName).path)[.size] as? Int) ?? 0
         return Summary(kind: kind, path: dest.path, tensors: parameters.count, bytes: bytes, dtype: dtype.rawValue,
                        runFinished: run.isFinished)
+    }
+
+    /// A warning for `--half` on a tokenizer run. Warned, not refused: an fp16 tokenizer is a
+    /// sound tokenizer of its own (`/v1/tokens`, or stage 2 trained on that export), but its codes
+    /// differ from the fp32 export's at near-ties, so it cannot stand in for the export a stage-2
+    /// model learned from (whose hash that model's config records, and the server compares).
+    public static func halfTokenizerWarning(run path: String, half: Bool) -> String? {
+        guard half, let config = try? PretrainingDirectory.readConfig(URL(fileURLWithPath: path)),
+              config.settings(of: PeCoTokenizer.self) != nil else { return nil }
+        return "warning: an fp16 tokenizer gives different codes than its fp32 export at near-ties: serve it beside a stage-2 "
+            + "(peco) model only if that model trained on this very export (its config.json tokenizer_sha256); to ship the "
+            + "tokenizer a stage 2 trained on, copy that export or export the run again without --half (the same bytes)"
     }
 
     /// A warning when a classifier run's test top-1 (its eval.json, else the fine-tune's last epoch)
@@ -178,15 +197,16 @@ enum ModelCard {
         var canCalibrate: Bool { if case .withPixelDecoder = self { return true } else { return false } }
     }
 
+    /// `architecture`: the exported config.json when it differs from the run's (default: the run's).
     static func render(name: String, serves: Serves, run: RunDirectory, checkpoint: SafeTensorsFile, dtype: SafeTensorsFile.DType,
-                       intended input: IntendedInput? = nil) -> String {
+                       intended input: IntendedInput? = nil, architecture: String? = nil) -> String {
         func file(_ n: String) -> String? { try? String(contentsOf: run.file(n), encoding: .utf8) }
         let seconds = checkpoint.metadata["train_seconds"].flatMap(Double.init)
         var s = "# \(name)\n\n"
         s += serves.sentence + "\n\n"
         s += "- Exported from run `\(run.url.lastPathComponent)` at step \(checkpoint.metadata["step"] ?? "?"), weights stored as \(dtype.rawValue).\n"
         if let seconds { s += "- Training wall time: \(ProgressReporter.duration(seconds)) (all invocations).\n" }
-        s += "\n## Architecture\n\n```json\n\(file("config.json") ?? "{}")\n```\n"
+        s += "\n## Architecture\n\n```json\n\(architecture ?? file("config.json") ?? "{}")\n```\n"
         s += "\n## Data and recipe\n\n```json\n\(file("recipe.json") ?? "{}")\n```\n"
         if let commands = file("commands.txt") { s += "\n## Commands\n\n```\n\(commands)```\n" }
         var metrics = ""
