@@ -81,9 +81,31 @@ final class PeCoTokenizerTrainingTests: TrainingTestCase {
         XCTAssertGreaterThan(perplexities.last!, 1)
         XCTAssertTrue(metrics.allSatisfy { ($0["dead_share"] as? NSNumber).map { (0...1).contains($0.doubleValue) } ?? false })
 
-        // The export: the tokenizer alone, loadable, with the run's codes.
+        // The tokenizer's own numbers as `tokenizer-eval` writes them (on 32 test images; the probe's
+        // top-1 set by hand, since fitting one here would only slow the test).
+        let trainedTokenizer = try PretrainingDirectory.network(config: try PretrainingDirectory.readConfig(straight.url), weights: a,
+                                                                ignoring: ["optim."])
+        let measured = try TokenizerEvaluator(tokenizer: try XCTUnwrap(trainedTokenizer.tokenizer), config: config.encoder)
+            .measure(SubsetDataset(try Datasets.open(Self.fashionMNIST, split: .test), count: 32), decode: true, label: "codes")
+        let evaluation = TokenizerEvaluationResult(codebookSize: 64, test: measured, probe: nil)
+        var json = try XCTUnwrap(try JSONSerialization.jsonObject(with: try JSONEncoder().encode(evaluation)) as? [String: Any])
+        json["bagOfCodesProbe"] = ["top1": 0.4321]
+        try JSONSerialization.data(withJSONObject: json).write(to: straight.file("tokenizer.json"))
+
+        // The export: the tokenizer alone, loadable, with the run's codes; its card says what it
+        // serves and shows its numbers.
         let out = scratch.appendingPathComponent("export")
         _ = try Exporter.export(run: straight.url.path, to: out.path, half: false, overwrite: false)
+        let tokenizerCard = try String(contentsOf: out.appendingPathComponent("MODEL_CARD.md"), encoding: .utf8)
+        for phrase in ["An image tokenizer (PeCo tokenizer): a ViT encoder and a codebook of 64 codes give an image a 7×7 grid",
+                       "`POST /v1/tokens`", "`POST /v1/tokens?decode=true`",
+                       String(format: "| PSNR through the codes | %.2f dB |", evaluation.psnr),
+                       String(format: "| code perplexity | %.1f of 64 codes |", evaluation.perplexity),
+                       String(format: "| unused codes | %.1f%% |", 100 * evaluation.unusedShare),
+                       "| bag-of-codes linear probe top-1 | 43.21% |", "`tokenizer.json`:"] {
+            XCTAssertTrue(tokenizerCard.contains(phrase), "\(phrase) in\n\(tokenizerCard)")
+        }
+        XCTAssertFalse(tokenizerCard.contains("without a pixel decoder"), tokenizerCard)
         let exported = try SafeTensorsFile(contentsOf: out.appendingPathComponent(ModelDirectory.weightsName))
         XCTAssertFalse(exported.names.contains { $0.hasPrefix("perceptual.") })
         XCTAssertTrue(exported.names.contains("quantizer.codebook"))
@@ -153,7 +175,9 @@ final class PeCoTokenizerTrainingTests: TrainingTestCase {
             XCTAssertFalse(text.contains(tokenizer.path), text)
             XCTAssertTrue(text.contains(digest), text)
         }
-        XCTAssertTrue(card.contains("(PeCo), without a pixel decoder of its own"), card)
+        XCTAssertTrue(card.contains("(PeCo), without a pixel decoder of its own: it predicts the codes of the tokenizer `export` "
+                                    + "(weights SHA-256 \(digest.prefix(12))…)"), card)
+        XCTAssertTrue(card.contains("served beside it as the model directory `export`"), card)
 
         // A config from before the hash was recorded exports with it.
         let legacy = try RunDirectory(scratch.appendingPathComponent("peco-legacy").path, mode: .fresh)

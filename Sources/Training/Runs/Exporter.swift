@@ -74,7 +74,7 @@ public enum Exporter {
             } else {
                 // What the objective serves (e.g. BootMAE's online network without its momentum encoder).
                 parameters = network.exportParameters
-                serves = network.canReconstruct ? .withPixelDecoder(objective: objective) : .withoutPixelDecoder(objective: objective)
+                serves = ModelCard.Serves(network: network)
                 try ModelDirectory.save(config: config.encoder, parameters: parameters, to: tmp, dtype: dtype, metadata: meta)
                 try AtomicFile.write(try prettyJSON(config), to: tmp.appendingPathComponent(ModelDirectory.configName))
             }
@@ -171,9 +171,13 @@ enum ModelCard {
     enum Serves {
         /// Encoder and pixel decoder (BootMAE, MAE, LoMaR).
         case withPixelDecoder(objective: String)
-        /// The whole pretraining network, without a pixel decoder of its own (PeCo's stage 2, whose
-        /// predicted codes only its tokenizer turns into pixels).
+        /// The whole pretraining network, without a pixel decoder of its own.
         case withoutPixelDecoder(objective: String)
+        /// A stage-2 network predicting the codes of the tokenizer exported as the directory
+        /// `tokenizer` (PeCo), which turns them into pixels when it is served beside it.
+        case codePredictor(objective: String, tokenizer: String, tokenizerSHA256: String?)
+        /// A tokenizer: images to code grids and back (PeCo's stage 1).
+        case tokenizer(objective: String, codebookSize: Int, grid: Int)
         /// One encoder of the pretraining network (iBOT's teacher).
         case encoderOnly(objective: String)
         case classifier
@@ -183,13 +187,37 @@ enum ModelCard {
             case .withPixelDecoder(let objective):
                 return "A ViT pretrained with masked image modeling (\(objective): encoder + pixel decoder): serves embeddings and masked-image reconstructions."
             case .withoutPixelDecoder(let objective):
-                return "A ViT pretrained with masked image modeling (\(objective)), without a pixel decoder of its own: serves embeddings; "
-                    + "its reconstructions need the tokenizer it was trained against."
+                return "A ViT pretrained with masked image modeling (\(objective)), without a pixel decoder of its own: serves embeddings."
+            case .codePredictor(let objective, let tokenizer, let sha):
+                return "A ViT pretrained with masked image modeling (\(objective)), without a pixel decoder of its own: it predicts the codes "
+                    + "of the tokenizer `\(tokenizer)`\(sha.map { " (weights SHA-256 \($0.prefix(12))…)" } ?? ""). Serves embeddings, and "
+                    + "masked-image reconstructions (`POST /v1/reconstructions`: its predicted codes decoded by that tokenizer) when the "
+                    + "tokenizer export it was trained on is served beside it as the model directory `\(tokenizer)`."
+            case .tokenizer(let objective, let codes, let grid):
+                return "An image tokenizer (\(objective)): a ViT encoder and a codebook of \(codes) codes give an image a \(grid)×\(grid) grid "
+                    + "of codes, one per patch, and its decoder turns a grid back into an image. Serves `POST /v1/tokens` (the code grid) "
+                    + "and `POST /v1/tokens?decode=true` (the decoding of those codes as a PNG, with its PSNR), and embeddings; the "
+                    + "stage-2 models trained on this export reconstruct through it when it is served under this directory name."
             case .encoderOnly(let objective):
                 return "A ViT encoder pretrained with \(objective) and exported alone, without a pixel decoder: serves embeddings "
                     + "(reconstruction requests get a 400 that names the models that can)."
             case .classifier:
                 return "A ViT classifier fine-tuned from a masked-image-modeling encoder (or trained from scratch): serves embeddings and labels."
+            }
+        }
+
+        /// What an exported pretraining network serves, from what its objective can do.
+        init(network: PretrainingNetwork) {
+            let objective = network.objectiveType.displayName
+            if let tokenizer = network.tokenizer {
+                self = .tokenizer(objective: objective, codebookSize: tokenizer.codebookSize, grid: network.config.encoder.gridSize)
+            } else if network.canReconstruct {
+                self = .withPixelDecoder(objective: objective)
+            } else if let predictor = network.codePredictor, let reference = predictor.tokenizerReference {
+                self = .codePredictor(objective: objective, tokenizer: URL(fileURLWithPath: reference).lastPathComponent,
+                                      tokenizerSHA256: predictor.tokenizerSHA256)
+            } else {
+                self = .withoutPixelDecoder(objective: objective)
             }
         }
 
@@ -230,7 +258,7 @@ enum ModelCard {
     }
 
     /// The result files a run folder may hold, in the order the card shows them.
-    static let metricFiles = ["result.json", "history.json", "eval.json", "eval-random.json", "linprobe.json", "knn.json"]
+    static let metricFiles = ["result.json", "history.json", "eval.json", "eval-random.json", "linprobe.json", "knn.json", "tokenizer.json"]
 
     /// One line per headline number found in the run folder's result files.
     static func summary(run: RunDirectory) -> String {
@@ -247,6 +275,15 @@ enum ModelCard {
         }
         if let top1 = number("knn.json", "top1") { lines.append(String(format: "| k-NN top-1 (frozen) | %.2f%% |", 100 * top1)) }
         if let top1 = number("linprobe.json", "top1") { lines.append(String(format: "| linear probe top-1 (frozen) | %.2f%% |", 100 * top1)) }
+        // A tokenizer's own numbers (`tokenizer-eval`).
+        if let psnr = number("tokenizer.json", "psnr") { lines.append(String(format: "| PSNR through the codes | %.2f dB |", psnr)) }
+        if let perplexity = number("tokenizer.json", "perplexity"), let codes = number("tokenizer.json", "codebookSize") {
+            lines.append(String(format: "| code perplexity | %.1f of %d codes |", perplexity, Int(codes)))
+        }
+        if let unused = number("tokenizer.json", "unusedShare") { lines.append(String(format: "| unused codes | %.1f%% |", 100 * unused)) }
+        if let top1 = ((object("tokenizer.json")?["bagOfCodesProbe"] as? [String: Any])?["top1"] as? NSNumber)?.doubleValue {
+            lines.append(String(format: "| bag-of-codes linear probe top-1 | %.2f%% |", 100 * top1))
+        }
         return lines.isEmpty ? "" : "| metric (test split) | value |\n|---|---|\n" + lines.joined(separator: "\n") + "\n"
     }
 }
