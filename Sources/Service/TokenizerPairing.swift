@@ -39,19 +39,8 @@ extension ModelRegistry {
                 + (loaded.isEmpty ? "" : " (loaded tokenizers: \(loaded.joined(separator: ", ")))"),
                 code: "tokenizer_not_loaded", param: "model")
         }
-        let (a, b) = (model.config, tokenizer.config)
-        var differences: [String] = []
-        if let trained = predictor.tokenizerSHA256, trained != tokenizer.weightsSHA256 {
-            differences.append("its weights have SHA-256 \(tokenizer.weightsSHA256.prefix(12))…, the model trained on \(trained.prefix(12))… "
-                + "(config.json tokenizer_sha256)")
-        }
-        if codes.codebookSize != predictor.vocabularySize {
-            differences.append("codebook \(codes.codebookSize) vs the head's \(predictor.vocabularySize) codes")
-        }
-        if (a.imgSize, a.patchSize, a.inChans) != (b.imgSize, b.patchSize, b.inChans) {
-            differences.append("\(b.imgSize) px / patch \(b.patchSize) / \(b.inChans) channels vs \(a.imgSize) / \(a.patchSize) / \(a.inChans)")
-        }
-        if a.mean != b.mean || a.std != b.std { differences.append("input normalization (mean/std)") }
+        let differences = predictor.pairingDifferences(encoder: model.config, tokenizer: codes, tokenizerEncoder: tokenizer.config,
+                                                       weightsSHA256: tokenizer.weightsSHA256)
         guard differences.isEmpty else {
             throw APIError.misconfigured("the served tokenizer '\(name)' is not the one model '\(model.id)' was trained against: "
                 + differences.joined(separator: "; ") + ". Serve the export the model was trained with as '\(name)'; an fp16 "

@@ -252,6 +252,34 @@ final class PeCoServiceTests: XCTestCase {
 
     /// A missing or different tokenizer is the operator's to fix: 503 `server_error`, with the code
     /// saying which and the message what to serve.
+    /// A PeCo model's default masks are its training masks: BEiT's block generator with PeCo's
+    /// default options (the masks `PeCo.plan` draws), not BootMAE's capped, topped-up and rolled
+    /// `MaskingSpec.block`; asking for its own masking by name gives the same, another one that one.
+    func testDefaultMasksAreTheTrainingGenerators() throws {
+        func servedMask(_ extra: [String: Any]) throws -> [Int] {
+            let answer = try call("POST", "/v1/reconstructions", json: ["model": "peco", "input": png.base64EncodedString()].merging(extra) { $1 },
+                                  headers: ["accept": "application/json"])
+            XCTAssertEqual(answer.status, 200, String(decoding: answer.response.body, as: UTF8.self))
+            return try XCTUnwrap(answer.json?["mask"] as? [Int])
+        }
+        let generator = BlockMaskGenerator.beit(height: 4, width: 4, minBlock: PeCo.Options.defaultMinBlock(patches: 16))
+        var differsFromBootMAE = false
+        for seed in 0..<8 {
+            var rng = SeededRandom(seed: UInt64(seed))
+            let beit = generator.mask(count: 6, rng: &rng)
+            let expected = beit.indices.filter { beit[$0] }
+            XCTAssertEqual(try servedMask(["seed": seed]), expected, "seed \(seed)")
+            XCTAssertEqual(try servedMask(["seed": seed, "masking": "block"]), expected, "seed \(seed), its own masking by name")
+            var rng2 = SeededRandom(seed: UInt64(seed))
+            let bootmae = MaskingSpec.block.plan(batch: 1, grid: 4, masked: 6, rng: &rng2)
+            if bootmae.order[0][bootmae.visible...].sorted() != expected { differsFromBootMAE = true }
+            var rng3 = SeededRandom(seed: UInt64(seed))
+            let random = MaskingSpec.random.plan(batch: 1, grid: 4, masked: 6, rng: &rng3)
+            XCTAssertEqual(try servedMask(["seed": seed, "masking": "random"]), random.order[0][random.visible...].sorted())
+        }
+        XCTAssertTrue(differsFromBootMAE, "the two block maskings should differ somewhere in 8 seeds")
+    }
+
     func testStage2WithoutItsTokenizerSaysWhatIsMissing() throws {
         let (status, json, _) = try call("POST", "/v1/reconstructions", json: ["model": "peco-orphan", "input": png.base64EncodedString()])
         XCTAssertEqual(status, 503)

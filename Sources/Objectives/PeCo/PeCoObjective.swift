@@ -38,15 +38,6 @@ extension PeCo: PretrainingObjective {
             self.tokenizerSHA256 = tokenizerSHA256
         }
 
-        /// The tokenizer's directory for the model whose config.json is in `modelDirectory`: the
-        /// path a run's config names, or for an exported config's bare directory name the folder of
-        /// that name beside the model (as `--models-dir` holds both).
-        public func tokenizerDirectory(besides modelDirectory: URL) -> URL? {
-            guard let tokenizer else { return nil }
-            return tokenizer.contains("/") ? URL(fileURLWithPath: tokenizer)
-                : modelDirectory.standardizedFileURL.deletingLastPathComponent().appendingPathComponent(tokenizer)
-        }
-
         /// A shipped config: the tokenizer named by its directory (no training machine's path),
         /// with the hash of the file the run trained against. The tokenizer the run's config names
         /// must still be that file (a re-export since would ship a model whose codes nothing
@@ -207,11 +198,16 @@ extension PeCo: PretrainingObjective {
     /// Per image a BEiT block mask of `num_mask_patches` (masking_generator.py `MaskingGenerator`,
     /// drawn per step instead of in the loader), and the batch's masked total (the loss's mean).
     public func plan(batch: Int, rng: inout SeededRandom, options: Options, clock: TrainingClock) -> PeCoPlan {
-        let grid = encoder.config.gridSize
+        let masks = Self.blockMasks(batch: batch, grid: encoder.config.gridSize, masked: settings.numMaskPatches, options: options, rng: &rng)
+        return PeCoPlan(masks: masks, maskedInBatch: masks.reduce(0) { $0 + $1.filter { $0 }.count })
+    }
+
+    /// Per image, BEiT's block mask of `masked` patches with `options`' blocks (fewer patches when
+    /// a block stops fitting first, as BEiT's generator).
+    static func blockMasks(batch: Int, grid: Int, masked: Int, options: Options, rng: inout SeededRandom) -> [[Bool]] {
         let generator = BlockMaskGenerator.beit(height: grid, width: grid, minBlock: options.minBlock(patches: grid * grid),
                                                 maxBlock: options.maxMaskPatchesPerBlock, minAspect: options.minAspect)
-        let masks = (0..<batch).map { _ in generator.mask(count: settings.numMaskPatches, rng: &rng) }
-        return PeCoPlan(masks: masks, maskedInBatch: masks.reduce(0) { $0 + $1.filter { $0 }.count })
+        return (0..<batch).map { _ in generator.mask(count: masked, rng: &rng) }
     }
 
     /// The tokenizer's codes (frozen, under no gradient: engine_for_pretraining.py computes them in
@@ -283,8 +279,16 @@ extension PeCo: CodePredicting {
     public var tokenizerReference: String? { settings.tokenizer }
     public var tokenizerSHA256: String? { settings.tokenizerSHA256 }
     public var vocabularySize: Int { settings.vocabSize }
+    /// Reported as block masking; drawn as in training, not as `MaskingSpec.block` (BootMAE's
+    /// capped, topped-up and rolled blocks): `defaultPlans`.
     public var defaultMasking: MaskingSpec { .block }
     public var maskedCount: Int { settings.numMaskPatches }
+
+    /// Its training masks: BEiT's generator with the recipe's default block options (an export
+    /// keeps no recipe.json; the experiments train with these), grouped by masked count.
+    public func defaultPlans(batch: Int, grid: Int, masked: Int, rng: inout SeededRandom) -> [MaskGroup] {
+        MaskGroup.grouping(Self.blockMasks(batch: batch, grid: grid, masked: masked, options: Options(), rng: &rng))
+    }
 
     /// The encoder as in training (mask token at the masked patches, every token through the
     /// blocks), `lm_head` on the masked rows, arg-max per row (lowest code on ties).
