@@ -179,6 +179,16 @@ final class PeCoTokenizerTrainingTests: TrainingTestCase {
                                     + "(weights SHA-256 \(digest.prefix(12))…)"), card)
         XCTAssertTrue(card.contains("served beside it as the model directory `export`"), card)
 
+        // `eval`'s number on the card, with the tokenizer that decoded it.
+        var measured = try checkReconstructionThroughTheTokenizer(network: network, tokenizer: tokenizer)
+        measured.tokenizer = "export"
+        try JSONEncoder().encode(measured).write(to: run.file("eval.json"))
+        let measuredOut = scratch.appendingPathComponent("peco-export-measured")
+        _ = try Exporter.export(run: run.url.path, to: measuredOut.path, half: false, overwrite: false)
+        let measuredCard = try String(contentsOf: measuredOut.appendingPathComponent("MODEL_CARD.md"), encoding: .utf8)
+        XCTAssertTrue(measuredCard.contains(String(format: "| masked-patch PSNR, block masks, decoded by the tokenizer `export` | %.2f dB |",
+                                                   measured.psnr)), measuredCard)
+
         // A config from before the hash was recorded exports with it.
         let legacy = try RunDirectory(scratch.appendingPathComponent("peco-legacy").path, mode: .fresh)
         for name in [RunDirectory.checkpointName, "recipe.json"] {
@@ -204,6 +214,60 @@ final class PeCoTokenizerTrainingTests: TrainingTestCase {
         var rng = SeededRandom(seed: 2)
         let images = Tensor(shape: [2, 1, 28, 28], data: (0..<(2 * 784)).map { _ in rng.normal() })
         XCTAssertEqual(network.encoder.embed(images).shape, [2, 32])
+    }
+
+    /// `eval`'s measure of a stage-2 model, as the server reconstructs: masked-patch PSNR of its
+    /// predicted codes decoded by the tokenizer, on PeCo's training masks. The reference is written
+    /// out here: BEiT's generator per image from the batch's seed stream, the training step's
+    /// logits (arg-max) at the masked patches, the tokenizer's own codes elsewhere, its decoding.
+    /// At 80% BEiT's generator stops short in some images, so a batch goes in groups of equal count.
+    @discardableResult
+    func checkReconstructionThroughTheTokenizer(network: PretrainingNetwork, tokenizer: URL) throws -> Evaluation.ReconstructionResult {
+        let frozen = try PeCoTokenizer.loadFrozen(tokenizer)
+        let peco = try XCTUnwrap(network.objective as? PeCo)
+        let test = SubsetDataset(try Datasets.open(Self.fashionMNIST, split: .test), count: 32)
+        let (seed, batchSize) = (UInt64(3), 16)
+        let c = network.config.encoder
+        var own: Evaluation.ReconstructionResult?
+        for ratio in [nil, 0.8] {
+            let target = ratio.map { MaskingSpec.maskedCount(ratio: $0, patches: c.numPatches) } ?? peco.settings.numMaskPatches
+            let result = try Evaluation.reconstruction(network, dataset: test, batchSize: batchSize, seed: seed, masks: .image(nil, ratio: ratio),
+                                                       reconstructor: TokenDecodedReconstructor(predictor: peco, tokenizer: frozen), progress: nil)
+            XCTAssertEqual(result.images, 32)
+            XCTAssertEqual(result.masking, "block")
+
+            let loader = BatchLoader(dataset: test, batchSize: batchSize, shuffle: false, dropLast: false, seed: seed, epoch: 0,
+                                     channels: c.inChans, imageSize: c.imgSize, mean: c.mean, std: c.std, augment: nil)
+            let generator = BlockMaskGenerator.beit(height: c.gridSize, width: c.gridSize, minBlock: PeCo.Options.defaultMinBlock(patches: c.numPatches))
+            var (se, values, masked, stream) = (0.0, 0, 0, UInt64(0))
+            while let batch = try loader.next() {
+                var rng = SeededRandom(seed: seed, stream: stream)
+                stream += 1
+                let masks = (0..<batch.count).map { _ in generator.mask(count: target, rng: &rng) }
+                let own = frozen.codes(batch.images)
+                let predicted = CrossEntropy.argmax(peco.step(batch.images, masks: masks, labels: own, backward: false).logits)
+                var next = predicted.makeIterator()
+                let grids = zip(own, masks).map { codes, mask in mask.indices.map { mask[$0] ? next.next()! : codes[$0] } }
+                let decoded = frozen.decode(grids)
+                let (p, s) = (c.patchSize, c.imgSize)
+                for (b, mask) in masks.enumerated() {
+                    for patch in mask.indices where mask[patch] {
+                        masked += 1
+                        for y in 0..<p { for x in 0..<p {
+                            let i = b * s * s + ((patch / c.gridSize) * p + y) * s + (patch % c.gridSize) * p + x
+                            let d = Double((decoded.data[i] - batch.images.data[i]) * c.std[0])
+                            se += d * d
+                            values += 1
+                        } }
+                    }
+                }
+            }
+            XCTAssertEqual(result.psnr, 10 * log10(1 / (se / Double(values))), accuracy: 1e-3, "ratio \(String(describing: ratio))")
+            XCTAssertEqual(result.maskRatio, Double(masked) / Double(32 * c.numPatches), accuracy: 1e-12)
+            if ratio != nil { XCTAssertLessThan(masked, 32 * target, "some masks stop short: the batches went in several groups") }
+            if ratio == nil { own = result }
+        }
+        return try XCTUnwrap(own)
     }
 
     let shape = BackboneShape(imgSize: 28, patchSize: 4, channels: 1, embedDim: 32, depth: 2, numHeads: 2,

@@ -270,7 +270,9 @@ enum ModelCard {
         if let top1 = number("eval.json", "top1") { lines.append(String(format: "| test top-1 | %.2f%% |", 100 * top1)) }
         for n in ["eval.json", "eval-random.json"] {
             if let psnr = number(n, "psnr"), let masking = object(n)?["masking"] as? String {
-                lines.append(String(format: "| masked-patch PSNR, %@ masks | %.2f dB |", masking as NSString, psnr))
+                // A stage-2 model's reconstructions are its codes decoded by its tokenizer (`eval` says which).
+                let through = (object(n)?["tokenizer"] as? String).map { ", decoded by the tokenizer `\($0)`" } ?? ""
+                lines.append(String(format: "| masked-patch PSNR, %@ masks%@ | %.2f dB |", masking as NSString, through as NSString, psnr))
             }
         }
         if let top1 = number("knn.json", "top1") { lines.append(String(format: "| k-NN top-1 (frozen) | %.2f%% |", 100 * top1)) }
