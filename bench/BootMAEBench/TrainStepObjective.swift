@@ -161,7 +161,7 @@ struct PeCoStep: TrainStepObjective {
         var tokenizer = try options.string("--tokenizer")
         if tokenizer == nil, let dir = try options.string("--model-dir") {
             let url = URL(fileURLWithPath: dir)
-            tokenizer = try PretrainingDirectory.load(url).codePredictor?.tokenizerDirectory(besides: url)?.path
+            tokenizer = PretrainingNetwork(config: try PretrainingDirectory.readConfig(url)).codePredictor?.tokenizerDirectory(besides: url)?.path
         }
         guard let tokenizer else {
             throw BenchError("train-step --objective peco needs --tokenizer DIR (an exported peco-tokenizer) or a --model-dir whose config names one")
