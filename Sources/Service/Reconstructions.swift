@@ -153,7 +153,11 @@ extension Service {
         let seed = try body.seed.get() ?? 0
         let masking = try body.masking.get() ?? reconstructor.defaultMasking
         var rng = SeededRandom(seed: UInt64(seed))
-        return (masking.plan(batch: 1, grid: c.gridSize, masked: masked, rng: &rng), .init(masking), seed)
+        // The model's own masking is drawn as in its training (PeCo: BEiT's generator), another one as every model draws it.
+        let plan = masking == reconstructor.defaultMasking
+            ? reconstructor.defaultPlans(batch: 1, grid: c.gridSize, masked: masked, rng: &rng)[0].plan
+            : masking.plan(batch: 1, grid: c.gridSize, masked: masked, rng: &rng)
+        return (plan, .init(masking), seed)
     }
 }
 

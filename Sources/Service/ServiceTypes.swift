@@ -96,6 +96,13 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
         e.headers = [("Retry-After", "1")]  // the queue was long, not broken: a retry may well succeed
         return e
     }
+    /// A fault of the served models' setup that only the operator can fix (a stage-2 model whose
+    /// tokenizer is missing or another one): 503 `server_error`, so clients neither retry a request
+    /// they think malformed nor report it as their own bug. No Retry-After: it lasts until the
+    /// models folder changes.
+    public static func misconfigured(_ message: String, code: String, param: String? = nil) -> APIError {
+        APIError(status: 503, type: "server_error", code: code, message: message, param: param)
+    }
     public static func unauthorized() -> APIError {
         var e = APIError(status: 401, type: "authentication_error", code: "invalid_api_key",
                          message: "missing or invalid API key: send 'Authorization: Bearer <key>'")

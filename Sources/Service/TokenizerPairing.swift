@@ -2,15 +2,17 @@ import Foundation
 import Objectives
 
 /// How a stage-2 model (a `CodePredicting` export, PeCo) finds the tokenizer it was trained
-/// against among the served models: its config.json `tokenizer` is the path the tokenizer had at
-/// training time, and the served tokenizer is the model whose directory name is that path's last
-/// component (so train stage 2 with `--tokenizer` pointing at the export folder that later goes
-/// into `--models-dir` under the same name). The two must also agree on the codebook size and on
-/// what the images become (size, patch, channels, mean, std); otherwise the pairing is refused
-/// with a 400 that says what differs.
+/// against among the served models: its config.json `tokenizer` names it (an exported config: the
+/// tokenizer export's directory name; an older or run config: the path it had at training time),
+/// and the served tokenizer is the model whose directory name is that name's last component. When
+/// the config records `tokenizer_sha256` (the weights file stage 2 trained on), the served
+/// tokenizer's `weights_sha256` must be it: another export of the same tokenizer run (fp16) gives
+/// other codes at near-ties. The two must also agree on the codebook size and on what the images
+/// become (size, patch, channels, mean, std). A missing or different tokenizer is the operator's
+/// to fix: a 503 `server_error` that says what differs and what to serve.
 extension ModelRegistry {
     /// What reconstructs `model`'s masked images: its own pixel decoder, or for a code predictor
-    /// the paired tokenizer's decoder (a 400 naming what is missing when it is not served); nil
+    /// the paired tokenizer's decoder (a 503 naming what is missing when it is not served); nil
     /// when the model can do neither.
     func reconstructor(for model: LoadedModel) throws -> (any PixelReconstructing)? {
         guard let network = model.network else { return nil }
@@ -25,30 +27,24 @@ extension ModelRegistry {
     /// The served tokenizer a code predictor names, checked against it.
     func pairedTokenizer(for model: LoadedModel, _ predictor: any CodePredicting) throws -> LoadedModel {
         guard let reference = predictor.tokenizerReference else {
-            throw APIError.invalid("model '\(model.id)' predicts a tokenizer's codes but its config.json names no tokenizer",
-                                   param: "model", code: "tokenizer_not_loaded")
+            throw APIError.misconfigured("model '\(model.id)' predicts a tokenizer's codes but its config.json names no tokenizer",
+                                         code: "tokenizer_not_loaded", param: "model")
         }
         let name = URL(fileURLWithPath: reference).lastPathComponent
         let served = models
         guard let tokenizer = served[name], let codes = tokenizer.network?.tokenizer else {
             let loaded = served.values.filter(\.canTokenize).map(\.id).sorted()
-            throw APIError.invalid("model '\(model.id)' reconstructs through the codes of the tokenizer '\(name)' (config.json tokenizer: "
+            throw APIError.misconfigured("model '\(model.id)' reconstructs through the codes of the tokenizer '\(name)' (config.json tokenizer: "
                 + "\(reference)), which is not loaded; put that tokenizer's export in the models folder as '\(name)'"
                 + (loaded.isEmpty ? "" : " (loaded tokenizers: \(loaded.joined(separator: ", ")))"),
-                param: "model", code: "tokenizer_not_loaded")
+                code: "tokenizer_not_loaded", param: "model")
         }
-        let (a, b) = (model.config, tokenizer.config)
-        var differences: [String] = []
-        if codes.codebookSize != predictor.vocabularySize {
-            differences.append("codebook \(codes.codebookSize) vs the head's \(predictor.vocabularySize) codes")
-        }
-        if (a.imgSize, a.patchSize, a.inChans) != (b.imgSize, b.patchSize, b.inChans) {
-            differences.append("\(b.imgSize) px / patch \(b.patchSize) / \(b.inChans) channels vs \(a.imgSize) / \(a.patchSize) / \(a.inChans)")
-        }
-        if a.mean != b.mean || a.std != b.std { differences.append("input normalization (mean/std)") }
+        let differences = predictor.pairingDifferences(encoder: model.config, tokenizer: codes, tokenizerEncoder: tokenizer.config,
+                                                       weightsSHA256: tokenizer.weightsSHA256)
         guard differences.isEmpty else {
-            throw APIError.invalid("the served tokenizer '\(name)' is not the one model '\(model.id)' was trained against: "
-                + differences.joined(separator: "; "), param: "model", code: "tokenizer_mismatch")
+            throw APIError.misconfigured("the served tokenizer '\(name)' is not the one model '\(model.id)' was trained against: "
+                + differences.joined(separator: "; ") + ". Serve the export the model was trained with as '\(name)'; an fp16 "
+                + "re-export (--half) of the tokenizer gives different codes", code: "tokenizer_mismatch", param: "model")
         }
         return tokenizer
     }

@@ -57,6 +57,39 @@ struct Evaluate: ParsableCommand {
         return .image(masking, ratio: maskRatio)
     }
 
+    /// A stage-2 network's reconstructions, as the server makes them: its predicted codes decoded by
+    /// the tokenizer its config names (a run's path, or an export's name beside the model), which
+    /// must be the one it trained on. nil for a network with a pixel decoder or no code predictions.
+    func tokenizerReconstructor(_ network: PretrainingNetwork, directory: URL) throws
+        -> (reconstructor: TokenDecodedReconstructor, name: String)? {
+        guard network.reconstructor == nil, let predictor = network.codePredictor else { return nil }
+        guard let tokenizerDir = predictor.tokenizerDirectory(besides: directory) else {
+            throw fail("error: \(model) predicts a tokenizer's codes but its config.json names no tokenizer", code: 65)
+        }
+        let tokenizerNetwork: PretrainingNetwork
+        do { tokenizerNetwork = try ModelSource.network(tokenizerDir.path) } catch {
+            throw fail("error: \(model) reconstructs through the codes of the tokenizer at \(tokenizerDir.path) (config.json tokenizer: "
+                       + "\(predictor.tokenizerReference ?? "")), which cannot be loaded: \(error)", code: 66)
+        }
+        guard let tokenizer = tokenizerNetwork.tokenizer else {
+            throw fail("error: \(tokenizerDir.path) is a \(tokenizerNetwork.config.objective) model, not a tokenizer", code: 65)
+        }
+        // The export's weights file is what the config's hash names (a run folder has none: only older configs name one).
+        let file = tokenizerDir.appendingPathComponent(ModelDirectory.weightsName)
+        let exported = FileManager.default.fileExists(atPath: file.path)
+        if predictor.tokenizerSHA256 != nil && !exported {
+            throw fail("error: \(tokenizerDir.path) has no \(ModelDirectory.weightsName): \(model) names the tokenizer export it trained on", code: 66)
+        }
+        let digest = exported ? SHA256.hex(try SHA256.digest(ofFile: file.path)) : ""
+        let differences = predictor.pairingDifferences(encoder: network.config.encoder, tokenizer: tokenizer,
+                                                       tokenizerEncoder: tokenizerNetwork.config.encoder, weightsSHA256: digest)
+        guard differences.isEmpty else {
+            throw fail("error: the tokenizer at \(tokenizerDir.path) is not the one \(model) was trained against: "
+                       + differences.joined(separator: "; ") + ". Give the export it trained on at that path", code: 65)
+        }
+        return (TokenDecodedReconstructor(predictor: predictor, tokenizer: tokenizer), tokenizerDir.lastPathComponent)
+    }
+
     func run() throws {
         TensorRuntime.configure(threads: threads)
         do {
@@ -70,10 +103,14 @@ struct Evaluate: ParsableCommand {
                 let pretraining = try PretrainingDirectory.readConfig(dir)
                 let weights = try ModelSource.weights(model)
                 let network = try PretrainingDirectory.network(config: pretraining, weights: weights, ignoring: ["optim."])
-                let result = try Evaluation.reconstruction(network, dataset: test, batchSize: batchSize, seed: seed,
-                                                             masks: try reconstructionMasks(network), progress: progress)
+                let decoded = try tokenizerReconstructor(network, directory: dir)
+                var result = try Evaluation.reconstruction(network, dataset: test, batchSize: batchSize, seed: seed,
+                                                           masks: try reconstructionMasks(network), reconstructor: decoded?.reconstructor,
+                                                           progress: progress)
+                result.tokenizer = decoded?.name
                 json = try encode(result)
-                progress.log("reconstruction on \(result.images) test images (\(result.maskingDetail ?? "\(result.masking) masks")): "
+                progress.log("reconstruction on \(result.images) test images (\(result.maskingDetail ?? "\(result.masking) masks")"
+                             + (result.tokenizer.map { ", decoded by the tokenizer \($0)" } ?? "") + "): "
                              + String(format: "masked-patch MSE %.5f, PSNR %.2f dB", result.mse, result.psnr))
             } else {
                 if masking != nil || maskRatio != nil {
@@ -143,6 +180,9 @@ struct Export: ParsableCommand {
                                               intended: domain.map { Exporter.Intended(domain: $0, limitations: notes) })
             if !summary.runFinished {
                 FileHandle.standardError.write(Data("warning: \(runFolder) has not finished (no result.json with stoppedEarly false); exported its latest checkpoint\n".utf8))
+            }
+            if let warning = Exporter.halfTokenizerWarning(run: runFolder, half: half) {
+                FileHandle.standardError.write(Data((warning + "\n").utf8))
             }
             if summary.kind == .classifier, let warning = Exporter.nearChanceWarning(run: runFolder) {
                 FileHandle.standardError.write(Data((warning + "\n").utf8))

@@ -2,6 +2,9 @@ import XCTest
 import Foundation
 import TestSupport
 import ImageKit
+import Tensor
+import Checkpoint
+import Objectives
 
 /// `bootmae-train` argument handling that a user meets before any training starts.
 final class TrainCommandTests: XCTestCase {
@@ -232,5 +235,53 @@ final class TrainCommandTests: XCTestCase {
         let changed = try train.run(["finetune", "--out", out, "--resume", "--img-size", "28"])
         XCTAssertEqual(changed.status, 64, changed.stderr)
         XCTAssertTrue(changed.stderr.contains("--img-size: recorded 32, given 28"), changed.stderr)
+    }
+
+    /// `eval` of a PeCo stage-2 model (no pixel decoder of its own) scores what the server serves:
+    /// its predicted codes decoded by the tokenizer its config names, here an exported config's
+    /// directory name resolved beside the model, and only when that tokenizer has the recorded hash.
+    func testPeCoEvalDecodesThroughItsTokenizer() throws {
+        let train = try BuiltExecutable("bootmae-train")
+        let models = FileManager.default.temporaryDirectory.appendingPathComponent("peco-eval-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: models) }
+        let shape = BackboneShape(imgSize: 28, patchSize: 7, channels: 1, embedDim: 16, depth: 1, numHeads: 2, decoderDim: 16,
+                                  decoderDepth: 1, deepDecoderDepth: 1)
+        let (tokEncoder, _) = try PeCoTokenizer.configure(shape, maskRatio: 0, flags: ObjectiveFlagValues())
+        let tok = PretrainingNetwork(config: PretrainingConfig(PeCoTokenizer.self, encoder: tokEncoder, settings: .init(
+            codebookSize: 8, codeDim: 4, decoderEmbedDim: 16, decoderDepth: 1, decoderNumHeads: 2, lambdaPerceptual: 0)))
+        tok.initialize(seed: 3)
+        var rng = SeededRandom(seed: 4)
+        (tok.objective as! PeCoTokenizer).quantizer.codebook.fill { rng.normal() }
+        try PretrainingDirectory.save(tok, to: models.appendingPathComponent("tok"))
+        let digest = SHA256.hex(try SHA256.digest(ofFile: models.appendingPathComponent("tok/model.safetensors").path))
+        func stage2(_ name: String, tokenizer: String, sha256: String) throws -> String {
+            var (encoder, _) = try PeCo.configure(shape, maskRatio: 0.4, flags: ObjectiveFlagValues())
+            (encoder.mean, encoder.std) = (tokEncoder.mean, tokEncoder.std)
+            let net = PretrainingNetwork(config: PretrainingConfig(PeCo.self, encoder: encoder, settings: .init(
+                vocabSize: 8, numMaskPatches: 6, tokenizer: tokenizer, tokenizerSHA256: sha256)))
+            net.initialize(seed: 5)
+            try PretrainingDirectory.save(net, to: models.appendingPathComponent(name))
+            return models.appendingPathComponent(name).path
+        }
+        let data = Fixtures.url("datasets/idx-gz").path  // 28 px, 6 test images
+        let peco = try stage2("peco", tokenizer: "tok", sha256: digest)
+        let measured = try train.run(["eval", "--model", peco, "--data", data, "--threads", "1"])
+        XCTAssertEqual(measured.status, 0, measured.stderr)
+        let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(measured.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual(json["tokenizer"] as? String, "tok")
+        XCTAssertEqual(json["masking"] as? String, "block")
+        XCTAssertEqual(json["images"] as? Int, 6)
+        XCTAssertTrue((json["psnr"] as? Double).map { $0.isFinite && $0 > 0 } ?? false, measured.stdout)
+        XCTAssertTrue(measured.stderr.contains("decoded by the tokenizer tok"), measured.stderr)
+
+        let stale = try stage2("peco-stale", tokenizer: "tok", sha256: String(repeating: "ab", count: 32))
+        let refused = try train.run(["eval", "--model", stale, "--data", data, "--threads", "1"])
+        XCTAssertEqual(refused.status, 65, refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("is not the one") && refused.stderr.contains(String(digest.prefix(12)))
+                      && refused.stderr.contains("abababababab"), refused.stderr)
+        let orphan = try stage2("peco-orphan", tokenizer: "missing-tok", sha256: digest)
+        let missing = try train.run(["eval", "--model", orphan, "--data", data, "--threads", "1"])
+        XCTAssertEqual(missing.status, 66, missing.stderr)
+        XCTAssertTrue(missing.stderr.contains("missing-tok"), missing.stderr)
     }
 }

@@ -3,6 +3,7 @@ import Foundation
 import Tensor
 import ViT
 import ImageKit
+import Checkpoint
 @testable import Service
 import Objectives
 import TestSupport
@@ -29,21 +30,30 @@ final class PeCoServiceTests: XCTestCase {
         var rng = SeededRandom(seed: 4)
         (tok.objective as! PeCoTokenizer).quantizer.codebook.fill { rng.normal() }   // initialize leaves it at zero
         try! PretrainingDirectory.save(tok, to: dir.appendingPathComponent("tok"))
-        // Stage-2 models: one whose tokenizer is served (trained elsewhere against a folder named
-        // "tok"), one whose tokenizer is not, and one whose head does not fit the served "tok".
-        func stage2(_ name: String, tokenizer: String, vocab: Int, seed: UInt64) {
+        // Stage-2 models: one whose tokenizer is served (exported: named by directory, with the
+        // hash of its weights file), one from before the hash was recorded (trained elsewhere against
+        // a folder named "tok"), one whose tokenizer is not served, one whose head does not fit the
+        // served "tok", and one trained on another export of "tok" (another hash).
+        func stage2(_ name: String, tokenizer: String, sha256: String? = nil, vocab: Int, seed: UInt64) {
             var (encoder, _) = try! PeCo.configure(shape, maskRatio: 0.4, flags: ObjectiveFlagValues())
             (encoder.mean, encoder.std) = (tokEncoder.mean, tokEncoder.std)
-            let settings = PeCo.Settings(vocabSize: vocab, numMaskPatches: 6, tokenizer: tokenizer)
+            let settings = PeCo.Settings(vocabSize: vocab, numMaskPatches: 6, tokenizer: tokenizer, tokenizerSHA256: sha256)
             let net = PretrainingNetwork(config: PretrainingConfig(PeCo.self, encoder: encoder, settings: settings))
             net.initialize(seed: seed)
             try! PretrainingDirectory.save(net, to: dir.appendingPathComponent(name))
         }
-        stage2("peco", tokenizer: "/training/machine/exports/tok", vocab: 8, seed: 5)
+        stage2("peco", tokenizer: "tok", sha256: tokSHA256(dir), vocab: 8, seed: 5)
+        stage2("peco-legacy", tokenizer: "/training/machine/exports/tok", vocab: 8, seed: 5)
         stage2("peco-orphan", tokenizer: "/training/machine/exports/missing-tok", vocab: 8, seed: 6)
         stage2("peco-mismatch", tokenizer: "/elsewhere/tok", vocab: 16, seed: 7)
+        stage2("peco-stale", tokenizer: "tok", sha256: String(String(repeating: "0123456789ab", count: 6).prefix(64)), vocab: 8, seed: 8)
         return dir
     }()
+
+    /// The served tokenizer's `weights_sha256`.
+    static func tokSHA256(_ dir: URL) -> String {
+        SHA256.hex(try! SHA256.digest(ofFile: dir.appendingPathComponent("tok").appendingPathComponent(ModelDirectory.weightsName).path))
+    }
 
     static let service: Service = {
         let registry = try! ModelRegistry(directory: modelsDir.path, defaultModel: "peco")
@@ -239,8 +249,10 @@ final class PeCoServiceTests: XCTestCase {
         XCTAssertEqual(try card("peco")["capabilities"] as? [String], ["embed", "reconstruct"])
         XCTAssertEqual((try card("peco")["reconstruction"] as? [String: Any])?["default_masking"] as? String, "block")
         XCTAssertNil(try card("peco")["tokenizer"])
+        XCTAssertEqual(try card("peco-legacy")["capabilities"] as? [String], ["embed", "reconstruct"], "no hash: paired by name")
         XCTAssertEqual(try card("peco-orphan")["capabilities"] as? [String], ["embed"])
         XCTAssertEqual(try card("peco-mismatch")["capabilities"] as? [String], ["embed"])
+        XCTAssertEqual(try card("peco-stale")["capabilities"] as? [String], ["embed"])
         // A stage-2 card names the tokenizer it needs, whether it is served, and, when the pair does
         // not reconstruct, the error a reconstruction would get (which says what to do).
         XCTAssertNil(try card("tok")["requires_tokenizer"])
@@ -260,6 +272,9 @@ final class PeCoServiceTests: XCTestCase {
         XCTAssertEqual(mismatch["id"] as? String, "tok")
         XCTAssertEqual(mismatch["loaded"] as? Bool, true)
         XCTAssertEqual((mismatch["problem"] as? [String: String])?["code"], "tokenizer_mismatch")
+        let stale = try XCTUnwrap(try card("peco-stale")["requires_tokenizer"] as? [String: Any])
+        XCTAssertEqual(stale["loaded"] as? Bool, true)
+        XCTAssertEqual((stale["problem"] as? [String: String])?["code"], "tokenizer_mismatch")
     }
 
     /// The stage-2 model's reconstruction: the arg-max of its head at the masked patches, the
@@ -299,19 +314,64 @@ final class PeCoServiceTests: XCTestCase {
         XCTAssertEqual(header(png2, "X-Panels"), "original,masked,reconstruction,reconstruction+visible,error_heatmap")
     }
 
+    /// A missing or different tokenizer is the operator's to fix: 503 `server_error`, with the code
+    /// saying which and the message what to serve.
+    /// A PeCo model's default masks are its training masks: BEiT's block generator with PeCo's
+    /// default options (the masks `PeCo.plan` draws), not BootMAE's capped, topped-up and rolled
+    /// `MaskingSpec.block`; asking for its own masking by name gives the same, another one that one.
+    func testDefaultMasksAreTheTrainingGenerators() throws {
+        func servedMask(_ extra: [String: Any]) throws -> [Int] {
+            let answer = try call("POST", "/v1/reconstructions", json: ["model": "peco", "input": png.base64EncodedString()].merging(extra) { $1 },
+                                  headers: ["accept": "application/json"])
+            XCTAssertEqual(answer.status, 200, String(decoding: answer.response.body, as: UTF8.self))
+            return try XCTUnwrap(answer.json?["mask"] as? [Int])
+        }
+        let generator = BlockMaskGenerator.beit(height: 4, width: 4, minBlock: PeCo.Options.defaultMinBlock(patches: 16))
+        var differsFromBootMAE = false
+        for seed in 0..<8 {
+            var rng = SeededRandom(seed: UInt64(seed))
+            let beit = generator.mask(count: 6, rng: &rng)
+            let expected = beit.indices.filter { beit[$0] }
+            XCTAssertEqual(try servedMask(["seed": seed]), expected, "seed \(seed)")
+            XCTAssertEqual(try servedMask(["seed": seed, "masking": "block"]), expected, "seed \(seed), its own masking by name")
+            var rng2 = SeededRandom(seed: UInt64(seed))
+            let bootmae = MaskingSpec.block.plan(batch: 1, grid: 4, masked: 6, rng: &rng2)
+            if bootmae.order[0][bootmae.visible...].sorted() != expected { differsFromBootMAE = true }
+            var rng3 = SeededRandom(seed: UInt64(seed))
+            let random = MaskingSpec.random.plan(batch: 1, grid: 4, masked: 6, rng: &rng3)
+            XCTAssertEqual(try servedMask(["seed": seed, "masking": "random"]), random.order[0][random.visible...].sorted())
+        }
+        XCTAssertTrue(differsFromBootMAE, "the two block maskings should differ somewhere in 8 seeds")
+    }
+
     func testStage2WithoutItsTokenizerSaysWhatIsMissing() throws {
         let (status, json, _) = try call("POST", "/v1/reconstructions", json: ["model": "peco-orphan", "input": png.base64EncodedString()])
-        XCTAssertEqual(status, 400)
+        XCTAssertEqual(status, 503)
         let error = try XCTUnwrap(json?["error"] as? [String: Any])
         XCTAssertEqual(error["code"] as? String, "tokenizer_not_loaded")
+        XCTAssertEqual(error["type"] as? String, "server_error")
         let message = error["message"] as? String ?? ""
         XCTAssertTrue(message.contains("'missing-tok'") && message.contains("loaded tokenizers: tok"), message)
 
         let (s2, j2, _) = try call("POST", "/v1/reconstructions", json: ["model": "peco-mismatch", "input": png.base64EncodedString()])
-        XCTAssertEqual(s2, 400)
+        XCTAssertEqual(s2, 503)
         let e2 = try XCTUnwrap(j2?["error"] as? [String: Any])
         XCTAssertEqual(e2["code"] as? String, "tokenizer_mismatch")
+        XCTAssertEqual(e2["type"] as? String, "server_error")
         XCTAssertTrue((e2["message"] as? String ?? "").contains("codebook 8 vs the head's 16 codes"), "\(e2)")
+
+        // Trained on another export of "tok": both hashes' first 12 digits, and the remedy.
+        let (s4, j4, _) = try call("POST", "/v1/reconstructions", json: ["model": "peco-stale", "input": png.base64EncodedString()])
+        XCTAssertEqual(s4, 503)
+        let e4 = try XCTUnwrap(j4?["error"] as? [String: Any])
+        XCTAssertEqual(e4["code"] as? String, "tokenizer_mismatch")
+        let m4 = e4["message"] as? String ?? ""
+        let served = String(Self.tokSHA256(Self.modelsDir).prefix(12))
+        XCTAssertTrue(m4.contains(served) && m4.contains("0123456789ab") && !m4.contains(Self.tokSHA256(Self.modelsDir).prefix(13)), m4)
+        XCTAssertTrue(m4.contains("Serve the export the model was trained with") && m4.contains("fp16 re-export (--half)"), m4)
+
+        // Configs from before the hash was recorded still pair by name.
+        XCTAssertEqual(try call("POST", "/v1/reconstructions", json: ["model": "peco-legacy", "input": png.base64EncodedString()]).status, 200)
 
         // The tokenizer itself does not reconstruct masked images: the answer points to its own
         // decoding and to the stage-2 model that reconstructs through it (peco-mismatch names "tok"
@@ -322,7 +382,7 @@ final class PeCoServiceTests: XCTestCase {
         XCTAssertEqual(e3["code"] as? String, "model_cannot_reconstruct")
         let m3 = e3["message"] as? String ?? ""
         XCTAssertTrue(m3.hasPrefix("model 'tok' is a tokenizer: POST /v1/tokens?decode=true returns its decoding"), m3)
-        XCTAssertTrue(m3.contains("trained on its codes (peco);"), m3)
+        XCTAssertTrue(m3.contains("trained on its codes (peco, peco-legacy);"), m3)
         XCTAssertFalse(m3.contains("pixel decoder"), m3)
     }
 

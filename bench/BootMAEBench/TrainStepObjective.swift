@@ -160,7 +160,8 @@ struct PeCoStep: TrainStepObjective {
     func objectiveFlags(_ options: Options) throws -> ObjectiveFlagValues {
         var tokenizer = try options.string("--tokenizer")
         if tokenizer == nil, let dir = try options.string("--model-dir") {
-            tokenizer = try PretrainingDirectory.readConfig(URL(fileURLWithPath: dir)).settings(of: PeCo.self)?.tokenizer
+            let url = URL(fileURLWithPath: dir)
+            tokenizer = PretrainingNetwork(config: try PretrainingDirectory.readConfig(url)).codePredictor?.tokenizerDirectory(besides: url)?.path
         }
         guard let tokenizer else {
             throw BenchError("train-step --objective peco needs --tokenizer DIR (an exported peco-tokenizer) or a --model-dir whose config names one")

@@ -1,4 +1,5 @@
 import Foundation
+import Checkpoint
 import Tensor
 import ViT
 
@@ -17,16 +18,47 @@ extension PeCo: PretrainingObjective {
         public var vocabSize: Int
         /// Masked patches per image (`--num_mask_patches`; officially 75 of 196).
         public var numMaskPatches: Int
-        /// The frozen tokenizer whose codes are the targets (absolute path of an export or a run
-        /// folder of `peco-tokenizer`; BEiT's `--discrete_vae_weight_path`). Kept with the model: it
+        /// The frozen tokenizer whose codes are the targets (BEiT's `--discrete_vae_weight_path`):
+        /// in a run's config the absolute path of a `peco-tokenizer` export, in an exported model's
+        /// config that export's directory name (the served tokenizer's id). Kept with the model: it
         /// is what the model's predictions mean. nil only in the model `pretrain --resume` builds
         /// from default flags; a config without it is invalid.
         public var tokenizer: String?
+        /// SHA-256 (hex) of that export's model.safetensors when stage 2 was configured: which file
+        /// the served tokenizer must be (`TokenizerPairing`), since another export of the same run
+        /// (fp16) gives other codes at near-ties. nil in configs written before it was recorded.
+        public var tokenizerSHA256: String?
 
-        enum CodingKeys: String, CodingKey { case vocabSize = "vocab_size", numMaskPatches = "num_mask_patches", tokenizer }
+        enum CodingKeys: String, CodingKey {
+            case vocabSize = "vocab_size", numMaskPatches = "num_mask_patches", tokenizer, tokenizerSHA256 = "tokenizer_sha256"
+        }
 
-        public init(vocabSize: Int, numMaskPatches: Int, tokenizer: String?) {
+        public init(vocabSize: Int, numMaskPatches: Int, tokenizer: String?, tokenizerSHA256: String? = nil) {
             self.vocabSize = vocabSize; self.numMaskPatches = numMaskPatches; self.tokenizer = tokenizer
+            self.tokenizerSHA256 = tokenizerSHA256
+        }
+
+        /// A shipped config: the tokenizer named by its directory (no training machine's path),
+        /// with the hash of the file the run trained against. The tokenizer the run's config names
+        /// must still be that file (a re-export since would ship a model whose codes nothing
+        /// serves); a config from before the hash was recorded gets it from that file now.
+        public func exported() throws -> Self {
+            guard let path = tokenizer else { return self }
+            let dir = URL(fileURLWithPath: path)
+            let current: String
+            do { current = try FrozenTokenizers.weightsSHA256(path) } catch {
+                throw SettingsExportError("the tokenizer this stage-2 run trained against (config.json tokenizer: \(path)) cannot be read "
+                    + "to record its SHA-256: \(error). Put that tokenizer export back at \(path) and export again")
+            }
+            if let recorded = tokenizerSHA256, recorded != current {
+                throw SettingsExportError("the tokenizer at \(path) is not the one this stage-2 run trained against: its "
+                    + "\(ModelDirectory.weightsName) has SHA-256 \(current.prefix(12))…, the run recorded \(recorded.prefix(12))… "
+                    + "(re-exported since?). Put the export the run trained with back at \(path), or train stage 2 again on this one")
+            }
+            var out = self
+            out.tokenizer = dir.lastPathComponent
+            out.tokenizerSHA256 = current
+            return out
         }
 
         public func validationErrors(encoder: ViTConfig) -> [String] {
@@ -93,6 +125,11 @@ extension PeCo: PretrainingObjective {
         if let dir = flags.string("tokenizer") {
             let path = URL(fileURLWithPath: dir).standardizedFileURL.path
             let tokenizer: PeCoTokenizer
+            // An export, not a run folder: the served tokenizer must be the very file whose codes
+            // the model learned (its hash is recorded below), and a run's checkpoint is never served.
+            try require(FileManager.default.fileExists(atPath: URL(fileURLWithPath: path).appendingPathComponent(ModelDirectory.weightsName).path),
+                        "--tokenizer \(dir) is not a tokenizer export (it has no \(ModelDirectory.weightsName)): export the "
+                        + "peco-tokenizer run first (bootmae-train export --run RUN --out DIR, in fp32) and give DIR; serve that same export")
             do { tokenizer = try FrozenTokenizers.load(path) } catch { throw ObjectiveFlagError("--tokenizer \(dir): \(error)") }
             let t = tokenizer.encoder.config
             try require(t.imgSize == encoder.imgSize && t.patchSize == encoder.patchSize && t.inChans == encoder.inChans,
@@ -102,6 +139,7 @@ extension PeCo: PretrainingObjective {
             (encoder.mean, encoder.std) = (t.mean, t.std)   // the images feed both networks
             settings.vocabSize = tokenizer.quantizer.codes
             settings.tokenizer = path
+            settings.tokenizerSHA256 = try FrozenTokenizers.weightsSHA256(path)
         }
         let problems = settings.shapeErrors(encoder: encoder)
         try require(problems.isEmpty, problems.joined(separator: "; "))
@@ -160,11 +198,16 @@ extension PeCo: PretrainingObjective {
     /// Per image a BEiT block mask of `num_mask_patches` (masking_generator.py `MaskingGenerator`,
     /// drawn per step instead of in the loader), and the batch's masked total (the loss's mean).
     public func plan(batch: Int, rng: inout SeededRandom, options: Options, clock: TrainingClock) -> PeCoPlan {
-        let grid = encoder.config.gridSize
+        let masks = Self.blockMasks(batch: batch, grid: encoder.config.gridSize, masked: settings.numMaskPatches, options: options, rng: &rng)
+        return PeCoPlan(masks: masks, maskedInBatch: masks.reduce(0) { $0 + $1.filter { $0 }.count })
+    }
+
+    /// Per image, BEiT's block mask of `masked` patches with `options`' blocks (fewer patches when
+    /// a block stops fitting first, as BEiT's generator).
+    static func blockMasks(batch: Int, grid: Int, masked: Int, options: Options, rng: inout SeededRandom) -> [[Bool]] {
         let generator = BlockMaskGenerator.beit(height: grid, width: grid, minBlock: options.minBlock(patches: grid * grid),
                                                 maxBlock: options.maxMaskPatchesPerBlock, minAspect: options.minAspect)
-        let masks = (0..<batch).map { _ in generator.mask(count: settings.numMaskPatches, rng: &rng) }
-        return PeCoPlan(masks: masks, maskedInBatch: masks.reduce(0) { $0 + $1.filter { $0 }.count })
+        return (0..<batch).map { _ in generator.mask(count: masked, rng: &rng) }
     }
 
     /// The tokenizer's codes (frozen, under no gradient: engine_for_pretraining.py computes them in
@@ -173,7 +216,7 @@ extension PeCo: PretrainingObjective {
                      phase: PhaseMarker?) -> StepReport {
         guard let path = settings.tokenizer else { preconditionFailure("a peco config without its tokenizer is invalid") }
         let tokenizer: PeCoTokenizer
-        do { tokenizer = try FrozenTokenizers.load(path) } catch {
+        do { tokenizer = try FrozenTokenizers.load(path, sha256: settings.tokenizerSHA256) } catch {
             preconditionFailure("the tokenizer \(path) (config.json \"tokenizer\") cannot be loaded: \(error)")
         }
         precondition(tokenizer.quantizer.codes == settings.vocabSize,
@@ -203,9 +246,26 @@ public enum FrozenTokenizers {
     private static let lock = NSLock()
     nonisolated(unsafe) private static var loaded: [String: PeCoTokenizer] = [:]
 
-    public static func load(_ path: String) throws -> PeCoTokenizer {
+    /// SHA-256 (hex) of the weights file `load(path)` reads, as it is now (the service's
+    /// `weights_sha256` of the same export).
+    public static func weightsSHA256(_ path: String) throws -> String {
+        SHA256.hex(try SHA256.digest(ofFile: PeCoTokenizer.weightsFile(in: URL(fileURLWithPath: path)).path))
+    }
+
+    /// The tokenizer at `path`; with `sha256`, its weights file must have that digest when it is
+    /// first loaded in this process (a resumed stage 2 keeps the targets it started with).
+    public struct TokenizerChanged: Error, CustomStringConvertible { public let description: String }
+
+    public static func load(_ path: String, sha256: String? = nil) throws -> PeCoTokenizer {
         try lock.withLock {
             if let t = loaded[path] { return t }
+            if let sha256 {
+                let current = try weightsSHA256(path)
+                guard current == sha256 else {
+                    throw TokenizerChanged(description: "the tokenizer \(path) changed since this run was configured: its weights have SHA-256 "
+                        + "\(current.prefix(12))…, config.json tokenizer_sha256 is \(sha256.prefix(12))…; restore the export it trained on")
+                }
+            }
             let t = try PeCoTokenizer.loadFrozen(URL(fileURLWithPath: path))
             loaded[path] = t
             return t
@@ -217,9 +277,18 @@ public enum FrozenTokenizers {
 /// through codes (`TokenDecodedReconstructor`).
 extension PeCo: CodePredicting {
     public var tokenizerReference: String? { settings.tokenizer }
+    public var tokenizerSHA256: String? { settings.tokenizerSHA256 }
     public var vocabularySize: Int { settings.vocabSize }
+    /// Reported as block masking; drawn as in training, not as `MaskingSpec.block` (BootMAE's
+    /// capped, topped-up and rolled blocks): `defaultPlans`.
     public var defaultMasking: MaskingSpec { .block }
     public var maskedCount: Int { settings.numMaskPatches }
+
+    /// Its training masks: BEiT's generator with the recipe's default block options (an export
+    /// keeps no recipe.json; the experiments train with these), grouped by masked count.
+    public func defaultPlans(batch: Int, grid: Int, masked: Int, rng: inout SeededRandom) -> [MaskGroup] {
+        MaskGroup.grouping(Self.blockMasks(batch: batch, grid: grid, masked: masked, options: Options(), rng: &rng))
+    }
 
     /// The encoder as in training (mask token at the masked patches, every token through the
     /// blocks), `lm_head` on the masked rows, arg-max per row (lowest code on ties).

@@ -253,11 +253,15 @@ extension PeCoTokenizer {
                                             "objective is \(config.objective), not a \(name)")
         }
         let tokenizer = PeCoTokenizer(encoder: config.encoder, settings: settings.withoutPerceptual)
-        let file = [ModelDirectory.weightsName, "checkpoint.safetensors"].map { dir.appendingPathComponent($0) }
-            .first { FileManager.default.fileExists(atPath: $0.path) } ?? dir.appendingPathComponent(ModelDirectory.weightsName)
-        let weights = try SafeTensorsFile(contentsOf: file)
+        let weights = try SafeTensorsFile(contentsOf: weightsFile(in: dir))
         try ModelDirectory.load(tokenizer.exportParameters, from: weights, ignoring: [perceptualPrefix, "optim."])
         return tokenizer
+    }
+
+    /// The file `loadFrozen` reads: an export's model.safetensors, else a run's checkpoint.
+    public static func weightsFile(in dir: URL) -> URL {
+        [ModelDirectory.weightsName, "checkpoint.safetensors"].map { dir.appendingPathComponent($0) }
+            .first { FileManager.default.fileExists(atPath: $0.path) } ?? dir.appendingPathComponent(ModelDirectory.weightsName)
     }
 }
 

@@ -127,10 +127,21 @@ public enum Capability: String, Sendable, Codable, CaseIterable {
 public protocol ObjectiveSettings: Codable, Sendable, Equatable {
     /// Problems of a hand-written config, as sentences naming the field; empty when valid.
     func validationErrors(encoder: ViTConfig) -> [String]
+    /// The settings as an exported model's config.json holds them (`export`), after checking what
+    /// they refer to on the training machine (`SettingsExportError` when that no longer holds);
+    /// the same settings by default.
+    func exported() throws -> Self
 }
 
 extension ObjectiveSettings {
     public func isEqual(to other: any ObjectiveSettings) -> Bool { (other as? Self) == self }
+    public func exported() throws -> Self { self }
+}
+
+/// Why a run's settings cannot be exported, worded for the person exporting.
+public struct SettingsExportError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }
 
 /// An objective's training options (recipe.json).

@@ -35,9 +35,47 @@ public protocol PixelReconstructing: Sendable {
     /// The prediction for every patch of `images` (model-normalized input) masked by `plan`.
     func predictPixels(_ images: Tensor, plan: MaskPlan) -> PixelPrediction
     /// The masking and the masked-patch count the objective trains with: the defaults of the
-    /// service's reconstructions and of `eval`.
+    /// service's reconstructions and of `eval` (`defaultMasking` is also the name they report).
     var defaultMasking: MaskingSpec { get }
     var maskedCount: Int { get }
+    /// The masks of its training for `batch` images, `masked` patches aimed for in each, drawn
+    /// from `rng`: what the service and `eval` use when no masking is asked for. By default one
+    /// plan of `defaultMasking`; an objective whose training masks no `MaskingSpec` draws says its own.
+    func defaultPlans(batch: Int, grid: Int, masked: Int, rng: inout SeededRandom) -> [MaskGroup]
+}
+
+extension PixelReconstructing {
+    public func defaultPlans(batch: Int, grid: Int, masked: Int, rng: inout SeededRandom) -> [MaskGroup] {
+        [MaskGroup(images: Array(0..<batch), plan: defaultMasking.plan(batch: batch, grid: grid, masked: masked, rng: &rng))]
+    }
+}
+
+/// Images of a batch that share a mask plan (a `MaskPlan` hides one count of patches in every
+/// image; masks whose counts differ, as BEiT's generator draws them, come in several groups).
+public struct MaskGroup: Sendable, Equatable {
+    /// The batch indices of the images, in the plan's order.
+    public let images: [Int]
+    public let plan: MaskPlan
+
+    public init(images: [Int], plan: MaskPlan) {
+        precondition(images.count == plan.batch, "a mask group of \(images.count) images with a plan of \(plan.batch)")
+        self.images = images; self.plan = plan
+    }
+
+    /// Per-image masks (true = masked) as groups of equal masked count, in order of first appearance.
+    public static func grouping(_ masks: [[Bool]]) -> [MaskGroup] {
+        var groups: [(count: Int, images: [Int], order: [[Int]])] = []
+        for (i, mask) in masks.enumerated() {
+            let hidden = mask.indices.filter { mask[$0] }
+            let order = mask.indices.filter { !mask[$0] } + hidden
+            if let g = groups.firstIndex(where: { $0.count == hidden.count }) {
+                groups[g].images.append(i); groups[g].order.append(order)
+            } else {
+                groups.append((hidden.count, [i], [order]))
+            }
+        }
+        return groups.map { MaskGroup(images: $0.images, plan: MaskPlan(order: $0.order, visible: $0.order[0].count - $0.count)) }
+    }
 }
 
 /// A pixel decoder's output: (B, N, C·p·p) patches in (c, py, px) order, in the units of its

@@ -1,3 +1,4 @@
+import Foundation
 import Tensor
 import ViT
 
@@ -15,8 +16,11 @@ public protocol ImageTokenizing: Sendable {
 /// An objective that predicts a tokenizer's codes at masked patches (BEiT-style stage 2): with
 /// that tokenizer it reconstructs masked images (`TokenDecodedReconstructor`).
 public protocol CodePredicting: Sendable {
-    /// The tokenizer whose codes it predicts, as its config names it (a path).
+    /// The tokenizer whose codes it predicts, as its config names it (a path, or an export's
+    /// directory name).
     var tokenizerReference: String? { get }
+    /// SHA-256 (hex) of the tokenizer's weights file it trained on, when its config records it.
+    var tokenizerSHA256: String? { get }
     /// K of the prediction head.
     var vocabularySize: Int { get }
     /// The arg-max code of every patch `masks` hides (per image, true = masked); visible patches get -1.
@@ -24,6 +28,44 @@ public protocol CodePredicting: Sendable {
     /// The masking and masked-patch count of its training: the service's defaults.
     var defaultMasking: MaskingSpec { get }
     var maskedCount: Int { get }
+    /// Its training masks (`PixelReconstructing.defaultPlans`); by default `defaultMasking`'s plan.
+    func defaultPlans(batch: Int, grid: Int, masked: Int, rng: inout SeededRandom) -> [MaskGroup]
+}
+
+extension CodePredicting {
+    /// The tokenizer's directory for the model whose config.json is in `modelDirectory`: the path
+    /// a run's config names, or for an exported config's bare directory name the folder of that
+    /// name beside the model (as `--models-dir` holds both).
+    public func tokenizerDirectory(besides modelDirectory: URL) -> URL? {
+        guard let reference = tokenizerReference else { return nil }
+        return reference.contains("/") ? URL(fileURLWithPath: reference)
+            : modelDirectory.standardizedFileURL.deletingLastPathComponent().appendingPathComponent(reference)
+    }
+
+    /// Why `tokenizer` (encoder config `b`, weights file digest `weightsSHA256`) is not the one this
+    /// predictor (encoder config `a`) was trained against, as phrases; empty when they pair: the
+    /// weights file it trained on (when its config records it), the codebook size, and what the
+    /// images become (size, patch, channels, mean, std).
+    public func pairingDifferences(encoder a: ViTConfig, tokenizer: any ImageTokenizing, tokenizerEncoder b: ViTConfig,
+                                   weightsSHA256: String) -> [String] {
+        var differences: [String] = []
+        if let trained = tokenizerSHA256, trained != weightsSHA256 {
+            differences.append("its weights have SHA-256 \(weightsSHA256.prefix(12))…, the model trained on \(trained.prefix(12))… "
+                + "(config.json tokenizer_sha256)")
+        }
+        if tokenizer.codebookSize != vocabularySize {
+            differences.append("codebook \(tokenizer.codebookSize) vs the head's \(vocabularySize) codes")
+        }
+        if (a.imgSize, a.patchSize, a.inChans) != (b.imgSize, b.patchSize, b.inChans) {
+            differences.append("\(b.imgSize) px / patch \(b.patchSize) / \(b.inChans) channels vs \(a.imgSize) / \(a.patchSize) / \(a.inChans)")
+        }
+        if a.mean != b.mean || a.std != b.std { differences.append("input normalization (mean/std)") }
+        return differences
+    }
+
+    public func defaultPlans(batch: Int, grid: Int, masked: Int, rng: inout SeededRandom) -> [MaskGroup] {
+        [MaskGroup(images: Array(0..<batch), plan: defaultMasking.plan(batch: batch, grid: grid, masked: masked, rng: &rng))]
+    }
 }
 
 extension PretrainingNetwork {
@@ -47,6 +89,9 @@ public struct TokenDecodedReconstructor: PixelReconstructing {
 
     public var defaultMasking: MaskingSpec { predictor.defaultMasking }
     public var maskedCount: Int { predictor.maskedCount }
+    public func defaultPlans(batch: Int, grid: Int, masked: Int, rng: inout SeededRandom) -> [MaskGroup] {
+        predictor.defaultPlans(batch: batch, grid: grid, masked: masked, rng: &rng)
+    }
 
     /// The code grid the reconstruction decodes: visible patches keep the image's own codes.
     public func mergedCodes(_ images: Tensor, plan: MaskPlan) -> [[Int]] {

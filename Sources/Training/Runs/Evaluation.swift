@@ -53,6 +53,14 @@ public enum Evaluation {
         return ClassificationResult(top1: Double(correct.reduce(0, +)) / Double(max(total, 1)), images: total, perClass: perClass)
     }
 
+    /// Images `indices` of a (B, C, H, W) batch, in that order.
+    static func images(_ indices: [Int], of x: Tensor) -> Tensor {
+        let size = x.count / x.shape[0]
+        return Tensor(shape: [indices.count] + x.shape.dropFirst()) { out in
+            x.withPointer { src in for (i, b) in indices.enumerated() { (out + i * size).update(from: src + b * size, count: size) } }
+        }
+    }
+
     public struct ReconstructionResult: Codable, Sendable {
         /// Mean squared error on masked patches in [0, 1] pixel units, and the PSNR it implies.
         public var mse: Double
@@ -67,6 +75,9 @@ public enum Evaluation {
         /// Own masks only: what they are in words, and how many patch predictions were scored.
         public var maskingDetail: String? = nil
         public var predictedPatches: Int? = nil
+        /// For a network without a pixel decoder of its own: the tokenizer (directory name) whose
+        /// decoding of the predicted codes was scored.
+        public var tokenizer: String? = nil
     }
 
     /// Which masks a reconstruction is measured on.
@@ -83,10 +94,13 @@ public enum Evaluation {
     /// Predictions of normalized pixels are mapped back with each patch's true statistics (as the
     /// MAE paper's figures do), then to [0, 1] pixels with the model's mean/std. Pass one masking
     /// and one ratio (`.image(.random, ratio: 0.75)`) to compare objectives on equal masks.
+    /// `reconstructor`: what predicts the pixels when the network has no pixel decoder of its own
+    /// (a stage-2 model's codes decoded by its tokenizer, `TokenDecodedReconstructor`).
     public static func reconstruction(_ network: PretrainingNetwork, dataset: any ImageDataset, batchSize: Int, seed: UInt64,
                                       masks: ReconstructionMasks = .own, maxImages: Int? = nil,
+                                      reconstructor given: (any PixelReconstructing)? = nil,
                                       progress: ProgressReporter?) throws -> ReconstructionResult {
-        guard let reconstructor = network.reconstructor else {
+        guard let reconstructor = network.reconstructor ?? given else {
             throw EvaluationError(description: "\(network.objectiveType.displayName) has no pixel decoder: it cannot reconstruct masked images")
         }
         let c = network.config.encoder
@@ -115,18 +129,28 @@ public enum Evaluation {
                 }
                 patches += r.prediction.images.count
             } else {
-                let plan = network.defaultMaskPlan(batch: batch.count, rng: &rng, masking: masking, masked: maskedCount)
-                let r = network.reconstruct(batch.images, plan: plan)
-                for b in 0..<r.plan.batch {
-                    for n in r.plan.order[b][r.plan.visible...] {
-                        let off = (b * r.plan.numPatches + n) * r.patchDim
-                        for k in 0..<r.patchDim {
-                            let d = Double(r.pixels.data[off + k] - r.truth.data[off + k])
-                            pixelSE += d * d
-                            let e = Double(r.normalizedPrediction.data[off + k] - r.normalizedTarget.data[off + k])
-                            normSE += e * e
+                // Without a masking asked for, the objective's training masks (which may group the batch by masked count).
+                let all = Array(0..<batch.count)
+                let groups: [MaskGroup]
+                if let masking {
+                    groups = [MaskGroup(images: all, plan: masking.plan(batch: batch.count, grid: c.gridSize, masked: maskedCount, rng: &rng))]
+                } else {
+                    groups = reconstructor.defaultPlans(batch: batch.count, grid: c.gridSize, masked: maskedCount, rng: &rng)
+                }
+                for group in groups {
+                    let images = group.images == all ? batch.images : Self.images(group.images, of: batch.images)
+                    let r = network.reconstruct(images, plan: group.plan, using: reconstructor)
+                    for b in 0..<r.plan.batch {
+                        for n in r.plan.order[b][r.plan.visible...] {
+                            let off = (b * r.plan.numPatches + n) * r.patchDim
+                            for k in 0..<r.patchDim {
+                                let d = Double(r.pixels.data[off + k] - r.truth.data[off + k])
+                                pixelSE += d * d
+                                let e = Double(r.normalizedPrediction.data[off + k] - r.normalizedTarget.data[off + k])
+                                normSE += e * e
+                            }
+                            patches += 1
                         }
-                        patches += 1
                     }
                 }
             }
@@ -139,6 +163,10 @@ public enum Evaluation {
         var result = ReconstructionResult(mse: mse, psnr: 10 * log10(1 / max(mse, 1e-12)), normalizedMSE: normSE / values, images: count,
                                           maskRatio: Double(maskedCount) / Double(c.numPatches),
                                           masking: (masking ?? reconstructor.defaultMasking).rawValue)
+        if own == nil && patches != count * maskedCount {
+            // Training masks that may stop short of their count (BEiT's generator): the share they hid.
+            result.maskRatio = Double(patches) / Double(max(count * c.numPatches, 1))
+        }
         if let own {
             (result.masking, result.maskRatio) = (own.ownMasks.name, own.ownMasks.maskRatio)
             (result.maskingDetail, result.predictedPatches) = (own.ownMasks.detail, patches)

@@ -54,9 +54,16 @@ public enum Exporter {
         let meta = ["exported_from": run.url.path, "exporter": "bootmae-train export", "step": checkpoint.metadata["step"] ?? "?"]
         let parameters: ParameterList
         let serves: ModelCard.Serves
+        /// The config the card shows, when the export's differs from the run's (settings rewritten by `exported()`).
+        var architecture: String?
         switch kind {
         case .pretraining:
-            let config = try PretrainingDirectory.readConfig(run.url)
+            var config = try PretrainingDirectory.readConfig(run.url)
+            let recorded = config
+            do { config.settings = try config.settings.exported() } catch let e as SettingsExportError {
+                throw ExportError(description: e.description)
+            }
+            if !config.settings.isEqual(to: recorded.settings) { architecture = String(decoding: try prettyJSON(config), as: UTF8.self) }
             let network = try PretrainingDirectory.network(config: config, weights: checkpoint, ignoring: ["optim."])
             let objective = network.objectiveType.displayName
             if let encoder = network.objective.exportedEncoder {
@@ -67,7 +74,7 @@ public enum Exporter {
             } else {
                 // What the objective serves (e.g. BootMAE's online network without its momentum encoder).
                 parameters = network.exportParameters
-                serves = network.canReconstruct ? .withPixelDecoder(objective: objective) : .withoutPixelDecoder(objective: objective)
+                serves = ModelCard.Serves(network: network)
                 try ModelDirectory.save(config: config.encoder, parameters: parameters, to: tmp, dtype: dtype, metadata: meta)
                 try AtomicFile.write(try prettyJSON(config), to: tmp.appendingPathComponent(ModelDirectory.configName))
             }
@@ -85,7 +92,7 @@ public enum Exporter {
         }
         if let input { try writeIntendedInput(input, into: tmp.appendingPathComponent(ModelDirectory.configName)) }
         let card = ModelCard.render(name: name ?? dest.lastPathComponent, serves: serves, run: run, checkpoint: checkpoint, dtype: dtype,
-                                    intended: input)
+                                    intended: input, architecture: architecture)
         try AtomicFile.write(Data(card.utf8), to: tmp.appendingPathComponent("MODEL_CARD.md"))
         // Swap the new folder into place.
         if fm.fileExists(atPath: dest.path) {
@@ -100,6 +107,18 @@ public enum Exporter {
         let bytes = (try? fm.attributesOfItem(atPath: dest.appendingPathComponent(ModelDirectory.weightsName).path)[.size] as? Int) ?? 0
         return Summary(kind: kind, path: dest.path, tensors: parameters.count, bytes: bytes, dtype: dtype.rawValue,
                        runFinished: run.isFinished)
+    }
+
+    /// A warning for `--half` on a tokenizer run. Warned, not refused: an fp16 tokenizer is a
+    /// sound tokenizer of its own (`/v1/tokens`, or stage 2 trained on that export), but its codes
+    /// differ from the fp32 export's at near-ties, so it cannot stand in for the export a stage-2
+    /// model learned from (whose hash that model's config records, and the server compares).
+    public static func halfTokenizerWarning(run path: String, half: Bool) -> String? {
+        guard half, let config = try? PretrainingDirectory.readConfig(URL(fileURLWithPath: path)),
+              config.settings(of: PeCoTokenizer.self) != nil else { return nil }
+        return "warning: an fp16 tokenizer gives different codes than its fp32 export at near-ties: serve it beside a stage-2 "
+            + "(peco) model only if that model trained on this very export (its config.json tokenizer_sha256); to ship the "
+            + "tokenizer a stage 2 trained on, copy that export or export the run again without --half (the same bytes)"
     }
 
     /// A warning when a classifier run's test top-1 (its eval.json, else the fine-tune's last epoch)
@@ -152,9 +171,13 @@ enum ModelCard {
     enum Serves {
         /// Encoder and pixel decoder (BootMAE, MAE, LoMaR).
         case withPixelDecoder(objective: String)
-        /// The whole pretraining network, without a pixel decoder of its own (PeCo's stage 2, whose
-        /// predicted codes only its tokenizer turns into pixels).
+        /// The whole pretraining network, without a pixel decoder of its own.
         case withoutPixelDecoder(objective: String)
+        /// A stage-2 network predicting the codes of the tokenizer exported as the directory
+        /// `tokenizer` (PeCo), which turns them into pixels when it is served beside it.
+        case codePredictor(objective: String, tokenizer: String, tokenizerSHA256: String?)
+        /// A tokenizer: images to code grids and back (PeCo's stage 1).
+        case tokenizer(objective: String, codebookSize: Int, grid: Int)
         /// One encoder of the pretraining network (iBOT's teacher).
         case encoderOnly(objective: String)
         case classifier
@@ -164,8 +187,17 @@ enum ModelCard {
             case .withPixelDecoder(let objective):
                 return "A ViT pretrained with masked image modeling (\(objective): encoder + pixel decoder): serves embeddings and masked-image reconstructions."
             case .withoutPixelDecoder(let objective):
-                return "A ViT pretrained with masked image modeling (\(objective)), without a pixel decoder of its own: serves embeddings; "
-                    + "its reconstructions need the tokenizer it was trained against."
+                return "A ViT pretrained with masked image modeling (\(objective)), without a pixel decoder of its own: serves embeddings."
+            case .codePredictor(let objective, let tokenizer, let sha):
+                return "A ViT pretrained with masked image modeling (\(objective)), without a pixel decoder of its own: it predicts the codes "
+                    + "of the tokenizer `\(tokenizer)`\(sha.map { " (weights SHA-256 \($0.prefix(12))…)" } ?? ""). Serves embeddings, and "
+                    + "masked-image reconstructions (`POST /v1/reconstructions`: its predicted codes decoded by that tokenizer) when the "
+                    + "tokenizer export it was trained on is served beside it as the model directory `\(tokenizer)`."
+            case .tokenizer(let objective, let codes, let grid):
+                return "An image tokenizer (\(objective)): a ViT encoder and a codebook of \(codes) codes give an image a \(grid)×\(grid) grid "
+                    + "of codes, one per patch, and its decoder turns a grid back into an image. Serves `POST /v1/tokens` (the code grid) "
+                    + "and `POST /v1/tokens?decode=true` (the decoding of those codes as a PNG, with its PSNR), and embeddings; the "
+                    + "stage-2 models trained on this export reconstruct through it when it is served under this directory name."
             case .encoderOnly(let objective):
                 return "A ViT encoder pretrained with \(objective) and exported alone, without a pixel decoder: serves embeddings "
                     + "(reconstruction requests get a 400 that names the models that can)."
@@ -174,19 +206,35 @@ enum ModelCard {
             }
         }
 
+        /// What an exported pretraining network serves, from what its objective can do.
+        init(network: PretrainingNetwork) {
+            let objective = network.objectiveType.displayName
+            if let tokenizer = network.tokenizer {
+                self = .tokenizer(objective: objective, codebookSize: tokenizer.codebookSize, grid: network.config.encoder.gridSize)
+            } else if network.canReconstruct {
+                self = .withPixelDecoder(objective: objective)
+            } else if let predictor = network.codePredictor, let reference = predictor.tokenizerReference {
+                self = .codePredictor(objective: objective, tokenizer: URL(fileURLWithPath: reference).lastPathComponent,
+                                      tokenizerSHA256: predictor.tokenizerSHA256)
+            } else {
+                self = .withoutPixelDecoder(objective: objective)
+            }
+        }
+
         /// `bootmae-train calibrate` needs the pixel decoder (its score is a reconstruction error).
         var canCalibrate: Bool { if case .withPixelDecoder = self { return true } else { return false } }
     }
 
+    /// `architecture`: the exported config.json when it differs from the run's (default: the run's).
     static func render(name: String, serves: Serves, run: RunDirectory, checkpoint: SafeTensorsFile, dtype: SafeTensorsFile.DType,
-                       intended input: IntendedInput? = nil) -> String {
+                       intended input: IntendedInput? = nil, architecture: String? = nil) -> String {
         func file(_ n: String) -> String? { try? String(contentsOf: run.file(n), encoding: .utf8) }
         let seconds = checkpoint.metadata["train_seconds"].flatMap(Double.init)
         var s = "# \(name)\n\n"
         s += serves.sentence + "\n\n"
         s += "- Exported from run `\(run.url.lastPathComponent)` at step \(checkpoint.metadata["step"] ?? "?"), weights stored as \(dtype.rawValue).\n"
         if let seconds { s += "- Training wall time: \(ProgressReporter.duration(seconds)) (all invocations).\n" }
-        s += "\n## Architecture\n\n```json\n\(file("config.json") ?? "{}")\n```\n"
+        s += "\n## Architecture\n\n```json\n\(architecture ?? file("config.json") ?? "{}")\n```\n"
         s += "\n## Data and recipe\n\n```json\n\(file("recipe.json") ?? "{}")\n```\n"
         if let commands = file("commands.txt") { s += "\n## Commands\n\n```\n\(commands)```\n" }
         var metrics = ""
@@ -210,7 +258,7 @@ enum ModelCard {
     }
 
     /// The result files a run folder may hold, in the order the card shows them.
-    static let metricFiles = ["result.json", "history.json", "eval.json", "eval-random.json", "linprobe.json", "knn.json"]
+    static let metricFiles = ["result.json", "history.json", "eval.json", "eval-random.json", "linprobe.json", "knn.json", "tokenizer.json"]
 
     /// One line per headline number found in the run folder's result files.
     static func summary(run: RunDirectory) -> String {
@@ -222,11 +270,22 @@ enum ModelCard {
         if let top1 = number("eval.json", "top1") { lines.append(String(format: "| test top-1 | %.2f%% |", 100 * top1)) }
         for n in ["eval.json", "eval-random.json"] {
             if let psnr = number(n, "psnr"), let masking = object(n)?["masking"] as? String {
-                lines.append(String(format: "| masked-patch PSNR, %@ masks | %.2f dB |", masking as NSString, psnr))
+                // A stage-2 model's reconstructions are its codes decoded by its tokenizer (`eval` says which).
+                let through = (object(n)?["tokenizer"] as? String).map { ", decoded by the tokenizer `\($0)`" } ?? ""
+                lines.append(String(format: "| masked-patch PSNR, %@ masks%@ | %.2f dB |", masking as NSString, through as NSString, psnr))
             }
         }
         if let top1 = number("knn.json", "top1") { lines.append(String(format: "| k-NN top-1 (frozen) | %.2f%% |", 100 * top1)) }
         if let top1 = number("linprobe.json", "top1") { lines.append(String(format: "| linear probe top-1 (frozen) | %.2f%% |", 100 * top1)) }
+        // A tokenizer's own numbers (`tokenizer-eval`).
+        if let psnr = number("tokenizer.json", "psnr") { lines.append(String(format: "| PSNR through the codes | %.2f dB |", psnr)) }
+        if let perplexity = number("tokenizer.json", "perplexity"), let codes = number("tokenizer.json", "codebookSize") {
+            lines.append(String(format: "| code perplexity | %.1f of %d codes |", perplexity, Int(codes)))
+        }
+        if let unused = number("tokenizer.json", "unusedShare") { lines.append(String(format: "| unused codes | %.1f%% |", 100 * unused)) }
+        if let top1 = ((object("tokenizer.json")?["bagOfCodesProbe"] as? [String: Any])?["top1"] as? NSNumber)?.doubleValue {
+            lines.append(String(format: "| bag-of-codes linear probe top-1 | %.2f%% |", 100 * top1))
+        }
         return lines.isEmpty ? "" : "| metric (test split) | value |\n|---|---|\n" + lines.joined(separator: "\n") + "\n"
     }
 }
