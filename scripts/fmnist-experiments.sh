@@ -15,7 +15,8 @@
 # + finetune + eval), scratch (the
 # from-random fine-tune baseline), bootmae-short (BootMAE at MAE's wall-clock budget, fine-tuned too), ablations
 # (BootMAE with λ = 0, and without decoder context), figures (the charts in docs/results/ and the
-# table in docs/RESULTS.md), export-ibot (models/ibot-vit-tiny-fmnist, the iBOT teacher), export (models/ from the BootMAE runs; the classifier from the fine-tune of
+# table in docs/RESULTS.md), export-ibot (models/ibot-vit-tiny-fmnist, the iBOT teacher), export-peco (the PeCo
+# tokenizer and stage-2 encoder), export-lomar (the 28 px LoMaR encoder), export (models/ from the BootMAE runs; the classifier from the fine-tune of
 # EXPORT_FT_SUFFIX, default "-40ep": the 40-epoch fine-tune ships). THREADS (default 2) sets compute threads.
 set -euo pipefail
 SCRIPT="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
@@ -115,23 +116,32 @@ log() { printf '\n== %s: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 # A run is finished when its result.json says it did not stop early.
 finished() { [[ -f $1/result.json ]] && grep -q '"stoppedEarly" : false' "$1/result.json"; }
 
-# A training run: skipped when finished, resumed when a checkpoint exists.
+# A training run: skipped when finished, resumed when a checkpoint exists. A resumed run takes its
+# recipe from its own folder; only a step limit (`--max-steps`, smoke runs) is passed on, so a smoke
+# run resumed stays a smoke run.
 train() {  # train <command> <out> <args...>
     local command=$1 out=$2; shift 2
     if finished "$out"; then return; fi
     if [[ -f $out/checkpoint.safetensors ]]; then
+        local limit=() args=("$@") i
+        for ((i = 0; i + 1 < ${#args[@]}; i++)); do
+            [[ ${args[i]} == --max-steps ]] && limit=(--max-steps "${args[i + 1]}")
+        done
         log "$command $out (resume)"
-        nice -n 5 "$BIN" "$command" --out "$out" --resume --threads "$THREADS" 2>>"$out.log"
+        nice -n 5 "$BIN" "$command" --out "$out" --resume --threads "$THREADS" "${limit[@]}" 2>>"$out.log"
     else
         log "$command $out"
         nice -n 5 "$BIN" "$command" --out "$out" --threads "$THREADS" "$@" 2>>"$out.log"
     fi
 }
 
-# A measurement of a run folder, written into it as <name>.json unless already there.
+# A measurement of a run folder, written into it as <name>.json unless already there (the name is the
+# command's, except tokenizer-eval's tokenizer.json).
 measure() {  # measure <command> <run> [args...]
     local command=$1 run=$2; shift 2
-    [[ -f $run/$command.json ]] && return
+    local file=$command
+    [[ $command == tokenizer-eval ]] && file=tokenizer
+    [[ -f $run/$file.json ]] && return
     log "$command $run"
     nice -n 5 "$BIN" "$command" --model "$run" --threads "$THREADS" "$@"
 }
@@ -183,10 +193,11 @@ plot_runs() {  # plot_runs <png> <title> [plot options...] -- <run> <label> [<ru
 
 # A tokenizer export (full precision: stage 2's targets), made once its run has finished.
 export_tokenizer() {  # export_tokenizer <run> <out>
-    [[ -f $2/model.safetensors ]] && return
+    # Kept only when newer than the run's result: a run redone since then gets a fresh export.
+    [[ -f $2/model.safetensors && $2/model.safetensors -nt $1/result.json ]] && return
     finished "$1" || [[ -n ${PECO_SMOKE[*]} ]] || { echo "export_tokenizer: $1 has not finished" >&2; return 1; }
     log "export $1 -> $2"
-    "$BIN" export --run "$1" --out "$2"
+    "$BIN" export --run "$1" --out "$2" --overwrite
 }
 
 # PeCo's two stages with one tokenizer, and every measurement of both.
@@ -198,6 +209,8 @@ peco_stream() {  # peco_stream <name> <tokenizer name in models/> <tokenizer fla
     measure tokenizer-eval "$tok" ${PECO_SMOKE[0]:+--limit 256 --probe-epochs 2}
     export_tokenizer "$tok" "$export"
     train pretrain "$pt" "${PECO_PRETRAIN[@]}" --tokenizer "$export" "${PECO_SMOKE[@]}"
+    measure eval "$pt"                      # masked-patch PSNR through the tokenizer, as served
+    reconstruction_on_equal_masks "$pt"
     measure knn "$pt"
     measure linprobe "$pt" ${PECO_SMOKE[0]:+--epochs 2}
     train finetune "$ft" --init-from "$pt" "${FINETUNE[@]}" "${PECO_SMOKE[@]}"
@@ -280,6 +293,26 @@ stream() {
             fi
             "$BIN" export --run "$ROOT/ibot-short-tiny" --out models/ibot-vit-tiny-fmnist --half --overwrite \
                 --domain "$FMNIST_DOMAIN" --limitations scripts/cards/ibot-vit-tiny-fmnist.md ;;
+        export-peco)
+            # PeCo's tokenizer and its stage-2 encoder, once the peco-l1 stream has finished. The tokenizer
+            # ships at full precision, as stage 2 trained on it (fp16 weights would move codes at near-ties);
+            # the server pairs the two by the tokenizer's directory name (docs/ARCHITECTURE.md, Serving).
+            for run in peco-l1-tokenizer-tiny peco-l1-tiny; do
+                if ! finished "$ROOT/$run" || [[ ! -f $ROOT/peco-l1-tiny/linprobe.json ]]; then
+                    echo "$ROOT/$run or its evaluations have not finished: run the peco-l1 stream first" >&2; exit 1
+                fi
+            done
+            "$BIN" export --run "$ROOT/peco-l1-tokenizer-tiny" --out models/peco-tokenizer-vit-tiny-fmnist --overwrite \
+                --domain "$FMNIST_DOMAIN" --limitations scripts/cards/peco-tokenizer-vit-tiny-fmnist.md
+            "$BIN" export --run "$ROOT/peco-l1-tiny" --out models/peco-vit-tiny-fmnist --half --overwrite \
+                --domain "$FMNIST_DOMAIN" --limitations scripts/cards/peco-vit-tiny-fmnist.md ;;
+        export-lomar)
+            # LoMaR's 28 px encoder (relative position bias, no absolute positions) with its pixel head.
+            if ! finished "$ROOT/lomar-tiny" || [[ ! -f $ROOT/lomar-tiny/linprobe.json ]]; then
+                echo "the LoMaR pretraining or its evaluations have not finished: run the lomar stream first" >&2; exit 1
+            fi
+            "$BIN" export --run "$ROOT/lomar-tiny" --out models/lomar-vit-tiny-fmnist --half --overwrite \
+                --domain "$FMNIST_DOMAIN" --limitations scripts/cards/lomar-vit-tiny-fmnist.md ;;
         figures)
             # The charts in docs/results/ from whichever runs exist (the reconstruction figure needs a
             # server: tools/results/reconstruction_figure.py).
@@ -296,7 +329,7 @@ stream() {
                 --metric teacher_entropy --x step --smooth 10 -- ibot-short-tiny "iBOT teacher (13 ep)"
             log "table in docs/RESULTS.md"
             python3 tools/results/results_table.py --runs "$ROOT" --update docs/RESULTS.md ;;
-        *) echo "unknown stream '$1' (bootmae, mae, lomar, ibot, pixels, peco-l1, peco-l0, scratch, bootmae-short, ablations, mae-large, lomar-large, lomar-large-equal, scratch-large, figures, export, export-ibot)" >&2; exit 2 ;;
+        *) echo "unknown stream '$1' (bootmae, mae, lomar, ibot, pixels, peco-l1, peco-l0, scratch, bootmae-short, ablations, mae-large, lomar-large, lomar-large-equal, scratch-large, figures, export, export-ibot, export-peco, export-lomar)" >&2; exit 2 ;;
     esac
 }
 

@@ -35,9 +35,9 @@ ROWS = [
     ("BEiT-style, own VQ tokenizer (λ_per = 0)", "20", "peco-l0-tiny", {20: "peco-l0-tiny-ft"}),
     ("none: raw pixels (28×28 input; k-NN with the mean image subtracted in brackets)", "–", "pixels", {}),
 ]
-# Pretrainings without a pixel decoder: no reconstruction PSNR to measure (a PeCo stage-2 model
-# reconstructs only through its tokenizer, whose own numbers are in TOKENIZER_ROWS).
-NO_PIXEL_DECODER = {"ibot-short-tiny", "peco-l1-tiny", "peco-l0-tiny"}
+# Pretrainings without a pixel decoder: no reconstruction PSNR to measure. (A PeCo stage-2 model has
+# one: its predicted codes decoded by its tokenizer, as served; its eval.json names the tokenizer.)
+NO_PIXEL_DECODER = {"ibot-short-tiny"}
 # Not a pretraining: the frozen-feature evaluations on the input itself (`--features pixels`).
 RAW_INPUT = {"pixels"}
 # (label, tokenizer epochs, tokenizer run): tokenizer.json of `bootmae-train tokenizer-eval`.
@@ -130,7 +130,11 @@ def pretraining_cells(run):
     if os.path.basename(run) in NO_PIXEL_DECODER:
         return probe_cells(run) + ["– (no pixel decoder)", "– (no pixel decoder)"]
     own, rand = load(os.path.join(run, "eval.json")), load(os.path.join(run, "eval-random.json"))
-    return probe_cells(run) + [f"{own['psnr']:.2f} dB ({own['masking']})" if own else "queued", equal_masks_cell(rand)]
+    own_cell = "queued"
+    if own:
+        via = ", decoded by its tokenizer" if own.get("tokenizer") else ""
+        own_cell = f"{own['psnr']:.2f} dB ({own['masking']}{via})"
+    return probe_cells(run) + [own_cell, equal_masks_cell(rand)]
 
 
 def finetune_top1(run):
