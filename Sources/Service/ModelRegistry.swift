@@ -41,7 +41,8 @@ public final class LoadedModel: @unchecked Sendable {
     public var canReconstruct: Bool { network?.canReconstruct ?? false }
     public var canTokenize: Bool { network?.tokenizer != nil }
     public var capabilities: [Capability] {
-        [.embed] + (canClassify ? [.classify] : []) + (canReconstruct ? [.reconstruct] : []) + (canTokenize ? [.tokenize] : [])
+        let own = network?.capabilities ?? [.embed]
+        return Capability.allCases.filter { own.contains($0) || ($0 == .classify && canClassify) }
     }
     public var parameterCount: Int { encoder.parameters.entries.reduce(0) { $0 + $1.parameter.elementCount } }
 

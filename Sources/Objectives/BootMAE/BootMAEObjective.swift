@@ -10,7 +10,6 @@ extension BootMAE: PretrainingObjective, PixelReconstructing {
     public static let summary = "BootMAE: MAE plus a feature decoder that predicts a momentum encoder's features, "
         + "both decoders cross-attending to encoder blocks"
     public static let lossNames = ["loss", "pixel_loss", "feature_loss"]
-    public static let capabilities: Set<Capability> = [.embed, .reconstruct]
 
     /// config.json beside the encoder (official `modeling_pretrain.py` / `run_pretraining.py` arguments).
     public struct Settings: ObjectiveSettings {

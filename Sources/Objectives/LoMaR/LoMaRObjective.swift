@@ -9,7 +9,6 @@ extension LoMaR: PretrainingObjective {
     public static let summary = "LoMaR: masked patches reconstructed inside small windows (mask token in the encoder, "
         + "relative positions only); cost per image independent of the resolution"
     public static let lossNames = ["loss"]
-    public static let capabilities: Set<Capability> = [.embed, .reconstruct]
 
     /// config.json beside the encoder (official `forward(imgs, window_size, num_window, mask_ratio)`
     /// arguments and `norm_pix_loss`).

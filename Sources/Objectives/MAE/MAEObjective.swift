@@ -7,7 +7,6 @@ extension MAE: PretrainingObjective, PixelReconstructing {
     public static let displayName = "MAE"
     public static let summary = "MAE: visible patches through the encoder, a light decoder predicts the masked pixels"
     public static let lossNames = ["loss"]
-    public static let capabilities: Set<Capability> = [.embed, .reconstruct]
 
     /// config.json beside the encoder (official `models_mae.py` constructor arguments).
     public struct Settings: ObjectiveSettings {

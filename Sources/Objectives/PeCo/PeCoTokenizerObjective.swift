@@ -12,7 +12,6 @@ extension PeCoTokenizer: PretrainingObjective {
     public static let summary = "PeCo stage 1: a ViT-VQ tokenizer (one code per patch, EMA codebook) trained on pixels "
         + "+ commitment + λ·perceptual loss on a frozen self-supervised encoder of ours; its codes are stage 2's targets"
     public static let lossNames = ["loss", "pixel_loss", "commitment_loss", "perceptual_loss"]
-    public static let capabilities: Set<Capability> = [.embed, .tokenize]
 
     /// config.json beside the encoder.
     public struct Settings: ObjectiveSettings {

@@ -27,7 +27,12 @@ public struct PretrainingNetwork: Sendable {
     public var checkpointParameters: ParameterList { objective.checkpointParameters }
     public var exportParameters: ParameterList { objective.exportParameters }
     public var noDecayNames: Set<String> { objective.noDecayNames }
-    public var capabilities: Set<Capability> { objectiveType.capabilities }
+    /// What an export of this network serves, from the protocols its objective conforms to: embeddings
+    /// always, reconstructions with a pixel decoder of its own (`PixelReconstructing`), code grids as a
+    /// tokenizer (`ImageTokenizing`). Classification is the encoder's head, not the objective's.
+    public var capabilities: Set<Capability> {
+        Set([.embed] + (canReconstruct ? [.reconstruct] : []) + (tokenizer != nil ? [.tokenize] : []))
+    }
 
     /// Fresh weights from `seed`.
     public func initialize(seed: UInt64) {

@@ -28,9 +28,6 @@ public protocol PretrainingObjective: Sendable {
     static var summary: String { get }
     /// The losses a step reports, the total first (the loss plot draws these).
     static var lossNames: [String] { get }
-    /// What an export of this objective serves besides embeddings.
-    static var capabilities: Set<Capability> { get }
-
     /// The objective-specific command-line flags of `pretrain` (beyond the common ones).
     static var flags: [ObjectiveFlag] { get }
     /// The encoder (with this objective's preprocessing and position encoding) and settings a
@@ -93,7 +90,6 @@ extension PretrainingObjective {
     public var checkpointParameters: ParameterList { parameters }
     public var exportParameters: ParameterList { parameters }
     public var noDecayNames: Set<String> { [] }
-    public static var capabilities: Set<Capability> { [.embed] }
     public static var flags: [ObjectiveFlag] { [] }
     public static var defaultMaskRatio: Double { 0.75 }
     public static var defaultBaseLR: Double { 1.5e-4 }
