@@ -31,14 +31,8 @@ final class LoMaRServiceTests: XCTestCase {
     func post(_ path: String, _ json: [String: Any], headers: [String: String] = [:]) throws -> (status: Int, response: ServiceResponse) {
         var h = headers
         h["content-type"] = "application/json"
-        let request = ServiceRequest(method: "POST", path: path, query: [:], headers: h,
-                                     body: [UInt8](try JSONSerialization.data(withJSONObject: json)))
-        let route = try XCTUnwrap(Self.service.routes.first { $0.method == "POST" && $0.pattern == path })
-        let done = DispatchSemaphore(value: 0)
-        nonisolated(unsafe) var result: ServiceResponse?
-        route.handler(request, [:]) { result = $0; done.signal() }
-        XCTAssertEqual(done.wait(timeout: .now() + 30), .success)
-        let r = try XCTUnwrap(result)
+        let r = try Self.service.respond(to: ServiceRequest(method: "POST", path: path, query: [:], headers: h,
+                                                            body: [UInt8](try JSONSerialization.data(withJSONObject: json))))
         return (r.status, r)
     }
 

@@ -28,13 +28,7 @@ final class ModelChoiceTests: XCTestCase {
     }
 
     func post(_ service: Service, _ path: String, body: [UInt8], contentType: String, query: [String: String] = [:]) throws -> (status: Int, message: String?) {
-        let request = ServiceRequest(method: "POST", path: path, query: query, headers: ["content-type": contentType], body: body)
-        let route = try XCTUnwrap(service.routes.first { $0.method == "POST" && $0.pattern == path })
-        let done = DispatchSemaphore(value: 0)
-        nonisolated(unsafe) var result: ServiceResponse?
-        route.handler(request, [:]) { result = $0; done.signal() }
-        XCTAssertEqual(done.wait(timeout: .now() + 30), .success)
-        let response = try XCTUnwrap(result)
+        let response = try service.respond(to: ServiceRequest(method: "POST", path: path, query: query, headers: ["content-type": contentType], body: body))
         let body = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any]
         return (response.status, (body?["error"] as? [String: Any])?["message"] as? String)
     }
@@ -126,12 +120,7 @@ final class ModelChoiceTests: XCTestCase {
             let request = ServiceRequest(method: "POST", path: "/v1/reconstructions", query: [:],
                                          headers: ["content-type": "application/json", "accept": "application/json"],
                                          body: [UInt8](try JSONSerialization.data(withJSONObject: json)))
-            let route = try XCTUnwrap(grayDefault.routes.first { $0.method == "POST" && $0.pattern == "/v1/reconstructions" })
-            let done = DispatchSemaphore(value: 0)
-            nonisolated(unsafe) var result: ServiceResponse?
-            route.handler(request, [:]) { result = $0; done.signal() }
-            XCTAssertEqual(done.wait(timeout: .now() + 30), .success)
-            let response = try XCTUnwrap(result)
+            let response = try grayDefault.respond(to: request)
             XCTAssertEqual(response.status, 200, String(decoding: response.body, as: UTF8.self))
             return (try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any])?["model"] as? String
         }
@@ -174,12 +163,7 @@ final class ModelChoiceTests: XCTestCase {
         let png = [UInt8](try Data(contentsOf: Fixtures.url("images/rgb.png")))
         let request = ServiceRequest(method: "POST", path: "/v1/reconstructions", query: ["mask": "0, 3,5"],
                                      headers: ["content-type": "image/png", "accept": "application/json"], body: png)
-        let route = try XCTUnwrap(service.routes.first { $0.method == "POST" && $0.pattern == "/v1/reconstructions" })
-        let done = DispatchSemaphore(value: 0)
-        nonisolated(unsafe) var result: ServiceResponse?
-        route.handler(request, [:]) { result = $0; done.signal() }
-        XCTAssertEqual(done.wait(timeout: .now() + 30), .success)
-        let response = try XCTUnwrap(result)
+        let response = try service.respond(to: request)
         XCTAssertEqual(response.status, 200, String(decoding: response.body, as: UTF8.self))
         let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any])
         XCTAssertEqual(json["mask"] as? [Int], [0, 3, 5])

@@ -74,13 +74,7 @@ final class PeCoServiceTests: XCTestCase {
             h["content-type"] = "application/json"
             body = [UInt8](try JSONSerialization.data(withJSONObject: json))
         }
-        let request = ServiceRequest(method: method, path: path, query: query, headers: h, body: body)
-        let route = try XCTUnwrap(service.routes.first { $0.method == method && $0.pattern == path })
-        let done = DispatchSemaphore(value: 0)
-        nonisolated(unsafe) var result: ServiceResponse?
-        route.handler(request, [:]) { result = $0; done.signal() }
-        XCTAssertEqual(done.wait(timeout: .now() + 30), .success)
-        let r = try XCTUnwrap(result)
+        let r = try service.respond(to: ServiceRequest(method: method, path: path, query: query, headers: h, body: body))
         return (r.status, try? JSONSerialization.jsonObject(with: Data(r.body)) as? [String: Any], r)
     }
 

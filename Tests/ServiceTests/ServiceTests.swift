@@ -52,23 +52,7 @@ final class ServiceTests: XCTestCase {
             h["content-type"] = "application/json"
         }
         if let contentType { h["content-type"] = contentType }
-        let request = ServiceRequest(method: method, path: path, query: query, headers: h, body: payload)
-        let routes = service.routes
-        var params: [String: String] = [:]
-        let route = routes.first { r in
-            guard r.method == method else { return false }
-            let a = r.pattern.split(separator: "/"), b = path.split(separator: "/")
-            guard a.count == b.count else { return false }
-            for (x, y) in zip(a, b) {
-                if x.hasPrefix("{") { params[String(x.dropFirst().dropLast())] = String(y) } else if x != y { return false }
-            }
-            return true
-        }!
-        let done = DispatchSemaphore(value: 0)
-        nonisolated(unsafe) var result: ServiceResponse?
-        route.handler(request, params) { result = $0; done.signal() }
-        XCTAssertEqual(done.wait(timeout: .now() + 30), .success)
-        let r = result!
+        let r = try! service.respond(to: ServiceRequest(method: method, path: path, query: query, headers: h, body: payload))
         return (r.status, try? JSONSerialization.jsonObject(with: Data(r.body)) as? [String: Any], r)
     }
 
