@@ -239,6 +239,21 @@ try:
         f.write(driver.get_screenshot_as_png())
     step(f"keyboard: patch 7 has code {code}; Space marked its {len(marked)} patches and cleared them")
 
+    # The view's two controls: the numbers go and come back; the colours' opacity follows the slider.
+    by_id("tok-numbers").click()
+    check("no-numbers" in by_id("tok-grid").get_attribute("class"), "unticking 'code numbers' hides them")
+    by_id("tok-numbers").click()
+    check("no-numbers" not in by_id("tok-grid").get_attribute("class"), "ticking it shows them again")
+    by_id("tok-alpha").send_keys(Keys.HOME)
+    alpha = driver.execute_script("return getComputedStyle(document.querySelector('#tok-grid button')).backgroundColor")
+    check(alpha.endswith(", 0)") and text_of("tok-alpha-out") == "0%", f"colours at 0%: {alpha}, {text_of('tok-alpha-out')}")
+    by_id("tok-alpha").send_keys(Keys.END)
+    alpha = driver.execute_script("return getComputedStyle(document.querySelector('#tok-grid button')).backgroundColor")
+    check(alpha.startswith("rgb("), f"colours at 100%: {alpha}")
+    by_id("tok-alpha").send_keys(*([Keys.ARROW_LEFT] * 8))
+    check(text_of("tok-alpha-out") == "60%", text_of("tok-alpha-out"))
+    step("numbers toggled; colour opacity 0% → 100% → 60% from the keyboard")
+
     # A 16×16 grid (64 px RGB): same checks, the conversion's warnings, numbers still legible.
     Select(by_id("model")).select_by_value(TOK16)
     item, facts = check_code_grid(TOK16, 16, 64)

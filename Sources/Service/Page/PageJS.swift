@@ -468,7 +468,6 @@ function showCodes(g, codebookSize, codes) {
     paintCode(b, code);
     b.setAttribute('aria-label', 'row ' + (Math.floor(i / g) + 1) + ', column ' + (i % g + 1) + ': code ' + code);
   });
-  $('tok-caption').textContent = g + ' × ' + g + ' codes over the input';
   fitNumbers();
   renderLegend();
   const width = String(Math.max(codebookSize - 1, 0)).length;
@@ -525,14 +524,16 @@ function renderLegend() {
   $('tok-legend').replaceChildren(...items);
 }
 
-// Numbers go when a cell is too small to hold them legibly (under 6.5 px of text), or when unticked.
+// Numbers go when a cell is too small to hold them legibly (under 7 px of text, the CSS's own
+// formula), or when unticked; the caption says which.
 function fitNumbers() {
   const t = state.tok, grid = $('tok-grid');
-  if (t.grid) {
-    const digits = Number(grid.style.getPropertyValue('--digits')) || 1;
-    t.tooSmall = $('tok-grid').clientWidth / t.grid / (0.62 * digits + 0.5) < 6.5;
-  }
+  if (!t.grid) return;
+  const digits = Number(grid.style.getPropertyValue('--digits')) || 1;
+  t.tooSmall = grid.clientWidth / t.grid / (0.62 * digits + 0.5) < 7;
   grid.classList.toggle('no-numbers', t.tooSmall || !$('tok-numbers').checked);
+  $('tok-caption').textContent = t.grid + ' × ' + t.grid + ' codes over the input'
+    + (t.tooSmall && $('tok-numbers').checked ? ' (numbers hidden: cells too small; point at a patch)' : '');
 }
 
 // ---- the patch grid ---------------------------------------------------------------------------------
