@@ -4,7 +4,8 @@
 # bootmae-serve runs on the bundled models plus two tokenizer fixtures on a loopback port with --api-key,
 # is stopped on exit, and the whole check is bounded in time (BROWSER_CHECK_TIMEOUT, 150 s by default).
 # The fixtures are one-step PeCo tokenizer runs on the repository's 20-image IDX fixture, exported by
-# bootmae-train (seeded, one thread: the same weights every time; ~5 s in a debug build): a 7×7 grid
+# bootmae-train (seeded, one thread: the same weights and codes every time, only the file's metadata
+# names the scratch run folder; ~5 s in a debug build): a 7×7 grid
 # (28 px gray, patch 4) and a 16×16 one (64 px RGB, patch 4), both with 64 codes.
 #   scripts/browser-check.sh [--screenshot FILE]   # FILE: also save the desktop screenshot (docs/page.png)
 set -euo pipefail
@@ -37,7 +38,7 @@ mkdir -p "$WORK/models"
 for m in models/*/; do ln -s "$PWD/${m%/}" "$WORK/models/"; done
 tokenizer_fixture() {  # name, then pretrain's size flags
   local name="$1"; shift
-  "$TRAIN_BIN" pretrain --objective peco-tokenizer --preset tiny "$@" --data Tests/Fixtures/datasets/idx-plain \
+  timeout 120 "$TRAIN_BIN" pretrain --objective peco-tokenizer --preset tiny "$@" --data Tests/Fixtures/datasets/idx-plain \
     --lambda-perceptual 0 --codebook-size 64 --tokenizer-depth 1 --batch-size 2 --epochs 1 --max-steps 1 --seed 0 --threads 1 \
     --out "$WORK/run-$name" >> "$WORK/fixtures.log" 2>&1 &&
   "$TRAIN_BIN" export --run "$WORK/run-$name" --out "$WORK/models/$name" >> "$WORK/fixtures.log" 2>&1 ||
