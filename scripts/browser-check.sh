@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # The page at GET / in a real browser, run by scripts/test.sh: Debian's chromium + chromium-driver
 # (apt, installed when missing) driven headless by Selenium (PyPI, in a venv under the repo, git-ignored).
-# bootmae-serve runs on the bundled models on a loopback port with --api-key, is stopped on exit, and
-# the whole check is bounded in time (BROWSER_CHECK_TIMEOUT, 150 s by default).
+# bootmae-serve runs on the bundled models plus two tokenizer fixtures on a loopback port with --api-key,
+# is stopped on exit, and the whole check is bounded in time (BROWSER_CHECK_TIMEOUT, 150 s by default).
+# The fixtures are one-step PeCo tokenizer runs on the repository's 20-image IDX fixture, exported by
+# bootmae-train (seeded, one thread: the same weights and codes every time, only the file's metadata
+# names the scratch run folder; ~5 s in a debug build): a 7×7 grid
+# (28 px gray, patch 4) and a 16×16 one (64 px RGB, patch 4), both with 64 codes.
 #   scripts/browser-check.sh [--screenshot FILE]   # FILE: also save the desktop screenshot (docs/page.png)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PORT="${PORT:-18191}"
 BIN="${BIN:-.build/debug/bootmae-serve}"
+TRAIN_BIN="${TRAIN_BIN:-.build/debug/bootmae-train}"
 VENV="$(realpath -m "${BROWSER_VENV:-.venv-browser}")"
 SHOT=""
 if [ "${1:-}" = "--screenshot" ]; then SHOT="$(realpath -m "$2")"; fi
@@ -26,10 +31,24 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import selenium" 2>/d
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q "selenium==4.27.1"
 fi
-[ -x "$BIN" ] || { echo "browser-check: $BIN is missing; run swift build first" >&2; exit 1; }
+for b in "$BIN" "$TRAIN_BIN"; do [ -x "$b" ] || { echo "browser-check: $b is missing; run swift build first" >&2; exit 1; }; done
+
+# The served folder: the bundled models (linked) and the tokenizer fixtures.
+mkdir -p "$WORK/models"
+for m in models/*/; do ln -s "$PWD/${m%/}" "$WORK/models/"; done
+tokenizer_fixture() {  # name, then pretrain's size flags
+  local name="$1"; shift
+  timeout 120 "$TRAIN_BIN" pretrain --objective peco-tokenizer --preset tiny "$@" --data Tests/Fixtures/datasets/idx-plain \
+    --lambda-perceptual 0 --codebook-size 64 --tokenizer-depth 1 --batch-size 2 --epochs 1 --max-steps 1 --seed 0 --threads 1 \
+    --out "$WORK/run-$name" >> "$WORK/fixtures.log" 2>&1 &&
+  "$TRAIN_BIN" export --run "$WORK/run-$name" --out "$WORK/models/$name" >> "$WORK/fixtures.log" 2>&1 ||
+  { cat "$WORK/fixtures.log" >&2; echo "browser-check: could not write the tokenizer fixture $name" >&2; exit 1; }
+}
+tokenizer_fixture peco-tokenizer-fixture-7 --img-size 28
+tokenizer_fixture peco-tokenizer-fixture-16 --img-size 64 --channels 3
 
 KEY="browser-check-$$"
-"$BIN" --models-dir models --port "$PORT" --threads 1 --api-key "$KEY" 2> "$WORK/server.log" &
+"$BIN" --models-dir "$WORK/models" --port "$PORT" --threads 1 --api-key "$KEY" 2> "$WORK/server.log" &
 SERVER=$!
 for _ in $(seq 1 150); do curl -fs "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
 curl -fs "http://127.0.0.1:$PORT/readyz" >/dev/null || { cat "$WORK/server.log" >&2; echo "browser-check: server did not start" >&2; exit 1; }

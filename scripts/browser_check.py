@@ -21,6 +21,8 @@ PHOTO = os.path.join(ROOT, "Tests/Fixtures/images/photo_512x384.jpg")
 GARMENT = os.path.join(ROOT, "Tests/Fixtures/fmnist/test00000-ankle-boot.png")
 PRETRAINED, CLASSIFIER = "bootmae-vit-tiny-fmnist", "bootmae-vit-tiny-fmnist-cls"
 PHOTO_MODEL = "bootmae-vit-photo-64"
+CORRUPT = os.path.join(ROOT, "Tests/Fixtures/images/corrupt.png")
+TOK7, TOK16 = "peco-tokenizer-fixture-7", "peco-tokenizer-fixture-16"  # written by browser-check.sh
 started = time.time()
 
 
@@ -54,6 +56,51 @@ def text_of(i):
 def card_done(card):
     wait.until(lambda d: by_id(card).get_attribute("data-state") in ("done", "error"))
     check(by_id(card).get_attribute("data-state") == "done", f"{card}: the call failed: {text_of('error')}")
+
+
+def run_copied(name):
+    """Click the card's "Copy as curl", run the copied command in a shell, return its JSON answer."""
+    driver.execute_script("document.getElementById('copied').textContent = ''")
+    driver.find_element(By.CSS_SELECTOR, f"button.copy[data-call={name}]").click()
+    wait.until(lambda d: text_of("copied").startswith("Copied"))
+    command = driver.execute_script(f"return state.curls.{name}")
+    answer = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=30,
+                            env={**os.environ, "BOOTMAE_API_KEY": KEY})
+    try:
+        return command, json.loads(answer.stdout)
+    except ValueError:
+        raise AssertionError(f"the copied curl command answers {answer.stdout[:200]!r} {answer.stderr[:200]!r}")
+
+
+def check_code_grid(model, grid, size):
+    """The Tokens card of `model` against the API's own answer (the copied curl command): every cell
+    shows its patch's code, the decoded image is the answer's PNG and has loaded, the facts say the numbers."""
+    card_done("tok-card")
+    command, answer = run_copied("tok")
+    check("/v1/tokens?decode=true" in command and answer.get("model") == model, f"curl: {command[:200]}")
+    check(answer["grid"] == grid and answer["codebook_size"] == 64, {k: v for k, v in answer.items() if k != "data"})
+    item = answer["data"][0]
+    cells = driver.find_elements(By.CSS_SELECTOR, "#tok-grid button")
+    check(len(cells) == grid * grid, f"{len(cells)} cells for a {grid}×{grid} grid")
+    shown = [int(c.get_attribute("textContent")) for c in cells]
+    check(shown == item["codes"], f"the grid shows {shown[:12]}…, the answer has {item['codes'][:12]}…")
+    check([int(c.get_attribute("data-code")) for c in cells] == item["codes"], "cells' data-code")
+    check([int(x) for x in text_of("tok-text").split()] == item["codes"], "'Codes as text' holds the same codes")
+    decoded = driver.execute_script("const i = document.getElementById('t-decoded');"
+                                    "return [i.complete, i.naturalWidth, i.naturalHeight, i.src]")
+    check(decoded[0] and decoded[1] == size and decoded[2] == size, f"decoded image loaded at {decoded[1]}×{decoded[2]}")
+    check(decoded[3] == "data:image/png;base64," + item["decoded"], "the decoded panel is the answer's PNG")
+    original = driver.execute_script("const i = document.getElementById('t-original'); return [i.complete, i.naturalWidth]")
+    check(original == [True, size], f"model-input panel {original}")
+    facts = text_of("tok-facts")
+    check(f"{grid} × {grid} = {grid * grid} codes" in facts and "64 codes; this image uses " + str(len(set(item["codes"]))) in facts
+          and f"PSNR {item['psnr']:.2f} dB" in facts, facts)
+    counts = {c: item["codes"].count(c) for c in set(item["codes"])}
+    top = max(counts.items(), key=lambda kv: (kv[1], -kv[0]))
+    legend = driver.find_elements(By.CSS_SELECTOR, "#tok-legend button")
+    check(legend and legend[0].get_attribute("textContent") == f"{top[0]} ×{top[1]}", f"legend starts {legend[0].get_attribute('textContent')!r}, expected code {top}")
+    check(text_of("tok-warnings") == "".join(f"{w['code']}: {w['message']}" for w in item["warnings"]), text_of("tok-warnings"))
+    return item, facts
 
 
 def screenshot_variance(png):
@@ -129,14 +176,9 @@ try:
     step(f"patch 24 toggled by click ({'masked' if not was else 'visible'} now); the request sends an explicit mask")
 
     # "Copy as curl" copies a command that makes the same call: run it and get the same mask back.
-    driver.find_element(By.CSS_SELECTOR, "button.copy[data-call=recon]").click()
-    wait.until(lambda d: text_of("copied").startswith("Copied"))
-    command = driver.execute_script("return state.curls.recon")
-    answer = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=30,
-                            env={**os.environ, "BOOTMAE_API_KEY": KEY})
-    echoed = json.loads(answer.stdout)
+    command, echoed = run_copied("recon")
     check(echoed.get("masking") == "explicit" and echoed.get("mask") == driver.execute_script("return state.mask"),
-          f"the copied curl command answers {answer.stdout[:200]!r}")
+          f"the copied curl command answers {json.dumps(echoed)[:200]!r}")
     step(f"'Copy as curl' ({len(command)} characters) run in a shell: same explicit mask of {len(echoed['mask'])} patches")
 
     # ...and by keyboard: focus the grid, arrow right, Space.
@@ -168,6 +210,74 @@ try:
     check("has no pixel decoder" in text_of("recon-note"), text_of("recon-note"))
     step("labels: " + " | ".join(labels[:3]))
 
+    # The Tokens card: hidden work for a model that is not a tokenizer, then a 7×7 tokenizer's grid.
+    check(by_id("tok-card").get_attribute("hidden") is None, "the Tokens card shows when a tokenizer is served")
+    check("is not a tokenizer" in text_of("tok-note") and TOK7 in text_of("tok-note"), text_of("tok-note"))
+    Select(by_id("model")).select_by_value(TOK7)
+    item, facts = check_code_grid(TOK7, 7, 28)
+    check("is a tokenizer" in text_of("recon-note") and "Tokens below" in text_of("recon-note"), text_of("recon-note"))
+    check("no-numbers" not in by_id("tok-grid").get_attribute("class"), "a 7×7 grid shows its numbers")
+    step(f"{TOK7}: 7×7 grid shows the answer's codes; {facts[facts.index('codebook'):]}")
+
+    # Keyboard: arrows move in the grid and say the code; Space marks every patch of that code.
+    cells = driver.find_elements(By.CSS_SELECTOR, "#tok-grid button")
+    cells[0].send_keys(Keys.ARROW_DOWN)
+    check(driver.switch_to.active_element.get_attribute("data-patch") == "7", "arrow down moves one row")
+    code = item["codes"][7]
+    check(f"code {code} — {item['codes'].count(code)} of 49" in text_of("tok-readout"), text_of("tok-readout"))
+    driver.switch_to.active_element.send_keys(Keys.SPACE)
+    marked = [int(c.get_attribute("data-patch")) for c in driver.find_elements(By.CSS_SELECTOR, "#tok-grid button.marked")]
+    check(marked == [i for i, c in enumerate(item["codes"]) if c == code], f"marked {marked}")
+    pressed = driver.find_elements(By.CSS_SELECTOR, "#tok-legend button[aria-pressed=true]")
+    check(len(pressed) == 1 and pressed[0].get_attribute("data-code") == str(code), "the legend marks the same code")
+    driver.switch_to.active_element.send_keys(Keys.SPACE)
+    check(not driver.find_elements(By.CSS_SELECTOR, "#tok-grid button.marked"), "Space again clears the mark")
+    check(f"code {code} —" in text_of("tok-readout"), f"after the mark: {text_of('tok-readout')}")
+    driver.execute_script("document.getElementById('tok-card').scrollIntoView()")
+    time.sleep(0.3)
+    with open(os.path.join(WORK, "tokens-7.png"), "wb") as f:
+        f.write(driver.get_screenshot_as_png())
+    step(f"keyboard: patch 7 has code {code}; Space marked its {len(marked)} patches and cleared them")
+
+    # The view's two controls: the numbers go and come back; the colours' opacity follows the slider.
+    by_id("tok-numbers").click()
+    check("no-numbers" in by_id("tok-grid").get_attribute("class"), "unticking 'code numbers' hides them")
+    by_id("tok-numbers").click()
+    check("no-numbers" not in by_id("tok-grid").get_attribute("class"), "ticking it shows them again")
+    by_id("tok-alpha").send_keys(Keys.HOME)
+    alpha = driver.execute_script("return getComputedStyle(document.querySelector('#tok-grid button')).backgroundColor")
+    check(alpha.endswith(", 0)") and text_of("tok-alpha-out") == "0%", f"colours at 0%: {alpha}, {text_of('tok-alpha-out')}")
+    by_id("tok-alpha").send_keys(Keys.END)
+    alpha = driver.execute_script("return getComputedStyle(document.querySelector('#tok-grid button')).backgroundColor")
+    check(alpha.startswith("rgb("), f"colours at 100%: {alpha}")
+    by_id("tok-alpha").send_keys(*([Keys.ARROW_LEFT] * 8))
+    check(text_of("tok-alpha-out") == "60%", text_of("tok-alpha-out"))
+    step("numbers toggled; colour opacity 0% → 100% → 60% from the keyboard")
+
+    # A 16×16 grid (64 px RGB): same checks, the conversion's warnings, numbers still legible.
+    Select(by_id("model")).select_by_value(TOK16)
+    item, facts = check_code_grid(TOK16, 16, 64)
+    check("upscaled" in text_of("tok-warnings") and "grayscale_to_rgb" in text_of("tok-warnings"), text_of("tok-warnings"))
+    check("no-numbers" not in by_id("tok-grid").get_attribute("class"), "a 16×16 grid still shows its numbers at desktop width")
+    cell = driver.execute_script("const b = document.querySelector('#tok-grid button'); const r = b.getBoundingClientRect();"
+                                 "return [r.width, parseFloat(getComputedStyle(b).fontSize)]")
+    check(cell[1] >= 8, f"16×16 cells {cell[0]:.0f} px with {cell[1]:.1f} px numbers")
+    driver.execute_script("document.getElementById('tok-card').scrollIntoView()")
+    time.sleep(0.3)
+    with open(os.path.join(WORK, "tokens-16.png"), "wb") as f:
+        f.write(driver.get_screenshot_as_png())
+    step(f"{TOK16}: 16×16 grid shows the answer's codes in {cell[0]:.0f}-px cells, {cell[1]:.1f}-px numbers; warnings: "
+         + ", ".join(w["code"] for w in item["warnings"]))
+
+    # A file the server cannot decode: the card fails and the error box says it in the API's words.
+    by_id("file").send_keys(CORRUPT)
+    wait.until(lambda d: by_id("tok-card").get_attribute("data-state") == "error")
+    wait.until(lambda d: by_id("error").get_attribute("hidden") is None)
+    check("invalid_image" in text_of("error"), f"error box: {text_of('error')!r}")
+    step("a corrupt PNG: " + text_of("error")[:100])
+    by_id("file").send_keys(GARMENT)
+    card_done("tok-card")
+
     # Back to the pretrained model with the garment: the picture the README shows.
     Select(by_id("model")).select_by_value(PRETRAINED)
     card_done("recon-card")
@@ -196,9 +306,24 @@ try:
     check(variance > 100, f"phone screenshot looks blank (luminance variance {variance:.1f})")
     with open(os.path.join(WORK, "phone.png"), "wb") as f:
         f.write(png)
+
+    # The Tokens card at phone width: the code grid across the screen, the two images under it.
+    Select(by_id("model")).select_by_value(TOK16)
+    check_code_grid(TOK16, 16, 64)
+    width = driver.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
+    check(width[0] <= width[1], f"horizontal scrolling at phone width with the tokens: {width}")
+    boxes = driver.execute_script("return ['tok-grid', 't-original', 't-decoded'].map((i) => {"
+                                  "const r = document.getElementById(i).getBoundingClientRect(); return [r.left, r.right, r.width]; })")
+    check(all(b[0] >= 0 and b[1] <= width[1] for b in boxes) and boxes[0][2] >= 250, f"token panels at phone width: {boxes}")
+    legible = "no-numbers" not in by_id("tok-grid").get_attribute("class")
+    driver.execute_script("document.getElementById('tok-card').scrollIntoView()")
+    time.sleep(0.3)
+    with open(os.path.join(WORK, "phone-tokens.png"), "wb") as f:
+        f.write(driver.get_screenshot_as_png())
+    step(f"tokens at phone width: grid {boxes[0][2]:.0f} px wide, numbers {'shown' if legible else 'hidden (cells too small)'}")
     if os.environ.get("BROWSER_CHECK_KEEP"):
         import shutil
-        for name in ("desktop.png", "phone.png"):
+        for name in ("desktop.png", "phone.png", "tokens-7.png", "tokens-16.png", "phone-tokens.png"):
             shutil.copy(os.path.join(WORK, name), os.path.join(os.environ["BROWSER_CHECK_KEEP"], name))
     step(f"phone width {width[1]} px: no horizontal scroll, panels {panel[2]:.0f} px wide, screenshot variance {variance:.0f}")
 finally:

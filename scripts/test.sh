@@ -17,7 +17,7 @@ bash scripts/fault-check.sh 4
 bash scripts/k8s-validate.sh
 # Three replicas behind nginx, scraped by Prometheus: one SIGTERMed, one SIGKILLed under load, no failed request.
 bash scripts/replicas-check.sh
-# The page at GET / in headless Chromium (Selenium): upload, reconstruction, patch toggles, labels, screenshots.
+# The page at GET / in headless Chromium (Selenium): upload, reconstruction, patch toggles, labels, tokenizer code grids, screenshots.
 bash scripts/browser-check.sh
 # A short bounded fuzz run of the HTTP request parser (libFuzzer + AddressSanitizer).
 bash scripts/fuzz-http.sh 20 > /dev/null 2>&1 || { echo "fuzz-http: the parser fuzzer found a failure (see .build-fuzz/artifacts)" >&2; exit 1; }

@@ -65,6 +65,35 @@ figcaption { font-size: 0.85rem; color: var(--muted); text-align: center; margin
 #grid button[aria-pressed=true] { background: var(--mask); }
 #grid button:hover { box-shadow: inset 0 0 0 2px var(--accent); }
 #grid button:focus-visible { outline: 3px solid #ffb000; outline-offset: -3px; z-index: 1; }
+.tok-panels {
+  display: grid; gap: 0.8rem; margin: 0.8rem 0; align-items: start;
+  grid-template-columns: minmax(0, 2fr) minmax(0, 1fr) minmax(0, 1fr); grid-template-areas: "codes original decoded";
+}
+.tok-codes { grid-area: codes; } .tok-original { grid-area: original; } .tok-decoded { grid-area: decoded; }
+/* The code grid: one button per patch over the model's input, coloured by its code (--tok-alpha: the
+   colours' opacity), the code's number sized to the cell from the wrap's width (container units). */
+.tok-wrap { position: relative; container-type: inline-size; }
+#tok-grid { position: absolute; inset: 0; display: grid; --tok-alpha: 0.6; }
+#tok-grid button {
+  padding: 0; margin: 0; border: 0; border-radius: 0; min-width: 0; min-height: 0; overflow: hidden;
+  background: hsl(var(--hue) 75% var(--light) / var(--tok-alpha)); color: #000; line-height: 1;
+  font: 600 calc(100cqw / var(--g) / (0.62 * var(--digits) + 0.5)) / 1 ui-monospace, "DejaVu Sans Mono", monospace;
+  text-shadow: 0 0 2px #fff, 0 0 2px #fff; box-shadow: inset 0 0 0 0.5px rgba(128, 128, 128, 0.45);
+}
+#tok-grid.no-numbers button { color: transparent; text-shadow: none; }
+#tok-grid.marking button:not(.marked) { background: rgba(0, 0, 0, 0.55); color: transparent; text-shadow: none; }
+#tok-grid button.marked { box-shadow: inset 0 0 0 2px #fff, inset 0 0 0 3px #000; }
+#tok-grid button:hover { box-shadow: inset 0 0 0 2px var(--accent); }
+#tok-grid button:focus-visible { outline: 3px solid #ffb000; outline-offset: -3px; z-index: 1; }
+.legend { display: flex; flex-wrap: wrap; gap: 0.3rem; margin: 0.6rem 0 0; }
+.legend button {
+  display: inline-flex; align-items: center; gap: 0.35rem; padding: 0.15rem 0.5rem; font-size: 0.85rem;
+  background: var(--bg); color: var(--fg); border: 1px solid var(--line); font-variant-numeric: tabular-nums;
+}
+.legend button[aria-pressed=true] { border-color: var(--accent); box-shadow: inset 0 0 0 1px var(--accent); }
+.legend .swatch { width: 0.9rem; height: 0.9rem; border-radius: 3px; background: hsl(var(--hue) 75% var(--light)); border: 1px solid rgba(0, 0, 0, 0.3); }
+.legend .more { align-self: center; }
+#tok-text { font-variant-numeric: tabular-nums; white-space: pre; overflow-x: auto; word-break: normal; }
 .bars { list-style: none; padding: 0; margin: 0; }
 .bars li { display: grid; grid-template-columns: minmax(6rem, 10rem) minmax(0, 1fr) 4.2rem; align-items: center; gap: 0.6rem; margin: 0.3rem 0; }
 .bars .track { height: 1rem; background: var(--bg); border: 1px solid var(--line); border-radius: 4px; overflow: hidden; }
@@ -87,6 +116,7 @@ footer { margin: 1.5rem 0 0.5rem; }
   body { padding: 0.6rem; }
   .input-row { grid-template-columns: minmax(0, 1fr); }
   .panels { grid-template-columns: repeat(2, minmax(0, 1fr)); }
+  .tok-panels { grid-template-columns: repeat(2, minmax(0, 1fr)); grid-template-areas: "codes codes" "original decoded"; }
   .bars li { grid-template-columns: minmax(5rem, 7rem) minmax(0, 1fr) 3.6rem; }
 }
 """#

@@ -14,7 +14,7 @@ enum PageAssets {
 <body>
 <header>
   <h1>bootmae-serve</h1>
-  <p class="muted">Masked-image-modeling vision transformers: reconstructions, embeddings and labels from one image.</p>
+  <p class="muted">Masked-image-modeling vision transformers: reconstructions, embeddings, labels and tokenizer codes from one image.</p>
 </header>
 <main>
   <section class="card" aria-labelledby="input-h">
@@ -70,6 +70,34 @@ enum PageAssets {
     <div class="call">
       <button type="button" class="copy" data-call="recon">Copy as curl</button>
       <details><summary>Request</summary><pre id="recon-curl"></pre></details>
+    </div>
+  </section>
+
+  <section id="tok-card" class="card" aria-labelledby="tok-h" data-state="idle">
+    <h2 id="tok-h">Tokens</h2>
+    <p id="tok-note" class="muted" hidden></p>
+    <div id="tok-body">
+      <div class="row">
+        <label for="tok-alpha">Code colours <output id="tok-alpha-out" for="tok-alpha">60%</output></label>
+        <input type="range" id="tok-alpha" min="0" max="1" step="0.05" value="0.6">
+        <label><input type="checkbox" id="tok-numbers" checked> code numbers</label>
+      </div>
+      <p class="muted small" id="tok-help">Point at a patch, or Tab to the grid and use the arrow keys, to read its code; Space marks every patch with that code (so does a code below).</p>
+      <div class="tok-panels">
+        <figure class="tok-codes"><div class="tok-wrap"><img id="t-input" alt=""><div id="tok-grid" role="group" aria-label="Code grid, one code per patch"></div></div><figcaption id="tok-caption">codes</figcaption></figure>
+        <figure class="tok-original"><img id="t-original" alt="the image as the model sees it"><figcaption>model input</figcaption></figure>
+        <figure class="tok-decoded"><img id="t-decoded" alt="the tokenizer's decoding of the codes"><figcaption>decoded from the codes</figcaption></figure>
+      </div>
+      <p id="tok-readout" class="small" aria-live="polite"></p>
+      <dl id="tok-facts" class="facts"></dl>
+      <div id="tok-legend" class="legend" role="group" aria-label="Codes used, most frequent first"></div>
+      <details><summary>Codes as text</summary><pre id="tok-text"></pre></details>
+      <div id="tok-ood"></div>
+      <ul id="tok-warnings" class="warnings"></ul>
+    </div>
+    <div class="call">
+      <button type="button" class="copy" data-call="tok">Copy as curl</button>
+      <details><summary>Request</summary><pre id="tok-curl"></pre></details>
     </div>
   </section>
 

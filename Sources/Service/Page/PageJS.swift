@@ -8,7 +8,8 @@ const state = {
   key: '', models: [], model: null, image: null, // image: {dataURI, name}
   mask: null,          // explicit mask (patch indices) once the user toggles a patch; null: drawn from ratio/seed
   shownMask: [], grid: 0, focus: 0,
-  curls: {}, seq: { recon: 0, cls: 0, emb: 0 }, busy: 0,
+  curls: {}, seq: { recon: 0, cls: 0, emb: 0, tok: 0 }, busy: 0,
+  tok: { grid: 0, codes: [], counts: new Map(), marked: null, tooSmall: false }, // the code grid on screen
   picked: false,       // the user chose a model in the list: never switch it for them
 };
 
@@ -129,6 +130,8 @@ async function loadModels() {
   }
   const previous = state.model && state.model.id;
   select.replaceChildren(...state.models.map((m) => new Option(m.id + ' — ' + m.capabilities.join(', '), m.id)));
+  // The Tokens card only where some served model tokenizes: nothing to try otherwise.
+  $('tok-card').hidden = !state.models.some((m) => m.capabilities.includes('tokenize'));
   const chosen = state.models.find((m) => m.id === previous) || state.models.find((m) => m.default) || state.models[0];
   if (chosen) select.value = chosen.id;
   selectModel();
@@ -229,6 +232,7 @@ function runAll() {
   runReconstruction();
   runClassification();
   runEmbedding();
+  runTokens();
 }
 
 // Why a model cannot reconstruct, as the server would answer: a tokenizer decodes its codes at
@@ -239,7 +243,7 @@ function whyNoReconstruction(m) {
   const others = able.length ? ' Models that reconstruct: ' + able.join(', ') + '.' : '';
   if (m.capabilities.includes('tokenize')) {
     const stage2 = state.models.filter((x) => x.requires_tokenizer && x.requires_tokenizer.id === m.id && x.capabilities.includes('reconstruct')).map((x) => x.id);
-    return m.id + ' is a tokenizer: POST /v1/tokens?decode=true returns its decoding of an image\'s codes; masked reconstructions come from '
+    return m.id + ' is a tokenizer: its codes and their decoding (POST /v1/tokens?decode=true) are under Tokens below; masked reconstructions come from '
       + 'a stage-2 model trained on its codes (' + (stage2.length ? stage2.join(', ') : 'none is loaded') + ').' + others;
   }
   const needs = m.requires_tokenizer;
@@ -350,6 +354,188 @@ async function runEmbedding() {
   }
 }
 
+// ---- tokens: the code grid and its decoding ------------------------------------------------------
+// The image as the model sees it, drawn by the browser: the shorter side resized to
+// floor(img_size / crop_pct), the centre img_size square, gray as Pillow's "L" for a grayscale model.
+// The server resizes with Pillow's bicubic, so pixels may differ a little; the geometry is the same.
+function modelView(dataURI, m) {
+  return new Promise((resolve, reject) => {
+    const img = new Image();
+    img.onload = () => {
+      const size = m.architecture.img_size, crop = (m.preprocessing && m.preprocessing.crop_pct) || 1;
+      const scale = Math.floor(size / crop) / Math.min(img.naturalWidth, img.naturalHeight);
+      const side = size / scale;
+      const c = document.createElement('canvas'); c.width = size; c.height = size;
+      const g = c.getContext('2d');
+      g.imageSmoothingQuality = 'high';
+      g.drawImage(img, (img.naturalWidth - side) / 2, (img.naturalHeight - side) / 2, side, side, 0, 0, size, size);
+      if (m.architecture.in_chans === 1) {
+        const data = g.getImageData(0, 0, size, size), px = data.data;
+        for (let i = 0; i < px.length; i += 4) px[i] = px[i + 1] = px[i + 2] = Math.round((299 * px[i] + 587 * px[i + 1] + 114 * px[i + 2]) / 1000);
+        g.putImageData(data, 0, 0);
+      }
+      resolve(c.toDataURL('image/png'));
+    };
+    img.onerror = () => reject(new Error('the browser could not draw this image'));
+    img.src = dataURI;
+  });
+}
+
+// A code's colour: hues a golden angle apart, so neighbouring code numbers look different, and one
+// of three lightnesses, so codes 21 or 34 apart (whose hues nearly meet again) still differ.
+function paintCode(el, code) {
+  el.style.setProperty('--hue', ((code * 137.508) % 360).toFixed(1));
+  el.style.setProperty('--light', [55, 68, 43][code % 3] + '%');
+}
+
+async function runTokens() {
+  const m = state.model, note = $('tok-note'), body = $('tok-body'), seq = ++state.seq.tok;
+  if (!m.capabilities.includes('tokenize')) {
+    const able = state.models.filter((x) => x.capabilities.includes('tokenize')).map((x) => x.id);
+    note.textContent = m.id + ' is not a tokenizer; choose one for an image\'s codes: ' + able.join(', ') + '.';
+    note.hidden = false; body.hidden = true; setCard('tok-card', 'idle');
+    return;
+  }
+  note.hidden = true; body.hidden = false;
+  setCard('tok-card', 'loading');
+  try {
+    // One call answers both: the codes, and (decode) their decoding as base64 PNG in the JSON.
+    const [r, view] = await Promise.all([
+      call('tok', 'POST', '/v1/tokens?decode=true', { model: m.id, input: state.image.dataURI }, 'application/json'),
+      modelView(state.image.dataURI, m).catch(() => state.image.dataURI)]);
+    if (seq !== state.seq.tok) return;
+    const item = r.data[0];
+    $('t-input').src = view; $('t-original').src = view;
+    $('t-decoded').src = 'data:image/png;base64,' + item.decoded;
+    showCodes(r.grid, r.codebook_size, item.codes);
+    renderTokenFacts(r, item, m);
+    renderOOD('tok-ood', item.ood);
+    renderWarnings('tok-warnings', item.warnings);
+    setCard('tok-card', 'done');
+  } catch (err) {
+    if (seq !== state.seq.tok) return;
+    setCard('tok-card', 'error');
+    showError(err, 'POST /v1/tokens');
+  }
+}
+
+function renderTokenFacts(r, item, m) {
+  const counts = state.tok.counts, n = item.codes.length;
+  // The perplexity of this image's codes: e^entropy of their histogram (1: one code everywhere; n: all different).
+  let entropy = 0;
+  for (const c of counts.values()) entropy -= (c / n) * Math.log(c / n);
+  const facts = [['model', r.model + ' (version ' + r.model_version + ')'],
+                 ['code grid', r.grid + ' × ' + r.grid + ' = ' + n + ' codes, one per ' + m.architecture.patch_size + '-px patch'],
+                 ['codebook', r.codebook_size + ' codes; this image uses ' + counts.size + ' (perplexity ' + Math.exp(entropy).toFixed(2) + ')'],
+                 ['decoding', 'PSNR ' + item.psnr.toFixed(2) + ' dB against the model input (' + m.architecture.img_size + ' px)']];
+  $('tok-facts').replaceChildren(...facts.flatMap(([k, val]) => {
+    const dt = document.createElement('dt'); dt.textContent = k;
+    const dd = document.createElement('dd'); dd.textContent = val;
+    return [dt, dd];
+  }));
+}
+
+// The grid: one button per patch (row-major, as the answer's codes), its colour and number its code.
+// Arrow keys move (one tab stop for the whole grid); pointing or focus says the code; a click or
+// Space marks every patch of that code.
+function showCodes(g, codebookSize, codes) {
+  const t = state.tok, grid = $('tok-grid');
+  t.codes = codes; t.marked = null;
+  t.counts = new Map();
+  for (const c of codes) t.counts.set(c, (t.counts.get(c) || 0) + 1);
+  if (t.grid !== g || grid.children.length !== g * g) {
+    t.grid = g;
+    grid.style.gridTemplateColumns = 'repeat(' + g + ', 1fr)';
+    grid.style.gridTemplateRows = 'repeat(' + g + ', 1fr)';
+    grid.style.setProperty('--g', String(g));
+    const buttons = [];
+    for (let i = 0; i < g * g; i++) {
+      const b = document.createElement('button');
+      b.type = 'button'; b.dataset.patch = String(i); b.tabIndex = i === 0 ? 0 : -1;
+      b.addEventListener('click', () => markCode(t.codes[i], i));
+      b.addEventListener('keydown', (e) => moveInGrid(e, i, grid, g));
+      b.addEventListener('focus', () => describePatch(i));
+      b.addEventListener('mouseenter', () => describePatch(i));
+      buttons.push(b);
+    }
+    grid.replaceChildren(...buttons);
+  }
+  grid.style.setProperty('--digits', String(String(Math.max(codebookSize - 1, 0)).length));
+  Array.from(grid.children).forEach((b, i) => {
+    const code = codes[i];
+    b.textContent = String(code);
+    b.dataset.code = String(code);
+    paintCode(b, code);
+    b.setAttribute('aria-label', 'row ' + (Math.floor(i / g) + 1) + ', column ' + (i % g + 1) + ': code ' + code);
+  });
+  fitNumbers();
+  renderLegend();
+  const width = String(Math.max(codebookSize - 1, 0)).length;
+  $('tok-text').textContent = Array.from({ length: g }, (_, r) => codes.slice(r * g, r * g + g).map((c) => String(c).padStart(width)).join(' ')).join('\n');
+  $('tok-readout').textContent = '';
+  markCode(null);
+}
+
+function moveInGrid(e, i, grid, g) {
+  const to = { ArrowLeft: i - 1, ArrowRight: i + 1, ArrowUp: i - g, ArrowDown: i + g, Home: i - (i % g), End: i - (i % g) + g - 1 }[e.key];
+  if (to === undefined || to < 0 || to >= g * g) return;
+  e.preventDefault();
+  grid.children[i].tabIndex = -1; grid.children[to].tabIndex = 0; grid.children[to].focus();
+}
+
+function describePatch(i) {
+  const t = state.tok, g = t.grid, code = t.codes[i], n = t.counts.get(code);
+  $('tok-readout').textContent = 'Row ' + (Math.floor(i / g) + 1) + ', column ' + (i % g + 1) + ' (patch ' + i + '): code ' + code
+    + ' — ' + n + ' of ' + t.codes.length + ' patches use it.';
+}
+
+// Mark every patch of one code (the same code again, or null, clears the mark); `patch`: the cell
+// that asked, whose description comes back when its mark is cleared.
+function markCode(code, patch) {
+  const t = state.tok;
+  t.marked = code === null || code === t.marked ? null : code;
+  const grid = $('tok-grid');
+  grid.classList.toggle('marking', t.marked !== null);
+  for (const b of grid.children) b.classList.toggle('marked', t.marked !== null && Number(b.dataset.code) === t.marked);
+  for (const b of $('tok-legend').querySelectorAll('button')) b.setAttribute('aria-pressed', String(Number(b.dataset.code) === t.marked));
+  if (t.marked !== null) $('tok-readout').textContent = 'Code ' + t.marked + ' marked: ' + t.counts.get(t.marked) + ' of ' + t.codes.length + ' patches.';
+  else if (patch !== undefined) describePatch(patch);
+  else if (code !== null) $('tok-readout').textContent = 'No code marked.';
+}
+
+// The legend: the codes of this image, most frequent first (ties by number); the rest counted.
+function renderLegend() {
+  const shown = 24, t = state.tok;
+  const order = Array.from(t.counts.entries()).sort((a, b) => b[1] - a[1] || a[0] - b[0]);
+  const items = order.slice(0, shown).map(([code, n]) => {
+    const b = document.createElement('button');
+    b.type = 'button'; b.dataset.code = String(code); b.setAttribute('aria-pressed', 'false');
+    b.setAttribute('aria-label', 'code ' + code + ', ' + n + (n === 1 ? ' patch' : ' patches'));
+    const swatch = document.createElement('span'); swatch.className = 'swatch'; paintCode(swatch, code);
+    b.append(swatch, code + ' ×' + n);
+    b.addEventListener('click', () => markCode(code));
+    return b;
+  });
+  if (order.length > shown) {
+    const more = document.createElement('span'); more.className = 'more muted small';
+    more.textContent = '+ ' + (order.length - shown) + ' more codes (point at a patch)';
+    items.push(more);
+  }
+  $('tok-legend').replaceChildren(...items);
+}
+
+// Numbers go when a cell is too small to hold them legibly (under 7 px of text, the CSS's own
+// formula), or when unticked; the caption says which.
+function fitNumbers() {
+  const t = state.tok, grid = $('tok-grid');
+  if (!t.grid) return;
+  const digits = Number(grid.style.getPropertyValue('--digits')) || 1;
+  t.tooSmall = grid.clientWidth / t.grid / (0.62 * digits + 0.5) < 7;
+  grid.classList.toggle('no-numbers', t.tooSmall || !$('tok-numbers').checked);
+  $('tok-caption').textContent = t.grid + ' × ' + t.grid + ' codes over the input'
+    + (t.tooSmall && $('tok-numbers').checked ? ' (numbers hidden: cells too small; point at a patch)' : '');
+}
+
 // ---- the patch grid ---------------------------------------------------------------------------------
 function buildGrid(g, mask) {
   const grid = $('grid'), hidden = new Set(mask);
@@ -421,6 +607,12 @@ function setup() {
   $('seed').addEventListener('input', rerun);
   $('masking').addEventListener('change', rerun);
   $('reset-mask').addEventListener('click', () => { state.mask = null; runReconstruction(); });
+  $('tok-alpha').addEventListener('input', () => {
+    $('tok-grid').style.setProperty('--tok-alpha', $('tok-alpha').value);
+    $('tok-alpha-out').textContent = Math.round(100 * Number($('tok-alpha').value)) + '%';
+  });
+  $('tok-numbers').addEventListener('change', fitNumbers);
+  if (window.ResizeObserver) new ResizeObserver(fitNumbers).observe($('tok-grid'));
   for (const b of document.querySelectorAll('button.copy')) b.addEventListener('click', () => copyCurl(b.dataset.call));
   $('api-key').addEventListener('change', () => { state.key = $('api-key').value.trim(); loadModels(); });
   document.body.dataset.busy = '0';
