@@ -116,32 +116,29 @@ log() { printf '\n== %s: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 # A run is finished when its result.json says it did not stop early.
 finished() { [[ -f $1/result.json ]] && grep -q '"stoppedEarly" : false' "$1/result.json"; }
 
-# A training run: skipped when finished, resumed when a checkpoint exists. A resumed run takes its
-# recipe from its own folder; only a step limit (`--max-steps`, smoke runs) is passed on, so a smoke
-# run resumed stays a smoke run.
+# A training run: skipped when finished, resumed when a checkpoint exists (its recipe comes from its
+# own folder). A smoke run (`--max-steps`, which counts from where an invocation starts) is done once
+# it has written result.json: resuming it would train it further and change what was measured of it.
 train() {  # train <command> <out> <args...>
     local command=$1 out=$2; shift 2
     if finished "$out"; then return; fi
+    if [[ " $* " == *" --max-steps "* && -f $out/result.json ]]; then return; fi
     if [[ -f $out/checkpoint.safetensors ]]; then
-        local limit=() args=("$@") i
-        for ((i = 0; i + 1 < ${#args[@]}; i++)); do
-            [[ ${args[i]} == --max-steps ]] && limit=(--max-steps "${args[i + 1]}")
-        done
         log "$command $out (resume)"
-        nice -n 5 "$BIN" "$command" --out "$out" --resume --threads "$THREADS" "${limit[@]}" 2>>"$out.log"
+        nice -n 5 "$BIN" "$command" --out "$out" --resume --threads "$THREADS" 2>>"$out.log"
     else
         log "$command $out"
         nice -n 5 "$BIN" "$command" --out "$out" --threads "$THREADS" "$@" 2>>"$out.log"
     fi
 }
 
-# A measurement of a run folder, written into it as <name>.json unless already there (the name is the
-# command's, except tokenizer-eval's tokenizer.json).
+# A measurement of a run folder, written into it as <name>.json (the command's name, except
+# tokenizer-eval's tokenizer.json) unless already there and newer than the run's result.
 measure() {  # measure <command> <run> [args...]
     local command=$1 run=$2; shift 2
     local file=$command
     [[ $command == tokenizer-eval ]] && file=tokenizer
-    [[ -f $run/$file.json ]] && return
+    [[ -f $run/$file.json && ! $run/result.json -nt $run/$file.json ]] && return
     log "$command $run"
     nice -n 5 "$BIN" "$command" --model "$run" --threads "$THREADS" "$@"
 }
@@ -302,10 +299,17 @@ stream() {
                     echo "$ROOT/$run or its evaluations have not finished: run the peco-l1 stream first" >&2; exit 1
                 fi
             done
-            "$BIN" export --run "$ROOT/peco-l1-tokenizer-tiny" --out models/peco-tokenizer-vit-tiny-fmnist --overwrite \
+            # The tokenizer is exported beside models/ first and must be byte for byte the file stage 2
+            # trained on (its config's tokenizer_sha256); only then do both replace the served copies.
+            local staged=models/.peco-tokenizer-vit-tiny-fmnist.staged
+            "$BIN" export --run "$ROOT/peco-l1-tokenizer-tiny" --out "$staged" --overwrite \
                 --domain "$FMNIST_DOMAIN" --limitations scripts/cards/peco-tokenizer-vit-tiny-fmnist.md
+            cmp -s "$staged/model.safetensors" "$ROOT/exports/peco-tokenizer-vit-tiny-fmnist/model.safetensors" || {
+                rm -rf "$staged"
+                echo "the tokenizer export differs from $ROOT/exports/peco-tokenizer-vit-tiny-fmnist, the file stage 2 trained on: ship that one" >&2; exit 1; }
             "$BIN" export --run "$ROOT/peco-l1-tiny" --out models/peco-vit-tiny-fmnist --half --overwrite \
-                --domain "$FMNIST_DOMAIN" --limitations scripts/cards/peco-vit-tiny-fmnist.md ;;
+                --domain "$FMNIST_DOMAIN" --limitations scripts/cards/peco-vit-tiny-fmnist.md
+            rm -rf models/peco-tokenizer-vit-tiny-fmnist && mv "$staged" models/peco-tokenizer-vit-tiny-fmnist ;;
         export-lomar)
             # LoMaR's 28 px encoder (relative position bias, no absolute positions) with its pixel head.
             if ! finished "$ROOT/lomar-tiny" || [[ ! -f $ROOT/lomar-tiny/linprobe.json ]]; then

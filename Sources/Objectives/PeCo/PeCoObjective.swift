@@ -61,6 +61,13 @@ extension PeCo: PretrainingObjective {
             return out
         }
 
+        /// The tokenizer export is still the file this run was configured with (a resumed stage 2
+        /// keeps the targets it started with).
+        public func checkReferences() throws {
+            guard let tokenizer, let tokenizerSHA256 else { return }
+            try FrozenTokenizers.checkUnchanged(tokenizer, sha256: tokenizerSHA256)
+        }
+
         public func validationErrors(encoder: ViTConfig) -> [String] {
             var errors = shapeErrors(encoder: encoder)
             if tokenizer == nil { errors.append("peco needs --tokenizer DIR: a tokenizer trained with --objective peco-tokenizer (then exported)") }
@@ -256,16 +263,19 @@ public enum FrozenTokenizers {
     /// first loaded in this process (a resumed stage 2 keeps the targets it started with).
     public struct TokenizerChanged: Error, CustomStringConvertible { public let description: String }
 
+    /// Throws `TokenizerChanged` when the weights file at `path` no longer has `sha256`.
+    public static func checkUnchanged(_ path: String, sha256: String) throws {
+        let current = try weightsSHA256(path)
+        guard current == sha256 else {
+            throw TokenizerChanged(description: "the tokenizer \(path) changed since this run was configured: its weights have SHA-256 "
+                + "\(current.prefix(12))…, config.json tokenizer_sha256 is \(sha256.prefix(12))…; restore the export it trained on")
+        }
+    }
+
     public static func load(_ path: String, sha256: String? = nil) throws -> PeCoTokenizer {
         try lock.withLock {
             if let t = loaded[path] { return t }
-            if let sha256 {
-                let current = try weightsSHA256(path)
-                guard current == sha256 else {
-                    throw TokenizerChanged(description: "the tokenizer \(path) changed since this run was configured: its weights have SHA-256 "
-                        + "\(current.prefix(12))…, config.json tokenizer_sha256 is \(sha256.prefix(12))…; restore the export it trained on")
-                }
-            }
+            if let sha256 { try checkUnchanged(path, sha256: sha256) }
             let t = try PeCoTokenizer.loadFrozen(URL(fileURLWithPath: path))
             loaded[path] = t
             return t

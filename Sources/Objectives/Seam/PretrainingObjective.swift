@@ -127,11 +127,16 @@ public protocol ObjectiveSettings: Codable, Sendable, Equatable {
     /// they refer to on the training machine (`SettingsExportError` when that no longer holds);
     /// the same settings by default.
     func exported() throws -> Self
+    /// Checks, before a run starts or resumes, that what the settings refer to outside the run
+    /// folder is there and unchanged (PeCo: its tokenizer export), so a fault is a message up
+    /// front rather than a trap at the first step; nothing to check by default.
+    func checkReferences() throws
 }
 
 extension ObjectiveSettings {
     public func isEqual(to other: any ObjectiveSettings) -> Bool { (other as? Self) == self }
     public func exported() throws -> Self { self }
+    public func checkReferences() throws {}
 }
 
 /// Why a run's settings cannot be exported, worded for the person exporting.

@@ -76,6 +76,7 @@ public final class Pretrainer {
         }
         let optionProblems = recipe.objectiveOptions.validationErrors(encoder: config.encoder)
         guard optionProblems.isEmpty else { throw TrainingError(description: "invalid recipe: " + optionProblems.joined(separator: "; ")) }
+        do { try config.settings.checkReferences() } catch { throw TrainingError(description: "\(error)") }
         self.config = config
         self.recipe = recipe
         self.run = run

@@ -51,7 +51,9 @@ public enum Exporter {
         try fm.createDirectory(at: tmp, withIntermediateDirectories: true)
         defer { try? fm.removeItem(at: tmp) }
         let dtype: SafeTensorsFile.DType = half ? .f16 : .f32
-        let meta = ["exported_from": run.url.path, "exporter": "bootmae-train export", "step": checkpoint.metadata["step"] ?? "?"]
+        // The run's folder name, not its path: two exports of the same weights are the same bytes
+        // wherever the runs folder lives (a PeCo stage 2 pairs with its tokenizer by the file's hash).
+        let meta = ["exported_from": run.url.lastPathComponent, "exporter": "bootmae-train export", "step": checkpoint.metadata["step"] ?? "?"]
         let parameters: ParameterList
         let serves: ModelCard.Serves
         /// The config the card shows, when the export's differs from the run's (settings rewritten by `exported()`).
