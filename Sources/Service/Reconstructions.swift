@@ -159,7 +159,7 @@ extension Service {
             : masking.plan(batch: 1, grid: c.gridSize, masked: masked, rng: &rng)
         // BEiT's block generator stops at the first block that does not fit, so a small share can
         // draw no patch at all: nothing to reconstruct or score.
-        guard plan.lossMask.contains(true) else {
+        guard plan.lossMask.contains(where: { $0 > 0 }) else {
             throw APIError.invalid("the model's \(masking.rawValue) masking drew no patch to hide at this mask_ratio (\(masked) of \(n) asked; "
                 + "its generator stops at the first block that does not fit): ask for a larger 'mask_ratio', another 'seed', or 'masking': 'random'",
                 param: "mask_ratio")

@@ -284,4 +284,32 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertEqual(missing.status, 66, missing.stderr)
         XCTAssertTrue(missing.stderr.contains("missing-tok"), missing.stderr)
     }
+
+    /// A stage 2 records its tokenizer's SHA-256 when it starts; resumed after that export changed,
+    /// it stops before training with the message (not a trap at its first step).
+    func testPeCoResumeRefusesAChangedTokenizer() throws {
+        let train = try BuiltExecutable("bootmae-train")
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("peco-resume-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let shape = BackboneShape(imgSize: 28, patchSize: 7, channels: 1, embedDim: 16, depth: 1, numHeads: 2, decoderDim: 16,
+                                  decoderDepth: 1, deepDecoderDepth: 1)
+        let (tokEncoder, _) = try PeCoTokenizer.configure(shape, maskRatio: 0, flags: ObjectiveFlagValues())
+        func saveTokenizer(seed: UInt64) throws {
+            let tok = PretrainingNetwork(config: PretrainingConfig(PeCoTokenizer.self, encoder: tokEncoder, settings: .init(
+                codebookSize: 8, codeDim: 4, decoderEmbedDim: 16, decoderDepth: 1, decoderNumHeads: 2, lambdaPerceptual: 0)))
+            tok.initialize(seed: seed)
+            try PretrainingDirectory.save(tok, to: root.appendingPathComponent("tok"))
+        }
+        try saveTokenizer(seed: 3)
+        let run = root.appendingPathComponent("stage2").path
+        let data = Fixtures.url("datasets/idx-gz").path
+        let started = try train.run(["pretrain", "--objective", "peco", "--patch-size", "7", "--tokenizer", root.appendingPathComponent("tok").path,
+                                     "--data", data, "--batch-size", "2", "--epochs", "1", "--max-steps", "1", "--out", run, "--threads", "1"])
+        XCTAssertEqual(started.status, 0, started.stderr)
+        XCTAssertEqual(try train.run(["pretrain", "--out", run, "--resume", "--max-steps", "1", "--threads", "1"]).status, 0, "unchanged: resumes")
+        try saveTokenizer(seed: 9)
+        let refused = try train.run(["pretrain", "--out", run, "--resume", "--max-steps", "1", "--threads", "1"])
+        XCTAssertEqual(refused.status, 1, refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("changed since this run was configured") && refused.stderr.contains("restore the export"), refused.stderr)
+    }
 }
