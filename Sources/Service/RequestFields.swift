@@ -191,7 +191,9 @@ struct RequestFields {
         let name = key.stringValue
         let error = APIError.invalid(message, param: name)
         func parse(_ s: String) -> MaskInput {
-            let isList = s.contains(where: \.isNumber) && s.allSatisfy { $0.isASCII && ($0.isNumber || $0 == "," || $0 == " ") }
+            // Digits with signs, points, commas and blanks are a list (the index check words what is
+            // wrong with `-1` or `1.5`); anything else is an image.
+            let isList = s.contains(where: \.isNumber) && s.allSatisfy { $0.isASCII && ($0.isNumber || ",+-. \t".contains($0)) }
             return isList ? .indices(s.split(separator: ",", omittingEmptySubsequences: false).map { Double($0.trimmingCharacters(in: .whitespaces)) }) : .image(s)
         }
         switch source(key) {

@@ -42,9 +42,13 @@ public struct ServiceResponse: Sendable {
     }
 
     /// A body written with the service's one JSON configuration (`APIJSON.encoder`). A value that
-    /// cannot be written (a NaN) gives `{}`, as JSONSerialization-built bodies did.
+    /// cannot be written (a NaN) is the server's fault: a 500 `internal_error`, never a 200 with
+    /// an empty object the client would take for an answer.
     public static func json(_ value: some Encodable, status: Int = 200) -> ServiceResponse {
-        let data = (try? APIJSON.encoder.encode(value)) ?? Data("{}".utf8)
+        guard let data = try? APIJSON.encoder.encode(value) else {
+            let body = #"{"error":{"code":"internal_error","message":"the answer holds a value JSON cannot write (not a finite number)","type":"server_error"}}"#
+            return ServiceResponse(status: 500, headers: [("Content-Type", "application/json")], body: Array(body.utf8))
+        }
         return ServiceResponse(status: status, headers: [("Content-Type", "application/json")], body: [UInt8](data))
     }
 

@@ -168,5 +168,11 @@ final class ModelChoiceTests: XCTestCase {
         let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any])
         XCTAssertEqual(json["mask"] as? [Int], [0, 3, 5])
         XCTAssertEqual(json["masking"] as? String, "explicit")
+        // Signed or fractional items are still a list: the index check says what is wrong, not the image decoder.
+        for bad in ["-1", "1.5", "0,+1,-2"] {
+            let (status, message) = try post(service, "/v1/reconstructions", body: png, contentType: "image/png", query: ["mask": bad])
+            XCTAssertEqual(status, 400, bad)
+            XCTAssertFalse((message ?? "").contains("base64") || (message ?? "").lowercased().contains("image"), "\(bad): \(message ?? "")")
+        }
     }
 }

@@ -45,6 +45,12 @@ extension PeCo: PretrainingObjective {
         public func exported() throws -> Self {
             guard let path = tokenizer else { return self }
             let dir = URL(fileURLWithPath: path)
+            // A run folder (allowed before exports were required) holds a training checkpoint, never
+            // what a server loads: no served tokenizer could have its hash.
+            guard FileManager.default.fileExists(atPath: dir.appendingPathComponent(ModelDirectory.weightsName).path) else {
+                throw SettingsExportError("this stage-2 run trained against \(path), which is not a tokenizer export (no \(ModelDirectory.weightsName)): "
+                    + "export that tokenizer run (`bootmae-train export --run \(path) --out DIR`), serve DIR, and train stage 2 on DIR")
+            }
             let current: String
             do { current = try FrozenTokenizers.weightsSHA256(path) } catch {
                 throw SettingsExportError("the tokenizer this stage-2 run trained against (config.json tokenizer: \(path)) cannot be read "
@@ -110,7 +116,7 @@ extension PeCo: PretrainingObjective {
     }
 
     public static let flags: [ObjectiveFlag] = [
-        .value("tokenizer", "The frozen tokenizer: a model directory exported from a peco-tokenizer run, or the run folder (required)."),
+        .value("tokenizer", "The frozen tokenizer: a model directory exported from a peco-tokenizer run (required; `bootmae-train export --run TOKENIZER_RUN --out DIR`)."),
         .value("min-mask-patches-per-block", "Smallest masked block in patches (default: BEiT's 16 of 196 as the same share of the grid, 4 of 49)."),
         .value("max-mask-patches-per-block", "Largest masked block in patches (default: none, as BEiT)."),
         .value("min-aspect", "Block aspect ratios within [a, 1/a] (default 0.3)."),
