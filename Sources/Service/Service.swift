@@ -191,18 +191,22 @@ public final class Service: @unchecked Sendable {
                 return (try items.enumerated().map { try ImageInputs.decode($0.element, index: $0.offset) }, body)
             }
         }
-        // Beside a raw or multipart body the images are the body's, so an `input` in the query would
-        // be ignored: refused. (Beside a JSON body without one it stands in for the body's, as it always did.)
-        if request.query["input"] != nil {
+        // Beside a raw or multipart body the images are the body's, so an `input` in the query would be
+        // ignored: refused. (Beside a JSON body without one it stands in for the body's, as it always
+        // did.) Checked once the body is known to be one of these, so an unsupported Content-Type stays a 415.
+        func refuseQueryInput() throws {
+            guard request.query["input"] != nil else { return }
             throw APIError.invalid("'input' is not a query parameter: send the images in the body (JSON 'input', "
                                    + "a raw image body, or multipart file parts)", param: "input", code: "unknown_parameter")
         }
         switch contentType {
         case "image/png", "image/jpeg", "image/jpg", "application/octet-stream":
+            try refuseQueryInput()
             guard !request.body.isEmpty else { throw APIError.invalid("the image body is empty") }
             return ([request.body], try Body(fields: RequestFields(strings: request.query)))
         case "multipart/form-data":
-            let (files, fields) = try ImageInputs.multipart(request)
+            try refuseQueryInput()
+            let (files, fields) = try ImageInputs.multipart(request)   // parts named `input` are images too
             try RequestFields.refuseUnknown(fields.keys, Body.CodingKeys.self)
             guard !files.isEmpty else { throw APIError.invalid("the multipart body has no file part", param: "input") }
             if single && files.count > 1 { throw APIError.invalid("send one image here, got \(files.count) file parts", param: "input") }

@@ -154,6 +154,8 @@ final class ModelChoiceTests: XCTestCase {
         XCTAssertEqual(try post(service, "/v1/embeddings", body: png, contentType: "image/png", query: ["input": image]).message, refusal)
         XCTAssertEqual(try post(service, "/v1/embeddings", body: form("pooling"), contentType: "multipart/form-data; boundary=B",
                                 query: ["input": image]).message, refusal)
+        // An unsupported Content-Type stays a 415 whatever the query holds.
+        XCTAssertEqual(try post(service, "/v1/embeddings", body: png, contentType: "text/plain", query: ["input": image]).status, 415)
     }
 
     /// `mask` as a query parameter beside a raw image body: comma-separated patch indices.
