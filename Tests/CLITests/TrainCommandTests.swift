@@ -5,6 +5,7 @@ import ImageKit
 import Tensor
 import Checkpoint
 import Objectives
+import ViT
 
 /// `bootmae-train` argument handling that a user meets before any training starts.
 final class TrainCommandTests: XCTestCase {
@@ -237,6 +238,24 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertTrue(changed.stderr.contains("--img-size: recorded 32, given 28"), changed.stderr)
     }
 
+    /// The PeCo tests' backbone: 28 px gray at patch 7 (a 4×4 grid), one block 16 wide.
+    static let pecoShape = BackboneShape(imgSize: 28, patchSize: 7, channels: 1, embedDim: 16, depth: 1, numHeads: 2, decoderDim: 16,
+                                         decoderDepth: 1, deepDecoderDepth: 1)
+
+    /// A PeCo tokenizer of 8 codes with random weights (and a random codebook: `initialize` leaves
+    /// it at zero) written as a model directory; returns its encoder, which stage 2 must match.
+    @discardableResult
+    func saveTokenizer(to dir: URL, seed: UInt64) throws -> ViTConfig {
+        let (encoder, _) = try PeCoTokenizer.configure(Self.pecoShape, maskRatio: 0, flags: ObjectiveFlagValues())
+        let tok = PretrainingNetwork(config: PretrainingConfig(PeCoTokenizer.self, encoder: encoder, settings: .init(
+            codebookSize: 8, codeDim: 4, decoderEmbedDim: 16, decoderDepth: 1, decoderNumHeads: 2, lambdaPerceptual: 0)))
+        tok.initialize(seed: seed)
+        var rng = SeededRandom(seed: seed + 1)
+        (tok.objective as! PeCoTokenizer).quantizer.codebook.fill { rng.normal() }
+        try PretrainingDirectory.save(tok, to: dir)
+        return encoder
+    }
+
     /// `eval` of a PeCo stage-2 model (no pixel decoder of its own) scores what the server serves:
     /// its predicted codes decoded by the tokenizer its config names, here an exported config's
     /// directory name resolved beside the model, and only when that tokenizer has the recorded hash.
@@ -244,18 +263,10 @@ final class TrainCommandTests: XCTestCase {
         let train = try BuiltExecutable("bootmae-train")
         let models = FileManager.default.temporaryDirectory.appendingPathComponent("peco-eval-\(UUID())")
         defer { try? FileManager.default.removeItem(at: models) }
-        let shape = BackboneShape(imgSize: 28, patchSize: 7, channels: 1, embedDim: 16, depth: 1, numHeads: 2, decoderDim: 16,
-                                  decoderDepth: 1, deepDecoderDepth: 1)
-        let (tokEncoder, _) = try PeCoTokenizer.configure(shape, maskRatio: 0, flags: ObjectiveFlagValues())
-        let tok = PretrainingNetwork(config: PretrainingConfig(PeCoTokenizer.self, encoder: tokEncoder, settings: .init(
-            codebookSize: 8, codeDim: 4, decoderEmbedDim: 16, decoderDepth: 1, decoderNumHeads: 2, lambdaPerceptual: 0)))
-        tok.initialize(seed: 3)
-        var rng = SeededRandom(seed: 4)
-        (tok.objective as! PeCoTokenizer).quantizer.codebook.fill { rng.normal() }
-        try PretrainingDirectory.save(tok, to: models.appendingPathComponent("tok"))
+        let tokEncoder = try saveTokenizer(to: models.appendingPathComponent("tok"), seed: 3)
         let digest = SHA256.hex(try SHA256.digest(ofFile: models.appendingPathComponent("tok/model.safetensors").path))
         func stage2(_ name: String, tokenizer: String, sha256: String) throws -> String {
-            var (encoder, _) = try PeCo.configure(shape, maskRatio: 0.4, flags: ObjectiveFlagValues())
+            var (encoder, _) = try PeCo.configure(Self.pecoShape, maskRatio: 0.4, flags: ObjectiveFlagValues())
             (encoder.mean, encoder.std) = (tokEncoder.mean, tokEncoder.std)
             let net = PretrainingNetwork(config: PretrainingConfig(PeCo.self, encoder: encoder, settings: .init(
                 vocabSize: 8, numMaskPatches: 6, tokenizer: tokenizer, tokenizerSHA256: sha256)))
@@ -291,23 +302,14 @@ final class TrainCommandTests: XCTestCase {
         let train = try BuiltExecutable("bootmae-train")
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("peco-resume-\(UUID())")
         defer { try? FileManager.default.removeItem(at: root) }
-        let shape = BackboneShape(imgSize: 28, patchSize: 7, channels: 1, embedDim: 16, depth: 1, numHeads: 2, decoderDim: 16,
-                                  decoderDepth: 1, deepDecoderDepth: 1)
-        let (tokEncoder, _) = try PeCoTokenizer.configure(shape, maskRatio: 0, flags: ObjectiveFlagValues())
-        func saveTokenizer(seed: UInt64) throws {
-            let tok = PretrainingNetwork(config: PretrainingConfig(PeCoTokenizer.self, encoder: tokEncoder, settings: .init(
-                codebookSize: 8, codeDim: 4, decoderEmbedDim: 16, decoderDepth: 1, decoderNumHeads: 2, lambdaPerceptual: 0)))
-            tok.initialize(seed: seed)
-            try PretrainingDirectory.save(tok, to: root.appendingPathComponent("tok"))
-        }
-        try saveTokenizer(seed: 3)
+        try saveTokenizer(to: root.appendingPathComponent("tok"), seed: 3)
         let run = root.appendingPathComponent("stage2").path
         let data = Fixtures.url("datasets/idx-gz").path
         let started = try train.run(["pretrain", "--objective", "peco", "--patch-size", "7", "--tokenizer", root.appendingPathComponent("tok").path,
                                      "--data", data, "--batch-size", "2", "--epochs", "1", "--max-steps", "1", "--out", run, "--threads", "1"])
         XCTAssertEqual(started.status, 0, started.stderr)
         XCTAssertEqual(try train.run(["pretrain", "--out", run, "--resume", "--max-steps", "1", "--threads", "1"]).status, 0, "unchanged: resumes")
-        try saveTokenizer(seed: 9)
+        try saveTokenizer(to: root.appendingPathComponent("tok"), seed: 9)
         let refused = try train.run(["pretrain", "--out", run, "--resume", "--max-steps", "1", "--threads", "1"])
         XCTAssertEqual(refused.status, 1, refused.stderr)
         XCTAssertTrue(refused.stderr.contains("changed since this run was configured") && refused.stderr.contains("restore the export"), refused.stderr)
