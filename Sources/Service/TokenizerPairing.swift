@@ -26,11 +26,10 @@ extension ModelRegistry {
 
     /// The served tokenizer a code predictor names, checked against it.
     func pairedTokenizer(for model: LoadedModel, _ predictor: any CodePredicting) throws -> LoadedModel {
-        guard let reference = predictor.tokenizerReference else {
+        guard let reference = predictor.tokenizerReference, let name = Self.tokenizerName(of: predictor) else {
             throw APIError.misconfigured("model '\(model.id)' predicts a tokenizer's codes but its config.json names no tokenizer",
                                          code: "tokenizer_not_loaded", param: "model")
         }
-        let name = URL(fileURLWithPath: reference).lastPathComponent
         let served = models
         guard let tokenizer = served[name], let codes = tokenizer.network?.tokenizer else {
             let loaded = served.values.filter(\.canTokenize).map(\.id).sorted()
