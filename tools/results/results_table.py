@@ -35,6 +35,11 @@ ROWS = [
     ("BEiT-style, own VQ tokenizer (λ_per = 0)", "20", "peco-l0-tiny", {20: "peco-l0-tiny-ft"}),
     ("none: raw pixels (28×28 input; k-NN with the mean image subtracted in brackets)", "–", "pixels", {}),
 ]
+# Pretraining runs of sessions 1–6 on the Intel Xeon, before result.json recorded process CPU time
+# (their folders did not move to the EPYC): their cost is the Cost paragraph's throughput ratios.
+CPU_NOT_RECORDED = {"bootmae-tiny", "mae-tiny", "bootmae-short-tiny", "bootmae-nofeat-short-tiny", "bootmae-noctx-short-tiny"}
+# A stage-2 run's cost includes its tokenizer's (stage 1 trains once for the 20 stage-2 epochs).
+TOKENIZER_OF = {"peco-l1-tiny": "peco-l1-tokenizer-tiny", "peco-l0-tiny": "peco-l0-tokenizer-tiny"}
 # Pretrainings without a pixel decoder: no reconstruction PSNR to measure. (A PeCo stage-2 model has
 # one: its predicted codes decoded by its tokenizer, as served; its eval.json names the tokenizer.)
 NO_PIXEL_DECODER = {"ibot-short-tiny"}
@@ -167,9 +172,14 @@ def finetune_cell(run):
     return cell
 
 
+def split_row(line):
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
 def previous_rows(document):
-    """The table's rows as the document has them, by label: measured cells survive a machine whose
-    run folders are gone (a folder that does not exist says nothing new about a measured cell)."""
+    """The tables' rows as the document has them, by label, each a {column heading: cell}: measured
+    cells survive a machine whose run folders are gone (a folder that does not exist says nothing new
+    about a measured cell), and a column added later does not shift them."""
     rows = {}
     try:
         with open(document) as f:
@@ -177,10 +187,16 @@ def previous_rows(document):
     except FileNotFoundError:
         return rows
     if BEGIN in content and END in content:
-        for line in content[content.index(BEGIN):content.index(END)].splitlines()[3:]:
-            cells = [c.strip() for c in line.strip().strip("|").split("|")]
-            if cells and cells[0]:
-                rows[cells[0]] = cells
+        head = None
+        for line in content[content.index(BEGIN):content.index(END)].splitlines()[1:]:
+            if not line.startswith("|"):
+                head = None  # a blank line ends a table; the next line heads another
+            elif head is None:
+                head = split_row(line)
+            elif not line.startswith("|---"):
+                cells = split_row(line)
+                if cells and cells[0]:
+                    rows[cells[0]] = dict(zip(head, cells))
     return rows
 
 
@@ -188,26 +204,48 @@ def header_lines(head):
     return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
 
 
-def row_line(cells, previous):
-    """A table row (cells[0] its label); where this machine has no run folder to say otherwise
-    ("queued"), the cell the document already had (`previous`, by label) is kept."""
-    old = (previous or {}).get(cells[0])
-    if old and len(old) == len(cells):
-        cells = [o if c == "queued" and o not in ("queued", "") else c for c, o in zip(cells, old)]
+def row_line(head, cells, previous):
+    """A table row (cells[0] its label) under `head`; where this machine has no run folder to say
+    otherwise ("queued"), the cell the document already had in that column (`previous`) is kept."""
+    old = (previous or {}).get(cells[0], {})
+    cells = [old[h] if c == "queued" and old.get(h, "queued") not in ("queued", "") else c for h, c in zip(head, cells)]
     return "| " + " | ".join(cells) + " |"
 
 
+def cpu_per_epoch_cell(run, root):
+    """Process CPU time per pretraining epoch over all invocations (result.json's totalCPUSeconds;
+    for a PeCo stage 2, plus its tokenizer's whole training in brackets)."""
+    if run is None or os.path.basename(run) in RAW_INPUT:
+        return "–"
+    if os.path.basename(run) in CPU_NOT_RECORDED:
+        return "not recorded (Intel Xeon; see Cost)"
+    pending = unfinished_cell(run)
+    if pending is not None:
+        return pending if pending == "queued" else "…"
+    result = load(os.path.join(run, "result.json"))
+    cpu = result.get("totalCPUSeconds")
+    if cpu is None:
+        return f"not recorded (wall {result['totalSeconds'] / result['epochs'] / 60:.0f} min on shared cores)"
+    cell = f"{cpu / result['epochs'] / 60:.1f} CPU min"
+    tokenizer = TOKENIZER_OF.get(os.path.basename(run))
+    if tokenizer:
+        t = load(os.path.join(root, tokenizer, "result.json")) or {}
+        if t.get("totalCPUSeconds") is not None:
+            cell += f" (+ tokenizer {t['totalCPUSeconds'] / 60:.0f} CPU min in all)"
+    return cell
+
+
 def table(root, previous=None):
-    head = ["pretraining", "epochs", "k-NN top-1", "linear probe top-1", "PSNR, own masks",
+    head = ["pretraining", "epochs", "pretraining CPU per epoch", "k-NN top-1", "linear probe top-1", "PSNR, own masks",
             "PSNR, random masks"] + [f"fine-tune top-1, {e} epochs" for e in FINETUNE_EPOCHS]
     lines = header_lines(head)
     for label, epochs, pretraining, finetunes in ROWS:
         pt = os.path.join(root, pretraining) if pretraining else None
-        cells = [label, epochs] + pretraining_cells(pt)
+        cells = [label, epochs, cpu_per_epoch_cell(pt, root)] + pretraining_cells(pt)
         for e in FINETUNE_EPOCHS:
             ft = finetunes.get(e)
             cells.append(finetune_cell(os.path.join(root, ft) if ft else None))
-        lines.append(row_line(cells, previous))
+        lines.append(row_line(head, cells, previous))
     return "\n".join(lines) + "\n\n" + tokenizer_table(root, previous) + "\n\n" + large_table(root, previous)
 
 
@@ -229,7 +267,7 @@ def tokenizer_table(root, previous=None):
     lines = header_lines(head)
     for label, epochs, run in TOKENIZER_ROWS:
         cells = [label, epochs] + tokenizer_cells(os.path.join(root, run))
-        lines.append(row_line(cells, previous))
+        lines.append(row_line(head, cells, previous))
     return "\n".join(lines)
 
 
@@ -271,7 +309,7 @@ def large_table(root, previous=None):
         knn, linear = large_probe_cells(pt)
         cells = [label, epochs, pretraining_time_cell(pt, reference), knn, linear,
                  finetune_cell(os.path.join(root, finetune))]
-        lines.append(row_line(cells, previous))
+        lines.append(row_line(head, cells, previous))
     return "\n".join(lines)
 
 
