@@ -150,6 +150,63 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertTrue(outside.stderr.contains("--mask-ratio must be within (0, 1)"), outside.stderr)
     }
 
+    /// Every command the `lomar` stream runs (scripts/fmnist-experiments.sh: `pretrained_stream lomar`,
+    /// then `export-lomar`), with its flags, once, at the fixture's scale: its batch of 256 becomes 8
+    /// (20 training images), `--max-steps` stops each training run after 2 steps, and only the pretraining
+    /// names the data (the rest default to the run's own, as in the stream). Each must exit 0 and write
+    /// what the stream's next step or docs/RESULTS.md reads; the fine-tune is an RPE-only classifier.
+    func testTheLoMaRStreamCommandsRun() throws {
+        let train = try BuiltExecutable("bootmae-train")
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("lomar-stream-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let (pt, ft) = (root.appendingPathComponent("lomar-tiny").path, root.appendingPathComponent("lomar-tiny-ft").path)
+        let data = Fixtures.url("datasets/idx-gz").path  // 28 px: 20 train images, 6 test images
+        func run(_ arguments: [String]) throws -> String {
+            // As the stream: every command but export computes with --threads.
+            let result = try train.run(arguments + (arguments[0] == "export" ? [] : ["--threads", "1"]))
+            XCTAssertEqual(result.status, 0, "\(arguments): \(result.stderr)")
+            return result.stdout
+        }
+        func json(_ path: String) throws -> [String: Any] {
+            try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any], path)
+        }
+        // LOMAR_PRETRAIN, batch 256 → 8.
+        _ = try run(["pretrain", "--out", pt, "--objective", "lomar", "--preset", "tiny", "--epochs", "40", "--batch-size", "8", "--lr", "5e-4",
+                     "--min-lr", "2.0833333333333333e-05", "--warmup-epochs", "2", "--checkpoint-every", "100", "--seed", "0",
+                     "--data", data, "--max-steps", "2"])
+        _ = try run(["eval", "--model", pt])
+        XCTAssertEqual(try json(pt + "/eval.json")["masking"] as? String, "windows")
+        _ = try run(["eval", "--model", pt, "--masking", "random", "--mask-ratio", "0.75", "--out", pt + "/eval-random.json"])
+        XCTAssertTrue((try json(pt + "/eval-random.json")["psnr"] as? Double)?.isFinite ?? false)
+        _ = try run(["knn", "--model", pt])
+        _ = try run(["linprobe", "--model", pt])
+        for file in ["knn", "linprobe"] {
+            let result = try json("\(pt)/\(file).json")
+            XCTAssertEqual(result["testCount"] as? Int, 6, file)
+            XCTAssertTrue((result["top1"] as? Double)?.isFinite ?? false, "\(file): \(result)")
+        }
+        // FINETUNE, batch 256 → 8.
+        _ = try run(["finetune", "--out", ft, "--init-from", pt, "--epochs", "20", "--batch-size", "8", "--crop-scale", "0.8",
+                     "--checkpoint-every", "200", "--seed", "0", "--max-steps", "2"])
+        let config = try json(ft + "/config.json")
+        XCTAssertEqual(config["relative_position"] as? String, "irpe_product_k")
+        XCTAssertEqual(config["pos_embed"] as? String, "none")
+        _ = try run(["eval", "--model", ft])
+        let top1 = try XCTUnwrap(try json(ft + "/eval.json")["top1"] as? Double)
+        XCTAssertTrue(top1.isFinite && (0...1).contains(top1), "\(top1)")
+
+        // export-lomar's command, and the fine-tune's export evaluated as the shipped classifiers are.
+        let card = ShippedModelTests.repository.appendingPathComponent("scripts/cards/lomar-vit-tiny-fmnist.md").path
+        let models = root.appendingPathComponent("models")
+        _ = try run(["export", "--run", pt, "--out", models.appendingPathComponent("lomar-vit-tiny-fmnist").path, "--half", "--overwrite",
+                     "--domain", "Fashion-MNIST garments", "--limitations", card])
+        let exportedFT = models.appendingPathComponent("lomar-vit-tiny-fmnist-cls").path
+        _ = try run(["export", "--run", ft, "--out", exportedFT, "--half", "--overwrite", "--domain", "Fashion-MNIST garments"])
+        XCTAssertEqual(try json(exportedFT + "/config.json")["relative_position"] as? String, "irpe_product_k")
+        _ = try run(["eval", "--model", exportedFT, "--data", data])
+        XCTAssertTrue((try json(exportedFT + "/eval.json")["top1"] as? Double)?.isFinite ?? false)
+    }
+
     /// A small folder of larger photos, as a new user brings one: a batch bigger than the data names
     /// --batch-size and a value that works; without one, a batch is chosen from the data (and said),
     /// the small scaled learning rate, the downscaled images and the files that are not images are

@@ -18,7 +18,9 @@ Writes (see Tests/Fixtures/README.md):
       vision_transformer_irpe.Attention on a 4x4 and a 7x7 window (+ cls): x, dy, out, dx, the
       iRPE bias rpe_k(q), the official bucket table, every parameter and gradient (table included)
   encoders/lomar_rpe_cls/      models_vit_rp.VisionTransformer (global_pool False: norm, cls), no head
-  encoders/lomar_rpe_finetune/ models_vit_rp.VisionTransformer (global_pool True: fc_norm, head)
+  encoders/lomar_rpe_finetune/ models_vit_rp.VisionTransformer (global_pool True: fc_norm, head), also
+                               on two committed photos (SERVED_PHOTOS) as a server gets them: Pillow's
+                               decode and timm's eval transform, then logits and their softmax
   pretrain/lomar_tiny/         models_lomar.MaskedAutoencoderViT: config.json, model.safetensors (the
                                official state dict, frozen pos_embed included) and io.safetensors
                                (images, each row's window patches and mask, pred, loss, grad.*)
@@ -42,9 +44,11 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import FixtureWriter, leaf, rand, seed  # noqa: E402  (imports timm with its torchvision workaround)
+from make_image_fixtures import pil_decoded, timm_eval_tensor  # noqa: E402  (timm's eval transform with Pillow)
 
 SCRIPT = "tools/reference/make_lomar_fixtures.py"
 LOMAR_COMMIT = "d9ca9c8ee8ac0d012128149ed10165ab947ecdaf"
@@ -127,13 +131,19 @@ def params_and_grads(model):
     return out
 
 
+IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+
+
 def encoder_config(img, patch, dim, depth, heads, **extra):
     return {"img_size": img, "patch_size": patch, "in_chans": 3, "embed_dim": dim, "depth": depth, "num_heads": heads,
             "mlp_ratio": 4.0, "qkv_bias": "qkv", "layer_norm_eps": 1e-6, "global_pool": "cls", "pos_embed": "none",
-            "relative_position": "irpe_product_k", "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225], **extra}
+            "relative_position": "irpe_product_k", "mean": IMAGENET_MEAN, "std": IMAGENET_STD, **extra}
 
 
 META = {"lomar_commit": LOMAR_COMMIT}
+# Photos of Tests/Fixtures/images (make_image_fixtures.py) the fine-tune fixture classifies: a PNG and a
+# JPEG, both larger than the model's 32 px, so the server's decode, resize and crop are part of the check.
+SERVED_PHOTOS = ["rgb.png", "photo_512x384.jpg"]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -188,6 +198,13 @@ def rpe_encoder(vit_rp, name, global_pool, classes, s):
         logits = model.head(features)
         io.update({"pooled_mean": features.detach(), "logits": logits.detach()})
         assert torch.allclose(features, model.fc_norm(tokens[:, 1:].mean(dim=1)))
+        # The photos as a timm / torchvision eval loader gives them to the model (crop_pct 1, the
+        # config has none), then the official forward: what /v1/classifications must answer.
+        with torch.no_grad():
+            photos = torch.stack([torch.from_numpy(timm_eval_tensor(Image.fromarray(pil_decoded(name, "RGB")), img, 1.0, IMAGENET_MEAN,
+                                                                    IMAGENET_STD)) for name in SERVED_PHOTOS])
+            photo_logits = model(photos)
+        io.update({"photo_inputs": photos, "photo_logits": photo_logits, "photo_probs": photo_logits.softmax(dim=-1)})
     else:
         io["pooled_cls"] = features.detach()
         assert torch.equal(features, tokens[:, 0])
@@ -200,7 +217,7 @@ def rpe_encoder(vit_rp, name, global_pool, classes, s):
         config["labels"] = [f"class{i}" for i in range(classes)]
     write_json(f"encoders/{name}/config.json", config)
     save(f"encoders/{name}/model.safetensors", {k: v for k, v in model.state_dict().items()}, meta=META, seed=s)
-    save(f"encoders/{name}/io.safetensors", io, meta=META, seed=s)
+    save(f"encoders/{name}/io.safetensors", io, meta={**META, "photos": SERVED_PHOTOS} if global_pool else META, seed=s)
 
 
 # --------------------------------------------------------------------------------------------------
