@@ -94,9 +94,9 @@ final class PeCoTokenizerTests: XCTestCase {
         return tokenizer
     }
 
-    /// Decoder-side gradients (pixel + λ·perceptual; the codes do not depend on them) against
-    /// central differences, and the encoder side through the straight-through estimator: the
-    /// gradient reaching z is the one reaching the codes plus the commitment term.
+    /// Decoder-side gradients (`decoder*`, `post_quant*`: pixel + λ·perceptual, the codes do not
+    /// depend on them) against central differences of the real loss, and the loss's parts adding
+    /// up to its total. The encoder side is `testEncoderGradientsAreTheStraightThroughEstimators`'s.
     func testTokenizerDecoderGradients() {
         let tokenizer = makeTokenizer()
         let images = Self.images(2, seed: 11)
@@ -118,6 +118,82 @@ final class PeCoTokenizerTests: XCTestCase {
         XCTAssertGreaterThan(analytic.perceptual, 0)
         XCTAssertEqual(analytic.total, analytic.pixel + analytic.commitment + 0.5 * analytic.perceptual)
         XCTAssertEqual(loss(), analytic.total, "the same forward gives the same loss")
+    }
+
+    /// The encoder side (`quant_proj` and every encoder tensor below it) through the whole
+    /// tokenizer. The real loss is piecewise constant in z but for the commitment term (a code is
+    /// a step function of z), so its difference quotients see only commitment; the straight-through
+    /// estimator claims the gradient of the surrogate in which the decoder consumes z plus a
+    /// constant, the forward value of z + sg[q − z]:
+    ///
+    ///   S(θ) = pixel(D(z(θ) + c)) + λ·perceptual(D(z(θ) + c)) + β·Σ(z(θ) − q₀)²/n,   c = q₀ − z(θ₀),
+    ///
+    /// with q₀ the codes chosen at θ₀ and n = B·N·d. S is assembled here from forward passes only
+    /// (encoder, decoder, the perceptual loss's forward; pixel MSE and commitment summed in
+    /// Float64 by this test), equals the real loss at θ₀, and its central differences must match
+    /// the gradients `step` accumulates: 4 coordinates of each of the 19 encoder-side tensors,
+    /// h = 1e-2, each tensor on its own scale (`assertGradientsMatchCentralDifferences`). Worst
+    /// relative error measured 2.5e-3 (`cls_token`; every other tensor ≤ 1.1e-4), hence tol 1e-2.
+    /// Every perturbed point keeps every code index (asserted), so there the real loss's codes
+    /// are still q₀. Broken on purpose in `VectorQuantizer.backward`, both halves fail every one of
+    /// the 19 tensors: the pass-through lost (d z = commitment gradient only) by 0.56–1.2 relative,
+    /// the commitment gradient lost (d z = d z_q only) by 0.012–0.30.
+    func testEncoderGradientsAreTheStraightThroughEstimators() {
+        let tokenizer = makeTokenizer()
+        let images = Self.images(2, seed: 11)
+        var rng = SeededRandom(seed: 12)
+        let plan = TokenizerPlan.draw(codes: 8, batch: 2, patches: 16, rng: &rng)
+        let (lambda, beta): (Float, Float) = (0.5, 0.25)
+        let (b, n, d) = (2, 16, tokenizer.settings.codeDim)
+        // A codebook whose nearest code wins by at least 0.1 in distance for every row (measured
+        // 0.149; the codebook of `makeTokenizer` has a row within 0.002 of a tie, which the h = 1e-2
+        // steps cross), so no perturbed point changes a code.
+        var codebookRNG = SeededRandom(seed: 24)
+        tokenizer.quantizer.codebook.fill { codebookRNG.normal() }
+        let z0 = tokenizer.encode(images).z
+        XCTAssertGreaterThan(Self.smallestCodeMargin(z0, tokenizer.quantizer), 0.1)
+        let codes0 = tokenizer.quantizer.nearest(z0)
+        let q0 = tokenizer.quantizer.lookup(codes0)
+        let offset = Tensor(shape: z0.shape, data: zip(q0.data, z0.data).map { $0 - $1 })
+        var perturbedPoints = 0
+        func surrogate() -> Float {
+            let z = tokenizer.encode(images).z
+            XCTAssertEqual(tokenizer.quantizer.nearest(z), codes0, "h moved a row to another code: S is no longer the real loss there")
+            let image = tokenizer.decodeQuantized((z + offset).reshaped([b, n, d])).image
+            let pixel = zip(image.data, images.data).reduce(0.0) { $0 + Double(($1.0 - $1.1) * ($1.0 - $1.1)) } / Double(images.count)
+            let commitment = Double(beta) * zip(z.data, q0.data).reduce(0.0) { $0 + Double(($1.0 - $1.1) * ($1.0 - $1.1)) } / Double(z.count)
+            let perceptual = tokenizer.perceptual!.forwardBackward(reconstruction: image, target: images, backward: false).loss
+            perturbedPoints += 1
+            return Float(pixel + commitment + Double(lambda) * Double(perceptual))
+        }
+
+        let encoderSide = { (name: String) in !name.hasPrefix("decoder") && !name.hasPrefix("post_quant") }
+        let checked = tokenizer.parameters.entries.filter { $0.parameter.trainable && encoderSide($0.name) }.map(\.name)
+        XCTAssertTrue(checked.contains("quant_proj.weight") && checked.contains("quant_proj.bias") && checked.contains("patch_embed.proj.weight"))
+        var first = true
+        var analytic: PeCoTokenizer.Output?
+        assertGradientsMatchCentralDifferences(tokenizer.parameters, only: encoderSide,
+                                               coordinates: 4, h: 1e-2, tol: 1e-2, minimumChecked: 40) {
+            guard first else { return surrogate() }
+            first = false
+            analytic = tokenizer.step(images, plan: plan, lambdaPerceptual: lambda, beta: beta)
+            return analytic!.total
+        }
+        XCTAssertEqual(analytic!.indices, codes0)
+        XCTAssertGreaterThan(analytic!.commitment, 0)
+        XCTAssertEqual(surrogate(), analytic!.total, accuracy: 1e-5 * analytic!.total, "S is the real loss at θ₀")
+        XCTAssertEqual(perturbedPoints, 2 * 4 * checked.count + 1, "two points per checked coordinate, and θ₀")
+    }
+
+    /// Over the rows of `z`: the distance to the second-nearest code minus that to the nearest.
+    static func smallestCodeMargin(_ z: Tensor, _ quantizer: VectorQuantizer) -> Float {
+        let (d, codebook) = (quantizer.dim, quantizer.codebook.value.data)
+        return (0..<z.rows).map { r -> Float in
+            let distances = (0..<quantizer.codes).map { k -> Float in
+                (0..<d).reduce(Float(0)) { sum, c in let diff = z.data[r * d + c] - codebook[k * d + c]; return sum + diff * diff }.squareRoot()
+            }.sorted()
+            return distances[1] - distances[0]
+        }.min()!
     }
 
     /// Sharded steps fill in each shard's restart candidates; their sums equal the whole batch's,
