@@ -158,6 +158,40 @@ final class ModelChoiceTests: XCTestCase {
         XCTAssertEqual(try post(service, "/v1/embeddings", body: png, contentType: "text/plain", query: ["input": image]).status, 415)
     }
 
+    /// An option given twice (two query parameters or two form fields of one name) is a 400 naming
+    /// it, whichever copy would have been valid: no copy silently wins. (Schemathesis sent
+    /// `?top_k=1.8e308&top_k=2.1e16&top_k=-1.2e18` and got 200.)
+    func testRepeatedOptionsAreRefused() throws {
+        let (service, dir) = try service([("classifier", "encoders/timm_qkv_avg_head")], defaultModel: "classifier")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let png = [UInt8](try Data(contentsOf: Fixtures.url("images/rgb.png")))
+        func answer(query: [String: String], repeated: [String], body: [UInt8], contentType: String) throws -> (Int, [String: Any]?) {
+            let response = try service.respond(to: ServiceRequest(method: "POST", path: "/v1/classifications", query: query, repeatedQuery: repeated,
+                                                                  headers: ["content-type": contentType], body: body))
+            let json = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any]
+            return (response.status, json?["error"] as? [String: Any])
+        }
+        let (status, error) = try answer(query: ["top_k": "2"], repeated: ["top_k"], body: png, contentType: "image/png")
+        XCTAssertEqual(status, 400)
+        XCTAssertEqual(error?["message"] as? String, "'top_k' is given more than once in the query: give each option once")
+        XCTAssertEqual(error?["param"] as? String, "top_k")
+        XCTAssertEqual(error?["code"] as? String, "invalid_request")
+        XCTAssertEqual(try answer(query: ["top_k": "2"], repeated: [], body: png, contentType: "image/png").0, 200, "once is fine")
+        // A misspelt option is named as unknown before its repetition.
+        XCTAssertEqual(try answer(query: ["topk": "2"], repeated: ["topk"], body: png, contentType: "image/png").1?["code"] as? String,
+                       "unknown_parameter")
+        func form(_ fields: [(String, String)]) -> [UInt8] {
+            Array("--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\n".utf8) + png
+                + fields.flatMap { Array("\r\n--B\r\nContent-Disposition: form-data; name=\"\($0.0)\"\r\n\r\n\($0.1)".utf8) }
+                + Array("\r\n--B--\r\n".utf8)
+        }
+        let (formStatus, formError) = try answer(query: [:], repeated: [], body: form([("top_k", "2"), ("top_k", "3")]),
+                                                 contentType: "multipart/form-data; boundary=B")
+        XCTAssertEqual(formStatus, 400)
+        XCTAssertEqual(formError?["message"] as? String, "'top_k' is given more than once in the form: give each option once")
+        XCTAssertEqual(try answer(query: [:], repeated: [], body: form([("top_k", "2")]), contentType: "multipart/form-data; boundary=B").0, 200)
+    }
+
     /// `mask` as a query parameter beside a raw image body: comma-separated patch indices.
     func testQueryMaskIsAListOfPatchIndices() throws {
         let (service, dir) = try service([("mae", "pretrain/mae_tiny")], defaultModel: "mae")
