@@ -264,12 +264,14 @@ public final class ModelRegistry: @unchecked Sendable {
 
     /// As `model(_:capableOf:)`, for a request about one image with `channels` channels (3 for a
     /// colourful image, 1 otherwise): a request that names no model goes to a capable model that takes
-    /// such images when the one chosen above does not (the first by name when several do). So a photo
-    /// is reconstructed by the photograph model, not squeezed into a 28-px grayscale one, while the
-    /// default model keeps every image it was made for.
+    /// such images when the one chosen above cannot do it or does not take them (the first by name
+    /// when several do; the page picks alike). So a photo is reconstructed by the photograph model, not
+    /// squeezed into a 28-px grayscale one, while the default model keeps every image it was made for;
+    /// and a default that cannot reconstruct leaves the image to the models that can, whatever its
+    /// own channels.
     public func model(_ id: String?, capableOf capable: (LoadedModel) -> Bool, channels: Int) throws -> LoadedModel {
         let chosen = try model(id, capableOf: capable)
-        guard id == nil, chosen.config.inChans != channels else { return chosen }
+        guard id == nil, !capable(chosen) || chosen.config.inChans != channels else { return chosen }
         let models = self.models
         return models.keys.sorted().lazy.compactMap { models[$0] }
             .first { capable($0) && $0.config.inChans == channels } ?? chosen

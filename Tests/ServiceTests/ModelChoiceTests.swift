@@ -130,6 +130,42 @@ final class ModelChoiceTests: XCTestCase {
         XCTAssertEqual(try model("gray.png", named: "photo"), "photo", "a named model runs")
     }
 
+    /// A default that cannot reconstruct, and several models that can: an unnamed reconstruction goes
+    /// to the first by name that takes the image's kind (openapi's rule, and the page's), whether or not
+    /// the default takes that kind itself; with none of that kind it is the 400 naming them.
+    func testUnnamedReconstructionSkipsADefaultThatCannot() throws {
+        let (_, dir) = try service([("encoder", "encoders/timm_qkv_cls"), ("photo-b", "pretrain/mae_tiny"), ("photo-a", "pretrain/mae_tiny")],
+                                   defaultModel: "encoder")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try installGrayMAE(as: "garments", in: dir)
+        let service = Service(registry: try ModelRegistry(directory: dir.path, defaultModel: "encoder"),
+                              limits: .init(maxBatch: 4, maxDelay: 0.002, maxQueue: 16), options: Service.Options())
+        service.markReady()
+        func answer(_ image: String) throws -> (status: Int, model: String?, message: String?) {
+            let json: [String: Any] = ["input": try Data(contentsOf: Fixtures.url("images/\(image)")).base64EncodedString(), "seed": 1]
+            let response = try service.respond(to: ServiceRequest(method: "POST", path: "/v1/reconstructions",
+                                                                  headers: ["content-type": "application/json", "accept": "application/json"],
+                                                                  body: [UInt8](try JSONSerialization.data(withJSONObject: json))))
+            let body = try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any]
+            return (response.status, body?["model"] as? String, (body?["error"] as? [String: Any])?["message"] as? String)
+        }
+        let photo = try answer("photo_512x384.jpg")
+        XCTAssertEqual(photo.status, 200, photo.message ?? "")
+        XCTAssertEqual(photo.model, "photo-a", "the colour default cannot reconstruct: the first colour model by name does")
+        XCTAssertEqual(try answer("gray.png").model, "garments")
+
+        // Without a grayscale reconstructor a gray image has no model of its kind: the 400 names those that can.
+        try FileManager.default.removeItem(at: dir.appendingPathComponent("garments"))
+        let colourOnly = Service(registry: try ModelRegistry(directory: dir.path, defaultModel: "encoder"),
+                                 limits: .init(maxBatch: 4, maxDelay: 0.002, maxQueue: 16), options: Service.Options())
+        colourOnly.markReady()
+        let gray = try colourOnly.respond(to: ServiceRequest(method: "POST", path: "/v1/reconstructions", headers: ["content-type": "image/png"],
+                                                             body: [UInt8](try Data(contentsOf: Fixtures.url("images/gray.png")))))
+        XCTAssertEqual(gray.status, 400)
+        XCTAssertTrue(String(decoding: gray.body, as: UTF8.self).contains("2 loaded models can reconstruct (photo-a, photo-b)"),
+                      String(decoding: gray.body, as: UTF8.self))
+    }
+
     /// A misspelt option is a 400 naming it in every body type (raw image + query, multipart form
     /// fields), not a silent fallback to the default.
     func testUnknownOptionsOfRawAndMultipartBodiesAreRefused() throws {
