@@ -3,13 +3,12 @@
 # (apt, installed when missing) driven headless by Selenium (PyPI, in a venv under the repo, git-ignored).
 # bootmae-serve runs on the bundled models plus two tokenizer fixtures on a loopback port with --api-key,
 # is stopped on exit, and the whole check is bounded in time (BROWSER_CHECK_TIMEOUT, 150 s by default).
-# The fixtures are one-step PeCo tokenizer runs on the repository's 20-image IDX fixture, exported by
-# bootmae-train (seeded, one thread: the same weights and codes every time, only the file's metadata
-# names the scratch run folder; ~5 s in a debug build): a 7×7 grid
-# (28 px gray, patch 4) and a 16×16 one (64 px RGB, patch 4), both with 64 codes.
+# The fixtures are one-step PeCo tokenizer runs (scripts/lib/peco-fixtures.sh, shared with
+# server-checks.sh): a 7×7 grid (28 px gray, patch 4) and a 16×16 one (64 px RGB, patch 4), both with 64 codes.
 #   scripts/browser-check.sh [--screenshot FILE]   # FILE: also save the desktop screenshot (docs/page.png)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib/peco-fixtures.sh
 PORT="${PORT:-18191}"
 BIN="${BIN:-.build/debug/bootmae-serve}"
 TRAIN_BIN="${TRAIN_BIN:-.build/debug/bootmae-train}"
@@ -36,16 +35,9 @@ for b in "$BIN" "$TRAIN_BIN"; do [ -x "$b" ] || { echo "browser-check: $b is mis
 # The served folder: the bundled models (linked) and the tokenizer fixtures.
 mkdir -p "$WORK/models"
 for m in models/*/; do ln -s "$PWD/${m%/}" "$WORK/models/"; done
-tokenizer_fixture() {  # name, then pretrain's size flags
-  local name="$1"; shift
-  timeout 120 "$TRAIN_BIN" pretrain --objective peco-tokenizer --preset tiny "$@" --data Tests/Fixtures/datasets/idx-plain \
-    --lambda-perceptual 0 --codebook-size 64 --tokenizer-depth 1 --batch-size 2 --epochs 1 --max-steps 1 --seed 0 --threads 1 \
-    --out "$WORK/run-$name" >> "$WORK/fixtures.log" 2>&1 &&
-  "$TRAIN_BIN" export --run "$WORK/run-$name" --out "$WORK/models/$name" >> "$WORK/fixtures.log" 2>&1 ||
-  { cat "$WORK/fixtures.log" >&2; echo "browser-check: could not write the tokenizer fixture $name" >&2; exit 1; }
-}
-tokenizer_fixture peco-tokenizer-fixture-7 --img-size 28
-tokenizer_fixture peco-tokenizer-fixture-16 --img-size 64 --channels 3
+FIXTURE_DIR="$WORK" FIXTURE_CALLER=browser-check
+peco_tokenizer_fixture "$WORK/models/peco-tokenizer-fixture-7" --img-size 28
+peco_tokenizer_fixture "$WORK/models/peco-tokenizer-fixture-16" --img-size 64 --channels 3
 
 KEY="browser-check-$$"
 "$BIN" --models-dir "$WORK/models" --port "$PORT" --threads 1 --api-key "$KEY" 2> "$WORK/server.log" &

@@ -262,11 +262,14 @@ struct ModelCard: Codable {
     }
 
     struct Inference: Codable {
-        /// What runs: bf16 only where it was asked for and the CPU has bf16 instructions.
+        /// What runs: bf16 only where it was asked for, the CPU has bf16 instructions and the
+        /// model is not a tokenizer.
         var precision: InferencePrecision
         var requestedPrecision: InferencePrecision
         var kernel: InferenceKernel
-        enum CodingKeys: String, CodingKey { case precision, requestedPrecision = "requested_precision", kernel }
+        /// Why `precision` is not `requestedPrecision`; absent when they agree.
+        var note: String?
+        enum CodingKeys: String, CodingKey { case precision, requestedPrecision = "requested_precision", kernel, note }
     }
 
     struct TokenizerFacts: Codable {

@@ -115,6 +115,6 @@ extension Service {
                 .init(referenceModel: ref.id, calibrationImages: $0.errors.count, dataset: $0.dataset, metric: $0.metric, protocol: $0.measure,
                       warningPercentile: OODScore.warningPercentile)
             } },
-            inference: .init(precision: m.kernel.precision, requestedPrecision: m.requestedPrecision, kernel: m.kernel))
+            inference: .init(precision: m.kernel.precision, requestedPrecision: m.requestedPrecision, kernel: m.kernel, note: m.precisionNote))
     }
 }

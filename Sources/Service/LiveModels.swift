@@ -129,7 +129,7 @@ public final class ModelLoader: @unchecked Sendable {
         let previous = try? registry.model(id)
         let model: LoadedModel
         do {
-            model = try ModelRegistry.load(dir, precision: registry.precisions.precision(for: id))
+            model = try ModelRegistry.load(dir, precisions: registry.precisions)
         } catch {
             settled[id] = files
             metrics.increment("bootmae_model_loads_total", [("model", id), ("result", "failure"), ("trigger", trigger.rawValue)])
@@ -146,6 +146,7 @@ public final class ModelLoader: @unchecked Sendable {
         if let previous, previous.version != model.version { metrics.remove("bootmae_model_info", [("model", id), ("version", previous.version)]) }
         metrics.set("bootmae_model_info", [("model", id), ("version", model.version)], 1)
         log("loaded \(id) version \(model.version)" + (previous.map { " (replacing version \($0.version))" } ?? "")
+            + (model.precisionNote.map { ", \(model.kernel.precision.rawValue) (\(model.requestedPrecision.rawValue) asked; \($0))" } ?? "")
             + " in \(String(format: "%.2f", seconds)) s (\(trigger.rawValue))")
         return model
     }

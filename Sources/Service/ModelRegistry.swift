@@ -29,8 +29,14 @@ public final class LoadedModel: @unchecked Sendable {
     public let calibration: ReconstructionErrorCalibration?
     /// The precision the operator asked for (`--precision`); `kernel` says what runs.
     public let requestedPrecision: InferencePrecision
-    /// The kernel the encoder's blocks run (bf16 only where the CPU has bf16 instructions).
+    /// The kernel the encoder's blocks run (bf16 only where asked, the CPU has bf16 instructions and
+    /// the model is not a tokenizer).
     public var kernel: InferenceKernel { encoder.inferenceKernel }
+    /// Why the kernel's precision is not the requested one (the load log, the card); nil when they agree.
+    public var precisionNote: String? {
+        guard kernel.precision != requestedPrecision else { return nil }
+        return canTokenize ? PrecisionPolicy.tokenizerNote : "this CPU has no bf16 instructions"
+    }
     /// The encoder's inference buffers, reused by every batch. Only the compute thread (and the
     /// warm-up before it starts) runs forwards, so one workspace per model suffices.
     let workspace = InferenceWorkspace()
@@ -65,9 +71,9 @@ public final class LoadedModel: @unchecked Sendable {
             encoder = try ModelDirectory.loadEncoder(directory)
         }
         // Served weights never change: the blocks' matrices go into the packed GEMM's layout once
-        // (fp32, or bf16 when asked and the CPU has it), and the plain copies are freed so the
-        // weights are held once (no-op without AVX-512).
-        encoder.packForInference(releasingPlainValues: true, precision: precision)
+        // (fp32, or bf16 when asked, the CPU has it and the model is not a tokenizer), and the plain
+        // copies are freed so the weights are held once (no-op without AVX-512).
+        encoder.packForInference(releasingPlainValues: true, precision: PrecisionPolicy.runs(precision, tokenizer: network?.tokenizer != nil))
         config = encoder.config
         preprocessor = ImagePreprocessor(imageSize: config.imgSize, channels: config.inChans, mean: config.mean, std: config.std,
                                          cropPct: config.cropPct ?? 1)
@@ -154,11 +160,11 @@ public final class ModelRegistry: @unchecked Sendable {
         var models: [String: LoadedModel] = [:]
         for name in names {
             let start = Date()
-            let model = try Self.load(root.appendingPathComponent(name), precision: precisions.precision(for: name))
+            let model = try Self.load(root.appendingPathComponent(name), precisions: precisions)
             models[name] = model
             log("loaded \(name) version \(model.version): \(model.config.embedDim)×\(model.config.depth) ViT, \(model.config.imgSize) px, "
                 + "\(model.capabilities.map(\.rawValue).joined(separator: "/")), \(model.kernel.rawValue) GEMMs"
-                + (model.kernel.precision != model.requestedPrecision ? " (\(model.requestedPrecision.rawValue) asked; this CPU has no bf16 instructions)" : "")
+                + (model.precisionNote.map { " (\(model.requestedPrecision.rawValue) asked; \($0))" } ?? "")
                 + " in \(String(format: "%.2f", Date().timeIntervalSince(start))) s")
         }
         guard !models.isEmpty else {
@@ -178,10 +184,13 @@ public final class ModelRegistry: @unchecked Sendable {
         return entries.sorted().filter { !$0.hasPrefix(".") && ModelFiles(directory: root.appendingPathComponent($0)) != nil }
     }
 
-    /// Loads one model directory; errors name the directory and, where the loader's do not, the file.
-    static func load(_ dir: URL, precision: InferencePrecision) throws -> LoadedModel {
+    /// Loads one model directory at the precision `precisions` asks for it; errors name the
+    /// directory and, where the loader's do not, the file.
+    static func load(_ dir: URL, precisions: PrecisionPolicy) throws -> LoadedModel {
         do {
-            return try LoadedModel(directory: dir, precision: precision)
+            let model = try LoadedModel(directory: dir, precision: precisions.precision(for: dir.lastPathComponent))
+            try precisions.refuseNamedBF16(model)
+            return model
         } catch let error as CheckpointError {
             switch error {
             case .missingTensor, .unexpectedTensor, .shapeMismatch:
@@ -255,12 +264,14 @@ public final class ModelRegistry: @unchecked Sendable {
 
     /// As `model(_:capableOf:)`, for a request about one image with `channels` channels (3 for a
     /// colourful image, 1 otherwise): a request that names no model goes to a capable model that takes
-    /// such images when the one chosen above does not (the first by name when several do). So a photo
-    /// is reconstructed by the photograph model, not squeezed into a 28-px grayscale one, while the
-    /// default model keeps every image it was made for.
+    /// such images when the one chosen above cannot do it or does not take them (the first by name
+    /// when several do; the page picks alike). So a photo is reconstructed by the photograph model, not
+    /// squeezed into a 28-px grayscale one, while the default model keeps every image it was made for;
+    /// and a default that cannot reconstruct leaves the image to the models that can, whatever its
+    /// own channels.
     public func model(_ id: String?, capableOf capable: (LoadedModel) -> Bool, channels: Int) throws -> LoadedModel {
         let chosen = try model(id, capableOf: capable)
-        guard id == nil, chosen.config.inChans != channels else { return chosen }
+        guard id == nil, !capable(chosen) || chosen.config.inChans != channels else { return chosen }
         let models = self.models
         return models.keys.sorted().lazy.compactMap { models[$0] }
             .first { capable($0) && $0.config.inChans == channels } ?? chosen

@@ -58,7 +58,7 @@ enum ImageInputs {
         guard !boundary.isEmpty, boundary.count <= 70 else { throw APIError.invalid("invalid multipart boundary") }
         let delimiter = Array("--\(boundary)".utf8)
         let body = request.body
-        var files: [[UInt8]] = [], fields: [String: String] = [:]
+        var files: [[UInt8]] = [], fields: [String: String] = [:], repeated: Set<String> = []
         var positions: [Int] = []
         var i = 0
         while let found = find(delimiter, in: body, from: i) { positions.append(found); i = found + delimiter.count }
@@ -78,13 +78,16 @@ enum ImageInputs {
             let name = value(of: "name", in: String(disposition))
             if name == "mask" && (disposition.contains("filename=") || headerText.contains("content-type: image/")) {
                 // A mask image travels as the string a JSON body would send: a data URI.
+                if fields["mask"] != nil { repeated.insert("mask") }
                 fields["mask"] = "data:application/octet-stream;base64," + Data(content).base64EncodedString()
             } else if disposition.contains("filename=") || headerText.contains("content-type: image/") || ["input", "file", "image"].contains(name ?? "") {
                 files.append(content)
             } else if let name {
+                if fields[name] != nil { repeated.insert(name) }
                 fields[name] = String(decoding: content, as: UTF8.self)
             }
         }
+        try RequestFields.refuseRepeated(repeated.sorted(), in: "the form")
         return (files, fields)
     }
 

@@ -81,6 +81,13 @@ struct RequestFields {
         if !unknown.isEmpty { throw unknownOptions(unknown, accepted: accepted) }
     }
 
+    /// An option takes one value: one given twice (`?top_k=1&top_k=5`, or two form fields of one
+    /// name) is a 400 naming it, not one copy silently winning.
+    static func refuseRepeated(_ names: [String], in place: String) throws {
+        guard let name = names.first else { return }
+        throw APIError.invalid("'\(name)' is given more than once in \(place): give each option once", param: name)
+    }
+
     /// Levenshtein distance (insertions, deletions, substitutions), for "did you mean".
     static func editDistance(_ a: String, _ b: String) -> Int {
         let a = Array(a), b = Array(b)

@@ -178,6 +178,7 @@ public final class Service: @unchecked Sendable {
         let contentType = request.contentType
         // A misspelt option must not quietly fall back to its default (`?poolng=mean`).
         try RequestFields.refuseUnknown(request.query.keys, Body.CodingKeys.self)
+        try RequestFields.refuseRepeated(request.repeatedQuery, in: "the query")
         if contentType == "application/json" || (contentType == nil && request.body.first == UInt8(ascii: "{")) {
             let body = try ImageInputs.json(Body.self, request)
             switch try body.input.get() {

@@ -4,15 +4,19 @@ import Foundation
 public struct ServiceRequest: Sendable {
     public var method: String
     public var path: String
+    /// Each query parameter's first value.
     public var query: [String: String]
+    /// The query parameters given more than once, sorted: an option takes one value, so the
+    /// handlers refuse them rather than let one copy win (`RequestFields.refuseRepeated`).
+    public var repeatedQuery: [String]
     /// Header names lowercased.
     public var headers: [String: String]
     public var body: [UInt8]
     public var requestID: String
 
-    public init(method: String, path: String, query: [String: String] = [:], headers: [String: String] = [:],
+    public init(method: String, path: String, query: [String: String] = [:], repeatedQuery: [String] = [], headers: [String: String] = [:],
                 body: [UInt8] = [], requestID: String = "") {
-        self.method = method; self.path = path; self.query = query
+        self.method = method; self.path = path; self.query = query; self.repeatedQuery = repeatedQuery
         self.headers = Dictionary(headers.map { ($0.key.lowercased(), $0.value) }, uniquingKeysWith: { a, _ in a })
         self.body = body; self.requestID = requestID
     }

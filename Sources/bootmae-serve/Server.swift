@@ -119,9 +119,12 @@ final class Server: @unchecked Sendable {
             let name = field.name.lowercased()
             headers[name] = headers[name].map { $0 + ", " + field.value } ?? field.value
         }
-        var query: [String: String] = [:]
-        for item in r.queryItems where query[item.name] == nil { query[item.name] = item.value }
-        return ServiceRequest(method: r.method.rawValue, path: r.path, query: query, headers: headers, body: [UInt8](r.body), requestID: r.requestID)
+        var query: [String: String] = [:], repeated: Set<String> = []
+        for item in r.queryItems {
+            if query[item.name] == nil { query[item.name] = item.value } else { repeated.insert(item.name) }
+        }
+        return ServiceRequest(method: r.method.rawValue, path: r.path, query: query, repeatedQuery: repeated.sorted(), headers: headers,
+                              body: [UInt8](r.body), requestID: r.requestID)
     }
 
     static func httpResponse(_ s: ServiceResponse) -> HTTPResponse {

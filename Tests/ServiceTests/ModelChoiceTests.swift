@@ -130,6 +130,42 @@ final class ModelChoiceTests: XCTestCase {
         XCTAssertEqual(try model("gray.png", named: "photo"), "photo", "a named model runs")
     }
 
+    /// A default that cannot reconstruct, and several models that can: an unnamed reconstruction goes
+    /// to the first by name that takes the image's kind (openapi's rule, and the page's), whether or not
+    /// the default takes that kind itself; with none of that kind it is the 400 naming them.
+    func testUnnamedReconstructionSkipsADefaultThatCannot() throws {
+        let (_, dir) = try service([("encoder", "encoders/timm_qkv_cls"), ("photo-b", "pretrain/mae_tiny"), ("photo-a", "pretrain/mae_tiny")],
+                                   defaultModel: "encoder")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try installGrayMAE(as: "garments", in: dir)
+        let service = Service(registry: try ModelRegistry(directory: dir.path, defaultModel: "encoder"),
+                              limits: .init(maxBatch: 4, maxDelay: 0.002, maxQueue: 16), options: Service.Options())
+        service.markReady()
+        func answer(_ image: String) throws -> (status: Int, model: String?, message: String?) {
+            let json: [String: Any] = ["input": try Data(contentsOf: Fixtures.url("images/\(image)")).base64EncodedString(), "seed": 1]
+            let response = try service.respond(to: ServiceRequest(method: "POST", path: "/v1/reconstructions",
+                                                                  headers: ["content-type": "application/json", "accept": "application/json"],
+                                                                  body: [UInt8](try JSONSerialization.data(withJSONObject: json))))
+            let body = try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any]
+            return (response.status, body?["model"] as? String, (body?["error"] as? [String: Any])?["message"] as? String)
+        }
+        let photo = try answer("photo_512x384.jpg")
+        XCTAssertEqual(photo.status, 200, photo.message ?? "")
+        XCTAssertEqual(photo.model, "photo-a", "the colour default cannot reconstruct: the first colour model by name does")
+        XCTAssertEqual(try answer("gray.png").model, "garments")
+
+        // Without a grayscale reconstructor a gray image has no model of its kind: the 400 names those that can.
+        try FileManager.default.removeItem(at: dir.appendingPathComponent("garments"))
+        let colourOnly = Service(registry: try ModelRegistry(directory: dir.path, defaultModel: "encoder"),
+                                 limits: .init(maxBatch: 4, maxDelay: 0.002, maxQueue: 16), options: Service.Options())
+        colourOnly.markReady()
+        let gray = try colourOnly.respond(to: ServiceRequest(method: "POST", path: "/v1/reconstructions", headers: ["content-type": "image/png"],
+                                                             body: [UInt8](try Data(contentsOf: Fixtures.url("images/gray.png")))))
+        XCTAssertEqual(gray.status, 400)
+        XCTAssertTrue(String(decoding: gray.body, as: UTF8.self).contains("2 loaded models can reconstruct (photo-a, photo-b)"),
+                      String(decoding: gray.body, as: UTF8.self))
+    }
+
     /// A misspelt option is a 400 naming it in every body type (raw image + query, multipart form
     /// fields), not a silent fallback to the default.
     func testUnknownOptionsOfRawAndMultipartBodiesAreRefused() throws {
@@ -156,6 +192,40 @@ final class ModelChoiceTests: XCTestCase {
                                 query: ["input": image]).message, refusal)
         // An unsupported Content-Type stays a 415 whatever the query holds.
         XCTAssertEqual(try post(service, "/v1/embeddings", body: png, contentType: "text/plain", query: ["input": image]).status, 415)
+    }
+
+    /// An option given twice (two query parameters or two form fields of one name) is a 400 naming
+    /// it, whichever copy would have been valid: no copy silently wins. (Schemathesis sent
+    /// `?top_k=1.8e308&top_k=2.1e16&top_k=-1.2e18` and got 200.)
+    func testRepeatedOptionsAreRefused() throws {
+        let (service, dir) = try service([("classifier", "encoders/timm_qkv_avg_head")], defaultModel: "classifier")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let png = [UInt8](try Data(contentsOf: Fixtures.url("images/rgb.png")))
+        func answer(query: [String: String], repeated: [String], body: [UInt8], contentType: String) throws -> (Int, [String: Any]?) {
+            let response = try service.respond(to: ServiceRequest(method: "POST", path: "/v1/classifications", query: query, repeatedQuery: repeated,
+                                                                  headers: ["content-type": contentType], body: body))
+            let json = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any]
+            return (response.status, json?["error"] as? [String: Any])
+        }
+        let (status, error) = try answer(query: ["top_k": "2"], repeated: ["top_k"], body: png, contentType: "image/png")
+        XCTAssertEqual(status, 400)
+        XCTAssertEqual(error?["message"] as? String, "'top_k' is given more than once in the query: give each option once")
+        XCTAssertEqual(error?["param"] as? String, "top_k")
+        XCTAssertEqual(error?["code"] as? String, "invalid_request")
+        XCTAssertEqual(try answer(query: ["top_k": "2"], repeated: [], body: png, contentType: "image/png").0, 200, "once is fine")
+        // A misspelt option is named as unknown before its repetition.
+        XCTAssertEqual(try answer(query: ["topk": "2"], repeated: ["topk"], body: png, contentType: "image/png").1?["code"] as? String,
+                       "unknown_parameter")
+        func form(_ fields: [(String, String)]) -> [UInt8] {
+            Array("--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\n".utf8) + png
+                + fields.flatMap { Array("\r\n--B\r\nContent-Disposition: form-data; name=\"\($0.0)\"\r\n\r\n\($0.1)".utf8) }
+                + Array("\r\n--B--\r\n".utf8)
+        }
+        let (formStatus, formError) = try answer(query: [:], repeated: [], body: form([("top_k", "2"), ("top_k", "3")]),
+                                                 contentType: "multipart/form-data; boundary=B")
+        XCTAssertEqual(formStatus, 400)
+        XCTAssertEqual(formError?["message"] as? String, "'top_k' is given more than once in the form: give each option once")
+        XCTAssertEqual(try answer(query: [:], repeated: [], body: form([("top_k", "2")]), contentType: "multipart/form-data; boundary=B").0, 200)
     }
 
     /// `mask` as a query parameter beside a raw image body: comma-separated patch indices.

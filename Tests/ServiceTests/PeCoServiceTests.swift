@@ -308,8 +308,6 @@ final class PeCoServiceTests: XCTestCase {
         XCTAssertEqual(header(png2, "X-Panels"), "original,masked,reconstruction,reconstruction+visible,error_heatmap")
     }
 
-    /// A missing or different tokenizer is the operator's to fix: 503 `server_error`, with the code
-    /// saying which and the message what to serve.
     /// A PeCo model's default masks are its training masks: BEiT's block generator with PeCo's
     /// default options (the masks `PeCo.plan` draws), not BootMAE's capped, topped-up and rolled
     /// `MaskingSpec.block`; asking for its own masking by name gives the same, another one that one.
@@ -338,6 +336,8 @@ final class PeCoServiceTests: XCTestCase {
         XCTAssertTrue(differsFromBootMAE, "the two block maskings should differ somewhere in 8 seeds")
     }
 
+    /// A missing or different tokenizer is the operator's to fix: 503 `server_error`, with the code
+    /// saying which and the message what to serve.
     func testStage2WithoutItsTokenizerSaysWhatIsMissing() throws {
         let (status, json, _) = try call("POST", "/v1/reconstructions", json: ["model": "peco-orphan", "input": png.base64EncodedString()])
         XCTAssertEqual(status, 503)

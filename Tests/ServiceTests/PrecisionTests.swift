@@ -46,8 +46,63 @@ final class PrecisionTests: XCTestCase {
         XCTAssertEqual(try inference("bootmae-vit-tiny-fmnist"), ["precision": "fp32", "requested_precision": "fp32",
                                                                   "kernel": InferenceKernel.best(for: .fp32).rawValue])
         let bf16 = InferenceKernel.best(for: .bf16)
-        XCTAssertEqual(try inference("bootmae-vit-tiny-fmnist-cls"), ["precision": bf16.precision.rawValue, "requested_precision": "bf16",
-                                                                      "kernel": bf16.rawValue])
+        var expected = ["precision": bf16.precision.rawValue, "requested_precision": "bf16", "kernel": bf16.rawValue]
+        if bf16.precision != .bf16 { expected["note"] = "this CPU has no bf16 instructions" }
+        XCTAssertEqual(try inference("bootmae-vit-tiny-fmnist-cls"), expected)
+    }
+
+    /// Under a bf16 default a tokenizer keeps fp32 (its codes are nearest codebook entries, which
+    /// bf16 moves at near-ties): its card says so, one load-log line says why, its codes are those
+    /// of an fp32 server, and the stage-2 model beside it runs bf16 as asked.
+    func testTokenizersRunFP32UnderABF16Default() throws {
+        let bf16 = InferenceKernel.best(for: .bf16)
+        var log: [String] = []
+        let registry = try ModelRegistry(directory: PeCoServiceTests.modelsDir.path, defaultModel: "peco",
+                                         precisions: PrecisionPolicy(default: .bf16), log: { log.append($0) })
+        let service = Service(registry: registry, limits: .init(maxBatch: 4, maxDelay: 0.002, maxQueue: 16), options: Service.Options())
+        service.markReady()
+        func inference(_ id: String) throws -> [String: String]? {
+            let json = try JSONSerialization.jsonObject(with: APIJSON.encoder.encode(service.modelCard(try registry.model(id)))) as? [String: Any]
+            return json?["inference"] as? [String: String]
+        }
+        let note = bf16.precision == .bf16 ? PrecisionPolicy.tokenizerNote : "this CPU has no bf16 instructions"
+        XCTAssertEqual(try inference("tok"), ["precision": "fp32", "requested_precision": "bf16", "kernel": InferenceKernel.best(for: .fp32).rawValue,
+                                              "note": note])
+        var stage2 = ["precision": bf16.precision.rawValue, "requested_precision": "bf16", "kernel": bf16.rawValue]
+        if bf16.precision != .bf16 { stage2["note"] = note }
+        XCTAssertEqual(try inference("peco"), stage2, "a stage-2 model is a plain ViT: bf16 as asked")
+        let tokLines = log.filter { $0.hasPrefix("loaded tok ") }
+        XCTAssertEqual(tokLines.count, 1)
+        XCTAssertTrue(tokLines.allSatisfy { $0.contains("(bf16 asked; \(note))") }, "\(tokLines)")
+
+        // The codes (and their decoding) are an fp32 server's, bit for bit.
+        let images = try ["images/photo_512x384.jpg", "images/rgb.png", "images/gray.jpg"].map { try Data(contentsOf: Fixtures.url($0)).base64EncodedString() }
+        func tokens(_ service: Service) throws -> [[String: Any]] {
+            let body = try JSONSerialization.data(withJSONObject: ["model": "tok", "input": images, "decode": true])
+            let response = try service.respond(to: ServiceRequest(method: "POST", path: "/v1/tokens", headers: ["content-type": "application/json",
+                                                                                                               "accept": "application/json"], body: [UInt8](body)))
+            XCTAssertEqual(response.status, 200, String(decoding: response.body, as: UTF8.self))
+            return try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any])?["data"] as? [[String: Any]])
+        }
+        let (served, fp32) = (try tokens(service), try tokens(PeCoServiceTests.service))
+        XCTAssertEqual(served.count, images.count)
+        for (a, b) in zip(served, fp32) {
+            XCTAssertEqual(a["codes"] as? [Int], b["codes"] as? [Int])
+            XCTAssertEqual(a["decoded"] as? String, b["decoded"] as? String)
+        }
+    }
+
+    /// Naming a tokenizer for bf16 asks for what it cannot get: a start-up error that says why, as
+    /// an unknown name is; naming a stage-2 model is fine.
+    func testNamingATokenizerForBF16IsRefused() throws {
+        XCTAssertThrowsError(try ModelRegistry(directory: PeCoServiceTests.modelsDir.path, defaultModel: "peco",
+                                               precisions: PrecisionPolicy(perModel: ["tok": .bf16]))) {
+            XCTAssertTrue("\($0)".contains("--precision 'tok=bf16': 'tok' is a tokenizer, and tokenizers run fp32 only"), "\($0)")
+        }
+        let registry = try ModelRegistry(directory: PeCoServiceTests.modelsDir.path, defaultModel: "peco",
+                                         precisions: PrecisionPolicy(perModel: ["peco": .bf16]))
+        XCTAssertEqual(try registry.model("peco").kernel, InferenceKernel.best(for: .bf16))
+        XCTAssertEqual(try registry.model("tok").kernel, InferenceKernel.best(for: .fp32))
     }
 
     /// Images a served model meets: the committed Fashion-MNIST test images and photographs.
@@ -74,7 +129,10 @@ final class PrecisionTests: XCTestCase {
         let images = try Self.images()
         for name in try XCTUnwrap(ModelRegistry.modelNames(in: Self.shippedModels)) {
             let dir = Self.shippedModels.appendingPathComponent(name)
-            let (fp32, bf16) = (try ModelRegistry.load(dir, precision: .fp32), try ModelRegistry.load(dir, precision: .bf16))
+            let (fp32, bf16) = (try ModelRegistry.load(dir, precisions: PrecisionPolicy(default: .fp32)),
+                                try ModelRegistry.load(dir, precisions: PrecisionPolicy(default: .bf16)))
+            // A tokenizer runs fp32 whatever is asked (testTokenizersRunFP32UnderABF16Default).
+            if fp32.canTokenize { continue }
             XCTAssertEqual(bf16.kernel.precision, .bf16)
             let batch = Tensor(shape: [images.count, fp32.config.inChans, fp32.config.imgSize, fp32.config.imgSize],
                                data: images.flatMap { fp32.preprocessor.tensorCHW($0.image) })
