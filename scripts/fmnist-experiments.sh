@@ -299,9 +299,11 @@ stream() {
                     echo "$ROOT/$run or its evaluations have not finished: run the peco-l1 stream first" >&2; exit 1
                 fi
             done
-            # The tokenizer is exported beside models/ first and must be byte for byte the file stage 2
-            # trained on (its config's tokenizer_sha256); only then do both replace the served copies.
-            local staged=models/.peco-tokenizer-vit-tiny-fmnist.staged
+            # The tokenizer is exported outside models/ first (under its served name, which its card
+            # carries) and must be byte for byte the file stage 2 trained on (its config's
+            # tokenizer_sha256); only then do both replace the served copies.
+            local staged=$ROOT/exports/staged/peco-tokenizer-vit-tiny-fmnist
+            mkdir -p "$(dirname "$staged")"
             "$BIN" export --run "$ROOT/peco-l1-tokenizer-tiny" --out "$staged" --overwrite \
                 --domain "$FMNIST_DOMAIN" --limitations scripts/cards/peco-tokenizer-vit-tiny-fmnist.md
             cmp -s "$staged/model.safetensors" "$ROOT/exports/peco-tokenizer-vit-tiny-fmnist/model.safetensors" || {

@@ -106,6 +106,10 @@ final class PeCoTokenizerTrainingTests: TrainingTestCase {
             XCTAssertTrue(tokenizerCard.contains(phrase), "\(phrase) in\n\(tokenizerCard)")
         }
         XCTAssertFalse(tokenizerCard.contains("without a pixel decoder"), tokenizerCard)
+        // Its config names the perceptual network by its directory's name, not this machine's path.
+        let exportedConfig = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("config.json"))) as? [String: Any])
+        XCTAssertEqual(exportedConfig["perceptual_model"] as? String, "perceptual")
+        XCTAssertFalse(tokenizerCard.contains(scratch.path), "the card shows no path of the training machine")
         let exported = try SafeTensorsFile(contentsOf: out.appendingPathComponent(ModelDirectory.weightsName))
         XCTAssertFalse(exported.names.contains { $0.hasPrefix("perceptual.") })
         XCTAssertTrue(exported.names.contains("quantizer.codebook"))

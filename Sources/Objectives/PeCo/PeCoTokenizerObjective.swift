@@ -62,6 +62,15 @@ extension PeCoTokenizer: PretrainingObjective {
             shapeErrors(encoder: encoder) + (missingNetwork.map { [$0] } ?? [])
         }
 
+        /// A shipped config names the perceptual network it trained with by its model directory's
+        /// name (as served), not the training machine's path; an export holds no perceptual weights
+        /// and nothing loads them from it.
+        public func exported() throws -> Self {
+            var out = self
+            out.perceptualModel = perceptualModel.map { URL(fileURLWithPath: $0).lastPathComponent }
+            return out
+        }
+
         /// A perceptual loss without its network. An error of the config (a fresh run's), not of
         /// `configure`: `pretrain --resume` also builds the model of the default flags.
         var missingNetwork: String? {
