@@ -176,6 +176,10 @@ final class ShippedPeCoTests: XCTestCase {
             XCTAssertEqual(first.json["masking"] as? String, "block", file)
             XCTAssertTrue(first.json["stats"] is NSNull, file)
             XCTAssertEqual(mask.count, masked, file)
+            XCTAssertEqual(mask, mask.sorted(), file)
+            XCTAssertEqual(first.json["seed"] as? Int, index, file)
+            XCTAssertEqual([first.json["grid"] as? Int, first.json["patches"] as? Int], [7, 49], file)
+            XCTAssertEqual(try XCTUnwrap(first.json["mask_ratio"] as? Double, file), Double(masked) / 49, accuracy: 1e-9, file)
             XCTAssertEqual(codes.count, 49, file)
             XCTAssertTrue(codes.allSatisfy { (0..<512).contains($0) }, file)
             let visible = (0..<49).filter { !mask.contains($0) }
