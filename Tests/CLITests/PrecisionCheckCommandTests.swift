@@ -7,7 +7,7 @@ import TestSupport
 /// test split: a report on bf16 CPUs (and a gate that fails when asked for more than bf16 gives), a
 /// clear refusal elsewhere.
 final class PrecisionCheckCommandTests: XCTestCase {
-    let model = ShippedModelTests.repository.appendingPathComponent("models/\(ShippedModelTests.classifier)").path
+    let model = ShippedServer.modelsDirectory.appendingPathComponent(ShippedModelTests.classifier).path
     let data = "/usr/share/datasets/fashion-mnist"
 
     func run(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {

@@ -9,45 +9,29 @@ import TestSupport
 /// call, reconstructions beat the best guess that needs no model, and the classifier gives the labels
 /// recorded when it was exported.
 final class ShippedModelTests: XCTestCase {
-    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .appendingPathComponent("../..").standardized
     static let pretrained = "bootmae-vit-tiny-fmnist"
     static let classifier = "bootmae-vit-tiny-fmnist-cls"
 
-    struct Expectations: Decodable {
-        struct Image: Decodable {
-            let file: String
-            let label: String        // the dataset's label
-            let expected: String     // the shipped classifier's top-1, recorded at export
-        }
-        let images: [Image]
-    }
-
-    var server: ServeCommandTests.RunningServer!
-    var expectations: Expectations!
-    var images: [Data] = []
+    var shipped: ShippedServer!
+    var expectations: ShippedServer.Expectations { shipped.expectations }
+    var images: [Data] { shipped.images }
 
     override func setUpWithError() throws {
-        let data = try Data(contentsOf: Fixtures.url("fmnist/expected.json"))
-        expectations = try JSONDecoder().decode(Expectations.self, from: data)
-        images = try expectations.images.map { try Data(contentsOf: Fixtures.url("fmnist/\($0.file)")) }
-        server = try ServeCommandTests.RunningServer(arguments: ["--models-dir", Self.repository.appendingPathComponent("models").path])
+        shipped = try ShippedServer()
     }
 
     override func tearDown() {
-        if let server { XCTAssertEqual(server.stop(), 0) }
+        if let shipped { XCTAssertEqual(shipped.stop(), 0) }
     }
 
     func call(_ path: String, _ body: [String: Any]) throws -> (status: Int, json: [String: Any]) {
-        let r = try ServeCommandTests.exchange(port: server.port, ServeCommandTests.post(path, json: body, extra: "Accept: application/json\r\n"))
-        let json = (try? JSONSerialization.jsonObject(with: Data(r.body))) as? [String: Any] ?? [:]
-        return (r.status, json)
+        try shipped.call(path, body)
     }
 
     func testTheDefaultModelIsTheBootMAEExport() throws {
-        let r = try ServeCommandTests.exchange(port: server.port, Array("GET /v1/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8))
+        let r = try shipped.get("/v1/models")
         XCTAssertEqual(r.status, 200)
-        let data = try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(r.body)) as? [String: Any])?["data"] as? [[String: Any]])
+        let data = try XCTUnwrap(r.json["data"] as? [[String: Any]])
         let ids = data.compactMap { $0["id"] as? String }
         XCTAssertTrue(ids.contains(Self.pretrained), "served: \(ids)")
         XCTAssertTrue(ids.contains(Self.classifier), "served: \(ids)")

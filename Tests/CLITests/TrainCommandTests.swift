@@ -196,7 +196,7 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertTrue(top1.isFinite && (0...1).contains(top1), "\(top1)")
 
         // export-lomar's command, and the fine-tune's export evaluated as the shipped classifiers are.
-        let card = ShippedModelTests.repository.appendingPathComponent("scripts/cards/lomar-vit-tiny-fmnist.md").path
+        let card = ShippedServer.repository.appendingPathComponent("scripts/cards/lomar-vit-tiny-fmnist.md").path
         let models = root.appendingPathComponent("models")
         _ = try run(["export", "--run", pt, "--out", models.appendingPathComponent("lomar-vit-tiny-fmnist").path, "--half", "--overwrite",
                      "--domain", "Fashion-MNIST garments", "--limitations", card])

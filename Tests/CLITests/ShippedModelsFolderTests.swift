@@ -1,0 +1,68 @@
+import XCTest
+import Foundation
+
+/// Every directory in `models/` is a complete export, made on a training machine but free of its
+/// paths, and the folder stays within the size the repository allows. Enumerated, so each new export
+/// is covered without a new test.
+final class ShippedModelsFolderTests: XCTestCase {
+    /// The issues' limit for models/ in total: 30 MB, read as decimal megabytes (stricter than 30 MiB).
+    static let sizeLimit = 30_000_000
+
+    static var modelNames: [String] {
+        get throws {
+            let dir = ShippedServer.modelsDirectory
+            return try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { name in
+                var isDirectory: ObjCBool = false
+                return !name.hasPrefix(".")
+                    && FileManager.default.fileExists(atPath: dir.appendingPathComponent(name).path, isDirectory: &isDirectory)
+                    && isDirectory.boolValue
+            }.sorted()
+        }
+    }
+
+    func testEveryModelDirectoryIsACompleteExport() throws {
+        let names = try Self.modelNames
+        XCTAssertFalse(names.isEmpty)
+        for name in names {
+            let dir = ShippedServer.modelsDirectory.appendingPathComponent(name)
+            for file in ["config.json", "model.safetensors", "MODEL_CARD.md"] {
+                XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent(file).path), "\(name) has no \(file)")
+            }
+            let card = (try? String(contentsOf: dir.appendingPathComponent("MODEL_CARD.md"), encoding: .utf8)) ?? ""
+            XCTAssertEqual(card.split(separator: "\n", omittingEmptySubsequences: false).first.map(String.init), "# \(name)",
+                           "\(name)/MODEL_CARD.md: the title line names the directory the model is served as")
+            guard let data = try? Data(contentsOf: dir.appendingPathComponent("config.json")) else { continue }
+            let config = try XCTUnwrap(try? JSONSerialization.jsonObject(with: data), "\(name)/config.json is not JSON")
+            let absolute = Self.strings(in: config).filter { $0.value.hasPrefix("/") }
+            XCTAssertEqual(absolute.map(\.key), [], "\(name)/config.json holds a training machine's path: \(absolute)")
+        }
+    }
+
+    func testTheFolderStaysUnderTheSizeLimit() throws {
+        let dir = ShippedServer.modelsDirectory
+        let enumerator = try XCTUnwrap(FileManager.default.enumerator(at: dir, includingPropertiesForKeys: [.fileSizeKey, .isRegularFileKey]))
+        var total = 0
+        var sizes: [String: Int] = [:]
+        for case let url as URL in enumerator {
+            let values = try url.resourceValues(forKeys: [.fileSizeKey, .isRegularFileKey])
+            guard values.isRegularFile == true, let size = values.fileSize else { continue }
+            total += size
+            let top = url.path.dropFirst(dir.path.count + 1).split(separator: "/").first.map(String.init) ?? url.lastPathComponent
+            sizes[top, default: 0] += size
+        }
+        XCTAssertGreaterThan(total, 0)
+        XCTAssertLessThan(total, Self.sizeLimit, "models/ holds \(total) bytes: \(sizes.sorted { $0.value > $1.value })")
+    }
+
+    /// Every string value of a JSON document, with its key path (`a.b[2]`).
+    static func strings(in value: Any, at path: String = "") -> [(key: String, value: String)] {
+        switch value {
+        case let string as String: return [(path, string)]
+        case let object as [String: Any]:
+            return object.keys.sorted().flatMap { strings(in: object[$0]!, at: path.isEmpty ? $0 : "\(path).\($0)") }
+        case let array as [Any]:
+            return array.enumerated().flatMap { strings(in: $1, at: "\(path)[\($0)]") }
+        default: return []
+        }
+    }
+}
