@@ -175,6 +175,22 @@ public final class ModelRegistry: @unchecked Sendable {
         }
         table = models
         self.defaultModel = defaultModel ?? models.keys.sorted()[0]
+        for line in pairingReport() { log(line) }
+    }
+
+    /// One line per code predictor (PeCo stage 2): the tokenizer it reconstructs through, or why
+    /// it serves embeddings only, so an operator sees a missing or wrong tokenizer at start-up
+    /// rather than in a client's 503.
+    func pairingReport() -> [String] {
+        models.values.sorted { $0.id < $1.id }.compactMap { model -> String? in
+            guard let predictor = model.network?.codePredictor else { return nil }
+            do {
+                let tokenizer = try pairedTokenizer(for: model, predictor)
+                return "\(model.id) reconstructs through the tokenizer \(tokenizer.id) (weights \(tokenizer.version))"
+            } catch {
+                return "warning: \(model.id) serves embeddings only: \((error as? APIError)?.message ?? "\(error)")"
+            }
+        }
     }
 
     /// The names of the model directories under `root` (those holding a config.json, hidden ones

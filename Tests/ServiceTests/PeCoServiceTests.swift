@@ -339,6 +339,14 @@ final class PeCoServiceTests: XCTestCase {
     /// A missing or different tokenizer is the operator's to fix: 503 `server_error`, with the code
     /// saying which and the message what to serve.
     func testStage2WithoutItsTokenizerSaysWhatIsMissing() throws {
+        // Said at start-up too, one line per stage-2 model.
+        var lines: [String] = []
+        _ = try ModelRegistry(directory: Self.modelsDir.path, defaultModel: "peco", log: { lines.append($0) })
+        let pairing = lines.filter { $0.contains("reconstructs through") || $0.contains("serves embeddings only") }
+        XCTAssertTrue(pairing.contains { $0.hasPrefix("peco reconstructs through the tokenizer tok (weights ") }, "\(lines)")
+        XCTAssertTrue(pairing.contains { $0.hasPrefix("warning: peco-orphan serves embeddings only: ") && $0.contains("'missing-tok'") }, "\(lines)")
+        XCTAssertTrue(pairing.contains { $0.hasPrefix("warning: peco-stale serves embeddings only: ") && $0.contains("0123456789ab") }, "\(lines)")
+
         let (status, json, _) = try call("POST", "/v1/reconstructions", json: ["model": "peco-orphan", "input": png.base64EncodedString()])
         XCTAssertEqual(status, 503)
         let error = try XCTUnwrap(json?["error"] as? [String: Any])
