@@ -348,6 +348,16 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertNotEqual(ofRun["psnr"] as? Double, ofExport["psnr"] as? Double, "other masks, other scores")
         XCTAssertEqual(ofRun["maskingDetail"] as? String, "BEiT block masks with the run's options: blocks of at least 12 patches, aspect 0.3 to 3.33")
         XCTAssertEqual(ofExport["maskingDetail"] as? String, "BEiT block masks with the default options: blocks of at least 1 patch, aspect 0.3 to 3.33")
+
+        // A recipe.json of another objective is a broken run folder: said, not measured on the defaults.
+        let recipe = URL(fileURLWithPath: run).appendingPathComponent("recipe.json")
+        var fields = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: recipe)) as? [String: Any])
+        XCTAssertEqual(fields["objective"] as? String, "peco")
+        (fields["objective"], fields["objective_options"]) = ("mae", ["masking": "random"])
+        try JSONSerialization.data(withJSONObject: fields).write(to: recipe)
+        let refused = try train.run(["eval", "--model", run, "--data", data, "--threads", "1", "--out", root.appendingPathComponent("refused.json").path])
+        XCTAssertEqual(refused.status, 1, refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("recipe.json is a recipe for mae, but the run's config.json is a peco network"), refused.stderr)
     }
 
     /// A stage 2 records its tokenizer's SHA-256 when it starts; resumed after that export changed,
