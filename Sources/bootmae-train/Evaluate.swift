@@ -28,7 +28,7 @@ struct Evaluate: ParsableCommand {
     @Option(help: "Seed of the reconstruction masks.")
     var seed: UInt64 = 0
 
-    @Option(help: "Reconstruction masks over the whole image: block or random, the same for every objective at one --seed and --mask-ratio (default: the objective's own task: block masks for BootMAE, random for MAE, windows for LoMaR).")
+    @Option(help: "Reconstruction masks over the whole image: block or random, the same for every objective at one --seed and --mask-ratio (default: the objective's own task: block masks for BootMAE, random for MAE, windows for LoMaR, BEiT's block masks for PeCo with a run's recipe.json options).")
     var masking: MaskingSpec?
 
     @Option(help: "Masked share of the whole-image masks, in (0, 1) (default: the objective's own; 0.75 compares objectives on MAE's and BootMAE's masks).")
@@ -104,9 +104,11 @@ struct Evaluate: ParsableCommand {
                 let weights = try ModelSource.weights(model)
                 let network = try PretrainingDirectory.network(config: pretraining, weights: weights, ignoring: ["optim."])
                 let decoded = try tokenizerReconstructor(network, directory: dir)
+                // A run's training masks are drawn with its own options (PeCo's block sizes); an export's with the defaults.
+                let options = try ModelSource.trainingOptions(model, objective: pretraining.objective)
                 var result = try Evaluation.reconstruction(network, dataset: test, batchSize: batchSize, seed: seed,
                                                            masks: try reconstructionMasks(network), reconstructor: decoded?.reconstructor,
-                                                           progress: progress)
+                                                           options: options, progress: progress)
                 result.tokenizer = decoded?.name
                 json = try encode(result)
                 progress.log("reconstruction on \(result.images) test images (\(result.maskingDetail ?? "\(result.masking) masks")"

@@ -353,6 +353,70 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertTrue(missing.stderr.contains("missing-tok"), missing.stderr)
     }
 
+    /// `eval` of a stage-2 run folder draws the masks its training drew: BEiT's generator with the
+    /// block options of the run's recipe.json, while its export, which keeps no recipe.json, draws
+    /// them with the default options, as the server does. Reference: the masks a training step of
+    /// the run plans (`PretrainingNetwork.plan`, PeCo's `plan`) from eval's random stream for its one
+    /// batch of the 6 test images. Blocks of at least 12 of the 16 patches often fit no 2×3 block
+    /// within 10 attempts and hide nothing (6 images: 6,0,… at seed 0), where the defaults' 1-patch
+    /// blocks always reach the 6 aimed for: the masked share tells which options the eval drew with,
+    /// and the run and its export (the same weights) score differently.
+    func testPeCoEvalDrawsTheRunsTrainingMasks() throws {
+        let train = try BuiltExecutable("bootmae-train")
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("peco-eval-recipe-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let tok = root.appendingPathComponent("tok")   // an export's name, so the stage-2 export finds it beside itself
+        try saveTokenizer(to: tok, seed: 3)
+        let run = root.appendingPathComponent("stage2").path, exported = root.appendingPathComponent("stage2-export").path
+        let data = Fixtures.url("datasets/idx-gz").path  // 28 px, 6 test images: one eval batch
+        let started = try train.run(["pretrain", "--objective", "peco", "--patch-size", "7", "--tokenizer", tok.path,
+                                     "--min-mask-patches-per-block", "12", "--data", data, "--batch-size", "2", "--epochs", "1",
+                                     "--max-steps", "1", "--out", run, "--threads", "1"])
+        XCTAssertEqual(started.status, 0, started.stderr)
+        let export = try train.run(["export", "--run", run, "--out", exported])
+        XCTAssertEqual(export.status, 0, export.stderr)
+
+        let seed: UInt64 = 0
+        let network = PretrainingNetwork(config: try PretrainingDirectory.readConfig(URL(fileURLWithPath: run)))
+        let patches = network.config.encoder.numPatches
+        XCTAssertEqual(patches, 16)
+        /// The share of the 6 images' patches a training step's masks hide, drawn as eval draws its first batch.
+        func trainingShare(_ options: PeCo.Options) throws -> Double {
+            var rng = SeededRandom(seed: seed, stream: 0)
+            let plan = try XCTUnwrap(network.plan(batch: 6, rng: &rng, options: options,
+                                                  clock: TrainingClock(step: 0, stepsPerEpoch: 1, epochs: 1)) as? PeCoPlan)
+            return Double(plan.masks.joined().filter { $0 }.count) / Double(6 * patches)
+        }
+        let recipeShare = try trainingShare(PeCo.Options(minMaskPatchesPerBlock: 12))
+        let defaultShare = try trainingShare(PeCo.Options())
+        XCTAssertNotEqual(recipeShare, defaultShare, "the test needs a seed where the two option sets hide different shares")
+
+        func eval(_ model: String) throws -> [String: Any] {
+            let result = try train.run(["eval", "--model", model, "--data", data, "--seed", "\(seed)", "--threads", "1",
+                                        "--out", root.appendingPathComponent("eval-\(UUID()).json").path])
+            XCTAssertEqual(result.status, 0, result.stderr)
+            return try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        }
+        let ofRun = try eval(run)
+        XCTAssertEqual(try XCTUnwrap(ofRun["maskRatio"] as? Double), recipeShare, accuracy: 1e-12, "the run's recipe options")
+        XCTAssertEqual(ofRun["masking"] as? String, "block")
+        let ofExport = try eval(exported)
+        XCTAssertEqual(try XCTUnwrap(ofExport["maskRatio"] as? Double), defaultShare, accuracy: 1e-12, "an export: the default options")
+        XCTAssertNotEqual(ofRun["psnr"] as? Double, ofExport["psnr"] as? Double, "other masks, other scores")
+        XCTAssertEqual(ofRun["maskingDetail"] as? String, "BEiT block masks with the run's options: blocks of at least 12 patches, aspect 0.3 to 3.33")
+        XCTAssertEqual(ofExport["maskingDetail"] as? String, "BEiT block masks with the default options: blocks of at least 1 patch, aspect 0.3 to 3.33")
+
+        // A recipe.json of another objective is a broken run folder: said, not measured on the defaults.
+        let recipe = URL(fileURLWithPath: run).appendingPathComponent("recipe.json")
+        var fields = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: recipe)) as? [String: Any])
+        XCTAssertEqual(fields["objective"] as? String, "peco")
+        (fields["objective"], fields["objective_options"]) = ("mae", ["masking": "random"])
+        try JSONSerialization.data(withJSONObject: fields).write(to: recipe)
+        let refused = try train.run(["eval", "--model", run, "--data", data, "--threads", "1", "--out", root.appendingPathComponent("refused.json").path])
+        XCTAssertEqual(refused.status, 1, refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("recipe.json is a recipe for mae, but the run's config.json is a peco network"), refused.stderr)
+    }
+
     /// A stage 2 records its tokenizer's SHA-256 when it starts; resumed after that export changed,
     /// it stops before training with the message (not a trap at its first step).
     func testPeCoResumeRefusesAChangedTokenizer() throws {

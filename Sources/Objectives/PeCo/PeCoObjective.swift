@@ -300,10 +300,24 @@ extension PeCo: CodePredicting {
     public var defaultMasking: MaskingSpec { .block }
     public var maskedCount: Int { settings.numMaskPatches }
 
-    /// Its training masks: BEiT's generator with the recipe's default block options (an export
-    /// keeps no recipe.json; the experiments train with these), grouped by masked count.
-    public func defaultPlans(batch: Int, grid: Int, masked: Int, rng: inout SeededRandom) -> [MaskGroup] {
-        MaskGroup.grouping(Self.blockMasks(batch: batch, grid: grid, masked: masked, options: Options(), rng: &rng))
+    /// Its training masks: BEiT's generator with the run's block options (nil: the defaults, as
+    /// for an export, which keeps no recipe.json), grouped by masked count.
+    public func defaultPlans(batch: Int, grid: Int, masked: Int, options: (any ObjectiveOptions)?, rng: inout SeededRandom) -> [MaskGroup] {
+        MaskGroup.grouping(Self.blockMasks(batch: batch, grid: grid, masked: masked, options: Self.blockOptions(options), rng: &rng))
+    }
+
+    /// E.g. "BEiT block masks with the run's options: blocks of at least 12 patches, aspect 0.3 to 3.33".
+    public func defaultMaskingDetail(grid: Int, options: (any ObjectiveOptions)?) -> String? {
+        let o = Self.blockOptions(options)
+        let smallest = o.minBlock(patches: grid * grid)
+        let sizes = o.maxMaskPatchesPerBlock.map { "\(smallest) to \($0) patches" } ?? "at least \(smallest) patch\(smallest == 1 ? "" : "es")"
+        return "BEiT block masks with \(options == nil ? "the default" : "the run's") options: blocks of \(sizes), aspect "
+            + String(format: "%.3g to %.3g", o.minAspect, 1 / o.minAspect)
+    }
+
+    /// A run's options as PeCo's own; nil: the defaults.
+    static func blockOptions(_ options: (any ObjectiveOptions)?) -> Options {
+        options.map { PretrainingNetwork.cast($0, for: Self.self) } ?? Options()
     }
 
     /// The encoder as in training (mask token at the masked patches, every token through the

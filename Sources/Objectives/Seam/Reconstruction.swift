@@ -39,15 +39,22 @@ public protocol PixelReconstructing: Sendable {
     var defaultMasking: MaskingSpec { get }
     var maskedCount: Int { get }
     /// The masks of its training for `batch` images, `masked` patches aimed for in each, drawn
-    /// from `rng`: what the service and `eval` use when no masking is asked for. By default one
-    /// plan of `defaultMasking`; an objective whose training masks no `MaskingSpec` draws says its own.
-    func defaultPlans(batch: Int, grid: Int, masked: Int, rng: inout SeededRandom) -> [MaskGroup]
+    /// from `rng` with `options`, the objective options a run trained with (its recipe.json
+    /// `objective_options`; nil: the objective's defaults, all an export has): what the service
+    /// and `eval` use when no masking is asked for. By default one plan of `defaultMasking`, which
+    /// no option changes; an objective whose training masks no `MaskingSpec` draws says its own.
+    func defaultPlans(batch: Int, grid: Int, masked: Int, options: (any ObjectiveOptions)?, rng: inout SeededRandom) -> [MaskGroup]
+    /// Those masks in words, for `options` as above (eval.json `maskingDetail`); nil when
+    /// `defaultMasking`'s name says all (the default).
+    func defaultMaskingDetail(grid: Int, options: (any ObjectiveOptions)?) -> String?
 }
 
 extension PixelReconstructing {
-    public func defaultPlans(batch: Int, grid: Int, masked: Int, rng: inout SeededRandom) -> [MaskGroup] {
+    public func defaultPlans(batch: Int, grid: Int, masked: Int, options: (any ObjectiveOptions)?, rng: inout SeededRandom) -> [MaskGroup] {
         [MaskGroup(images: Array(0..<batch), plan: defaultMasking.plan(batch: batch, grid: grid, masked: masked, rng: &rng))]
     }
+
+    public func defaultMaskingDetail(grid: Int, options: (any ObjectiveOptions)?) -> String? { nil }
 }
 
 /// Images of a batch that share a mask plan (a `MaskPlan` hides one count of patches in every

@@ -28,8 +28,10 @@ public protocol CodePredicting: Sendable {
     /// The masking and masked-patch count of its training: the service's defaults.
     var defaultMasking: MaskingSpec { get }
     var maskedCount: Int { get }
-    /// Its training masks (`PixelReconstructing.defaultPlans`); by default `defaultMasking`'s plan.
-    func defaultPlans(batch: Int, grid: Int, masked: Int, rng: inout SeededRandom) -> [MaskGroup]
+    /// Its training masks with a run's options (`PixelReconstructing.defaultPlans`), and them in
+    /// words; by default `defaultMasking`'s plan, and no words.
+    func defaultPlans(batch: Int, grid: Int, masked: Int, options: (any ObjectiveOptions)?, rng: inout SeededRandom) -> [MaskGroup]
+    func defaultMaskingDetail(grid: Int, options: (any ObjectiveOptions)?) -> String?
 }
 
 extension CodePredicting {
@@ -63,9 +65,11 @@ extension CodePredicting {
         return differences
     }
 
-    public func defaultPlans(batch: Int, grid: Int, masked: Int, rng: inout SeededRandom) -> [MaskGroup] {
+    public func defaultPlans(batch: Int, grid: Int, masked: Int, options: (any ObjectiveOptions)?, rng: inout SeededRandom) -> [MaskGroup] {
         [MaskGroup(images: Array(0..<batch), plan: defaultMasking.plan(batch: batch, grid: grid, masked: masked, rng: &rng))]
     }
+
+    public func defaultMaskingDetail(grid: Int, options: (any ObjectiveOptions)?) -> String? { nil }
 }
 
 extension PretrainingNetwork {
@@ -89,8 +93,11 @@ public struct TokenDecodedReconstructor: PixelReconstructing {
 
     public var defaultMasking: MaskingSpec { predictor.defaultMasking }
     public var maskedCount: Int { predictor.maskedCount }
-    public func defaultPlans(batch: Int, grid: Int, masked: Int, rng: inout SeededRandom) -> [MaskGroup] {
-        predictor.defaultPlans(batch: batch, grid: grid, masked: masked, rng: &rng)
+    public func defaultPlans(batch: Int, grid: Int, masked: Int, options: (any ObjectiveOptions)?, rng: inout SeededRandom) -> [MaskGroup] {
+        predictor.defaultPlans(batch: batch, grid: grid, masked: masked, options: options, rng: &rng)
+    }
+    public func defaultMaskingDetail(grid: Int, options: (any ObjectiveOptions)?) -> String? {
+        predictor.defaultMaskingDetail(grid: grid, options: options)
     }
 
     /// The code grid the reconstruction decodes: visible patches keep the image's own codes.

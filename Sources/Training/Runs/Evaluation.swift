@@ -72,8 +72,10 @@ public enum Evaluation {
         public var maskRatio: Double
         /// "random" or "block" (one mask over the whole image), or the objective's own (LoMaR: "windows").
         public var masking: String
-        /// Own masks only: what they are in words, and how many patch predictions were scored.
+        /// What the masks are in words: the objective's own (LoMaR's windows), or the training
+        /// masks it draws with options (PeCo: BEiT's block options, the run's or the defaults).
         public var maskingDetail: String? = nil
+        /// Own masks only: how many patch predictions were scored.
         public var predictedPatches: Int? = nil
         /// For a network without a pixel decoder of its own: the tokenizer (directory name) whose
         /// decoding of the predicted codes was scored.
@@ -96,9 +98,12 @@ public enum Evaluation {
     /// and one ratio (`.image(.random, ratio: 0.75)`) to compare objectives on equal masks.
     /// `reconstructor`: what predicts the pixels when the network has no pixel decoder of its own
     /// (a stage-2 model's codes decoded by its tokenizer, `TokenDecodedReconstructor`).
+    /// `options`: the objective options the network trained with (a run's recipe.json), which its
+    /// training masks are drawn with when no masking is asked for; nil: the objective's defaults.
     public static func reconstruction(_ network: PretrainingNetwork, dataset: any ImageDataset, batchSize: Int, seed: UInt64,
                                       masks: ReconstructionMasks = .own, maxImages: Int? = nil,
                                       reconstructor given: (any PixelReconstructing)? = nil,
+                                      options: (any ObjectiveOptions)? = nil,
                                       progress: ProgressReporter?) throws -> ReconstructionResult {
         guard let reconstructor = network.reconstructor ?? given else {
             throw EvaluationError(description: "\(network.objectiveType.displayName) has no pixel decoder: it cannot reconstruct masked images")
@@ -135,7 +140,7 @@ public enum Evaluation {
                 if let masking {
                     groups = [MaskGroup(images: all, plan: masking.plan(batch: batch.count, grid: c.gridSize, masked: maskedCount, rng: &rng))]
                 } else {
-                    groups = reconstructor.defaultPlans(batch: batch.count, grid: c.gridSize, masked: maskedCount, rng: &rng)
+                    groups = reconstructor.defaultPlans(batch: batch.count, grid: c.gridSize, masked: maskedCount, options: options, rng: &rng)
                 }
                 for group in groups {
                     let images = group.images == all ? batch.images : Self.images(group.images, of: batch.images)
@@ -163,6 +168,7 @@ public enum Evaluation {
         var result = ReconstructionResult(mse: mse, psnr: 10 * log10(1 / max(mse, 1e-12)), normalizedMSE: normSE / values, images: count,
                                           maskRatio: Double(maskedCount) / Double(c.numPatches),
                                           masking: (masking ?? reconstructor.defaultMasking).rawValue)
+        if own == nil && masking == nil { result.maskingDetail = reconstructor.defaultMaskingDetail(grid: c.gridSize, options: options) }
         if own == nil && patches != count * maskedCount {
             // Training masks that may stop short of their count (BEiT's generator): the share they hid.
             result.maskRatio = Double(patches) / Double(max(count * c.numPatches, 1))

@@ -141,6 +141,20 @@ public enum ModelSource {
         return try PretrainingDirectory.network(config: try PretrainingDirectory.readConfig(dir), weights: try weights(path), ignoring: ["optim."])
     }
 
+    /// The objective options the pretraining run at `path` trained with (its recipe.json
+    /// `objective_options`), which must be `objective`'s; nil for a model directory (an export
+    /// keeps no recipe.json), measured with the objective's defaults.
+    public static func trainingOptions(_ path: String, objective: String) throws -> (any ObjectiveOptions)? {
+        let run = RunDirectory(reading: path)
+        guard FileManager.default.fileExists(atPath: run.file("recipe.json").path) else { return nil }
+        let recipe = try run.readJSON(PretrainRecipe.self, from: "recipe.json")
+        guard recipe.objective == objective else {
+            throw RunDirectory.RunError(description: "\(run.file("recipe.json").path) is a recipe for \(recipe.objective), "
+                                        + "but the run's config.json is a \(objective) network")
+        }
+        return recipe.objectiveOptions
+    }
+
     /// The encoder (with its final norm, or fc_norm + head for classifiers) of a run folder or model
     /// directory. A pretraining network's is the one its objective serves (iBOT: the teacher).
     public static func encoder(_ path: String) throws -> VisionTransformer {
