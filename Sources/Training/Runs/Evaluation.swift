@@ -124,7 +124,7 @@ public enum Evaluation {
             batchIndex += 1
             if own != nil {
                 // Every predicted row is a masked patch.
-                let r = network.reconstructOwnMasks(batch.images, rng: &rng)
+                let r = network.reconstructOwnMasks(batch.images, options: options, rng: &rng)
                 let (pixels, truth, prediction, target) = (r.pixels.data, r.truth.data, r.normalizedPrediction.data, r.normalizedTarget.data)
                 for k in pixels.indices {
                     let d = Double(pixels[k] - truth[k])
