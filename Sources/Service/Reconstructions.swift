@@ -155,9 +155,7 @@ extension Service {
         var rng = SeededRandom(seed: UInt64(seed))
         // The model's own masking is drawn as in its training (PeCo: BEiT's generator) with the
         // default options (an export keeps no recipe.json), another one as every model draws it.
-        let plan = masking == reconstructor.defaultMasking
-            ? reconstructor.defaultPlans(batch: 1, grid: c.gridSize, masked: masked, options: nil, rng: &rng)[0].plan
-            : masking.plan(batch: 1, grid: c.gridSize, masked: masked, rng: &rng)
+        let plan = reconstructor.plans(masking: masking, batch: 1, grid: c.gridSize, masked: masked, options: nil, rng: &rng)[0].plan
         // BEiT's block generator stops at the first block that does not fit, so a small share can
         // draw no patch at all: nothing to reconstruct or score.
         guard plan.lossMask.contains(where: { $0 > 0 }) else {

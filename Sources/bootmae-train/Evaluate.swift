@@ -28,7 +28,7 @@ struct Evaluate: ParsableCommand {
     @Option(help: "Seed of the reconstruction masks.")
     var seed: UInt64 = 0
 
-    @Option(help: "Reconstruction masks over the whole image: block or random, the same for every objective at one --seed and --mask-ratio (default: the objective's own task: block masks for BootMAE, random for MAE, windows for LoMaR, BEiT's block masks for PeCo with a run's recipe.json options).")
+    @Option(help: "Reconstruction masks over the whole image: block or random, the same for every objective at one --seed and --mask-ratio, except that naming the objective's own masking draws its training masks, as the server does (PeCo's block: BEiT's block masks with a run's recipe.json options) (default: the objective's own task: block masks for BootMAE, random for MAE, windows for LoMaR, BEiT's block masks for PeCo).")
     var masking: MaskingSpec?
 
     @Option(help: "Masked share of the whole-image masks, in (0, 1) (default: the objective's own; 0.75 compares objectives on MAE's and BootMAE's masks).")

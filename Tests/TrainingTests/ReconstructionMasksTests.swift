@@ -71,6 +71,24 @@ final class ReconstructionMasksTests: TrainingTestCase {
         XCTAssertEqual(result.psnr, 10 * log10(1 / result.mse), accuracy: 1e-9)
     }
 
+    /// A run trained with the official pairing of window rows is evaluated with it: the normalized
+    /// MSE is that step's loss with `.official` (seed 9, stream 0), not the distinct pairing's.
+    func testLoMaROwnWindowsFollowTheRunsPairing() throws {
+        let network = try network(LoMaR.self)
+        let lomar = try XCTUnwrap(network.objective as? LoMaR)
+        let (test, images) = try testImages(24)
+        let result = try Evaluation.reconstruction(network, dataset: test, batchSize: 24, seed: 9,
+                                                   options: LoMaR.Options(windowPairing: .official), progress: nil)
+        func loss(_ pairing: WindowPairing) -> Double {
+            var rng = SeededRandom(seed: 9, stream: 0)
+            let plan = LoMaRPlan.draw(batch: 24, grid: 7, size: 4, count: 4, masked: 12, pairing: pairing, rng: &rng)
+            return Double(lomar.step(images, plan: plan, backward: false).loss)
+        }
+        let (official, distinct) = (loss(.official), loss(.distinct))
+        XCTAssertNotEqual(official, distinct, accuracy: 1e-3 * distinct, "else the pairings could not be told apart")
+        XCTAssertEqual(result.normalizedMSE, official, accuracy: 1e-5 * official)
+    }
+
     /// Equal masks: `.image(.random, ratio: 0.75)` hides 37 of 49 patches for LoMaR too (its own
     /// whole-image count is 40), drawn as MAE draws them, and the result is the by-hand MSE on
     /// exactly those masks. For MAE, whose own masks these are, the result is its default one.

@@ -2,7 +2,7 @@ import Tensor
 import ViT
 
 /// LoMaR's own task, as `eval` measures it: the windows and masks of a training step (M windows of
-/// K×K patches per image, ⌊K²·mask_ratio⌋ of each masked, `WindowPairing.distinct`), each window
+/// K×K patches per image, ⌊K²·mask_ratio⌋ of each masked, the run's `--window-pairing`), each window
 /// encoded alone, and the masked patches of every window predicted, the patches its loss is over.
 extension LoMaR: OwnMaskReconstructing {
     public var ownMasks: OwnMasks {
@@ -12,16 +12,17 @@ extension LoMaR: OwnMaskReconstructing {
                         detail: "\(windows) windows of \(k)×\(k) patches per image, \(masked) of \(k * k) masked in each")
     }
 
-    public func predictOwnMasked(_ images: Tensor, rng: inout SeededRandom) -> MaskedPatchPrediction {
-        predictOwnMasked(images, rng: &rng, rowsPerPass: 2048)
+    public func predictOwnMasked(_ images: Tensor, options: (any ObjectiveOptions)?, rng: inout SeededRandom) -> MaskedPatchPrediction {
+        predictOwnMasked(images, options: options, rng: &rng, rowsPerPass: 2048)
     }
 
     /// `rowsPerPass` bounds the window rows encoded at once, whole images per pass (as `predictPixels`).
-    public func predictOwnMasked(_ images: Tensor, rng: inout SeededRandom, rowsPerPass: Int) -> MaskedPatchPrediction {
+    /// Rows pair images and windows as the run trained (`options`; nil: the default, distinct).
+    public func predictOwnMasked(_ images: Tensor, options: (any ObjectiveOptions)?, rng: inout SeededRandom, rowsPerPass: Int) -> MaskedPatchPrediction {
         let c = encoder.config
         let (b, grid, k, p, channels) = (images.shape[0], c.gridSize, windowSize, c.patchSize, c.inChans)
         let plan = LoMaRPlan.draw(batch: b, grid: grid, size: k, count: settings.windows, masked: settings.maskedCount(window: k),
-                                  pairing: .distinct, rng: &rng)
+                                  pairing: options.map { PretrainingNetwork.cast($0, for: Self.self).windowPairing } ?? .distinct, rng: &rng)
         let chunk = max(1, rowsPerPass / plan.windowsPerImage)
         let workspace = InferenceWorkspace()
         var rows: [Tensor] = [], imageOf: [Int] = [], patchOf: [Int] = []

@@ -10,8 +10,9 @@ public protocol OwnMaskReconstructing: PixelReconstructing {
     var ownMasks: OwnMasks { get }
     /// Draws its own masks for `images` (model-normalized input) from `rng`, as in training, and
     /// predicts every masked patch: one row per prediction (a patch masked in two windows is
-    /// predicted twice, as the training loss counts it twice).
-    func predictOwnMasked(_ images: Tensor, rng: inout SeededRandom) -> MaskedPatchPrediction
+    /// predicted twice, as the training loss counts it twice). `options`: the objective options
+    /// the run trained with (its recipe.json), which the masks are drawn with; nil: the defaults.
+    func predictOwnMasked(_ images: Tensor, options: (any ObjectiveOptions)?, rng: inout SeededRandom) -> MaskedPatchPrediction
 }
 
 /// A description of an objective's own masks, for results and people.
@@ -61,11 +62,12 @@ extension PretrainingNetwork {
     public var ownMaskReconstructor: (any OwnMaskReconstructing)? { objective as? any OwnMaskReconstructing }
 
     /// Draws the objective's own masks for `images` (normalized model input) and reconstructs every masked patch.
-    public func reconstructOwnMasks(_ images: Tensor, rng: inout SeededRandom) -> MaskedPatchReconstruction {
+    /// `options` as `OwnMaskReconstructing.predictOwnMasked`'s.
+    public func reconstructOwnMasks(_ images: Tensor, options: (any ObjectiveOptions)? = nil, rng: inout SeededRandom) -> MaskedPatchReconstruction {
         guard let reconstructor = ownMaskReconstructor else { preconditionFailure("\(config.objective) has no masks of its own beyond whole-image masks") }
         let c = config.encoder
         let (n, dim) = (c.numPatches, c.patchDim)
-        let output = reconstructor.predictOwnMasked(images, rng: &rng)
+        let output = reconstructor.predictOwnMasked(images, options: options, rng: &rng)
         let all = PatchOps.patchify(images, patch: c.patchSize)   // (B, N, C·p·p), model-normalized input
         let truth = Tensor(shape: [output.images.count, dim]) { out in
             all.withPointer { src in

@@ -55,6 +55,21 @@ extension PixelReconstructing {
     }
 
     public func defaultMaskingDetail(grid: Int, options: (any ObjectiveOptions)?) -> String? { nil }
+
+    /// The masks a reconstruction asking for `masking` draws (the one rule of the service and
+    /// `eval`): nil or the objective's own masking is its training masks with `options`
+    /// (`defaultPlans`: PeCo's `block` is BEiT's generator, not `MaskingSpec.block`); another
+    /// masking is that spec's plan over the whole batch, as every objective draws it.
+    public func plans(masking: MaskingSpec?, batch: Int, grid: Int, masked: Int, options: (any ObjectiveOptions)?,
+                      rng: inout SeededRandom) -> [MaskGroup] {
+        guard let masking, masking != defaultMasking else {
+            return defaultPlans(batch: batch, grid: grid, masked: masked, options: options, rng: &rng)
+        }
+        return [MaskGroup(images: Array(0..<batch), plan: masking.plan(batch: batch, grid: grid, masked: masked, rng: &rng))]
+    }
+
+    /// Whether asking for `masking` draws the objective's own training masks (see `plans`).
+    public func drawsTrainingMasks(_ masking: MaskingSpec?) -> Bool { masking == nil || masking == defaultMasking }
 }
 
 /// Images of a batch that share a mask plan (a `MaskPlan` hides one count of patches in every

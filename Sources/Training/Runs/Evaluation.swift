@@ -124,7 +124,7 @@ public enum Evaluation {
             batchIndex += 1
             if own != nil {
                 // Every predicted row is a masked patch.
-                let r = network.reconstructOwnMasks(batch.images, rng: &rng)
+                let r = network.reconstructOwnMasks(batch.images, options: options, rng: &rng)
                 let (pixels, truth, prediction, target) = (r.pixels.data, r.truth.data, r.normalizedPrediction.data, r.normalizedTarget.data)
                 for k in pixels.indices {
                     let d = Double(pixels[k] - truth[k])
@@ -134,14 +134,11 @@ public enum Evaluation {
                 }
                 patches += r.prediction.images.count
             } else {
-                // Without a masking asked for, the objective's training masks (which may group the batch by masked count).
+                // Without a masking asked for, or asking for its own, the objective's training masks
+                // (which may group the batch by masked count); another masking over the whole batch.
                 let all = Array(0..<batch.count)
-                let groups: [MaskGroup]
-                if let masking {
-                    groups = [MaskGroup(images: all, plan: masking.plan(batch: batch.count, grid: c.gridSize, masked: maskedCount, rng: &rng))]
-                } else {
-                    groups = reconstructor.defaultPlans(batch: batch.count, grid: c.gridSize, masked: maskedCount, options: options, rng: &rng)
-                }
+                let groups = reconstructor.plans(masking: masking, batch: batch.count, grid: c.gridSize, masked: maskedCount,
+                                                 options: options, rng: &rng)
                 for group in groups {
                     let images = group.images == all ? batch.images : Self.images(group.images, of: batch.images)
                     let r = network.reconstruct(images, plan: group.plan, using: reconstructor)
@@ -168,7 +165,7 @@ public enum Evaluation {
         var result = ReconstructionResult(mse: mse, psnr: 10 * log10(1 / max(mse, 1e-12)), normalizedMSE: normSE / values, images: count,
                                           maskRatio: Double(maskedCount) / Double(c.numPatches),
                                           masking: (masking ?? reconstructor.defaultMasking).rawValue)
-        if own == nil && masking == nil { result.maskingDetail = reconstructor.defaultMaskingDetail(grid: c.gridSize, options: options) }
+        if own == nil && reconstructor.drawsTrainingMasks(masking) { result.maskingDetail = reconstructor.defaultMaskingDetail(grid: c.gridSize, options: options) }
         if own == nil && patches != count * maskedCount {
             // Training masks that may stop short of their count (BEiT's generator): the share they hid.
             result.maskRatio = Double(patches) / Double(max(count * c.numPatches, 1))
