@@ -51,7 +51,7 @@ public protocol PixelReconstructing: Sendable {
 
 extension PixelReconstructing {
     public func defaultPlans(batch: Int, grid: Int, masked: Int, options: (any ObjectiveOptions)?, rng: inout SeededRandom) -> [MaskGroup] {
-        [MaskGroup(images: Array(0..<batch), plan: defaultMasking.plan(batch: batch, grid: grid, masked: masked, rng: &rng))]
+        [.whole(defaultMasking.plan(batch: batch, grid: grid, masked: masked, rng: &rng))]
     }
 
     public func defaultMaskingDetail(grid: Int, options: (any ObjectiveOptions)?) -> String? { nil }
@@ -62,10 +62,10 @@ extension PixelReconstructing {
     /// masking is that spec's plan over the whole batch, as every objective draws it.
     public func plans(masking: MaskingSpec?, batch: Int, grid: Int, masked: Int, options: (any ObjectiveOptions)?,
                       rng: inout SeededRandom) -> [MaskGroup] {
-        guard let masking, masking != defaultMasking else {
+        guard let masking, !drawsTrainingMasks(masking) else {
             return defaultPlans(batch: batch, grid: grid, masked: masked, options: options, rng: &rng)
         }
-        return [MaskGroup(images: Array(0..<batch), plan: masking.plan(batch: batch, grid: grid, masked: masked, rng: &rng))]
+        return [.whole(masking.plan(batch: batch, grid: grid, masked: masked, rng: &rng))]
     }
 
     /// Whether asking for `masking` draws the objective's own training masks (see `plans`).
@@ -83,6 +83,9 @@ public struct MaskGroup: Sendable, Equatable {
         precondition(images.count == plan.batch, "a mask group of \(images.count) images with a plan of \(plan.batch)")
         self.images = images; self.plan = plan
     }
+
+    /// One plan for every image of the batch, in batch order.
+    public static func whole(_ plan: MaskPlan) -> MaskGroup { MaskGroup(images: Array(0..<plan.batch), plan: plan) }
 
     /// Per-image masks (true = masked) as groups of equal masked count, in order of first appearance.
     public static func grouping(_ masks: [[Bool]]) -> [MaskGroup] {

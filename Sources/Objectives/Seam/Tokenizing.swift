@@ -66,7 +66,7 @@ extension CodePredicting {
     }
 
     public func defaultPlans(batch: Int, grid: Int, masked: Int, options: (any ObjectiveOptions)?, rng: inout SeededRandom) -> [MaskGroup] {
-        [MaskGroup(images: Array(0..<batch), plan: defaultMasking.plan(batch: batch, grid: grid, masked: masked, rng: &rng))]
+        [.whole(defaultMasking.plan(batch: batch, grid: grid, masked: masked, rng: &rng))]
     }
 
     public func defaultMaskingDetail(grid: Int, options: (any ObjectiveOptions)?) -> String? { nil }
