@@ -47,12 +47,12 @@ struct Evaluate: ParsableCommand {
     }
 
     /// --masking and --mask-ratio ask for whole-image masks; neither asks for the objective's own task.
-    func reconstructionMasks(_ network: PretrainingNetwork) throws -> Evaluation.ReconstructionMasks {
+    func reconstructionMasks(_ network: PretrainingNetwork, options: (any ObjectiveOptions)?) throws -> Evaluation.ReconstructionMasks {
         if masking == nil && maskRatio == nil { return .own }
-        if masking == nil, let own = network.ownMaskReconstructor {
+        if masking == nil, let own = network.ownMaskReconstructor?.ownMasks(options: options) {
             // Its own masks are not whole-image masks, so a share of the image does not describe them.
             throw fail("error: --mask-ratio sets the share of a whole-image mask, and \(network.objectiveType.displayName)'s own "
-                       + "masks are \(own.ownMasks.name) (\(own.ownMasks.detail)): add --masking random or block", code: 64)
+                       + "masks are \(own.name) (\(own.detail)): add --masking random or block", code: 64)
         }
         return .image(masking, ratio: maskRatio)
     }
@@ -107,7 +107,7 @@ struct Evaluate: ParsableCommand {
                 // A run's training masks are drawn with its own options (PeCo's block sizes); an export's with the defaults.
                 let options = try ModelSource.trainingOptions(model, objective: pretraining.objective)
                 var result = try Evaluation.reconstruction(network, dataset: test, batchSize: batchSize, seed: seed,
-                                                           masks: try reconstructionMasks(network), reconstructor: decoded?.reconstructor,
+                                                           masks: try reconstructionMasks(network, options: options), reconstructor: decoded?.reconstructor,
                                                            options: options, progress: progress)
                 result.tokenizer = decoded?.name
                 json = try encode(result)

@@ -391,9 +391,9 @@ final class TrainCommandTests: XCTestCase {
         let defaultShare = try trainingShare(PeCo.Options())
         XCTAssertNotEqual(recipeShare, defaultShare, "the test needs a seed where the two option sets hide different shares")
 
-        func eval(_ model: String) throws -> [String: Any] {
+        func eval(_ model: String, _ flags: [String] = []) throws -> [String: Any] {
             let result = try train.run(["eval", "--model", model, "--data", data, "--seed", "\(seed)", "--threads", "1",
-                                        "--out", root.appendingPathComponent("eval-\(UUID()).json").path])
+                                        "--out", root.appendingPathComponent("eval-\(UUID()).json").path] + flags)
             XCTAssertEqual(result.status, 0, result.stderr)
             return try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
         }
@@ -405,6 +405,16 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertNotEqual(ofRun["psnr"] as? Double, ofExport["psnr"] as? Double, "other masks, other scores")
         XCTAssertEqual(ofRun["maskingDetail"] as? String, "BEiT block masks with the run's options: blocks of at least 12 patches, aspect 0.3 to 3.33")
         XCTAssertEqual(ofExport["maskingDetail"] as? String, "BEiT block masks with the default options: blocks of at least 1 patch, aspect 0.3 to 3.33")
+        // Naming its own masking (block) draws the same training masks, as the server does; another
+        // masking is a whole-image mask of the asked share, the same for every objective.
+        let named = try eval(run, ["--masking", "block"])
+        for key in ["masking", "maskingDetail", "maskRatio", "psnr"] {
+            XCTAssertEqual(named[key] as? NSObject, ofRun[key] as? NSObject, "--masking block: \(key) as without it")
+        }
+        let random = try eval(run, ["--masking", "random", "--mask-ratio", "0.75"])
+        XCTAssertEqual(random["masking"] as? String, "random")
+        XCTAssertEqual(try XCTUnwrap(random["maskRatio"] as? Double), 12.0 / 16.0, accuracy: 1e-12)
+        XCTAssertNil(random["maskingDetail"])
 
         // A recipe.json of another objective is a broken run folder: said, not measured on the defaults.
         let recipe = URL(fileURLWithPath: run).appendingPathComponent("recipe.json")

@@ -42,7 +42,7 @@ final class ReconstructionMasksTests: TrainingTestCase {
         XCTAssertEqual(result.masking, "windows")
         XCTAssertEqual(result.maskRatio, 12.0 / 16.0, "⌊16 · 0.8⌋ of a 4×4 window")
         XCTAssertEqual(result.predictedPatches, 24 * 4 * 12)
-        XCTAssertEqual(result.maskingDetail, "4 windows of 4×4 patches per image, 12 of 16 masked in each")
+        XCTAssertEqual(result.maskingDetail, "4 windows of 4×4 patches per image, 12 of 16 masked in each, windows distinct per image")
 
         var rng = SeededRandom(seed: 9, stream: 0)
         let plan = LoMaRPlan.draw(batch: 24, grid: 7, size: 4, count: 4, masked: 12, pairing: .distinct, rng: &rng)
@@ -72,7 +72,8 @@ final class ReconstructionMasksTests: TrainingTestCase {
     }
 
     /// A run trained with the official pairing of window rows is evaluated with it: the normalized
-    /// MSE is that step's loss with `.official` (seed 9, stream 0), not the distinct pairing's.
+    /// MSE is that step's loss with `.official` (seed 9, stream 0), not the distinct pairing's, and
+    /// eval.json's `maskingDetail` names the pairing.
     func testLoMaROwnWindowsFollowTheRunsPairing() throws {
         let network = try network(LoMaR.self)
         let lomar = try XCTUnwrap(network.objective as? LoMaR)
@@ -87,6 +88,8 @@ final class ReconstructionMasksTests: TrainingTestCase {
         let (official, distinct) = (loss(.official), loss(.distinct))
         XCTAssertNotEqual(official, distinct, accuracy: 1e-3 * distinct, "else the pairings could not be told apart")
         XCTAssertEqual(result.normalizedMSE, official, accuracy: 1e-5 * official)
+        XCTAssertEqual(result.maskingDetail, "4 windows of 4×4 patches per image, 12 of 16 masked in each, "
+                       + "rows paired as the official code (row r: image r mod N, window r mod M)")
     }
 
     /// Equal masks: `.image(.random, ratio: 0.75)` hides 37 of 49 patches for LoMaR too (its own

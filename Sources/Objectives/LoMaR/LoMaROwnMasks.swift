@@ -5,11 +5,20 @@ import ViT
 /// K×K patches per image, ⌊K²·mask_ratio⌋ of each masked, the run's `--window-pairing`), each window
 /// encoded alone, and the masked patches of every window predicted, the patches its loss is over.
 extension LoMaR: OwnMaskReconstructing {
-    public var ownMasks: OwnMasks {
+    public func ownMasks(options: (any ObjectiveOptions)?) -> OwnMasks {
         let k = windowSize, masked = settings.maskedCount(window: k)
         let windows = LoMaRPlan.windowCount(grid: encoder.config.gridSize, size: k, count: settings.windows)
+        let pairing = switch Self.windowPairing(options) {
+        case .distinct: "windows distinct per image"
+        case .official: "rows paired as the official code (row r: image r mod N, window r mod M)"
+        }
         return OwnMasks(name: "windows", maskRatio: Double(masked) / Double(k * k),
-                        detail: "\(windows) windows of \(k)×\(k) patches per image, \(masked) of \(k * k) masked in each")
+                        detail: "\(windows) windows of \(k)×\(k) patches per image, \(masked) of \(k * k) masked in each, \(pairing)")
+    }
+
+    /// The pairing a run trained with (its options; nil: the default, distinct).
+    static func windowPairing(_ options: (any ObjectiveOptions)?) -> WindowPairing {
+        options.map { PretrainingNetwork.cast($0, for: Self.self).windowPairing } ?? .distinct
     }
 
     public func predictOwnMasked(_ images: Tensor, options: (any ObjectiveOptions)?, rng: inout SeededRandom) -> MaskedPatchPrediction {
@@ -22,7 +31,7 @@ extension LoMaR: OwnMaskReconstructing {
         let c = encoder.config
         let (b, grid, k, p, channels) = (images.shape[0], c.gridSize, windowSize, c.patchSize, c.inChans)
         let plan = LoMaRPlan.draw(batch: b, grid: grid, size: k, count: settings.windows, masked: settings.maskedCount(window: k),
-                                  pairing: options.map { PretrainingNetwork.cast($0, for: Self.self).windowPairing } ?? .distinct, rng: &rng)
+                                  pairing: Self.windowPairing(options), rng: &rng)
         let chunk = max(1, rowsPerPass / plan.windowsPerImage)
         let workspace = InferenceWorkspace()
         var rows: [Tensor] = [], imageOf: [Int] = [], patchOf: [Int] = []

@@ -6,8 +6,9 @@ import ViT
 /// measures such an objective on its own task through this protocol, while whole-image masks
 /// (a `MaskingSpec`, the same for every objective) still go through `predictPixels`.
 public protocol OwnMaskReconstructing: PixelReconstructing {
-    /// What its own masks are: the name results record ("windows") and the masked share.
-    var ownMasks: OwnMasks { get }
+    /// What its own masks are, drawn with `options` (a run's recipe; nil: the defaults): the name
+    /// results record ("windows"), the masked share and a description in words.
+    func ownMasks(options: (any ObjectiveOptions)?) -> OwnMasks
     /// Draws its own masks for `images` (model-normalized input) from `rng`, as in training, and
     /// predicts every masked patch: one row per prediction (a patch masked in two windows is
     /// predicted twice, as the training loss counts it twice). `options`: the objective options
@@ -21,7 +22,7 @@ public struct OwnMasks: Sendable, Equatable {
     public let name: String
     /// The masked share of what one prediction sees (LoMaR: of a window).
     public let maskRatio: Double
-    /// In words, e.g. "4 windows of 4×4 patches per image, 12 of 16 masked in each".
+    /// In words, e.g. "4 windows of 4×4 patches per image, 12 of 16 masked in each, windows distinct per image".
     public let detail: String
 
     public init(name: String, maskRatio: Double, detail: String) {

@@ -171,8 +171,9 @@ public enum Evaluation {
             result.maskRatio = Double(patches) / Double(max(count * c.numPatches, 1))
         }
         if let own {
-            (result.masking, result.maskRatio) = (own.ownMasks.name, own.ownMasks.maskRatio)
-            (result.maskingDetail, result.predictedPatches) = (own.ownMasks.detail, patches)
+            let masks = own.ownMasks(options: options)
+            (result.masking, result.maskRatio) = (masks.name, masks.maskRatio)
+            (result.maskingDetail, result.predictedPatches) = (masks.detail, patches)
         }
         return result
     }
