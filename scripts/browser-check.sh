@@ -23,9 +23,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
-fi
+source scripts/lib/apt.sh
+apt_install browser-check chromium chromium-driver python3-venv
 if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import selenium" 2>/dev/null; then
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q "selenium==4.27.1"

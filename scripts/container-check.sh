@@ -13,9 +13,8 @@ WORK="${CONTAINER_WORK:-/var/tmp/bootmae-container}"
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 mkdir -p "$WORK"
 
-need=()
-for p in podman buildah runc debootstrap; do command -v "$p" >/dev/null || need+=("$p"); done
-if ((${#need[@]})); then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman buildah runc debootstrap >/dev/null; fi
+source scripts/lib/apt.sh
+apt_install container-check podman buildah runc debootstrap
 
 # crun fails on these machines (cgroup hybrid, no CAP_SYS_RESOURCE): use runc, cgroupfs, low ulimits.
 cat > "$WORK/containers.conf" <<CONF

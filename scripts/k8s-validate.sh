@@ -20,6 +20,7 @@ KUBE_VERSIONS=(1.27.0 1.37.0)
 PIN="kubernetes-validate==1.37.0"
 
 replicas_install   # promtool comes with prometheus
+apt_install k8s-validate python3-venv
 if ! "$VENV/bin/python" -c 'import kubernetes_validate.version as v, sys; sys.exit(v.__version__ != "1.37.0")' 2>/dev/null; then
   [ -x "$VENV/bin/pip" ] || python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q "$PIN"

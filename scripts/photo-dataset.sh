@@ -21,12 +21,8 @@ PACKAGES=(plasma-workspace-wallpapers mate-backgrounds ukui-wallpapers opencv-do
 MAX_SIDE="${MAX_SIDE:-192}"
 SKIMAGE_VERSION="${SKIMAGE_VERSION:-0.26.0}"
 
-missing=()
-for p in "${PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "photo-dataset: installing ${missing[*]}" >&2
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+source scripts/lib/apt.sh
+apt_install photo-dataset "${PACKAGES[@]}"
 
 CACHE="$(mktemp -d)"
 trap 'rm -rf "$CACHE"' EXIT

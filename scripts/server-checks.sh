@@ -23,7 +23,8 @@ SERVER=""
 trap 'if [ -n "$SERVER" ]; then kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; fi; rm -rf "$WORK"' EXIT
 for b in "$BIN" "$TRAIN_BIN"; do [ -x "$b" ] || { echo "server-checks: $b is missing; run swift build first" >&2; exit 1; }; done
 
-command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+source scripts/lib/apt.sh
+apt_install server-checks wrk python3-venv
 if [ ! -x "$VENV/bin/schemathesis" ]; then
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q "schemathesis==4.32.5"

@@ -13,20 +13,11 @@ PACKAGES=(
   openmpi-bin           # mpirun: training over several processes/machines (scripts/mpi-check.sh)
   libopenmpi-dev        # mpi.h + pkg-config ompi-c (optional at build time: without it, one process only)
   g++                   # bench/compare: torch.compile's inductor peer compiles C++ (else it reports "unavailable")
+  python3-venv          # the test tools' venvs (schemathesis, selenium, kubernetes-validate) and tools/reference
 )
 
-missing=()
-for p in "${PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-
-if ((${#missing[@]})); then
-  echo "setup: installing ${missing[*]}" >&2
-  SUDO=""
-  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+source "$(dirname "$0")/lib/apt.sh"
+apt_install setup "${PACKAGES[@]}"
 
 if ! command -v swift >/dev/null 2>&1; then
   echo "setup: the Swift toolchain (6.x) is required on PATH (e.g. /opt/swift/usr/bin)" >&2

@@ -8,21 +8,10 @@ REPLICA_PACKAGES=(
   wrk           # load generator (bench/replicas)
 )
 
-# Installs whatever of REPLICA_PACKAGES is missing (idempotent, like scripts/setup.sh).
-replicas_install() {
-  local missing=() p
-  for p in "${REPLICA_PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-  done
-  ((${#missing[@]})) || return 0
-  echo "replicas: installing ${missing[*]}" >&2
-  local sudo=""
-  [ "$(id -u)" -ne 0 ] && sudo="sudo"
-  # Other apt runs may hold the dpkg lock for a while: wait for it instead of failing.
-  $sudo apt-get -o DPkg::Lock::Timeout=300 update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
-    --no-install-recommends "${missing[@]}" >/dev/null
-}
+source "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
+
+# Installs whatever of REPLICA_PACKAGES is missing.
+replicas_install() { apt_install replicas "${REPLICA_PACKAGES[@]}"; }
 
 # free_ports N: N distinct TCP ports free on 127.0.0.1 right now (held open together while chosen).
 free_ports() {
