@@ -188,6 +188,40 @@ plot_runs() {  # plot_runs <png> <title> [plot options...] -- <run> <label> [<ru
     "$BIN" plot "${runs[@]}" "${options[@]}" --labels "$(IFS=,; echo "${labels[*]}")" --title "$title" --out "$out"
 }
 
+# A figure drawn from a running server (tools/results/*_figure.py, Pillow from the reference venv):
+# bootmae-serve over a temporary folder of links to the given model directories (each served under its
+# directory name), on a free loopback port, for at most 10 minutes, stopped when the script is done or
+# fails (a subshell, so its EXIT trap also runs when set -e ends it early).
+# Skipped with a message when a model directory, the release server or the venv is missing.
+served_figure() (  # served_figure <model dir>... -- <figure script> [script options...]
+    dirs=()
+    while [[ $1 != -- ]]; do dirs+=("$1"); shift; done
+    shift
+    serve="${BOOTMAE_SERVE:-.build/release/bootmae-serve}" python="${REF_VENV:-.venv-ref}/bin/python"
+    for dir in "${dirs[@]}"; do
+        [[ -f $dir/config.json ]] || { log "skipped $1: no model in $dir"; exit 0; }
+    done
+    [[ -x $serve ]] || { log "skipped $1: no $serve (swift build -c release --product bootmae-serve)"; exit 0; }
+    [[ -x $python ]] || { log "skipped $1: no $python (tools/reference/setup_venv.sh)"; exit 0; }
+    log "$* (served by $serve)"
+    work=$(mktemp -d) server=""
+    # (set -e holds in the trap too: neither kill nor wait may fail it, or the folder stays.)
+    trap 'rm -rf "$work"; [[ -z $server ]] || { kill "$server" 2> /dev/null || true; wait "$server" 2> /dev/null || true; }' EXIT
+    for dir in "${dirs[@]}"; do ln -s "$(realpath "$dir")" "$work/$(basename "$dir")"; done
+    : > "$work/server.log"   # before the server's own redirection opens it: the loop below reads it at once
+    timeout 600 "$serve" --models-dir "$work" --port 0 --no-ood-score --threads "$THREADS" 2> "$work/server.log" &
+    server=$!
+    # --port 0: the server names the port it got on its "ready on http://…" line.
+    url=""
+    for _ in $(seq 1 300); do
+        url=$(sed -n 's/.*ready on \(http:[^ ]*\).*/\1/p' "$work/server.log")
+        [[ -n $url ]] || ! kill -0 "$server" 2> /dev/null && break
+        sleep 0.2
+    done
+    [[ -n $url ]] || { cat "$work/server.log" >&2; echo "served_figure: the server did not start" >&2; exit 1; }
+    "$python" "$@" --url "$url" || { echo "served_figure: $1 failed" >&2; exit 1; }
+)
+
 # A tokenizer export (full precision: stage 2's targets), made once its run has finished.
 export_tokenizer() {  # export_tokenizer <run> <out>
     # Kept only when newer than the run's result: a run redone since then gets a fresh export.
@@ -321,7 +355,11 @@ stream() {
                 --domain "$FMNIST_DOMAIN" --limitations scripts/cards/lomar-vit-tiny-fmnist.md ;;
         figures)
             # The charts in docs/results/ from whichever runs exist (the reconstruction figure needs a
-            # server: tools/results/reconstruction_figure.py).
+            # server: tools/results/reconstruction_figure.py). The two PeCo tokenizers' decodings and
+            # code grids: the shipped λ_per = 1 one and the λ_per = 0 export, which stays in runs/.
+            served_figure models/peco-tokenizer-vit-tiny-fmnist "$ROOT/exports/vq-tokenizer-vit-tiny-fmnist" -- \
+                tools/results/tokenizer_figure.py --perceptual peco-tokenizer-vit-tiny-fmnist \
+                --pixel-only vq-tokenizer-vit-tiny-fmnist --out docs/results/tokenizers.png
             plot_runs docs/results/finetune-top1.png "fine-tune test top-1" --metric test_top1 --x epoch -- \
                 bootmae-tiny-ft-crop035 "BootMAE crop 0.35 (20 ep)" bootmae-tiny-ft "BootMAE (20 ep)" \
                 bootmae-tiny-ft-40ep "BootMAE (40 ep)" mae-tiny-ft "MAE (20 ep)" mae-tiny-ft-40ep "MAE (40 ep)" \

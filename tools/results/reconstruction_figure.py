@@ -11,20 +11,16 @@ Needs Pillow (tools/reference/setup_venv.sh installs it).
 """
 import argparse
 import io
-import pathlib
-import urllib.request
 
 from PIL import Image, ImageDraw
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+from served_figures import ROOT, post_image, save, test_images
 
 
 def reconstruct(url, model, image_bytes, seed, masking):
     query = f"model={model}&seed={seed}&mask_ratio=0.75&masking={masking}&scale=5"
-    request = urllib.request.Request(f"{url}/v1/reconstructions?{query}", data=image_bytes,
-                                     headers={"Content-Type": "image/png", "Accept": "image/png"})
-    with urllib.request.urlopen(request) as response:
-        return Image.open(io.BytesIO(response.read())).convert("RGB"), float(response.headers["X-PSNR"])
+    body, headers = post_image(url, "/v1/reconstructions", query, image_bytes)
+    return Image.open(io.BytesIO(body)).convert("RGB"), float(headers["X-PSNR"])
 
 
 def main():
@@ -35,12 +31,10 @@ def main():
     parser.add_argument("--out", default=str(ROOT / "docs/results/reconstructions.png"))
     args = parser.parse_args()
 
-    files = sorted((ROOT / "Tests/Fixtures/fmnist").glob("test*.png"))
     rows = []
-    for seed, path in enumerate(files):
-        strip, psnr = reconstruct(args.url, args.model, path.read_bytes(), seed, args.masking)
-        garment = path.stem.split("-", 1)[1].replace("-", " ")
-        rows.append((strip, f"{garment} (test #{int(path.stem[4:9])}): PSNR {psnr:.1f} dB"))
+    for seed, (image_bytes, name) in enumerate(test_images()):
+        strip, psnr = reconstruct(args.url, args.model, image_bytes, seed, args.masking)
+        rows.append((strip, f"{name}: PSNR {psnr:.1f} dB"))
 
     # Two columns of strips, each strip captioned, one header line of panel names per column.
     caption, header, gutter, columns = 14, 18, 24, 2
@@ -59,10 +53,7 @@ def main():
                 draw.text((x + k * panel + 2, 3), title, fill="black")
         draw.text((x + 2, y + 1), text, fill=(60, 60, 60))
         figure.paste(strip, (x, y + caption))
-    out = pathlib.Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    figure.save(out, optimize=True)
-    print(out)
+    save(figure, args.out)
 
 
 if __name__ == "__main__":
