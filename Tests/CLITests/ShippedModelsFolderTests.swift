@@ -35,7 +35,41 @@ final class ShippedModelsFolderTests: XCTestCase {
             let config = try XCTUnwrap(try? JSONSerialization.jsonObject(with: data), "\(name)/config.json is not JSON")
             let absolute = Self.strings(in: config).filter { $0.value.hasPrefix("/") }
             XCTAssertEqual(absolute.map(\.key), [], "\(name)/config.json holds a training machine's path: \(absolute)")
+
+            // The card shows the config.json it ships beside (but intended_input, which has its own
+            // section), and its recipe names no folder of the training machine (an absolute path
+            // there is a Debian package's data, /usr/share/...).
+            let shown = try XCTUnwrap(Self.fencedJSON(in: card, under: "## Architecture"), "\(name): no Architecture block")
+            var architecture = try XCTUnwrap(config as? [String: Any])
+            architecture["intended_input"] = nil
+            XCTAssertEqual(shown as? NSDictionary, architecture as NSDictionary, "\(name)/MODEL_CARD.md: Architecture is not its config.json")
+            let recipe = try XCTUnwrap(Self.fencedJSON(in: card, under: "## Data and recipe"), "\(name): no recipe block")
+            let machine = Self.strings(in: recipe).filter { $0.value.hasPrefix("/") && !$0.value.hasPrefix("/usr/share/") }
+            XCTAssertEqual(machine.map(\.key), [], "\(name)/MODEL_CARD.md's recipe holds a training machine's path: \(machine)")
+            // Nor does the weights file's metadata (the run it came from is named by its folder).
+            let metadata = try XCTUnwrap(Self.safetensorsMetadata(dir.appendingPathComponent("model.safetensors")), "\(name)/model.safetensors")
+            let inWeights = metadata.filter { $0.value.hasPrefix("/") }
+            XCTAssertEqual(inWeights.keys.sorted(), [], "\(name)/model.safetensors metadata holds a training machine's path: \(inWeights)")
         }
+    }
+
+    /// The `__metadata__` of a safetensors file: its header is an 8-byte little-endian length, then JSON.
+    static func safetensorsMetadata(_ url: URL) throws -> [String: String]? {
+        let handle = try FileHandle(forReadingFrom: url)
+        defer { try? handle.close() }
+        guard let size = try handle.read(upToCount: 8), size.count == 8 else { return nil }
+        let length = size.reversed().reduce(0) { $0 << 8 | Int($1) }
+        guard let header = try handle.read(upToCount: length),
+              let object = try? JSONSerialization.jsonObject(with: header) as? [String: Any] else { return nil }
+        return object["__metadata__"] as? [String: String] ?? [:]
+    }
+
+    /// The JSON of the first fenced ```json block after the heading line `heading`.
+    static func fencedJSON(in markdown: String, under heading: String) -> Any? {
+        guard let start = markdown.range(of: "\n" + heading + "\n"),
+              let open = markdown.range(of: "```json\n", range: start.upperBound..<markdown.endIndex),
+              let close = markdown.range(of: "\n```", range: open.upperBound..<markdown.endIndex) else { return nil }
+        return try? JSONSerialization.jsonObject(with: Data(markdown[open.upperBound..<close.lowerBound].utf8))
     }
 
     func testTheFolderStaysUnderTheSizeLimit() throws {

@@ -157,5 +157,10 @@ final class IBOTTrainingTests: TrainingTestCase {
         XCTAssertTrue(card.contains("pretrained with iBOT and exported alone, without a pixel decoder: serves embeddings"), card)
         XCTAssertFalse(card.contains("masked-image reconstructions"), card)
         XCTAssertFalse(card.contains("bootmae-train calibrate"), "calibration scores reconstructions, which it cannot make: \(card)")
+        // Its Architecture block is the plain encoder's config.json it ships, not the run's iBOT config
+        // (no intended input given, so config.json is all architecture).
+        let shipped = try String(contentsOf: out.appendingPathComponent("config.json"), encoding: .utf8)
+        XCTAssertTrue(card.contains("## Architecture\n\n```json\n" + shipped + "\n```"), card)
+        XCTAssertFalse(shipped.contains("\"objective\""), shipped)
     }
 }

@@ -56,16 +56,12 @@ public enum Exporter {
         let meta = ["exported_from": run.url.lastPathComponent, "exporter": "bootmae-train export", "step": checkpoint.metadata["step"] ?? "?"]
         let parameters: ParameterList
         let serves: ModelCard.Serves
-        /// The config the card shows, when the export's differs from the run's (settings rewritten by `exported()`).
-        var architecture: String?
         switch kind {
         case .pretraining:
             var config = try PretrainingDirectory.readConfig(run.url)
-            let recorded = config
             do { config.settings = try config.settings.exported() } catch let e as SettingsExportError {
                 throw ExportError(description: e.description)
             }
-            if !config.settings.isEqual(to: recorded.settings) { architecture = String(decoding: try prettyJSON(config), as: UTF8.self) }
             let network = try PretrainingDirectory.network(config: config, weights: checkpoint, ignoring: ["optim."])
             let objective = network.objectiveType.displayName
             if let encoder = network.objective.exportedEncoder {
@@ -87,6 +83,9 @@ public enum Exporter {
             serves = .classifier
             try ModelDirectory.save(config: config, parameters: parameters, to: tmp, dtype: dtype, metadata: meta)
         }
+        // The card shows the config.json it ships beside (an encoder-only export's is not the run's);
+        // the intended input, added to it below, has a section of its own.
+        let shipped = String(decoding: try Data(contentsOf: tmp.appendingPathComponent(ModelDirectory.configName)), as: UTF8.self)
         // The intended input's channels and size are the exported model's own.
         let input = try intended.map { intended in
             let c = try ModelDirectory.readConfig(tmp)
@@ -94,7 +93,7 @@ public enum Exporter {
         }
         if let input { try writeIntendedInput(input, into: tmp.appendingPathComponent(ModelDirectory.configName)) }
         let card = ModelCard.render(name: name ?? dest.lastPathComponent, serves: serves, run: run, checkpoint: checkpoint, dtype: dtype,
-                                    intended: input, architecture: architecture)
+                                    intended: input, architecture: shipped)
         try AtomicFile.write(Data(card.utf8), to: tmp.appendingPathComponent("MODEL_CARD.md"))
         // Swap the new folder into place.
         if fm.fileExists(atPath: dest.path) {
@@ -227,10 +226,14 @@ enum ModelCard {
         var canCalibrate: Bool { if case .withPixelDecoder = self { return true } else { return false } }
     }
 
-    /// `architecture`: the exported config.json when it differs from the run's (default: the run's).
+    /// `architecture`: the exported config.json (default: the run's). Paths inside the working
+    /// directory (where `export` runs, normally the repository) are shown relative to it, so a card
+    /// names `runs/photo-data`, not the training machine's folders.
     static func render(name: String, serves: Serves, run: RunDirectory, checkpoint: SafeTensorsFile, dtype: SafeTensorsFile.DType,
                        intended input: IntendedInput? = nil, architecture: String? = nil) -> String {
-        func file(_ n: String) -> String? { try? String(contentsOf: run.file(n), encoding: .utf8) }
+        func file(_ n: String) -> String? {
+            (try? String(contentsOf: run.file(n), encoding: .utf8)).map { relativeToWorkingDirectory($0) }
+        }
         let seconds = checkpoint.metadata["train_seconds"].flatMap(Double.init)
         var s = "# \(name)\n\n"
         s += serves.sentence + "\n\n"
@@ -257,6 +260,21 @@ enum ModelCard {
             + "`intended_input` in config.json (`/v1/models` shows it)"
             + (serves.canCalibrate ? ", and run `bootmae-train calibrate --model DIR --data DATA` so that answers carry an out-of-distribution score.\n" : ".\n")
         return s
+    }
+
+    /// `text` with every path that starts in the working directory made relative to it, in plain
+    /// and in JSON-escaped form (`\/`, as JSONEncoder writes slashes). A path starts a line, a JSON
+    /// string or a command-line word (after a space or `=`); the same letters inside another path stay.
+    static func relativeToWorkingDirectory(_ text: String) -> String {
+        let cwd = FileManager.default.currentDirectoryPath
+        guard cwd != "/" else { return text }
+        var result = text
+        for prefix in [cwd + "/", (cwd + "/").replacingOccurrences(of: "/", with: "\\/")] {
+            let pattern = #"(?<=^|["\s=])"# + NSRegularExpression.escapedPattern(for: prefix)
+            guard let regex = try? NSRegularExpression(pattern: pattern, options: [.anchorsMatchLines]) else { continue }
+            result = regex.stringByReplacingMatches(in: result, range: NSRange(result.startIndex..., in: result), withTemplate: "")
+        }
+        return result
     }
 
     /// The result files a run folder may hold, in the order the card shows them.
