@@ -3,7 +3,8 @@
 # script. Each step skips itself when its result exists and resumes its run folder when one was
 # interrupted, so the script can be re-run (or killed) at any time; runs live in runs/fmnist (git-ignored).
 #
-#   scripts/fmnist-experiments.sh                 # everything, in order (both fine-tune budgets)
+#   scripts/fmnist-experiments.sh                 # the BootMAE/MAE/scratch/ablation streams (both fine-tune budgets),
+#                                                 # then figures and export; the other streams are named (below)
 #   scripts/fmnist-experiments.sh bootmae mae     # only some streams (run two with THREADS=1 side by side)
 #   FT_EPOCHS=40 scripts/fmnist-experiments.sh scratch   # a stream with 40-epoch fine-tunes
 #   FT_SEED=1 scripts/fmnist-experiments.sh bootmae mae   # their fine-tunes again with seed 1
@@ -40,7 +41,7 @@ PRETRAIN=(--preset tiny --epochs 40 --batch-size 256 --lr 5e-4 --min-lr 2.083333
 # last-layer norm; with cosine logits it left the teacher near uniform (per-crop entropy 6.64 of ln 1024 = 6.93
 # at step 1600, k-NN 65.9 % at step 1000): kept as ibot-short-tiny-t07.
 # 13 before 40: an iBOT step runs a student (forward + backward) and a teacher over two full 50-token
-# crops, about 3× BootMAE's cost per image (~108 img/s on two free Zen 4 cores: 13 epochs ≈ 2 h, 40 ≈ 6 h).
+# crops, about 2.5× BootMAE's cost per image (~110 img/s on two free Zen 4 cores: 13 epochs ≈ 2 h, 40 ≈ 6 h).
 IBOT_PRETRAIN=(--preset tiny --epochs 13 --batch-size 256 --teacher-temp 0.04 --checkpoint-every 100 --seed 0)
 # LoMaR with MAE's schedule above (it has no EMA): 4×4 windows of the 7×7 grid (its default, half the
 # grid), 4 per image, 12 of each window's 16 patches masked (⌊16 · 0.8⌋).
@@ -178,12 +179,14 @@ plot_runs() {  # plot_runs <png> <title> [plot options...] -- <run> <label> [<ru
     local options=()
     while [[ $1 != -- ]]; do options+=("$1"); shift; done
     shift
-    local runs=() labels=()
+    # Every run or none: a chart redrawn from some of its runs (on a machine without the others'
+    # folders) would silently lose curves, so the committed chart stays until all have finished.
+    local runs=() labels=() missing=()
     while (( $# )); do
-        if finished "$ROOT/$1"; then runs+=("$ROOT/$1"); labels+=("$2"); fi
+        if finished "$ROOT/$1"; then runs+=("$ROOT/$1"); labels+=("$2"); else missing+=("$1"); fi
         shift 2
     done
-    (( ${#runs[@]} )) || return 0
+    if (( ${#missing[@]} )); then log "keeping $out: not finished or not on this machine: ${missing[*]}"; return 0; fi
     log "plot $out"
     "$BIN" plot "${runs[@]}" "${options[@]}" --labels "$(IFS=,; echo "${labels[*]}")" --title "$title" --out "$out"
 }
@@ -364,7 +367,11 @@ stream() {
                 bootmae-tiny-ft-crop035 "BootMAE crop 0.35 (20 ep)" bootmae-tiny-ft "BootMAE (20 ep)" \
                 bootmae-tiny-ft-40ep "BootMAE (40 ep)" mae-tiny-ft "MAE (20 ep)" mae-tiny-ft-40ep "MAE (40 ep)" \
                 scratch-tiny-ft "scratch (20 ep)" scratch-tiny-ft-40ep "scratch (40 ep)" \
-                bootmae-short-tiny-ft "BootMAE 13-ep pretraining (20 ep)" ibot-short-tiny-ft "iBOT 13-ep pretraining (20 ep)"
+                bootmae-short-tiny-ft "BootMAE 13-ep pretraining (20 ep)"
+            # The objectives trained on the AMD EPYC (sessions 10-14), the same 20-epoch recipe.
+            plot_runs docs/results/finetune-top1-family.png "fine-tune test top-1, 20 epochs, from each pretraining" --metric test_top1 --x epoch -- \
+                ibot-short-tiny-ft "iBOT (13 ep)" peco-l1-tiny-ft "PeCo, perceptual codes (20 ep)" \
+                peco-l0-tiny-ft "BEiT-style, pixel-only codes (20 ep)"
             plot_runs docs/results/pretraining-pixel-loss.png "pretraining pixel loss" --metric pixel_loss --smooth 20 -- \
                 bootmae-tiny BootMAE mae-tiny MAE
             plot_runs docs/results/bootmae-feature-loss.png "BootMAE feature loss" --metric feature_loss --smooth 20 -- \

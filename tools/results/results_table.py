@@ -225,7 +225,7 @@ def cpu_per_epoch_cell(run, root):
     result = load(os.path.join(run, "result.json"))
     cpu = result.get("totalCPUSeconds")
     if cpu is None:
-        return f"not recorded (wall {result['totalSeconds'] / result['epochs'] / 60:.0f} min on shared cores)"
+        return f"not recorded (wall {result['totalSeconds'] / result['epochs'] / 60:.0f} min an epoch on shared cores)"
     cell = f"{cpu / result['epochs'] / 60:.1f} CPU min"
     tokenizer = TOKENIZER_OF.get(os.path.basename(run))
     if tokenizer:
