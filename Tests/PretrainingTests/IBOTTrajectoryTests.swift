@@ -92,12 +92,6 @@ final class IBOTTrajectoryTests: XCTestCase {
         return Tensor(shape: [2 * d], data: Array(t.data[0..<d] + t.data[(2 * d)...]))
     }
 
-    /// The largest errors seen, for the failure message and the report.
-    struct Errors {
-        var loss: [Float] = []
-        var worstTensor: (error: Float, name: String) = (0, "")
-    }
-
     /// Runs the reference's iterations from its starting state through the trainer's composition
     /// (`shards` data-parallel shards) and compares every step and the final state.
     func checkTrajectory(shards: Int, file: StaticString = #filePath, line: UInt = #line) throws {
@@ -113,30 +107,29 @@ final class IBOTTrajectoryTests: XCTestCase {
         XCTAssertEqual([update.optimizer.beta1, update.optimizer.beta2, update.optimizer.eps], ref.betas.map { Float($0) } + [Float(ref.eps)],
                        "iBOT's default AdamW is PyTorch's", file: file, line: line)
 
-        var errors = Errors()
+        var lossErrors: [Float] = []
         let (losses, cls, patch) = (try ref.perStep("loss"), try ref.perStep("cls"), try ref.perStep("patch"))
         let (lrs, wds, momenta) = (try ref.perStep("lr"), try ref.perStep("wd"), try ref.perStep("momentum"))
         let (temps, patchTemps) = (try ref.perStep("temp"), try ref.perStep("temp2"))
         for step in 0..<ref.steps {
             let clock = TrainingClock(step: step, stepsPerEpoch: ref.stepsPerEpoch, epochs: ref.recipe.epochs)
-            network.parameters.zeroGrads()
-            let report = stepper.step(ref.batches[step], plan: ref.plans[step], options: ref.recipe.objectiveOptions, clock: clock)
-            let applied = update.apply(to: network, clock: clock, report: report)
-
+            let (report, applied) = Trajectory.iterate(stepper, update: &update, batch: ref.batches[step], plan: ref.plans[step],
+                                                       options: ref.recipe.objectiveOptions, clock: clock)
             var worst: Float = 0
             for (name, expected) in [("loss", losses[step]), ("cls_loss", cls[step]), ("patch_loss", patch[step])] {
                 let ours = try XCTUnwrap(report.loss(name), name, file: file, line: line)
                 worst = max(worst, abs(ours - expected) / abs(expected))
             }
-            errors.loss.append(worst)
+            lossErrors.append(worst)
             XCTAssertLessThanOrEqual(worst, 1e-5, "step \(step): losses \(report.losses) vs \(losses[step]), \(cls[step]), \(patch[step])",
                                      file: file, line: line)
             XCTAssertEqual(applied.lr, lrs[step], accuracy: 1e-7 * max(1, lrs[step]), "step \(step) lr", file: file, line: line)
             XCTAssertEqual(applied.weightDecay, wds[step], accuracy: 1e-6, "step \(step) weight decay", file: file, line: line)
-            XCTAssertEqual(try XCTUnwrap(report.scheduleValue("momentum")), momenta[step], accuracy: 1e-6, "step \(step) momentum",
+            XCTAssertEqual(try XCTUnwrap(Trajectory.scheduleValue(report, "momentum")), momenta[step], accuracy: 1e-6,
+                           "step \(step) momentum", file: file, line: line)
+            XCTAssertEqual(try XCTUnwrap(Trajectory.scheduleValue(report, "teacher_temp")), temps[step], accuracy: 1e-7, file: file, line: line)
+            XCTAssertEqual(try XCTUnwrap(Trajectory.scheduleValue(report, "teacher_patch_temp")), patchTemps[step], accuracy: 1e-7,
                            file: file, line: line)
-            XCTAssertEqual(try XCTUnwrap(report.scheduleValue("teacher_temp")), temps[step], accuracy: 1e-7, file: file, line: line)
-            XCTAssertEqual(try XCTUnwrap(report.scheduleValue("teacher_patch_temp")), patchTemps[step], accuracy: 1e-7, file: file, line: line)
             // The reference's `cancel_gradients_last_layer` leaves the trained last-layer tensor without a gradient in epoch 0.
             let frozenInReference: Set<String> = clock.epoch < 1 ? ["head.last_layer.weight_v"] : []
             XCTAssertEqual(applied.frozen.intersection(update.optimizer.names), frozenInReference,
@@ -144,21 +137,12 @@ final class IBOTTrajectoryTests: XCTestCase {
         }
 
         // Every tensor the trainer checkpoints: student, teacher, centres.
-        var compared = 0
-        for (name, p) in network.checkpointParameters.entries {
-            let reference = try ref.file.tensor("final." + name)
-            XCTAssertEqual(p.value.count, reference.count, name, file: file, line: line)
-            let e = relativeError(Self.comparable(name, p.value), Self.comparable(name, reference))
-            if e > errors.worstTensor.error { errors.worstTensor = (e, name) }
-            XCTAssertLessThanOrEqual(e, 1e-5, "\(name) after \(ref.steps) steps: relative error \(e)", file: file, line: line)
-            compared += 1
-        }
-        let finalKeys = ref.file.entries.keys.filter { $0.hasPrefix("final.") }.count
-        XCTAssertEqual(compared, finalKeys, "every reference tensor compared", file: file, line: line)
-        XCTAssertEqual(compared, 39 + 38 + 2, "student (38 trained tensors and g), teacher (the same but masked_embed), two centres",
+        let final = try Trajectory.compareFinalState(network, with: ref.file, tolerance: 1e-5, comparable: Self.comparable,
+                                                     after: ref.steps, file: file, line: line)
+        XCTAssertEqual(final.count, 39 + 38 + 2, "student (38 trained tensors and g), teacher (the same but masked_embed), two centres",
                        file: file, line: line)
-        print("iBOT trajectory, \(shards) shard(s): loss relative error per step \(errors.loss.map { String(format: "%.1e", $0) }); "
-              + "\(compared) tensors, worst \(String(format: "%.1e", errors.worstTensor.error)) (\(errors.worstTensor.name))")
+        print("iBOT trajectory, \(shards) shard(s): loss relative error per step \(Trajectory.list(lossErrors)); "
+              + "\(final.count) tensors, worst \(String(format: "%.1e", final.worst)) (\(final.name))")
     }
 
     func testFiveIterationsMatchPyTorch() throws {
@@ -169,8 +153,4 @@ final class IBOTTrajectoryTests: XCTestCase {
     func testFiveIterationsInTwoShardsMatchPyTorch() throws {
         try checkTrajectory(shards: 2)
     }
-}
-
-private extension StepReport {
-    func scheduleValue(_ name: String) -> Float? { schedule.first { $0.name == name }?.value }
 }
