@@ -10,7 +10,8 @@ import TestSupport
 /// bytedance/ibot main_ibot.py `train_one_epoch` composed step by step from the same start, crops and masks).
 /// A one-step check cannot see what goes wrong across steps; these iterations cross the lr warmup's end, the
 /// epoch that unfreezes the head's last layer and two teacher-temperature changes, clip some tensors' gradients
-/// every step, and carry AdamW's moments, the EMA teacher and the centres from step to step.
+/// every step, and carry AdamW's moments, the EMA teacher and the centres from step to step; with the official
+/// default head (g frozen at 1) and with `norm_last_layer` false (g trained, decayed and frozen in epoch 0).
 ///
 /// The update after each loss is the trainer's own (`PretrainUpdate.apply`, what `Pretrainer.train` calls),
 /// after the step through `DataParallelStep` as the trainer runs it, with the reference's masks as the plan.
@@ -24,9 +25,11 @@ import TestSupport
 final class IBOTTrajectoryTests: XCTestCase {
     static let dir = "pretrain/ibot_tiny"
 
-    /// The reference: its file, the recipe and options it used, and its per-step inputs.
+    /// The reference: its inputs file (with the recipe and options it used, and its per-step inputs) and
+    /// its outputs file (per-step values and the final state; the inputs file itself for the default head).
     struct Reference {
         let file: SafeTensorsFile
+        let outputs: SafeTensorsFile
         let steps: Int
         let stepsPerEpoch: Int
         let recipe: PretrainRecipe
@@ -36,8 +39,9 @@ final class IBOTTrajectoryTests: XCTestCase {
         let betas: [Double]
         let eps: Double
 
-        init() throws {
+        init(outputs: String = "trajectory") throws {
             let file = try Fixtures.file("\(IBOTTrajectoryTests.dir)/trajectory.safetensors")
+            self.outputs = try Fixtures.file("\(IBOTTrajectoryTests.dir)/\(outputs).safetensors")
             func meta(_ key: String) throws -> Double { try XCTUnwrap(file.meta(key), "metadata \(key)") }
             let steps = Int(try meta("steps"))
             self.file = file
@@ -79,7 +83,7 @@ final class IBOTTrajectoryTests: XCTestCase {
         }
 
         /// The reference's value of `key` at every step.
-        func perStep(_ key: String) throws -> [Float] { try file.tensor("step_" + key).data }
+        func perStep(_ key: String) throws -> [Float] { try outputs.tensor("step_" + key).data }
     }
 
     /// The tensor's part a trajectory determines: the key third of `attn.qkv.bias` is not (its gradient
@@ -93,15 +97,20 @@ final class IBOTTrajectoryTests: XCTestCase {
     }
 
     /// Runs the reference's iterations from its starting state through the trainer's composition
-    /// (`shards` data-parallel shards) and compares every step and the final state.
-    func checkTrajectory(shards: Int, file: StaticString = #filePath, line: UInt = #line) throws {
-        let ref = try Reference()
+    /// (`shards` data-parallel shards) and compares every step and the final state. With
+    /// `normLastLayer` false (`--norm-last-layer false`) g is trained, decayed and frozen in epoch 0.
+    func checkTrajectory(shards: Int, normLastLayer: Bool = true, file: StaticString = #filePath, line: UInt = #line) throws {
+        let ref = try Reference(outputs: normLastLayer ? "trajectory" : "trajectory_free_g")
+        XCTAssertEqual(ref.outputs.metadata["norm_last_layer"] ?? "true", String(normLastLayer), file: file, line: line)
         let dir = Fixtures.url(Self.dir)
+        var config = try PretrainingDirectory.readConfig(dir)
+        var settings = try XCTUnwrap(config.settings(of: IBOT.self), file: file, line: line)
+        settings.normLastLayer = normLastLayer
+        config = PretrainingConfig(IBOT.self, encoder: config.encoder, settings: settings)
         let network = try PretrainingDirectory.network(
-            config: try PretrainingDirectory.readConfig(dir),
-            weights: try SafeTensorsFile(contentsOf: dir.appendingPathComponent("trajectory_init.safetensors")))
+            config: config, weights: try SafeTensorsFile(contentsOf: dir.appendingPathComponent("trajectory_init.safetensors")))
         let ibot = try XCTUnwrap(network.objective as? IBOT, file: file, line: line)
-        XCTAssertEqual(ibot.settings.normLastLayer, true, "the official default", file: file, line: line)
+        XCTAssertEqual(ibot.studentHead.lastLayer.weightG.trainable, !normLastLayer, file: file, line: line)
         let stepper = DataParallelStep(network: network, shards: shards)
         var update = PretrainUpdate(network: network, recipe: ref.recipe, stepsPerEpoch: ref.stepsPerEpoch)
         XCTAssertEqual([update.optimizer.beta1, update.optimizer.beta2, update.optimizer.eps], ref.betas.map { Float($0) } + [Float(ref.eps)],
@@ -130,18 +139,19 @@ final class IBOTTrajectoryTests: XCTestCase {
             XCTAssertEqual(try XCTUnwrap(Trajectory.scheduleValue(report, "teacher_temp")), temps[step], accuracy: 1e-7, file: file, line: line)
             XCTAssertEqual(try XCTUnwrap(Trajectory.scheduleValue(report, "teacher_patch_temp")), patchTemps[step], accuracy: 1e-7,
                            file: file, line: line)
-            // The reference's `cancel_gradients_last_layer` leaves the trained last-layer tensor without a gradient in epoch 0.
-            let frozenInReference: Set<String> = clock.epoch < 1 ? ["head.last_layer.weight_v"] : []
+            // The reference's `cancel_gradients_last_layer` leaves the trained last-layer tensors without a gradient in epoch 0.
+            let lastLayer: Set<String> = normLastLayer ? ["head.last_layer.weight_v"] : ["head.last_layer.weight_v", "head.last_layer.weight_g"]
+            let frozenInReference: Set<String> = clock.epoch < 1 ? lastLayer : []
             XCTAssertEqual(applied.frozen.intersection(update.optimizer.names), frozenInReference,
                            "step \(step): the last layer is frozen in epoch 0 only", file: file, line: line)
         }
 
         // Every tensor the trainer checkpoints: student, teacher, centres.
-        let final = try Trajectory.compareFinalState(network, with: ref.file, tolerance: 1e-5, comparable: Self.comparable,
+        let final = try Trajectory.compareFinalState(network, with: ref.outputs, tolerance: 1e-5, comparable: Self.comparable,
                                                      after: ref.steps, file: file, line: line)
         XCTAssertEqual(final.count, 39 + 38 + 2, "student (38 trained tensors and g), teacher (the same but masked_embed), two centres",
                        file: file, line: line)
-        print("iBOT trajectory, \(shards) shard(s): loss relative error per step \(Trajectory.list(lossErrors)); "
+        print("iBOT trajectory, norm_last_layer \(normLastLayer), \(shards) shard(s): loss relative error per step \(Trajectory.list(lossErrors)); "
               + "\(final.count) tensors, worst \(String(format: "%.1e", final.worst)) (\(final.name))")
     }
 
@@ -152,5 +162,11 @@ final class IBOTTrajectoryTests: XCTestCase {
     /// The same in two data-parallel shards (2 + 1 images): gradients and centre statistics add up.
     func testFiveIterationsInTwoShardsMatchPyTorch() throws {
         try checkTrajectory(shards: 2)
+    }
+
+    /// `norm_last_layer` false (the ViT-S README recipe): g starts at 1 and is trained; its (K, 1) shape puts
+    /// it in the decayed group, and it is frozen with the last layer in epoch 0.
+    func testFiveIterationsWithTrainableScaleMatchPyTorch() throws {
+        try checkTrajectory(shards: 2, normLastLayer: false)
     }
 }

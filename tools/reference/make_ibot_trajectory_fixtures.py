@@ -4,8 +4,9 @@
 Usage (from the repository root):
     .venv-ref/bin/python tools/reference/make_ibot_trajectory_fixtures.py
 
-Writes Tests/Fixtures/pretrain/ibot_tiny/{trajectory_init.safetensors, trajectory.safetensors} (contents in
-Tests/Fixtures/README.md); the model is config.json of that folder (make_ibot_fixtures.py).
+Writes Tests/Fixtures/pretrain/ibot_tiny/{trajectory_init, trajectory, trajectory_free_g}.safetensors (contents in
+Tests/Fixtures/README.md); the model is config.json of that folder (make_ibot_fixtures.py), with the official default
+head (`--norm_last_layer true`: g frozen at 1) and, in trajectory_free_g, `--norm_last_layer false`.
 
 A one-step check cannot see what goes wrong across steps: the teacher's EMA, the centres, the lr /
 weight-decay / momentum / temperature schedules, AdamW's moments and per-tensor step counts, gradient
@@ -178,6 +179,66 @@ def relative(a, b):
     return ((a.double() - b.double()).abs().max() / b.double().abs().max()).item()
 
 
+def run_case(student, teacher, steps, label):
+    """The iterations in float32 and, from the same start, in float64; prints both and the drift. Returns the
+    float32 records and final state (every checkpointed tensor under our names)."""
+    K = C["out_dim"]
+    free_g = student.head.last_layer.weight_g.requires_grad
+    s64 = Network(C, student=True, norm_last_layer=not free_g).double()
+    s64.load_state_dict({k: v.double() for k, v in student.state_dict().items()})
+    t64 = Network(C, student=False).double()
+    t64.load_state_dict({k: v.double() for k, v in teacher.state_dict().items()})
+    for q in list(teacher.parameters()) + list(t64.parameters()):
+        q.requires_grad_(False)
+    last_layer_before = student.head.last_layer.weight_v.detach().clone()
+
+    records, loss_fn = train(student, teacher, steps)
+    records64, loss64 = train(s64, t64, steps)
+
+    print(f"{label}:")
+    print(f"{'it':>2} {'epoch':>5} {'lr':>9} {'wd':>7} {'momentum':>8} {'temps':>11} {'clipped':>7} {'frozen':>6}  "
+          f"{'loss':>11} {'cls':>11} {'patch':>11}  rel. to float64")
+    worst_loss = 0.0
+    for it, (r, r64) in enumerate(zip(records, records64)):
+        err = max(abs(r[k] - r64[k]) / abs(r64[k]) for k in ("loss", "cls", "patch"))
+        worst_loss = max(worst_loss, err)
+        print(f"{it:2d} {it // ITERS_PER_EPOCH:5d} {r['lr']:9.3g} {r['wd']:7.4f} {r['momentum']:8.5f} {r['temp']:.3f}/{r['temp2']:.3f} "
+              f"{r['clipped']:7d} {len(r['frozen']):6d}  {r['loss']:11.7f} {r['cls']:11.7f} {r['patch']:11.7f}  {err:.1e}")
+    # what the trajectory is meant to cross
+    last_layer = 2 if free_g else 1
+    assert [len(r["frozen"]) for r in records] == [last_layer] * 2 + [0] * 3, "the last layer frozen in epoch 0 only"
+    assert records[0]["lr"] == 0 and records[1]["lr"] == LR, "warmup: np.linspace(0, lr, 2)"
+    assert all(0 < r["clipped"] < len(list(p for p in student.parameters() if p.requires_grad)) for r in records), \
+        "every iteration clips some tensors and not others"
+    assert len(set(r["temp2"] for r in records)) == 3, "the patch temperature changes with each epoch"
+    assert not torch.equal(student.head.last_layer.weight_v, last_layer_before), "the last layer moves after epoch 0"
+
+    final = dict(student.our_state())
+    final.update({"teacher." + k: v for k, v in teacher.our_state().items()})
+    final["ibot_loss.center"] = loss_fn.center.detach().reshape(1, K)
+    final["ibot_loss.center2"] = loss_fn.center2.detach().reshape(1, K)
+    final64 = dict(s64.our_state())
+    final64.update({"teacher." + k: v for k, v in t64.our_state().items()})
+    final64["ibot_loss.center"] = loss64.center.reshape(1, K)
+    final64["ibot_loss.center2"] = loss64.center2.reshape(1, K)
+    drift = sorted(((relative(comparable(k, final[k]), comparable(k, final64[k])), k) for k in final), reverse=True)
+    print(f"float32 vs float64 after {STEPS} iterations: losses ≤ {worst_loss:.1e} relative; tensors (max |Δ| / max |ref|) "
+          f"worst {drift[0][0]:.1e} ({drift[0][1]}), then {drift[1][0]:.1e} ({drift[1][1]}), median {drift[len(drift) // 2][0]:.1e}")
+    assert worst_loss < 1e-5 and drift[0][0] < 1e-4, (worst_loss, drift[:3])
+    return records, final
+
+
+def free_g_copy(student, teacher):
+    """The same start with `--norm_last_layer false`: g (still 1, DINOHead's fill) trained, decayed (its (K, 1) shape
+    puts it in get_params_groups' regularized group) and frozen with the rest of the last layer in epoch 0."""
+    s2 = Network(C, student=True, norm_last_layer=False)
+    s2.load_state_dict(student.state_dict())
+    t2 = Network(C, student=False)
+    t2.load_state_dict(teacher.state_dict())
+    assert s2.head.last_layer.weight_g.requires_grad and torch.all(s2.head.last_layer.weight_g == 1)
+    return s2, t2
+
+
 def main():
     s = seed(430)
     student, teacher = build(norm_last_layer=True)
@@ -199,46 +260,11 @@ def main():
     init_state["ibot_loss.center"] = torch.zeros(1, K)
     init_state["ibot_loss.center2"] = torch.zeros(1, 1, K)
 
-    # float64 twins of the starting weights, for the drift bound
-    s64 = Network(C, student=True, norm_last_layer=True).double()
-    s64.load_state_dict({k: v.double() for k, v in student.state_dict().items()})
-    t64 = Network(C, student=False).double()
-    t64.load_state_dict({k: v.double() for k, v in teacher.state_dict().items()})
-    for q in list(teacher.parameters()) + list(t64.parameters()):
-        q.requires_grad_(False)
-    last_layer_before = student.head.last_layer.weight_v.detach().clone()
-
-    records, loss_fn = train(student, teacher, steps)
-    records64, loss64 = train(s64, t64, steps)
-
-    print(f"{'it':>2} {'epoch':>5} {'lr':>9} {'wd':>7} {'momentum':>8} {'temps':>11} {'clipped':>7} {'frozen':>6}  "
-          f"{'loss':>11} {'cls':>11} {'patch':>11}  rel. to float64")
-    worst_loss = 0.0
-    for it, (r, r64) in enumerate(zip(records, records64)):
-        err = max(abs(r[k] - r64[k]) / abs(r64[k]) for k in ("loss", "cls", "patch"))
-        worst_loss = max(worst_loss, err)
-        print(f"{it:2d} {it // ITERS_PER_EPOCH:5d} {r['lr']:9.3g} {r['wd']:7.4f} {r['momentum']:8.5f} {r['temp']:.3f}/{r['temp2']:.3f} "
-              f"{r['clipped']:7d} {len(r['frozen']):6d}  {r['loss']:11.7f} {r['cls']:11.7f} {r['patch']:11.7f}  {err:.1e}")
-    # what the trajectory is meant to cross
-    assert [len(r["frozen"]) for r in records] == [1, 1, 0, 0, 0], "the last layer frozen in epoch 0 only"
-    assert records[0]["lr"] == 0 and records[1]["lr"] == LR, "warmup: np.linspace(0, lr, 2)"
-    assert all(0 < r["clipped"] < len(list(p for p in student.parameters() if p.requires_grad)) for r in records), \
-        "every iteration clips some tensors and not others"
-    assert len(set(r["temp2"] for r in records)) == 3, "the patch temperature changes with each epoch"
-    assert not torch.equal(student.head.last_layer.weight_v, last_layer_before), "the last layer moves after epoch 0"
-
-    final = dict(student.our_state())
-    final.update({"teacher." + k: v for k, v in teacher.our_state().items()})
-    final["ibot_loss.center"] = loss_fn.center.detach().reshape(1, K)
-    final["ibot_loss.center2"] = loss_fn.center2.detach().reshape(1, K)
-    final64 = dict(s64.our_state())
-    final64.update({"teacher." + k: v for k, v in t64.our_state().items()})
-    final64["ibot_loss.center"] = loss64.center.reshape(1, K)
-    final64["ibot_loss.center2"] = loss64.center2.reshape(1, K)
-    drift = sorted(((relative(comparable(k, final[k]), comparable(k, final64[k])), k) for k in final), reverse=True)
-    print(f"float32 vs float64 after {STEPS} iterations: losses ≤ {worst_loss:.1e} relative; tensors (max |Δ| / max |ref|) "
-          f"worst {drift[0][0]:.1e} ({drift[0][1]}), then {drift[1][0]:.1e} ({drift[1][1]}), median {drift[len(drift) // 2][0]:.1e}")
-    assert worst_loss < 1e-5 and drift[0][0] < 1e-4, (worst_loss, drift[:3])
+    free_student, free_teacher = free_g_copy(student, teacher)
+    records, final = run_case(student, teacher, steps, "norm_last_layer true")
+    free_records, free_final = run_case(free_student, free_teacher, steps, "norm_last_layer false")
+    moved_g = free_final["head.last_layer.weight_g"]
+    assert not torch.equal(moved_g, torch.ones_like(moved_g)) and torch.equal(final["head.last_layer.weight_g"], torch.ones_like(moved_g))
 
     name = "pretrain/ibot_tiny"
     meta = {"steps": str(STEPS), "epochs": str(EPOCHS), "iters_per_epoch": str(ITERS_PER_EPOCH), "lr": repr(LR),
@@ -257,6 +283,12 @@ def main():
         io[f"step_{key}"] = torch.tensor([r[key] for r in records], dtype=torch.float32)
     io.update({"final." + k: v for k, v in final.items()})
     WRITER.save(f"{name}/trajectory.safetensors", io, seed=s, meta=meta)
+    free = {f"step_{key}": torch.tensor([r[key] for r in free_records], dtype=torch.float32)
+            for key in ("loss", "cls", "patch", "lr", "wd", "momentum", "temp", "temp2")}
+    free.update({"final." + k: v for k, v in free_final.items()})
+    WRITER.save(f"{name}/trajectory_free_g.safetensors", free, seed=s,
+                meta=dict(meta, norm_last_layer="false",
+                          inputs="images and masks of trajectory.safetensors, start of trajectory_init.safetensors (g = 1)"))
     WRITER.check(max_keys=12)
 
 
