@@ -105,7 +105,7 @@ let package = Package(
         .testTarget(name: "HTTPTests", dependencies: ["HTTP"]),
         // An objective defined in a test alone trains, resumes, exports and serves (the seam is open).
         .testTarget(name: "ObjectiveSeamTests", dependencies: ["Objectives", "Training", "Service", "ImageKit", "TestSupport"]),
-        .testTarget(name: "PretrainingTests", dependencies: ["ViT", "Checkpoint", "Objectives", "TestSupport"]),
+        .testTarget(name: "PretrainingTests", dependencies: ["ViT", "Checkpoint", "Objectives", "Training", "TestSupport"]),
         // Runs the built executables end to end (they are built by `swift build --build-tests`).
         .testTarget(name: "CLITests", dependencies: ["Tensor", "ViT", "Checkpoint", "Objectives", "ImageKit", "TestSupport"]),
     ]

@@ -229,14 +229,16 @@ class Network(nn.Module):
 # loss (main_ibot.py iBOTLoss with ngcrops = 2, nlcrops = 0 or 2)
 # --------------------------------------------------------------------------------------------------
 class IBOTLossRef(nn.Module):
-    def __init__(self, K, center, center2):
+    def __init__(self, K, center, center2, temps=(WARMUP_TEACHER_TEMP, TEACHER_TEMP, WARMUP_TEACHER_PATCH_TEMP, TEACHER_PATCH_TEMP),
+                 warmup_epochs=WARMUP_TEACHER_TEMP_EPOCHS, epochs=EPOCHS):
+        """temps: (warmup_teacher_temp, teacher_temp, warmup_teacher_patch_temp, teacher_patch_temp); the
+        schedules over `epochs` epochs, warmed up linearly over the first `warmup_epochs`."""
         super().__init__()
         self.register_buffer("center", center.clone())      # (1, K)
         self.register_buffer("center2", center2.clone())    # (1, 1, K)
-        self.temp = np.concatenate((np.linspace(WARMUP_TEACHER_TEMP, TEACHER_TEMP, WARMUP_TEACHER_TEMP_EPOCHS),
-                                    np.ones(EPOCHS - WARMUP_TEACHER_TEMP_EPOCHS) * TEACHER_TEMP))
-        self.temp2 = np.concatenate((np.linspace(WARMUP_TEACHER_PATCH_TEMP, TEACHER_PATCH_TEMP, WARMUP_TEACHER_TEMP_EPOCHS),
-                                     np.ones(EPOCHS - WARMUP_TEACHER_TEMP_EPOCHS) * TEACHER_PATCH_TEMP))
+        warm, final, warm2, final2 = temps
+        self.temp = np.concatenate((np.linspace(warm, final, warmup_epochs), np.ones(epochs - warmup_epochs) * final))
+        self.temp2 = np.concatenate((np.linspace(warm2, final2, warmup_epochs), np.ones(epochs - warmup_epochs) * final2))
 
     def forward(self, student_output, teacher_output, student_local_cls, student_mask, epoch):
         s_cls, s_patch = student_output
@@ -275,10 +277,16 @@ class IBOTLossRef(nn.Module):
         self.center2 = self.center2 * CENTER_MOMENTUM + patch_center * (1 - CENTER_MOMENTUM)
 
 
-def cosine_scheduler(base_value, final_value, epochs, niter_per_ep):
-    """utils.py cosine_scheduler without warmup."""
-    iters = np.arange(epochs * niter_per_ep)
-    return final_value + 0.5 * (base_value - final_value) * (1 + np.cos(np.pi * iters / len(iters)))
+def cosine_scheduler(base_value, final_value, epochs, niter_per_ep, warmup_epochs=0, start_warmup_value=0):
+    """utils.py `cosine_scheduler`: per iteration, a linear warmup (np.linspace from start_warmup_value
+    over warmup_epochs * niter_per_ep iterations, empty without warmup), then a cosine over the rest."""
+    warmup_iters = warmup_epochs * niter_per_ep
+    warmup = np.linspace(start_warmup_value, base_value, warmup_iters) if warmup_epochs > 0 else np.array([])
+    iters = np.arange(epochs * niter_per_ep - warmup_iters)
+    schedule = final_value + 0.5 * (base_value - final_value) * (1 + np.cos(np.pi * iters / len(iters)))
+    schedule = np.concatenate((warmup, schedule))
+    assert len(schedule) == epochs * niter_per_ep
+    return schedule
 
 
 # --------------------------------------------------------------------------------------------------

@@ -24,8 +24,14 @@ public final class DataParallelStep: @unchecked Sendable {
     /// into `network`'s parameters, the shards' reports combined in shard order.
     public func trainStep(_ batch: PretrainingBatch, rng: inout SeededRandom, options: any ObjectiveOptions,
                           clock: TrainingClock) -> StepReport {
+        let plan = network.plan(batch: batch.count, rng: &rng, options: options, clock: clock)
+        return step(batch, plan: plan, options: options, clock: clock)
+    }
+
+    /// The step under a given plan (a test's hand-made masks): each shard under its part of it.
+    public func step(_ batch: PretrainingBatch, plan: any ShardablePlan, options: any ObjectiveOptions,
+                     clock: TrainingClock) -> StepReport {
         let count = batch.count
-        let plan = network.plan(batch: count, rng: &rng, options: options, clock: clock)
         let reports = copies.run(batch: count) { net, items in
             net.step(batch.shard(items), plan: plan.shard(items), options: options, clock: clock, lossBatch: count)
         }

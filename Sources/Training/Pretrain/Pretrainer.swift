@@ -28,14 +28,14 @@ public final class Pretrainer {
     /// Rank 0 writes the run folder, metrics and plots; the other ranks only train.
     var writes: Bool { collective.isRoot }
     let dataset: any ImageDataset
-    var optimizer: AdamW
+    /// AdamW, the lr schedule and the objective's update hooks: everything after a step's loss.
+    var update: PretrainUpdate
     /// Optimizer steps done so far.
     public private(set) var step = 0
     public let stepsPerEpoch: Int
     public var totalSteps: Int { stepsPerEpoch * recipe.epochs }
     /// Images in the training set.
     public var imageCount: Int { dataset.count }
-    let schedule: CosineSchedule
     /// Training seconds of earlier invocations (from the checkpoint) and when this one started.
     var trainSeconds: Double = 0
     /// Shards per batch of the invocation that wrote the checkpoint resumed from (nil: fresh, or unrecorded).
@@ -93,13 +93,7 @@ public final class Pretrainer {
         self.collective = collective
         network = PretrainingNetwork(config: config)
         stepper = DataParallelStep(network: network, shards: Parallel.workers, collective: collective)
-        let exempt = network.noDecayNames
-        optimizer = AdamW(parameters: network.parameters, beta1: Float(recipe.beta1), beta2: Float(recipe.beta2),
-                          weightDecay: Float(recipe.weightDecay)) { name, p in
-            .init(decay: AdamW.officialDecay(name, p, exempt: exempt))
-        }
-        schedule = CosineSchedule(base: recipe.lr, final: recipe.minLR, totalSteps: stepsPerEpoch * recipe.epochs,
-                                  warmupSteps: Int((recipe.warmupEpochs * Double(stepsPerEpoch)).rounded()))
+        update = PretrainUpdate(network: network, recipe: recipe, stepsPerEpoch: stepsPerEpoch)
         if !collective.isRoot {
             // Rank 0's state arrives below.
         } else if resume {
@@ -110,7 +104,7 @@ public final class Pretrainer {
             try run.writeJSON(recipe, to: "recipe.json")
         }
         collective.shareValues(network.checkpointParameters)
-        optimizer.share(over: collective)
+        update.optimizer.share(over: collective)
         step = collective.share(step)
         trainSeconds = collective.share(trainSeconds)
     }
@@ -139,7 +133,7 @@ public final class Pretrainer {
                 guard let batch = try loader.next() else { break }
                 unreadable.report(loader, to: progress)
                 let dataSeconds = Date().timeIntervalSince(waitStart)
-                let lr = Float(schedule.value(at: step))
+                let lr = update.lr(at: step)
                 let clock = TrainingClock(step: step, stepsPerEpoch: stepsPerEpoch, epochs: recipe.epochs)
                 var rng = SeededRandom(seed: recipe.seed, stream: UInt64(step))
                 network.parameters.zeroGrads()
@@ -150,9 +144,7 @@ public final class Pretrainer {
                 guard report.total.isFinite else {
                     throw TrainingError(description: "loss became \(report.total) at step \(step) (lr \(lr)); the last checkpoint is intact — lower --lr and resume or restart")
                 }
-                let adjustment = network.prepareUpdate(options: recipe.objectiveOptions, clock: clock, baseWeightDecay: recipe.weightDecay)
-                optimizer.step(network.parameters, lr: lr, weightDecay: adjustment.weightDecay.map { Float($0) }, frozen: adjustment.frozen)
-                network.afterStep(options: recipe.objectiveOptions, clock: clock, report: report)
+                update.apply(to: network, clock: clock, report: report)
                 step += 1
                 lastLoss = report.total
                 // Every rank agrees whether to stop after this step (a signal may reach only some).
@@ -234,7 +226,7 @@ public final class Pretrainer {
     public func saveCheckpoint() throws {
         var extra = ["objective": config.objective, TrainingCheckpoint.shardsKey: String(stepper.shards), "images": String(dataset.count)]
         extra[Self.cpuSecondsKey] = totalCPUSeconds.map { String($0) }
-        try TrainingCheckpoint.save(model: network.checkpointParameters, optimizerOver: network.parameters, optimizer: optimizer,
+        try TrainingCheckpoint.save(model: network.checkpointParameters, optimizerOver: network.parameters, optimizer: update.optimizer,
                                     step: step, seconds: trainSeconds + Date().timeIntervalSince(invocationStart),
                                     extra: extra, to: run.file(RunDirectory.checkpointName))
     }
@@ -246,7 +238,7 @@ public final class Pretrainer {
     var totalCPUSeconds: Double? { trainCPUSeconds.map { $0 + ProcessCPUTime.seconds() - invocationCPUStart } }
 
     func loadCheckpoint() throws {
-        let position = try TrainingCheckpoint.load(into: network.checkpointParameters, optimizer: &optimizer,
+        let position = try TrainingCheckpoint.load(into: network.checkpointParameters, optimizer: &update.optimizer,
                                                    from: run.file(RunDirectory.checkpointName))
         step = position.step
         trainSeconds = position.seconds
