@@ -80,6 +80,10 @@ final class ScheduleTests: XCTestCase {
         let mid = 101 + (1000 - 101) / 2
         XCTAssertEqual(s.value(at: mid), 1e-5 + 0.5 * (1e-3 - 1e-5) * (1 + cos(Double.pi * Double(mid - 101) / 899)), accuracy: 1e-12)
         XCTAssertEqual(s.value(at: 1000), 1e-5, accuracy: 1e-12)
+        // np.linspace(0, base, 1) is [0]: a one-step warmup is a step at lr 0; no warmup starts at base.
+        XCTAssertEqual(CosineSchedule(base: 1e-3, final: 0, totalSteps: 8, warmupSteps: 1).value(at: 0), 0)
+        XCTAssertEqual(CosineSchedule(base: 1e-3, final: 0, totalSteps: 8, warmupSteps: 1).value(at: 1), 1e-3, accuracy: 1e-15)
+        XCTAssertEqual(CosineSchedule(base: 1e-3, final: 0, totalSteps: 8, warmupSteps: 0).value(at: 0), 1e-3, accuracy: 1e-15)
     }
 
     func testEMAScheduleOfficialShape() {

@@ -2,7 +2,9 @@ import Foundation
 
 /// The momentum encoder's EMA decay, set once per epoch (BootMAE `adjust_ema_momentum`):
 /// linear from `start` to `end` over the first `rampEpochs`, then `end`. The official recipe is
-/// 0.999 → 0.9999 over 100 of 800 epochs; runs of other lengths keep that shape.
+/// 0.999 → 0.9999 over 100 of 800 epochs; runs of other lengths keep that shape. This is the Large
+/// script's schedule: the Base script's `--model_ema_dynamic` raises it further, to 0.99999 between
+/// epochs 100 and 400, which is not implemented.
 public struct EMASchedule: Sendable, Equatable, Codable {
     public var start: Double
     public var end: Double

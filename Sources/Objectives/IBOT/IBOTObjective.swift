@@ -4,6 +4,8 @@ import ViT
 
 /// iBOT behind the objective seam: options and schedules of the official recipe (bytedance/ibot
 /// main_ibot.py and utils.py), its masks, step, optimizer adjustments and EMA teacher.
+/// Two departures from main_ibot.py's defaults: no stochastic depth (its student's drop_path 0.1;
+/// this trainer's ViT has none) and fp32 throughout (its default is fp16 autocast).
 extension IBOT: PretrainingObjective {
     public static let name = "ibot"
     public static let displayName = "iBOT"
