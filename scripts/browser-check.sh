@@ -24,7 +24,7 @@ cleanup() {
 trap cleanup EXIT
 
 source scripts/lib/apt.sh
-apt_install browser-check chromium chromium-driver python3-venv
+apt_install --with-recommends browser-check chromium chromium-driver python3-venv
 if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import selenium" 2>/dev/null; then
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q "selenium==4.27.1"

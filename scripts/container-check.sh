@@ -14,7 +14,7 @@ MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 mkdir -p "$WORK"
 
 source scripts/lib/apt.sh
-apt_install container-check podman buildah runc debootstrap
+apt_install --with-recommends container-check podman buildah runc debootstrap
 
 # crun fails on these machines (cgroup hybrid, no CAP_SYS_RESOURCE): use runc, cgroupfs, low ulimits.
 cat > "$WORK/containers.conf" <<CONF

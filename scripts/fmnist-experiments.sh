@@ -173,7 +173,7 @@ short_pretraining() {  # short_pretraining <out> [extra pretrain args...]
     measure eval "$pt"; reconstruction_on_equal_masks "$pt"; measure knn "$pt"; measure linprobe "$pt"
 }
 
-# One chart of several runs; unfinished runs are left out.
+# One chart of several runs, drawn only when every one of them has finished here.
 plot_runs() {  # plot_runs <png> <title> [plot options...] -- <run> <label> [<run> <label>...]
     local out=$1 title=$2; shift 2
     local options=()
@@ -357,12 +357,14 @@ stream() {
             "$BIN" export --run "$ROOT/lomar-tiny" --out models/lomar-vit-tiny-fmnist --half --overwrite \
                 --domain "$FMNIST_DOMAIN" --limitations scripts/cards/lomar-vit-tiny-fmnist.md ;;
         figures)
-            # The charts in docs/results/ from whichever runs exist (the reconstruction figure needs a
-            # server: tools/results/reconstruction_figure.py). The two PeCo tokenizers' decodings and
-            # code grids: the shipped λ_per = 1 one and the λ_per = 0 export, which stays in runs/.
+            # The charts in docs/results/, each when all its runs have finished here (the reconstruction
+            # figure needs a server: tools/results/reconstruction_figure.py). The two PeCo tokenizers'
+            # decodings and code grids: the shipped λ_per = 1 one and the λ_per = 0 export, which stays
+            # in runs/; a failure there is reported and the charts, table and export still follow.
             served_figure models/peco-tokenizer-vit-tiny-fmnist "$ROOT/exports/vq-tokenizer-vit-tiny-fmnist" -- \
                 tools/results/tokenizer_figure.py --perceptual peco-tokenizer-vit-tiny-fmnist \
-                --pixel-only vq-tokenizer-vit-tiny-fmnist --out docs/results/tokenizers.png
+                --pixel-only vq-tokenizer-vit-tiny-fmnist --out docs/results/tokenizers.png \
+                || log "the tokenizer figure failed (above); the other figures follow"
             plot_runs docs/results/finetune-top1.png "fine-tune test top-1" --metric test_top1 --x epoch -- \
                 bootmae-tiny-ft-crop035 "BootMAE crop 0.35 (20 ep)" bootmae-tiny-ft "BootMAE (20 ep)" \
                 bootmae-tiny-ft-40ep "BootMAE (40 ep)" mae-tiny-ft "MAE (20 ep)" mae-tiny-ft-40ep "MAE (40 ep)" \
@@ -386,8 +388,8 @@ stream() {
 
 [[ -x $BIN ]] || swift build -c release --product bootmae-train >&2
 if (( $# == 0 )); then
-    # Everything: every stream with 20-epoch fine-tunes, the 40-epoch fine-tunes of BootMAE, MAE and
-    # scratch, then the figures, the table and the export.
+    # The BootMAE/MAE/scratch/ablation streams with 20-epoch fine-tunes, the 40-epoch fine-tunes of
+    # BootMAE, MAE and scratch, then the figures, the table and the export (other streams by name).
     FT_EPOCHS=20 bash "$SCRIPT" bootmae mae scratch bootmae-short ablations
     FT_EPOCHS=40 bash "$SCRIPT" bootmae mae scratch
     exec bash "$SCRIPT" figures export

@@ -19,8 +19,7 @@ VENV="$(realpath -m "${CHECKS_VENV:-.venv-checks}")"
 KUBE_VERSIONS=(1.27.0 1.37.0)
 PIN="kubernetes-validate==1.37.0"
 
-replicas_install   # promtool comes with prometheus
-apt_install k8s-validate python3-venv
+apt_install k8s-validate "${REPLICA_PACKAGES[@]}" python3-venv   # promtool comes with prometheus
 if ! "$VENV/bin/python" -c 'import kubernetes_validate.version as v, sys; sys.exit(v.__version__ != "1.37.0")' 2>/dev/null; then
   [ -x "$VENV/bin/pip" ] || python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q "$PIN"

@@ -16,7 +16,7 @@ tokenizer-eval` reports over the whole test split) and the mean number of distin
         --out docs/results/tokenizers.png
 
 Both tokenizers must be served by the one server (scripts/fmnist-experiments.sh figures starts one over
-models/ and the λ_per = 0 export in runs/). Needs Pillow (tools/reference/setup_venv.sh installs it).
+just the two: models/peco-tokenizer-vit-tiny-fmnist and the λ_per = 0 export in runs/). Needs Pillow (tools/reference/setup_venv.sh installs it).
 """
 import argparse
 import base64
