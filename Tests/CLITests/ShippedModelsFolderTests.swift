@@ -46,6 +46,11 @@ final class ShippedModelsFolderTests: XCTestCase {
             let recipe = try XCTUnwrap(Self.fencedJSON(in: card, under: "## Data and recipe"), "\(name): no recipe block")
             let machine = Self.strings(in: recipe).filter { $0.value.hasPrefix("/") && !$0.value.hasPrefix("/usr/share/") }
             XCTAssertEqual(machine.map(\.key), [], "\(name)/MODEL_CARD.md's recipe holds a training machine's path: \(machine)")
+            // Nor do the commands that trained it (words after a space, `=` or a quote).
+            let commands = Self.fenced(in: card, under: "## Commands", language: "") ?? ""
+            let words = commands.split(whereSeparator: { " \n=\"'".contains($0) }).map(String.init)
+            let machineWords = words.filter { $0.hasPrefix("/") && !$0.hasPrefix("/usr/share/") }
+            XCTAssertEqual(machineWords, [], "\(name)/MODEL_CARD.md's commands hold a training machine's path")
             // Nor does the weights file's metadata (the run it came from is named by its folder).
             let metadata = try XCTUnwrap(Self.safetensorsMetadata(dir.appendingPathComponent("model.safetensors")), "\(name)/model.safetensors")
             let inWeights = metadata.filter { $0.value.hasPrefix("/") }
@@ -66,10 +71,15 @@ final class ShippedModelsFolderTests: XCTestCase {
 
     /// The JSON of the first fenced ```json block after the heading line `heading`.
     static func fencedJSON(in markdown: String, under heading: String) -> Any? {
+        fenced(in: markdown, under: heading, language: "json").flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) }
+    }
+
+    /// The text of the first fenced block (```language) after the heading line `heading`.
+    static func fenced(in markdown: String, under heading: String, language: String) -> String? {
         guard let start = markdown.range(of: "\n" + heading + "\n"),
-              let open = markdown.range(of: "```json\n", range: start.upperBound..<markdown.endIndex),
+              let open = markdown.range(of: "```" + language + "\n", range: start.upperBound..<markdown.endIndex),
               let close = markdown.range(of: "\n```", range: open.upperBound..<markdown.endIndex) else { return nil }
-        return try? JSONSerialization.jsonObject(with: Data(markdown[open.upperBound..<close.lowerBound].utf8))
+        return String(markdown[open.upperBound..<close.lowerBound])
     }
 
     func testTheFolderStaysUnderTheSizeLimit() throws {

@@ -12,8 +12,8 @@ import TestSupport
 /// capped at 0.8) and the momentum encoder's decay change; the momentum encoder's features are the feature branch's
 /// targets, so an EMA gone wrong at one step shows in the next step's loss.
 ///
-/// The update after each loss is the trainer's own (`PretrainUpdate.apply`), after the step through
-/// `DataParallelStep` with the reference's masks as the plan. Bounds: every step's losses within 1e-5 relative;
+/// Each iteration is the trainer's own (`PretrainUpdate.iterate`: the step through `DataParallelStep`
+/// with the reference's masks as the plan, then the update). Bounds: every step's losses within 1e-6 relative;
 /// lr, weight decay, λ and EMA decay as the reference's; after the last step every online and momentum tensor
 /// within 5e-5 of its largest entry. Measured (Zen 4, our AVX-512 GEMM): losses 1.4e-7, tensors 3.5e-6, the worst
 /// `decode_blocks.1.mlp.fc2.weight`, which is also the reference's worst against its own float64 replay (1.9e-6):
@@ -63,7 +63,7 @@ final class BootMAETrajectoryTests: XCTestCase {
                 return Array(order[start..<(start + patches)])
             }, visible: patches - boot.maskedCount)
             let clock = TrainingClock(step: step, stepsPerEpoch: stepsPerEpoch, epochs: recipe.epochs)
-            let (report, applied) = Trajectory.iterate(stepper, update: &update, batch: batch, plan: plan, options: options, clock: clock)
+            let (report, applied) = try update.iterate(stepper, batch: batch, plan: plan, clock: clock)
 
             var worst: Float = 0
             for (name, expected) in [("loss", losses[step]), ("pixel_loss", pixel[step]), ("feature_loss", feature[step])] {
@@ -71,9 +71,9 @@ final class BootMAETrajectoryTests: XCTestCase {
                 worst = max(worst, abs(ours - expected) / abs(expected))
             }
             lossErrors.append(worst)
-            XCTAssertLessThanOrEqual(worst, 1e-5, "step \(step): losses \(report.losses) vs \(losses[step]), \(pixel[step]), \(feature[step])",
+            XCTAssertLessThanOrEqual(worst, 1e-6, "step \(step): losses \(report.losses) vs \(losses[step]), \(pixel[step]), \(feature[step])",
                                      file: file, line: line)
-            XCTAssertEqual(applied.lr, lrs[step], accuracy: 1e-7 * max(1, lrs[step]), "step \(step) lr", file: file, line: line)
+            XCTAssertEqual(applied.lr, lrs[step], accuracy: 1e-6 * lrs[step], "step \(step) lr", file: file, line: line)
             XCTAssertEqual(applied.weightDecay, wds[step], accuracy: 1e-7, "step \(step) weight decay", file: file, line: line)
             XCTAssertEqual(applied.frozen, [], file: file, line: line)
             XCTAssertEqual(try XCTUnwrap(Trajectory.scheduleValue(report, "ema")), decays[step], accuracy: 1e-7, "step \(step) EMA decay",
@@ -83,8 +83,7 @@ final class BootMAETrajectoryTests: XCTestCase {
         }
 
         let final = try Trajectory.compareFinalState(network, with: ref, tolerance: 5e-5, after: steps, file: file, line: line)
-        XCTAssertEqual(final.count, network.checkpointParameters.entries.count, file: file, line: line)
-        XCTAssertGreaterThan(final.count, 100, "online network and momentum encoder", file: file, line: line)
+        XCTAssertEqual(final.count, 197, "online network and momentum encoder, every tensor", file: file, line: line)
         print("BootMAE trajectory, \(shards) shard(s): loss relative error per step \(Trajectory.list(lossErrors)); "
               + "\(final.count) tensors, worst \(String(format: "%.1e", final.worst)) (\(final.name))")
     }

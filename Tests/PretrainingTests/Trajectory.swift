@@ -5,20 +5,9 @@ import Checkpoint
 import Training
 import TestSupport
 
-/// What the trajectory tests share: several training iterations on fixed batches and plans through
-/// the trainer's own composition, and the comparison of the final state with a reference's.
+/// What the trajectory tests share: the comparison of the final state with a reference's, after
+/// several iterations on fixed batches and plans through the trainer's own `PretrainUpdate.iterate`.
 enum Trajectory {
-    /// One iteration as `Pretrainer.train` runs it after the data: gradients zeroed, the step over
-    /// `stepper`'s shards under `plan`, then the trainer's update. Returns what the step reported and
-    /// what the update used.
-    static func iterate(_ stepper: DataParallelStep, update: inout PretrainUpdate, batch: PretrainingBatch, plan: any ShardablePlan,
-                        options: any ObjectiveOptions, clock: TrainingClock) -> (report: StepReport, applied: PretrainUpdate.Applied) {
-        stepper.network.parameters.zeroGrads()
-        let report = stepper.step(batch, plan: plan, options: options, clock: clock)
-        let applied = update.apply(to: stepper.network, clock: clock, report: report)
-        return (report, applied)
-    }
-
     /// Every checkpointed tensor of `network` against `final.<name>` in `reference`, within `tolerance`
     /// of the reference tensor's largest entry, on the part `comparable` keeps. Asserts that every
     /// reference tensor was compared; returns how many were and the worst error.

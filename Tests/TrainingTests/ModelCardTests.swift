@@ -14,8 +14,8 @@ final class ModelCardTests: XCTestCase {
           "other" : "\\/usr\\/share\\/datasets\\/fashion-mnist",
           "nested" : "\\/elsewhere\(escaped)\\/kept"
         }
-        bootmae-train pretrain --data \(cwd)/runs/photo-data --out=\(cwd)/runs/photo/x
-        \(cwd)/runs/at-line-start /tmp\(cwd)/kept-too
+        bootmae-train pretrain --data \(cwd)/runs/photo-data --out=\(cwd)/runs/photo/x --data '\(cwd)/my photos'
+        \(cwd)/runs/at-line-start /tmp\(cwd)/kept-too \(cwd) "\(escaped)" \(cwd)-sibling/x
         """
         let expected = """
         {
@@ -23,8 +23,8 @@ final class ModelCardTests: XCTestCase {
           "other" : "\\/usr\\/share\\/datasets\\/fashion-mnist",
           "nested" : "\\/elsewhere\(escaped)\\/kept"
         }
-        bootmae-train pretrain --data runs/photo-data --out=runs/photo/x
-        runs/at-line-start /tmp\(cwd)/kept-too
+        bootmae-train pretrain --data runs/photo-data --out=runs/photo/x --data 'my photos'
+        runs/at-line-start /tmp\(cwd)/kept-too . "." \(cwd)-sibling/x
         """
         XCTAssertNotEqual(cwd, "/", "the test needs a working directory that is not the root")
         XCTAssertEqual(ModelCard.relativeToWorkingDirectory(text), expected)

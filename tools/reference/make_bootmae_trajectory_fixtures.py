@@ -64,8 +64,9 @@ BETAS = (0.9, 0.95)                     # optim_factory.py create_adamw_optimize
 # --------------------------------------------------------------------------------------------------
 # utils.py / optim_factory.py (LightDXY/BootMAE)
 # --------------------------------------------------------------------------------------------------
-def adjust_ema_momentum(epoch, model_ema_decay, model_ema_dynamic=True):
-    """utils.py `adjust_ema_momentum` (the official script passes --model_ema_dynamic)."""
+def adjust_ema_momentum(epoch, model_ema_decay, model_ema_dynamic=False):
+    """utils.py `adjust_ema_momentum`. The trainer follows the Large script (no --model_ema_dynamic, so the
+    decay stays at 0.9999 after epoch 100); the Base script's dynamic branch is kept for reading only."""
     if epoch < 100:
         return model_ema_decay + epoch / 100 * (0.9999 - model_ema_decay)
     if model_ema_dynamic:

@@ -48,7 +48,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import FixtureWriter, rand, seed  # noqa: E402
-from make_ibot_fixtures import BATCH, C, NG, IBOTLossRef, Network, block_mask, build, cosine_scheduler  # noqa: E402
+from make_ibot_fixtures import (BATCH, C, CENTER_MOMENTUM, NG, STUDENT_TEMP, IBOTLossRef, Network, block_mask,  # noqa: E402
+                                build, cosine_scheduler)
 
 SCRIPT = "tools/reference/make_ibot_trajectory_fixtures.py"
 WRITER = FixtureWriter(SCRIPT, max_file_bytes=200 * 1024, max_total_bytes=400 * 1024)
@@ -272,7 +273,7 @@ def main():
             "weight_decay_end": repr(WEIGHT_DECAY_END), "momentum_teacher": repr(MOMENTUM_TEACHER), "clip_grad": repr(CLIP_GRAD),
             "freeze_last_layer": str(FREEZE_LAST_LAYER), "warmup_teacher_temp": repr(TEMPS[0]), "teacher_temp": repr(TEMPS[1]),
             "warmup_teacher_patch_temp": repr(TEMPS[2]), "teacher_patch_temp": repr(TEMPS[3]),
-            "warmup_teacher_temp_epochs": str(WARMUP_TEACHER_TEMP_EPOCHS), "student_temp": "0.1", "center_momentum": "0.9",
+            "warmup_teacher_temp_epochs": str(WARMUP_TEACHER_TEMP_EPOCHS), "student_temp": repr(STUDENT_TEMP), "center_momentum": repr(CENTER_MOMENTUM),
             "betas": "0.9,0.999", "eps": "1e-08", "images_layout": "(step, view * B + image, C, H, W)",
             "mask": "(step, view, image, H, W), 1 = masked, row-major patches"}
     WRITER.save(f"{name}/trajectory_init.safetensors", init_state, seed=s,

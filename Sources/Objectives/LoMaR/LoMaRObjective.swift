@@ -83,7 +83,7 @@ extension LoMaR: PretrainingObjective {
     }
 
     public static func options(flags: ObjectiveFlagValues, epochs: Int) throws -> Options {
-        Options(windowPairing: try flags.choice("window-pairing") ?? .distinct)
+        Options(windowPairing: try flags.choice("window-pairing") ?? Options().windowPairing)
     }
 
     /// Official init (models_lomar.py `initialize_weights`): Xavier linears and patch embedding,

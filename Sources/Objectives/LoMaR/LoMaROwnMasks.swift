@@ -18,7 +18,7 @@ extension LoMaR: OwnMaskReconstructing {
 
     /// The pairing a run trained with (its options; nil: the default, distinct).
     static func windowPairing(_ options: (any ObjectiveOptions)?) -> WindowPairing {
-        options.map { PretrainingNetwork.cast($0, for: Self.self).windowPairing } ?? .distinct
+        (options.map { PretrainingNetwork.cast($0, for: Self.self) } ?? Options()).windowPairing
     }
 
     public func predictOwnMasked(_ images: Tensor, options: (any ObjectiveOptions)?, rng: inout SeededRandom) -> MaskedPatchPrediction {

@@ -133,18 +133,14 @@ public final class Pretrainer {
                 guard let batch = try loader.next() else { break }
                 unreadable.report(loader, to: progress)
                 let dataSeconds = Date().timeIntervalSince(waitStart)
-                let lr = update.lr(at: step)
                 let clock = TrainingClock(step: step, stepsPerEpoch: stepsPerEpoch, epochs: recipe.epochs)
                 var rng = SeededRandom(seed: recipe.seed, stream: UInt64(step))
-                network.parameters.zeroGrads()
                 let images = viewGroups.map { groups in
                     PretrainingBatch(groups: zip(groups, batch.views).map { PretrainingBatch.Group(views: $0.views, images: $1) })
                 } ?? PretrainingBatch(images: batch.images)
-                let report = stepper.trainStep(images, rng: &rng, options: recipe.objectiveOptions, clock: clock)
-                guard report.total.isFinite else {
-                    throw TrainingError(description: "loss became \(report.total) at step \(step) (lr \(lr)); the last checkpoint is intact — lower --lr and resume or restart")
-                }
-                update.apply(to: network, clock: clock, report: report)
+                let plan = network.plan(batch: images.count, rng: &rng, options: recipe.objectiveOptions, clock: clock)
+                let (report, applied) = try update.iterate(stepper, batch: images, plan: plan, clock: clock)
+                let lr = applied.lr
                 step += 1
                 lastLoss = report.total
                 // Every rank agrees whether to stop after this step (a signal may reach only some).

@@ -226,11 +226,11 @@ enum ModelCard {
         var canCalibrate: Bool { if case .withPixelDecoder = self { return true } else { return false } }
     }
 
-    /// `architecture`: the exported config.json (default: the run's). Paths inside the working
+    /// `architecture`: the exported config.json (not the run's: an encoder-only export's differs). Paths inside the working
     /// directory (where `export` runs, normally the repository) are shown relative to it, so a card
     /// names `runs/photo-data`, not the training machine's folders.
     static func render(name: String, serves: Serves, run: RunDirectory, checkpoint: SafeTensorsFile, dtype: SafeTensorsFile.DType,
-                       intended input: IntendedInput? = nil, architecture: String? = nil) -> String {
+                       intended input: IntendedInput? = nil, architecture: String) -> String {
         func file(_ n: String) -> String? {
             (try? String(contentsOf: run.file(n), encoding: .utf8)).map { relativeToWorkingDirectory($0) }
         }
@@ -239,7 +239,7 @@ enum ModelCard {
         s += serves.sentence + "\n\n"
         s += "- Exported from run `\(run.url.lastPathComponent)` at step \(checkpoint.metadata["step"] ?? "?"), weights stored as \(dtype.rawValue).\n"
         if let seconds { s += "- Training wall time: \(ProgressReporter.duration(seconds)) (all invocations).\n" }
-        s += "\n## Architecture\n\n```json\n\(architecture ?? file("config.json") ?? "{}")\n```\n"
+        s += "\n## Architecture\n\n```json\n\(architecture)\n```\n"
         s += "\n## Data and recipe\n\n```json\n\(file("recipe.json") ?? "{}")\n```\n"
         if let commands = file("commands.txt") { s += "\n## Commands\n\n```\n\(commands)```\n" }
         var metrics = ""
@@ -262,17 +262,21 @@ enum ModelCard {
         return s
     }
 
-    /// `text` with every path that starts in the working directory made relative to it, in plain
-    /// and in JSON-escaped form (`\/`, as JSONEncoder writes slashes). A path starts a line, a JSON
-    /// string or a command-line word (after a space or `=`); the same letters inside another path stay.
+    /// `text` with every path that starts in the working directory made relative to it (the
+    /// directory itself becomes `.`), in plain and in JSON-escaped form (`\/`, as JSONEncoder writes
+    /// slashes). A path starts a line, a JSON string, a quoted word or a command-line word (after a
+    /// space or `=`); the same letters inside another path stay.
     static func relativeToWorkingDirectory(_ text: String) -> String {
         let cwd = FileManager.default.currentDirectoryPath
         guard cwd != "/" else { return text }
         var result = text
-        for prefix in [cwd + "/", (cwd + "/").replacingOccurrences(of: "/", with: "\\/")] {
-            let pattern = #"(?<=^|["\s=])"# + NSRegularExpression.escapedPattern(for: prefix)
-            guard let regex = try? NSRegularExpression(pattern: pattern, options: [.anchorsMatchLines]) else { continue }
-            result = regex.stringByReplacingMatches(in: result, range: NSRange(result.startIndex..., in: result), withTemplate: "")
+        for (directory, slash) in [(cwd, "/"), (cwd.replacingOccurrences(of: "/", with: "\\/"), "\\/")] {
+            let start = #"(?<=^|["'\s=])"# + NSRegularExpression.escapedPattern(for: directory)
+            // Inside it: drop the directory and its slash. The directory itself: ".".
+            for (pattern, template) in [(start + NSRegularExpression.escapedPattern(for: slash), ""), (start + #"(?=$|["'\s])"#, ".")] {
+                guard let regex = try? NSRegularExpression(pattern: pattern, options: [.anchorsMatchLines]) else { continue }
+                result = regex.stringByReplacingMatches(in: result, range: NSRange(result.startIndex..., in: result), withTemplate: template)
+            }
         }
         return result
     }
