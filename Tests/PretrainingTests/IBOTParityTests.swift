@@ -36,9 +36,10 @@ final class IBOTParityTests: XCTestCase {
         return (PretrainingBatch(groups: groups), IBOTPlan(views: views, count: count, masks: masks))
     }
 
-    /// The reference's schedules: teacher temperatures per epoch, momentum per iteration.
-    func options(_ io: SafeTensorsFile) throws -> (IBOT.Options, TrainingClock) {
-        func meta(_ key: String) throws -> Double { try XCTUnwrap(io.meta(key), key) }
+    /// The loss options a reference was written with (its metadata, official argument names):
+    /// temperatures, their warmup and the teacher momentum.
+    static func lossOptions(_ io: SafeTensorsFile) throws -> IBOT.Options {
+        func meta(_ key: String) throws -> Double { try XCTUnwrap(io.meta(key), "metadata \(key)") }
         var o = IBOT.Options(warmupTeacherTempEpochs: Int(try meta("warmup_teacher_temp_epochs")))
         o.studentTemp = try meta("student_temp")
         o.warmupTeacherTemp = try meta("warmup_teacher_temp")
@@ -46,6 +47,13 @@ final class IBOTParityTests: XCTestCase {
         o.warmupTeacherPatchTemp = try meta("warmup_teacher_patch_temp")
         o.teacherPatchTemp = try meta("teacher_patch_temp")
         o.momentumTeacher = try meta("momentum_teacher")
+        return o
+    }
+
+    /// The reference's schedules: teacher temperatures per epoch, momentum per iteration.
+    func options(_ io: SafeTensorsFile) throws -> (IBOT.Options, TrainingClock) {
+        func meta(_ key: String) throws -> Double { try XCTUnwrap(io.meta(key), key) }
+        let o = try Self.lossOptions(io)
         let clock = TrainingClock(step: Int(try meta("iteration")), stepsPerEpoch: Int(try meta("iters_per_epoch")),
                                   epochs: Int(try meta("epochs")))
         XCTAssertEqual(clock.epoch, Int(try meta("epoch")))

@@ -47,13 +47,7 @@ final class IBOTTrajectoryTests: XCTestCase {
             self.file = file
             self.steps = steps
             stepsPerEpoch = Int(try meta("iters_per_epoch"))
-            var o = IBOT.Options(warmupTeacherTempEpochs: Int(try meta("warmup_teacher_temp_epochs")))
-            o.studentTemp = try meta("student_temp")
-            o.warmupTeacherTemp = try meta("warmup_teacher_temp")
-            o.teacherTemp = try meta("teacher_temp")
-            o.warmupTeacherPatchTemp = try meta("warmup_teacher_patch_temp")
-            o.teacherPatchTemp = try meta("teacher_patch_temp")
-            o.momentumTeacher = try meta("momentum_teacher")
+            var o = try IBOTParityTests.lossOptions(file)
             o.weightDecayEnd = try meta("weight_decay_end")
             o.clipGrad = try meta("clip_grad")
             o.freezeLastLayer = Int(try meta("freeze_last_layer"))
