@@ -372,8 +372,8 @@ stream() {
                 bootmae-short-tiny-ft "BootMAE 13-ep pretraining (20 ep)"
             # The objectives trained on the AMD EPYC (sessions 10-14), the same 20-epoch recipe.
             plot_runs docs/results/finetune-top1-family.png "fine-tune test top-1, 20 epochs, from each pretraining" --metric test_top1 --x epoch -- \
-                ibot-short-tiny-ft "iBOT (13 ep)" peco-l1-tiny-ft "PeCo, perceptual codes (20 ep)" \
-                peco-l0-tiny-ft "BEiT-style, pixel-only codes (20 ep)"
+                ibot-short-tiny-ft "iBOT (13 ep)" peco-l1-tiny-ft "PeCo: perceptual codes (20 ep)" \
+                peco-l0-tiny-ft "BEiT-style: pixel-only codes (20 ep)"
             plot_runs docs/results/pretraining-pixel-loss.png "pretraining pixel loss" --metric pixel_loss --smooth 20 -- \
                 bootmae-tiny BootMAE mae-tiny MAE
             plot_runs docs/results/bootmae-feature-loss.png "BootMAE feature loss" --metric feature_loss --smooth 20 -- \
