@@ -12,8 +12,8 @@ import TestSupport
 /// capped at 0.8) and the momentum encoder's decay change; the momentum encoder's features are the feature branch's
 /// targets, so an EMA gone wrong at one step shows in the next step's loss.
 ///
-/// Each iteration is the trainer's own (`PretrainUpdate.iterate`: the step through `DataParallelStep`
-/// with the reference's masks as the plan, then the update). Bounds: every step's losses within 1e-6 relative;
+/// Each iteration is the trainer's own `PretrainUpdate.iterate` around the step through
+/// `DataParallelStep` with the reference's masks as the plan (the trainer draws them in `trainStep`). Bounds: every step's losses within 1e-6 relative;
 /// lr, weight decay, λ and EMA decay as the reference's; after the last step every online and momentum tensor
 /// within 5e-5 of its largest entry. Measured (Zen 4, our AVX-512 GEMM): losses 1.4e-7, tensors 3.5e-6, the worst
 /// `decode_blocks.1.mlp.fc2.weight`, which is also the reference's worst against its own float64 replay (1.9e-6):
@@ -63,7 +63,9 @@ final class BootMAETrajectoryTests: XCTestCase {
                 return Array(order[start..<(start + patches)])
             }, visible: patches - boot.maskedCount)
             let clock = TrainingClock(step: step, stepsPerEpoch: stepsPerEpoch, epochs: recipe.epochs)
-            let (report, applied) = try update.iterate(stepper, batch: batch, plan: plan, clock: clock)
+            let (report, applied) = try update.iterate(network, clock: clock) {
+                stepper.step(batch, plan: plan, options: recipe.objectiveOptions, clock: clock)
+            }
 
             var worst: Float = 0
             for (name, expected) in [("loss", losses[step]), ("pixel_loss", pixel[step]), ("feature_loss", feature[step])] {

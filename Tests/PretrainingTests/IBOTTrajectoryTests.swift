@@ -13,8 +13,8 @@ import TestSupport
 /// every step, and carry AdamW's moments, the EMA teacher and the centres from step to step; with the official
 /// default head (g frozen at 1) and with `norm_last_layer` false (g trained, decayed and frozen in epoch 0).
 ///
-/// Each iteration is the trainer's own (`PretrainUpdate.iterate`, what `Pretrainer.train` calls): the step
-/// through `DataParallelStep` with the reference's masks as the plan, then the update.
+/// Each iteration is the trainer's own `PretrainUpdate.iterate` (what `Pretrainer.train` calls) around the
+/// step through `DataParallelStep` with the reference's masks as the plan (the trainer draws them in `trainStep`).
 ///
 /// Bounds: every step's losses within 1e-5 relative; every schedule value the update used (lr, weight decay,
 /// momentum, temperatures, frozen tensors) as the reference's; after the last step every student, teacher and
@@ -116,7 +116,9 @@ final class IBOTTrajectoryTests: XCTestCase {
         let (temps, patchTemps) = (try ref.perStep("temp"), try ref.perStep("temp2"))
         for step in 0..<ref.steps {
             let clock = TrainingClock(step: step, stepsPerEpoch: ref.stepsPerEpoch, epochs: ref.recipe.epochs)
-            let (report, applied) = try update.iterate(stepper, batch: ref.batches[step], plan: ref.plans[step], clock: clock)
+            let (report, applied) = try update.iterate(stepper.network, clock: clock) {
+                stepper.step(ref.batches[step], plan: ref.plans[step], options: ref.recipe.objectiveOptions, clock: clock)
+            }
             var worst: Float = 0
             for (name, expected) in [("loss", losses[step]), ("cls_loss", cls[step]), ("patch_loss", patch[step])] {
                 let ours = try XCTUnwrap(report.loss(name), name, file: file, line: line)

@@ -43,18 +43,19 @@ public struct PretrainUpdate: Sendable {
         public var frozen: Set<String>
     }
 
-    /// One training iteration once the data and the masks are drawn: gradients zeroed, the step under
-    /// `plan` over `stepper`'s shards, refused if its loss is not finite (nothing updated, so the last
-    /// checkpoint stays a good one), then `apply`. `Pretrainer.train` runs every step through it.
-    public mutating func iterate(_ stepper: DataParallelStep, batch: PretrainingBatch, plan: any ShardablePlan,
-                                 clock: TrainingClock) throws -> (report: StepReport, applied: Applied) {
-        stepper.network.parameters.zeroGrads()
-        let report = stepper.step(batch, plan: plan, options: options, clock: clock)
+    /// One training iteration of `network` once the data is drawn: gradients zeroed, `step` (forward
+    /// and backward: the trainer's `DataParallelStep.trainStep`, a test's step under fixed masks),
+    /// refused if its loss is not finite (nothing updated, so the last checkpoint stays a good one),
+    /// then `apply`. `Pretrainer.train` runs every step through it.
+    public mutating func iterate(_ network: PretrainingNetwork, clock: TrainingClock,
+                                 step: () -> StepReport) throws -> (report: StepReport, applied: Applied) {
+        network.parameters.zeroGrads()
+        let report = step()
         guard report.total.isFinite else {
             throw Pretrainer.TrainingError(description: "loss became \(report.total) at step \(clock.step) (lr \(lr(at: clock.step))); the last "
                                 + "checkpoint is intact — lower --lr and resume or restart")
         }
-        return (report, apply(to: stepper.network, clock: clock, report: report))
+        return (report, apply(to: network, clock: clock, report: report))
     }
 
     /// Updates `network` from the gradients of the step at `clock`, whose whole-batch report is

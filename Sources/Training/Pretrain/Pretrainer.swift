@@ -138,8 +138,9 @@ public final class Pretrainer {
                 let images = viewGroups.map { groups in
                     PretrainingBatch(groups: zip(groups, batch.views).map { PretrainingBatch.Group(views: $0.views, images: $1) })
                 } ?? PretrainingBatch(images: batch.images)
-                let plan = network.plan(batch: images.count, rng: &rng, options: recipe.objectiveOptions, clock: clock)
-                let (report, applied) = try update.iterate(stepper, batch: images, plan: plan, clock: clock)
+                let (report, applied) = try update.iterate(network, clock: clock) {
+                    stepper.trainStep(images, rng: &rng, options: recipe.objectiveOptions, clock: clock)
+                }
                 let lr = applied.lr
                 step += 1
                 lastLoss = report.total
