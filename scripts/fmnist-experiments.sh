@@ -183,6 +183,8 @@ plot_runs() {  # plot_runs <png> <title> [plot options...] -- <run> <label> [<ru
     # folders) would silently lose curves, so the committed chart stays until all have finished.
     local runs=() labels=() missing=()
     while (( $# )); do
+        # `plot --labels` is one comma-separated list.
+        [[ $2 != *,* ]] || { echo "plot_runs: the label '$2' has a comma; plot --labels splits on commas" >&2; exit 2; }
         if finished "$ROOT/$1"; then runs+=("$ROOT/$1"); labels+=("$2"); else missing+=("$1"); fi
         shift 2
     done
