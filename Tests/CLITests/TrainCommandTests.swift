@@ -113,6 +113,38 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertTrue(measured.stdout.contains("\"images\" : 6"), measured.stdout)
     }
 
+    /// A run whose loss stops being a number stops in that step with advice a user can follow (a new
+    /// run with a lower learning rate: `--resume` refuses a changed one, and the same recipe would replay
+    /// the same steps) and exit 1; its folder keeps the checkpoint saved before that step (finite
+    /// weights, the step before the one named) and gets no result.
+    func testADivergingRunStopsWithAdviceAndKeepsItsLastCheckpoint() throws {
+        let train = try BuiltExecutable("bootmae-train")
+        let data = Fixtures.url("datasets/idx-gz").path  // 20 train images: 2 steps of 8 per epoch
+        // A learning rate of 1e30 leaves the first step's loss finite and sends every weight to ~1e30.
+        for (command, flags, advice) in [("pretrain", ["--objective", "mae"], "lower --lr or more --warmup-epochs"),
+                                         ("finetune", ["--init-from", "none"], "lower --lr (or --blr) or more --warmup-epochs")] {
+            let out = FileManager.default.temporaryDirectory.appendingPathComponent("diverge-\(command)-\(UUID())").path
+            defer { try? FileManager.default.removeItem(atPath: out) }
+            let result = try train.run([command, "--data", data, "--out", out, "--epochs", "3", "--batch-size", "8", "--threads", "1",
+                                        "--lr", "1e30", "--warmup-epochs", "0", "--checkpoint-every", "1"] + flags)
+            XCTAssertEqual(result.status, 1, "\(command): \(result.stderr)")
+            XCTAssertTrue(result.stderr.contains("training diverged. Start a new run with a \(advice)"), "\(command): \(result.stderr)")
+            let named = result.stderr.firstMatch(of: /the loss became (?:NaN|[-+]?inf) in step (\d+) of 6 \(learning rate/).flatMap { Int($0.1) }
+            guard let named else { return XCTFail("\(command): no step named in \(result.stderr)") }
+            XCTAssertGreaterThan(named, 1, "\(command): the first step's loss is finite")
+
+            let checkpoint = try SafeTensorsFile(contentsOf: URL(fileURLWithPath: out + "/checkpoint.safetensors"))
+            XCTAssertEqual(checkpoint.metadata["step"], String(named - 1), command)
+            for name in checkpoint.names where !name.hasPrefix("optim.") {
+                let tensor = try checkpoint.tensor(name)
+                XCTAssertTrue(tensor.data.allSatisfy(\.isFinite), "\(command): \(name) is not finite")
+            }
+            let files = try FileManager.default.contentsOfDirectory(atPath: out)
+            XCTAssertFalse(files.contains("result.json"), "\(command): \(files)")
+            XCTAssertTrue(files.allSatisfy { !$0.contains(".tmp-") }, "\(command): a temporary file is left: \(files)")
+        }
+    }
+
     /// `eval` of a LoMaR run scores its own task by default (windows, 12 of 16 masked in each 4×4
     /// window of the 7×7 grid), not a mask over the whole image; `--masking random --mask-ratio 0.75`
     /// hides 37 of 49 patches, MAE's and BootMAE's count, not LoMaR's own 40; a ratio alone is

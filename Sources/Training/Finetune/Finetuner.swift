@@ -134,7 +134,8 @@ public final class Finetuner {
                 classifier.parameters.zeroGrads()
                 let loss = stepper.trainStep(batch.images, labels: batch.labels, smoothing: Float(recipe.labelSmoothing))
                 guard loss.isFinite else {
-                    throw FinetuneError(description: "loss became \(loss) at step \(step); the last checkpoint is intact — lower --lr and resume")
+                    throw FinetuneError(description: Divergence.message(loss: loss, step: step, totalSteps: totalSteps, lr: lr,
+                                                                       lrFlags: "--lr (or --blr)"))
                 }
                 optimizer.step(classifier.parameters, lr: lr)
                 step += 1

@@ -45,15 +45,15 @@ public struct PretrainUpdate: Sendable {
 
     /// One training iteration of `network` once the data is drawn: gradients zeroed, `step` (forward
     /// and backward: the trainer's `DataParallelStep.trainStep`, a test's step under fixed masks),
-    /// refused if its loss is not finite (nothing updated, so the last checkpoint stays a good one),
+    /// refused if its loss is not finite (nothing updated: the last checkpoint stays as it was),
     /// then `apply`. `Pretrainer.train` runs every step through it.
     public mutating func iterate(_ network: PretrainingNetwork, clock: TrainingClock,
                                  step: () -> StepReport) throws -> (report: StepReport, applied: Applied) {
         network.parameters.zeroGrads()
         let report = step()
         guard report.total.isFinite else {
-            throw Pretrainer.TrainingError(description: "loss became \(report.total) at step \(clock.step) (lr \(lr(at: clock.step))); the last "
-                                + "checkpoint is intact — lower --lr and resume or restart")
+            throw Pretrainer.TrainingError(description: Divergence.message(loss: report.total, step: clock.step,
+                                                                           totalSteps: clock.totalSteps, lr: lr(at: clock.step)))
         }
         return (report, apply(to: network, clock: clock, report: report))
     }
