@@ -1,4 +1,5 @@
 import Foundation
+import Objectives
 
 /// One option of a request: absent, its value, or the 400 its value earns. The error is thrown
 /// when the handler reads the option, so a request with several problems is answered about the
@@ -68,7 +69,7 @@ struct RequestFields {
     /// one, and every accepted option.
     static func unknownOptions(_ names: [String], accepted: [String]) -> APIError {
         let name = names[0]
-        let guess = accepted.map { ($0, editDistance($0, name)) }.filter { $0.1 <= 2 }.min { $0.1 < $1.1 }?.0
+        let guess = NameSuggestion.closest(to: name, among: accepted)
         let others = names.count > 1 ? " (and \(names.dropFirst().map { "'\($0)'" }.joined(separator: ", ")))" : ""
         return APIError.invalid("unknown option '\(name)'\(others)" + (guess.map { "; did you mean '\($0)'?" } ?? ".")
                                 + " This endpoint takes: \(accepted.joined(separator: ", "))", param: name, code: "unknown_parameter")
@@ -86,21 +87,6 @@ struct RequestFields {
     static func refuseRepeated(_ names: [String], in place: String) throws {
         guard let name = names.first else { return }
         throw APIError.invalid("'\(name)' is given more than once in \(place): give each option once", param: name)
-    }
-
-    /// Levenshtein distance (insertions, deletions, substitutions), for "did you mean".
-    static func editDistance(_ a: String, _ b: String) -> Int {
-        let a = Array(a), b = Array(b)
-        guard !a.isEmpty, !b.isEmpty else { return max(a.count, b.count) }
-        var previous = Array(0...b.count)
-        for i in 1...a.count {
-            var current = [i] + [Int](repeating: 0, count: b.count)
-            for j in 1...b.count {
-                current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
-            }
-            previous = current
-        }
-        return previous[b.count]
     }
 
     /// The raw source of one option.

@@ -30,10 +30,10 @@ struct Finetune: ParsableCommand {
     @Option(help: "With --init-from none: input size in pixels (default: the preset's; tiny uses 28). A pretrained encoder keeps its own.")
     var imgSize: Int?
 
-    @Option(help: "Images per step (default: 256, or for small datasets the largest power of two that leaves 4 steps per epoch).")
+    @Option(help: "Images per step (default: 256, or for small datasets the largest power of two that leaves 4 steps per epoch, at least 8).")
     var batchSize: Int?
 
-    @Option(help: "Base learning rate; the peak lr is blr × batch / 256.")
+    @Option(help: "Base learning rate; the peak lr is blr × batch / 256, or blr itself when the batch is chosen for a small dataset.")
     var blr: Double = 5e-4
 
     @Option(help: "Peak learning rate (overrides --blr).")
@@ -90,7 +90,7 @@ struct Finetune: ParsableCommand {
         derived.seed = given.contains("--seed") ? common.seed : recorded.seed
         derived.epochs = common.epochs ?? recorded.epochs
         derived.batchSize = batch
-        derived.lr = lr ?? (given.contains("--blr") ? blr * Double(batch) / 256 : recorded.lr)
+        derived.lr = lr ?? (given.contains("--blr") ? peakLearningRate(base: blr, batch: batch, batchChosen: batchSize == nil) : recorded.lr)
         derived.warmupEpochs = warmupEpochs ?? recorded.warmupEpochs
         if given.contains("--weight-decay") { derived.weightDecay = weightDecay }
         if given.contains("--layer-decay") { derived.layerDecay = layerDecay }
@@ -157,13 +157,13 @@ struct Finetune: ParsableCommand {
         }
         // A from-scratch model the flags make invalid (--img-size not a multiple of the patch) is a usage error.
         let problems = config.validationErrors()
-        try ensure(problems.isEmpty, problems.joined(separator: "; "))
+        try ensure(problems.isEmpty, problems.map(inFlagTerms).joined(separator: "; "))
         let images = common.subset.map { min($0, dataset.count) } ?? dataset.count
         let batch = batchSize ?? defaultBatchSize(images: images)
         if batch > images { throw batchTooLarge(batch, images: images, data: dataPath) }
         let epochs = common.epochs ?? 50
         let recipe = FinetuneRecipe(data: URL(fileURLWithPath: dataPath).standardizedFileURL.path, initFrom: source, seed: common.seed,
-                                    epochs: epochs, batchSize: batch, lr: lr ?? blr * Double(batch) / 256,
+                                    epochs: epochs, batchSize: batch, lr: lr ?? peakLearningRate(base: blr, batch: batch, batchChosen: batchSize == nil),
                                     warmupEpochs: warmupEpochs ?? max(1, Double(epochs) * 0.05), weightDecay: weightDecay,
                                     layerDecay: layerDecay, labelSmoothing: labelSmoothing, cropScale: cropScale...1,
                                     checkpointEvery: checkpointEvery, subset: common.subset)
@@ -180,7 +180,7 @@ struct Finetune: ParsableCommand {
         // One process checks and plans a fresh run before the folder is touched (a usage error exits
         // 64 and creates nothing); under mpirun rank 0 plans it inside the job (only it reads the
         // pretrained model).
-        let early = common.resume || MPIJob.launchedByMPI ? nil : try freshRun()
+        let early = common.resume || MPIJob.launchedByMPI ? nil : try reportingUsageErrors(freshRun)
         try runTraining(common) { dir, stop, job in
             // Rank 0 reads or makes the run's config and recipe; every rank trains with them.
             let (config, recipe, notes) = try runSetup(common, dir: dir, job: job) { try early ?? freshRun() }

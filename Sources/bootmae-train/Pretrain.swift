@@ -40,10 +40,10 @@ struct Pretrain: ParsableCommand {
     @Option(help: "Share of patches masked (default: the objective's; MAE and BootMAE 0.75, LoMaR 0.8 of each window).")
     var maskRatio: Double?
 
-    @Option(help: "Images per step (default: 256, or for small datasets the largest power of two that leaves 4 steps per epoch).")
+    @Option(help: "Images per step (default: 256, or for small datasets the largest power of two that leaves 4 steps per epoch, at least 8).")
     var batchSize: Int?
 
-    @Option(help: "Base learning rate; the peak lr is blr × batch / 256 (the official linear scaling rule). Default: the objective's (MAE and BootMAE 1.5e-4).")
+    @Option(help: "Base learning rate; the peak lr is blr × batch / 256 (the official linear scaling rule), or blr itself when the batch is chosen for a small dataset. Default: the objective's (MAE and BootMAE 1.5e-4).")
     var blr: Double?
 
     @Option(help: "Peak learning rate (overrides --blr).")
@@ -64,6 +64,14 @@ struct Pretrain: ParsableCommand {
     /// The chosen objective's own flags (`--feature-weight 0.5`), parsed against its declarations.
     @Argument(parsing: .allUnrecognized, help: .hidden)
     var objectiveArguments: [String] = []
+
+    /// This command's own long flags, without dashes (for "did you mean" on an unknown one): those its
+    /// help lists, less the objectives' flags it lists beside them.
+    static var longFlagNames: [String] {
+        let objectives = Set(ObjectiveRegistry.all.flatMap { $0.flags.map(\.name) })
+        let names = helpMessage(columns: 10_000).matches(of: /--([a-z0-9][a-z0-9-]*)/).map { String($0.1) }
+        return names.reduce(into: [String]()) { if !objectives.contains($1) && !$0.contains($1) { $0.append($1) } }
+    }
 
     static var objectiveHelp: String {
         ObjectiveRegistry.all.map { o in
@@ -86,7 +94,8 @@ struct Pretrain: ParsableCommand {
     func chosenObjective() throws -> (any PretrainingObjective.Type, ObjectiveFlagValues) {
         do {
             let type = try ObjectiveRegistry.require(objectiveName)
-            return (type, try ObjectiveFlagValues(parsing: objectiveArguments, declared: type.flags, objective: type.name))
+            return (type, try ObjectiveFlagValues(parsing: objectiveArguments, declared: type.flags, objective: type.name,
+                                                   commandFlags: Self.longFlagNames))
         } catch {
             throw ValidationError("\(error)")
         }
@@ -100,7 +109,7 @@ struct Pretrain: ParsableCommand {
         let (type, flags) = try chosenObjective()
         try ensure(blr.map { $0 > 0 } ?? true && lr.map { $0 > 0 } ?? true, "the learning rate (--blr, --lr) must be positive")
         if let batchSize {  // else checked once the batch is chosen from the data
-            let peak = lr ?? (blr ?? type.defaultBaseLR) * Double(batchSize) / 256
+            let peak = lr ?? peakLearningRate(base: blr ?? type.defaultBaseLR, batch: batchSize, batchChosen: false)
             try ensure(minLR.map { $0 >= 0 && $0 <= peak } ?? true, "--min-lr must be within 0 and the peak lr")
         } else {
             try ensure(minLR.map { $0 >= 0 } ?? true, "--min-lr cannot be negative")
@@ -130,7 +139,7 @@ struct Pretrain: ParsableCommand {
             try PretrainRecipe.make(
                 type, flags: flags, data: common.data.map { canonicalPath($0) } ?? recorded.data,
                 seed: given.contains("--seed") ? common.seed : recorded.seed, epochs: epochs, batchSize: batch,
-                lr: lr ?? blr.map { $0 * Double(batch) / 256 } ?? recorded.lr, minLR: minLR ?? recorded.minLR,
+                lr: lr ?? blr.map { peakLearningRate(base: $0, batch: batch, batchChosen: batchSize == nil) } ?? recorded.lr, minLR: minLR ?? recorded.minLR,
                 warmupEpochs: warmupEpochs ?? recorded.warmupEpochs, weightDecay: weightDecay ?? recorded.weightDecay,
                 checkpointEvery: given.contains("--checkpoint-every") ? checkpointEvery : recorded.checkpointEvery,
                 subset: common.subset ?? recorded.subset)
@@ -171,11 +180,11 @@ struct Pretrain: ParsableCommand {
                                                   maskRatio: maskRatio ?? type.defaultMaskRatio, flags: flags)
         // A model the flags leave incomplete (PeCo without --tokenizer) is a usage error before any folder is made.
         let problems = config.validationErrors()
-        try ensure(problems.isEmpty, problems.joined(separator: "; "))
+        try ensure(problems.isEmpty, problems.map(inFlagTerms).joined(separator: "; "))
         let epochs = common.epochs ?? 100
         let recipe = try PretrainRecipe.make(
             type, flags: flags, data: common.absoluteDataPath, seed: common.seed, epochs: epochs, batchSize: batch,
-            lr: lr ?? blr.map { $0 * Double(batch) / 256 }, minLR: minLR, warmupEpochs: warmupEpochs,
+            lr: lr ?? peakLearningRate(base: blr ?? type.defaultBaseLR, batch: batch, batchChosen: batchSize == nil), minLR: minLR, warmupEpochs: warmupEpochs,
             weightDecay: weightDecay, checkpointEvery: checkpointEvery, subset: common.subset)
         let optionProblems = recipe.objectiveOptions.validationErrors(encoder: config.encoder)
         try ensure(optionProblems.isEmpty, optionProblems.joined(separator: "; "))
@@ -193,7 +202,7 @@ struct Pretrain: ParsableCommand {
     func run() throws {
         // One process checks and plans a fresh run before the folder is touched (a usage error exits
         // 64 and creates nothing); under mpirun rank 0 plans it inside the job.
-        let early = common.resume || MPIJob.launchedByMPI ? nil : try freshRun()
+        let early = common.resume || MPIJob.launchedByMPI ? nil : try reportingUsageErrors(freshRun)
         try runTraining(common) { dir, stop, job in
             let progress = ProgressReporter()
             // Rank 0 reads or makes the run's config and recipe; every rank trains with them.

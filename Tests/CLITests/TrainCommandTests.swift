@@ -53,7 +53,9 @@ final class TrainCommandTests: XCTestCase {
             (["finetune", "--out", out, "--init-from", out, "--img-size", "84"], "--img-size"),  // and its own size
             (["finetune", "--out", out, "--init-from", "none", "--img-size", "0"], "--img-size must be positive"),
             (["finetune", "--out", out, "--init-from", "none", "--img-size", "30", "--data", Fixtures.url("datasets/idx-gz").path],
-             "img_size 30 must be a positive multiple of patch_size 4"),
+             "--img-size 30 must be a positive multiple of the patch size 4"),
+            (["pretrain", "--out", out, "--img-szie", "32"], "unknown option '--img-szie'; did you mean '--img-size'?"),
+            (["pretrain", "--out", out, "--resume", "--overwrite"], "drop --overwrite to continue the run"),
             (["eval", "--model", Fixtures.url("encoders/timm_qkv_cls").path, "--mask-ratio", "0.75", "--data", Fixtures.url("datasets/idx-gz").path],
              "--masking and --mask-ratio choose reconstruction masks"),
         ]
@@ -143,6 +145,47 @@ final class TrainCommandTests: XCTestCase {
             XCTAssertFalse(files.contains("result.json"), "\(command): \(files)")
             XCTAssertTrue(files.allSatisfy { !$0.contains(".tmp-") }, "\(command): a temporary file is left: \(files)")
         }
+    }
+
+    /// While a trainer works in a folder and has not saved its first checkpoint, `export` and a
+    /// `--resume` say so, naming its process, instead of calling the folder one without a run; they
+    /// learn it from the pid in the lock file, without taking the lock (the trainer is undisturbed:
+    /// SIGTERM still saves its checkpoint afterwards).
+    func testAFolderWhoseTrainerHasNotSavedYetIsNamedAsSuch() throws {
+        let train = try BuiltExecutable("bootmae-train")
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("unsaved-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: out); try? FileManager.default.removeItem(atPath: out + "-export") }
+        let trainer = Process()
+        trainer.executableURL = train.url
+        trainer.arguments = ["pretrain", "--objective", "mae", "--data", Fixtures.url("datasets/idx-gz").path, "--out", out,
+                             "--epochs", "1000", "--batch-size", "8", "--threads", "1", "--checkpoint-every", "100000"]
+        trainer.standardOutput = FileHandle.nullDevice
+        trainer.standardError = FileHandle.nullDevice
+        try trainer.run()
+        defer { if trainer.isRunning { trainer.terminate() }; trainer.waitUntilExit() }
+        let pid = trainer.processIdentifier
+        func holds() -> Bool {
+            FileManager.default.fileExists(atPath: out + "/recipe.json")
+                && (try? String(contentsOfFile: out + "/.lock", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) == String(pid)
+        }
+        let deadline = Date().addingTimeInterval(60)
+        while !holds() {
+            guard trainer.isRunning, Date() < deadline else { return XCTFail("the trainer never took \(out)") }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        let expected = "another bootmae-train process (pid \(pid)) is training in it and has not saved its first one"
+        let export = try train.run(["export", "--run", out, "--out", out + "-export"])
+        XCTAssertNotEqual(export.status, 0, export.stderr)
+        XCTAssertTrue(export.stderr.contains(expected), export.stderr)
+        let resume = try train.run(["pretrain", "--out", out, "--resume", "--threads", "1"])
+        XCTAssertNotEqual(resume.status, 0, resume.stderr)
+        XCTAssertTrue(resume.stderr.contains(expected), resume.stderr)
+
+        trainer.terminate()   // SIGTERM: the trainer saves a checkpoint and stops
+        trainer.waitUntilExit()
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/checkpoint.safetensors"), "SIGTERM saved a checkpoint")
+        let resumed = try train.run(["pretrain", "--out", out, "--resume", "--threads", "1", "--max-steps", "1"])
+        XCTAssertEqual(resumed.status, 0, "the ended trainer's pid no longer counts: \(resumed.stderr)")
     }
 
     /// `eval` of a LoMaR run scores its own task by default (windows, 12 of 16 masked in each 4×4
@@ -241,9 +284,10 @@ final class TrainCommandTests: XCTestCase {
 
     /// A small folder of larger photos, as a new user brings one: a batch bigger than the data names
     /// --batch-size and a value that works; without one, a batch is chosen from the data (and said),
-    /// the small scaled learning rate, the downscaled images and the files that are not images are
-    /// warned about; a fine-tune from the run reads the run's own folder, and resuming it with the
-    /// same flags is accepted.
+    /// with the base learning rate unscaled (and said); a batch given by the user keeps the linear rule
+    /// and its small-rate warning; the downscaled images and the files that are not images are warned
+    /// about; a fine-tune from the run reads the run's own folder, and resuming it with the same flags
+    /// is accepted.
     func testASmallFolderOfPhotos() throws {
         let train = try BuiltExecutable("bootmae-train")
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("photos-\(UUID())").path
@@ -271,11 +315,20 @@ final class TrainCommandTests: XCTestCase {
         let pretrain = try train.run(["pretrain", "--data", root, "--out", pt, "--epochs", "1", "--threads", "1"])
         XCTAssertEqual(pretrain.status, 0, pretrain.stderr)
         for text in ["batch 8: chosen for 12 training images (1 steps per epoch; --batch-size to change)",
-                     "warning: the peak learning rate is 4.69e-06", "pass --lr",
+                     "learning rate 0.00015: the base rate, unscaled, as the batch was chosen for a small dataset",
+                     "base × 8 / 256 = 4.69e-06", "--lr to choose another",
                      "about 64×64 px and the tiny preset trains at 28 px", "--img-size 64",
                      "warning: 2 files are not PNG/JPEG and not used", "anim.gif"] {
             XCTAssertTrue(pretrain.stderr.contains(text), "\(text): \(pretrain.stderr)")
         }
+
+        let recipe = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: pt + "/recipe.json"))) as? [String: Any])
+        XCTAssertEqual(recipe["lr"] as? Double, 1.5e-4, "the chosen batch takes BootMAE's base rate unscaled")
+        // A batch the user gives keeps the linear rule, and a small one is warned about.
+        let given = try train.run(["pretrain", "--data", root, "--out", root + "/runs/pt-given", "--batch-size", "8", "--max-steps", "1", "--threads", "1"])
+        XCTAssertEqual(given.status, 0, given.stderr)
+        XCTAssertTrue(given.stderr.contains("warning: the peak learning rate is 4.69e-06"), given.stderr)
+        XCTAssertFalse(given.stderr.contains("chosen for"), given.stderr)
 
         let finetune = ["finetune", "--init-from", pt, "--out", ft, "--epochs", "2", "--threads", "1", "--lr", "1e-3"]
         let first = try train.run(finetune + ["--max-steps", "1"])

@@ -27,8 +27,10 @@ public struct ObjectiveFlagValues: Sendable {
 
     public init() {}
 
-    /// Parses `tokens` (in order, e.g. `["--feature-weight", "0.5", "--no-weight-mask"]`).
-    public init(parsing tokens: [String], declared: [ObjectiveFlag], objective: String) throws {
+    /// Parses `tokens` (in order, e.g. `["--feature-weight", "0.5", "--no-weight-mask"]`). An unknown
+    /// flag is refused with the nearest of the objective's flags and `commandFlags` (the command's own,
+    /// without dashes: a misspelt `--img-szie` lands here too) as a suggestion.
+    public init(parsing tokens: [String], declared: [ObjectiveFlag], objective: String, commandFlags: [String] = []) throws {
         var i = 0
         func known() -> String {
             declared.isEmpty ? "\(objective) has no options of its own"
@@ -43,6 +45,9 @@ public struct ObjectiveFlagValues: Sendable {
             let name = String(body.prefix { $0 != "=" })
             let inline = body.contains("=") ? String(body.drop { $0 != "=" }.dropFirst()) : nil
             guard let flag = declared.first(where: { $0.name == name }) else {
+                if let guess = NameSuggestion.closest(to: name, among: commandFlags + declared.map(\.name)) {
+                    throw ObjectiveFlagError("unknown option '--\(name)'; did you mean '--\(guess)'? (\(known()))")
+                }
                 throw ObjectiveFlagError("unknown option '--\(name)' for objective \(objective) (\(known()))")
             }
             guard values[name] == nil && !toggles.contains(name) else { throw ObjectiveFlagError("--\(name) is given twice") }

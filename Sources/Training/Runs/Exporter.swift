@@ -36,6 +36,7 @@ public enum Exporter {
         let run = RunDirectory(reading: path)
         guard FileManager.default.fileExists(atPath: path) else { throw ExportError(description: "no such run folder: \(path)") }
         guard FileManager.default.fileExists(atPath: run.file(RunDirectory.checkpointName).path) else {
+            if let trainer = RunLock.trainer(in: run.url) { throw ExportError(description: trainer.beforeFirstCheckpoint(path)) }
             throw ExportError(description: "\(path) holds no \(RunDirectory.checkpointName): give the folder of a pretrain or "
                               + "finetune run (--out of those commands) that has saved a checkpoint")
         }

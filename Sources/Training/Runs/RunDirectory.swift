@@ -36,6 +36,7 @@ public struct RunDirectory: Sendable {
         let hasRun = hasCheckpoint || fm.fileExists(atPath: url.appendingPathComponent("result.json").path)
         switch mode {
         case .resume where !hasCheckpoint:
+            if let trainer = RunLock.trainer(in: url) { throw RunError(description: trainer.beforeFirstCheckpoint(path)) }
             throw RunError(description: "\(path) has no checkpoint to resume from (expected \(Self.checkpointName)); start a new run without --resume")
         case .fresh where hasRun:
             throw RunError(description: "\(path) already holds a run; pass --resume to continue it or --overwrite to start over")
@@ -169,7 +170,9 @@ public enum ModelSource {
 
 /// An exclusive `flock` on `<run>/.lock`, held from opening a run folder for training until the
 /// process ends or lets go of it. The kernel drops it with the process, so a crash never leaves a
-/// stale lock behind.
+/// stale lock behind. The file holds the holder's process id, so that commands which only read a
+/// run (export, a refused --resume) can say a trainer is still at work without taking the lock,
+/// which would make a trainer starting at that instant fail.
 final class RunLock: @unchecked Sendable {
     private let descriptor: Int32
 
@@ -185,7 +188,28 @@ final class RunLock: @unchecked Sendable {
                                         + "or stop it first (SIGTERM saves its checkpoint)")
         }
         descriptor = fd
+        let pid = Array("\(getpid())\n".utf8)
+        if ftruncate(fd, 0) == 0 { _ = pid.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) } }
     }
 
     deinit { close(descriptor) }
+
+    /// The trainer recorded in `folder`'s lock file while that process is alive; nil when there is
+    /// none (no lock file, or its process has ended: the kernel released its lock with it).
+    static func trainer(in folder: URL) -> Trainer? {
+        guard let text = try? String(contentsOf: folder.appendingPathComponent(".lock"), encoding: .utf8),
+              let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 0,
+              kill(pid, 0) == 0 || errno == EPERM else { return nil }
+        return Trainer(pid: pid)
+    }
+
+    struct Trainer {
+        let pid: Int32
+        /// Why a folder whose trainer has not yet saved holds no checkpoint, and what to do.
+        func beforeFirstCheckpoint(_ path: String) -> String {
+            "\(path) holds no checkpoint yet: another bootmae-train process (pid \(pid)) is training in it and has not saved "
+                + "its first one (it saves every --checkpoint-every steps, at the end, and on SIGTERM); wait for it, or stop it "
+                + "with SIGTERM, which saves a checkpoint"
+        }
+    }
 }
