@@ -260,11 +260,12 @@ final class Connection: @unchecked Sendable {
             slot.route = pattern
             let limit = options.maxBodyBytes ?? core.limits.maxBodyBytes
             parser.bodyLimit = limit
-            parser.bodyLimitAdvice = options.tooLargeAdvice
+            let advice = options.tooLargeAdvice?(head.headers["Content-Type"])
+            parser.bodyLimitAdvice = advice
             if options.requiresBody && head.framing == .none {
                 rejection = .error(.lengthRequired, message: "This route needs a body with Content-Length or chunked encoding.")
             } else if case .length(let n) = head.framing, n > limit {
-                rejection = RequestParser.tooLarge(limit, advice: options.tooLargeAdvice).response
+                rejection = RequestParser.tooLarge(limit, advice: advice).response
             } else {
                 handler = Inbound(head: head, sequence: slot.sequence, handler: (h, options, pattern, parameters))
                 if case .length(let n) = head.framing { handler!.body.reserveCapacity(n) }

@@ -98,6 +98,13 @@ public final class HTTPServer: @unchecked Sendable {
                                refused: core.refusedTotal.load(ordering: .relaxed))
     }
 
+    /// Throws the error `start()` would for a host or port that cannot be bound now (in use,
+    /// privileged, not a local address), without accepting any connection: a program with a slow
+    /// start-up checks before it, then `start()`s when ready. (The port may still be taken in between.)
+    public static func checkBindable(host: String, port: Int) throws(HTTPServerError) {
+        try Socket.checkBindable(host: host, port: port)
+    }
+
     /// Binds, listens and starts serving. Ignores SIGPIPE for the process (writes to a closed
     /// socket must fail with EPIPE, not kill the server).
     public func start() throws(HTTPServerError) {

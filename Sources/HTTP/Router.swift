@@ -14,10 +14,12 @@ public struct RouteOptions: Sendable {
     /// Run the handler on the connection's I/O queue instead of the handler queue. Only for
     /// handlers that take microseconds and never block (health probes, metrics text).
     public var runsOnIOQueue: Bool
-    /// A sentence added to this route's 413 (what to send instead, where the limits are).
-    public var tooLargeAdvice: String?
+    /// What this route's 413 adds for a body of the given Content-Type (what to send instead,
+    /// where the limits are).
+    public var tooLargeAdvice: (@Sendable (_ contentType: String?) -> String)?
 
-    public init(requiresBody: Bool = false, maxBodyBytes: Int? = nil, runsOnIOQueue: Bool = false, tooLargeAdvice: String? = nil) {
+    public init(requiresBody: Bool = false, maxBodyBytes: Int? = nil, runsOnIOQueue: Bool = false,
+                tooLargeAdvice: (@Sendable (_ contentType: String?) -> String)? = nil) {
         self.requiresBody = requiresBody
         self.maxBodyBytes = maxBodyBytes
         self.runsOnIOQueue = runsOnIOQueue

@@ -32,6 +32,26 @@ enum Socket {
 
     /// A non-blocking listening socket bound to `host:port` (port 0 picks a free one).
     static func listen(host: String, port: Int, backlog: Int32) throws(HTTPServerError) -> Listener {
+        let fd = try bound(host: host, port: port)
+        guard Glibc.listen(fd, backlog) == 0 else { let e = errno; close(fd); throw .socket("listen", e) }
+        guard setNonBlocking(fd) else { let e = errno; close(fd); throw .socket("fcntl", e) }
+
+        var actual = sockaddr_storage()
+        var actualLength = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        _ = withUnsafeMutablePointer(to: &actual) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &actualLength) }
+        }
+        return Listener(fd: fd, port: Int(portOf(actual)))
+    }
+
+    /// Whether `host:port` can be bound now: binds a socket that never listens (so no connection
+    /// is ever accepted on it) and closes it.
+    static func checkBindable(host: String, port: Int) throws(HTTPServerError) {
+        close(try bound(host: host, port: port))
+    }
+
+    /// A socket bound to `host:port` (SO_REUSEADDR), not yet listening.
+    private static func bound(host: String, port: Int) throws(HTTPServerError) -> Int32 {
         guard (0...65535).contains(port) else { throw .invalidPort(port) }
         let literal = host == "localhost" ? "127.0.0.1" : host.hasPrefix("[") && host.hasSuffix("]")
             ? String(host.dropFirst().dropLast()) : host
@@ -70,15 +90,7 @@ enum Socket {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
         }
         guard bound == 0 else { let e = errno; close(fd); throw .socket("bind", e) }
-        guard Glibc.listen(fd, backlog) == 0 else { let e = errno; close(fd); throw .socket("listen", e) }
-        guard setNonBlocking(fd) else { let e = errno; close(fd); throw .socket("fcntl", e) }
-
-        var actual = sockaddr_storage()
-        var actualLength = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        _ = withUnsafeMutablePointer(to: &actual) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &actualLength) }
-        }
-        return Listener(fd: fd, port: Int(portOf(actual)))
+        return fd
     }
 
     /// Non-blocking, no Nagle delay (responses are written whole), close-on-exec.

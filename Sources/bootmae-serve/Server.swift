@@ -19,6 +19,11 @@ final class Server: @unchecked Sendable {
         TensorRuntime.configure(threads: o.threads)
         InferenceSplit.current = o.split ?? .byImage
         let log: @Sendable (String) -> Void = { FileHandle.standardError.write(Data(("bootmae-serve: " + $0 + "\n").utf8)) }
+        // A port already in use fails now, not after every model has loaded and warmed up.
+        do { try HTTPServer.checkBindable(host: o.host, port: o.port) } catch {
+            log("error: cannot listen on \(o.host):\(o.port): \(error)")
+            throw ExitCode(2)
+        }
         let registry: ModelRegistry
         do {
             let preferred = (o.defaultModel ?? env("BOOTMAE_DEFAULT_MODEL")) ?? (FileManager.default.fileExists(atPath: o.modelsDir + "/bootmae-vit-tiny-fmnist") ? "bootmae-vit-tiny-fmnist" : nil)
@@ -50,7 +55,8 @@ final class Server: @unchecked Sendable {
 
         var router = Router()
         for route in service.routes {
-            let options = RouteOptions(requiresBody: route.requiresBody, tooLargeAdvice: route.requiresBody ? Self.tooLargeAdvice : nil)
+            let advice: (@Sendable (String?) -> String)? = route.requiresBody ? { @Sendable in Server.tooLargeAdvice(contentType: $0) } : nil
+            let options = RouteOptions(requiresBody: route.requiresBody, tooLargeAdvice: advice)
             router.add(HTTPMethod(route.method), route.pattern, options: options) { request, responder in
                 route.handler(Self.serviceRequest(request), request.pathParameters) { responder.send(Self.httpResponse($0)) }
             }
@@ -106,10 +112,20 @@ final class Server: @unchecked Sendable {
         _ = sources
     }
 
-    /// What a 413 of the /v1 endpoints adds to the size limit.
-    static let tooLargeAdvice = "JSON bodies carry images as base64, a third larger than the files: send one image as the "
-        + "raw body (Content-Type: image/png or image/jpeg) or several as multipart/form-data parts. "
-        + "GET /v1/models lists every limit (max_body_bytes here; --max-body-bytes raises it)."
+    /// What a 413 of the /v1 endpoints adds to the size limit, for the kind of body that was sent.
+    @Sendable static func tooLargeAdvice(contentType: String?) -> String {
+        let type = contentType?.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased() ?? ""
+        let limits = "GET /v1/models lists every limit (max_body_bytes here; --max-body-bytes raises it)."
+        if type.hasPrefix("image/") {
+            return "The image file alone is larger: shrink it before sending (every image is scaled down to its model's input, "
+                + "a few dozen pixels a side, so nothing is lost; a JPEG of a photo is also far smaller than a PNG). " + limits
+        }
+        if type.hasPrefix("multipart/") {
+            return "Every part counts toward it: send fewer or smaller images per request. " + limits
+        }
+        return "JSON bodies carry images as base64, a third larger than the files: send one image as the "
+            + "raw body (Content-Type: image/png or image/jpeg) or several as multipart/form-data parts. " + limits
+    }
 
     static func serviceRequest(_ r: HTTPRequest) -> ServiceRequest {
         // Repeated field lines become one comma-separated value (RFC 9110 §5.3), so a repeated

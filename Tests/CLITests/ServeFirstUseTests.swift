@@ -49,8 +49,25 @@ final class ServeFirstUseTests: XCTestCase {
         XCTAssertTrue(missing.stderr.contains("built-in openapi.yaml"), missing.stderr)
     }
 
-    /// A body over the limit gets a 413 that says how to send less (raw or multipart bodies skip
-    /// base64's third) and where the limits are; /v1/models lists the body limit with the others.
+    /// A second server on a port in use stops at once with the bind error (exit 2), before it loads
+    /// any model; the first keeps serving.
+    func testAPortInUseFailsBeforeAnyModelLoads() throws {
+        let models = try ServeCommandTests.modelsFolder()
+        defer { try? FileManager.default.removeItem(at: models) }
+        let first = try ServeCommandTests.RunningServer(arguments: ["--models-dir", models.path, "--threads", "1"])
+        defer { _ = first.stop() }
+        let second = try BuiltExecutable("bootmae-serve").run(["--models-dir", models.path, "--port", String(first.port), "--threads", "1"])
+        XCTAssertEqual(second.status, 2, second.stderr)
+        XCTAssertTrue(second.stderr.contains("cannot listen on 127.0.0.1:\(first.port)"), second.stderr)
+        XCTAssertTrue(second.stderr.contains("Address already in use"), second.stderr)
+        XCTAssertFalse(second.stderr.contains("loaded "), "no model loads first: \(second.stderr)")
+        let health = try ServeCommandTests.exchange(port: first.port, Array("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8))
+        XCTAssertEqual(health.status, 200)
+    }
+
+    /// A body over the limit gets a 413 that says how to send less for the kind of body sent (JSON:
+    /// raw or multipart bodies skip base64's third; a raw image: shrink it; multipart: fewer parts)
+    /// and where the limits are; /v1/models lists the body limit with the others.
     func testA413SaysHowToSendLessAndTheLimitsAreListed() throws {
         let models = try ServeCommandTests.modelsFolder()
         defer { try? FileManager.default.removeItem(at: models) }
@@ -67,6 +84,19 @@ final class ServeFirstUseTests: XCTestCase {
             for text in ["larger than the limit of 1000 bytes", "base64, a third larger", "multipart/form-data", "GET /v1/models", "max_body_bytes"] {
                 XCTAssertTrue(message.contains(text), "\(text): \(message)")
             }
+        }
+        // A raw image body is one image already: the advice is to shrink it; multipart: fewer parts.
+        let raw = try ServeCommandTests.exchange(port: server.port, Array(("POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+            + "Content-Length: 5000\r\nConnection: close\r\n\r\n").utf8))
+        let parts = try ServeCommandTests.exchange(port: server.port, Array(("POST /v1/embeddings HTTP/1.1\r\nHost: x\r\n"
+            + "Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 5000\r\nConnection: close\r\n\r\n").utf8))
+        for (response, expected) in [(raw, "shrink it before sending"), (parts, "send fewer or smaller images per request")] {
+            XCTAssertEqual(response.status, 413)
+            let message = String(decoding: response.body, as: UTF8.self)
+            for text in ["larger than the limit of 1000 bytes", expected, "max_body_bytes"] {
+                XCTAssertTrue(message.contains(text), "\(text): \(message)")
+            }
+            XCTAssertFalse(message.contains("base64"), message)
         }
         let list = try ServeCommandTests.exchange(port: server.port, Array("GET /v1/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8))
         let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(list.body)) as? [String: Any])
