@@ -30,7 +30,7 @@ struct Finetune: ParsableCommand {
     @Option(help: "With --init-from none: input size in pixels (default: the preset's; tiny uses 28). A pretrained encoder keeps its own.")
     var imgSize: Int?
 
-    @Option(help: "Images per step (default: 256, or for small datasets the largest power of two that leaves 4 steps per epoch, at least 8).")
+    @Option(help: "Images per step (default: 256, or for small datasets the largest power of two that leaves 4 steps per epoch, at least 8 unless the data holds fewer).")
     var batchSize: Int?
 
     @Option(help: "Base learning rate; the peak lr is blr × batch / 256, or blr itself when the batch is chosen for a small dataset.")

@@ -40,7 +40,7 @@ struct Pretrain: ParsableCommand {
     @Option(help: "Share of patches masked (default: the objective's; MAE and BootMAE 0.75, LoMaR 0.8 of each window).")
     var maskRatio: Double?
 
-    @Option(help: "Images per step (default: 256, or for small datasets the largest power of two that leaves 4 steps per epoch, at least 8).")
+    @Option(help: "Images per step (default: 256, or for small datasets the largest power of two that leaves 4 steps per epoch, at least 8 unless the data holds fewer).")
     var batchSize: Int?
 
     @Option(help: "Base learning rate; the peak lr is blr × batch / 256 (the official linear scaling rule), or blr itself when the batch is chosen for a small dataset. Default: the objective's (MAE and BootMAE 1.5e-4).")

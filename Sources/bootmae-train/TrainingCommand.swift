@@ -289,12 +289,29 @@ func imageSizeWarning(_ dataset: any ImageDataset, data: String, imgSize: Int, p
           let size = dataset.typicalImageSize() else { return nil }
     let side = min(size.width, size.height)
     guard Double(side) >= 1.25 * Double(imgSize) else { return nil }
-    let native = side / patchSize * patchSize
+    // Training at the images' own size pays up to 224 px (the usual ViT input); beyond it the
+    // compute grows with the square of the side for detail a small ViT does not use.
+    let native = min(side, max(imgSize, largestSuggestedImageSize)) / patchSize * patchSize
     let cost = pow(Double(native) / Double(imgSize), 2)
     let what = preset.map { "the \($0) preset trains at \(imgSize) px" } ?? "the pretrained encoder takes \(imgSize) px"
-    let fix = preset != nil
-        ? String(format: "pass --img-size %d (a multiple of the patch size %d; about %.1f× the compute per image) to train at their size, or --img-size %d to confirm", native, patchSize, cost, imgSize)
-        : "pretrain with --img-size \(native) to use their detail"
+    var fix = ""
+    if native > imgSize {
+        let their = native < side ? "at up to \(native) px" : "at their size"
+        fix = preset != nil
+            ? String(format: "pass --img-size %d (a multiple of the patch size %d; about %.1f× the compute per image) to train %@, or --img-size %d to confirm",
+                     native, patchSize, cost, their, imgSize)
+            : "pretrain with --img-size \(native) to use their detail"
+    }
+    // Every step decodes its images whole: a 5120×2880 photo costs about half a second of CPU.
+    if side >= largeImageSide {
+        fix += (fix.isEmpty ? "" : ". ") + "Files this large also take long to decode at every step: shrink copies once and train on "
+            + "those (e.g. ImageMagick's `mogrify -path SMALL -resize '512x512^' *.jpg`)"
+    }
     return "warning: the images of \(data) are about \(size.width)×\(size.height) px and \(what): every image is scaled down to "
-        + "\(imgSize)×\(imgSize), losing detail; \(fix)"
+        + "\(imgSize)×\(imgSize), losing detail" + (fix.isEmpty ? "" : "; " + fix)
 }
+
+/// The largest `--img-size` the image-size warning suggests.
+let largestSuggestedImageSize = 224
+/// The shorter side from which the warning suggests shrinking the files (decoding dominates).
+let largeImageSide = 1024

@@ -344,6 +344,25 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertTrue(changed.stderr.contains("--init-from: recorded \(pt), given none"), changed.stderr)
     }
 
+    /// Photos far larger than any useful input (a 1,200 px side here): the warning suggests training
+    /// at up to 224 px, not at their size, and shrinking copies of the files, whose decoding would
+    /// dominate every step.
+    func testHugePhotosGetAdviceThatScales() throws {
+        let train = try BuiltExecutable("bootmae-train")
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("huge-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try FileManager.default.createDirectory(atPath: root + "/photos", withIntermediateDirectories: true)
+        let png = try PNGEncoder.encode(Image(width: 1300, height: 1200, channels: 3, pixels: [UInt8](repeating: 90, count: 1300 * 1200 * 3)))
+        try Data(png).write(to: URL(fileURLWithPath: root + "/photos/big.png"))
+        let result = try train.run(["pretrain", "--data", root + "/photos", "--out", root + "/run", "--epochs", "1", "--max-steps", "1", "--threads", "1"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        for text in ["about 1300×1200 px and the tiny preset trains at 28 px", "pass --img-size 224",
+                     "to train at up to 224 px", "shrink copies once"] {
+            XCTAssertTrue(result.stderr.contains(text), "\(text): \(result.stderr)")
+        }
+        XCTAssertFalse(result.stderr.contains("--img-size 1200"), result.stderr)
+    }
+
     /// k-NN on part of the train split (`--train-subset`): the bank holds that many images, spread
     /// over the split, and the test split stays whole.
     func testKNNOnATrainSubset() throws {
