@@ -96,9 +96,15 @@ LARGE_PRETRAIN=(--preset tiny --img-size "$LARGE_PX" --batch-size 256 --lr 5e-4 
                 --warmup-epochs 1 --checkpoint-every 50 --seed 0)
 LARGE_MAE_EPOCHS=10 LARGE_LOMAR_HALF_EPOCHS=15 LARGE_LOMAR_EQUAL_EPOCHS=31
 LARGE_FINETUNE=(--epochs 5 --subset "$LARGE_SUBSET" --batch-size 128 --crop-scale 0.8 --checkpoint-every 50 --seed 0)
-# Smoke runs of the large streams: extra flags for every training run (they come last and win), e.g.
-#   FMNIST_RUNS=/tmp/smoke-large LARGE_SMOKE="--subset 256 --max-steps 2 --data /tmp/fmnist-512" \
+# Smoke runs of the large streams: extra flags for every training run (they come last and win). With
+# --epochs the runs finish, so the RESULTS table's 84 px rows and its goal line fill from them (~10 min
+# with THREADS=1 on a busy EPYC; tools/idx_subset.py writes the small dataset):
+#   python3 tools/idx_subset.py --count 512 --out /tmp/fmnist-512
+#   FMNIST_RUNS=/tmp/smoke-large LARGE_SMOKE="--subset 512 --epochs 2 --data /tmp/fmnist-512" \
 #       scripts/fmnist-experiments.sh mae-large lomar-large scratch-large
+#   python3 tools/results/results_table.py --runs /tmp/smoke-large
+# With --max-steps instead every run stops early: the table shows each "in progress" and no verdict,
+# and an interrupted --max-steps run is not resumed (train() takes its result.json as done).
 read -r -a LARGE_SMOKE <<< "${LARGE_SMOKE:-}"
 
 # One fine-tune budget for every initialisation. RandomResizedCrop keeps 80–100% of the image: with
