@@ -84,9 +84,11 @@ read -r -a PECO_SMOKE <<< "${PECO_SMOKE:-}"
 # Budget (T): MAE pretrains 10 epochs; at batch 256 a step costs MAE 23.0 and LoMaR 7.28 ms of CPU per
 # image, so LoMaR's 15 epochs are 15 × 7.28 / (10 × 23.0) = 0.47 T (lomar-large, the goal's run) and
 # 31 epochs 0.98 T (lomar-large-equal, optional). Both record their process CPU time in result.json
-# (totalCPUSeconds, all invocations): the RESULTS table shows LoMaR's measured share of MAE's.
+# (totalCPUSeconds, all invocations): the RESULTS table shows LoMaR's measured share of MAE's, and the
+# line under it the goal's verdict from that share and the fine-tune top-1 gap (tools/results/results_table.py).
 # One fine-tune budget for every initialisation: 5 epochs on LARGE_SUBSET = 20,000 training images
-# (spread over the split), batch 128 (~5.5 GB at 442 tokens), crop 0.8-1, top-1 on all 10,000 test
+# (spread over the split), batch 128 (442 tokens; peak RSS 5.7 GB from MAE, 8.3 GB from LoMaR, whose
+# relative-position bias adds N×N per head: `/usr/bin/time -v` of 2 steps, 1 thread), crop 0.8-1, top-1 on all 10,000 test
 # images; k-NN and the linear probe use the same 20,000 images (--train-subset) and the whole test split.
 # Expected CPU (±20%): mae-large 22,700 s, lomar-large 18,000 s, scratch-large 7,500 s: ~7.4 h on two
 # free cores for the three; lomar-large-equal 25,000 s (~3.9 h) more.
