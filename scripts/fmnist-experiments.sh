@@ -84,9 +84,11 @@ read -r -a PECO_SMOKE <<< "${PECO_SMOKE:-}"
 # Budget (T): MAE pretrains 10 epochs; at batch 256 a step costs MAE 23.0 and LoMaR 7.28 ms of CPU per
 # image, so LoMaR's 15 epochs are 15 × 7.28 / (10 × 23.0) = 0.47 T (lomar-large, the goal's run) and
 # 31 epochs 0.98 T (lomar-large-equal, optional). Both record their process CPU time in result.json
-# (totalCPUSeconds, all invocations): the RESULTS table shows LoMaR's measured share of MAE's.
+# (totalCPUSeconds, all invocations): the RESULTS table shows LoMaR's measured share of MAE's, and the
+# line under it the goal's verdict from that share and the fine-tune top-1 gap (tools/results/results_table.py).
 # One fine-tune budget for every initialisation: 5 epochs on LARGE_SUBSET = 20,000 training images
-# (spread over the split), batch 128 (~5.5 GB at 442 tokens), crop 0.8-1, top-1 on all 10,000 test
+# (spread over the split), batch 128 (442 tokens; peak RSS 5.7 GB from MAE, 8.3 GB from LoMaR, whose
+# relative-position bias adds N×N per head: `/usr/bin/time -v` of 2 steps, 1 thread), crop 0.8-1, top-1 on all 10,000 test
 # images; k-NN and the linear probe use the same 20,000 images (--train-subset) and the whole test split.
 # Expected CPU (±20%): mae-large 22,700 s, lomar-large 18,000 s, scratch-large 7,500 s: ~7.4 h on two
 # free cores for the three; lomar-large-equal 25,000 s (~3.9 h) more.
@@ -96,9 +98,15 @@ LARGE_PRETRAIN=(--preset tiny --img-size "$LARGE_PX" --batch-size 256 --lr 5e-4 
                 --warmup-epochs 1 --checkpoint-every 50 --seed 0)
 LARGE_MAE_EPOCHS=10 LARGE_LOMAR_HALF_EPOCHS=15 LARGE_LOMAR_EQUAL_EPOCHS=31
 LARGE_FINETUNE=(--epochs 5 --subset "$LARGE_SUBSET" --batch-size 128 --crop-scale 0.8 --checkpoint-every 50 --seed 0)
-# Smoke runs of the large streams: extra flags for every training run (they come last and win), e.g.
-#   FMNIST_RUNS=/tmp/smoke-large LARGE_SMOKE="--subset 256 --max-steps 2 --data /tmp/fmnist-512" \
+# Smoke runs of the large streams: extra flags for every training run (they come last and win). With
+# --epochs the runs finish, so the RESULTS table's 84 px rows and its goal line fill from them (~10 min
+# with THREADS=1 on a busy EPYC; tools/idx_subset.py writes the small dataset):
+#   python3 tools/idx_subset.py --count 512 --out /tmp/fmnist-512
+#   FMNIST_RUNS=/tmp/smoke-large LARGE_SMOKE="--subset 512 --epochs 2 --data /tmp/fmnist-512" \
 #       scripts/fmnist-experiments.sh mae-large lomar-large scratch-large
+#   python3 tools/results/results_table.py --runs /tmp/smoke-large
+# With --max-steps instead every run stops early: the table shows each "in progress" and no verdict,
+# and an interrupted --max-steps run is not resumed (train() takes its result.json as done).
 read -r -a LARGE_SMOKE <<< "${LARGE_SMOKE:-}"
 
 # One fine-tune budget for every initialisation. RandomResizedCrop keeps 80–100% of the image: with

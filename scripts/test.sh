@@ -5,6 +5,8 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 swift build --build-tests
 swift test --skip-build
+# The RESULTS table tool's 84 px rows and goal verdict on run folders written by the test (Python standard library only).
+python3 -m unittest discover -s tools/results -p 'test_*.py'
 # Training over Open MPI: 2 ranks bit-identical to one process with 2 shards, a killed rank, SIGTERM.
 bash scripts/mpi-check.sh
 # Black-box checks of the real server: OpenAPI conformance (schemathesis) and a short load run (wrk).
