@@ -155,6 +155,7 @@ struct Finetune: ParsableCommand {
         } catch {
             throw fail("error: \(error)", code: 1)
         }
+        try requireClasses(dataset, of: dataPath)
         // A from-scratch model the flags make invalid (--img-size not a multiple of the patch) is a usage error.
         let problems = config.validationErrors()
         try ensure(problems.isEmpty, problems.joined(separator: "; "))

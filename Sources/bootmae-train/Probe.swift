@@ -50,6 +50,7 @@ struct FeatureOptions: ParsableArguments {
             guard !dataset.classes.isEmpty else {
                 throw ValidationError("the \(split.rawValue) split of \(data) has no labels: give class subfolders (root/<class>/<image>)")
             }
+            if split == .train { try requireClasses(dataset, of: data) }
             return split == .train ? trainSubset.map { SubsetDataset(dataset, count: $0) } ?? dataset : dataset
         }
         let encoder = try encoder()
@@ -132,6 +133,8 @@ struct KNN: ParsableCommand {
             result.centred = center
             progress.log(String(format: "k-NN (k=%d, %@%@): test top-1 %.2f%%", result.k, source.description, center ? ", centred" : "", 100 * result.top1))
             try options.write(result, name: "knn.json")
+        } catch let e as ValidationError {
+            throw e
         } catch {
             throw fail("error: \(error)", code: 1)
         }

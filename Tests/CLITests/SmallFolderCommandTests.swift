@@ -41,4 +41,30 @@ final class SmallFolderCommandTests: XCTestCase {
         let recorded = try JSONDecoder().decode(Result.self, from: Data(contentsOf: URL(fileURLWithPath: out + "/result.json")))
         XCTAssertEqual(recorded.unreadableImages, [root + "/train/dog/broken.png"])
     }
+
+    /// A classifier of one class (loss 0, top-1 100%, every input "cats") is refused before anything
+    /// is written: finetune, linprobe and knn name the folder and the class found (usage error).
+    func testOneClassIsRefusedByTheClassifyingCommands() throws {
+        let train = try BuiltExecutable("bootmae-train")
+        let root = scratch("one-class")
+        try writeClasses(["cats": 6], in: root + "/train")
+        try writeClasses(["cats": 2], in: root + "/test")
+        let pt = root + "/runs/pt", ft = root + "/runs/ft"
+        let pretrain = try train.run(["pretrain", "--data", root, "--out", pt, "--epochs", "1", "--batch-size", "4",
+                                      "--threads", "1", "--max-steps", "1"])
+        XCTAssertEqual(pretrain.status, 0, "pretraining reads no labels: \(pretrain.stderr)")
+        let expected = "\(root)/train holds one class (cats): a classifier needs at least 2 classes"
+        for command in [["finetune", "--init-from", pt, "--out", ft, "--epochs", "1", "--threads", "1"],
+                        ["finetune", "--init-from", "none", "--data", root, "--out", ft, "--epochs", "1", "--threads", "1"],
+                        ["linprobe", "--model", pt, "--threads", "1"],
+                        ["knn", "--model", pt, "--threads", "1"]] {
+            let result = try train.run(command)
+            XCTAssertEqual(result.status, 64, "\(command): \(result.stderr)")
+            XCTAssertTrue(result.stderr.contains(expected), "\(command): \(result.stderr)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: ft), "no run folder is made")
+        for file in ["linprobe.json", "knn.json"] {
+            XCTAssertFalse(FileManager.default.fileExists(atPath: pt + "/" + file), file)
+        }
+    }
 }
