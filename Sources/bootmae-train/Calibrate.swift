@@ -22,6 +22,8 @@ struct Calibrate: ParsableCommand {
     @Option(help: "Dataset with a test split (IDX folder or ImageFolder with test/ or val/). Default: Fashion-MNIST.")
     var data: String?
 
+    @OptionGroup var split: TestShareOption
+
     @Option(help: "Test images to measure (the first ones of the split).")
     var images: Int = 2000
 
@@ -46,9 +48,10 @@ struct Calibrate: ParsableCommand {
         do {
             let dir = URL(fileURLWithPath: model)
             let source = data ?? defaultDataset(of: model)
-            let test = try Datasets.open(source, split: .test)
+            let test = try Datasets.open(source, split: .test, testShare: split.share(recordedBy: model))
             let network = try PretrainingDirectory.load(dir)
             let progress = ProgressReporter()
+            if let held = test.heldOut { progress.log(held.note) }
             let calibration = try Evaluation.errorCalibration(network, dataset: test, describing: "\(URL(fileURLWithPath: source).lastPathComponent) test split",
                                                               maxImages: images, batchSize: batchSize, seeds: masks, progress: progress)
             let encoder = JSONEncoder()

@@ -19,6 +19,8 @@ struct Evaluate: ParsableCommand {
     @Option(help: "Dataset with a test split (IDX folder or ImageFolder with test/ or val/). Default: the run's own (its recipe.json), else Fashion-MNIST.")
     var data: String?
 
+    @OptionGroup var split: TestShareOption
+
     @Option(help: "Write the JSON result here (default: MODEL/eval.json, or MODEL/eval-PRECISION.json with --precision).")
     var out: String?
 
@@ -94,8 +96,9 @@ struct Evaluate: ParsableCommand {
         TensorRuntime.configure(threads: threads)
         do {
             let dir = URL(fileURLWithPath: model)
-            let test = try Datasets.open(data ?? defaultDataset(of: model), split: .test)
+            let test = try Datasets.open(data ?? defaultDataset(of: model), split: .test, testShare: split.share(recordedBy: model))
             let progress = ProgressReporter()
+            if let held = test.heldOut { progress.log(held.note) }
             let json: Data
             // A config naming an objective is a pretraining network: an invalid one is an error here,
             // not a reason to evaluate it as something else.

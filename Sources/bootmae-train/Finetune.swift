@@ -15,6 +15,8 @@ struct Finetune: ParsableCommand {
 
     @OptionGroup var common: CommonTrainingOptions
 
+    @OptionGroup var split: TestShareOption
+
     @Option(help: "Pretraining run folder or model directory to start from, or 'none' to train from scratch (not needed with --resume). Without --data, a run folder's own dataset (its recipe.json) is fine-tuned on.")
     var initFrom: String?
 
@@ -98,12 +100,13 @@ struct Finetune: ParsableCommand {
         if given.contains("--crop-scale") { derived.cropScale = cropScale...1 }
         if given.contains("--checkpoint-every") { derived.checkpointEvery = checkpointEvery }
         derived.subset = common.subset ?? recorded.subset
+        if given.contains("--test-share") { derived.testShare = split.testShare }
         var recordedFields = flattenedJSON(recorded)
         recordedFields["data"] = canonicalPath(recorded.data) as NSString
         let flags = ["data": "--data", "seed": "--seed", "epochs": "--epochs", "batchSize": "--batch-size",
                      "lr": given.contains("--lr") || !given.contains("--blr") ? "--lr" : "--blr", "warmupEpochs": "--warmup-epochs",
                      "weightDecay": "--weight-decay", "layerDecay": "--layer-decay", "labelSmoothing": "--label-smoothing",
-                     "cropScale": "--crop-scale", "checkpointEvery": "--checkpoint-every", "subset": "--subset"]
+                     "cropScale": "--crop-scale", "checkpointEvery": "--checkpoint-every", "subset": "--subset", "testShare": "--test-share"]
         var found = differingFields(recorded: recordedFields, given: flattenedJSON(derived), defaults: [:], givenFlags: given,
                                     flagOf: { flags[$0] })
         if let initFrom {
@@ -142,7 +145,7 @@ struct Finetune: ParsableCommand {
         }
         let config: ViTConfig, dataset: any ImageDataset
         do {
-            dataset = try Datasets.open(dataPath, split: .train)
+            dataset = try Datasets.open(dataPath, split: .train, testShare: split.share(recordedBy: nil))
             if let source {
                 config = try Classifier.pretrainedEncoder(source).0
             } else {
@@ -167,13 +170,14 @@ struct Finetune: ParsableCommand {
                                     epochs: epochs, batchSize: batch, lr: lr ?? blr * Double(batch) / 256,
                                     warmupEpochs: warmupEpochs ?? max(1, Double(epochs) * 0.05), weightDecay: weightDecay,
                                     layerDecay: layerDecay, labelSmoothing: labelSmoothing, cropScale: cropScale...1,
-                                    checkpointEvery: checkpointEvery, subset: common.subset)
+                                    checkpointEvery: checkpointEvery, subset: common.subset, testShare: split.share(recordedBy: nil))
         notes += batchNotes(batch: batch, chosen: batchSize == nil, images: images, lr: recipe.lr, scaledFrom: lr == nil ? blr : nil)
         if imgSize == nil, let warning = imageSizeWarning(dataset, data: dataPath, imgSize: config.imgSize, patchSize: config.patchSize,
                                                          preset: source == nil ? preset.rawValue : nil) {
             notes.append(warning)
         }
         if let warning = dataset.ignoredFilesWarning { notes.append(warning) }
+        if let held = dataset.heldOut { notes.append(held.note) }
         return (config, recipe, notes)
     }
 

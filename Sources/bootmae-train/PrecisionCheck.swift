@@ -88,8 +88,9 @@ struct PrecisionCheck: ParsableCommand {
     /// The test split when the dataset has one; otherwise every image of the folder (no training
     /// happens here, so a plain folder of the user's own photos is a fine comparison set).
     func comparisonImages(_ path: String) throws -> any ImageDataset {
-        do { return try Datasets.open(path, split: .test) } catch DatasetError.splitNotFound(_, .test, _) {
-            let all = try Datasets.open(path, split: .train)
+        // A test/ or val/ folder, not a share held out of class folders: nothing here trains on the rest.
+        do { return try Datasets.open(path, split: .test, testShare: 0) } catch DatasetError.splitNotFound(_, .test, _) {
+            let all = try Datasets.open(path, split: .train, testShare: 0)
             FileHandle.standardError.write(Data("note: \(path) has no test split: comparing on all of its \(all.count) images\n".utf8))
             return all
         }

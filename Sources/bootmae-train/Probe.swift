@@ -13,6 +13,8 @@ struct FeatureOptions: ParsableArguments {
     @Option(help: "Labelled dataset with train and test splits. Default: the run's own (its recipe.json), else Fashion-MNIST.")
     var data: String?
 
+    @OptionGroup var split: TestShareOption
+
     @Option(help: "Features: cls, mean (final-norm pooling), block:N (mean of patch tokens after N blocks, then a parameter-free LayerNorm, as BootMAE probes) or pixels (the model's normalized input itself: the baseline). Default: knn the model's pooling, linprobe block:⌈5/6 of the depth⌉.")
     var features: String?
 
@@ -46,13 +48,14 @@ struct FeatureOptions: ParsableArguments {
         let data = data ?? defaultDataset(of: model)
         // Both splits must exist and be labelled: fail now, not after the train features.
         let splits = try [DatasetSplit.train, .test].map { split in
-            let dataset = try Datasets.open(data, split: split)
+            let dataset = try Datasets.open(data, split: split, testShare: self.split.share(recordedBy: model))
             guard !dataset.classes.isEmpty else {
                 throw ValidationError("the \(split.rawValue) split of \(data) has no labels: give class subfolders (root/<class>/<image>)")
             }
             if split == .train { try requireClasses(dataset, of: data) }
             return split == .train ? trainSubset.map { SubsetDataset(dataset, count: $0) } ?? dataset : dataset
         }
+        if let held = splits[1].heldOut { progress.log(held.note) }
         let encoder = try encoder()
         let source = try source(default: fallback(encoder))
         let extractor = try FeatureExtractor(model: encoder, source: source)

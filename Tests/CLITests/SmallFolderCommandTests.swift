@@ -67,4 +67,54 @@ final class SmallFolderCommandTests: XCTestCase {
             XCTAssertFalse(FileManager.default.fileExists(atPath: pt + "/" + file), file)
         }
     }
+
+    /// root/<class>/ without test/ or val/: pretraining reads every image and says what the
+    /// measurements will hold out; eval, knn and finetune hold out a share of each class as the test
+    /// split (saying so) and train on the rest; a fine-tune records its --test-share, its measurements
+    /// use it, and a resume with another share is refused.
+    func testAClassFolderWithoutTestSplitHoldsOutAShareOfEachClass() throws {
+        let train = try BuiltExecutable("bootmae-train")
+        let root = scratch("held-out")
+        try writeClasses(["cat": 10, "dog": 10], in: root)
+        let pt = root + "-runs/pt", ft = root + "-runs/ft"
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: root + "-runs") }
+        let pretrain = try train.run(["pretrain", "--data", root, "--out", pt, "--epochs", "1", "--batch-size", "4",
+                                      "--threads", "1", "--max-steps", "1"])
+        XCTAssertEqual(pretrain.status, 0, pretrain.stderr)
+        XCTAssertTrue(pretrain.stderr.contains("pretraining uses all 20 images (it reads no labels); eval, knn, linprobe and finetune "
+                                               + "hold out 2 of them (10% of each class) as the test split"), pretrain.stderr)
+        XCTAssertTrue(pretrain.stderr.contains(", 20 images, 5 steps"), pretrain.stderr)
+
+        let note = "\(root) has no test/ or val/ subfolder: holding out 2 of its 20 images as the test split (10% of each class"
+        let eval = try train.run(["eval", "--model", pt, "--threads", "1"])
+        XCTAssertEqual(eval.status, 0, eval.stderr)
+        XCTAssertTrue(eval.stderr.contains(note), eval.stderr)
+        XCTAssertTrue(eval.stdout.contains("\"images\" : 2"), eval.stdout)
+        let knn = try train.run(["knn", "--model", pt, "--threads", "1"])
+        XCTAssertEqual(knn.status, 0, knn.stderr)
+        XCTAssertTrue(knn.stderr.contains(note), knn.stderr)
+        struct Counts: Decodable { let trainCount: Int; let testCount: Int }
+        let counts = try JSONDecoder().decode(Counts.self, from: Data(contentsOf: URL(fileURLWithPath: pt + "/knn.json")))
+        XCTAssertEqual([counts.trainCount, counts.testCount], [18, 2])
+
+        let finetune = ["finetune", "--init-from", pt, "--out", ft, "--epochs", "1", "--batch-size", "4", "--threads", "1",
+                        "--test-share", "0.2"]
+        let first = try train.run(finetune + ["--max-steps", "1"])
+        XCTAssertEqual(first.status, 0, first.stderr)
+        XCTAssertTrue(first.stderr.contains("holding out 4 of its 20 images as the test split (20% of each class"), first.stderr)
+        XCTAssertTrue(first.stderr.contains("16 images in 2 classes"), first.stderr)
+        struct Share: Decodable { let testShare: Double? }
+        XCTAssertEqual(try JSONDecoder().decode(Share.self, from: Data(contentsOf: URL(fileURLWithPath: ft + "/recipe.json"))).testShare, 0.2)
+        let changed = try train.run(["finetune", "--out", ft, "--resume", "--test-share", "0.1"])
+        XCTAssertEqual(changed.status, 64, changed.stderr)
+        XCTAssertTrue(changed.stderr.contains("--test-share: recorded 0.2, given 0.1"), changed.stderr)
+        let measured = try train.run(["eval", "--model", ft, "--threads", "1"])
+        XCTAssertEqual(measured.status, 0, measured.stderr)
+        XCTAssertTrue(measured.stdout.contains("\"images\" : 4"), "the run's recorded share: \(measured.stdout)")
+
+        let none = try train.run(["eval", "--model", pt, "--threads", "1", "--test-share", "0"])
+        XCTAssertEqual(none.status, 1, none.stderr)
+        XCTAssertTrue(none.stderr.contains("has no test split"), none.stderr)
+        XCTAssertTrue(none.stderr.contains("--test-share 0 holds none"), none.stderr)
+    }
 }

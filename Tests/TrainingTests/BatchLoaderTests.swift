@@ -142,7 +142,7 @@ final class BatchLoaderTests: XCTestCase {
                       to: root + "/\(i % 2 == 0 ? "even" : "odd")/\(i).png")
         }
         try write(Array("GIF89a…".utf8), to: root + "/odd/broken.png")
-        let data = try Datasets.open(root, split: .train)
+        let data = try Datasets.open(root, split: .train, testShare: 0)  // every image: no test split held out
         XCTAssertEqual(data.count, 10)
 
         let tolerant = loader(data, batchSize: 4, maxSkipFraction: 0.1)  // 1 of 10 allowed
@@ -162,7 +162,7 @@ final class BatchLoaderTests: XCTestCase {
 
         // Past that, the epoch stops naming a file and the rule.
         for i in 0..<3 { try write(Array("not a PNG".utf8), to: root + "/even/broken-\(i).png") }
-        let more = try Datasets.open(root, split: .train)
+        let more = try Datasets.open(root, split: .train, testShare: 0)
         var failure: DatasetError?
         do { let strict = loader(more, batchSize: 4); while try strict.next() != nil {} } catch { failure = error }
         guard case .tooManyUnreadable(4, 3, 13, let example, _) = failure else { return XCTFail("got \(String(describing: failure))") }
