@@ -2,7 +2,8 @@ import ArgumentParser
 import Foundation
 import Training
 
-// Which images a command reads: the test split a labelled folder without test/ or val/ holds out.
+// Which images a command reads: the dataset a measurement defaults to, and the test split a labelled
+// folder without test/ or val/ holds out.
 
 /// `--test-share`, for the commands that read a test split (finetune, eval, knn, linprobe, calibrate).
 struct TestShareOption: ParsableArguments {
@@ -24,4 +25,35 @@ func recordedTestShare(of model: String) -> Double? {
     struct Recorded: Decodable { let testShare: Double? }
     let recipe = URL(fileURLWithPath: model).appendingPathComponent("recipe.json")
     return (try? JSONDecoder().decode(Recorded.self, from: Data(contentsOf: recipe)))?.testShare
+}
+
+/// The dataset a measurement of `model` reads: --data, else the one it was trained on (a run folder's
+/// recipe.json `data`, an export's config.json `training_data`), said in the log. A model that names
+/// none is a usage error: a photo model measured on Fashion-MNIST would give numbers that mean nothing.
+func measurementData(_ given: String?, model: String, progress: ProgressReporter) throws -> String {
+    if let given { return given }
+    guard let recorded = recordedDataset(of: model) else {
+        throw ValidationError("\(model) does not say which data it was trained on (no recipe.json of a run, no training_data in its "
+                              + "config.json): pass --data with the dataset to measure on (its test split is used)")
+    }
+    guard FileManager.default.fileExists(atPath: recorded.path) else {
+        throw ValidationError("\(model) was trained on \(recorded.path) (its \(recorded.file)), which is not here"
+                              + "\(recorded.path.hasPrefix("/") ? "" : " (a relative path is read from the working directory)")"
+                              + ": pass --data with that dataset")
+    }
+    progress.log("data: \(recorded.path) (what \(model) trained on; --data to change)")
+    return recorded.path
+}
+
+/// The dataset the run in folder `model` trained on (its recipe.json `data`), or the export in it was
+/// (config.json `training_data`, written by `export`), with the file that says it; nil when neither does.
+func recordedDataset(of model: String) -> (path: String, file: String)? {
+    struct Recipe: Decodable { let data: String }
+    struct Config: Decodable { let training_data: String? }
+    let folder = URL(fileURLWithPath: model)
+    if let recipe = try? JSONDecoder().decode(Recipe.self, from: Data(contentsOf: folder.appendingPathComponent("recipe.json"))) {
+        return (recipe.data, "recipe.json")
+    }
+    let config = try? JSONDecoder().decode(Config.self, from: Data(contentsOf: folder.appendingPathComponent("config.json")))
+    return config?.training_data.map { ($0, "config.json training_data") }
 }

@@ -139,9 +139,13 @@ struct Finetune: ParsableCommand {
     func freshRun() throws -> (ViTConfig, FinetuneRecipe, notes: [String]) {
         let source = initFrom == "none" ? nil : initFrom   // validate() made sure it is set
         var dataPath = common.dataPath, notes: [String] = []
-        if let source, common.data == nil, let recorded = recordedDataset(of: source) {
-            dataPath = recorded
-            notes.append("data: \(recorded) (what \(source) trained on; --data to change)")
+        if let source, common.data == nil {
+            if let recorded = recordedDataset(of: source) {
+                dataPath = recorded.path
+                notes.append("data: \(recorded.path) (what \(source) trained on; --data to change)")
+            } else {
+                notes.append("data: \(dataPath) (the default: \(source) does not say which data it was trained on; --data to change)")
+            }
         }
         let config: ViTConfig, dataset: any ImageDataset
         do {

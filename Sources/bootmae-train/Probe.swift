@@ -10,7 +10,7 @@ struct FeatureOptions: ParsableArguments {
     @Option(help: "Run folder or model directory whose encoder is evaluated (frozen).")
     var model: String
 
-    @Option(help: "Labelled dataset with train and test splits. Default: the run's own (its recipe.json), else Fashion-MNIST.")
+    @Option(help: "Labelled dataset with train and test splits (or class folders to hold a share out of). Default: the one the model was trained on (a run's recipe.json, an export's config.json training_data); required when it names none.")
     var data: String?
 
     @OptionGroup var split: TestShareOption
@@ -41,11 +41,13 @@ struct FeatureOptions: ParsableArguments {
         return s
     }
 
-    /// Train- and test-split features of the frozen encoder; `fallback` picks the default source from it.
-    func features(default fallback: (VisionTransformer) -> FeatureSource, progress: ProgressReporter) throws
-        -> (train: FeatureSet, test: FeatureSet, source: FeatureSource) {
+    /// The dataset measured: --data, else the model's own (a usage error when it names none).
+    func dataset(progress: ProgressReporter) throws -> String { try measurementData(data, model: model, progress: progress) }
+
+    /// Train- and test-split features of the frozen encoder on `data`; `fallback` picks the default source from it.
+    func features(of data: String, default fallback: (VisionTransformer) -> FeatureSource, progress: ProgressReporter) throws
+        -> (train: FeatureSet, test: FeatureSet, source: FeatureSource, data: MeasuredData) {
         TensorRuntime.configure(threads: threads)
-        let data = data ?? defaultDataset(of: model)
         // Both splits must exist and be labelled: fail now, not after the train features.
         let splits = try [DatasetSplit.train, .test].map { split in
             let dataset = try Datasets.open(data, split: split, testShare: self.split.share(recordedBy: model))
@@ -60,7 +62,8 @@ struct FeatureOptions: ParsableArguments {
         let source = try source(default: fallback(encoder))
         let extractor = try FeatureExtractor(model: encoder, source: source)
         return (try extractor.extract(splits[0], label: "features train", progress: progress),
-                try extractor.extract(splits[1], label: "features test", progress: progress), source)
+                try extractor.extract(splits[1], label: "features test", progress: progress), source,
+                MeasuredData(path: data, split: "train and test splits", heldOut: splits[1].heldOut))
     }
 
     func write<T: Encodable>(_ value: T, name: String) throws {
@@ -93,10 +96,12 @@ struct LinProbe: ParsableCommand {
     func run() throws {
         do {
             let progress = ProgressReporter()
-            let (train, test, source) = try options.features(default: { .block(max(1, Int((Double($0.blocks.count) * 5 / 6).rounded()))) },
-                                                             progress: progress)
+            let (train, test, source, data) = try options.features(of: try options.dataset(progress: progress),
+                                                                   default: { .block(max(1, Int((Double($0.blocks.count) * 5 / 6).rounded()))) },
+                                                                   progress: progress)
             let probe = LinearProbe(.init(epochs: epochs, batchSize: batchSize, baseLR: blr, seed: seed))
-            let (_, result) = try probe.fit(train: train, test: test, progress: progress)
+            var (_, result) = try probe.fit(train: train, test: test, progress: progress)
+            result.data = data
             progress.log(String(format: "linear probe (%@): test top-1 %.2f%%", source.description, 100 * (result.top1 ?? 0)))
             try options.write(result, name: "linprobe.json")
         } catch let e as ValidationError {
@@ -127,13 +132,15 @@ struct KNN: ParsableCommand {
     func run() throws {
         do {
             let progress = ProgressReporter()
-            var (train, test, source) = try options.features(default: { .pooled($0.config.globalPool) }, progress: progress)
+            var (train, test, source, data) = try options.features(of: try options.dataset(progress: progress),
+                                                                   default: { .pooled($0.config.globalPool) }, progress: progress)
             if center {
                 let mean = train.mean
                 (train, test) = (train.centred(on: mean), test.centred(on: mean))
             }
             var result = try KNNClassifier(k: k, temperature: Float(temperature)).evaluate(train: train, test: test, progress: progress)
             result.centred = center
+            result.data = data
             progress.log(String(format: "k-NN (k=%d, %@%@): test top-1 %.2f%%", result.k, source.description, center ? ", centred" : "", 100 * result.top1))
             try options.write(result, name: "knn.json")
         } catch let e as ValidationError {

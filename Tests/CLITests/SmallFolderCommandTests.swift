@@ -117,4 +117,76 @@ final class SmallFolderCommandTests: XCTestCase {
         XCTAssertTrue(none.stderr.contains("has no test split"), none.stderr)
         XCTAssertTrue(none.stderr.contains("--test-share 0 holds none"), none.stderr)
     }
+
+    /// Measurements say what they measured: eval, knn and calibrate record the dataset (path and split)
+    /// in their JSON, the card shows it beside each number, and an export records its training data
+    /// (config.json training_data) so measuring it without --data reads that. A model directory that
+    /// names no data is a usage error asking for --data (it used to be measured on Fashion-MNIST).
+    func testMeasurementsNameTheirDataAndAModelThatNamesNoneNeedsData() throws {
+        let train = try BuiltExecutable("bootmae-train")
+        let root = scratch("measured")
+        try writeClasses(["cat": 10, "dog": 10], in: root + "/photos")
+        let data = root + "/photos", pt = root + "/runs/pt", model = root + "/models/m"
+        let pretrain = try train.run(["pretrain", "--data", data, "--out", pt, "--epochs", "1", "--batch-size", "4",
+                                      "--threads", "1", "--max-steps", "1"])
+        XCTAssertEqual(pretrain.status, 0, pretrain.stderr)
+        struct Measured: Decodable { let data: Data?; struct Data: Decodable { let path: String; let split: String } }
+        func measured(_ file: String) throws -> Measured.Data? {
+            try JSONDecoder().decode(Measured.self, from: Foundation.Data(contentsOf: URL(fileURLWithPath: file))).data
+        }
+        for command in ["eval", "knn"] {
+            let result = try train.run([command, "--model", pt, "--threads", "1"])
+            XCTAssertEqual(result.status, 0, result.stderr)
+            XCTAssertTrue(result.stderr.contains("data: \(data) (what \(pt) trained on; --data to change)"), result.stderr)
+        }
+        XCTAssertEqual(try measured(pt + "/eval.json")?.path, data)
+        XCTAssertEqual(try measured(pt + "/eval.json")?.split, "test split (the test split 2 of its 20 images, 10% of each class held out)")
+        XCTAssertEqual(try measured(pt + "/knn.json")?.split,
+                       "train and test splits (the test split 2 of its 20 images, 10% of each class held out)")
+
+        let export = try train.run(["export", "--run", pt, "--out", model])
+        XCTAssertEqual(export.status, 0, export.stderr)
+        let config = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: model + "/config.json"))) as? [String: Any])
+        XCTAssertEqual(config["training_data"] as? String, data)
+        let card = try String(contentsOf: URL(fileURLWithPath: model + "/MODEL_CARD.md"), encoding: .utf8)
+        XCTAssertTrue(card.contains("| metric | value | measured on |"), card)
+        XCTAssertNotNil(card.range(of: #"\| k-NN top-1 \(frozen\) \| [0-9.]+% \| photos, train and test splits \(the test split 2 of"#,
+                                   options: .regularExpression), card)
+        XCTAssertNotNil(card.range(of: #"\| masked-patch PSNR, block masks \| [0-9.]+ dB \| photos, test split \("#, options: .regularExpression), card)
+
+        // The export's own measurements read the data it records.
+        let exported = try train.run(["eval", "--model", model, "--threads", "1"])
+        XCTAssertEqual(exported.status, 0, exported.stderr)
+        XCTAssertTrue(exported.stderr.contains("data: \(data) (what \(model) trained on"), exported.stderr)
+        XCTAssertTrue(exported.stderr.contains("reconstruction on 2 test images of photos, test split"), exported.stderr)
+        let calibrated = try train.run(["calibrate", "--model", model, "--threads", "1"])
+        XCTAssertEqual(calibrated.status, 0, calibrated.stderr)
+        struct Calibration: Decodable { let dataset: String }
+        let calibration = try JSONDecoder().decode(Calibration.self, from: Data(contentsOf: URL(fileURLWithPath: model + "/ood_calibration.json")))
+        XCTAssertEqual(calibration.dataset, "\(data), test split (the test split 2 of its 20 images, 10% of each class held out) (first 2 images)")
+
+        // A model that names no data (an export from before training_data, a converted checkpoint) needs --data.
+        var unnamed = config
+        unnamed["training_data"] = nil
+        try JSONSerialization.data(withJSONObject: unnamed).write(to: URL(fileURLWithPath: model + "/config.json"))
+        for command in ["eval", "knn", "linprobe", "calibrate"] {
+            let out = command == "calibrate" ? [] : ["--out", root + "/\(command)-unnamed.json"]  // calibrate writes into the model
+            let result = try train.run([command, "--model", model, "--threads", "1"] + out)
+            XCTAssertEqual(result.status, 64, "\(command): \(result.stderr)")
+            XCTAssertTrue(result.stderr.contains("\(model) does not say which data it was trained on"), "\(command): \(result.stderr)")
+            XCTAssertTrue(result.stderr.contains("pass --data"), "\(command): \(result.stderr)")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: root + "/\(command)-unnamed.json"), command)
+        }
+        XCTAssertEqual(try JSONDecoder().decode(Calibration.self, from: Data(contentsOf: URL(fileURLWithPath: model + "/ood_calibration.json"))).dataset,
+                       calibration.dataset, "calibrate replaced nothing")
+        let given = try train.run(["eval", "--model", model, "--data", data, "--threads", "1"])
+        XCTAssertEqual(given.status, 0, given.stderr)
+
+        // Recorded data that is not on this machine: said, with the path.
+        unnamed["training_data"] = root + "/moved-away"
+        try JSONSerialization.data(withJSONObject: unnamed).write(to: URL(fileURLWithPath: model + "/config.json"))
+        let missing = try train.run(["eval", "--model", model, "--threads", "1"])
+        XCTAssertEqual(missing.status, 64, missing.stderr)
+        XCTAssertTrue(missing.stderr.contains("was trained on \(root)/moved-away (its config.json training_data), which is not here"), missing.stderr)
+    }
 }
