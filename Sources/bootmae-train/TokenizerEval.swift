@@ -51,7 +51,9 @@ struct TokenizerEval: ParsableCommand {
                 return limit.map { SubsetDataset(dataset, count: $0) } ?? dataset
             }
             let evaluator = TokenizerEvaluator(tokenizer: tokenizer, config: network.config.encoder)
-            let test = try evaluator.measure(try split(.test), decode: true, label: "codes test", progress: progress)
+            let testSplit = try split(.test)
+            if let held = testSplit.heldOut { progress.log(held.note) }
+            let test = try evaluator.measure(testSplit, decode: true, label: "codes test", progress: progress)
             var probe: LinearProbeResult?
             if probeEpochs > 0 {
                 let train = try evaluator.measure(try split(.train), decode: false, label: "codes train", progress: progress)
@@ -59,7 +61,7 @@ struct TokenizerEval: ParsableCommand {
             }
             var result = TokenizerEvaluationResult(codebookSize: tokenizer.codebookSize, test: test, probe: probe)
             result.data = MeasuredData(path: dataPath, split: probeEpochs > 0 ? "test split (codes), train and test splits (probe)" : "test split",
-                                       heldOut: try split(.test).heldOut)
+                                       heldOut: testSplit.heldOut)
             progress.log(String(format: "tokenizer: PSNR %.2f dB, perplexity %.1f of %d codes (%.1f%% unused), bag-of-codes probe %@",
                                 result.psnr, result.perplexity, result.codebookSize, 100 * result.unusedShare,
                                 probe?.top1.map { String(format: "%.2f%%", 100 * $0) } ?? "–"))

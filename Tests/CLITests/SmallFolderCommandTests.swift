@@ -140,9 +140,9 @@ final class SmallFolderCommandTests: XCTestCase {
             XCTAssertTrue(result.stderr.contains("data: \(data) (what \(pt) trained on; --data to change)"), result.stderr)
         }
         XCTAssertEqual(try measured(pt + "/eval.json")?.path, data)
-        XCTAssertEqual(try measured(pt + "/eval.json")?.split, "test split (the test split 2 of its 20 images, 10% of each class held out)")
+        XCTAssertEqual(try measured(pt + "/eval.json")?.split, "test split (test split held out of the class folders: 2 of 20 images, 10% of each class)")
         XCTAssertEqual(try measured(pt + "/knn.json")?.split,
-                       "train and test splits (the test split 2 of its 20 images, 10% of each class held out)")
+                       "train and test splits (test split held out of the class folders: 2 of 20 images, 10% of each class)")
 
         let export = try train.run(["export", "--run", pt, "--out", model])
         XCTAssertEqual(export.status, 0, export.stderr)
@@ -150,7 +150,7 @@ final class SmallFolderCommandTests: XCTestCase {
         XCTAssertEqual(config["training_data"] as? String, data)
         let card = try String(contentsOf: URL(fileURLWithPath: model + "/MODEL_CARD.md"), encoding: .utf8)
         XCTAssertTrue(card.contains("| metric | value | measured on |"), card)
-        XCTAssertNotNil(card.range(of: #"\| k-NN top-1 \(frozen\) \| [0-9.]+% \| photos, train and test splits \(the test split 2 of"#,
+        XCTAssertNotNil(card.range(of: #"\| k-NN top-1 \(frozen\) \| [0-9.]+% \| photos, train and test splits \(test split held out of the class folders: 2 of 20 images"#,
                                    options: .regularExpression), card)
         XCTAssertNotNil(card.range(of: #"\| masked-patch PSNR, block masks \| [0-9.]+ dB \| photos, test split \("#, options: .regularExpression), card)
 
@@ -163,7 +163,7 @@ final class SmallFolderCommandTests: XCTestCase {
         XCTAssertEqual(calibrated.status, 0, calibrated.stderr)
         struct Calibration: Decodable { let dataset: String }
         let calibration = try JSONDecoder().decode(Calibration.self, from: Data(contentsOf: URL(fileURLWithPath: model + "/ood_calibration.json")))
-        XCTAssertEqual(calibration.dataset, "\(data), test split (the test split 2 of its 20 images, 10% of each class held out) (first 2 images)")
+        XCTAssertEqual(calibration.dataset, "\(data), test split (test split held out of the class folders: 2 of 20 images, 10% of each class) (first 2 images)")
 
         // A model that names no data (an export from before training_data, a converted checkpoint) needs --data.
         var unnamed = config

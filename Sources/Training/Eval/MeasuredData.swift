@@ -13,7 +13,7 @@ public struct MeasuredData: Codable, Sendable, Equatable {
     /// `split` of the dataset at `path`; `heldOut` when its test split was held out of class folders.
     public init(path: String, split: String, heldOut: HeldOutSplit? = nil) {
         self.path = URL(fileURLWithPath: path).standardizedFileURL.path
-        self.split = split + (heldOut.map { " (the test split \($0.held) of its \($0.total) images, \($0.percent) of each class held out)" } ?? "")
+        self.split = split + (heldOut.map { " (test split held out of the class folders: \($0.held) of \($0.total) images, \($0.percent) of each class)" } ?? "")
     }
 
     /// "fashion-mnist, test split": the folder's name and the split, for a card's table and log lines.
