@@ -33,6 +33,7 @@ func recordedTestShare(of model: String) -> Double? {
 func measurementData(_ given: String?, model: String, progress: ProgressReporter) throws -> String {
     if let given { return given }
     guard let recorded = recordedDataset(of: model) else {
+        try ensure(FileManager.default.fileExists(atPath: model), "no run folder or model directory at \(model)")
         throw ValidationError("\(model) does not say which data it was trained on (no recipe.json of a run, no training_data in its "
                               + "config.json): pass --data with the dataset to measure on (its test split is used)")
     }
