@@ -120,6 +120,10 @@ FT_SEED="${FT_SEED:-0}"
 FT_SUFFIX=$([[ $FT_EPOCHS == 20 ]] || echo "-${FT_EPOCHS}ep")$([[ $FT_SEED == 0 ]] || echo "-seed${FT_SEED}")
 FINETUNE=(--epochs "$FT_EPOCHS" --batch-size 256 --crop-scale 0.8 --checkpoint-every 200 --seed "$FT_SEED")
 
+# The runs train on bootmae-train's default data (Fashion-MNIST here); measurements of a model directory
+# in models/ name it, as a model exported before config.json recorded training_data names none.
+FMNIST_DATA=/usr/share/datasets/fashion-mnist
+
 log() { printf '\n== %s: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
 # A run is finished when its result.json says it did not stop early.
@@ -300,7 +304,7 @@ stream() {
             # The baseline every frozen feature must beat: the 28×28 input itself (the shipped model only
             # supplies the input transform: resize, crop, normalize), k-NN plain and mean-centred, linear probe.
             mkdir -p "$ROOT/pixels"
-            local input=(--model models/bootmae-vit-tiny-fmnist --features pixels --threads "$THREADS")
+            local input=(--model models/bootmae-vit-tiny-fmnist --data "$FMNIST_DATA" --features pixels --threads "$THREADS")
             [[ -f $ROOT/pixels/knn.json ]] || "$BIN" knn "${input[@]}" --out "$ROOT/pixels/knn.json"
             [[ -f $ROOT/pixels/knn-centred.json ]] || "$BIN" knn "${input[@]}" --center --out "$ROOT/pixels/knn-centred.json"
             [[ -f $ROOT/pixels/linprobe.json ]] || "$BIN" linprobe "${input[@]}" --out "$ROOT/pixels/linprobe.json" ;;
@@ -327,7 +331,7 @@ stream() {
                 --domain "$FMNIST_DOMAIN" --limitations scripts/cards/bootmae-vit-tiny-fmnist-cls.md
             # The shipped (fp16) weights, measured again; results stay in runs/, not in models/.
             for m in bootmae-vit-tiny-fmnist bootmae-vit-tiny-fmnist-cls; do
-                nice -n 5 "$BIN" eval --model "models/$m" --out "$ROOT/shipped-$m.json" --threads "$THREADS"
+                nice -n 5 "$BIN" eval --model "models/$m" --data "$FMNIST_DATA" --out "$ROOT/shipped-$m.json" --threads "$THREADS"
             done ;;
         export-ibot)
             # iBOT's teacher (its features are the ones to use, as the official README says) as an

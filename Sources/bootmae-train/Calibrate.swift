@@ -19,8 +19,10 @@ struct Calibrate: ParsableCommand {
     @Option(help: "Model directory with a pixel decoder (an export of a pretraining run).")
     var model: String
 
-    @Option(help: "Dataset with a test split (IDX folder or ImageFolder with test/ or val/). Default: Fashion-MNIST.")
+    @Option(help: "Dataset with a test split (IDX folder, ImageFolder with test/ or val/, or class folders to hold a share out of). Default: the one the model was trained on (an export's config.json training_data); required when it names none.")
     var data: String?
+
+    @OptionGroup var split: TestShareOption
 
     @Option(help: "Test images to measure (the first ones of the split).")
     var images: Int = 2000
@@ -43,13 +45,15 @@ struct Calibrate: ParsableCommand {
 
     func run() throws {
         TensorRuntime.configure(threads: threads)
+        let progress = ProgressReporter()
+        let source = try measurementData(data, model: model, progress: progress)  // a usage error before the do: exit 64
         do {
             let dir = URL(fileURLWithPath: model)
-            let source = data ?? defaultDataset(of: model)
-            let test = try Datasets.open(source, split: .test)
+            let test = try Datasets.open(source, split: .test, testShare: split.share(recordedBy: model))
             let network = try PretrainingDirectory.load(dir)
-            let progress = ProgressReporter()
-            let calibration = try Evaluation.errorCalibration(network, dataset: test, describing: "\(URL(fileURLWithPath: source).lastPathComponent) test split",
+            if let held = test.heldOut { progress.log(held.note) }
+            let measured = MeasuredData(path: source, split: "test split", heldOut: test.heldOut)
+            let calibration = try Evaluation.errorCalibration(network, dataset: test, describing: "\(measured.path), \(measured.split)",
                                                               maxImages: images, batchSize: batchSize, seeds: masks, progress: progress)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]

@@ -16,8 +16,10 @@ struct Evaluate: ParsableCommand {
     @Option(help: "Run folder (pretrain or finetune) or model directory.")
     var model: String
 
-    @Option(help: "Dataset with a test split (IDX folder or ImageFolder with test/ or val/). Default: the run's own (its recipe.json), else Fashion-MNIST.")
+    @Option(help: "Dataset with a test split (IDX folder, ImageFolder with test/ or val/, or class folders to hold a share out of). Default: the one the model was trained on (a run's recipe.json, an export's config.json training_data); required when it names none.")
     var data: String?
+
+    @OptionGroup var split: TestShareOption
 
     @Option(help: "Write the JSON result here (default: MODEL/eval.json, or MODEL/eval-PRECISION.json with --precision).")
     var out: String?
@@ -92,10 +94,13 @@ struct Evaluate: ParsableCommand {
 
     func run() throws {
         TensorRuntime.configure(threads: threads)
+        let progress = ProgressReporter()
+        let source = try measurementData(data, model: model, progress: progress)  // a usage error before the do: exit 64
         do {
             let dir = URL(fileURLWithPath: model)
-            let test = try Datasets.open(data ?? defaultDataset(of: model), split: .test)
-            let progress = ProgressReporter()
+            let test = try Datasets.open(source, split: .test, testShare: split.share(recordedBy: model))
+            if let held = test.heldOut { progress.log(held.note) }
+            let measured = MeasuredData(path: source, split: "test split", heldOut: test.heldOut)
             let json: Data
             // A config naming an objective is a pretraining network: an invalid one is an error here,
             // not a reason to evaluate it as something else.
@@ -110,8 +115,9 @@ struct Evaluate: ParsableCommand {
                                                            masks: try reconstructionMasks(network, options: options), reconstructor: decoded?.reconstructor,
                                                            options: options, progress: progress)
                 result.tokenizer = decoded?.name
+                result.data = measured
                 json = try encode(result)
-                progress.log("reconstruction on \(result.images) test images (\(result.maskingDetail ?? "\(result.masking) masks")"
+                progress.log("reconstruction on \(result.images) test images of \(measured.summary) (\(result.maskingDetail ?? "\(result.masking) masks")"
                              + (result.tokenizer.map { ", decoded by the tokenizer \($0)" } ?? "") + "): "
                              + String(format: "masked-patch MSE %.5f, PSNR %.2f dB", result.mse, result.psnr))
             } else {
@@ -125,9 +131,10 @@ struct Evaluate: ParsableCommand {
                     throw ValidationError("\(model) has no classification head: evaluate a fine-tuned model, or a pretraining run for reconstruction")
                 }
                 let classifier = Classifier(wrapping: encoder, classes: labels)
-                let result = try Evaluation.top1(classifier, dataset: test, batchSize: batchSize, progress: progress)
+                var result = try Evaluation.top1(classifier, dataset: test, batchSize: batchSize, progress: progress)
+                result.data = measured
                 json = try encode(result)
-                progress.log(String(format: "top-1 on %d test images: %.2f%% (%@ GEMMs)", result.images, 100 * result.top1,
+                progress.log(String(format: "top-1 on %d test images of %@: %.2f%% (%@ GEMMs)", result.images, measured.summary, 100 * result.top1,
                                     encoder.inferenceKernel.rawValue))
             }
             let dest = out.map { URL(fileURLWithPath: $0) } ?? dir.appendingPathComponent(precision.map { "eval-\($0.rawValue).json" } ?? "eval.json")

@@ -15,6 +15,8 @@ struct Finetune: ParsableCommand {
 
     @OptionGroup var common: CommonTrainingOptions
 
+    @OptionGroup var split: TestShareOption
+
     @Option(help: "Pretraining run folder or model directory to start from, or 'none' to train from scratch (not needed with --resume). Without --data, a run folder's own dataset (its recipe.json) is fine-tuned on.")
     var initFrom: String?
 
@@ -98,12 +100,13 @@ struct Finetune: ParsableCommand {
         if given.contains("--crop-scale") { derived.cropScale = cropScale...1 }
         if given.contains("--checkpoint-every") { derived.checkpointEvery = checkpointEvery }
         derived.subset = common.subset ?? recorded.subset
+        if given.contains("--test-share") { derived.testShare = split.testShare }
         var recordedFields = flattenedJSON(recorded)
         recordedFields["data"] = canonicalPath(recorded.data) as NSString
         let flags = ["data": "--data", "seed": "--seed", "epochs": "--epochs", "batchSize": "--batch-size",
                      "lr": given.contains("--lr") || !given.contains("--blr") ? "--lr" : "--blr", "warmupEpochs": "--warmup-epochs",
                      "weightDecay": "--weight-decay", "layerDecay": "--layer-decay", "labelSmoothing": "--label-smoothing",
-                     "cropScale": "--crop-scale", "checkpointEvery": "--checkpoint-every", "subset": "--subset"]
+                     "cropScale": "--crop-scale", "checkpointEvery": "--checkpoint-every", "subset": "--subset", "testShare": "--test-share"]
         var found = differingFields(recorded: recordedFields, given: flattenedJSON(derived), defaults: [:], givenFlags: given,
                                     flagOf: { flags[$0] })
         if let initFrom {
@@ -136,13 +139,17 @@ struct Finetune: ParsableCommand {
     func freshRun() throws -> (ViTConfig, FinetuneRecipe, notes: [String]) {
         let source = initFrom == "none" ? nil : initFrom   // validate() made sure it is set
         var dataPath = common.dataPath, notes: [String] = []
-        if let source, common.data == nil, let recorded = recordedDataset(of: source) {
-            dataPath = recorded
-            notes.append("data: \(recorded) (what \(source) trained on; --data to change)")
+        if let source, common.data == nil {
+            if let recorded = recordedDataset(of: source) {
+                dataPath = recorded.path
+                notes.append("data: \(recorded.path) (what \(source) trained on; --data to change)")
+            } else {
+                notes.append("data: \(dataPath) (the default: \(source) does not say which data it was trained on; --data to change)")
+            }
         }
         let config: ViTConfig, dataset: any ImageDataset
         do {
-            dataset = try Datasets.open(dataPath, split: .train)
+            dataset = try Datasets.open(dataPath, split: .train, testShare: split.share(recordedBy: nil))
             if let source {
                 config = try Classifier.pretrainedEncoder(source).0
             } else {
@@ -155,6 +162,7 @@ struct Finetune: ParsableCommand {
         } catch {
             throw fail("error: \(error)", code: 1)
         }
+        try requireClasses(dataset, of: dataPath)
         // A from-scratch model the flags make invalid (--img-size not a multiple of the patch) is a usage error.
         let problems = config.validationErrors()
         try ensure(problems.isEmpty, problems.map(inFlagTerms).joined(separator: "; "))
@@ -166,13 +174,14 @@ struct Finetune: ParsableCommand {
                                     epochs: epochs, batchSize: batch, lr: lr ?? peakLearningRate(base: blr, batch: batch, batchChosen: batchSize == nil),
                                     warmupEpochs: warmupEpochs ?? max(1, Double(epochs) * 0.05), weightDecay: weightDecay,
                                     layerDecay: layerDecay, labelSmoothing: labelSmoothing, cropScale: cropScale...1,
-                                    checkpointEvery: checkpointEvery, subset: common.subset)
+                                    checkpointEvery: checkpointEvery, subset: common.subset, testShare: split.share(recordedBy: nil))
         notes += batchNotes(batch: batch, chosen: batchSize == nil, images: images, lr: recipe.lr, scaledFrom: lr == nil ? blr : nil)
         if imgSize == nil, let warning = imageSizeWarning(dataset, data: dataPath, imgSize: config.imgSize, patchSize: config.patchSize,
                                                          preset: source == nil ? preset.rawValue : nil) {
             notes.append(warning)
         }
         if let warning = dataset.ignoredFilesWarning { notes.append(warning) }
+        if let held = dataset.heldOut { notes.append(held.note) }
         return (config, recipe, notes)
     }
 

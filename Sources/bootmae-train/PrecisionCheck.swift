@@ -21,7 +21,7 @@ struct PrecisionCheck: ParsableCommand {
     @Option(help: "Model directory or run folder.")
     var model: String
 
-    @Option(help: "Images to compare on: a dataset's test split (IDX folder, or ImageFolder with test/ or val/), or every image of a folder without one (e.g. your own photos). Default: the run's own dataset (its recipe.json), else Fashion-MNIST.")
+    @Option(help: "Images to compare on: a dataset's test split (IDX folder, or ImageFolder with test/ or val/), or every image of a folder without one (e.g. your own photos). Default: the one the model was trained on (a run's recipe.json, an export's config.json training_data); required when it names none.")
     var data: String?
 
     @Option(help: "Compare at most this many images (the first ones of the split).")
@@ -56,14 +56,17 @@ struct PrecisionCheck: ParsableCommand {
             throw fail("error: this CPU has no \(precision.rawValue) instructions (it would serve \(kernel.rawValue)): "
                        + "nothing differs from fp32 to check here; run it on the machine that will serve the model", code: 2)
         }
-        let result: PrecisionAgreement.Result
+        var result: PrecisionAgreement.Result
+        let progress = ProgressReporter()
+        let source = try measurementData(data, model: model, progress: progress)  // a usage error: exit 64
         do {
             let reference = try ModelSource.encoder(model)
             let candidate = try ModelSource.encoder(model)
             InferencePacking.apply(precision, to: candidate)
-            let test = try comparisonImages(data ?? defaultDataset(of: model))
+            let (test, split) = try comparisonImages(source)
             result = try PrecisionAgreement.measure(reference: reference, candidate: candidate, dataset: test,
-                                                    batchSize: batchSize, limit: limit, progress: ProgressReporter())
+                                                    batchSize: batchSize, limit: limit, progress: progress)
+            result.data = MeasuredData(path: source, split: split)
         } catch {
             throw fail("error: \(error)", code: 1)
         }
@@ -87,11 +90,12 @@ struct PrecisionCheck: ParsableCommand {
 
     /// The test split when the dataset has one; otherwise every image of the folder (no training
     /// happens here, so a plain folder of the user's own photos is a fine comparison set).
-    func comparisonImages(_ path: String) throws -> any ImageDataset {
-        do { return try Datasets.open(path, split: .test) } catch DatasetError.splitNotFound(_, .test, _) {
-            let all = try Datasets.open(path, split: .train)
+    func comparisonImages(_ path: String) throws -> (images: any ImageDataset, split: String) {
+        // A test/ or val/ folder, not a share held out of class folders: nothing here trains on the rest.
+        do { return (try Datasets.open(path, split: .test, testShare: 0), "test split") } catch DatasetError.splitNotFound(_, .test, _) {
+            let all = try Datasets.open(path, split: .train, testShare: 0)
             FileHandle.standardError.write(Data("note: \(path) has no test split: comparing on all of its \(all.count) images\n".utf8))
-            return all
+            return (all, "all images (no test split)")
         }
     }
 }

@@ -172,7 +172,8 @@ struct Pretrain: ParsableCommand {
     func freshRun() throws -> (PretrainingConfig, PretrainRecipe, notes: [String]) {
         let (type, flags) = try chosenObjective()
         let dataset: any ImageDataset
-        do { dataset = try Datasets.open(common.dataPath, split: .train) } catch { throw fail("error: \(error)", code: 1) }
+        // Every image, as the Pretrainer reads them (no labels, so no test split held out of a class folder).
+        do { dataset = try Datasets.open(common.dataPath, split: .train, testShare: 0) } catch { throw fail("error: \(error)", code: 1) }
         let images = common.subset.map { min($0, dataset.count) } ?? dataset.count
         let batch = batchSize ?? defaultBatchSize(images: images)
         if batch > images { throw batchTooLarge(batch, images: images, data: common.dataPath) }
@@ -196,6 +197,7 @@ struct Pretrain: ParsableCommand {
             notes.append(warning)
         }
         if let warning = dataset.ignoredFilesWarning { notes.append(warning) }
+        if let held = (dataset as? ImageFolderDataset)?.heldOutSplit(share: HeldOutSplit.defaultShare) { notes.append(held.pretrainingNote) }
         return (config, recipe, notes)
     }
 

@@ -10,8 +10,10 @@ struct FeatureOptions: ParsableArguments {
     @Option(help: "Run folder or model directory whose encoder is evaluated (frozen).")
     var model: String
 
-    @Option(help: "Labelled dataset with train and test splits. Default: the run's own (its recipe.json), else Fashion-MNIST.")
+    @Option(help: "Labelled dataset with train and test splits (or class folders to hold a share out of). Default: the one the model was trained on (a run's recipe.json, an export's config.json training_data); required when it names none.")
     var data: String?
+
+    @OptionGroup var split: TestShareOption
 
     @Option(help: "Features: cls, mean (final-norm pooling), block:N (mean of patch tokens after N blocks, then a parameter-free LayerNorm, as BootMAE probes) or pixels (the model's normalized input itself: the baseline). Default: knn the model's pooling, linprobe block:⌈5/6 of the depth⌉.")
     var features: String?
@@ -39,24 +41,29 @@ struct FeatureOptions: ParsableArguments {
         return s
     }
 
-    /// Train- and test-split features of the frozen encoder; `fallback` picks the default source from it.
-    func features(default fallback: (VisionTransformer) -> FeatureSource, progress: ProgressReporter) throws
-        -> (train: FeatureSet, test: FeatureSet, source: FeatureSource) {
+    /// The dataset measured: --data, else the model's own (a usage error when it names none).
+    func dataset(progress: ProgressReporter) throws -> String { try measurementData(data, model: model, progress: progress) }
+
+    /// Train- and test-split features of the frozen encoder on `data`; `fallback` picks the default source from it.
+    func features(of data: String, default fallback: (VisionTransformer) -> FeatureSource, progress: ProgressReporter) throws
+        -> (train: FeatureSet, test: FeatureSet, source: FeatureSource, data: MeasuredData) {
         TensorRuntime.configure(threads: threads)
-        let data = data ?? defaultDataset(of: model)
         // Both splits must exist and be labelled: fail now, not after the train features.
         let splits = try [DatasetSplit.train, .test].map { split in
-            let dataset = try Datasets.open(data, split: split)
+            let dataset = try Datasets.open(data, split: split, testShare: self.split.share(recordedBy: model))
             guard !dataset.classes.isEmpty else {
                 throw ValidationError("the \(split.rawValue) split of \(data) has no labels: give class subfolders (root/<class>/<image>)")
             }
+            if split == .train { try requireClasses(dataset, of: data) }
             return split == .train ? trainSubset.map { SubsetDataset(dataset, count: $0) } ?? dataset : dataset
         }
+        if let held = splits[1].heldOut { progress.log(held.note) }
         let encoder = try encoder()
         let source = try source(default: fallback(encoder))
         let extractor = try FeatureExtractor(model: encoder, source: source)
         return (try extractor.extract(splits[0], label: "features train", progress: progress),
-                try extractor.extract(splits[1], label: "features test", progress: progress), source)
+                try extractor.extract(splits[1], label: "features test", progress: progress), source,
+                MeasuredData(path: data, split: "train and test splits", heldOut: splits[1].heldOut))
     }
 
     func write<T: Encodable>(_ value: T, name: String) throws {
@@ -89,10 +96,12 @@ struct LinProbe: ParsableCommand {
     func run() throws {
         do {
             let progress = ProgressReporter()
-            let (train, test, source) = try options.features(default: { .block(max(1, Int((Double($0.blocks.count) * 5 / 6).rounded()))) },
-                                                             progress: progress)
+            let (train, test, source, data) = try options.features(of: try options.dataset(progress: progress),
+                                                                   default: { .block(max(1, Int((Double($0.blocks.count) * 5 / 6).rounded()))) },
+                                                                   progress: progress)
             let probe = LinearProbe(.init(epochs: epochs, batchSize: batchSize, baseLR: blr, seed: seed))
-            let (_, result) = try probe.fit(train: train, test: test, progress: progress)
+            var (_, result) = try probe.fit(train: train, test: test, progress: progress)
+            result.data = data
             progress.log(String(format: "linear probe (%@): test top-1 %.2f%%", source.description, 100 * (result.top1 ?? 0)))
             try options.write(result, name: "linprobe.json")
         } catch let e as ValidationError {
@@ -123,15 +132,19 @@ struct KNN: ParsableCommand {
     func run() throws {
         do {
             let progress = ProgressReporter()
-            var (train, test, source) = try options.features(default: { .pooled($0.config.globalPool) }, progress: progress)
+            var (train, test, source, data) = try options.features(of: try options.dataset(progress: progress),
+                                                                   default: { .pooled($0.config.globalPool) }, progress: progress)
             if center {
                 let mean = train.mean
                 (train, test) = (train.centred(on: mean), test.centred(on: mean))
             }
             var result = try KNNClassifier(k: k, temperature: Float(temperature)).evaluate(train: train, test: test, progress: progress)
             result.centred = center
+            result.data = data
             progress.log(String(format: "k-NN (k=%d, %@%@): test top-1 %.2f%%", result.k, source.description, center ? ", centred" : "", 100 * result.top1))
             try options.write(result, name: "knn.json")
+        } catch let e as ValidationError {
+            throw e
         } catch {
             throw fail("error: \(error)", code: 1)
         }

@@ -17,7 +17,7 @@ struct TokenizerEval: ParsableCommand {
     @Option(help: "Run folder or model directory of a tokenizer (pretrain --objective peco-tokenizer).")
     var model: String
 
-    @Option(help: "Labelled dataset with train and test splits. Default: the run's own (its recipe.json), else Fashion-MNIST.")
+    @Option(help: "Labelled dataset with train and test splits. Default: the one the model was trained on (a run's recipe.json, an export's config.json training_data); required when it names none.")
     var data: String?
 
     @Option(help: "Use the first N images of each split, spread over it (smoke tests).")
@@ -45,19 +45,23 @@ struct TokenizerEval: ParsableCommand {
             guard let tokenizer = network.tokenizer else {
                 throw fail("error: \(model) is a \(network.config.objective) model, not a tokenizer (pretrain --objective peco-tokenizer)", code: 64)
             }
-            let data = data ?? defaultDataset(of: model)
+            let dataPath = try measurementData(data, model: model, progress: progress)
             func split(_ s: DatasetSplit) throws -> any ImageDataset {
-                let dataset = try Datasets.open(data, split: s)
+                let dataset = try Datasets.open(dataPath, split: s)
                 return limit.map { SubsetDataset(dataset, count: $0) } ?? dataset
             }
             let evaluator = TokenizerEvaluator(tokenizer: tokenizer, config: network.config.encoder)
-            let test = try evaluator.measure(try split(.test), decode: true, label: "codes test", progress: progress)
+            let testSplit = try split(.test)
+            if let held = testSplit.heldOut { progress.log(held.note) }
+            let test = try evaluator.measure(testSplit, decode: true, label: "codes test", progress: progress)
             var probe: LinearProbeResult?
             if probeEpochs > 0 {
                 let train = try evaluator.measure(try split(.train), decode: false, label: "codes train", progress: progress)
                 probe = try LinearProbe(.init(epochs: probeEpochs)).fit(train: train.histograms, test: test.histograms, progress: progress).result
             }
-            let result = TokenizerEvaluationResult(codebookSize: tokenizer.codebookSize, test: test, probe: probe)
+            var result = TokenizerEvaluationResult(codebookSize: tokenizer.codebookSize, test: test, probe: probe)
+            result.data = MeasuredData(path: dataPath, split: probeEpochs > 0 ? "test split (codes), train and test splits (probe)" : "test split",
+                                       heldOut: testSplit.heldOut)
             progress.log(String(format: "tokenizer: PSNR %.2f dB, perplexity %.1f of %d codes (%.1f%% unused), bag-of-codes probe %@",
                                 result.psnr, result.perplexity, result.codebookSize, 100 * result.unusedShare,
                                 probe?.top1.map { String(format: "%.2f%%", 100 * $0) } ?? "–"))

@@ -185,19 +185,6 @@ func checkRecordedDataset(_ path: String, run: RunDirectory) throws {
                           + "\(run.file("recipe.json").path) to its new path")
 }
 
-/// The dataset a measurement of `model` reads by default: the one its run trained on (its
-/// recipe.json), else Fashion-MNIST.
-func defaultDataset(of model: String) -> String {
-    recordedDataset(of: model) ?? CommonTrainingOptions.defaultData
-}
-
-/// The dataset the run in folder `model` trained on (its recipe.json), if it is a run folder.
-func recordedDataset(of model: String) -> String? {
-    struct Recorded: Decodable { let data: String }
-    let recipe = URL(fileURLWithPath: model).appendingPathComponent("recipe.json")
-    return (try? JSONDecoder().decode(Recorded.self, from: Data(contentsOf: recipe)))?.data
-}
-
 /// The long flags on this process's command line after the subcommand ("--lr=1" counts as "--lr"),
 /// for rules about flags that carry a default and so cannot be told apart from absent ones.
 func givenFlags() -> [String] {

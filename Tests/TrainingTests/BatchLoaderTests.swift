@@ -92,7 +92,7 @@ final class BatchLoaderTests: XCTestCase {
     func testUnreadableSamplesAreSkippedAndReplaced() throws {
         var data = SyntheticDataset(count: 23)
         data.broken = [4, 10]
-        let loader = loader(data, shuffle: false, maxSkipFraction: 0.1)  // allows 2 of 23
+        let loader = loader(data, shuffle: false, maxSkipFraction: 0.1)  // allows 3 of 23 (the minimum)
         let batches = try all(loader)
         // Each gap is filled from the next positions; batch boundaries stay put.
         XCTAssertEqual(batches.map(\.sampleIndices), [[0, 1, 2, 3, 5], [5, 6, 7, 8, 9], [11, 12, 13, 14, 15],
@@ -120,7 +120,7 @@ final class BatchLoaderTests: XCTestCase {
 
     func testTooManyUnreadableSamplesThrowNamingOne() throws {
         var data = SyntheticDataset(count: 23)
-        data.broken = [4, 10, 21]
+        data.broken = [4, 10, 15, 21]  // 3 of 23 are skipped (the minimum), the fourth stops the epoch
         for prefetch in [0, 2] {
             let loader = loader(data, shuffle: false, prefetch: prefetch, maxSkipFraction: 0.1)
             XCTAssertNotNil(try loader.next())
@@ -128,7 +128,7 @@ final class BatchLoaderTests: XCTestCase {
             XCTAssertNotNil(try loader.next())
             XCTAssertNotNil(try loader.next())
             let error = thrownError { try loader.next() }
-            XCTAssertEqual(error, .tooManyUnreadable(skipped: 3, allowed: 2, total: 23, example: "synthetic/21.png",
+            XCTAssertEqual(error, .tooManyUnreadable(skipped: 4, allowed: 3, total: 23, example: "synthetic/21.png",
                                                      reason: "broken on purpose"))
             XCTAssertTrue(error!.description.contains("synthetic/21.png"), error!.description)
             XCTAssertEqual(thrownError { try loader.next() }, error)  // and again
@@ -142,7 +142,7 @@ final class BatchLoaderTests: XCTestCase {
                       to: root + "/\(i % 2 == 0 ? "even" : "odd")/\(i).png")
         }
         try write(Array("GIF89a…".utf8), to: root + "/odd/broken.png")
-        let data = try Datasets.open(root, split: .train)
+        let data = try Datasets.open(root, split: .train, testShare: 0)  // every image: no test split held out
         XCTAssertEqual(data.count, 10)
 
         let tolerant = loader(data, batchSize: 4, maxSkipFraction: 0.1)  // 1 of 10 allowed
@@ -154,11 +154,27 @@ final class BatchLoaderTests: XCTestCase {
         XCTAssertEqual(Set(seen), Set(0..<10).subtracting([(data as! ImageFolderDataset).files.firstIndex { $0.hasSuffix("broken.png") }!]))
         XCTAssertEqual(batches.flatMap(\.labels), seen.map { data.label(at: $0)! })
 
-        let strict = loader(data, batchSize: 4)  // default 1%: none allowed
+        // The default (1%, at least 3 of 7 or more) skips it too: one damaged file does not stop a small folder.
+        let byDefault = loader(data, batchSize: 4)
+        XCTAssertEqual(byDefault.allowedSkips, 3)
+        XCTAssertEqual(try all(byDefault).flatMap(\.sampleIndices), seen)
+        XCTAssertEqual(byDefault.skippedSamples.map(\.name), [root + "/odd/broken.png"])
+
+        // Past that, the epoch stops naming a file and the rule.
+        for i in 0..<3 { try write(Array("not a PNG".utf8), to: root + "/even/broken-\(i).png") }
+        let more = try Datasets.open(root, split: .train, testShare: 0)
         var failure: DatasetError?
-        do { while try strict.next() != nil {} } catch { failure = error }
-        guard case .tooManyUnreadable(1, 0, 10, let example, _) = failure else { return XCTFail("got \(String(describing: failure))") }
-        XCTAssertEqual(example, root + "/odd/broken.png")
+        do { let strict = loader(more, batchSize: 4); while try strict.next() != nil {} } catch { failure = error }
+        guard case .tooManyUnreadable(4, 3, 13, let example, _) = failure else { return XCTFail("got \(String(describing: failure))") }
+        XCTAssertTrue(example.contains("/broken"), example)
+        XCTAssertTrue(failure!.description.contains("more than the 3 the loader skips (1% of the samples, and at least 3 when there are 7 or more)"),
+                      failure!.description)
+    }
+
+    /// The tolerated count: 1% of a large dataset, at least 3 of a small one, never half of a tiny one.
+    func testAllowedSkipsRule() {
+        XCTAssertEqual([2, 3, 6, 7, 39, 100, 399, 400, 10_000].map { BatchLoader.allowedSkips(count: $0, fraction: 0.01) },
+                       [0, 1, 2, 3, 3, 3, 3, 4, 100])
     }
 
     func testUnlabeledStatsAndEarlyRelease() throws {

@@ -92,17 +92,72 @@ final class ImageFolderDatasetTests: XCTestCase {
         XCTAssertEqual(try Datasets.open(root, split: .test).count, 3)
     }
 
-    func testWithoutSplitFoldersEverythingIsTrain() throws {
+    /// Classes of one image each leave nothing to hold out: all of it is the train split.
+    func testWithoutSplitFoldersOrImagesToHoldOutEverythingIsTrain() throws {
         let root = try makeTemporaryFolder(self)
         try write(png(1, channels: 1), to: root + "/b/1.png")
         try write(png(2, channels: 1), to: root + "/a/2.png")
         let data = try Datasets.open(root, split: .train)
         XCTAssertEqual(data.classes, ["a", "b"])
+        XCTAssertEqual(data.count, 2)
+        XCTAssertNil(data.heldOut)
         XCTAssertEqual(data.channels, 3, "image folders are RGB, whatever the files hold (as torchvision's ImageFolder)")
         let error = thrownError { try Datasets.open(root, split: .test) }
         guard case .splitNotFound(root, .test, let expected) = error else { return XCTFail("got \(String(describing: error))") }
         XCTAssertTrue(expected.contains("test/"), expected)
+        XCTAssertTrue(expected.contains("a single image"), expected)
         XCTAssertTrue(error!.description.contains("no test split"), error!.description)
+    }
+
+    /// root/<class>/ without test/ or val/: a share of each class (by a hash of the path inside the
+    /// folder) is the test split and the rest the train split. The held-out files are FNV-1a's lowest
+    /// of each class, as Python computes them (`fnv1a(b"a/1.png")`, …): 12 images hold out 1 at 10%
+    /// and 4 at 30% (3.6 rounded), 5 hold out 1 at both (0.5 and 1.5 rounded: at least 1, half away
+    /// from zero), a class of 1 none. The same files are held out wherever the folder lives, and a
+    /// smaller share's are among a larger one's.
+    func testALabelledFolderHoldsOutAShareOfEachClass() throws {
+        let root = try makeTemporaryFolder(self)
+        for (name, count) in [("a", 12), ("b", 5), ("c", 1)] {
+            for i in 0..<count { try write(png(i), to: root + "/\(name)/\(i).png") }
+        }
+        func relative(_ data: any ImageDataset, in folder: String) -> [String] {
+            (data as! ImageFolderDataset).files.map { String($0.dropFirst(folder.count + 1)) }
+        }
+        let train = try Datasets.open(root, split: .train), test = try Datasets.open(root, split: .test)
+        XCTAssertEqual(relative(test, in: root), ["a/1.png", "b/1.png"])
+        XCTAssertEqual((0..<test.count).map { test.label(at: $0) }, [0, 1])
+        XCTAssertEqual(train.count, 16)
+        XCTAssertEqual(Set(relative(train, in: root)).intersection(relative(test, in: root)), [])
+        XCTAssertEqual(train.classes, ["a", "b", "c"])
+        XCTAssertEqual(test.classes, ["a", "b", "c"])
+        let held = HeldOutSplit(root: root, share: 0.1, held: 2, total: 18)
+        XCTAssertEqual(test.heldOut, held)
+        XCTAssertEqual(SubsetDataset(train, count: 4).heldOut, held)
+        XCTAssertEqual(held.note, "\(root) has no test/ or val/ subfolder: holding out 2 of its 18 images as the test split "
+                       + "(10% of each class, at least 1 of a class of 2 or more; --test-share to change, 0 to hold none out)")
+
+        let larger = try Datasets.open(root, split: .test, testShare: 0.3)
+        XCTAssertEqual(relative(larger, in: root), ["a/0.png", "a/1.png", "a/6.png", "a/9.png", "b/1.png", "b/4.png"])
+        XCTAssertEqual(try Datasets.open(root, split: .train, testShare: 0.3).count, 12)
+
+        let moved = try makeTemporaryFolder(self) + "/elsewhere"
+        try FileManager.default.copyItem(atPath: root, toPath: moved)
+        XCTAssertEqual(relative(try Datasets.open(moved, split: .test), in: moved), ["a/1.png", "b/1.png"])
+
+        // A share of 0 holds none out: every image trains, and there is no test split.
+        XCTAssertEqual(try Datasets.open(root, split: .train, testShare: 0).count, 18)
+        let error = thrownError { try Datasets.open(root, split: .test, testShare: 0) }
+        guard case .splitNotFound(root, .test, let expected) = error else { return XCTFail("got \(String(describing: error))") }
+        XCTAssertTrue(expected.contains("--test-share 0"), expected)
+        // What pretraining (every image) says measurements will hold out.
+        let all = try XCTUnwrap(try Datasets.open(root, split: .train, testShare: 0) as? ImageFolderDataset)
+        XCTAssertEqual(all.heldOutSplit(share: 0.1), held)
+    }
+
+    func testHeldOutCountPerClass() {
+        XCTAssertEqual([0, 1, 2, 5, 9, 10, 14, 15, 100].map { HeldOutSplit.heldCount(of: $0, share: 0.1) }, [0, 0, 1, 1, 1, 1, 1, 2, 10])
+        XCTAssertEqual([2, 3, 4].map { HeldOutSplit.heldCount(of: $0, share: 0.5) }, [1, 2, 2])
+        XCTAssertEqual(HeldOutSplit.heldCount(of: 10, share: 0), 0)
     }
 
     func testFlatFolderIsUnlabeled() throws {

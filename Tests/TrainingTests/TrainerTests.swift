@@ -104,7 +104,8 @@ final class TrainerTests: TrainingTestCase {
         _ = try trainer.train(progress: quiet())
         // Results written beside the run become the card's headline table.
         try Data(#"{"top1": 0.8361, "k": 20}"#.utf8).write(to: run.file("knn.json"))
-        try Data(#"{"psnr": 17.703, "masking": "block"}"#.utf8).write(to: run.file("eval.json"))
+        try Data(#"{"psnr": 17.703, "masking": "block", "data": {"path": "/usr/share/datasets/fashion-mnist", "split": "test split"}}"#.utf8)
+            .write(to: run.file("eval.json"))
         let out = scratch.appendingPathComponent("models/tiny")
         let summary = try Exporter.export(run: run.url.path, to: out.path, half: false, overwrite: false)
         XCTAssertEqual(summary.kind, .pretraining)
@@ -120,8 +121,12 @@ final class TrainerTests: TrainingTestCase {
         XCTAssertTrue(card.contains("## Data and recipe"))
         XCTAssertTrue(card.contains("(BootMAE: encoder + pixel decoder): serves embeddings and masked-image reconstructions."), card)
         XCTAssertTrue(card.contains("bootmae-train calibrate --model DIR"), card)
-        XCTAssertTrue(card.contains("| k-NN top-1 (frozen) | 83.61% |"), card)
-        XCTAssertTrue(card.contains("| masked-patch PSNR, block masks | 17.70 dB |"), card)
+        // Beside each number, the data it was measured on (a file from before `data` says it is not recorded).
+        XCTAssertTrue(card.contains("| k-NN top-1 (frozen) | 83.61% | not recorded |"), card)
+        XCTAssertTrue(card.contains("| masked-patch PSNR, block masks | 17.70 dB | fashion-mnist, test split |"), card)
+        // What a measurement of the export reads without --data.
+        let exported = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("config.json"))) as? [String: Any])
+        XCTAssertEqual(exported["training_data"] as? String, Self.fashionMNIST)
 
         // With the intended input: config.json carries it (the model's channels and size, the words given)
         // and the card's Limitations section states it, followed by the notes.

@@ -69,8 +69,8 @@ public struct LoaderStats: Sendable, Hashable {
 ///
 /// Unreadable samples are skipped and the batch is filled from the samples at the following
 /// positions (which then also appear in their own batch: batch boundaries never move, so resuming
-/// stays exact). Past `maxSkipFraction` of the epoch's samples, `next()` throws
-/// `DatasetError.tooManyUnreadable` naming a bad file.
+/// stays exact). Past `allowedSkips(count:fraction:)` of them in an epoch (`maxSkipFraction`, 1%,
+/// but at least `minimumSkips`), `next()` throws `DatasetError.tooManyUnreadable` naming a bad file.
 ///
 /// Threads: one serial background queue builds batches in order, each batch's images decoded and
 /// augmented in parallel with `DispatchQueue.concurrentPerform` over `workers` chunks. `next()` may
@@ -95,8 +95,18 @@ public final class BatchLoader: @unchecked Sendable {
     public let order: [Int]
     /// Number of batches in the epoch (counting from 0, not from `startBatch`).
     public let batchCount: Int
-    /// Most unreadable samples tolerated in the epoch: floor(maxSkipFraction × count).
+    /// Most unreadable samples tolerated in the epoch: `allowedSkips(count:fraction:)`.
     public let allowedSkips: Int
+
+    /// Unreadable samples an epoch of any dataset tolerates, however small: 1% of 39 images is none,
+    /// and one damaged photo should not stop a small folder.
+    public static let minimumSkips = 3
+
+    /// Unreadable samples tolerated among `count`: ⌊fraction × count⌋, or `minimumSkips` when that is more,
+    /// but never half of a tiny dataset (each skipped one is named in a warning).
+    public static func allowedSkips(count: Int, fraction: Double) -> Int {
+        max(Int((fraction * Double(count)).rounded(.down)), min(minimumSkips, (count - 1) / 2))
+    }
 
     private let maker: BatchMaker
     private let pipeline: Pipeline
@@ -141,7 +151,7 @@ public final class BatchLoader: @unchecked Sendable {
         self.views = views
         order = LoaderSeeds.epochOrder(count: dataset.count, shuffle: shuffle, seed: seed, epoch: epoch)
         batchCount = dropLast ? dataset.count / batchSize : (dataset.count + batchSize - 1) / batchSize
-        allowedSkips = Int((maxSkipFraction * Double(dataset.count)).rounded(.down))
+        allowedSkips = Self.allowedSkips(count: dataset.count, fraction: maxSkipFraction)
         maker = BatchMaker(dataset: dataset, order: order, batchSize: batchSize, seed: seed, epoch: epoch,
                            transform: transform, views: views, workers: self.workers, allowedSkips: allowedSkips)
         pipeline = Pipeline(first: startBatch)

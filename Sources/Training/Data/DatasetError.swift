@@ -82,7 +82,8 @@ public enum DatasetError: Error, Sendable, Hashable, CustomStringConvertible {
             return "Cannot load \(name): \(reason)"
         case .tooManyUnreadable(let skipped, let allowed, let total, let example, let reason):
             let sentence = reason.hasSuffix(".") ? reason : reason + "."
-            return "\(skipped) of the \(total) samples could not be loaded, more than the \(allowed) the loader skips. "
+            return "\(skipped) of the \(total) samples could not be loaded, more than the \(allowed) the loader skips "
+                + "(1% of the samples, and at least \(BatchLoader.minimumSkips) when there are \(2 * BatchLoader.minimumSkips + 1) or more). "
                 + "For example \(example): \(sentence) Fix or remove the unreadable files."
         }
     }

@@ -32,6 +32,9 @@ extension ImageDataset {
     /// Files the dataset found but does not use (not images); see `ImageFolderDataset.ignoredFiles`.
     public var ignoredFiles: [String] { (self as? ImageFolderDataset)?.ignoredFiles ?? (self as? SubsetDataset)?.base.ignoredFiles ?? [] }
 
+    /// How this split was held out of a labelled folder without test/ or val/ (see `HeldOutSplit`); nil otherwise.
+    public var heldOut: HeldOutSplit? { (self as? ImageFolderDataset)?.heldOut ?? ((self as? SubsetDataset)?.base as? ImageFolderDataset)?.heldOut }
+
     /// One line for the log when the dataset left files out, naming a few; nil when it used every file.
     public var ignoredFilesWarning: String? {
         let ignored = ignoredFiles
@@ -75,8 +78,9 @@ public enum Datasets {
     /// - a folder holding MNIST-style IDX files (`train-images-idx3-ubyte[.gz]`, `t10k-…` or `test-…`
     ///   for the test split, with the matching `*-labels-idx1-ubyte[.gz]`) → `IDXDataset`;
     /// - otherwise an ImageFolder (class subfolders or a flat folder of PNG/JPEG images, optionally
-    ///   under `train/` and `test/` or `val/`) → `ImageFolderDataset`.
-    public static func open(_ path: String, split: DatasetSplit,
+    ///   under `train/` and `test/` or `val/`; a labelled folder without them holds out `testShare` of each
+    ///   class as its test split, `HeldOutSplit`) → `ImageFolderDataset`.
+    public static func open(_ path: String, split: DatasetSplit, testShare: Double = HeldOutSplit.defaultShare,
                             maxPixels: Int = ImageDecoder.defaultMaxPixels) throws(DatasetError) -> any ImageDataset {
         let kind = FileSystem.kind(path)
         guard kind != .missing else { throw .notFound(path: path) }
@@ -84,7 +88,7 @@ public enum Datasets {
         if IDXDataset.holdsIDXFiles(path) {
             return try IDXDataset(directory: path, split: split)
         }
-        return try ImageFolderDataset(root: path, split: split, maxPixels: maxPixels)
+        return try ImageFolderDataset(root: path, split: split, testShare: testShare, maxPixels: maxPixels)
     }
 }
 

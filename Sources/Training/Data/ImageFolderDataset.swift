@@ -7,9 +7,11 @@ import ImageKit
 /// lazily with ImageKit.
 ///
 /// Splits: when the root has a `train/` folder, the train split is `root/train` and the test split
-/// `root/test` (or `root/val`). Otherwise the whole root is the train split and there is no test split.
-/// The test split's class folders are labelled by name with the train split's classes, so a test
-/// split may hold fewer classes than the train split; one the train split lacks is an error.
+/// `root/test` (or `root/val`). The test split's class folders are labelled by name with the train
+/// split's classes, so a test split may hold fewer classes than the train split; one the train split
+/// lacks is an error. Without `train/`, a labelled root holds out `testShare` of each class as its
+/// test split (`HeldOutSplit`: by file path, 10% by default) and the train split is the rest; with a
+/// share of 0, or in a flat folder (no labels), the whole root is the train split and there is no test split.
 ///
 /// Images are used as RGB (3 channels), whatever each file holds, as torchvision's `ImageFolder`
 /// loader converts them: the channel count of a model never depends on which file sorts first.
@@ -31,11 +33,14 @@ public struct ImageFolderDataset: ImageDataset {
     /// Files in the split's folders that are not PNG/JPEG images (by extension: `.gif`, `.txt`, ...),
     /// so not used; hidden files (`.DS_Store`) are not counted.
     public let ignoredFiles: [String]
+    /// How the split was held out of a labelled folder without test/ or val/; nil for a split of its own folder.
+    public let heldOut: HeldOutSplit?
 
     public var count: Int { files.count }
 
     /// The `split` of the dataset at `root` (see the type's documentation for the layouts).
-    public init(root: String, split: DatasetSplit, maxPixels: Int = ImageDecoder.defaultMaxPixels) throws(DatasetError) {
+    public init(root: String, split: DatasetSplit, testShare: Double = HeldOutSplit.defaultShare,
+                maxPixels: Int = ImageDecoder.defaultMaxPixels) throws(DatasetError) {
         switch FileSystem.kind(root) {
         case .missing: throw .notFound(path: root)
         case .file: throw .notAFolder(path: root)
@@ -47,8 +52,21 @@ public struct ImageFolderDataset: ImageDataset {
         switch (split, hasSplits) {
         case (.train, true):
             folder = train
-        case (.train, false):
-            folder = root
+        case (_, false):
+            let all = try ImageFolderDataset(directory: root, maxPixels: maxPixels)
+            let held = HeldOutSplit.heldOut(files: all.files, labels: all.labels, root: root, share: testShare)
+            guard !held.isEmpty else {
+                if split == .train { self = all; return }
+                let why = all.classes.isEmpty ? "its images have no classes (no subfolders)"
+                    : testShare == 0 ? "--test-share 0 holds none of its class folders' images out"
+                    : "each of its classes has a single image, none to hold out"
+                throw .splitNotFound(path: root, split: .test, expected: "train/ and test/ (or val/) subfolders; \(why), so all of it is the train split")
+            }
+            let keep = all.files.indices.filter { held.contains($0) == (split == .test) }
+            self.init(root: all.root, files: keep.map { all.files[$0] }, labels: keep.map { all.labels[$0] }, classes: all.classes,
+                      maxPixels: maxPixels, ignoredFiles: all.ignoredFiles,
+                      heldOut: HeldOutSplit(root: root, share: testShare, held: held.count, total: all.count))
+            return
         case (.test, true):
             let candidates = ["test", "val"].map { FileSystem.join(root, $0) }
             guard let found = candidates.first(where: { FileSystem.kind($0) == .directory }) else {
@@ -59,11 +77,22 @@ public struct ImageFolderDataset: ImageDataset {
             let trainClasses = ImageFolderDataset.folders(among: try FileSystem.entries(train).sorted(by: pythonOrder), in: train)
             try self.init(directory: folder, classes: trainClasses.isEmpty ? nil : trainClasses, maxPixels: maxPixels)
             return
-        case (.test, false):
-            throw .splitNotFound(path: root, split: .test,
-                                 expected: "train/ and test/ (or val/) subfolders; this folder has none, so all of it is the train split")
         }
         try self.init(directory: folder, maxPixels: maxPixels)
+    }
+
+    private init(root: String, files: [String], labels: [Int], classes: [String], maxPixels: Int, ignoredFiles: [String],
+                 heldOut: HeldOutSplit?) {
+        self.root = root; self.files = files; self.labels = labels; self.classes = classes
+        self.maxPixels = maxPixels; self.ignoredFiles = ignoredFiles; self.heldOut = heldOut
+    }
+
+    /// What holding out `share` of each class would hold out of this unsplit folder; nil when that is
+    /// nothing (no labels, a share of 0). Pretraining, which reads every image, says it with this.
+    public func heldOutSplit(share: Double) -> HeldOutSplit? {
+        let held = HeldOutSplit.heldOut(files: files, labels: labels, root: root, share: share)
+        guard heldOut == nil, !held.isEmpty else { return nil }
+        return HeldOutSplit(root: root, share: share, held: held.count, total: count)
     }
 
     /// All of `directory` as one dataset: labeled when it has subfolders (ImageFolder; image files
@@ -117,6 +146,7 @@ public struct ImageFolderDataset: ImageDataset {
         self.labels = labels
         self.classes = labeled ? (knownClasses ?? subfolders) : []
         self.maxPixels = maxPixels
+        self.heldOut = nil
     }
 
     /// The subfolders among a folder's sorted `entries`: the class names of an ImageFolder split.

@@ -25,6 +25,8 @@ public struct KNNResult: Codable, Sendable, Equatable {
     /// Time of the k-NN itself, and of extracting the train and test features.
     public var seconds: Double
     public var featureSeconds: Double
+    /// The train split (the neighbours) and the test split measured.
+    public var data: MeasuredData? = nil
 
     public init(top1: Double, correct: Int, testCount: Int, trainCount: Int, k: Int, temperature: Double,
                 featureSource: String?, layer: Int?, dim: Int, classes: Int, perClass: [String: Double],
@@ -68,6 +70,8 @@ public struct LinearProbeResult: Codable, Sendable, Equatable {
     /// Time of the training, and of extracting the features.
     public var seconds: Double
     public var featureSeconds: Double
+    /// The train split (fitted) and the test split measured.
+    public var data: MeasuredData? = nil
 
     public init(top1: Double?, trainTop1: Double, perClass: [String: Double], featureSource: String?, layer: Int?, dim: Int,
                 classes: Int, trainCount: Int, testCount: Int, epochs: Int, batchSize: Int, lr: Double, baseLR: Double,

@@ -96,6 +96,8 @@ public struct TokenizerEvaluationResult: Codable, Sendable {
     public var unusedShare: Double
     /// A linear probe on per-image bag-of-codes histograms (train split → test top-1).
     public var bagOfCodesProbe: LinearProbeResult?
+    /// The images measured.
+    public var data: MeasuredData? = nil
 
     public init(codebookSize: Int, test: TokenizerMeasurement, probe: LinearProbeResult?) {
         self.codebookSize = codebookSize

@@ -22,16 +22,21 @@ public struct FinetuneRecipe: Codable, Sendable, Equatable {
     public var subset: Int?
     /// Evaluate on only this many test images (spread over the split) after each epoch; nil for all.
     public var testSubset: Int?
+    /// The share of each class held out as the test split of a labelled folder without test/ or val/
+    /// (`HeldOutSplit`); nil (runs before it was recorded) is the default share.
+    public var testShare: Double?
 
     public init(data: String, initFrom: String?, seed: UInt64, epochs: Int, batchSize: Int, lr: Double, minLR: Double = 1e-6,
                 warmupEpochs: Double, weightDecay: Double = 0.05, layerDecay: Double, labelSmoothing: Double = 0.1,
-                cropScale: ClosedRange<Double>, checkpointEvery: Int, subset: Int? = nil, testSubset: Int? = nil) {
+                cropScale: ClosedRange<Double>, checkpointEvery: Int, subset: Int? = nil, testSubset: Int? = nil,
+                testShare: Double? = nil) {
         self.data = data; self.initFrom = initFrom; self.seed = seed; self.epochs = epochs; self.batchSize = batchSize
         self.lr = lr; self.minLR = minLR; self.warmupEpochs = warmupEpochs; self.weightDecay = weightDecay
         self.layerDecay = layerDecay; self.labelSmoothing = labelSmoothing; self.cropScale = cropScale
         self.checkpointEvery = checkpointEvery
         self.subset = subset
         self.testSubset = testSubset
+        self.testShare = testShare
     }
 }
 

@@ -57,9 +57,10 @@ public final class Finetuner {
                 collective: any Collective = SingleProcess()) throws {
         self.recipe = recipe
         self.run = run
-        let full = try Datasets.open(recipe.data, split: .train)
+        let share = recipe.testShare ?? HeldOutSplit.defaultShare
+        let full = try Datasets.open(recipe.data, split: .train, testShare: share)
         train = recipe.subset.map { SubsetDataset(full, count: $0) } ?? full
-        let fullTest = try Datasets.open(recipe.data, split: .test)
+        let fullTest = try Datasets.open(recipe.data, split: .test, testShare: share)
         test = recipe.testSubset.map { SubsetDataset(fullTest, count: $0) } ?? fullTest
         guard !train.classes.isEmpty else {
             throw FinetuneError(description: "\(recipe.data) has no labels: fine-tuning needs class folders or an IDX label file")

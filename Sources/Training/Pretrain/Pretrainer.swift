@@ -80,7 +80,8 @@ public final class Pretrainer {
         self.config = config
         self.recipe = recipe
         self.run = run
-        let full = try Datasets.open(recipe.data, split: .train)
+        // Every image of a labelled folder without test/ or val/: pretraining reads no labels.
+        let full = try Datasets.open(recipe.data, split: .train, testShare: 0)
         dataset = recipe.subset.map { SubsetDataset(full, count: $0) } ?? full
         stepsPerEpoch = dataset.count / recipe.batchSize
         guard stepsPerEpoch > 0 else {

@@ -11,6 +11,8 @@ public enum Evaluation {
         public var top1: Double
         public var images: Int
         public var perClass: [String: Double]
+        /// The images measured (set by the caller, which knows the dataset's path).
+        public var data: MeasuredData? = nil
     }
 
     /// Every image of `dataset` in order, as the model's own preprocessing gives it to inference
@@ -80,6 +82,8 @@ public enum Evaluation {
         /// For a network without a pixel decoder of its own: the tokenizer (directory name) whose
         /// decoding of the predicted codes was scored.
         public var tokenizer: String? = nil
+        /// The images measured (set by the caller, which knows the dataset's path).
+        public var data: MeasuredData? = nil
     }
 
     /// Which masks a reconstruction is measured on.

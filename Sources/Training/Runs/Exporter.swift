@@ -84,6 +84,11 @@ public enum Exporter {
             serves = .classifier
             try ModelDirectory.save(config: config, parameters: parameters, to: tmp, dtype: dtype, metadata: meta)
         }
+        // What a measurement of the export reads without --data (relative to the working directory
+        // when inside it, as the card shows paths, so a shipped config names no training machine's folders).
+        if let data = trainingData(of: run) {
+            try addFields(["training_data": ModelCard.relativeToWorkingDirectory(data)], to: tmp.appendingPathComponent(ModelDirectory.configName))
+        }
         // The card shows the config.json it ships beside (an encoder-only export's is not the run's);
         // the intended input, added to it below, has a section of its own.
         let shipped = String(decoding: try Data(contentsOf: tmp.appendingPathComponent(ModelDirectory.configName)), as: UTF8.self)
@@ -92,7 +97,10 @@ public enum Exporter {
             let c = try ModelDirectory.readConfig(tmp)
             return ModelCard.IntendedInput(channels: c.inChans, size: c.imgSize, intended: intended)
         }
-        if let input { try writeIntendedInput(input, into: tmp.appendingPathComponent(ModelDirectory.configName)) }
+        if let input {
+            try addFields(["intended_input": ["channels": input.channels, "size": input.size, "domain": input.intended.domain]],
+                          to: tmp.appendingPathComponent(ModelDirectory.configName))
+        }
         let card = ModelCard.render(name: name ?? dest.lastPathComponent, serves: serves, run: run, checkpoint: checkpoint, dtype: dtype,
                                     intended: input, architecture: shipped)
         try AtomicFile.write(Data(card.utf8), to: tmp.appendingPathComponent("MODEL_CARD.md"))
@@ -144,13 +152,19 @@ public enum Exporter {
                       100 * measured, source, 100 * chance, classes)
     }
 
-    /// Adds `intended_input` {channels, size, domain} to a written config.json.
-    static func writeIntendedInput(_ input: ModelCard.IntendedInput, into config: URL) throws {
+    /// Adds `fields` (`intended_input`, `training_data`) to a written config.json.
+    static func addFields(_ fields: [String: Any], to config: URL) throws {
         guard var object = try JSONSerialization.jsonObject(with: Data(contentsOf: config)) as? [String: Any] else {
             throw ExportError(description: "\(config.path) is not a JSON object")
         }
-        object["intended_input"] = ["channels": input.channels, "size": input.size, "domain": input.intended.domain]
+        object.merge(fields) { _, new in new }
         try AtomicFile.write(try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]), to: config)
+    }
+
+    /// The dataset a run trained on (its recipe.json `data`), nil when it does not say.
+    static func trainingData(of run: RunDirectory) -> String? {
+        struct Recorded: Decodable { let data: String }
+        return (try? run.readJSON(Recorded.self, from: "recipe.json"))?.data
     }
 
     static func prettyJSON<T: Encodable>(_ value: T) throws -> Data {
@@ -285,32 +299,40 @@ enum ModelCard {
     /// The result files a run folder may hold, in the order the card shows them.
     static let metricFiles = ["result.json", "history.json", "eval.json", "eval-random.json", "linprobe.json", "knn.json", "tokenizer.json"]
 
-    /// One line per headline number found in the run folder's result files.
+    /// One line per headline number found in the run folder's result files, with the data it was
+    /// measured on (the file's `data`: folder name and split; "not recorded" in files from before).
     static func summary(run: RunDirectory) -> String {
         func object(_ n: String) -> [String: Any]? {
             (try? Data(contentsOf: run.file(n))).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
         }
         func number(_ n: String, _ key: String) -> Double? { (object(n)?[key] as? NSNumber)?.doubleValue }
+        func measuredOn(_ n: String) -> String {
+            guard let data = object(n)?["data"] as? [String: Any], let path = data["path"] as? String, let split = data["split"] as? String
+            else { return "not recorded" }
+            return MeasuredData(path: path, split: split).summary
+        }
         var lines: [String] = []
-        if let top1 = number("eval.json", "top1") { lines.append(String(format: "| test top-1 | %.2f%% |", 100 * top1)) }
+        func row(_ n: String, _ metric: String, _ value: String) { lines.append("| \(metric) | \(value) | \(measuredOn(n)) |") }
+        if let top1 = number("eval.json", "top1") { row("eval.json", "test top-1", String(format: "%.2f%%", 100 * top1)) }
         for n in ["eval.json", "eval-random.json"] {
             if let psnr = number(n, "psnr"), let masking = object(n)?["masking"] as? String {
                 // A stage-2 model's reconstructions are its codes decoded by its tokenizer (`eval` says which).
                 let through = (object(n)?["tokenizer"] as? String).map { ", decoded by the tokenizer `\($0)`" } ?? ""
-                lines.append(String(format: "| masked-patch PSNR, %@ masks%@ | %.2f dB |", masking as NSString, through as NSString, psnr))
+                row(n, "masked-patch PSNR, \(masking) masks\(through)", String(format: "%.2f dB", psnr))
             }
         }
-        if let top1 = number("knn.json", "top1") { lines.append(String(format: "| k-NN top-1 (frozen) | %.2f%% |", 100 * top1)) }
-        if let top1 = number("linprobe.json", "top1") { lines.append(String(format: "| linear probe top-1 (frozen) | %.2f%% |", 100 * top1)) }
+        if let top1 = number("knn.json", "top1") { row("knn.json", "k-NN top-1 (frozen)", String(format: "%.2f%%", 100 * top1)) }
+        if let top1 = number("linprobe.json", "top1") { row("linprobe.json", "linear probe top-1 (frozen)", String(format: "%.2f%%", 100 * top1)) }
         // A tokenizer's own numbers (`tokenizer-eval`).
-        if let psnr = number("tokenizer.json", "psnr") { lines.append(String(format: "| PSNR through the codes | %.2f dB |", psnr)) }
-        if let perplexity = number("tokenizer.json", "perplexity"), let codes = number("tokenizer.json", "codebookSize") {
-            lines.append(String(format: "| code perplexity | %.1f of %d codes |", perplexity, Int(codes)))
+        let tok = "tokenizer.json"
+        if let psnr = number(tok, "psnr") { row(tok, "PSNR through the codes", String(format: "%.2f dB", psnr)) }
+        if let perplexity = number(tok, "perplexity"), let codes = number(tok, "codebookSize") {
+            row(tok, "code perplexity", String(format: "%.1f of %d codes", perplexity, Int(codes)))
         }
-        if let unused = number("tokenizer.json", "unusedShare") { lines.append(String(format: "| unused codes | %.1f%% |", 100 * unused)) }
-        if let top1 = ((object("tokenizer.json")?["bagOfCodesProbe"] as? [String: Any])?["top1"] as? NSNumber)?.doubleValue {
-            lines.append(String(format: "| bag-of-codes linear probe top-1 | %.2f%% |", 100 * top1))
+        if let unused = number(tok, "unusedShare") { row(tok, "unused codes", String(format: "%.1f%%", 100 * unused)) }
+        if let top1 = ((object(tok)?["bagOfCodesProbe"] as? [String: Any])?["top1"] as? NSNumber)?.doubleValue {
+            row(tok, "bag-of-codes linear probe top-1", String(format: "%.2f%%", 100 * top1))
         }
-        return lines.isEmpty ? "" : "| metric (test split) | value |\n|---|---|\n" + lines.joined(separator: "\n") + "\n"
+        return lines.isEmpty ? "" : "| metric | value | measured on |\n|---|---|---|\n" + lines.joined(separator: "\n") + "\n"
     }
 }

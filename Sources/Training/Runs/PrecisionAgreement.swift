@@ -23,6 +23,8 @@ public enum PrecisionAgreement {
         /// Classifiers with labelled images: top-1 of each.
         public var referenceTop1: Double?
         public var candidateTop1: Double?
+        /// The images compared (set by the caller, which knows the dataset's path).
+        public var data: MeasuredData? = nil
     }
 
     /// Runs `reference` and `candidate` (the same weights, packed differently) over the first `limit`

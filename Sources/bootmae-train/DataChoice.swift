@@ -1,0 +1,60 @@
+import ArgumentParser
+import Foundation
+import Training
+
+// Which images a command reads: the dataset a measurement defaults to, and the test split a labelled
+// folder without test/ or val/ holds out.
+
+/// `--test-share`, for the commands that read a test split (finetune, eval, knn, linprobe, calibrate).
+struct TestShareOption: ParsableArguments {
+    @Option(help: "A labelled folder without test/ or val/ (root/<class>/<image>): the share of each class held out as the test split, chosen by file path (at least 1 image of a class of 2 or more); 0 holds none out. Default: the run's recorded share, else 0.1.")
+    var testShare: Double?
+
+    func validate() throws {
+        try ensure(testShare.map { $0 >= 0 && $0 <= 0.5 } ?? true, "--test-share must be within 0 and 0.5")
+    }
+
+    /// The share to hold out: --test-share, else the one the run in folder `model` recorded, else the default.
+    func share(recordedBy model: String?) -> Double {
+        testShare ?? model.flatMap(recordedTestShare(of:)) ?? HeldOutSplit.defaultShare
+    }
+}
+
+/// The share the run in folder `model` held out (a fine-tune's recipe.json), if it recorded one.
+func recordedTestShare(of model: String) -> Double? {
+    struct Recorded: Decodable { let testShare: Double? }
+    let recipe = URL(fileURLWithPath: model).appendingPathComponent("recipe.json")
+    return (try? JSONDecoder().decode(Recorded.self, from: Data(contentsOf: recipe)))?.testShare
+}
+
+/// The dataset a measurement of `model` reads: --data, else the one it was trained on (a run folder's
+/// recipe.json `data`, an export's config.json `training_data`), said in the log. A model that names
+/// none is a usage error: a photo model measured on Fashion-MNIST would give numbers that mean nothing.
+func measurementData(_ given: String?, model: String, progress: ProgressReporter) throws -> String {
+    if let given { return given }
+    guard let recorded = recordedDataset(of: model) else {
+        try ensure(FileManager.default.fileExists(atPath: model), "no run folder or model directory at \(model)")
+        throw ValidationError("\(model) does not say which data it was trained on (no recipe.json of a run, no training_data in its "
+                              + "config.json): pass --data with the dataset to measure on (its test split is used)")
+    }
+    guard FileManager.default.fileExists(atPath: recorded.path) else {
+        throw ValidationError("\(model) was trained on \(recorded.path) (its \(recorded.file)), which is not here"
+                              + "\(recorded.path.hasPrefix("/") ? "" : " (a relative path is read from the working directory)")"
+                              + ": pass --data with that dataset")
+    }
+    progress.log("data: \(recorded.path) (what \(model) trained on; --data to change)")
+    return recorded.path
+}
+
+/// The dataset the run in folder `model` trained on (its recipe.json `data`), or the export in it was
+/// (config.json `training_data`, written by `export`), with the file that says it; nil when neither does.
+func recordedDataset(of model: String) -> (path: String, file: String)? {
+    struct Recipe: Decodable { let data: String }
+    struct Config: Decodable { let training_data: String? }
+    let folder = URL(fileURLWithPath: model)
+    if let recipe = try? JSONDecoder().decode(Recipe.self, from: Data(contentsOf: folder.appendingPathComponent("recipe.json"))) {
+        return (recipe.data, "recipe.json")
+    }
+    let config = try? JSONDecoder().decode(Config.self, from: Data(contentsOf: folder.appendingPathComponent("config.json")))
+    return config?.training_data.map { ($0, "config.json training_data") }
+}
