@@ -37,14 +37,18 @@ final class ShippedModelsFolderTests: XCTestCase {
             let absolute = Self.strings(in: config).filter { $0.value.hasPrefix("/") && !($0.key == "training_data" && $0.value.hasPrefix("/usr/share/")) }
             XCTAssertEqual(absolute.map(\.key), [], "\(name)/config.json holds a training machine's path: \(absolute)")
 
-            // The card shows the config.json it ships beside (but intended_input, which has its own
-            // section), and its recipe names no folder of the training machine (an absolute path
-            // there is a Debian package's data, /usr/share/...).
+            // The card shows the config.json it ships beside (but intended_input and training_data,
+            // which have sections of their own), and its recipe names no folder of the training
+            // machine (an absolute path there is a Debian package's data, /usr/share/...).
             let shown = try XCTUnwrap(Self.fencedJSON(in: card, under: "## Architecture"), "\(name): no Architecture block")
             var architecture = try XCTUnwrap(config as? [String: Any])
             architecture["intended_input"] = nil
+            architecture["training_data"] = nil
             XCTAssertEqual(shown as? NSDictionary, architecture as NSDictionary, "\(name)/MODEL_CARD.md: Architecture is not its config.json")
             let recipe = try XCTUnwrap(Self.fencedJSON(in: card, under: "## Data and recipe"), "\(name): no recipe block")
+            // Measurements of the model without --data read training_data: the data its recipe trained on.
+            XCTAssertEqual((config as? [String: Any])?["training_data"] as? String, (recipe as? [String: Any])?["data"] as? String,
+                           "\(name)/config.json training_data is not the data of the card's recipe")
             let machine = Self.strings(in: recipe).filter { $0.value.hasPrefix("/") && !$0.value.hasPrefix("/usr/share/") }
             XCTAssertEqual(machine.map(\.key), [], "\(name)/MODEL_CARD.md's recipe holds a training machine's path: \(machine)")
             // Nor do the commands that trained it (words after a space, `=` or a quote).

@@ -84,14 +84,14 @@ public enum Exporter {
             serves = .classifier
             try ModelDirectory.save(config: config, parameters: parameters, to: tmp, dtype: dtype, metadata: meta)
         }
+        // The card shows the config.json it ships beside (an encoder-only export's is not the run's);
+        // the training data and the intended input, added to it below, have sections of their own.
+        let shipped = String(decoding: try Data(contentsOf: tmp.appendingPathComponent(ModelDirectory.configName)), as: UTF8.self)
         // What a measurement of the export reads without --data (relative to the working directory
         // when inside it, as the card shows paths, so a shipped config names no training machine's folders).
         if let data = trainingData(of: run) {
             try addFields(["training_data": ModelCard.relativeToWorkingDirectory(data)], to: tmp.appendingPathComponent(ModelDirectory.configName))
         }
-        // The card shows the config.json it ships beside (an encoder-only export's is not the run's);
-        // the intended input, added to it below, has a section of its own.
-        let shipped = String(decoding: try Data(contentsOf: tmp.appendingPathComponent(ModelDirectory.configName)), as: UTF8.self)
         // The intended input's channels and size are the exported model's own.
         let input = try intended.map { intended in
             let c = try ModelDirectory.readConfig(tmp)
