@@ -11,7 +11,9 @@ in-distribution images and of images that are not, then reports, per model:
       images' distances (warning at >= 99; a small distance is not suspicious, so one tail),
 
 as AUROC (in-distribution negative, other images positive; ties half) and the false-positive and
-false-negative rates at the warning threshold. The bank, calibration and evaluation images never overlap:
+false-negative rates at the warning threshold. Where the answers carry `ood.feature_space` (a calibration
+with a feature bank), its served percentile is reported too ("served feature_space": what users get), and
+the served distance is compared with this script's own k = 5 distance over the same first training images. The bank, calibration and evaluation images never overlap:
 Fashion-MNIST bank = the first --bank training images, calibration = test images 0..999 (the served
 calibration's), evaluation = test images 5000..5999; the photo model's 16 held-out photos are too few to
 split, so its percentiles are leave-one-out among them.
