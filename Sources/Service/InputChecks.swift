@@ -110,6 +110,13 @@ struct OODScore: Codable, Equatable, Sendable {
         return nil
     }
 
+    /// The scores as a PNG answer's headers: `X-OOD-Percentile` (reconstruction) and, with a feature
+    /// score, `X-OOD-Feature-Percentile`.
+    var headers: [(String, String)] {
+        [("X-OOD-Percentile", String(format: "%.1f", percentile))]
+            + (featureSpace.map { [("X-OOD-Feature-Percentile", String(format: "%.1f", $0.percentile))] } ?? [])
+    }
+
     static func ordinal(_ n: Int) -> String {
         let suffix = (11...13).contains(n % 100) ? "th" : ([1: "st", 2: "nd", 3: "rd"][n % 10] ?? "th")
         return "\(n)\(suffix)"

@@ -91,14 +91,21 @@ extension ServiceTests {
 
     func testAnImageFartherThanEveryHeldOutImageIsWarnedAbout() throws {
         // Held-out distances all tiny: any real image lies beyond them (percentile 100).
-        let dir = try featureScoredModels(errors: [0.001, 0.002], distances: [1e-4, 2e-4, 3e-4])
+        let dir = try featureScoredModels(errors: [10, 20], distances: [1e-4, 2e-4, 3e-4])
         defer { try? FileManager.default.removeItem(at: dir) }
-        let answer = call("POST", "/v1/embeddings", json: ["model": "bootmae", "input": photo.base64EncodedString()], service: try featureScoredService(dir))
+        let service = try featureScoredService(dir)
+        let answer = call("POST", "/v1/embeddings", json: ["model": "bootmae", "input": photo.base64EncodedString()], service: service)
         let item = try XCTUnwrap((answer.json?["data"] as? [[String: Any]])?.first)
         XCTAssertEqual(((item["ood"] as? [String: Any])?["feature_space"] as? [String: Any])?["percentile"] as? Double, 100)
         let warnings = (item["warnings"] as? [[String: Any]] ?? []).filter { $0["code"] as? String == "out_of_distribution" }
         XCTAssertEqual(warnings.count, 1)
         XCTAssertTrue((warnings.first?["message"] as? String ?? "").contains("3rd nearest of 12"), "\(warnings)")
+        // A PNG answer carries both percentiles and the warning's code in its headers.
+        let png = call("POST", "/v1/reconstructions", json: ["model": "bootmae", "input": photo.base64EncodedString()], service: service).response
+        let headers = Dictionary(png.headers, uniquingKeysWith: { a, _ in a })
+        XCTAssertEqual(headers["X-OOD-Feature-Percentile"], "100.0")
+        XCTAssertEqual(headers["X-OOD-Percentile"], "0.0")
+        XCTAssertTrue(headers["X-Warnings"]?.contains("out_of_distribution") ?? false, "\(headers)")
     }
 
     func testTheWarningRuleOfEachScore() {
