@@ -16,7 +16,7 @@
 # + finetune + eval), scratch (the
 # from-random fine-tune baseline), bootmae-short (BootMAE at MAE's wall-clock budget, fine-tuned too), ablations
 # (BootMAE with λ = 0, and without decoder context), figures (the charts in docs/results/ and the
-# table in docs/RESULTS.md), export-ibot (models/ibot-vit-tiny-fmnist, the iBOT teacher), export-peco (the PeCo
+# table in docs/RESULTS.md), calibrate (the OOD calibration in models/bootmae-vit-tiny-fmnist; export runs it too), export-ibot (models/ibot-vit-tiny-fmnist, the iBOT teacher), export-peco (the PeCo
 # tokenizer and stage-2 encoder), export-lomar (the 28 px LoMaR encoder), export (models/ from the BootMAE runs; the classifier from the fine-tune of
 # EXPORT_FT_SUFFIX, default "-40ep": the 40-epoch fine-tune ships). THREADS (default 2) sets compute threads.
 set -euo pipefail
@@ -332,7 +332,14 @@ stream() {
             # The shipped (fp16) weights, measured again; results stay in runs/, not in models/.
             for m in bootmae-vit-tiny-fmnist bootmae-vit-tiny-fmnist-cls; do
                 nice -n 5 "$BIN" eval --model "models/$m" --data "$FMNIST_DATA" --out "$ROOT/shipped-$m.json" --threads "$THREADS"
-            done ;;
+            done
+            stream calibrate ;;
+        calibrate)
+            # The out-of-distribution calibration of models/bootmae-vit-tiny-fmnist, which scores every 28 px
+            # model of models/ (same encoder shape): masked-patch errors and 5th-nearest-neighbour distances of
+            # the first 5000 test images against a bank of the first 1000 training images' embeddings.
+            # tools/analysis/ood_measure.py measures the scores on test images 5000-5999 (README's table).
+            nice -n 5 "$BIN" calibrate --model models/bootmae-vit-tiny-fmnist --data "$FMNIST_DATA" --images 5000 --bank-images 1000 --k 5 --threads "$THREADS" ;;
         export-ibot)
             # iBOT's teacher (its features are the ones to use, as the official README says) as an
             # embeddings model, once its pretraining and evaluations have finished (the ibot stream).
@@ -396,7 +403,7 @@ stream() {
                 --metric teacher_entropy --x step --smooth 10 -- ibot-short-tiny "iBOT teacher (13 ep)"
             log "table in docs/RESULTS.md"
             python3 tools/results/results_table.py --runs "$ROOT" --update docs/RESULTS.md ;;
-        *) echo "unknown stream '$1' (bootmae, mae, lomar, ibot, pixels, peco-l1, peco-l0, scratch, bootmae-short, ablations, mae-large, lomar-large, lomar-large-equal, scratch-large, figures, export, export-ibot, export-peco, export-lomar)" >&2; exit 2 ;;
+        *) echo "unknown stream '$1' (bootmae, mae, lomar, ibot, pixels, peco-l1, peco-l0, scratch, bootmae-short, ablations, mae-large, lomar-large, lomar-large-equal, scratch-large, figures, export, calibrate, export-ibot, export-peco, export-lomar)" >&2; exit 2 ;;
     esac
 }
 

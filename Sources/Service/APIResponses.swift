@@ -302,9 +302,26 @@ struct ModelCard: Codable {
         var metric: String
         var `protocol`: ReconstructionErrorProtocol
         var warningPercentile: Double
+        /// The score whose percentile raises the warning: "feature_space" where there is one, else "masked_patch_mse".
+        var warningScore: String
+        var featureSpace: FeatureScoring?
         enum CodingKeys: String, CodingKey {
             case referenceModel = "reference_model", calibrationImages = "calibration_images", dataset, metric, `protocol`,
-                 warningPercentile = "warning_percentile"
+                 warningPercentile = "warning_percentile", warningScore = "warning_score", featureSpace = "feature_space"
+        }
+    }
+
+    /// The feature-space calibration without its distances.
+    struct FeatureScoring: Codable {
+        var metric: String
+        var k: Int
+        var pooling: String
+        var bankImages: Int
+        var bankDataset: String
+        var calibrationImages: Int
+        var dataset: String
+        enum CodingKeys: String, CodingKey {
+            case metric, k, pooling, bankImages = "bank_images", bankDataset = "bank_dataset", calibrationImages = "calibration_images", dataset
         }
     }
 

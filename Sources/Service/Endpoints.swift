@@ -113,7 +113,11 @@ extension Service {
             intendedInput: m.intendedInput,
             oodScore: (options.oodScores ? registry.oodReference(for: m) : nil).flatMap { ref in ref.calibration.map {
                 .init(referenceModel: ref.id, calibrationImages: $0.errors.count, dataset: $0.dataset, metric: $0.metric, protocol: $0.measure,
-                      warningPercentile: OODScore.warningPercentile)
+                      warningPercentile: OODScore.warningPercentile, warningScore: OODScore.warningScore(withFeatureSpace: $0.featureSpace != nil),
+                      featureSpace: $0.featureSpace.map { f in
+                          .init(metric: f.metric, k: f.k, pooling: f.pooling, bankImages: f.bankImages, bankDataset: f.bankDataset,
+                                calibrationImages: f.distances.count, dataset: f.dataset)
+                      })
             } },
             inference: .init(precision: m.kernel.precision, requestedPrecision: m.requestedPrecision, kernel: m.kernel, note: m.precisionNote))
     }

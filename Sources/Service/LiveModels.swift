@@ -13,7 +13,7 @@ public struct ModelFiles: Equatable, Sendable {
         let nanoseconds: Int
     }
 
-    static let names = [ModelDirectory.configName, ModelDirectory.weightsName, ReconstructionErrorCalibration.fileName]
+    static let names = [ModelDirectory.configName, ModelDirectory.weightsName, ReconstructionErrorCalibration.fileName, FeatureBank.fileName]
 
     /// File name → stamp; a file that is missing has none.
     let stamps: [String: Stamp]

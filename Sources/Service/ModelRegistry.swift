@@ -27,6 +27,9 @@ public final class LoadedModel: @unchecked Sendable {
     /// The masked-patch errors of held-out images (`ood_calibration.json`), kept only when this
     /// model's pixel decoder can measure with its protocol.
     public let calibration: ReconstructionErrorCalibration?
+    /// The training images' embeddings the feature-space score measures against (`ood_feature_bank.safetensors`),
+    /// present exactly when `calibration` has a `feature_space` section.
+    public let featureBank: FeatureBank?
     /// The precision the operator asked for (`--precision`); `kernel` says what runs.
     public let requestedPrecision: InferencePrecision
     /// The kernel the encoder's blocks run (bf16 only where asked, the CPU has bf16 instructions and
@@ -89,6 +92,8 @@ public final class LoadedModel: @unchecked Sendable {
                 + "at least one error, one seed, and 1..<\(config.numPatches) masked patches")
         }
         self.calibration = calibration
+        let embedDim = encoder.config.embedDim
+        featureBank = try calibration?.featureSpace.map { try Self.featureBank(directory, $0, embedDim: embedDim) }
         // A second pass over the weights (from the page cache) for the version; measured on this
         // machine at about 270 MB/s per core in a release build (a ViT-B file: ~1.3 s of CPU).
         weightsSHA256 = SHA256.hex(try SHA256.digest(ofFile: weights.path))
@@ -98,6 +103,20 @@ public final class LoadedModel: @unchecked Sendable {
             throw ModelRegistry.LoadError(description: "the files of \(directory.path) changed while it was being loaded; "
                                           + "write a new model to a temporary folder and rename it into place")
         }
+    }
+
+    /// The bank a calibration's `feature_space` names, checked against it and the encoder.
+    static func featureBank(_ directory: URL, _ features: FeatureDistanceCalibration, embedDim: Int) throws -> FeatureBank {
+        let file = "\(ReconstructionErrorCalibration.fileName)'s feature_space"
+        guard let bank = try FeatureBank.read(directory) else {
+            throw ModelRegistry.LoadError(description: "\(file) needs \(FeatureBank.fileName) beside it (run `bootmae-train calibrate` again)")
+        }
+        guard bank.dim == embedDim, bank.count == features.bankImages, (1...bank.count).contains(features.k), !features.distances.isEmpty,
+              ViTConfig.Pooling(rawValue: features.pooling) != nil else {
+            throw ModelRegistry.LoadError(description: "\(file) does not fit: bank \(bank.count) × \(bank.dim) (the encoder embeds \(embedDim), "
+                + "bank_images \(features.bankImages)), k \(features.k), \(features.distances.count) distances, pooling '\(features.pooling)'")
+        }
+        return bank
     }
 
     /// What must match for one model's pixel decoder to score another's inputs: the encoder's

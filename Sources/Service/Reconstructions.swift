@@ -61,7 +61,7 @@ extension Service {
                                              ("X-Panels", "original,masked,reconstruction,reconstruction+visible,error_heatmap")]
                         if let applied = r.statistics { response.headers.append(("X-Stats", applied.rawValue)) }
                         if !warnings.isEmpty { response.headers.append(("X-Warnings", warnings.map(\.code).joined(separator: ","))) }
-                        if let score { response.headers.append(("X-OOD-Percentile", String(format: "%.1f", score.percentile))) }
+                        if let score { response.headers += score.headers }
                         respond(Self.versioned(response, model))
                     }
                 } catch {

@@ -271,12 +271,29 @@ public final class Service: @unchecked Sendable {
                 let start = Date()
                 let images = Tensor(shape: [tensors.count, c.inChans, c.imgSize, c.imgSize], data: tensors.flatMap { $0 })
                 let errors = network.maskedPatchErrors(images, protocol: calibration.measure)
+                let features = Self.featureScores(images, reference: reference)
                 metrics.observe("bootmae_ood_seconds", [("model", reference.id)], Date().timeIntervalSince(start))
-                done(errors.map { OODScore(percentile: calibration.percentile(of: $0), maskedPatchMSE: $0, referenceModel: reference.id,
-                                           calibrationImages: calibration.errors.count) })
+                done(errors.enumerated().map { i, error in
+                    OODScore(percentile: calibration.percentile(of: error), maskedPatchMSE: error, referenceModel: reference.id,
+                             calibrationImages: calibration.errors.count, featureSpace: features?[i])
+                })
             }, expire: { done(nil) })
         } catch {
             done(nil)
+        }
+    }
+
+    /// The feature-space score of each image (B, C, H, W; the reference's input): the reference
+    /// encoder's embedding (the calibration's pooling), its k-th-nearest distance to the bank and
+    /// that distance's percentile; nil when the reference has no bank. Runs on the compute thread.
+    static func featureScores(_ images: Tensor, reference: LoadedModel) -> [OODScore.FeatureScore]? {
+        guard let bank = reference.featureBank, let f = reference.calibration?.featureSpace else { return nil }
+        let embeddings = reference.encoder.embed(images, pooling: ViTConfig.Pooling(rawValue: f.pooling), workspace: reference.workspace)
+        let d = embeddings.lastDim
+        return (0..<images.shape[0]).map { i in
+            let distance = bank.kthNearestDistance(Array(embeddings.data[(i * d)..<((i + 1) * d)]), k: f.k)
+            return .init(percentile: f.percentile(of: distance), distance: distance, k: f.k, bankImages: bank.count,
+                         calibrationImages: f.distances.count)
         }
     }
 

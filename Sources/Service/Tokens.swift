@@ -39,7 +39,7 @@ extension Service {
                         response.headers += [("X-PSNR", String(format: "%.3f", decoded[0].psnr)), ("X-Grid", String(c.gridSize)),
                                              ("X-Codebook-Size", String(tokenizer.codebookSize))]
                         if !warnings.isEmpty { response.headers.append(("X-Warnings", warnings.map(\.code).joined(separator: ","))) }
-                        if let score = scores?.first { response.headers.append(("X-OOD-Percentile", String(format: "%.1f", score.percentile))) }
+                        if let score = scores?.first { response.headers += score.headers }
                         return respond(Self.versioned(response, model))
                     }
                     let data = try grids.enumerated().map { i, codes in

@@ -9,11 +9,14 @@ import Objectives
 /// a request's image among for its out-of-distribution score.
 struct Calibrate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Write ood_calibration.json into a model directory: the masked-patch reconstruction errors of test images.",
+        abstract: "Write ood_calibration.json into a model directory: the masked-patch reconstruction errors of test images, and a feature bank.",
         discussion: """
             The server scores every image it serves with a model that has (or shares its encoder with) a pixel decoder:
             the percentile of the image's masked-patch error among these test images. A model directory without
             ood_calibration.json gets no score. Run this after `export`, on the test split of the training data.
+            With --bank-images N (default 1000; 0: none) it also writes ood_feature_bank.safetensors, the L2-normalised
+            embeddings (fp16) of the first N training images, and the distances from the test images' embeddings to
+            their k-th nearest bank entry: the feature-space score, which then raises the out_of_distribution warning.
             """)
 
     @Option(help: "Model directory with a pixel decoder (an export of a pretraining run).")
@@ -30,6 +33,12 @@ struct Calibrate: ParsableCommand {
     @Option(help: "Masks per image (seeds 0..<N), averaged.")
     var masks: Int = 4
 
+    @Option(help: "Training images whose embeddings form the feature bank (0: no feature-space score).")
+    var bankImages: Int = 1000
+
+    @Option(help: "The feature-space score's neighbour: the distance to the k-th nearest bank embedding.")
+    var k: Int = 5
+
     @Option(help: "Images per forward pass.")
     var batchSize: Int = 250
 
@@ -40,6 +49,8 @@ struct Calibrate: ParsableCommand {
         try ensure(images >= 10, "--images must be at least 10")
         try ensure(masks >= 1, "--masks must be positive")
         try ensure(batchSize >= 1, "--batch-size must be positive")
+        try ensure(bankImages == 0 || bankImages > k, "--bank-images must be 0 (no feature bank) or more than --k")
+        try ensure(k >= 1, "--k must be positive")
         try ensure(threads >= 1, "--threads must be positive")
     }
 
@@ -53,11 +64,29 @@ struct Calibrate: ParsableCommand {
             let network = try PretrainingDirectory.load(dir)
             if let held = test.heldOut { progress.log(held.note) }
             let measured = MeasuredData(path: source, split: "test split", heldOut: test.heldOut)
-            let calibration = try Evaluation.errorCalibration(network, dataset: test, describing: "\(measured.path), \(measured.split)",
+            var calibration = try Evaluation.errorCalibration(network, dataset: test, describing: "\(measured.path), \(measured.split)",
                                                               maxImages: images, batchSize: batchSize, seeds: masks, progress: progress)
+            let bankURL = dir.appendingPathComponent(FeatureBank.fileName)
+            if bankImages > 0 {
+                // The train split less any held-out share: the bank never holds a calibration image.
+                let train = try Datasets.open(source, split: .train, testShare: split.share(recordedBy: model))
+                let (bank, features) = try Evaluation.featureCalibration(network.encoder, bank: train, describingBank: "\(measured.path), train split",
+                                                                         heldOut: test, describing: "\(measured.path), \(measured.split)",
+                                                                         bankImages: bankImages, heldOutImages: images, k: k,
+                                                                         batchSize: batchSize, progress: progress)
+                // The bank first: a calibration file never names a bank that is not there yet.
+                try bank.write(to: dir)
+                calibration.featureSpace = features
+                let d = features.distances
+                progress.log("feature bank: \(bank.count) × \(bank.dim) (fp16); \(d.count) held-out images' distances to their k-th nearest (k = \(k)), median "
+                             + "\(String(format: "%.4f", d[d.count / 2])), 99th percentile \(String(format: "%.4f", d[min(d.count - 1, d.count * 99 / 100)]))")
+            }
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
             try AtomicFile.write(try encoder.encode(calibration), to: dir.appendingPathComponent(ReconstructionErrorCalibration.fileName))
+            if bankImages == 0, FileManager.default.fileExists(atPath: bankURL.path) {
+                try FileManager.default.removeItem(at: bankURL)  // a bank the new calibration no longer describes
+            }
             let e = calibration.errors
             progress.log("\(e.count) images: masked-patch MSE median \(String(format: "%.5f", e[e.count / 2])), "
                          + "99th percentile \(String(format: "%.5f", e[min(e.count - 1, e.count * 99 / 100)])); wrote \(dir.path)/\(ReconstructionErrorCalibration.fileName)")

@@ -29,27 +29,18 @@ public struct ReconstructionErrorCalibration: Codable, Sendable {
     public var dataset: String
     /// Ascending.
     public var errors: [Double]
+    /// The feature-space score's calibration (its bank in `FeatureBank.fileName`), when `calibrate` wrote one.
+    public var featureSpace: FeatureDistanceCalibration?
 
-    public init(measure: ReconstructionErrorProtocol, dataset: String, errors: [Double]) {
-        self.measure = measure; self.dataset = dataset; self.errors = errors.sorted()
+    public init(measure: ReconstructionErrorProtocol, dataset: String, errors: [Double], featureSpace: FeatureDistanceCalibration? = nil) {
+        self.measure = measure; self.dataset = dataset; self.errors = errors.sorted(); self.featureSpace = featureSpace
     }
 
-    enum CodingKeys: String, CodingKey { case metric, measure = "protocol", dataset, errors }
+    enum CodingKeys: String, CodingKey { case metric, measure = "protocol", dataset, errors, featureSpace = "feature_space" }
 
     /// The share of calibration images (in percent, 0...100) whose error is below `error`, ties
     /// counted half.
-    public func percentile(of error: Double) -> Double {
-        guard !errors.isEmpty else { return 0 }
-        var below = 0, equal = 0
-        // errors is sorted: binary search for the first ≥ and the first >.
-        var lo = 0, hi = errors.count
-        while lo < hi { let mid = (lo + hi) / 2; if errors[mid] < error { lo = mid + 1 } else { hi = mid } }
-        below = lo
-        hi = errors.count
-        while lo < hi { let mid = (lo + hi) / 2; if errors[mid] <= error { lo = mid + 1 } else { hi = mid } }
-        equal = lo - below
-        return 100 * (Double(below) + 0.5 * Double(equal)) / Double(errors.count)
-    }
+    public func percentile(of error: Double) -> Double { SortedRank.percentile(of: error, in: errors) }
 
     /// Reads a directory's calibration; nil when it has none. A file that does not parse throws.
     public static func read(_ directory: URL) throws -> ReconstructionErrorCalibration? {

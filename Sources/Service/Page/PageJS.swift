@@ -106,10 +106,20 @@ function renderOOD(id, ood) {
   const p = document.createElement('p');
   p.className = 'ood';
   const meter = document.createElement('meter');
-  meter.min = 0; meter.max = 100; meter.low = 90; meter.high = 99; meter.optimum = 0; meter.value = ood.percentile;
+  // The feature-space score, where there is one, is the one that warns: the meter shows it.
+  const f = ood.feature_space;
+  meter.min = 0; meter.max = 100; meter.low = 90; meter.high = 99; meter.optimum = 0; meter.value = f ? f.percentile : ood.percentile;
   meter.setAttribute('aria-label', 'out-of-distribution percentile');
-  p.append('Out-of-distribution score: ', meter, ' ' + ood.percentile.toFixed(1) + 'th percentile of ' + ood.calibration_images
-    + ' held-out training-distribution images (masked-patch error ' + ood.masked_patch_mse.toFixed(4) + ', measured by ' + ood.reference_model + ')');
+  const reconstruction = 'masked-patch error ' + ood.masked_patch_mse.toFixed(4) + ': ' + ood.percentile.toFixed(1) + 'th percentile of '
+    + ood.calibration_images + ' held-out training-distribution images';
+  if (f) {
+    p.append('Out-of-distribution score: ', meter, ' ' + f.percentile.toFixed(1) + 'th percentile of ' + f.calibration_images
+      + ' held-out images by the distance to the ' + f.k + '-th nearest of ' + f.bank_images + ' training embeddings ('
+      + f.distance.toFixed(3) + '; ' + reconstruction + '; measured by ' + ood.reference_model + ')');
+  } else {
+    p.append('Out-of-distribution score: ', meter, ' ' + ood.percentile.toFixed(1) + 'th percentile of ' + ood.calibration_images
+      + ' held-out training-distribution images (masked-patch error ' + ood.masked_patch_mse.toFixed(4) + ', measured by ' + ood.reference_model + ')');
+  }
   box.append(p);
 }
 

@@ -29,3 +29,47 @@ extension Evaluation {
         return ReconstructionErrorCalibration(measure: measure, dataset: "\(name) (first \(errors.count) images)", errors: errors)
     }
 }
+
+extension Evaluation {
+    /// The feature-space score's bank and calibration: the embeddings (the encoder's own pooling) of the
+    /// first `bankImages` images of `bank` (the training split) make the bank, and the k-th-nearest
+    /// distances of the first `heldOutImages` images of `heldOut` (the test split, never in the bank)
+    /// are what the server ranks a request's distance among. Distances are measured against the bank
+    /// as stored (fp16), so serving reproduces them.
+    public static func featureCalibration(_ encoder: VisionTransformer, bank: any ImageDataset, describingBank bankName: String,
+                                          heldOut: any ImageDataset, describing heldOutName: String,
+                                          bankImages: Int, heldOutImages: Int, k: Int, batchSize: Int,
+                                          progress: ProgressReporter?) throws -> (FeatureBank, FeatureDistanceCalibration) {
+        let dim = encoder.config.embedDim
+        let bankRows = try embeddings(encoder, of: bank, maxImages: bankImages, batchSize: batchSize, label: "feature bank", progress: progress)
+        let stored = FeatureBank(embeddings: bankRows, dim: dim)
+        guard stored.count > k else {
+            throw EvaluationError(description: "the feature bank has \(stored.count) images: it needs more than k = \(k)")
+        }
+        let held = try embeddings(encoder, of: heldOut, maxImages: heldOutImages, batchSize: batchSize, label: "held-out distances", progress: progress)
+        let distances = stride(from: 0, to: held.count, by: dim).map { stored.kthNearestDistance(Array(held[$0..<$0 + dim]), k: k) }
+        guard !distances.isEmpty else { throw EvaluationError(description: "the held-out dataset has no readable images") }
+        let calibration = FeatureDistanceCalibration(k: k, pooling: encoder.config.globalPool.rawValue, bankImages: stored.count,
+                                                     bankDataset: "\(bankName) (first \(stored.count) images)",
+                                                     dataset: "\(heldOutName) (first \(distances.count) images)", distances: distances)
+        return (stored, calibration)
+    }
+
+    /// The first `maxImages` images of `dataset` embedded (the encoder's global pooling), row after row.
+    static func embeddings(_ encoder: VisionTransformer, of dataset: any ImageDataset, maxImages: Int, batchSize: Int,
+                           label: String, progress: ProgressReporter?) throws -> [Float] {
+        let c = encoder.config
+        let loader = BatchLoader(dataset: dataset, batchSize: batchSize, shuffle: false, dropLast: false, seed: 0, epoch: 0,
+                                 channels: c.inChans, imageSize: c.imgSize, mean: c.mean, std: c.std, augment: nil,
+                                 cropPct: c.cropPct ?? 1)
+        let total = min(dataset.count, maxImages)
+        var rows: [Float] = []
+        let unreadable = UnreadableImages()
+        while rows.count < total * c.embedDim, let batch = try loader.next() {
+            if let progress { unreadable.report(loader, to: progress) }
+            rows += encoder.embed(batch.images).data.prefix(total * c.embedDim - rows.count)
+            progress?.update(label: label, done: rows.count / c.embedDim, total: total, text: "", eta: nil)
+        }
+        return rows
+    }
+}
