@@ -250,12 +250,19 @@ public final class Service: @unchecked Sendable {
         }
     }
 
-    /// Decoded images as `model`'s input tensors, with the warnings their conversion earns.
+    /// Decoded images as `model`'s input tensors, with the warnings their conversion earns. A colour
+    /// image converted for a grayscale model is told which loaded model takes colour (a request that
+    /// names none keeps the default model for embeddings and labels, so vectors stay comparable).
     func prepare(_ decoded: [(image: Image, bytes: [UInt8])], for model: LoadedModel) -> [PreparedImage] {
-        decoded.map { image, bytes in
-            PreparedImage(tensor: model.preprocessor.tensorCHW(image),
-                          warnings: InputChecks.warnings(image: image, bytes: bytes, preprocessor: model.preprocessor,
-                                                         cropShare: options.cropWarningShare))
+        let colourModel = model.config.inChans == 1
+            ? registry.models.values.filter { $0.config.inChans == 3 }.map(\.id).sorted().first : nil
+        return decoded.map { image, bytes in
+            var warnings = InputChecks.warnings(image: image, bytes: bytes, preprocessor: model.preprocessor,
+                                                cropShare: options.cropWarningShare)
+            if let colourModel, let i = warnings.firstIndex(where: { $0.code == InputWarning.Code.convertedToGrayscale.rawValue }) {
+                warnings[i].message += "; the loaded model '\(colourModel)' takes colour images: name it with 'model'"
+            }
+            return PreparedImage(tensor: model.preprocessor.tensorCHW(image), warnings: warnings)
         }
     }
 

@@ -53,6 +53,30 @@ final class ModelChoiceTests: XCTestCase {
                        + ModelNeed.reconstruct.remedy)
     }
 
+    /// A colour photo sent to the default grayscale model is embedded by it (a request that names no
+    /// model keeps the default, so its vectors compare with the others'), and its warning names the
+    /// loaded model that takes colour; with no such model loaded, the warning says only what was done.
+    func testAColourImageForAGrayscaleModelIsToldWhichModelTakesColour() throws {
+        let photo = try Data(contentsOf: Fixtures.url("images/photo_512x384.jpg")).base64EncodedString()
+        func warning(_ service: Service) throws -> (model: String?, message: String?) {
+            let response = try service.respond(to: ServiceRequest(method: "POST", path: "/v1/embeddings", query: [:], headers: ["content-type": "application/json"],
+                                                                  body: [UInt8](try JSONSerialization.data(withJSONObject: ["input": photo]))))
+            XCTAssertEqual(response.status, 200)
+            let body = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any])
+            let warnings = (body["data"] as? [[String: Any]])?.first?["warnings"] as? [[String: Any]] ?? []
+            return (body["model"] as? String, warnings.first { $0["code"] as? String == "converted_to_grayscale" }?["message"] as? String)
+        }
+        let (both, dir) = try service([("gray", "encoders/mae_gray_sincos"), ("colour", "encoders/timm_qkv_cls")], defaultModel: "gray")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let answer = try warning(both)
+        XCTAssertEqual(answer.model, "gray")
+        XCTAssertEqual(answer.message, "the model takes grayscale images; this colour image was converted to gray; "
+                       + "the loaded model 'colour' takes colour images: name it with 'model'")
+        let (alone, other) = try service([("gray", "encoders/mae_gray_sincos")], defaultModel: "gray")
+        defer { try? FileManager.default.removeItem(at: other) }
+        XCTAssertEqual(try warning(alone).message, "the model takes grayscale images; this colour image was converted to gray")
+    }
+
     /// When no loaded model can do what a request asks, the answer says how to serve one rather
     /// than ending at what the model lacks.
     func testNoCapableModelSaysHowToServeOne() throws {
