@@ -158,9 +158,15 @@ final class IBOTTrainingTests: TrainingTestCase {
         XCTAssertFalse(card.contains("masked-image reconstructions"), card)
         XCTAssertFalse(card.contains("bootmae-train calibrate"), "calibration scores reconstructions, which it cannot make: \(card)")
         // Its Architecture block is the plain encoder's config.json it ships, not the run's iBOT config
-        // (no intended input given, so config.json is all architecture).
+        // (no intended input given, so config.json is architecture and the training data, which the
+        // card shows in its recipe).
         let shipped = try String(contentsOf: out.appendingPathComponent("config.json"), encoding: .utf8)
-        XCTAssertTrue(card.contains("## Architecture\n\n```json\n" + shipped + "\n```"), card)
+        var config = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(shipped.utf8)) as? [String: Any])
+        XCTAssertNotNil(config.removeValue(forKey: "training_data"), "export records the run's data: \(shipped)")
+        let block = try XCTUnwrap(card.components(separatedBy: "## Architecture\n\n```json\n").dropFirst().first?
+            .components(separatedBy: "\n```").first, card)
+        let shown = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(block.utf8)) as? [String: Any])
+        XCTAssertEqual(shown as NSDictionary, config as NSDictionary, card)
         XCTAssertFalse(shipped.contains("\"objective\""), shipped)
     }
 }
