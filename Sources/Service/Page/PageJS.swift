@@ -114,7 +114,7 @@ function renderOOD(id, ood) {
     + ood.calibration_images + ' held-out training-distribution images';
   if (f) {
     p.append('Out-of-distribution score: ', meter, ' ' + f.percentile.toFixed(1) + 'th percentile of ' + f.calibration_images
-      + ' held-out images by the distance to the ' + f.k + '-th nearest of ' + f.bank_images + ' training embeddings ('
+      + ' held-out images by the distance to the k-th nearest of ' + f.bank_images + ' training embeddings (k = ' + f.k + ': '
       + f.distance.toFixed(3) + '; ' + reconstruction + '; measured by ' + ood.reference_model + ')');
   } else {
     p.append('Out-of-distribution score: ', meter, ' ' + ood.percentile.toFixed(1) + 'th percentile of ' + ood.calibration_images
