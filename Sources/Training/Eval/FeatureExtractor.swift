@@ -181,9 +181,7 @@ public struct FeatureExtractor: Sendable {
         let c = model.config
         let (n, d) = (dataset.count, dim)
         let started = ContinuousClock.now
-        let loader = BatchLoader(dataset: dataset, batchSize: batchSize, shuffle: false, dropLast: false, seed: 0, epoch: 0,
-                                 channels: c.inChans, imageSize: c.imgSize, mean: c.mean, std: c.std, augment: nil,
-                                 cropPct: c.cropPct ?? 1, prefetch: 2, workers: workers)
+        let loader = Evaluation.inferenceLoader(c, dataset: dataset, batchSize: batchSize, workers: workers)
         var rows = [Float](repeating: 0, count: n * d)
         var labels = [Int](repeating: -1, count: n)
         // A batch that had to replace an unreadable image takes the following samples, which then

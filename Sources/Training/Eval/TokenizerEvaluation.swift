@@ -40,8 +40,7 @@ public struct TokenizerEvaluator: Sendable {
     /// `decode: false` skips the decoder (the train split only needs histograms).
     public func measure(_ dataset: any ImageDataset, decode: Bool, label: String, progress: ProgressReporter? = nil) throws -> TokenizerMeasurement {
         let c = config, k = tokenizer.codebookSize
-        let loader = BatchLoader(dataset: dataset, batchSize: batchSize, shuffle: false, dropLast: false, seed: 0, epoch: 0,
-                                 channels: c.inChans, imageSize: c.imgSize, mean: c.mean, std: c.std, augment: nil, cropPct: c.cropPct ?? 1)
+        let loader = Evaluation.inferenceLoader(c, dataset: dataset, batchSize: batchSize)
         let n = dataset.count
         var rows = [Float](repeating: 0, count: n * k), labels = [Int](repeating: -1, count: n)
         var have = [Bool](repeating: false, count: n)

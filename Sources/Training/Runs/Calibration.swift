@@ -14,9 +14,7 @@ extension Evaluation {
             throw EvaluationError(description: "\(network.objectiveType.displayName) has no pixel decoder: it has no reconstruction error to calibrate")
         }
         let c = network.config.encoder
-        let loader = BatchLoader(dataset: dataset, batchSize: batchSize, shuffle: false, dropLast: false, seed: 0, epoch: 0,
-                                 channels: c.inChans, imageSize: c.imgSize, mean: c.mean, std: c.std, augment: nil,
-                                 cropPct: c.cropPct ?? 1)
+        let loader = inferenceLoader(c, dataset: dataset, batchSize: batchSize)
         let total = min(dataset.count, maxImages)
         var errors: [Double] = []
         let unreadable = UnreadableImages()
@@ -59,9 +57,7 @@ extension Evaluation {
     static func embeddings(_ encoder: VisionTransformer, of dataset: any ImageDataset, maxImages: Int, batchSize: Int,
                            label: String, progress: ProgressReporter?) throws -> [Float] {
         let c = encoder.config
-        let loader = BatchLoader(dataset: dataset, batchSize: batchSize, shuffle: false, dropLast: false, seed: 0, epoch: 0,
-                                 channels: c.inChans, imageSize: c.imgSize, mean: c.mean, std: c.std, augment: nil,
-                                 cropPct: c.cropPct ?? 1)
+        let loader = inferenceLoader(c, dataset: dataset, batchSize: batchSize)
         let total = min(dataset.count, maxImages)
         var rows: [Float] = []
         let unreadable = UnreadableImages()

@@ -17,9 +17,11 @@ public enum Evaluation {
 
     /// Every image of `dataset` in order, as the model's own preprocessing gives it to inference
     /// (its size, channels, normalization and centre-crop share; no augmentation).
-    static func inferenceLoader(_ c: ViTConfig, dataset: any ImageDataset, batchSize: Int) -> BatchLoader {
+    /// `workers`: the loader's decoding threads (nil: `BatchLoader`'s choice).
+    static func inferenceLoader(_ c: ViTConfig, dataset: any ImageDataset, batchSize: Int, workers: Int? = nil) -> BatchLoader {
         BatchLoader(dataset: dataset, batchSize: batchSize, shuffle: false, dropLast: false, seed: 0, epoch: 0,
-                    channels: c.inChans, imageSize: c.imgSize, mean: c.mean, std: c.std, augment: nil, cropPct: c.cropPct ?? 1)
+                    channels: c.inChans, imageSize: c.imgSize, mean: c.mean, std: c.std, augment: nil, cropPct: c.cropPct ?? 1,
+                    workers: workers)
     }
 
     public static func top1(_ classifier: Classifier, dataset: any ImageDataset, batchSize: Int,
