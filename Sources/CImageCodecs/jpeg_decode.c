@@ -73,6 +73,19 @@ static void cmyk_row_to_rgb(const unsigned char *in, unsigned char *out, uint32_
 }
 
 ic_status ic_jpeg_decode(const void *data, size_t size, uint64_t max_pixels, ic_image *out) {
+    return ic_jpeg_decode_scaled(data, size, max_pixels, 0, out);
+}
+
+/* The DCT scale (1/1, 1/2, 1/4 or 1/8) with the smallest output whose shorter side still holds
+ * min_side pixels (libjpeg's output side is ceil(side / denominator)). */
+static unsigned scale_denominator(uint32_t width, uint32_t height, uint32_t min_side) {
+    uint32_t shorter = width < height ? width : height;
+    unsigned denominator = 1;
+    while (min_side > 0 && denominator < 8 && (shorter + 2 * denominator - 1) / (2 * denominator) >= min_side) denominator *= 2;
+    return denominator;
+}
+
+ic_status ic_jpeg_decode_scaled(const void *data, size_t size, uint64_t max_pixels, uint32_t min_side, ic_image *out) {
     if (out == NULL) return IC_INVALID_ARGUMENT;
     memset(out, 0, sizeof *out);
     out->orientation = 1;
@@ -139,6 +152,13 @@ ic_status ic_jpeg_decode(const void *data, size_t size, uint64_t max_pixels, ic_
         jpeg_destroy_decompress(&cinfo);
         return refusal;
     }
+
+    /* Scaled in the DCT domain: most of the work of a large file's decode and resize is skipped. */
+    cinfo.scale_num = 1;
+    cinfo.scale_denom = scale_denominator(out->width, out->height, min_side);
+    jpeg_calc_output_dimensions(&cinfo);
+    out->width = cinfo.output_width;
+    out->height = cinfo.output_height;
 
     jpeg_start_decompress(&cinfo);
     if ((uint32_t)cinfo.output_components != (cmyk ? 4 : out->channels) || cinfo.output_width != out->width ||

@@ -15,9 +15,11 @@ public enum ImageDecoder {
     public static let defaultMaxPixels = 40_000_000
 
     public static func decode(_ bytes: [UInt8], maxPixels: Int = defaultMaxPixels,
-                              applyOrientation: Bool = true) throws(ImageError) -> Image {
+                              applyOrientation: Bool = true, minimumSide: Int = 0) throws(ImageError) -> Image {
         try bytes.withUnsafeBytes { raw in
-            Result { () throws(ImageError) in try decode(raw, maxPixels: maxPixels, applyOrientation: applyOrientation) }
+            Result { () throws(ImageError) in
+                try decode(raw, maxPixels: maxPixels, applyOrientation: applyOrientation, minimumSide: minimumSide)
+            }
         }.get()
     }
 
@@ -28,8 +30,11 @@ public enum ImageDecoder {
         }.get()
     }
 
+    /// `minimumSide` > 0: a JPEG is decoded at 1/2, 1/4 or 1/8 of its size (libjpeg's DCT scaling)
+    /// when its shorter side keeps at least that many pixels, for callers that shrink it anyway (a
+    /// training crop); PNGs, and JPEGs too small to scale, decode whole. `maxPixels` is the file's own limit.
     public static func decode(_ bytes: UnsafeRawBufferPointer, maxPixels: Int = defaultMaxPixels,
-                              applyOrientation: Bool = true) throws(ImageError) -> Image {
+                              applyOrientation: Bool = true, minimumSide: Int = 0) throws(ImageError) -> Image {
         precondition(maxPixels >= 0, "maxPixels must not be negative")
         guard bytes.count > 0 else { throw .empty }
         guard let format = ImageFormat.sniff(bytes) else {
@@ -40,7 +45,7 @@ public enum ImageDecoder {
         defer { ic_free(result.pixels) }
         let status = switch format {
         case .png: ic_png_decode(bytes.baseAddress, bytes.count, UInt64(maxPixels), &result)
-        case .jpeg: ic_jpeg_decode(bytes.baseAddress, bytes.count, UInt64(maxPixels), &result)
+        case .jpeg: ic_jpeg_decode_scaled(bytes.baseAddress, bytes.count, UInt64(maxPixels), UInt32(clamping: max(0, minimumSide)), &result)
         }
         let message = messageString(result.message)
         switch status {

@@ -56,6 +56,31 @@ final class DecodeTests: XCTestCase {
         }
     }
 
+    /// `minimumSide` decodes a JPEG at 1/2, 1/4 or 1/8 (libjpeg's DCT scaling) while the shorter side
+    /// keeps that many pixels: the pixels are Pillow's draft-mode decode at the same scale
+    /// (tools/reference/make_scaled_jpeg_fixtures.py), within the tolerance of the full-size test
+    /// (measured: exact). The scale stops before the side would drop below it; a PNG ignores it.
+    func testJPEGsScaleWhileDecodingAsPillowsDraftMode() throws {
+        let photo = try Fixtures.bytes("photo_512x384.jpg")   // 512×384
+        for (minimumSide, denominator) in [(96, 4), (48, 8), (20, 8)] {
+            let image = try ImageDecoder.decode(photo, minimumSide: minimumSide)
+            let expected = try Fixtures.expected("photo_512x384_jpg_draft\(denominator).png")
+            XCTAssertEqual([image.width, image.height], [512 / denominator, 384 / denominator], "minimumSide \(minimumSide)")
+            let (mad, maxDiff) = (meanAbsoluteDifference(image, expected), maxAbsoluteDifference(image, expected))
+            print("JPEG decode at 1/\(denominator) vs Pillow draft: mean abs diff \(mad), max \(maxDiff)")
+            XCTAssertLessThanOrEqual(mad, 1.0, "1/\(denominator)")
+            XCTAssertLessThanOrEqual(maxDiff, 2, "1/\(denominator)")
+        }
+        // 1/2 would leave 192 rows, 1/4 96: with 97 wanted only 1/2 is allowed; with 385, none.
+        XCTAssertEqual(try ImageDecoder.decode(photo, minimumSide: 97).width, 256)
+        XCTAssertEqual(try ImageDecoder.decode(photo, minimumSide: 385).width, 512)
+        XCTAssertEqual(try ImageDecoder.decode(photo, minimumSide: 0).width, 512)
+        let png = try Fixtures.bytes("rgb.png")
+        assertSameImage(try ImageDecoder.decode(png, minimumSide: 10), try ImageDecoder.decode(png), "a PNG decodes whole")
+        // The pixel limit is the file's own, not the scaled output's.
+        XCTAssertThrowsError(try ImageDecoder.decode(photo, maxPixels: 512 * 384 - 1, minimumSide: 48))
+    }
+
     func testDataOverloadAndFormatSniffing() throws {
         let bytes = try Fixtures.bytes("gray.jpg")
         XCTAssertEqual(try ImageDecoder.decode(Data(bytes)), try ImageDecoder.decode(bytes))

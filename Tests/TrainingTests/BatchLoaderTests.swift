@@ -32,6 +32,32 @@ final class BatchLoaderTests: XCTestCase {
         }
     }
 
+    /// What a loader asks its dataset for: a training loader (augmented) lets images come scaled down
+    /// to 3 × its output size on the shorter side (a random crop keeps ≥ ~0.39 of it), the largest
+    /// view's for a multi-view loader; an evaluation loader asks for whole images, as the server decodes them.
+    func testTrainingLoadersLetImagesDecodeSmallerAndEvaluationLoadersDoNot() throws {
+        final class Recording: ImageDataset, @unchecked Sendable {
+            let lock = NSLock()
+            var sides: [Int] = []
+            let count = 4
+            var classes: [String] { [] }
+            var channels: Int { 3 }
+            func label(at index: Int) -> Int? { nil }
+            func image(at index: Int) throws -> Image { record(0) }
+            func image(at index: Int, minimumSide: Int) throws -> Image { record(minimumSide) }
+            func record(_ side: Int) -> Image {
+                lock.lock(); sides.append(side); lock.unlock()
+                return Image(width: 40, height: 30, channels: 3, fill: 100)
+            }
+        }
+        let training = Recording()
+        _ = try all(loader(training))
+        XCTAssertEqual(training.sides, [24, 24, 24, 24], "3 × the 8-px output")
+        let evaluation = Recording()
+        _ = try all(loader(evaluation, augment: nil))
+        XCTAssertEqual(evaluation.sides, [0, 0, 0, 0], "whole images")
+    }
+
     func testSameSeedAndEpochGiveIdenticalBatches() throws {
         let data = SyntheticDataset(count: 23)
         let first = try all(loader(data))

@@ -60,6 +60,11 @@ ic_status ic_png_decode(const void *data, size_t size, uint64_t max_pixels, ic_i
  * are refused. Any decoder warning (truncation, corrupt entropy data) is reported as an error. */
 ic_status ic_jpeg_decode(const void *data, size_t size, uint64_t max_pixels, ic_image *out);
 
+/* The same, decoded at 1/2, 1/4 or 1/8 of the size in the DCT domain when the shorter side still
+ * holds at least min_side pixels (0: full size, as ic_jpeg_decode); width and height are the output's.
+ * max_pixels applies to the file's own size. */
+ic_status ic_jpeg_decode_scaled(const void *data, size_t size, uint64_t max_pixels, uint32_t min_side, ic_image *out);
+
 /* Encodes 8-bit gray (channels 1) or RGB (channels 3) pixels, HWC row-major, as PNG. */
 ic_status ic_png_encode(const void *pixels, uint32_t width, uint32_t height, uint32_t channels,
                         ic_buffer *out);

@@ -245,6 +245,16 @@ struct BatchMaker: Sendable {
     /// Floats per sample: one image, or all of its views.
     var perSample: Int { views?.tensorCount ?? transform.tensorCount }
 
+    /// The shorter side a training sample may be decoded down to (JPEGs only, `ImageDecoder`): a
+    /// random crop keeps at least ~0.39 of the side (scale 0.2, ratio 3/4), so 3 × the largest
+    /// output size leaves every crop at least as many pixels as it is resized to. 0, the whole
+    /// image, for evaluation: its centre crop and resize follow the server's preprocessing exactly.
+    var decodeSide: Int {
+        let transforms = views?.groups.map(\.transform) ?? [transform]
+        guard transforms.allSatisfy({ $0.augment != nil }) else { return 0 }
+        return 3 * (transforms.map(\.imageSize).max() ?? 0)
+    }
+
     func make(_ k: Int, state: inout ProducerState) -> Produced {
         let started = ContinuousClock.now
         let start = k * batchSize
@@ -306,7 +316,7 @@ struct BatchMaker: Sendable {
     /// Decodes and transforms `indices` into consecutive slots of `output`, in parallel. Returns the
     /// error of each failed slot (nil where the sample loaded).
     private func load(_ indices: [Int], into output: UnsafeMutableBufferPointer<Float>) -> [DatasetError?] {
-        let per = perSample
+        let (per, side) = (perSample, decodeSide)
         var errors = [DatasetError?](repeating: nil, count: indices.count)
         let chunks = min(workers, indices.count)
         guard chunks > 0 else { return errors }
@@ -317,7 +327,7 @@ struct BatchMaker: Sendable {
             DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
                 for slot in stride(from: chunk, to: indices.count, by: chunks) {
                     let index = indices[slot]
-                    switch dataset.loadImage(at: index) {
+                    switch dataset.loadImage(at: index, minimumSide: side) {
                     case .success(let image):
                         let slice = UnsafeMutableBufferPointer(rebasing: shared.output[(slot * per)..<((slot + 1) * per)])
                         if let views {

@@ -22,12 +22,17 @@ public protocol ImageDataset: Sendable {
     func label(at index: Int) -> Int?
     /// The image of sample `index`; throws when it cannot be read or decoded.
     func image(at index: Int) throws -> Image
+    /// The same for a caller that shrinks it anyway: it may come smaller, down to a shorter side of
+    /// `minimumSide` pixels (an ImageFolder's JPEGs, scaled while decoding); by default as `image(at:)`.
+    func image(at index: Int, minimumSide: Int) throws -> Image
     /// Where sample `index` comes from (a file path), for error messages.
     func sampleName(at index: Int) -> String
 }
 
 extension ImageDataset {
     public func sampleName(at index: Int) -> String { "sample #\(index)" }
+
+    public func image(at index: Int, minimumSide: Int) throws -> Image { try image(at: index) }
 
     /// Files the dataset found but does not use (not images); see `ImageFolderDataset.ignoredFiles`.
     public var ignoredFiles: [String] { (self as? ImageFolderDataset)?.ignoredFiles ?? (self as? SubsetDataset)?.base.ignoredFiles ?? [] }
@@ -60,9 +65,10 @@ extension ImageDataset {
 
     /// The image of sample `index`, or a `DatasetError.unreadableImage` naming the sample.
     /// The batch loader uses this to skip unreadable samples and count them.
-    public func loadImage(at index: Int) -> Result<Image, DatasetError> {
+    /// `minimumSide` > 0: as `image(at:minimumSide:)`.
+    public func loadImage(at index: Int, minimumSide: Int = 0) -> Result<Image, DatasetError> {
         do {
-            return .success(try image(at: index))
+            return .success(try minimumSide > 0 ? image(at: index, minimumSide: minimumSide) : image(at: index))
         } catch let error as DatasetError {
             if case .unreadableImage = error { return .failure(error) }
             return .failure(.unreadableImage(name: sampleName(at: index), reason: error.description))

@@ -157,6 +157,11 @@ public struct ImageFolderDataset: ImageDataset {
     public func label(at index: Int) -> Int? { labels.isEmpty ? nil : labels[index] }
 
     public func image(at index: Int) throws(DatasetError) -> Image {
+        try image(at: index, minimumSide: 0)
+    }
+
+    /// JPEGs decode at 1/2, 1/4 or 1/8 of their size when the shorter side keeps `minimumSide` pixels.
+    public func image(at index: Int, minimumSide: Int) throws(DatasetError) -> Image {
         precondition(index >= 0 && index < count, "ImageFolderDataset: index \(index) out of range 0..<\(count)")
         let path = files[index]
         let bytes: [UInt8]
@@ -166,7 +171,7 @@ public struct ImageFolderDataset: ImageDataset {
             throw .unreadableImage(name: path, reason: error.description)
         }
         do {
-            return try ImageDecoder.decode(bytes, maxPixels: maxPixels)
+            return try ImageDecoder.decode(bytes, maxPixels: maxPixels, minimumSide: minimumSide)
         } catch {
             throw .unreadableImage(name: path, reason: error.description)
         }

@@ -18,5 +18,6 @@ public struct SubsetDataset: ImageDataset {
     public var channels: Int { base.channels }
     public func label(at index: Int) -> Int? { base.label(at: indices[index]) }
     public func image(at index: Int) throws -> Image { try base.image(at: indices[index]) }
+    public func image(at index: Int, minimumSide: Int) throws -> Image { try base.image(at: indices[index], minimumSide: minimumSide) }
     public func sampleName(at index: Int) -> String { base.sampleName(at: indices[index]) }
 }
