@@ -62,7 +62,7 @@ struct Calibrate: ParsableCommand {
             let dir = URL(fileURLWithPath: model)
             let test = try Datasets.open(source, split: .test, testShare: split.share(recordedBy: model))
             let network = try PretrainingDirectory.load(dir)
-            if let held = test.heldOut { progress.log(held.note) }
+            if let note = split.note(test, data: source) { progress.log(note) }
             let measured = MeasuredData(path: source, split: "test split", heldOut: test.heldOut)
             var calibration = try Evaluation.errorCalibration(network, dataset: test, describing: "\(measured.path), \(measured.split)",
                                                               maxImages: images, batchSize: batchSize, seeds: masks, progress: progress)

@@ -14,17 +14,36 @@ struct TestShareOption: ParsableArguments {
         try ensure(testShare.map { $0 >= 0 && $0 <= 0.5 } ?? true, "--test-share must be within 0 and 0.5")
     }
 
-    /// The share to hold out: --test-share, else the one the run in folder `model` recorded, else the default.
-    func share(recordedBy model: String?) -> Double {
-        testShare ?? model.flatMap(recordedTestShare(of:)) ?? HeldOutSplit.defaultShare
+    /// The share to hold out: --test-share, else the one the model recorded, else the default. A share
+    /// above the recorded one is a usage error: a smaller share's test images are among a larger
+    /// one's, so the difference is images the model was trained on.
+    func share(recordedBy model: String?) throws -> Double {
+        let recorded = model.flatMap(recordedTestShare(of:))
+        if let testShare, let recorded, let model {
+            try ensure(testShare <= recorded, "--test-share \(testShare) is more than the \(recorded) that \(model) held out when it "
+                       + "was trained: the difference is images it trained on; give \(recorded) or less (or leave --test-share out)")
+        }
+        return testShare ?? recorded ?? HeldOutSplit.defaultShare
+    }
+
+    /// The log line of the test split `dataset` of `data` reads: its held-out share, or why --test-share
+    /// does not apply (the dataset has a test split of its own); nil when neither is worth a word.
+    func note(_ dataset: any ImageDataset, data: String) -> String? {
+        if let held = dataset.heldOut { return held.note }
+        return testShare.map { _ in "note: --test-share is not used: \(data) has a test split of its own (test/ or val/, or IDX files)" }
     }
 }
 
-/// The share the run in folder `model` held out (a fine-tune's recipe.json), if it recorded one.
+/// The share the model in folder `model` held out when it was trained: a fine-tune run's recipe.json
+/// `testShare`, or an export's config.json `test_share`; nil when it recorded none.
 func recordedTestShare(of model: String) -> Double? {
-    struct Recorded: Decodable { let testShare: Double? }
-    let recipe = URL(fileURLWithPath: model).appendingPathComponent("recipe.json")
-    return (try? JSONDecoder().decode(Recorded.self, from: Data(contentsOf: recipe)))?.testShare
+    struct Recipe: Decodable { let testShare: Double? }
+    struct Config: Decodable { let test_share: Double? }
+    let folder = URL(fileURLWithPath: model)
+    if let recipe = try? JSONDecoder().decode(Recipe.self, from: Data(contentsOf: folder.appendingPathComponent("recipe.json"))) {
+        return recipe.testShare
+    }
+    return (try? JSONDecoder().decode(Config.self, from: Data(contentsOf: folder.appendingPathComponent("config.json"))))?.test_share
 }
 
 /// The dataset a measurement of `model` reads: --data, else the one it was trained on (a run folder's

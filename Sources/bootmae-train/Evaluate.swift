@@ -99,7 +99,7 @@ struct Evaluate: ParsableCommand {
         do {
             let dir = URL(fileURLWithPath: model)
             let test = try Datasets.open(source, split: .test, testShare: split.share(recordedBy: model))
-            if let held = test.heldOut { progress.log(held.note) }
+            if let note = split.note(test, data: source) { progress.log(note) }
             let measured = MeasuredData(path: source, split: "test split", heldOut: test.heldOut)
             let json: Data
             // A config naming an objective is a pretraining network: an invalid one is an error here,

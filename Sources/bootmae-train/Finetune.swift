@@ -174,14 +174,14 @@ struct Finetune: ParsableCommand {
                                     epochs: epochs, batchSize: batch, lr: lr ?? peakLearningRate(base: blr, batch: batch, batchChosen: batchSize == nil),
                                     warmupEpochs: warmupEpochs ?? max(1, Double(epochs) * 0.05), weightDecay: weightDecay,
                                     layerDecay: layerDecay, labelSmoothing: labelSmoothing, cropScale: cropScale...1,
-                                    checkpointEvery: checkpointEvery, subset: common.subset, testShare: split.share(recordedBy: nil))
+                                    checkpointEvery: checkpointEvery, subset: common.subset, testShare: try split.share(recordedBy: nil))
         notes += batchNotes(batch: batch, chosen: batchSize == nil, images: images, lr: recipe.lr, scaledFrom: lr == nil ? blr : nil)
         if imgSize == nil, let warning = imageSizeWarning(dataset, data: dataPath, imgSize: config.imgSize, patchSize: config.patchSize,
                                                          preset: source == nil ? preset.rawValue : nil) {
             notes.append(warning)
         }
         if let warning = dataset.ignoredFilesWarning { notes.append(warning) }
-        if let held = dataset.heldOut { notes.append(held.note) }
+        if let note = split.note(dataset, data: dataPath) { notes.append(note) }
         return (config, recipe, notes)
     }
 

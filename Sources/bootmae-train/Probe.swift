@@ -57,7 +57,7 @@ struct FeatureOptions: ParsableArguments {
             if split == .train { try requireClasses(dataset, of: data) }
             return split == .train ? trainSubset.map { SubsetDataset(dataset, count: $0) } ?? dataset : dataset
         }
-        if let held = splits[1].heldOut { progress.log(held.note) }
+        if let note = split.note(splits[1], data: data) { progress.log(note) }
         let encoder = try encoder()
         let source = try source(default: fallback(encoder))
         let extractor = try FeatureExtractor(model: encoder, source: source)

@@ -111,6 +111,27 @@ final class SmallFolderCommandTests: XCTestCase {
         let measured = try train.run(["eval", "--model", ft, "--threads", "1"])
         XCTAssertEqual(measured.status, 0, measured.stderr)
         XCTAssertTrue(measured.stdout.contains("\"images\" : 4"), "the run's recorded share: \(measured.stdout)")
+        // A larger share than the fine-tune held out would test on images it trained on: refused.
+        let larger = try train.run(["eval", "--model", ft, "--threads", "1", "--test-share", "0.3"])
+        XCTAssertNotEqual(larger.status, 0, larger.stderr)
+        XCTAssertTrue(larger.stderr.contains("--test-share 0.3 is more than the 0.2 that \(ft) held out"), larger.stderr)
+        // The export records the share beside the data, and its measurements hold out the same images.
+        let exported = root + "-runs/ft-export"
+        let export = try train.run(["export", "--run", ft, "--out", exported])
+        XCTAssertEqual(export.status, 0, export.stderr)
+        let config = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: exported + "/config.json"))) as? [String: Any])
+        XCTAssertEqual(config["test_share"] as? Double, 0.2)
+        let ofExport = try train.run(["knn", "--model", exported, "--threads", "1"])
+        XCTAssertEqual(ofExport.status, 0, ofExport.stderr)
+        XCTAssertTrue(ofExport.stderr.contains("holding out 4 of its 20 images as the test split (20% of each class"), ofExport.stderr)
+        // A dataset with its own test split says --test-share does not apply.
+        let own = root + "-own"
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: own) }
+        try writeClasses(["cat": 4, "dog": 4], in: own + "/train")
+        try writeClasses(["cat": 2, "dog": 2], in: own + "/test")
+        let ignored = try train.run(["eval", "--model", pt, "--data", own, "--test-share", "0.2", "--threads", "1"])
+        XCTAssertEqual(ignored.status, 0, ignored.stderr)
+        XCTAssertTrue(ignored.stderr.contains("note: --test-share is not used: \(own) has a test split of its own"), ignored.stderr)
 
         let none = try train.run(["eval", "--model", pt, "--threads", "1", "--test-share", "0"])
         XCTAssertEqual(none.status, 1, none.stderr)

@@ -89,8 +89,12 @@ public enum Exporter {
         let shipped = String(decoding: try Data(contentsOf: tmp.appendingPathComponent(ModelDirectory.configName)), as: UTF8.self)
         // What a measurement of the export reads without --data (relative to the working directory
         // when inside it, as the card shows paths, so a shipped config names no training machine's folders).
+        // With the share of a class folder the run held out as its test split, so that measurements of the
+        // export hold out the same images (a larger share would test on images it trained on).
         if let data = trainingData(of: run) {
-            try addFields(["training_data": ModelCard.relativeToWorkingDirectory(data)], to: tmp.appendingPathComponent(ModelDirectory.configName))
+            var fields: [String: Any] = ["training_data": ModelCard.relativeToWorkingDirectory(data.path)]
+            if let share = data.testShare { fields["test_share"] = share }
+            try addFields(fields, to: tmp.appendingPathComponent(ModelDirectory.configName))
         }
         // The intended input's channels and size are the exported model's own.
         let input = try intended.map { intended in
@@ -162,9 +166,9 @@ public enum Exporter {
     }
 
     /// The dataset a run trained on (its recipe.json `data`), nil when it does not say.
-    static func trainingData(of run: RunDirectory) -> String? {
-        struct Recorded: Decodable { let data: String }
-        return (try? run.readJSON(Recorded.self, from: "recipe.json"))?.data
+    static func trainingData(of run: RunDirectory) -> (path: String, testShare: Double?)? {
+        struct Recorded: Decodable { let data: String; let testShare: Double? }
+        return (try? run.readJSON(Recorded.self, from: "recipe.json")).map { ($0.data, $0.testShare) }
     }
 
     static func prettyJSON<T: Encodable>(_ value: T) throws -> Data {
