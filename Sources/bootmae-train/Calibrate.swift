@@ -57,7 +57,14 @@ struct Calibrate: ParsableCommand {
     func run() throws {
         TensorRuntime.configure(threads: threads)
         let progress = ProgressReporter()
-        let source = try measurementData(data, model: model, progress: progress)  // a usage error before the do: exit 64
+        // A classifier or a plain encoder has no pixel decoder to score with: its served score comes
+        // from the calibrated pretraining export with the same encoder (its "sibling").
+        if (try? PretrainingDirectory.isPretraining(URL(fileURLWithPath: model))) == false {
+            try reportingUsageErrors { throw ValidationError("\(model) is a classifier or encoder export without a pixel decoder, and the score is calibrated with "
+                                  + "one: calibrate the pretraining export it came from (export of the pretrain run); the server scores "
+                                  + "every model with the same input through that calibrated sibling") }
+        }
+        let source = try reportingUsageErrors { try measurementData(data, model: model, progress: progress) }  // a usage error before the do: exit 64
         do {
             let dir = URL(fileURLWithPath: model)
             let test = try Datasets.open(source, split: .test, testShare: split.share(recordedBy: model))
@@ -88,6 +95,12 @@ struct Calibrate: ParsableCommand {
                 try FileManager.default.removeItem(at: bankURL)  // a bank the new calibration no longer describes
             }
             let e = calibration.errors
+            if e.count < 100 {
+                // The warning fires from the 99th percentile on: below 100 images that is the single largest one.
+                progress.log("warning: only \(e.count) held-out images: a served percentile moves in steps of "
+                             + String(format: "%.1f", 100 / Double(e.count)) + " points and the out-of-distribution warning "
+                             + "(from the 99th) means little; calibrate on a test split of 100 or more images")
+            }
             progress.log("\(e.count) images: masked-patch MSE median \(String(format: "%.5f", e[e.count / 2])), "
                          + "99th percentile \(String(format: "%.5f", e[min(e.count - 1, e.count * 99 / 100)])); wrote \(dir.path)/\(ReconstructionErrorCalibration.fileName)")
         } catch {

@@ -95,7 +95,7 @@ struct Evaluate: ParsableCommand {
     func run() throws {
         TensorRuntime.configure(threads: threads)
         let progress = ProgressReporter()
-        let source = try measurementData(data, model: model, progress: progress)  // a usage error before the do: exit 64
+        let source = try reportingUsageErrors { try measurementData(data, model: model, progress: progress) }  // a usage error before the do: exit 64
         do {
             let dir = URL(fileURLWithPath: model)
             let test = try Datasets.open(source, split: .test, testShare: split.share(recordedBy: model))

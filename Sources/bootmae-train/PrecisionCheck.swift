@@ -58,7 +58,7 @@ struct PrecisionCheck: ParsableCommand {
         }
         var result: PrecisionAgreement.Result
         let progress = ProgressReporter()
-        let source = try measurementData(data, model: model, progress: progress)  // a usage error: exit 64
+        let source = try reportingUsageErrors { try measurementData(data, model: model, progress: progress) }  // a usage error: exit 64
         do {
             let reference = try ModelSource.encoder(model)
             let candidate = try ModelSource.encoder(model)

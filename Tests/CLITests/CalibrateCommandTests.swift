@@ -7,6 +7,18 @@ import Checkpoint
 /// `bootmae-train calibrate`: the feature bank beside the reconstruction errors, its removal with
 /// `--bank-images 0`, and the numbers it refuses.
 final class CalibrateCommandTests: XCTestCase {
+    /// A classifier (or plain encoder) export has no pixel decoder to calibrate with: a usage error
+    /// that says to calibrate the pretraining export it came from, not a config field it lacks.
+    func testAClassifierIsSentToItsPretrainingExport() throws {
+        let train = try BuiltExecutable("bootmae-train")
+        let result = try train.run(["calibrate", "--model", Fixtures.url("encoders/timm_qkv_avg_head").path,
+                                    "--data", Fixtures.url("datasets/idx-gz").path, "--threads", "1"])
+        XCTAssertEqual(result.status, 64, result.stderr)
+        XCTAssertTrue(result.stderr.contains("is a classifier or encoder export without a pixel decoder"), result.stderr)
+        XCTAssertTrue(result.stderr.contains("calibrate the pretraining export it came from"), result.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: Fixtures.url("encoders/timm_qkv_avg_head").path + "/ood_calibration.json"))
+    }
+
     func testCalibrateWritesAndRemovesTheFeatureBank() throws {
         let train = try BuiltExecutable("bootmae-train")
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("calibrate-\(UUID())").path
@@ -33,6 +45,8 @@ final class CalibrateCommandTests: XCTestCase {
 
         let withBank = try train.run(base + ["--bank-images", "6", "--k", "2"])
         XCTAssertEqual(withBank.status, 0, withBank.stderr)
+        XCTAssertTrue(withBank.stderr.contains("warning: only 10 held-out images: a served percentile moves in steps of 10.0 points"),
+                      withBank.stderr)
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: model + "/ood_calibration.json"))) as? [String: Any]
         XCTAssertEqual((json?["errors"] as? [Double])?.count, 10)
         let features = try XCTUnwrap(json?["feature_space"] as? [String: Any])

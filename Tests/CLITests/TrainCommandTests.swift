@@ -154,7 +154,7 @@ final class TrainCommandTests: XCTestCase {
     func testAFolderWhoseTrainerHasNotSavedYetIsNamedAsSuch() throws {
         let train = try BuiltExecutable("bootmae-train")
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("unsaved-\(UUID())").path
-        defer { try? FileManager.default.removeItem(atPath: out); try? FileManager.default.removeItem(atPath: out + "-export") }
+        defer { for suffix in ["", "-export", "-ft"] { try? FileManager.default.removeItem(atPath: out + suffix) } }
         let trainer = Process()
         trainer.executableURL = train.url
         trainer.arguments = ["pretrain", "--objective", "mae", "--data", Fixtures.url("datasets/idx-gz").path, "--out", out,
@@ -180,6 +180,13 @@ final class TrainCommandTests: XCTestCase {
         let resume = try train.run(["pretrain", "--out", out, "--resume", "--threads", "1"])
         XCTAssertNotEqual(resume.status, 0, resume.stderr)
         XCTAssertTrue(resume.stderr.contains(expected), resume.stderr)
+        // Measuring it, or fine-tuning from it, says the same instead of "cannot read model.safetensors".
+        for command in [["eval", "--model", out, "--threads", "1"], ["knn", "--model", out, "--threads", "1"],
+                        ["finetune", "--init-from", out, "--out", out + "-ft", "--threads", "1"]] {
+            let early = try train.run(command)
+            XCTAssertNotEqual(early.status, 0, "\(command): \(early.stderr)")
+            XCTAssertTrue(early.stderr.contains(expected), "\(command): \(early.stderr)")
+        }
 
         trainer.terminate()   // SIGTERM: the trainer saves a checkpoint and stops
         trainer.waitUntilExit()

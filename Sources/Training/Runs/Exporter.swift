@@ -152,7 +152,7 @@ public enum Exporter {
         guard measured < chance + 0.2 * (1 - chance) else { return nil }
         return String(format: "warning: this classifier's test top-1 is %.1f%% (%@) where chance is %.1f%% with %d classes: it is barely "
                       + "better than guessing and will answer near-uniform scores. Fine-tune longer (--epochs), with a larger learning "
-                      + "rate (--lr; small batches scale it down), or from a better pretrained run",
+                      + "rate (--lr; this run's is in its recipe.json), or from a better pretrained run",
                       100 * measured, source, 100 * chance, classes)
     }
 

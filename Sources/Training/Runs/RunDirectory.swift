@@ -132,8 +132,13 @@ public enum ModelSource {
     public static func weights(_ path: String) throws -> SafeTensorsFile {
         let dir = URL(fileURLWithPath: path)
         let checkpoint = dir.appendingPathComponent(RunDirectory.checkpointName)
-        return try SafeTensorsFile(contentsOf: FileManager.default.fileExists(atPath: checkpoint.path) ? checkpoint
-                                   : dir.appendingPathComponent(ModelDirectory.weightsName))
+        if FileManager.default.fileExists(atPath: checkpoint.path) { return try SafeTensorsFile(contentsOf: checkpoint) }
+        let weights = dir.appendingPathComponent(ModelDirectory.weightsName)
+        // A run whose trainer has not saved yet is neither: say so rather than "no model.safetensors".
+        if !FileManager.default.fileExists(atPath: weights.path), let trainer = RunLock.trainer(in: dir) {
+            throw RunDirectory.RunError(description: trainer.beforeFirstCheckpoint(path))
+        }
+        return try SafeTensorsFile(contentsOf: weights)
     }
 
     /// The whole pretraining network of a run folder (its checkpoint) or of an export.
