@@ -67,7 +67,7 @@ struct Calibrate: ParsableCommand {
         let source = try reportingUsageErrors { try measurementData(data, model: model, progress: progress) }  // a usage error before the do: exit 64
         do {
             let dir = URL(fileURLWithPath: model)
-            let test = try Datasets.open(source, split: .test, testShare: split.share(recordedBy: model))
+            let test = try Datasets.open(source, split: .test, testShare: split.share(recordedBy: model, data: source))
             let network = try PretrainingDirectory.load(dir)
             if let note = split.note(test, data: source) { progress.log(note) }
             let measured = MeasuredData(path: source, split: "test split", heldOut: test.heldOut)
@@ -76,7 +76,7 @@ struct Calibrate: ParsableCommand {
             let bankURL = dir.appendingPathComponent(FeatureBank.fileName)
             if bankImages > 0 {
                 // The train split less any held-out share: the bank never holds a calibration image.
-                let train = try Datasets.open(source, split: .train, testShare: split.share(recordedBy: model))
+                let train = try Datasets.open(source, split: .train, testShare: split.share(recordedBy: model, data: source))
                 let (bank, features) = try Evaluation.featureCalibration(network.encoder, bank: train, describingBank: "\(measured.path), train split",
                                                                          heldOut: test, describing: "\(measured.path), \(measured.split)",
                                                                          bankImages: bankImages, heldOutImages: images, k: k,

@@ -17,8 +17,12 @@ struct TestShareOption: ParsableArguments {
     /// The share to hold out: --test-share, else the one the model recorded, else the default. A share
     /// above the recorded one is a usage error: a smaller share's test images are among a larger
     /// one's, so the difference is images the model was trained on.
-    func share(recordedBy model: String?) throws -> Double {
-        let recorded = model.flatMap(recordedTestShare(of:))
+    /// `data`: the dataset measured; the model's share counts only for the data it was trained on.
+    func share(recordedBy model: String?, data: String? = nil) throws -> Double {
+        let sameData = { (model: String) in
+            data.map { given in recordedDataset(of: model).map { canonicalPath($0.path) == canonicalPath(given) } ?? false } ?? true
+        }
+        let recorded = model.flatMap { sameData($0) ? recordedTestShare(of: $0) : nil }
         if let testShare, let recorded, let model {
             try ensure(testShare <= recorded, "--test-share \(testShare) is more than the \(recorded) that \(model) held out when it "
                        + "was trained: the difference is images it trained on; give \(recorded) or less (or leave --test-share out)")

@@ -98,7 +98,7 @@ struct Evaluate: ParsableCommand {
         let source = try reportingUsageErrors { try measurementData(data, model: model, progress: progress) }  // a usage error before the do: exit 64
         do {
             let dir = URL(fileURLWithPath: model)
-            let test = try Datasets.open(source, split: .test, testShare: split.share(recordedBy: model))
+            let test = try Datasets.open(source, split: .test, testShare: split.share(recordedBy: model, data: source))
             if let note = split.note(test, data: source) { progress.log(note) }
             let measured = MeasuredData(path: source, split: "test split", heldOut: test.heldOut)
             let json: Data

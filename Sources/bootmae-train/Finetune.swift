@@ -92,7 +92,7 @@ struct Finetune: ParsableCommand {
         derived.seed = given.contains("--seed") ? common.seed : recorded.seed
         derived.epochs = common.epochs ?? recorded.epochs
         derived.batchSize = batch
-        derived.lr = lr ?? (given.contains("--blr") ? peakLearningRate(base: blr, batch: batch, batchChosen: batchSize == nil) : recorded.lr)
+        derived.lr = lr ?? (given.contains("--blr") ? resumedPeakLearningRate(base: blr, batch: batch, recorded: recorded.lr) : recorded.lr)
         derived.warmupEpochs = warmupEpochs ?? recorded.warmupEpochs
         if given.contains("--weight-decay") { derived.weightDecay = weightDecay }
         if given.contains("--layer-decay") { derived.layerDecay = layerDecay }
@@ -174,7 +174,8 @@ struct Finetune: ParsableCommand {
                                     epochs: epochs, batchSize: batch, lr: lr ?? peakLearningRate(base: blr, batch: batch, batchChosen: batchSize == nil),
                                     warmupEpochs: warmupEpochs ?? max(1, Double(epochs) * 0.05), weightDecay: weightDecay,
                                     layerDecay: layerDecay, labelSmoothing: labelSmoothing, cropScale: cropScale...1,
-                                    checkpointEvery: checkpointEvery, subset: common.subset, testShare: try split.share(recordedBy: nil))
+                                    checkpointEvery: checkpointEvery, subset: common.subset,
+                                    testShare: dataset.heldOut != nil ? try split.share(recordedBy: nil) : nil)  // only what was held out
         notes += batchNotes(batch: batch, chosen: batchSize == nil, images: images, lr: recipe.lr, scaledFrom: lr == nil ? blr : nil)
         if imgSize == nil, let warning = imageSizeWarning(dataset, data: dataPath, imgSize: config.imgSize, patchSize: config.patchSize,
                                                          preset: source == nil ? preset.rawValue : nil) {

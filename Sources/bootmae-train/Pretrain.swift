@@ -139,7 +139,7 @@ struct Pretrain: ParsableCommand {
             try PretrainRecipe.make(
                 type, flags: flags, data: common.data.map { canonicalPath($0) } ?? recorded.data,
                 seed: given.contains("--seed") ? common.seed : recorded.seed, epochs: epochs, batchSize: batch,
-                lr: lr ?? blr.map { peakLearningRate(base: $0, batch: batch, batchChosen: batchSize == nil) } ?? recorded.lr, minLR: minLR ?? recorded.minLR,
+                lr: lr ?? blr.map { resumedPeakLearningRate(base: $0, batch: batch, recorded: recorded.lr) } ?? recorded.lr, minLR: minLR ?? recorded.minLR,
                 warmupEpochs: warmupEpochs ?? recorded.warmupEpochs, weightDecay: weightDecay ?? recorded.weightDecay,
                 checkpointEvery: given.contains("--checkpoint-every") ? checkpointEvery : recorded.checkpointEvery,
                 subset: common.subset ?? recorded.subset)

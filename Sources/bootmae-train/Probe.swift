@@ -50,7 +50,7 @@ struct FeatureOptions: ParsableArguments {
         TensorRuntime.configure(threads: threads)
         // Both splits must exist and be labelled: fail now, not after the train features.
         let splits = try [DatasetSplit.train, .test].map { split in
-            let dataset = try Datasets.open(data, split: split, testShare: self.split.share(recordedBy: model))
+            let dataset = try Datasets.open(data, split: split, testShare: self.split.share(recordedBy: model, data: data))
             guard !dataset.classes.isEmpty else {
                 throw ValidationError("the \(split.rawValue) split of \(data) has no labels: give class subfolders (root/<class>/<image>)")
             }
@@ -105,7 +105,7 @@ struct LinProbe: ParsableCommand {
             progress.log(String(format: "linear probe (%@): test top-1 %.2f%%", source.description, 100 * (result.top1 ?? 0)))
             try options.write(result, name: "linprobe.json")
         } catch let e as ValidationError {
-            throw e
+            try reportingUsageErrors { throw e }   // with this subcommand's usage line
         } catch {
             throw fail("error: \(error)", code: 1)
         }
@@ -144,7 +144,7 @@ struct KNN: ParsableCommand {
             progress.log(String(format: "k-NN (k=%d, %@%@): test top-1 %.2f%%", result.k, source.description, center ? ", centred" : "", 100 * result.top1))
             try options.write(result, name: "knn.json")
         } catch let e as ValidationError {
-            throw e
+            try reportingUsageErrors { throw e }   // with this subcommand's usage line
         } catch {
             throw fail("error: \(error)", code: 1)
         }

@@ -71,7 +71,7 @@ struct TokenizerEval: ParsableCommand {
             try AtomicFile.write(json, to: out.map { URL(fileURLWithPath: $0) } ?? URL(fileURLWithPath: model).appendingPathComponent("tokenizer.json"))
             print(String(decoding: json, as: UTF8.self))
         } catch let e as ValidationError {
-            throw e
+            try reportingUsageErrors { throw e }   // with this subcommand's usage line
         } catch let e as ExitCode {
             throw e
         } catch {

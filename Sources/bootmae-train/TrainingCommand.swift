@@ -249,6 +249,14 @@ func peakLearningRate(base: Double, batch: Int, batchChosen: Bool) -> Double {
     batchChosen && batch < 256 ? base : base * Double(batch) / 256
 }
 
+/// The peak learning rate `--blr base` means on `--resume`: the recorded one when either rule gives it
+/// (the recipe records the rate, not whether the batch was chosen from the data), else the linear
+/// rule's, which the resume check then refuses as a change, naming both.
+func resumedPeakLearningRate(base: Double, batch: Int, recorded: Double) -> Double {
+    let candidates = [base * Double(batch) / 256] + (batch < 256 ? [base] : [])
+    return candidates.first { abs($0 - recorded) <= 1e-12 * max(1, abs(recorded)) } ?? candidates[0]
+}
+
 /// The log lines of a batch picked from the data and of the learning rate that came with it, or of a
 /// learning rate the linear scaling rule made small, saying what to change.
 func batchNotes(batch: Int, chosen: Bool, images: Int, lr: Double, scaledFrom base: Double?) -> [String] {
@@ -289,7 +297,7 @@ func imageSizeWarning(_ dataset: any ImageDataset, data: String, imgSize: Int, p
                      native, patchSize, cost, their, imgSize)
             : "pretrain with --img-size \(native) to use their detail"
     }
-    // Every step decodes its images whole: a 5120×2880 photo costs about half a second of CPU.
+    // Every step decodes its images again: a 5120×2880 PNG costs about half a second of CPU (a JPEG less, scaled while decoding).
     if side >= largeImageSide {
         fix += (fix.isEmpty ? "" : ". ") + "Files this large also take long to decode at every step: shrink copies once and train on "
             + "those (e.g. ImageMagick's `mogrify -path SMALL -resize '512x512^' *.jpg`)"

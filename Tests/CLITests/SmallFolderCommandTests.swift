@@ -132,6 +132,9 @@ final class SmallFolderCommandTests: XCTestCase {
         let ignored = try train.run(["eval", "--model", pt, "--data", own, "--test-share", "0.2", "--threads", "1"])
         XCTAssertEqual(ignored.status, 0, ignored.stderr)
         XCTAssertTrue(ignored.stderr.contains("note: --test-share is not used: \(own) has a test split of its own"), ignored.stderr)
+        // The fine-tune's recorded share concerns its own data only: other data takes any share.
+        let otherData = try train.run(["eval", "--model", ft, "--data", own, "--test-share", "0.3", "--threads", "1"])
+        XCTAssertEqual(otherData.status, 0, otherData.stderr)
 
         let none = try train.run(["eval", "--model", pt, "--threads", "1", "--test-share", "0"])
         XCTAssertEqual(none.status, 1, none.stderr)

@@ -131,6 +131,7 @@ final class TrainCommandTests: XCTestCase {
                                         "--lr", "1e30", "--warmup-epochs", "0", "--checkpoint-every", "1"] + flags)
             XCTAssertEqual(result.status, 1, "\(command): \(result.stderr)")
             XCTAssertTrue(result.stderr.contains("training diverged. Start a new run with a \(advice)"), "\(command): \(result.stderr)")
+            XCTAssertTrue(result.stderr.contains("the run folder keeps its last checkpoint as it was, if one was saved"), result.stderr)
             let named = result.stderr.firstMatch(of: /the loss became (?:NaN|[-+]?inf) in step (\d+) of 6 \(learning rate/).flatMap { Int($0.1) }
             guard let named else { return XCTFail("\(command): no step named in \(result.stderr)") }
             XCTAssertGreaterThan(named, 1, "\(command): the first step's loss is finite")
@@ -192,7 +193,18 @@ final class TrainCommandTests: XCTestCase {
         trainer.waitUntilExit()
         XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/checkpoint.safetensors"), "SIGTERM saved a checkpoint")
         let resumed = try train.run(["pretrain", "--out", out, "--resume", "--threads", "1", "--max-steps", "1"])
-        XCTAssertEqual(resumed.status, 0, "the ended trainer's pid no longer counts: \(resumed.stderr)")
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+
+        // A live process that is not a trainer (this test runner) in the lock file of a folder without
+        // a checkpoint: a pid reused since the trainer died, not a trainer at work.
+        let stale = out + "-stale"
+        try FileManager.default.createDirectory(atPath: stale, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: stale) }
+        try Data("\(getpid())\n".utf8).write(to: URL(fileURLWithPath: stale + "/.lock"))
+        let reused = try train.run(["export", "--run", stale, "--out", stale + "-export"])
+        XCTAssertNotEqual(reused.status, 0, reused.stderr)
+        XCTAssertFalse(reused.stderr.contains("another bootmae-train process"), reused.stderr)
+        XCTAssertTrue(reused.stderr.contains("holds no checkpoint.safetensors"), reused.stderr)
     }
 
     /// `eval` of a LoMaR run scores its own task by default (windows, 12 of 16 masked in each 4×4
@@ -336,6 +348,14 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertEqual(given.status, 0, given.stderr)
         XCTAssertTrue(given.stderr.contains("warning: the peak learning rate is 4.69e-06"), given.stderr)
         XCTAssertFalse(given.stderr.contains("chosen for"), given.stderr)
+        // --blr on --resume means the recorded rate under whichever rule gave it (here the linear one,
+        // though this command line gives no --batch-size).
+        let resumedWithBase = try train.run(["pretrain", "--out", root + "/runs/pt-given", "--resume", "--blr", "1.5e-4",
+                                             "--max-steps", "1", "--threads", "1"])
+        XCTAssertEqual(resumedWithBase.status, 0, resumedWithBase.stderr)
+        let changedBase = try train.run(["pretrain", "--out", root + "/runs/pt-given", "--resume", "--blr", "3e-4", "--threads", "1"])
+        XCTAssertEqual(changedBase.status, 64, changedBase.stderr)
+        XCTAssertTrue(changedBase.stderr.contains("--blr: recorded"), changedBase.stderr)
 
         let finetune = ["finetune", "--init-from", pt, "--out", ft, "--epochs", "2", "--threads", "1", "--lr", "1e-3"]
         let first = try train.run(finetune + ["--max-steps", "1"])

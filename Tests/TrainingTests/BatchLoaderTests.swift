@@ -33,8 +33,9 @@ final class BatchLoaderTests: XCTestCase {
     }
 
     /// What a loader asks its dataset for: a training loader (augmented) lets images come scaled down
-    /// to 3 × its output size on the shorter side (a random crop keeps ≥ ~0.39 of it), the largest
-    /// view's for a multi-view loader; an evaluation loader asks for whole images, as the server decodes them.
+    /// to 3 × its output size on the shorter side (a default crop keeps ≥ ~0.39 of it), more for
+    /// smaller crops, the largest view's for a multi-view loader; an evaluation loader asks for whole
+    /// images, as the server decodes them.
     func testTrainingLoadersLetImagesDecodeSmallerAndEvaluationLoadersDoNot() throws {
         final class Recording: ImageDataset, @unchecked Sendable {
             let lock = NSLock()
@@ -53,6 +54,10 @@ final class BatchLoaderTests: XCTestCase {
         let training = Recording()
         _ = try all(loader(training))
         XCTAssertEqual(training.sides, [24, 24, 24, 24], "3 × the 8-px output")
+        // Crops down to 8% of the area (torchvision's default) keep √(0.08 · 3/4) ≈ 0.245 of the side: 8 / 0.245 → 33.
+        let small = Recording()
+        _ = try all(loader(small, augment: Augment(size: 8, scale: 0.08...1)))
+        XCTAssertEqual(small.sides, [33, 33, 33, 33], "no crop upsampled")
         let evaluation = Recording()
         _ = try all(loader(evaluation, augment: nil))
         XCTAssertEqual(evaluation.sides, [0, 0, 0, 0], "whole images")

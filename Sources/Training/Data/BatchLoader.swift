@@ -245,14 +245,20 @@ struct BatchMaker: Sendable {
     /// Floats per sample: one image, or all of its views.
     var perSample: Int { views?.tensorCount ?? transform.tensorCount }
 
-    /// The shorter side a training sample may be decoded down to (JPEGs only, `ImageDecoder`): a
-    /// random crop keeps at least ~0.39 of the side (scale 0.2, ratio 3/4), so 3 × the largest
-    /// output size leaves every crop at least as many pixels as it is resized to. 0, the whole
-    /// image, for evaluation: its centre crop and resize follow the server's preprocessing exactly.
+    /// The shorter side a training sample may be decoded down to (JPEGs only, `ImageDecoder`), so
+    /// that no crop has fewer pixels than it is resized to: a RandomResizedCrop of scale ≥ s and
+    /// ratio within [r, R] keeps at least √(s · min(r, 1/R)) of the shorter side, hence the side ÷
+    /// that (and at least 3 × the output). 0, the whole image, for evaluation: its centre crop and
+    /// resize follow the server's preprocessing exactly.
     var decodeSide: Int {
         let transforms = views?.groups.map(\.transform) ?? [transform]
-        guard transforms.allSatisfy({ $0.augment != nil }) else { return 0 }
-        return 3 * (transforms.map(\.imageSize).max() ?? 0)
+        var side = 0
+        for transform in transforms {
+            guard let crop = transform.augment?.crop else { return 0 }
+            let kept = (crop.scale.lowerBound * min(crop.ratio.lowerBound, 1 / crop.ratio.upperBound)).squareRoot()
+            side = max(side, 3 * crop.size, Int((Double(crop.size) / kept).rounded(.up)))
+        }
+        return side
     }
 
     func make(_ k: Int, state: inout ProducerState) -> Produced {

@@ -200,11 +200,15 @@ final class RunLock: @unchecked Sendable {
     deinit { close(descriptor) }
 
     /// The trainer recorded in `folder`'s lock file while that process is alive; nil when there is
-    /// none (no lock file, or its process has ended: the kernel released its lock with it).
+    /// none (no lock file, or its process has ended: the kernel released its lock with it). A pid
+    /// reused since by another program does not count: the process must be a bootmae-train (its
+    /// name in /proc; the kernel keeps 15 characters of it, "bootmae-train-0…" for a pinned copy).
     static func trainer(in folder: URL) -> Trainer? {
         guard let text = try? String(contentsOf: folder.appendingPathComponent(".lock"), encoding: .utf8),
               let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 0,
-              kill(pid, 0) == 0 || errno == EPERM else { return nil }
+              kill(pid, 0) == 0 || errno == EPERM,
+              let name = try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8),
+              name.hasPrefix("bootmae-train") else { return nil }
         return Trainer(pid: pid)
     }
 
