@@ -19,10 +19,9 @@ struct TestShareOption: ParsableArguments {
     /// one's, so the difference is images the model was trained on.
     /// `data`: the dataset measured; the model's share counts only for the data it was trained on.
     func share(recordedBy model: String?, data: String? = nil) throws -> Double {
-        let sameData = { (model: String) in
-            data.map { given in recordedDataset(of: model).map { canonicalPath($0.path) == canonicalPath(given) } ?? false } ?? true
-        }
-        let recorded = model.flatMap { sameData($0) ? recordedTestShare(of: $0) : nil }
+        let training = model.flatMap(recordedTraining(of:))
+        let sameData = data.map { given in training.map { canonicalPath($0.path) == canonicalPath(given) } ?? false } ?? true
+        let recorded = sameData ? training?.testShare : nil
         if let testShare, let recorded, let model {
             try ensure(testShare <= recorded, "--test-share \(testShare) is more than the \(recorded) that \(model) held out when it "
                        + "was trained: the difference is images it trained on; give \(recorded) or less (or leave --test-share out)")
@@ -38,24 +37,12 @@ struct TestShareOption: ParsableArguments {
     }
 }
 
-/// The share the model in folder `model` held out when it was trained: a fine-tune run's recipe.json
-/// `testShare`, or an export's config.json `test_share`; nil when it recorded none.
-func recordedTestShare(of model: String) -> Double? {
-    struct Recipe: Decodable { let testShare: Double? }
-    struct Config: Decodable { let test_share: Double? }
-    let folder = URL(fileURLWithPath: model)
-    if let recipe = try? JSONDecoder().decode(Recipe.self, from: Data(contentsOf: folder.appendingPathComponent("recipe.json"))) {
-        return recipe.testShare
-    }
-    return (try? JSONDecoder().decode(Config.self, from: Data(contentsOf: folder.appendingPathComponent("config.json"))))?.test_share
-}
-
 /// The dataset a measurement of `model` reads: --data, else the one it was trained on (a run folder's
 /// recipe.json `data`, an export's config.json `training_data`), said in the log. A model that names
 /// none is a usage error: a photo model measured on Fashion-MNIST would give numbers that mean nothing.
 func measurementData(_ given: String?, model: String, progress: ProgressReporter) throws -> String {
     if let given { return given }
-    guard let recorded = recordedDataset(of: model) else {
+    guard let recorded = recordedTraining(of: model) else {
         try ensure(FileManager.default.fileExists(atPath: model), "no run folder or model directory at \(model)")
         throw ValidationError("\(model) does not say which data it was trained on (no recipe.json of a run, no training_data in its "
                               + "config.json): pass --data with the dataset to measure on (its test split is used)")
@@ -69,15 +56,16 @@ func measurementData(_ given: String?, model: String, progress: ProgressReporter
     return recorded.path
 }
 
-/// The dataset the run in folder `model` trained on (its recipe.json `data`), or the export in it was
-/// (config.json `training_data`, written by `export`), with the file that says it; nil when neither does.
-func recordedDataset(of model: String) -> (path: String, file: String)? {
-    struct Recipe: Decodable { let data: String }
-    struct Config: Decodable { let training_data: String? }
+/// What the model in folder `model` records of its training data: a run's recipe.json `data` and
+/// `testShare` (a fine-tune's held-out share), or an export's config.json `training_data` and
+/// `test_share` (written by `export`), with the file that says it; nil when neither names the data.
+func recordedTraining(of model: String) -> (path: String, file: String, testShare: Double?)? {
+    struct Recipe: Decodable { let data: String; let testShare: Double? }
+    struct Config: Decodable { let training_data: String?; let test_share: Double? }
     let folder = URL(fileURLWithPath: model)
     if let recipe = try? JSONDecoder().decode(Recipe.self, from: Data(contentsOf: folder.appendingPathComponent("recipe.json"))) {
-        return (recipe.data, "recipe.json")
+        return (recipe.data, "recipe.json", recipe.testShare)
     }
     let config = try? JSONDecoder().decode(Config.self, from: Data(contentsOf: folder.appendingPathComponent("config.json")))
-    return config?.training_data.map { ($0, "config.json training_data") }
+    return config?.training_data.map { ($0, "config.json training_data", config?.test_share) }
 }

@@ -140,7 +140,7 @@ struct Finetune: ParsableCommand {
         let source = initFrom == "none" ? nil : initFrom   // validate() made sure it is set
         var dataPath = common.dataPath, notes: [String] = []
         if let source, common.data == nil {
-            if let recorded = recordedDataset(of: source) {
+            if let recorded = recordedTraining(of: source) {
                 dataPath = recorded.path
                 notes.append("data: \(recorded.path) (what \(source) trained on; --data to change)")
             } else {
