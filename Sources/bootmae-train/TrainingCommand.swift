@@ -253,7 +253,7 @@ func peakLearningRate(base: Double, batch: Int, batchChosen: Bool) -> Double {
 /// (the recipe records the rate, not whether the batch was chosen from the data), else the linear
 /// rule's, which the resume check then refuses as a change, naming both.
 func resumedPeakLearningRate(base: Double, batch: Int, recorded: Double) -> Double {
-    let candidates = [base * Double(batch) / 256] + (batch < 256 ? [base] : [])
+    let candidates = [false, true].map { peakLearningRate(base: base, batch: batch, batchChosen: $0) }
     return candidates.first { abs($0 - recorded) <= 1e-12 * max(1, abs(recorded)) } ?? candidates[0]
 }
 
