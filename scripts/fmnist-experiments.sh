@@ -43,9 +43,12 @@ PRETRAIN=(--preset tiny --epochs 40 --batch-size 256 --lr 5e-4 --min-lr 2.083333
 # 13 before 40: an iBOT step runs a student (forward + backward) and a teacher over two full 50-token
 # crops, about 2.5× BootMAE's cost per image (~110 img/s on two free Zen 4 cores: 13 epochs ≈ 2 h, 40 ≈ 6 h).
 IBOT_PRETRAIN=(--preset tiny --epochs 13 --batch-size 256 --teacher-temp 0.04 --checkpoint-every 100 --seed 0)
-# LoMaR with MAE's schedule above (it has no EMA): 4×4 windows of the 7×7 grid (its default, half the
-# grid), 4 per image, 12 of each window's 16 patches masked (⌊16 · 0.8⌋).
-LOMAR_PRETRAIN=(--preset tiny --epochs 40 --batch-size 256 --lr 5e-4 --min-lr 2.0833333333333333e-05 --warmup-epochs 2
+# LoMaR with MAE's schedule above (it has no EMA) at BootMAE's short budget (13 epochs, 1 warmup, as the
+# bootmae-short and iBOT rows): 4×4 windows of the 7×7 grid (its default, half the grid), 4 per image,
+# 12 of each window's 16 patches masked (⌊16 · 0.8⌋). 13 rather than 40 epochs: the 40-epoch run (sessions
+# 14–15, 21 epochs done) was lost with its machine, and on an AVX2-only EPYC (Zen 3, 2026-12-06, ~178 img/s
+# on two cores) 40 epochs are 3.7 h and 13 are 73 min.
+LOMAR_PRETRAIN=(--preset tiny --epochs 13 --batch-size 256 --lr 5e-4 --min-lr 2.0833333333333333e-05 --warmup-epochs 1
                 --checkpoint-every 100 --seed 0)
 # PeCo (scripts: the peco-l1 and peco-l0 streams). Budgets from the CPU time of a few steps on an EPYC
 # Zen 4 (2026-12-05, 2 threads, release build at e607758, machine shared so CPU seconds rather than wall

@@ -23,13 +23,14 @@ BEGIN, END = "<!-- results-table:begin -->", "<!-- results-table:end -->"
 ROWS = [
     ("BootMAE", "40", "bootmae-tiny", {20: "bootmae-tiny-ft", 40: "bootmae-tiny-ft-40ep"}),
     ("MAE", "40", "mae-tiny", {20: "mae-tiny-ft", 40: "mae-tiny-ft-40ep"}),
-    # LoMaR at 28 px: MAE's schedule, 4 windows of 4×4 patches per image (scripts/fmnist-experiments.sh lomar).
-    ("LoMaR", "40", "lomar-tiny", {20: "lomar-tiny-ft"}),
     ("BootMAE, MAE's wall-clock", "13", "bootmae-short-tiny", {20: "bootmae-short-tiny-ft"}),
     ("BootMAE without feature branch (λ = 0)", "13", "bootmae-nofeat-short-tiny", {}),
     ("BootMAE without decoder context", "13", "bootmae-noctx-short-tiny", {}),
     ("none (scratch)", "–", None, {20: "scratch-tiny-ft", 40: "scratch-tiny-ft-40ep"}),
     ("iBOT, BootMAE's short budget", "13", "ibot-short-tiny", {20: "ibot-short-tiny-ft"}),
+    # LoMaR at 28 px: MAE's schedule at the short budget, 4 windows of 4×4 patches per image
+    # (scripts/fmnist-experiments.sh lomar).
+    ("LoMaR, BootMAE's short budget", "13", "lomar-tiny", {20: "lomar-tiny-ft"}),
     # PeCo's central comparison at equal epochs: stage 2 (20 epochs) on a 5-epoch tokenizer trained
     # with and without the perceptual loss (scripts/fmnist-experiments.sh peco-l1, peco-l0).
     ("PeCo (λ_per = 1)", "20", "peco-l1-tiny", {20: "peco-l1-tiny-ft"}),
