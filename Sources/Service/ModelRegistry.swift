@@ -108,7 +108,7 @@ public final class LoadedModel: @unchecked Sendable {
     /// The bank a calibration's `feature_space` names, checked against it and the encoder.
     static func featureBank(_ directory: URL, _ features: FeatureDistanceCalibration, embedDim: Int) throws -> FeatureBank {
         let file = "\(ReconstructionErrorCalibration.fileName)'s feature_space"
-        guard let bank = try FeatureBank.read(directory) else {
+        guard let bank = try FeatureBank.read(directory, sha256: features.bankSHA256) else {
             throw ModelRegistry.LoadError(description: "\(file) needs \(FeatureBank.fileName) beside it (run `bootmae-train calibrate` again)")
         }
         guard bank.dim == embedDim, bank.count == features.bankImages, (1...bank.count).contains(features.k), !features.distances.isEmpty,

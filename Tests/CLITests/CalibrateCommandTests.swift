@@ -60,6 +60,8 @@ final class CalibrateCommandTests: XCTestCase {
         XCTAssertTrue(distances.allSatisfy { (0...2).contains($0) }, "\(distances)")
         let bank = try SafeTensorsFile(contentsOf: URL(fileURLWithPath: model + "/ood_feature_bank.safetensors"))
         XCTAssertEqual(bank.entries["bank"]?.shape, [6, 24])
+        // The calibration names the bank it measured by its bytes' SHA-256.
+        XCTAssertEqual(features["bank_sha256"] as? String, SHA256.hex(try SHA256.digest(ofFile: model + "/ood_feature_bank.safetensors")))
         XCTAssertEqual(bank.entries["bank"]?.dtype, .f16)
 
         // Without a bank, the calibration says nothing of one and the old bank goes.

@@ -21,9 +21,9 @@ extension ServiceTests {
         let config = try ModelDirectory.readConfig(model)
         var rng = SeededRandom(seed: 11)
         let bank = FeatureBank(embeddings: (0..<(bankSize * config.embedDim)).map { _ in rng.normal() }, dim: config.embedDim)
-        if writeBank { try bank.write(to: model) }
+        let sha256 = writeBank ? try bank.write(to: model) : nil
         let features = FeatureDistanceCalibration(k: 3, pooling: config.globalPool.rawValue, bankImages: bankSize, bankDataset: "gaussian",
-                                                  dataset: "made up", distances: distances)
+                                                  dataset: "made up", distances: distances, bankSHA256: sha256)
         let measure = ReconstructionErrorProtocol(masking: .block, maskedPatches: 32, seeds: [0])
         let calibration = ReconstructionErrorCalibration(measure: measure, dataset: "made up", errors: errors, featureSpace: features)
         try JSONEncoder().encode(calibration).write(to: model.appendingPathComponent(ReconstructionErrorCalibration.fileName))
@@ -135,7 +135,36 @@ extension ServiceTests {
         defer { try? FileManager.default.removeItem(at: wrong) }
         try FeatureBank(embeddings: [Float](repeating: 1, count: 12 * 7), dim: 7).write(to: wrong.appendingPathComponent("bootmae"))
         XCTAssertThrowsError(try ModelRegistry(directory: wrong.path)) { error in
+            XCTAssertTrue("\(error)".contains("SHA-256 differs"), "\(error)")
+        }
+        // Without a recorded hash (a calibration from before it was recorded) the shape check still refuses it.
+        let unhashed = wrong.appendingPathComponent("bootmae/\(ReconstructionErrorCalibration.fileName)")
+        var calibration = try JSONDecoder().decode(ReconstructionErrorCalibration.self, from: Data(contentsOf: unhashed))
+        calibration.featureSpace?.bankSHA256 = nil
+        try JSONEncoder().encode(calibration).write(to: unhashed)
+        XCTAssertThrowsError(try ModelRegistry(directory: wrong.path)) { error in
             XCTAssertTrue("\(error)".contains("12 × 7"), "\(error)")
         }
+    }
+
+    /// A bank of the right shape but other rows than the distances were measured with (calibrate stopped
+    /// between its two files, or a bank copied from another model of the same width) is refused by its
+    /// recorded hash, with what to do; the bytes it was measured with, put back, load.
+    func testABankOtherThanTheCalibrationsIsRefusedByItsHash() throws {
+        let dir = try featureScoredModels(errors: [1], distances: [0.5])
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let model = dir.appendingPathComponent("bootmae")
+        let bankFile = model.appendingPathComponent(FeatureBank.fileName)
+        let written = try Data(contentsOf: bankFile)
+        let original = try XCTUnwrap(try FeatureBank.read(model))
+        XCTAssertNoThrow(try ModelRegistry(directory: dir.path))
+        var rows = original.rows
+        rows.swapAt(0, original.dim)   // the first value of the first two rows exchanged: same shape, other bytes
+        try FeatureBank(embeddings: rows, dim: original.dim).write(to: model)
+        XCTAssertThrowsError(try ModelRegistry(directory: dir.path)) { error in
+            XCTAssertTrue("\(error)".contains("SHA-256 differs") && "\(error)".contains("calibrate"), "\(error)")
+        }
+        try written.write(to: bankFile)
+        XCTAssertNoThrow(try ModelRegistry(directory: dir.path))
     }
 }

@@ -53,15 +53,27 @@ public struct FeatureBank: Sendable {
         return distances[k - 1]
     }
 
-    public func write(to directory: URL) throws {
-        try SafeTensorsWriter.write([(Self.tensorName, Tensor(shape: [count, dim], data: rows))],
-                                    to: directory.appendingPathComponent(Self.fileName), dtype: .f16)
+    /// Writes the bank file (atomically) and returns its SHA-256 (hex), for the calibration to record.
+    @discardableResult
+    public func write(to directory: URL) throws -> String {
+        let url = directory.appendingPathComponent(Self.fileName)
+        try SafeTensorsWriter.write([(Self.tensorName, Tensor(shape: [count, dim], data: rows))], to: url, dtype: .f16)
+        return try Self.sha256(of: url)
     }
 
-    /// Reads a directory's bank; nil when it has none.
-    public static func read(_ directory: URL) throws -> FeatureBank? {
+    static func sha256(of url: URL) throws -> String { SHA256.hex(try SHA256.digest(ofFile: url.path)) }
+
+    /// Reads a directory's bank; nil when it has none. With `sha256` (what the calibration recorded) a
+    /// bank file with other bytes is refused: calibrate writes the bank and then the calibration, each
+    /// atomically, so a run stopped between the two leaves a new bank beside the old distances.
+    public static func read(_ directory: URL, sha256 expected: String? = nil) throws -> FeatureBank? {
         let url = directory.appendingPathComponent(fileName)
         guard FileManager.default.fileExists(atPath: url.path) else { return nil }
+        if let expected, try sha256(of: url) != expected {
+            throw CheckpointError.malformed(url.path, "this is not the bank ood_calibration.json was measured with (its SHA-256 differs: "
+                                            + "a calibration stopped between writing the two files, or a file copied from elsewhere); "
+                                            + "run `bootmae-train calibrate` on this model again")
+        }
         let t = try SafeTensorsFile(contentsOf: url).tensor(tensorName)
         guard t.shape.count == 2, t.shape[0] > 0, t.shape[1] > 0 else {
             throw CheckpointError.malformed(url.path, "'\(tensorName)' must be a non-empty (count, dim) matrix, not \(t.shape)")
@@ -83,14 +95,18 @@ public struct FeatureDistanceCalibration: Codable, Sendable, Equatable {
     public var dataset: String
     /// Ascending.
     public var distances: [Double]
+    /// The SHA-256 (hex) of the bank file these distances were measured with; nil in calibrations
+    /// written before it was recorded (their bank is then not checked).
+    public var bankSHA256: String?
 
-    public init(k: Int, pooling: String, bankImages: Int, bankDataset: String, dataset: String, distances: [Double]) {
+    public init(k: Int, pooling: String, bankImages: Int, bankDataset: String, dataset: String, distances: [Double],
+                bankSHA256: String? = nil) {
         self.k = k; self.pooling = pooling; self.bankImages = bankImages; self.bankDataset = bankDataset
-        self.dataset = dataset; self.distances = distances.sorted()
+        self.dataset = dataset; self.distances = distances.sorted(); self.bankSHA256 = bankSHA256
     }
 
     enum CodingKeys: String, CodingKey {
-        case metric, k, pooling, bankImages = "bank_images", bankDataset = "bank_dataset", dataset, distances
+        case metric, k, pooling, bankImages = "bank_images", bankDataset = "bank_dataset", dataset, distances, bankSHA256 = "bank_sha256"
     }
 
     /// The share of held-out images (in percent) whose distance is below `distance`, ties counted half.
