@@ -77,12 +77,13 @@ struct Calibrate: ParsableCommand {
             if bankImages > 0 {
                 // The train split less any held-out share: the bank never holds a calibration image.
                 let train = try Datasets.open(source, split: .train, testShare: split.share(recordedBy: model, data: source))
-                var (bank, features) = try Evaluation.featureCalibration(network.encoder, bank: train, describingBank: "\(measured.path), train split",
+                let (bank, unhashed) = try Evaluation.featureCalibration(network.encoder, bank: train, describingBank: "\(measured.path), train split",
                                                                          heldOut: test, describing: "\(measured.path), \(measured.split)",
                                                                          bankImages: bankImages, heldOutImages: images, k: k,
                                                                          batchSize: batchSize, progress: progress)
                 // The bank first: a calibration file never names a bank that is not there yet, and it records
                 // the bank's hash, so a run stopped between the two files leaves a pair the server refuses.
+                var features = unhashed
                 features.bankSHA256 = try bank.write(to: dir)
                 calibration.featureSpace = features
                 let d = features.distances

@@ -167,4 +167,17 @@ extension ServiceTests {
         try written.write(to: bankFile)
         XCTAssertNoThrow(try ModelRegistry(directory: dir.path))
     }
+
+    /// A calibration written before the hash was recorded loads with its (fitting) bank, unchecked.
+    func testACalibrationWithoutABankHashStillLoads() throws {
+        let dir = try featureScoredModels(errors: [1], distances: [0.5])
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("bootmae/\(ReconstructionErrorCalibration.fileName)")
+        var calibration = try JSONDecoder().decode(ReconstructionErrorCalibration.self, from: Data(contentsOf: file))
+        XCTAssertNotNil(calibration.featureSpace?.bankSHA256)
+        calibration.featureSpace?.bankSHA256 = nil
+        try JSONEncoder().encode(calibration).write(to: file)
+        let registry = try ModelRegistry(directory: dir.path)
+        XCTAssertEqual(try registry.model("bootmae").featureBank?.count, 12)
+    }
 }

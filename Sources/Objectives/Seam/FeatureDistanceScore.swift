@@ -69,12 +69,19 @@ public struct FeatureBank: Sendable {
     public static func read(_ directory: URL, sha256 expected: String? = nil) throws -> FeatureBank? {
         let url = directory.appendingPathComponent(fileName)
         guard FileManager.default.fileExists(atPath: url.path) else { return nil }
-        if let expected, try sha256(of: url) != expected {
-            throw CheckpointError.malformed(url.path, "this is not the bank ood_calibration.json was measured with (its SHA-256 differs: "
-                                            + "a calibration stopped between writing the two files, or a file copied from elsewhere); "
-                                            + "run `bootmae-train calibrate` on this model again")
+        // One read for the hash and the tensor: the bytes checked are the bytes used.
+        let bytes = try Data(contentsOf: url)
+        if let expected {
+            var hasher = SHA256()
+            bytes.withUnsafeBytes { hasher.update($0) }
+            let actual = SHA256.hex(hasher.finish())
+            guard actual == expected.lowercased() else {
+                throw CheckpointError.malformed(url.path, "this is not the bank ood_calibration.json was measured with (its SHA-256 differs: "
+                                                + "\(actual.prefix(12))… here, \(expected.prefix(12))… recorded; a calibration stopped between writing "
+                                                + "the two files, or a file copied from elsewhere); run `bootmae-train calibrate` on this model again")
+            }
         }
-        let t = try SafeTensorsFile(contentsOf: url).tensor(tensorName)
+        let t = try SafeTensorsFile(data: bytes, source: url.path).tensor(tensorName)
         guard t.shape.count == 2, t.shape[0] > 0, t.shape[1] > 0 else {
             throw CheckpointError.malformed(url.path, "'\(tensorName)' must be a non-empty (count, dim) matrix, not \(t.shape)")
         }
