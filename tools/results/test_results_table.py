@@ -117,15 +117,15 @@ class LargeTableTests(unittest.TestCase):
         self.assertEqual(rt.previous_goal_line(document), line)
         with open(document) as f:
             content = f.read()
-        self.assertIn("| LoMaR at 84 px, half of MAE's time (T/2) | 15 | 2.61 CPU h (47% of MAE's), wall 5.22 h | 80.00% | 85.00% | 90.68% |",
+        self.assertIn("| LoMaR at 84 px, half of MAE's time (T/2) | 4 | 2.61 CPU h (47% of MAE's), wall 5.22 h | 80.00% | 85.00% | 90.68% |",
                       content)
 
     def test_epochs_cell_from_the_runs_recipe(self):
         def epochs_cells():
             return [line.split(" | ")[1] for line in rt.large_table(self.root).splitlines()[2:]]
-        self.assertEqual(epochs_cells(), ["10", "15", "31", "–"])  # planned: no folders yet
-        write(self.run_folder("lomar-84px-half"), "recipe.json", {"epochs": 2})
-        self.assertEqual(epochs_cells(), ["10", "2", "31", "–"])
+        self.assertEqual(epochs_cells(), ["4", "4", "10", "–"])  # planned: no folders yet
+        write(self.run_folder("lomar-84px-half"), "recipe.json", {"epochs": 3})
+        self.assertEqual(epochs_cells(), ["4", "3", "10", "–"])
 
     def test_progress_counts_whole_epochs(self):
         # Swift writes a step's epoch 2.0 as 2: still two epochs done.
