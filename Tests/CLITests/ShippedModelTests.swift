@@ -8,21 +8,12 @@ import TestSupport
 /// images (Tests/Fixtures/fmnist): embeddings and reconstructions are finite and the same on every
 /// call, reconstructions beat the best guess that needs no model, and the classifier gives the labels
 /// recorded when it was exported.
-final class ShippedModelTests: XCTestCase {
+final class ShippedModelTests: ShippedServerTestCase {
     static let pretrained = "bootmae-vit-tiny-fmnist"
     static let classifier = "bootmae-vit-tiny-fmnist-cls"
 
-    var shipped: ShippedServer!
     var expectations: ShippedServer.Expectations { shipped.expectations }
     var images: [Data] { shipped.images }
-
-    override func setUpWithError() throws {
-        shipped = try ShippedServer()
-    }
-
-    override func tearDown() {
-        if let shipped { XCTAssertEqual(shipped.stop(), 0) }
-    }
 
     func call(_ path: String, _ body: [String: Any]) throws -> (status: Int, json: [String: Any]) {
         try shipped.call(path, body)

@@ -10,7 +10,7 @@ import TestSupport
 /// are those of the tokenizer loaded in this process, its decodings stay above the PSNR recorded at
 /// export (Tests/Fixtures/fmnist/peco-expected.json), and the stage-2 model reconstructs through it,
 /// deterministically, better than the guesses that need no model.
-final class ShippedPeCoTests: XCTestCase {
+final class ShippedPeCoTests: ShippedServerTestCase {
     static let tokenizer = "peco-tokenizer-vit-tiny-fmnist"
     static let stage2 = "peco-vit-tiny-fmnist"
 
@@ -30,18 +30,6 @@ final class ShippedPeCoTests: XCTestCase {
 
         enum CodingKeys: String, CodingKey { case tokenizer, decodePSNRdB = "decode_psnr_db" }
     }
-
-    var shipped: ShippedServer!
-
-    override func setUpWithError() throws {
-        shipped = try ShippedServer()
-    }
-
-    override func tearDown() {
-        if let shipped { XCTAssertEqual(shipped.stop(), 0) }
-    }
-
-    var base64Images: [String] { shipped.images.map { $0.base64EncodedString() } }
 
     /// The served code grids of `inputs` (base64 images), one request.
     func servedCodes(_ inputs: [String]) throws -> [[Int]] {
@@ -85,21 +73,21 @@ final class ShippedPeCoTests: XCTestCase {
     /// own `codes` computed in this process from its directory (plain weights, the training code's
     /// inference path: not the server's packed GEMMs) on the same preprocessed input.
     func testTokensAreTheTokenizersOwnCodes() throws {
-        let batch = try servedCodes(base64Images)
+        let batch = try servedCodes(shipped.base64Images)
         XCTAssertEqual(batch.count, shipped.images.count)
         for (codes, image) in zip(batch, shipped.expectations.images) {
             XCTAssertEqual(codes.count, 49, image.file)
             XCTAssertTrue(codes.allSatisfy { (0..<512).contains($0) }, image.file)
         }
-        for (index, input) in base64Images.enumerated() {
+        for (index, input) in shipped.base64Images.enumerated() {
             XCTAssertEqual(try servedCodes([input]), [batch[index]], "\(shipped.expectations.images[index].file): alone vs in a batch")
         }
-        let reply = try shipped.call("/v1/tokens", ["model": Self.tokenizer, "input": base64Images[0]])
+        let reply = try shipped.call("/v1/tokens", ["model": Self.tokenizer, "input": shipped.base64Images[0]])
         XCTAssertEqual(reply.json["grid"] as? Int, 7)
         XCTAssertEqual(reply.json["codebook_size"] as? Int, 512)
 
         let reference = try PeCoTokenizer.loadFrozen(ShippedServer.modelsDirectory.appendingPathComponent(Self.tokenizer))
-        let own = reference.codes(try Self.modelInput(shipped.images, for: reference))
+        let own = reference.codes(try ShippedServer.modelInput(shipped.images, config: reference.encoder.config))
         for (index, image) in shipped.expectations.images.enumerated() {
             XCTAssertEqual(batch[index], own[index], "\(image.file): served vs in-process codes")
         }
@@ -110,13 +98,13 @@ final class ShippedPeCoTests: XCTestCase {
     func testDecodedTokensStayAboveTheRecordedPSNR() throws {
         let expected = try JSONDecoder().decode(Expectations.self, from: Data(contentsOf: Fixtures.url("fmnist/peco-expected.json")))
         XCTAssertEqual(expected.tokenizer, Self.tokenizer)
-        let reply = try shipped.call("/v1/tokens", ["model": Self.tokenizer, "input": base64Images, "decode": true])
+        let reply = try shipped.call("/v1/tokens", ["model": Self.tokenizer, "input": shipped.base64Images, "decode": true])
         XCTAssertEqual(reply.status, 200, "\(reply.json)")
         let data = try XCTUnwrap(reply.json["data"] as? [[String: Any]])
         XCTAssertEqual(data.count, shipped.images.count)
 
         let reference = try PeCoTokenizer.loadFrozen(ShippedServer.modelsDirectory.appendingPathComponent(Self.tokenizer))
-        let input = try Self.modelInput(shipped.images, for: reference)
+        let input = try ShippedServer.modelInput(shipped.images, config: reference.encoder.config)
         let codes = try data.map { try XCTUnwrap($0["codes"] as? [Int]) }
         let decoded = reference.decode(codes)
         let std = Double(reference.encoder.config.std[0])
@@ -155,12 +143,12 @@ final class ShippedPeCoTests: XCTestCase {
     /// test split (block masks) is below BootMAE's pixel decoder, so no per-image claim is made.
     func testReconstructionsDecodePredictedCodesAndBeatTheGuessesThatNeedNoModel() throws {
         let masked = try XCTUnwrap(Self.config(Self.stage2)["num_mask_patches"] as? Int)
-        let tokens = try servedCodes(base64Images)
+        let tokens = try servedCodes(shipped.base64Images)
         var (modelError, visibleMeanError, patchMeanError) = (0.0, 0.0, 0.0)
         var (hits, majorityHits, total) = (0, 0, 0)
         for (index, data) in shipped.images.enumerated() {
             let file = shipped.expectations.images[index].file
-            let body: [String: Any] = ["model": Self.stage2, "input": base64Images[index], "seed": index]
+            let body: [String: Any] = ["model": Self.stage2, "input": shipped.base64Images[index], "seed": index]
             let first = try shipped.call("/v1/reconstructions", body)
             let second = try shipped.call("/v1/reconstructions", body)
             XCTAssertEqual(first.status, 200, "\(first.json)")
@@ -212,8 +200,8 @@ final class ShippedPeCoTests: XCTestCase {
 
     /// The stage-2 encoder serves embeddings like any ViT: 128-d, finite, the same alone as in a batch.
     func testEmbeddingsAreFiniteAndTheSameAloneAsInABatch() throws {
-        let batch = try shipped.call("/v1/embeddings", ["model": Self.stage2, "input": base64Images])
-        let alone = try shipped.call("/v1/embeddings", ["model": Self.stage2, "input": [base64Images[4]]])
+        let batch = try shipped.call("/v1/embeddings", ["model": Self.stage2, "input": shipped.base64Images])
+        let alone = try shipped.call("/v1/embeddings", ["model": Self.stage2, "input": [shipped.base64Images[4]]])
         XCTAssertEqual(batch.status, 200, "\(batch.json)")
         XCTAssertEqual(alone.status, 200)
         func vectors(_ json: [String: Any]) -> [[Float]] {
@@ -224,14 +212,6 @@ final class ShippedPeCoTests: XCTestCase {
         XCTAssertTrue(all.allSatisfy { $0.count == 128 && $0.allSatisfy(\.isFinite) })
         XCTAssertEqual(vectors(alone.json).first, all[4])
         XCTAssertNotEqual(all[0], all[1])
-    }
-
-    /// The images as the server prepares them for `tokenizer` (decode, gray, resize, normalize), one batch.
-    static func modelInput(_ images: [Data], for tokenizer: PeCoTokenizer) throws -> Tensor {
-        let c = tokenizer.encoder.config
-        let preprocessor = ImagePreprocessor(imageSize: c.imgSize, channels: c.inChans, mean: c.mean, std: c.std, cropPct: c.cropPct ?? 1)
-        let planes = try images.map { preprocessor.tensorCHW(try ImageDecoder.decode($0)) }
-        return Tensor(shape: [images.count, c.inChans, c.imgSize, c.imgSize], data: planes.flatMap { $0 })
     }
 
     /// Mean squared difference of the listed patches' pixels (in [0, 1]) from the mean of all the

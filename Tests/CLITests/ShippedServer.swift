@@ -1,5 +1,8 @@
 import XCTest
 import Foundation
+import Tensor
+import ViT
+import ImageKit
 import TestSupport
 
 /// The repository's `models/` served by the real `bootmae-serve` with nothing but a models folder and
@@ -34,6 +37,17 @@ final class ShippedServer {
 
     var port: Int { server.port }
 
+    /// The images' bytes in base64, as a JSON request carries them.
+    var base64Images: [String] { images.map { $0.base64EncodedString() } }
+
+    /// `images` as the server prepares them for a model of config `c` (decode, gray or RGB, resize,
+    /// normalize), one batch: what an in-process reference runs on.
+    static func modelInput(_ images: [Data], config c: ViTConfig) throws -> Tensor {
+        let preprocessor = ImagePreprocessor(imageSize: c.imgSize, channels: c.inChans, mean: c.mean, std: c.std, cropPct: c.cropPct ?? 1)
+        let planes = try images.map { preprocessor.tensorCHW(try ImageDecoder.decode($0)) }
+        return Tensor(shape: [images.count, c.inChans, c.imgSize, c.imgSize], data: planes.flatMap { $0 })
+    }
+
     /// Stops the server; its exit status (0: drained and exited cleanly).
     func stop() -> Int32 { server.stop() }
 
@@ -55,5 +69,19 @@ final class ShippedServer {
         XCTAssertEqual(answer.status, 200)
         let cards = try XCTUnwrap(answer.json["data"] as? [[String: Any]])
         return Dictionary(uniqueKeysWithValues: cards.compactMap { card in (card["id"] as? String).map { ($0, card) } })
+    }
+}
+
+/// A test class that serves `models/` for each test (a fresh server, stopped and checked for a clean
+/// exit afterwards).
+class ShippedServerTestCase: XCTestCase {
+    var shipped: ShippedServer!
+
+    override func setUpWithError() throws {
+        shipped = try ShippedServer()
+    }
+
+    override func tearDown() {
+        if let shipped { XCTAssertEqual(shipped.stop(), 0) }
     }
 }
