@@ -66,7 +66,7 @@ final class BF16GEMMTests: XCTestCase {
         // 1003 values: a ragged tail for the masked last vector.
         var x = (0..<1003).map { _ in Float(bitPattern: UInt32(truncatingIfNeeded: rng.next())) }
         x += [.nan, .infinity, -.infinity, 0, -0, .leastNonzeroMagnitude, Float(bitPattern: 0x3F80_8000), Float(bitPattern: 0x7F80_0001)]
-        let hardware = try XCTUnwrap(BFloat16.roundWithHardware(x), "this CPU has no AVX512-BF16")
+        guard let hardware = BFloat16.roundWithHardware(x) else { throw XCTSkip("this CPU has no AVX512-BF16") }
         for (i, v) in x.enumerated() { XCTAssertEqual(hardware[i], BFloat16.round(v), "element \(i): \(v)") }
     }
 
