@@ -212,9 +212,13 @@ def header_lines(head):
 
 def row_line(head, cells, previous):
     """A table row (cells[0] its label) under `head`; where this machine has no run folder to say
-    otherwise ("queued"), the cell the document already had in that column (`previous`) is kept."""
+    otherwise ("queued"), the cell the document already had in that column (`previous`) is kept, if it
+    was a measurement: a run's progress ("in progress …", "…") is only true while its folder is there."""
     old = (previous or {}).get(cells[0], {})
-    cells = [old[h] if c == "queued" and old.get(h, "queued") not in ("queued", "") else c for h, c in zip(head, cells)]
+
+    def measured(cell):
+        return cell not in ("queued", "", "…") and not cell.startswith("in progress")
+    cells = [old[h] if c == "queued" and measured(old.get(h, "queued")) else c for h, c in zip(head, cells)]
     return "| " + " | ".join(cells) + " |"
 
 

@@ -120,6 +120,13 @@ class LargeTableTests(unittest.TestCase):
         self.assertIn("| LoMaR at 84 px, half of MAE's time (T/2) | 4 | 2.61 CPU h (47% of MAE's), wall 5.22 h | 80.00% | 85.00% | 90.68% |",
                       content)
 
+    def test_a_kept_cell_is_a_measurement_not_a_runs_progress(self):
+        # Without run folders a cell keeps what the document had, but only a measured value:
+        # "in progress" or "…" was true only while a folder said so.
+        head = ["pretraining", "k-NN", "probe", "fine-tune"]
+        previous = {"MAE": {"pretraining": "MAE", "k-NN": "in progress (0 of 4 epochs)", "probe": "…", "fine-tune": "47.57%"}}
+        self.assertEqual(rt.row_line(head, ["MAE", "queued", "queued", "queued"], previous), "| MAE | queued | queued | 47.57% |")
+
     def test_epochs_cell_from_the_runs_recipe(self):
         def epochs_cells():
             return [line.split(" | ")[1] for line in rt.large_table(self.root).splitlines()[2:]]
