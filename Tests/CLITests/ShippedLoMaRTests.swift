@@ -41,13 +41,10 @@ final class ShippedLoMaRTests: ShippedServerTestCase {
         let alone = try shipped.call("/v1/embeddings", ["model": Self.model, "input": [shipped.base64Images[6]]])
         XCTAssertEqual(batch.status, 200, "\(batch.json)")
         XCTAssertEqual(alone.status, 200, "\(alone.json)")
-        func vectors(_ json: [String: Any]) -> [[Float]] {
-            (json["data"] as? [[String: Any]] ?? []).map { ($0["embedding"] as? [NSNumber] ?? []).map(\.floatValue) }
-        }
-        let served = vectors(batch.json)
+        let served = ShippedServer.embeddings(batch.json)
         XCTAssertEqual(served.count, shipped.images.count)
         XCTAssertTrue(served.allSatisfy { $0.count == 128 && $0.allSatisfy(\.isFinite) })
-        XCTAssertEqual(vectors(alone.json).first, served[6])
+        XCTAssertEqual(ShippedServer.embeddings(alone.json).first, served[6])
         XCTAssertNotEqual(served[0], served[1])
 
         let network = try Self.network()

@@ -35,10 +35,7 @@ final class ShippedModelTests: ShippedServerTestCase {
         let again = try call("/v1/embeddings", ["model": Self.pretrained, "input": [inputs[3]]])
         XCTAssertEqual(batch.status, 200)
         XCTAssertEqual(again.status, 200)
-        func vectors(_ json: [String: Any]) -> [[Float]] {
-            (json["data"] as? [[String: Any]] ?? []).map { ($0["embedding"] as? [NSNumber] ?? []).map(\.floatValue) }
-        }
-        let all = vectors(batch.json), single = vectors(again.json)
+        let all = ShippedServer.embeddings(batch.json), single = ShippedServer.embeddings(again.json)
         XCTAssertEqual(all.count, images.count)
         XCTAssertTrue(all.allSatisfy { $0.count == 128 && $0.allSatisfy(\.isFinite) })
         // Alone or in a batch of ten, an image gets the same vector (bit for bit: rows are independent).

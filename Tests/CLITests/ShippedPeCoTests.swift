@@ -204,13 +204,10 @@ final class ShippedPeCoTests: ShippedServerTestCase {
         let alone = try shipped.call("/v1/embeddings", ["model": Self.stage2, "input": [shipped.base64Images[4]]])
         XCTAssertEqual(batch.status, 200, "\(batch.json)")
         XCTAssertEqual(alone.status, 200)
-        func vectors(_ json: [String: Any]) -> [[Float]] {
-            (json["data"] as? [[String: Any]] ?? []).map { ($0["embedding"] as? [NSNumber] ?? []).map(\.floatValue) }
-        }
-        let all = vectors(batch.json)
+        let all = ShippedServer.embeddings(batch.json)
         XCTAssertEqual(all.count, shipped.images.count)
         XCTAssertTrue(all.allSatisfy { $0.count == 128 && $0.allSatisfy(\.isFinite) })
-        XCTAssertEqual(vectors(alone.json).first, all[4])
+        XCTAssertEqual(ShippedServer.embeddings(alone.json).first, all[4])
         XCTAssertNotEqual(all[0], all[1])
     }
 

@@ -40,6 +40,11 @@ final class ShippedServer {
     /// The images' bytes in base64, as a JSON request carries them.
     var base64Images: [String] { images.map { $0.base64EncodedString() } }
 
+    /// The embeddings of an `/v1/embeddings` answer, in order (empty where the answer has none).
+    static func embeddings(_ json: [String: Any]) -> [[Float]] {
+        (json["data"] as? [[String: Any]] ?? []).map { ($0["embedding"] as? [NSNumber] ?? []).map(\.floatValue) }
+    }
+
     /// `images` as the server prepares them for a model of config `c` (decode, gray or RGB, resize,
     /// normalize), one batch: what an in-process reference runs on.
     static func modelInput(_ images: [Data], config c: ViTConfig) throws -> Tensor {

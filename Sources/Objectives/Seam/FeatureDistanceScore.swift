@@ -58,10 +58,15 @@ public struct FeatureBank: Sendable {
     public func write(to directory: URL) throws -> String {
         let url = directory.appendingPathComponent(Self.fileName)
         try SafeTensorsWriter.write([(Self.tensorName, Tensor(shape: [count, dim], data: rows))], to: url, dtype: .f16)
-        return try Self.sha256(of: url)
+        return Self.sha256(try Data(contentsOf: url))
     }
 
-    static func sha256(of url: URL) throws -> String { SHA256.hex(try SHA256.digest(ofFile: url.path)) }
+    /// The hex SHA-256 of a bank file's bytes: what a calibration records and `read` checks.
+    static func sha256(_ bytes: Data) -> String {
+        var hasher = SHA256()
+        bytes.withUnsafeBytes { hasher.update($0) }
+        return SHA256.hex(hasher.finish())
+    }
 
     /// Reads a directory's bank; nil when it has none. With `sha256` (what the calibration recorded) a
     /// bank file with other bytes is refused: calibrate writes the bank and then the calibration, each
@@ -72,9 +77,7 @@ public struct FeatureBank: Sendable {
         // One read for the hash and the tensor: the bytes checked are the bytes used.
         let bytes = try Data(contentsOf: url)
         if let expected {
-            var hasher = SHA256()
-            bytes.withUnsafeBytes { hasher.update($0) }
-            let actual = SHA256.hex(hasher.finish())
+            let actual = sha256(bytes)
             guard actual == expected.lowercased() else {
                 throw CheckpointError.malformed(url.path, "this is not the bank ood_calibration.json was measured with (its SHA-256 differs: "
                                                 + "\(actual.prefix(12))… here, \(expected.prefix(12))… recorded; a calibration stopped between writing "
