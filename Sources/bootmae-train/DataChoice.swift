@@ -56,16 +56,7 @@ func measurementData(_ given: String?, model: String, progress: ProgressReporter
     return recorded.path
 }
 
-/// What the model in folder `model` records of its training data: a run's recipe.json `data` and
-/// `testShare` (a fine-tune's held-out share), or an export's config.json `training_data` and
-/// `test_share` (written by `export`), with the file that says it; nil when neither names the data.
-func recordedTraining(of model: String) -> (path: String, file: String, testShare: Double?)? {
-    struct Recipe: Decodable { let data: String; let testShare: Double? }
-    struct Config: Decodable { let training_data: String?; let test_share: Double? }
-    let folder = URL(fileURLWithPath: model)
-    if let recipe = try? JSONDecoder().decode(Recipe.self, from: Data(contentsOf: folder.appendingPathComponent("recipe.json"))) {
-        return (recipe.data, "recipe.json", recipe.testShare)
-    }
-    let config = try? JSONDecoder().decode(Config.self, from: Data(contentsOf: folder.appendingPathComponent("config.json")))
-    return config?.training_data.map { ($0, "config.json training_data", config?.test_share) }
+/// What the model in folder `model` records of its training data (RecordedTrainingData).
+func recordedTraining(of model: String) -> RecordedTrainingData? {
+    RecordedTrainingData.read(from: URL(fileURLWithPath: model))
 }

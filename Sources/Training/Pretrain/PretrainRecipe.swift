@@ -66,17 +66,17 @@ public struct PretrainRecipe: Codable, Sendable, Equatable {
     }
 
     /// A recipe for `objective`, known only by its type at run time (the command line); what is not
-    /// given comes from the objective's official recipe (the peak lr from its base rate × batch / 256).
+    /// given comes from the objective's official recipe. The peak lr is the caller's: the command line
+    /// scales the objective's base rate by the batch (bootmae-train's peakLearningRate), or a resume keeps the recorded one.
     public static func make(_ objective: any PretrainingObjective.Type, flags: ObjectiveFlagValues, data: String, seed: UInt64,
-                            epochs: Int, batchSize: Int, lr: Double?, minLR: Double?, warmupEpochs: Double?, weightDecay: Double?,
+                            epochs: Int, batchSize: Int, lr peak: Double, minLR: Double?, warmupEpochs: Double?, weightDecay: Double?,
                             checkpointEvery: Int, subset: Int?) throws -> PretrainRecipe {
         func build<O: PretrainingObjective>(_ o: O.Type) throws -> PretrainRecipe {
-            let peak = lr ?? O.defaultBaseLR * Double(batchSize) / 256
-            return PretrainRecipe(O.self, options: try O.options(flags: flags, epochs: epochs), data: data, seed: seed, epochs: epochs,
-                                  batchSize: batchSize, lr: peak, minLR: minLR ?? O.defaultMinLR(peak: peak),
-                                  warmupEpochs: warmupEpochs ?? Double(epochs) * O.defaultWarmupShare,
-                                  weightDecay: weightDecay ?? O.defaultWeightDecay, beta1: O.defaultBetas.beta1,
-                                  beta2: O.defaultBetas.beta2, checkpointEvery: checkpointEvery, subset: subset)
+            PretrainRecipe(O.self, options: try O.options(flags: flags, epochs: epochs), data: data, seed: seed, epochs: epochs,
+                           batchSize: batchSize, lr: peak, minLR: minLR ?? O.defaultMinLR(peak: peak),
+                           warmupEpochs: warmupEpochs ?? Double(epochs) * O.defaultWarmupShare,
+                           weightDecay: weightDecay ?? O.defaultWeightDecay, beta1: O.defaultBetas.beta1,
+                           beta2: O.defaultBetas.beta2, checkpointEvery: checkpointEvery, subset: subset)
         }
         return try build(objective)
     }

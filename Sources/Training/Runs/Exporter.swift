@@ -91,7 +91,7 @@ public enum Exporter {
         // when inside it, as the card shows paths, so a shipped config names no training machine's folders).
         // With the share of a class folder the run held out as its test split, so that measurements of the
         // export hold out the same images (a larger share would test on images it trained on).
-        if let data = trainingData(of: run) {
+        if let data = RecordedTrainingData.read(from: run.url) {
             var fields: [String: Any] = ["training_data": ModelCard.relativeToWorkingDirectory(data.path)]
             if let share = data.testShare { fields["test_share"] = share }
             try addFields(fields, to: tmp.appendingPathComponent(ModelDirectory.configName))
@@ -163,12 +163,6 @@ public enum Exporter {
         }
         object.merge(fields) { _, new in new }
         try AtomicFile.write(try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]), to: config)
-    }
-
-    /// The dataset a run trained on (its recipe.json `data`), nil when it does not say.
-    static func trainingData(of run: RunDirectory) -> (path: String, testShare: Double?)? {
-        struct Recorded: Decodable { let data: String; let testShare: Double? }
-        return (try? run.readJSON(Recorded.self, from: "recipe.json")).map { ($0.data, $0.testShare) }
     }
 
     static func prettyJSON<T: Encodable>(_ value: T) throws -> Data {
