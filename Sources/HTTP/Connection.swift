@@ -281,7 +281,8 @@ final class Connection: @unchecked Sendable {
             rejection = .error(.methodNotAllowed, message: "Method \(head.method) is not allowed on \(pattern).",
                                headers: ["Allow": Self.list(allow)])
         case .notFound:
-            rejection = .error(.notFound, message: "No route for \(head.path).")
+            let advice = core.router.notFoundAdvice?(head.path).map { " " + $0 } ?? ""
+            rejection = .error(.notFound, message: "No route for \(head.path).\(advice)")
         }
 
         slots.append(slot)

@@ -63,6 +63,10 @@ public struct Router: Sendable {
     private var literal: [String: Route] = [:]
     private var parameterised: [Route] = []
 
+    /// What a 404 adds after "No route for <path>." (bootmae-serve: the nearest route by spelling);
+    /// nil, or an answer of nil, adds nothing.
+    public var notFoundAdvice: (@Sendable (_ path: String) -> String?)?
+
     public init() {}
 
     /// Registers `handler` for `method` on `pattern`. Registering the same pair twice replaces it.

@@ -61,6 +61,8 @@ final class Server: @unchecked Sendable {
                 route.handler(Self.serviceRequest(request), request.pathParameters) { responder.send(Self.httpResponse($0)) }
             }
         }
+        let known = service.routes.map { (method: $0.method, pattern: $0.pattern) }
+        router.notFoundAdvice = { path in RouteAdvice.forPath(path, among: known) }
         var limits = HTTPLimits()
         limits.maxBodyBytes = o.maxBodyBytes
         limits.maxConnections = o.maxConnections

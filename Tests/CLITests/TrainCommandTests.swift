@@ -55,6 +55,8 @@ final class TrainCommandTests: XCTestCase {
             (["finetune", "--out", out, "--init-from", "none", "--img-size", "30", "--data", Fixtures.url("datasets/idx-gz").path],
              "--img-size 30 must be a positive multiple of the patch size 4"),
             (["pretrain", "--out", out, "--img-szie", "32"], "unknown option '--img-szie'; did you mean '--img-size'?"),
+            (["pretrian", "--out", out], "unknown command 'pretrian'; did you mean 'pretrain'?"),
+            (["linprobe-x", "--model", out], "unknown command 'linprobe-x'; did you mean 'linprobe'?"),
             (["pretrain", "--out", out, "--resume", "--overwrite"], "drop --overwrite to continue the run"),
             (["eval", "--model", Fixtures.url("encoders/timm_qkv_cls").path, "--mask-ratio", "0.75", "--data", Fixtures.url("datasets/idx-gz").path],
              "--masking and --mask-ratio choose reconstruction masks"),

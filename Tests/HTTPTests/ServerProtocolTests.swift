@@ -273,6 +273,18 @@ final class ServerProtocolTests: XCTestCase {
                        "the body is exactly what ErrorEnvelope.json writes")
     }
 
+    /// The router's notFoundAdvice is asked with the path and its answer follows the 404's sentence.
+    func testNotFoundCarriesTheRoutersAdvice() throws {
+        let advising = try TestServer { router in
+            router.notFoundAdvice = { path in path == "/helo" ? "Did you mean GET /hello?" : nil }
+        }
+        let suggested = try advising.client().request(req("GET /helo"))
+        XCTAssertEqual(suggested.status, 404)
+        XCTAssertEqual(suggested.error?["message"] as? String, "No route for /helo. Did you mean GET /hello?")
+        let plain = try advising.client().request(req("GET /elsewhere"))
+        XCTAssertEqual(plain.error?["message"] as? String, "No route for /elsewhere.", "an answer of nil adds nothing")
+    }
+
     func testObserverSeesEveryResponse() throws {
         let c = try server.client()
         _ = try c.request(req("GET /inspect/7"))
