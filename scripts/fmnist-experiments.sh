@@ -147,9 +147,11 @@ log() { printf '\n== %s: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 # A run is finished when its result.json says it did not stop early.
 finished() { [[ -f $1/result.json ]] && grep -q '"stoppedEarly" : false' "$1/result.json"; }
 
-# A training run: skipped when finished, resumed when a checkpoint exists. The resume passes the whole
-# recipe again, so a folder left by an older plan (another lr, batch or epochs) stops with the command's
-# own error naming the differing flag instead of training on with its recorded recipe. A smoke run (`--max-steps`, which counts from where an invocation starts) is done once
+# A training run: skipped when finished, resumed when a checkpoint exists. The resume passes the plan's
+# flags again and the trainer checks every flag given against its recording, so a folder left by an
+# older plan (another lr, batch or epochs) stops with the command's own error naming the differing flag
+# instead of training on with its recorded recipe (a flag the plan no longer gives keeps its recorded
+# value: the plan here always gives the lr, batch, epochs and warmup). A smoke run (`--max-steps`, which counts from where an invocation starts) is done once
 # it has written result.json: resuming it would train it further and change what was measured of it.
 train() {  # train <command> <out> <args...>
     local command=$1 out=$2; shift 2
