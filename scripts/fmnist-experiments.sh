@@ -151,8 +151,9 @@ finished() { [[ -f $1/result.json ]] && grep -q '"stoppedEarly" : false' "$1/res
 # flags again and the trainer checks every flag given against its recording, so a folder left by an
 # older plan (another lr, batch or epochs) stops with the command's own error naming the differing flag
 # instead of training on with its recorded recipe (a flag the plan no longer gives keeps its recorded
-# value: the plan here always gives the lr, batch, epochs and warmup). A smoke run (`--max-steps`, which counts from where an invocation starts) is done once
-# it has written result.json: resuming it would train it further and change what was measured of it.
+# value: the plan here always gives the lr, batch, epochs and warmup). A smoke run (`--max-steps`, which
+# counts from where an invocation starts) is done once it has written result.json: resuming it would
+# train it further and change what was measured of it.
 train() {  # train <command> <out> <args...>
     local command=$1 out=$2; shift 2
     if finished "$out"; then return; fi
