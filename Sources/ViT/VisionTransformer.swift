@@ -178,8 +178,6 @@ public struct VisionTransformer: Sendable {
     func addClassAndPosition(_ patches: Tensor) -> Tensor {
         let (b, n, d) = (patches.shape[0], patches.shape[1], patches.shape[2])
         let t = n + 1
-        let table = positionInterpolation(patches: n).map { $0.forward(posEmbed.value) } ?? posEmbed.value
-        precondition(table.count == t * d, "pos_embed \(posEmbed.shape) does not fit \(n) patches of width \(d)")
         guard hasAbsolutePositions else {
             return Tensor(shape: [b, t, d]) { out in
                 patches.withPointer { pp in clsToken.value.withPointer { cls in
@@ -190,6 +188,8 @@ public struct VisionTransformer: Sendable {
                 } }
             }
         }
+        let table = positionInterpolation(patches: n).map { $0.forward(posEmbed.value) } ?? posEmbed.value
+        precondition(table.count == t * d, "pos_embed \(posEmbed.shape) does not fit \(n) patches of width \(d)")
         return Tensor(shape: [b, t, d]) { out in
             patches.withPointer { pp in table.withPointer { pos in clsToken.value.withPointer { cls in
                 for bi in 0..<b {

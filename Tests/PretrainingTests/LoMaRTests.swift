@@ -8,7 +8,7 @@ import TestSupport
 
 /// LoMaR against the official model (tools/reference/make_lomar_fixtures.py ran junchen14/LoMaR
 /// models_lomar.py on fixed images; its windows and masks are replayed here), and the closed-form
-/// checks of seeds.md §2.6: window extraction, the zero-head loss, permutation equivariance.
+/// checks: window extraction, the zero-head loss, permutation equivariance.
 final class LoMaRTests: XCTestCase {
     func assertClose(_ a: Tensor, _ b: Tensor, _ tol: Float, _ what: String, file: StaticString = #filePath, line: UInt = #line) {
         XCTAssertEqual(a.count, b.count, what, file: file, line: line)
@@ -72,7 +72,7 @@ final class LoMaRTests: XCTestCase {
         XCTAssertEqual(windowOf(drawn), windowOf(plan), "row r holds window r mod 4 in both")
     }
 
-    /// seeds.md §2.2's replica table: which windows each image gets under each pairing.
+    /// Which windows each image gets under each pairing (models_lomar.py `generate_window_patches`'s row order).
     func testWindowsPerImageUnderBothPairings() {
         func windowsPerImage(batch: Int, pairing: WindowPairing) -> [Int] {
             var rng = SeededRandom(seed: 11)
@@ -92,7 +92,7 @@ final class LoMaRTests: XCTestCase {
         XCTAssertTrue(plan.masks.allSatisfy { $0.filter { $0 }.count == 39 })
     }
 
-    // MARK: seeds.md §2.6
+    // MARK: Closed forms
 
     /// Case 1: feature = patch index; window (2, 3) of 4 on an 8×8 grid; exactly ⌊K²·0.8⌋ rows per
     /// window become the mask token.
@@ -183,6 +183,35 @@ final class LoMaRTests: XCTestCase {
         XCTAssertTrue(bad.validationErrors().contains { $0.contains("pos_embed") })
         XCTAssertThrowsError(try LoMaR.configure(shape, maskRatio: 0.8, flags: try ObjectiveFlagValues(
             parsing: ["--window-size", "9"], declared: LoMaR.flags, objective: "lomar")))
+    }
+
+    /// Settings a user can write (flags or config.json) answer with the cause, never a trap: an
+    /// overflowing window, a ratio outside (0, 1), a grid too small for a window, a bad image size.
+    func testBadSettingsNameTheirCause() throws {
+        var shape = try XCTUnwrap(BackboneShapeFixture.tiny)
+        shape.imgSize = 28
+        let (encoder, _) = try LoMaR.configure(shape, maskRatio: 0.8, flags: ObjectiveFlagValues())
+        func errors(_ settings: LoMaR.Settings, _ config: ViTConfig = encoder) -> String {
+            settings.validationErrors(encoder: config).joined(separator: "; ")
+        }
+        XCTAssertEqual(errors(LoMaR.Settings(windowSize: 4_000_000_000)), "window_size must be within 2...7 (the 7×7 patch grid), got 4000000000")
+        XCTAssertEqual(errors(LoMaR.Settings(windowSize: 1)), "window_size must be within 2...7 (the 7×7 patch grid), got 1")
+        XCTAssertEqual(errors(LoMaR.Settings(maskRatio: 1e300)), "mask_ratio must be between 0 and 1 (exclusive), got 1e+300")
+        XCTAssertEqual(errors(LoMaR.Settings(windowSize: 2, maskRatio: 0.1)), "mask_ratio 0.1 masks 0 of a window's 4 patches; LoMaR needs 1...3")
+        var small = encoder
+        small.imgSize = 4
+        XCTAssertEqual(errors(LoMaR.Settings(), small), "LoMaR needs a patch grid of at least 2×2 (img_size / patch_size ≥ 2), got 1×1")
+        // An image size the patch does not divide is the encoder's error, not a window's.
+        shape.imgSize = 30
+        XCTAssertThrowsError(try LoMaR.configure(shape, maskRatio: 0.8, flags: ObjectiveFlagValues())) { error in
+            XCTAssertFalse("\(error)".contains("window_size"), "\(error)")
+        }
+        // MAE encodes the visible patches only, which iRPE's square-grid buckets cannot read.
+        shape.imgSize = 28
+        var (maeEncoder, maeSettings) = try MAE.configure(shape, maskRatio: 0.75, flags: ObjectiveFlagValues())
+        maeEncoder.relativePosition = .irpeProductK
+        XCTAssertTrue(PretrainingConfig(MAE.self, encoder: maeEncoder, settings: maeSettings).validationErrors()
+            .contains { $0.hasPrefix("relative_position \"irpe_product_k\" needs whole images or windows") })
     }
 
     /// Reconstructions tile the grid with training-sized windows: on the 8×8 grid four 4×4 tiles

@@ -28,9 +28,7 @@ public struct LoMaR: Sendable {
 
     public init(encoder c: ViTConfig, settings: Settings) {
         self.settings = settings
-        var enc = c
-        if enc.posEmbed == nil { enc.posEmbed = .absent }
-        encoder = VisionTransformer(config: enc, parts: .init(norm: true))
+        encoder = VisionTransformer(config: c, parts: .init(norm: true))
         var p = encoder.parameters
         encoderPred = Linear(c.embedDim, c.patchSize * c.patchSize * c.inChans, name: "encoder_pred", into: &p)
         maskToken = Parameter(Tensor(zeros: [1, 1, c.embedDim]))

@@ -13,8 +13,9 @@ extension LoMaR: PretrainingObjective {
     /// config.json beside the encoder (official `forward(imgs, window_size, num_window, mask_ratio)`
     /// arguments and `norm_pix_loss`).
     public struct Settings: ObjectiveSettings {
-        /// K, the window side in patches; nil: half the grid, rounded (seeds.md §2.5: a window covers
-        /// about the share of the image 7×7 covers of 14×14). Official default 7.
+        /// K, the window side in patches; nil: half the grid, rounded, so that a window covers about
+        /// the share of the image the official 7×7 covers of ViT-B's 14×14 grid (models_lomar.py
+        /// `forward(imgs, window_size=7, …)`, the README's `--window_size 7` at 224 px).
         public var windowSize: Int?
         /// Windows per image M (official default 4).
         public var numWindow: Int?
@@ -31,7 +32,7 @@ extension LoMaR: PretrainingObjective {
             self.windowSize = windowSize; self.numWindow = numWindow; self.maskRatio = maskRatio; self.normPixLoss = normPixLoss
         }
 
-        public static func defaultWindowSize(grid: Int) -> Int { max(1, Int((Double(grid) / 2).rounded())) }
+        public static func defaultWindowSize(grid: Int) -> Int { max(2, Int((Double(grid) / 2).rounded())) }
         public func windowSize(grid: Int) -> Int { windowSize ?? Self.defaultWindowSize(grid: grid) }
         public var windows: Int { numWindow ?? 4 }
         /// `int(window_size * window_size * mask_ratio)`.
@@ -40,11 +41,24 @@ extension LoMaR: PretrainingObjective {
         public func validationErrors(encoder: ViTConfig) -> [String] {
             var errors: [String] = []
             let grid = encoder.gridSize, k = windowSize(grid: grid)
-            if k < 1 || k > grid { errors.append("window_size must be within 1...\(grid) (the patch grid), got \(k)") }
+            // A window needs a visible and a masked patch, so K ≥ 2 and the grid at least 2×2; checked
+            // only on a valid patch grid (a window against a truncated grid would name the wrong cause).
+            var windowFits = false
+            if encoder.validationErrors().isEmpty {
+                if grid < 2 {
+                    errors.append("LoMaR needs a patch grid of at least 2×2 (img_size / patch_size ≥ 2), got \(grid)×\(grid)")
+                } else if k < 2 || k > grid {
+                    errors.append("window_size must be within 2...\(grid) (the \(grid)×\(grid) patch grid), got \(k)")
+                } else {
+                    windowFits = true
+                }
+            }
             if windows < 1 { errors.append("num_window must be positive, got \(windows)") }
-            let masked = maskedCount(window: k)
-            if !(1..<(k * k)).contains(masked) {
-                errors.append("mask_ratio \(maskRatio ?? 0.8) masks \(masked) of a window's \(k * k) patches; LoMaR needs 1...\(k * k - 1)")
+            let ratio = maskRatio ?? 0.8
+            if !(ratio > 0 && ratio < 1) {
+                errors.append("mask_ratio must be between 0 and 1 (exclusive), got \(ratio)")
+            } else if windowFits, !(1..<(k * k)).contains(maskedCount(window: k)) {
+                errors.append("mask_ratio \(ratio) masks \(maskedCount(window: k)) of a window's \(k * k) patches; LoMaR needs 1...\(k * k - 1)")
             }
             if encoder.posEmbed != .absent { errors.append("LoMaR's encoder has no absolute positions: pos_embed must be \"none\"") }
             if encoder.relativePosition == nil {
@@ -77,7 +91,7 @@ extension LoMaR: PretrainingObjective {
         let grid = encoder.gridSize
         let settings = Settings(windowSize: try flags.int("window-size") ?? Settings.defaultWindowSize(grid: grid),
                                 numWindow: try flags.int("num-window") ?? 4, maskRatio: maskRatio, normPixLoss: true)
-        let problems = settings.validationErrors(encoder: encoder)
+        let problems = encoder.validationErrors() + settings.validationErrors(encoder: encoder)
         try require(problems.isEmpty, problems.joined(separator: "; "))
         return (encoder, settings)
     }

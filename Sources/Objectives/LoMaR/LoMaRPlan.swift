@@ -39,7 +39,7 @@ public struct LoMaRPlan: ShardablePlan, Equatable {
 /// (`tops = randperm(H−K+1)[:M]`, `lefts = randperm(W−K+1)[:M]`) and then pairs row r with image
 /// r mod N but window r mod M (features repeated window-major, window indices expanded image-major:
 /// junchen14/LoMaR models_lomar.py `generate_window_patches`), so when N is a multiple of M every
-/// image gets one window M times, each with its own mask (seeds.md §2.2).
+/// image gets one window M times, each with its own mask.
 public enum WindowPairing: String, Codable, Sendable, CaseIterable {
     /// What `num_window` means: every image gets all M windows (image-major rows).
     case distinct
