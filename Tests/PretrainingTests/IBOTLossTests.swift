@@ -75,7 +75,7 @@ final class IBOTLossTests: XCTestCase {
     }
 
     /// Local crops (a constant student everywhere, l = 3): L_cls is still ln K (every term is), the
-    /// patch loss is untouched, and each local crop's gradient is seeds.md §1.9.5's closed form
+    /// patch loss is untouched, and each local crop's gradient is the closed form of main_ibot.py's `iBOTLoss`
     /// Σ_q (softmax(s/τ_s) − P_t(q)) / (τ_s · n(n + l − 1) · B) with softmax(s/τ_s) = 1/K.
     func testLocalCropsAddClsTermsWithTheOfficialNormaliser() {
         let zero = (0..<2).map { _ in IBOTLoss.ViewLogits(cls: Tensor(zeros: [2, 4]), patches: Tensor(zeros: [8, 4])) }

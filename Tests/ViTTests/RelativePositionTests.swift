@@ -22,7 +22,7 @@ final class RelativePositionTests: XCTestCase {
 
     // MARK: Buckets
 
-    /// The rows seeds.md §2.1 lists (query (0, 0), cls key first), hand-checked against the formula:
+    /// Rows of irpe.py's bucket table (query (0, 0), cls key first), hand-computed from its formula:
     /// per axis |Δ| 0, 1, 2, 3, ≥4 → 0, 1, 2, 2, 3; bucket (ρ(Δrow) + 3)·7 + ρ(Δcol) + 3; cls 49.
     func testBucketRowsMatchTheHandComputedOnes() {
         let k7 = RelativePositionBuckets.table(tokens: 50)
@@ -34,7 +34,7 @@ final class RelativePositionTests: XCTestCase {
         // The cls row and column are bucket 49 everywhere; a token and itself is (3, 3) → 24.
         XCTAssertTrue(k4[0..<17].allSatisfy { $0 == 49 } && stride(from: 0, to: 289, by: 17).allSatisfy { k4[$0] == 49 })
         XCTAssertTrue((1..<17).allSatisfy { k4[$0 * 17 + $0] == 24 })
-        // Within a 4×4 window only 26 of the 50 buckets occur (seeds.md §2.5).
+        // Within a 4×4 window only 26 of the 50 buckets occur (offsets −3…3 per axis: 5×5 + cls).
         XCTAssertEqual(Set(k4).count, 26)
         XCTAssertEqual(RelativePositionBuckets.count, 50)
     }

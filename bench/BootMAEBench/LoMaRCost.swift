@@ -4,14 +4,14 @@ import Tensor
 import Training
 import ViT
 
-/// `bootmae-bench lomar-cost`: LoMaR's claim (junchen14/LoMaR README; seeds.md §2.4) measured — one
+/// `bootmae-bench lomar-cost`: LoMaR's claim (junchen14/LoMaR README) measured — one
 /// pretraining step (forward + backward, no optimizer) of MAE and LoMaR with the same encoder (the
 /// tiny preset, 128×6, patch 4) at several image sizes, alternated in rounds in one process. LoMaR's
 /// window is fixed across sizes (default K = 4, its 28 px default), so its tokens per image,
 /// M·(K² + 1), do not grow with the image while MAE's (N/4 + 1 encoder, N + 1 decoder) do.
 ///
 /// First it prints the forward FLOPs per image of both from the configs (linear layers, attention
-/// matmuls, the iRPE lookups), the arithmetic behind seeds.md §2.4's table; `--flops-only` stops there
+/// matmuls, the iRPE lookups), the arithmetic behind the claim; `--flops-only` stops there
 /// (no timing: usable on a busy machine).
 ///
 ///   bootmae-bench lomar-cost [--sizes 28,56,112] [--batch 32] [--window 4] [--threads 2] [--seconds 2] [--rounds 2] [--flops-only]
