@@ -88,6 +88,7 @@ public final class Service: @unchecked Sendable {
             },
             Route(method: "GET", pattern: "/metrics") { [self] _, _, respond in
                 self.metrics.set("bootmae_resident_memory_bytes", [], Metrics.residentBytes())
+                if let live = HeapUsage.inUseBytes() { self.metrics.set("bootmae_heap_in_use_bytes", [], live) }
                 self.metrics.set("bootmae_queue_depth", [], Double(self.batcher.depth))
                 respond(.text(self.metrics.render(), contentType: "text/plain; version=0.0.4; charset=utf-8"))
             },
@@ -345,6 +346,8 @@ public final class Service: @unchecked Sendable {
         metrics.describe("bootmae_images_total", type: "counter", "Images run through an encoder")
         metrics.describe("bootmae_rejected_total", type: "counter", "Requests refused by the queue (full or deadline)")
         metrics.describe("bootmae_resident_memory_bytes", type: "gauge", "Resident set size of the server process")
+        metrics.describe("bootmae_heap_in_use_bytes", type: "gauge",
+                         "Bytes allocated and not yet freed (glibc mallinfo2); unlike the resident set, freed memory the heap keeps is not counted")
         metrics.describe("bootmae_reconstruction_seconds", type: "histogram", "Masked-image reconstruction time")
         metrics.describe("bootmae_tokenize_seconds", type: "histogram", "Tokenization (codes, and the decoding when asked) time")
         metrics.describe("bootmae_ood_seconds", type: "histogram", "Out-of-distribution scoring time per request (reconstructions under the calibration masks)")

@@ -288,7 +288,7 @@ final class ServiceTests: XCTestCase {
         XCTAssertEqual(call("GET", "/readyz").status, 200)
         _ = call("POST", "/v1/embeddings", json: ["input": png.base64EncodedString()])
         let text = String(decoding: call("GET", "/metrics").response.body, as: UTF8.self)
-        for name in ["bootmae_batch_size_bucket", "bootmae_inference_seconds_count", "bootmae_images_total", "bootmae_resident_memory_bytes", "bootmae_queue_depth"] {
+        for name in ["bootmae_batch_size_bucket", "bootmae_inference_seconds_count", "bootmae_images_total", "bootmae_resident_memory_bytes", "bootmae_heap_in_use_bytes", "bootmae_queue_depth"] {
             XCTAssertTrue(text.contains(name), name)
         }
     }
