@@ -31,11 +31,11 @@ public enum AttentionOp {
         }
     }
 
-    /// The attention probabilities, kept for backward: (B, H, Nq, Nk); and the logit bias the
-    /// forward added (its layout is where backward adds d bias).
+    /// The attention probabilities, kept for backward: (B, H, Nq, Nk); and the layout of the logit
+    /// bias the forward added (where backward adds d bias).
     public struct Saved: Sendable {
         public var probs: Tensor
-        public var bias: AttentionBias?
+        public var biasLayout: AttentionBias.Layout?
     }
 
     /// `body` with the bias's storage (nil without a bias).
@@ -57,7 +57,7 @@ public enum AttentionOp {
     public static func selfForward(qkv: Tensor, heads: Int, bias: AttentionBias? = nil) -> (Tensor, Saved) {
         qkv.withPointer { p in withBias(bias) { bp in
             var (out, saved) = forward(selfOperands(p, shape: qkv.shape, heads: heads).biased(by: bias, at: bp))
-            saved.bias = bias
+            saved.biasLayout = bias?.layout
             return (out, saved)
         } }
     }
@@ -125,13 +125,13 @@ public enum AttentionOp {
     public static func selfBackward(_ dout: Tensor, qkv: Tensor, saved: Saved, heads: Int,
                                     biasGrad: UnsafeMutablePointer<Float>? = nil) -> Tensor {
         let a = qkv.shape[2] / 3
-        precondition(biasGrad == nil || saved.bias != nil, "self-attention backward: a bias gradient without a bias")
+        precondition(biasGrad == nil || saved.biasLayout != nil, "self-attention backward: a bias gradient without a bias")
         // Every element is written by exactly one (batch, head) pair: no zeroing needed.
         var dqkv = Tensor(uninitialized: qkv.shape)
         qkv.withPointer { p in dqkv.withMutablePointer { g in
             let o = selfOperands(p, shape: qkv.shape, heads: heads)
-            if let biasGrad, let bias = saved.bias {
-                backward(dout, saved: saved, o, dq: g, dk: g + a, dv: g + 2 * a, dBias: biasGrad, layout: bias)
+            if let biasGrad, let layout = saved.biasLayout {
+                backward(dout, saved: saved, o, dq: g, dk: g + a, dv: g + 2 * a, dBias: biasGrad, layout: layout)
             } else {
                 backward(dout, saved: saved, o, dq: g, dk: g + a, dv: g + 2 * a)
             }
@@ -258,7 +258,7 @@ public enum AttentionOp {
     /// d logits and sums them afterwards in pair order, so the result never depends on timing.
     static func backward(_ dout: Tensor, saved: Saved, _ o: Operands,
                          dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
-                         dBias: UnsafeMutablePointer<Float>, layout: AttentionBias) {
+                         dBias: UnsafeMutablePointer<Float>, layout: AttentionBias.Layout) {
         let (pairs, size) = (o.batch * o.heads, o.queries * o.keys)
         func target(_ pair: Int) -> UnsafeMutablePointer<Float> {
             let (b, h) = pair.quotientAndRemainder(dividingBy: o.heads)

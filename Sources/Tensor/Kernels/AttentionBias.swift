@@ -31,24 +31,36 @@ public struct AttentionBias: Sendable {
         return AttentionBias(values: values, imageStride: h * n * m, headStride: n * m)
     }
 
-    /// Offset of the (image, head) pair's matrix in `values`.
-    @inlinable
-    func offset(image: Int, head: Int) -> Int { image * imageStride + head * headStride }
+    /// Where each pair's matrix lies, without the values: what backward needs to add d bias. Kept
+    /// for backward instead of the bias itself, which would hold an (R, H, N, N) tensor per layer
+    /// alive until then (LoMaR's iRPE term: as large as the attention probabilities).
+    public var layout: Layout { Layout(shape: values.shape, imageStride: imageStride, headStride: headStride) }
 
     /// Traps unless every pair's (queries × keys) matrix lies inside `values`.
     func check(batch: Int, heads: Int, queries: Int, keys: Int) {
-        let last = offset(image: batch - 1, head: heads - 1) + queries * keys
+        let last = layout.offset(image: batch - 1, head: heads - 1) + queries * keys
         precondition(last <= values.count,
                      "attention bias \(values.shape) (strides image \(imageStride), head \(headStride)) too small for \(batch)×\(heads) pairs of \(queries)×\(keys)")
     }
 
-    /// True when no two pairs read overlapping elements, so their gradients can be added in
-    /// parallel without a race; false for shared biases (a stride of 0 over more than one pair).
-    func pairsAreDisjoint(batch: Int, heads: Int, size: Int) -> Bool {
-        var offsets: [Int] = []
-        offsets.reserveCapacity(batch * heads)
-        for b in 0..<batch { for h in 0..<heads { offsets.append(offset(image: b, head: h)) } }
-        offsets.sort()
-        return zip(offsets, offsets.dropFirst()).allSatisfy { $1 - $0 >= size }
+    public struct Layout: Sendable {
+        /// The shape of the bias's values (and of its gradient).
+        public let shape: [Int]
+        public let imageStride: Int
+        public let headStride: Int
+
+        /// Offset of the (image, head) pair's matrix in the values.
+        @inlinable
+        func offset(image: Int, head: Int) -> Int { image * imageStride + head * headStride }
+
+        /// True when no two pairs read overlapping elements, so their gradients can be added in
+        /// parallel without a race; false for shared biases (a stride of 0 over more than one pair).
+        func pairsAreDisjoint(batch: Int, heads: Int, size: Int) -> Bool {
+            var offsets: [Int] = []
+            offsets.reserveCapacity(batch * heads)
+            for b in 0..<batch { for h in 0..<heads { offsets.append(offset(image: b, head: h)) } }
+            offsets.sort()
+            return zip(offsets, offsets.dropFirst()).allSatisfy { $1 - $0 >= size }
+        }
     }
 }

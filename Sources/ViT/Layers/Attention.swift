@@ -141,13 +141,13 @@ public struct SelfAttention: Sendable {
     /// Returns dx. With `biasGrad`, d bias is added into it (laid out as the forward's bias values).
     public func backward(_ dy: Tensor, cache: Cache, biasGrad: UnsafeMutablePointer<Float>? = nil) -> Tensor {
         let dContext = proj.backward(dy, input: cache.context)
-        guard let rpeK, let bias = cache.attention.bias else {
+        guard let rpeK, let biasLayout = cache.attention.biasLayout else {
             let dqkv = AttentionOp.selfBackward(dContext, qkv: cache.qkv, saved: cache.attention, heads: heads, biasGrad: biasGrad)
             return qkv.backward(dqkv, input: cache.input)
         }
         precondition(biasGrad == nil, "self-attention with iRPE has no caller's bias to take a gradient")
         // iRPE's bias is a function of q: its gradient flows back into the q columns of dqkv.
-        var dBias = Tensor(zeros: bias.values.shape)
+        var dBias = Tensor(zeros: biasLayout.shape)
         var dqkv = dBias.withMutablePointer {
             AttentionOp.selfBackward(dContext, qkv: cache.qkv, saved: cache.attention, heads: heads, biasGrad: $0)
         }
