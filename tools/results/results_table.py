@@ -37,8 +37,8 @@ ROWS = [
     ("BEiT-style, own VQ tokenizer (λ_per = 0)", "20", "peco-l0-tiny", {20: "peco-l0-tiny-ft"}),
     ("none: raw pixels (28×28 input; k-NN with the mean image subtracted in brackets)", "–", "pixels", {}),
 ]
-# Pretraining runs of sessions 1–6 on the Intel Xeon, before result.json recorded process CPU time
-# (their folders did not move to the EPYC): their cost is the Cost paragraph's throughput ratios.
+# Pretraining runs of sessions 1–6 (EPYC Zen 4, 2026-11-24/25), before result.json recorded process CPU
+# time (their folders did not survive into later sessions): their cost is the Cost paragraph's ratios.
 CPU_NOT_RECORDED = {"bootmae-tiny", "mae-tiny", "bootmae-short-tiny", "bootmae-nofeat-short-tiny", "bootmae-noctx-short-tiny"}
 # A stage-2 run's cost includes its tokenizer's (stage 1 trains once for the 20 stage-2 epochs).
 TOKENIZER_OF = {"peco-l1-tiny": "peco-l1-tokenizer-tiny", "peco-l0-tiny": "peco-l0-tokenizer-tiny"}
@@ -228,7 +228,7 @@ def cpu_per_epoch_cell(run, root):
     if run is None or os.path.basename(run) in RAW_INPUT:
         return "–"
     if os.path.basename(run) in CPU_NOT_RECORDED:
-        return "not recorded (Intel Xeon; see Cost)"
+        return "not recorded (sessions 1–6; see Cost)"
     pending = unfinished_cell(run)
     if pending is not None:
         return pending if pending == "queued" else "…"
