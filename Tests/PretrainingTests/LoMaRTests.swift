@@ -201,10 +201,13 @@ final class LoMaRTests: XCTestCase {
         var small = encoder
         small.imgSize = 4
         XCTAssertEqual(errors(LoMaR.Settings(), small), "LoMaR needs a patch grid of at least 2×2 (img_size / patch_size ≥ 2), got 1×1")
-        // An image size the patch does not divide is the encoder's error, not a window's.
+        // An image size the patch does not divide is the encoder's error, not a window's (K = 8 would
+        // not fit the 7×7 grid that 30 px truncates to).
         shape.imgSize = 30
-        XCTAssertThrowsError(try LoMaR.configure(shape, maskRatio: 0.8, flags: ObjectiveFlagValues())) { error in
-            XCTAssertFalse("\(error)".contains("window_size"), "\(error)")
+        let window8 = try ObjectiveFlagValues(parsing: ["--window-size", "8"], declared: LoMaR.flags, objective: "lomar")
+        XCTAssertThrowsError(try LoMaR.configure(shape, maskRatio: 0.8, flags: window8)) { error in
+            XCTAssertTrue("\(error)".contains("img_size 30 must be a positive multiple of patch_size 4"), "\(error)")
+            XCTAssertFalse("\(error)".contains("window_size") || "\(error)".contains("patch grid"), "\(error)")
         }
         // MAE encodes the visible patches only, which iRPE's square-grid buckets cannot read.
         shape.imgSize = 28

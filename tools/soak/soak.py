@@ -7,7 +7,8 @@ Workers send a mix of valid requests (embeddings as JSON and as a raw body, clas
 reconstructions as JSON) and invalid ones (bad base64, an unknown option, a wrong content type, an
 unknown route), each with the status it must get; slow clients trickle a valid request over about a
 second. A sampler reads the server's RSS and open descriptors every second. The clients stop after the
-warm-up (the first quarter of the run, at least 15 s of it) and again at the end; each time the idle
+warm-up (a quarter of the run, at least 15 s; half of a run shorter than 30 s) and
+again at the end; fresh clients with another request sequence run in between; each time the idle
 server's live heap (`bootmae_heap_in_use_bytes` on /metrics), RSS and descriptors are read. It prints one
 JSON summary and exits 1 when a status was unexpected, when the idle server holds more live heap at the
 end than after warm-up (beyond HEAP_GROWTH_LIMIT) or more descriptors, or when its RSS grew more than
@@ -105,6 +106,8 @@ def worker(port, stop, tally, rng):
         except (OSError, http.client.HTTPException) as e:
             tally.record(c["name"], f"error {type(e).__name__}", 0, False)
             conn = None
+    if conn is not None:
+        conn.close()  # the idle server is measured next: no client may stay connected
 
 
 def slow_client(port, stop, tally, rng):
@@ -158,12 +161,15 @@ def percentile(values, p):
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
-def drive(args, tally, seconds, samples, started):
-    """Saturates the server for `seconds` with fresh clients, sampling it every second; returns once
-    every client has finished its request and closed its connection, and the server has let go."""
+def drive(args, tally, seconds, samples, started, seed):
+    """Saturates the server for `seconds` with fresh clients (their request mix drawn from `seed`),
+    sampling it every second; then stops them, and returns how many are still connected after 70 s
+    (0 unless a request hangs), giving the server 1.5 s to let go of the closed connections."""
     stop = threading.Event()
-    threads = [threading.Thread(target=worker, args=(args.port, stop, tally, random.Random(i)), daemon=True) for i in range(args.workers)]
-    threads += [threading.Thread(target=slow_client, args=(args.port, stop, tally, random.Random(100 + i)), daemon=True) for i in range(args.slow)]
+    threads = [threading.Thread(target=worker, args=(args.port, stop, tally, random.Random(seed + i)), daemon=True)
+               for i in range(args.workers)]
+    threads += [threading.Thread(target=slow_client, args=(args.port, stop, tally, random.Random(seed + 100 + i)), daemon=True)
+                for i in range(args.slow)]
     for t in threads:
         t.start()
     begun = time.monotonic()
@@ -171,29 +177,33 @@ def drive(args, tally, seconds, samples, started):
         time.sleep(1)
         samples.append((time.monotonic() - started, *sample(args.pid)))
     stop.set()
+    deadline = time.monotonic() + 70
     for t in threads:
-        t.join(timeout=70)
+        t.join(timeout=max(0, deadline - time.monotonic()))
     time.sleep(1.5)  # closing connections linger briefly
+    return sum(t.is_alive() for t in threads)
 
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--pid", type=int, required=True)
-    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--seconds", type=float, default=60, help="at least 2: a warm-up and a measured run of 1 s or more")
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--slow", type=int, default=2)
     args = parser.parse_args()
+    if args.seconds < 2:
+        parser.error("--seconds must be at least 2")
 
     # Warm-up, then the measured run; the server is idle (no client connected) after each, and the
     # two idle states are compared: what a leak leaves behind is still allocated when nobody is there.
     tally, samples, started = Tally(), [], time.monotonic()
     warmup = max(args.seconds / 4, min(15, args.seconds / 2))  # the working set forms in 10-15 s
-    drive(args, tally, warmup, samples, started)
+    stuck = drive(args, tally, warmup, samples, started, seed=0)
     warm_rss, warm_fds = sample(args.pid)
     warm_heap = heap_in_use(args.port)
     requests_at_warm = tally.total()
-    drive(args, tally, args.seconds - warmup, samples, started)
+    stuck += drive(args, tally, args.seconds - warmup, samples, started, seed=1000)
     end_rss, end_fds = sample(args.pid)
     end_heap = heap_in_use(args.port)
 
@@ -210,15 +220,19 @@ def main():
         "latency_200": latency,
         "heap_in_use_idle": {"after_warmup": warm_heap, "end": end_heap, "growth_bytes": heap_growth,
                              "bytes_per_request": None if heap_growth is None else round(heap_growth / max(1, measured), 1)},
-        "rss_kb_idle": {"after_warmup": warm_rss, "end": end_rss, "growth": round(rss_growth, 4),
-                        "peak": max(s[1] for s in samples)},
-        "fds_idle": {"after_warmup": warm_fds, "end": end_fds, "peak": max(s[2] for s in samples)},
+        "rss_kb_idle": {"after_warmup": warm_rss, "end": end_rss, "growth": round(rss_growth, 4)},
+        "fds_idle": {"after_warmup": warm_fds, "end": end_fds},
+        "rss_kb_peak_under_load": max(s[1] for s in samples), "fds_peak_under_load": max(s[2] for s in samples),
+        "clients_still_connected": stuck,
         "rss_timeline_kb": [s[1] for s in samples[::max(1, len(samples) // 12)]],
     }
     print(json.dumps(summary, indent=1))
     problems = []
     if unexpected:
         problems.append(f"{unexpected} unexpected answers")
+    if stuck:
+        problems.append(f"{stuck} clients still waited for an answer 70 s after they were told to stop: "
+                        "the idle readings below include their connections")
     if heap_growth is None:
         problems.append("the server's /metrics has no bootmae_heap_in_use_bytes")
     elif heap_growth > HEAP_GROWTH_LIMIT:

@@ -13,7 +13,7 @@ extension LoMaR: PretrainingObjective {
     /// config.json beside the encoder (official `forward(imgs, window_size, num_window, mask_ratio)`
     /// arguments and `norm_pix_loss`).
     public struct Settings: ObjectiveSettings {
-        /// K, the window side in patches; nil: half the grid, rounded, so that a window covers about
+        /// K, the window side in patches; nil: half the grid, rounded (at least 2), so that a window covers about
         /// the share of the image the official 7×7 covers of ViT-B's 14×14 grid (models_lomar.py
         /// `forward(imgs, window_size=7, …)`, the README's `--window_size 7` at 224 px).
         public var windowSize: Int?
@@ -75,7 +75,7 @@ extension LoMaR: PretrainingObjective {
     }
 
     public static let flags: [ObjectiveFlag] = [
-        .value("window-size", "Window side K in patches (default: half the patch grid, rounded; officially 7 of 14)."),
+        .value("window-size", "Window side K in patches (default: half the patch grid, rounded, at least 2; officially 7 of 14)."),
         .value("num-window", "Windows per image (default 4)."),
         .value("window-pairing", "distinct (default: every image gets all its windows) or official (the official code's "
                + "rows: image r mod N with window r mod M, so with N a multiple of M an image gets one window M times)."),
