@@ -92,7 +92,7 @@ public final class ModelLoader: @unchecked Sendable {
     public func load(_ id: String, completion: @escaping @Sendable (Result<LoadedModel, APIError>) -> Void) {
         queue.async { [self] in
             do { completion(.success(try loadNow(id, trigger: .api))) } catch let e as APIError { completion(.failure(e)) } catch {
-                completion(.failure(APIError(status: 500, type: "server_error", code: "internal_error", message: "\(error)")))
+                completion(.failure(internalError("loading", id, error)))
             }
         }
     }
@@ -101,9 +101,17 @@ public final class ModelLoader: @unchecked Sendable {
     public func unload(_ id: String, completion: @escaping @Sendable (Result<LoadedModel, APIError>) -> Void) {
         queue.async { [self] in
             do { completion(.success(try unloadNow(id, trigger: .api))) } catch let e as APIError { completion(.failure(e)) } catch {
-                completion(.failure(APIError(status: 500, type: "server_error", code: "internal_error", message: "\(error)")))
+                completion(.failure(internalError("unloading", id, error)))
             }
         }
+    }
+
+    /// A failure that is not the client's: the cause goes to the log, the answer says where to look
+    /// (as `Service.guarded` does for the other routes).
+    private func internalError(_ action: String, _ id: String, _ error: Error) -> APIError {
+        log("error: \(action) model '\(id)': \(error)")
+        return APIError(status: 500, type: "server_error", code: "internal_error",
+                        message: "internal error while \(action) model '\(id)'; the server log has the details")
     }
 
     /// Runs `body` on the loader queue after everything queued before it (tests).

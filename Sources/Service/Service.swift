@@ -215,7 +215,7 @@ public final class Service: @unchecked Sendable {
             return (files, try Body(fields: RequestFields(strings: fields.merging(request.query) { form, _ in form })))
         default:
             throw APIError.unsupportedMedia("unsupported Content-Type \(request.header("content-type") ?? "(none)"); "
-                + "send application/json, image/png, image/jpeg or multipart/form-data")
+                + "send application/json, image/png, image/jpeg (or application/octet-stream) or multipart/form-data")
         }
     }
 

@@ -50,7 +50,7 @@ public struct ServiceResponse: Sendable {
     /// an empty object the client would take for an answer.
     public static func json(_ value: some Encodable, status: Int = 200) -> ServiceResponse {
         guard let data = try? APIJSON.encoder.encode(value) else {
-            let body = #"{"error":{"code":"internal_error","message":"the answer holds a value JSON cannot write (not a finite number)","type":"server_error"}}"#
+            let body = #"{"error":{"code":"internal_error","message":"the answer holds a value JSON cannot write (not a finite number)","type":"server_error","param":null}}"#
             return ServiceResponse(status: 500, headers: [("Content-Type", "application/json")], body: Array(body.utf8))
         }
         return ServiceResponse(status: status, headers: [("Content-Type", "application/json")], body: [UInt8](data))

@@ -251,6 +251,38 @@ final class ServiceTests: XCTestCase {
         XCTAssertEqual(call("POST", "/v1/embeddings", json: ["input": png.base64EncodedString()]).status, 200, "still serving")
     }
 
+    /// `application/octet-stream` is a raw image body like `image/png` (openapi.yaml lists it): the same embedding.
+    func testOctetStreamBodyIsARawImage() throws {
+        let typed = call("POST", "/v1/embeddings", body: [UInt8](png), contentType: "image/png")
+        let untyped = call("POST", "/v1/embeddings", body: [UInt8](png), contentType: "application/octet-stream")
+        XCTAssertEqual(typed.status, 200)
+        XCTAssertEqual(untyped.status, 200)
+        XCTAssertEqual(untyped.response.body, typed.response.body)
+        let refused = call("POST", "/v1/embeddings", body: [UInt8](png), contentType: "text/plain")
+        XCTAssertEqual(refused.status, 415)
+        XCTAssertTrue((refused.json?["error"] as? [String: Any])?["message"].map { "\($0)".contains("application/octet-stream") } ?? false)
+    }
+
+    /// More images than the queue holds: 429 with Retry-After at once, nothing queued; draining: /readyz 503.
+    func testFullQueueAnswers429AndDrainingIsNotReady() throws {
+        var options = Service.Options()
+        options.maxImagesPerRequest = 8
+        let service = Service(registry: ServiceTests.service.registry, limits: .init(maxBatch: 1, maxDelay: 0, maxQueue: 1), options: options)
+        service.markReady()
+        let input = png.base64EncodedString()
+        let full = call("POST", "/v1/embeddings", json: ["input": [input, input]], service: service)
+        XCTAssertEqual(full.status, 429)
+        XCTAssertEqual((full.json?["error"] as? [String: Any])?["code"] as? String, "queue_full")
+        XCTAssertEqual(full.response.headers.first { $0.0.lowercased() == "retry-after" }?.1, "1")
+        XCTAssertEqual(call("POST", "/v1/embeddings", json: ["input": input], service: service).status, 200, "nothing was queued")
+        XCTAssertEqual(call("GET", "/readyz", service: service).status, 200)
+        service.markDraining()
+        let draining = call("GET", "/readyz", service: service)
+        XCTAssertEqual(draining.status, 503)
+        XCTAssertEqual(draining.json?["status"] as? String, "draining")
+        XCTAssertEqual(call("GET", "/healthz", service: service).status, 200, "alive while draining")
+    }
+
     /// An unexpected error is a 500 whose body does not reveal it; the log gets the details.
     func testUnexpectedErrorsAreLoggedNotSent() throws {
         struct Secret: Error, CustomStringConvertible { var description: String { "secret /etc/path detail" } }
