@@ -232,7 +232,7 @@ def main():
         problems.append(f"{unexpected} unexpected answers")
     if stuck:
         problems.append(f"{stuck} clients still waited for an answer 70 s after they were told to stop: "
-                        "the idle readings below include their connections")
+                        "the idle readings include their connections")
     if heap_growth is None:
         problems.append("the server's /metrics has no bootmae_heap_in_use_bytes")
     elif heap_growth > HEAP_GROWTH_LIMIT:

@@ -57,8 +57,8 @@ extension LoMaR: PretrainingObjective {
             let ratio = maskRatio ?? 0.8
             if !(ratio > 0 && ratio < 1) {
                 errors.append("mask_ratio must be between 0 and 1 (exclusive), got \(ratio)")
-            } else if windowFits, !(1..<(k * k)).contains(maskedCount(window: k)) {
-                errors.append("mask_ratio \(ratio) masks \(maskedCount(window: k)) of a window's \(k * k) patches; LoMaR needs 1...\(k * k - 1)")
+            } else if windowFits, case let masked = maskedCount(window: k), !(1..<(k * k)).contains(masked) {
+                errors.append("mask_ratio \(ratio) masks \(masked) of a window's \(k * k) patches; LoMaR needs 1...\(k * k - 1)")
             }
             if encoder.posEmbed != .absent { errors.append("LoMaR's encoder has no absolute positions: pos_embed must be \"none\"") }
             if encoder.relativePosition == nil {

@@ -45,10 +45,10 @@ public struct ParameterInit: Sendable {
                 xavier(fanIn: shape[1], fanOut: perBlock ? shape[0] / 3 : shape[0])
             } else if shape.count == 1 && name.hasSuffix(".weight") {
                 fill { _ in 1 }   // LayerNorm scale
-            } else if name.hasSuffix("rpe_k.lookup_table_weight") {
-                fill { _ in 0 }   // iRPE tables: irpe.py creates them as zeros and passes no initializer
             } else {
-                fill { _ in 0 }   // biases, q_bias, v_bias
+                // Biases, q_bias, v_bias, and the iRPE tables (irpe.py creates them as zeros and
+                // passes no initializer).
+                fill { _ in 0 }
             }
         }
     }
